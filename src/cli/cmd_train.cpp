@@ -1,0 +1,10 @@
+// Placeholder until the owning issue lands its command (replaced, never shipped as is).
+#include "cli/commands.h"
+#include "util/error.h"
+namespace sft::cli {
+void register_train(CLI::App& app) {
+  auto* sub = app.add_subcommand("train", "(not built yet)");
+  sub->allow_extras();
+  sub->callback([] { throw Error("sft train: not implemented yet"); });
+}
+}  // namespace sft::cli

@@ -1,0 +1,46 @@
+// config.json of a Hugging Face decoder model folder (Qwen2/Qwen2.5, Llama/Llama 3.x, SmolLM2).
+#pragma once
+#include <cstdint>
+#include <filesystem>
+#include <optional>
+#include <string>
+
+namespace sft::io {
+
+struct RopeScaling {  // Llama 3 "rope_scaling": {"rope_type"/"type": "llama3", ...}
+  std::string type;   // "" = none, "llama3"
+  double factor = 1.0;
+  double low_freq_factor = 1.0;
+  double high_freq_factor = 4.0;
+  int64_t original_max_position_embeddings = 8192;
+};
+
+struct ModelConfig {
+  std::string model_type;    // "qwen2" or "llama"
+  std::string architecture;  // architectures[0], e.g. "Qwen2ForCausalLM"
+  int64_t hidden_size = 0;
+  int64_t intermediate_size = 0;
+  int64_t num_hidden_layers = 0;
+  int64_t num_attention_heads = 0;
+  int64_t num_key_value_heads = 0;
+  int64_t head_dim = 0;  // from config when present, else hidden_size / num_attention_heads
+  int64_t vocab_size = 0;
+  int64_t max_position_embeddings = 0;
+  double rope_theta = 10000.0;
+  double rms_norm_eps = 1e-6;
+  bool tie_word_embeddings = false;
+  bool attention_bias = false;  // q/k/v bias: always true for qwen2, config "attention_bias" for llama
+  RopeScaling rope_scaling;
+  std::string torch_dtype = "float32";
+  std::optional<int64_t> bos_token_id, eos_token_id, pad_token_id;
+
+  int64_t num_parameters() const;  // exact count as transformers reports (tied head counted once)
+};
+
+// Parses and validates config.json (throws sft::Error naming the file and key).
+ModelConfig load_model_config(const std::filesystem::path& config_json);
+ModelConfig parse_model_config(const std::string& json_text, const std::string& path_for_errors);
+// Serialises a config.json transformers loads (keeps model_type specific keys).
+std::string model_config_to_json(const ModelConfig& cfg);
+
+}  // namespace sft::io

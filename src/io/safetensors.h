@@ -1,0 +1,73 @@
+// safetensors reading (memory-mapped, fully validated) and writing (transformers-loadable, atomic).
+#pragma once
+#include <cstdint>
+#include <filesystem>
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "util/file_util.h"
+
+namespace sft::io {
+
+enum class DType { F32, BF16, F16, I64, I32, U8, BOOL, F64, I16, I8 };
+size_t dtype_size(DType d);
+const char* dtype_name(DType d);  // "F32", "BF16", ...
+
+struct TensorInfo {
+  std::string name;
+  DType dtype = DType::F32;
+  std::vector<int64_t> shape;
+  size_t begin = 0, end = 0;  // byte offsets relative to the data section
+  int64_t numel() const;
+};
+
+// One .safetensors file, memory-mapped. The constructor validates every rule of the format and throws sft::Error
+// naming the file and tensor on the first violation.
+class SafetensorsFile {
+ public:
+  explicit SafetensorsFile(const std::filesystem::path& path);
+  const std::vector<TensorInfo>& tensors() const { return tensors_; }
+  const TensorInfo* find(const std::string& name) const;
+  const uint8_t* data(const TensorInfo& t) const;
+  const std::map<std::string, std::string>& metadata() const { return metadata_; }
+  const std::filesystem::path& path() const { return map_.path(); }
+
+ private:
+  MappedFile map_;
+  size_t data_start_ = 0;
+  std::vector<TensorInfo> tensors_;
+  std::map<std::string, std::string> metadata_;
+};
+
+// All weights of a model folder: model.safetensors, or shards listed by model.safetensors.index.json.
+// Refuses pytorch_model.bin with a message saying how to convert.
+class WeightStore {
+ public:
+  static WeightStore open(const std::filesystem::path& model_dir);
+  bool has(const std::string& name) const;
+  const TensorInfo& info(const std::string& name) const;  // throws naming the tensor when absent
+  std::vector<std::string> names() const;
+  // Converts to float32 / bf16 into dst (numel elements); throws if expected_shape (when non-empty) differs.
+  void read_f32(const std::string& name, float* dst, const std::vector<int64_t>& expected_shape = {}) const;
+  void read_bf16(const std::string& name, uint16_t* dst, const std::vector<int64_t>& expected_shape = {}) const;
+
+ private:
+  std::vector<std::unique_ptr<SafetensorsFile>> files_;
+  std::map<std::string, std::pair<const SafetensorsFile*, const TensorInfo*>> index_;
+};
+
+struct TensorToWrite {
+  std::string name;
+  DType dtype;
+  std::vector<int64_t> shape;
+  const void* data;  // numel * dtype_size bytes, little-endian C order
+};
+
+// Writes one safetensors file atomically: tensors sorted by name, header padded with spaces to 8 bytes,
+// "__metadata__": {"format": "pt", ...extra}.
+void write_safetensors(const std::filesystem::path& path, std::vector<TensorToWrite> tensors,
+                       const std::map<std::string, std::string>& extra_metadata = {});
+
+}  // namespace sft::io

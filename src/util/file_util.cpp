@@ -1,0 +1,107 @@
+#include "util/file_util.h"
+
+#include <fcntl.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+#include <fstream>
+#include <random>
+#include <sstream>
+
+#include "util/error.h"
+
+namespace sft {
+
+std::string read_file(const fs::path& path) {
+  std::ifstream in(path, std::ios::binary);
+  SFT_CHECK(in.good(), path.string(), ": cannot open (", std::strerror(errno), ")");
+  std::ostringstream ss;
+  ss << in.rdbuf();
+  SFT_CHECK(!in.bad(), path.string(), ": read error");
+  return ss.str();
+}
+
+void write_all(int fd, const void* data, size_t n, const fs::path& path) {
+  const char* p = static_cast<const char*>(data);
+  while (n > 0) {
+    ssize_t w = ::write(fd, p, n);
+    if (w < 0 && errno == EINTR) continue;
+    SFT_CHECK(w > 0, path.string(), ": write failed (", std::strerror(errno), ")");
+    p += w;
+    n -= static_cast<size_t>(w);
+  }
+}
+
+void write_file_atomic_fd(const fs::path& path, const std::function<void(int fd)>& writer) {
+  fs::path dir = path.parent_path().empty() ? fs::path(".") : path.parent_path();
+  std::random_device rd;
+  std::string tmp_name = ".";
+  tmp_name += path.filename().string();
+  tmp_name += ".tmp";
+  tmp_name += std::to_string(rd() % 1000000);
+  fs::path tmp = dir / tmp_name;
+  int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+  SFT_CHECK(fd >= 0, tmp.string(), ": cannot create (", std::strerror(errno), ")");
+  try {
+    writer(fd);
+    SFT_CHECK(::fsync(fd) == 0, tmp.string(), ": fsync failed (", std::strerror(errno), ")");
+  } catch (...) {
+    ::close(fd);
+    ::unlink(tmp.c_str());
+    throw;
+  }
+  ::close(fd);
+  std::error_code ec;
+  fs::rename(tmp, path, ec);
+  if (ec) {
+    ::unlink(tmp.c_str());
+    throw Error(path.string() + ": cannot rename temp file into place (" + ec.message() + ")");
+  }
+}
+
+void write_file_atomic(const fs::path& path, std::string_view data) {
+  write_file_atomic_fd(path, [&](int fd) { write_all(fd, data.data(), data.size(), path); });
+}
+
+MappedFile::MappedFile(const fs::path& path) : path_(path) {
+  int fd = ::open(path.c_str(), O_RDONLY);
+  SFT_CHECK(fd >= 0, path.string(), ": cannot open (", std::strerror(errno), ")");
+  struct stat st {};
+  if (::fstat(fd, &st) != 0) {
+    ::close(fd);
+    throw Error(path.string() + ": cannot stat");
+  }
+  size_ = static_cast<size_t>(st.st_size);
+  if (size_ > 0) {
+    void* p = ::mmap(nullptr, size_, PROT_READ, MAP_PRIVATE, fd, 0);
+    if (p == MAP_FAILED) {
+      ::close(fd);
+      throw Error(path.string() + ": mmap failed (" + std::strerror(errno) + ")");
+    }
+    data_ = static_cast<const uint8_t*>(p);
+  }
+  ::close(fd);
+}
+
+MappedFile::MappedFile(MappedFile&& o) noexcept { *this = std::move(o); }
+
+MappedFile& MappedFile::operator=(MappedFile&& o) noexcept {
+  if (this != &o) {
+    if (data_) ::munmap(const_cast<uint8_t*>(data_), size_);
+    data_ = o.data_;
+    size_ = o.size_;
+    path_ = std::move(o.path_);
+    o.data_ = nullptr;
+    o.size_ = 0;
+  }
+  return *this;
+}
+
+MappedFile::~MappedFile() {
+  if (data_) ::munmap(const_cast<uint8_t*>(data_), size_);
+}
+
+}  // namespace sft

@@ -1,0 +1,47 @@
+// Small file helpers shared by every layer: whole-file reads with clear errors, and atomic writes
+// (temp name in the same folder, fsync, rename) so that nothing half-written is ever left behind.
+#pragma once
+#include <cstddef>
+#include <cstdint>
+#include <filesystem>
+#include <functional>
+#include <string>
+#include <string_view>
+
+namespace sft {
+
+namespace fs = std::filesystem;
+
+// Reads a whole file; throws sft::Error naming the path when it cannot.
+std::string read_file(const fs::path& path);
+
+// Writes `data` to `path` atomically (tmp file + fsync + rename).
+void write_file_atomic(const fs::path& path, std::string_view data);
+
+// Calls writer(fd) on a temp file next to `path`, fsyncs and renames it over `path`; on exception the temp is removed.
+void write_file_atomic_fd(const fs::path& path, const std::function<void(int fd)>& writer);
+
+// write(2) loop that throws with the path on short writes.
+void write_all(int fd, const void* data, size_t n, const fs::path& path_for_errors);
+
+// A read-only memory map of a whole file (munmap on destruction).
+class MappedFile {
+ public:
+  MappedFile() = default;
+  explicit MappedFile(const fs::path& path);
+  MappedFile(MappedFile&& o) noexcept;
+  MappedFile& operator=(MappedFile&& o) noexcept;
+  MappedFile(const MappedFile&) = delete;
+  MappedFile& operator=(const MappedFile&) = delete;
+  ~MappedFile();
+  const uint8_t* data() const { return data_; }
+  size_t size() const { return size_; }
+  const fs::path& path() const { return path_; }
+
+ private:
+  const uint8_t* data_ = nullptr;
+  size_t size_ = 0;
+  fs::path path_;
+};
+
+}  // namespace sft
