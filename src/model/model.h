@@ -1,0 +1,94 @@
+// The decoder-only model family (Qwen2/Qwen2.5, Llama/Llama 3.x, SmolLM2): parameters, explicit forward and
+// backward passes written against the kernel interface (backend/kernels.h), never against a device.
+//
+// CONTRACT shared by train/, eval/, generate/ and backend/cuda: keep these names; extend, don't rename.
+#pragma once
+#include <cstdint>
+#include <filesystem>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "io/hf_config.h"
+
+namespace sft::backend {
+class Backend;
+}
+
+namespace sft::model {
+
+enum class Precision { F32, BF16 };  // compute precision of matmuls; master weights, grads, norms, softmax, loss: fp32
+
+// A batch of B rows of T tokens (row-major [B*T]).
+// labels follow the Hugging Face convention: same positions as input_ids, the model shifts them by one inside a row
+// (position t is trained to predict labels[t+1]); -100 = ignored. Attention is causal and restricted to tokens of the
+// same row with the same doc_id; padding tokens have doc_id -1 (they attend to nothing and nothing attends to them).
+// position_ids restart at 0 for every document (packing) and every row.
+struct Batch {
+  int64_t B = 0, T = 0;
+  std::vector<int32_t> input_ids, position_ids, doc_ids, labels;
+  // Convenience: one unpadded sequence per row, right-padded with pad_id, positions 0.., doc id = row index.
+  static Batch from_sequences(const std::vector<std::vector<int32_t>>& seqs,
+                              const std::vector<std::vector<int32_t>>& labels, int32_t pad_id);
+  int64_t count_targets() const;  // number of (shifted) labels != -100
+};
+
+struct LossSum {
+  double sum = 0.0;        // sum of token cross-entropies (nats) over targets
+  int64_t n_targets = 0;   // number of targets that contributed
+};
+
+// A trainable tensor as the optimizer sees it: fp32 master value and fp32 gradient, both in backend memory.
+struct ParamRef {
+  std::string name;  // HF name, e.g. "model.layers.0.self_attn.q_proj.weight"
+  std::vector<int64_t> shape;
+  float* value = nullptr;
+  float* grad = nullptr;
+  int64_t numel = 0;
+  bool decay = true;  // false for norms and biases (no weight decay)
+};
+
+class Model {
+ public:
+  virtual ~Model() = default;
+
+  // Loads an HF folder (config.json + safetensors); weights become fp32 masters on the backend.
+  static std::unique_ptr<Model> load(const std::filesystem::path& dir, backend::Backend& be, Precision p);
+  // Random init (normal(0, 0.02) matrices, ones for norms, zero biases) for tests and benchmarks.
+  static std::unique_ptr<Model> random(const io::ModelConfig& cfg, uint64_t seed, backend::Backend& be, Precision p);
+
+  virtual const io::ModelConfig& config() const = 0;
+  virtual Precision precision() const = 0;
+  virtual backend::Backend& backend() = 0;
+
+  // Training: forward + backward of one micro-batch. Gradients are ACCUMULATED (+=) into ParamRef::grad, scaled by
+  // loss_scale (the trainer passes 1 / targets-in-the-whole-optimizer-step). Returns the unscaled loss sum.
+  virtual LossSum forward_backward(const Batch& batch, float loss_scale) = 0;
+  // Evaluation loss without gradients.
+  virtual LossSum forward_loss(const Batch& batch) = 0;
+  virtual void zero_grad() = 0;
+  virtual std::vector<ParamRef> parameters() = 0;  // in a fixed order (HF names); tied head appears once
+  // Call after the optimizer changed fp32 masters (refreshes bf16 weight copies in BF16 mode).
+  virtual void on_weights_updated() = 0;
+
+  // Scoring (eval): for every position t of every row, log p(input_ids[t+1] | prefix) and whether it was the argmax;
+  // out vectors have B*T entries, the last position of each row and padding get 0 / false.
+  virtual void next_token_logprobs(const Batch& batch, std::vector<float>& logprob, std::vector<uint8_t>& is_greedy) = 0;
+  // Full logits [B*T, V] in fp32 (tests / small inputs only; the training path never materialises them).
+  virtual std::vector<float> logits(const Batch& batch) = 0;
+
+  // Generation with a KV cache: a session holds per-layer K/V for up to max_len positions of one sequence.
+  struct KVSession {
+    virtual ~KVSession() = default;
+    virtual int64_t length() const = 0;
+    // Appends tokens (positions length()..), returns logits [V] of the last appended token.
+    virtual std::vector<float> append(const std::vector<int32_t>& tokens) = 0;
+    virtual void truncate(int64_t new_length) = 0;  // drop cached positions >= new_length
+  };
+  virtual std::unique_ptr<KVSession> new_session(int64_t max_len) = 0;
+
+  // Writes config.json + model.safetensors (fp32, or bf16 when dtype == "bfloat16") atomically into dir.
+  virtual void save(const std::filesystem::path& dir, const std::string& dtype = "float32") = 0;
+};
+
+}  // namespace sft::model
