@@ -81,8 +81,9 @@ class Model {
   struct KVSession {
     virtual ~KVSession() = default;
     virtual int64_t length() const = 0;
-    // Appends tokens (positions length()..), returns logits [V] of the last appended token.
-    virtual std::vector<float> append(const std::vector<int32_t>& tokens) = 0;
+    // Appends tokens (positions length()..). Returns fp32 logits of the last appended token [V], or of every appended
+    // token [n*V] when all_positions (eval scores a continuation after a cached context this way).
+    virtual std::vector<float> append(const std::vector<int32_t>& tokens, bool all_positions = false) = 0;
     virtual void truncate(int64_t new_length) = 0;  // drop cached positions >= new_length
   };
   virtual std::unique_ptr<KVSession> new_session(int64_t max_len) = 0;
