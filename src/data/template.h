@@ -1,0 +1,107 @@
+// Prompt templates and label masks: Example -> (input_ids, labels) with exact prompt/response alignment.
+//
+// Templates (byte-exact, see docs/arch/data.md and the brief):
+//   alpaca  stanford_alpaca's PROMPT_DICT; with input:
+//             "Below is an instruction that describes a task, paired with an input that provides further context. "
+//             "Write a response that appropriately completes the request.\n\n### Instruction:\n{instruction}\n\n"
+//             "### Input:\n{input}\n\n### Response:"
+//           without input (input empty): "Below is an instruction that describes a task. Write a response that "
+//             "appropriately completes the request.\n\n### Instruction:\n{instruction}\n\n### Response:"
+//           target = output, then the tokenizer's eos_id (as an id, never as text). Chat rows are rejected.
+//   chatml  Qwen's ChatML. Each turn is "<|im_start|>{role}\n{content}<|im_end|>\n". System policy: a system block is
+//           emitted only when the row has a system message or TemplateOptions::system_prompt is non-empty (no
+//           built-in default such as Qwen2.5's "You are Qwen..."; a row's own system message wins). Instruction rows
+//           become one user turn (instruction, plus "\n\n" + input when input is non-empty) and one assistant turn.
+//           Targets: the content of EVERY assistant turn plus its <|im_end|> token; everything else (system/user
+//           turns, the "<|im_start|>assistant\n" header, the "\n" after <|im_end|>) is masked. <|im_end|> is the
+//           end-of-target token (Qwen Instruct's eos, what `sft chat` stops on); the tokenizer's eos_id is NOT added
+//           (a ChatML transcript never contains <|endoftext|>). Needs <|im_start|> and <|im_end|> in the vocab.
+//   plain   instruction, "\n" + input (when non-empty), "\n" (prompt), then output + eos_id (target).
+//
+// Tokenisation: each prompt piece and each response piece is encoded SEPARATELY and the ids are concatenated.
+// Encoding the full text and masking "the prompt's token count" is wrong with BPE: the pre-tokenizer can merge the
+// boundary ("### Response:" + "Hello" -> the single pre-token ":Hello"), so the prompt's own token count no longer
+// marks the boundary: a response token gets masked or a prompt token becomes a target, and the training
+// tokenization differs from inference, where the prompt is encoded alone and the model continues it.
+#pragma once
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "data/dataset.h"
+
+namespace sft::tok {
+class Tokenizer;
+}
+
+namespace sft::data {
+
+inline constexpr int32_t kIgnoreIndex = -100;
+
+enum class Template { Alpaca, ChatML, Plain };
+Template parse_template(std::string_view name);  // "alpaca" | "chatml" | "plain"; throws listing the valid names
+const char* template_name(Template t);
+
+struct TemplateOptions {
+  Template tmpl = Template::Alpaca;
+  bool train_on_inputs = false;  // true: every token is a target (labels = ids, except the first token of a sample)
+  std::string system_prompt;     // chatml only: used when a row has no system message; empty = no system block
+};
+
+// A rendered example: text pieces in order, each either prompt (masked) or target.
+struct Segment {
+  std::string text;
+  bool target = false;
+  bool append_eos = false;  // after this segment's tokens: alpaca/plain add eos_id; chatml adds <|im_end|>
+};
+std::vector<Segment> render(const Example& ex, const TemplateOptions& opts);
+
+// The inference prompt for the same template (what `sft generate`/`sft chat` must feed so that inference matches
+// training): alpaca/plain -> prompt text up to "### Response:" / the final "\n"; chatml -> the rendered turns
+// followed by "<|im_start|>assistant\n".
+std::string inference_prompt(const std::string& instruction, const std::string& input, const TemplateOptions& opts);
+std::string inference_chat_prompt(const std::vector<Message>& messages, const TemplateOptions& opts);
+
+// What the data layer needs from a tokenizer; TokenizerEncoder adapts sft::tok::Tokenizer, tests may fake it.
+// encode() must be thread-safe if prepare_dataset is given more than one thread.
+class TextEncoder {
+ public:
+  virtual ~TextEncoder() = default;
+  virtual std::vector<int32_t> encode(std::string_view text) const = 0;  // no BOS/EOS added
+  virtual std::optional<int32_t> eos_id() const = 0;
+  virtual std::optional<int32_t> token_to_id(std::string_view token) const = 0;
+  // Prepended once at the start of every sample when set (Llama 3 / SmolLM-style BOS); masked.
+  virtual std::optional<int32_t> bos_id() const { return std::nullopt; }
+};
+
+class TokenizerEncoder final : public TextEncoder {
+ public:
+  // bos_id() is set only when the tokenizer's post-processor adds a BOS (HF encode(add_special_tokens=True)
+  // semantics: Llama 3 yes; Qwen and SmolLM2 no), detected by encoding a probe text with and without specials.
+  explicit TokenizerEncoder(const tok::Tokenizer& tok);
+  std::vector<int32_t> encode(std::string_view text) const override;
+  std::optional<int32_t> eos_id() const override;
+  std::optional<int32_t> token_to_id(std::string_view token) const override;
+  std::optional<int32_t> bos_id() const override;
+
+ private:
+  const tok::Tokenizer& tok_;
+  std::optional<int32_t> bos_;
+};
+
+// One tokenized training sample, labels in HF convention (same positions as ids; the model shifts by one).
+// Invariants: ids.size() == labels.size(); labels[0] == -100 (nothing predicts the first token); every other label
+// is either -100 or equal to ids[i]; `targets` == number of labels != -100.
+struct Sample {
+  std::vector<int32_t> ids, labels;
+  int64_t targets = 0;
+  int32_t source_index = -1;  // index into the examples it came from (for messages and reports)
+};
+
+// Renders and tokenizes one example. Throws sft::Error naming ex.origin when the template cannot apply
+// (chat row with alpaca/plain, missing eos_id, chatml without <|im_start|>/<|im_end|>, no target tokens).
+Sample tokenize_example(const Example& ex, const TemplateOptions& opts, const TextEncoder& enc);
+
+}  // namespace sft::data
