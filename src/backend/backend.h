@@ -2,8 +2,18 @@
 // it (scalar reference + fast version of every kernel), backend/cuda implements it for NVIDIA GPUs.
 // model/ and train/ include this header only, never a concrete backend; concrete backends never include model/.
 //
-// CONTRACT: the memory and optimizer part below is used by train/ already; the compute kernels are added by the
-// model issue in this same class (see docs/ARCHITECTURE.md, "Kernel interface").
+// CONTRACT: the memory and optimizer part is used by train/; the compute kernels are used by model/ and implemented
+// by backend/cpu (two implementations: make_cpu_reference_backend() = plain scalar loops, the oracle of every fast
+// kernel; make_cpu_backend() = oneDNN + OpenMP) and backend/cuda.
+//
+// Conventions for every kernel below:
+//  - All pointers are device pointers (host pointers for the CPU backends) obtained from alloc().
+//  - Tensors are dense row-major (C order). "[N, H]" means N rows of H contiguous elements.
+//  - "tokens" N = B*T (rows of a batch flattened); "heads" tensors are [N, n_heads, head_dim].
+//  - Activations, gradients, norms, softmax, loss: fp32. Only gemm operands may be bf16 (uint16_t storage, the upper
+//    half of an fp32), with fp32 accumulation and fp32 output.
+//  - Functions documented "(+=)" accumulate into their output; all others overwrite it.
+//  - Kernels may run asynchronously on a device; download()/synchronize() order them with the host.
 #pragma once
 #include <cstddef>
 #include <cstdint>
@@ -17,10 +27,20 @@ struct AdamWArgs {
   int64_t step = 1;  // 1-based, for bias correction
 };
 
+enum class DType : uint8_t { F32, BF16 };
+
+// Attention geometry for a batch: B rows of T tokens, per-token doc ids ([B*T], -1 = padding).
+// Query head h uses kv head h / (n_heads / n_kv_heads) (GQA). Token i of a row attends to token j of the same row iff
+// j <= i and doc[j] == doc[i] != -1. Padding tokens (doc -1) produce output 0 and receive/give no gradient.
+struct AttnShape {
+  int64_t B = 0, T = 0, n_heads = 0, n_kv_heads = 0, head_dim = 0;
+  float scale = 0;  // usually head_dim^-0.5
+};
+
 class Backend {
  public:
   virtual ~Backend() = default;
-  virtual std::string name() const = 0;  // "cpu", "cuda:0"
+  virtual std::string name() const = 0;  // "cpu", "cpu-reference", "cuda:0"
 
   // ---- memory (device memory for cuda, host memory for cpu) ----
   virtual void* alloc(size_t bytes) = 0;  // zero-initialised, 64-byte aligned at least
@@ -29,6 +49,8 @@ class Backend {
   virtual void download(void* host_dst, const void* src, size_t bytes) = 0;
   virtual void zero(void* p, size_t bytes) = 0;
   virtual void synchronize() = 0;
+  // device-to-device copy
+  virtual void copy(void* dst, const void* src, size_t bytes) = 0;
 
   // ---- optimizer (fp32 master weights) ----
   // torch.optim.AdamW semantics: p -= lr*wd*p; m = b1*m + (1-b1)*g; v = b2*v + (1-b2)*g^2;
@@ -36,10 +58,73 @@ class Backend {
   virtual void adamw_step(float* param, const float* grad, float* m, float* v, int64_t n, const AdamWArgs& a) = 0;
   virtual double sum_squares(const float* x, int64_t n) = 0;  // accumulated in double
   virtual void scale(float* x, float s, int64_t n) = 0;
+
+  // ---- elementwise / conversions ----
+  virtual void add(float* y, const float* x, int64_t n) = 0;  // y += x
+  virtual void f32_to_bf16(uint16_t* dst, const float* src, int64_t n) = 0;  // round to nearest even (torch cast)
+  virtual void bf16_to_f32(float* dst, const uint16_t* src, int64_t n) = 0;
+
+  // ---- matrix multiply ----
+  // C[M,N] = alpha * op(A) @ op(B) + beta * C, fp32 accumulation, C fp32 with leading dimension ldc.
+  // op(A) is [M,K]: A stored [M,K] (lda >= K) or, when trans_a, stored [K,M] (lda >= M); likewise op(B) is [K,N]:
+  // B stored [K,N] (ldb >= N) or, when trans_b, stored [N,K] (ldb >= K). A and B both have dtype ab (F32 or BF16).
+  // beta is 0 (overwrite; C may hold garbage/NaN) or 1 (accumulate).
+  // Typical uses (W = [out, in] as HF stores it): forward Y = X @ W^T (trans_b); dX = dY @ W; dW += dY^T @ X (trans_a).
+  virtual void gemm(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, float alpha, const void* A,
+                    int64_t lda, const void* B, int64_t ldb, float beta, float* C, int64_t ldc, DType ab) = 0;
+  virtual void add_bias(float* y, const float* bias, int64_t rows, int64_t cols) = 0;       // y[r,c] += bias[c]
+  virtual void bias_grad(float* dbias, const float* dy, int64_t rows, int64_t cols) = 0;    // (+=) column sums
+
+  // ---- embedding ----
+  // out[i,:] = table[ids[i],:]   (table [V,H], ids [n] in [0,V) — the caller validates ids)
+  virtual void embedding_forward(float* out, const float* table, const int32_t* ids, int64_t n, int64_t H) = 0;
+  // (+=) dtable[ids[i],:] += dout[i,:]
+  virtual void embedding_backward(float* dtable, const float* dout, const int32_t* ids, int64_t n, int64_t H) = 0;
+
+  // ---- RMSNorm (transformers LlamaRMSNorm/Qwen2RMSNorm in fp32) ----
+  // rstd[i] = 1/sqrt(mean(x[i,:]^2) + eps); y = w * (x * rstd). rstd [n] is saved for the backward.
+  virtual void rmsnorm_forward(float* y, float* rstd, const float* x, const float* w, int64_t n, int64_t H,
+                               float eps) = 0;
+  // dx (+=) rstd*(dy*w - xhat*mean(dy*w*xhat)) with xhat = x*rstd;  dw (+=) sum_i dy*xhat.
+  virtual void rmsnorm_backward(float* dx, float* dw, const float* dy, const float* x, const float* w,
+                                const float* rstd, int64_t n, int64_t H) = 0;
+
+  // ---- RoPE (half-split rotate_half, as transformers), in place on x [n, heads, head_dim] ----
+  // angle(i, f) = float(pos[i]) * inv_freq[f] in fp32, f < head_dim/2; x' = x*cos + rotate_half(x)*sin.
+  // inverse = true applies the transpose rotation (the backward of the forward rotation).
+  virtual void rope(float* x, const int32_t* pos, const float* inv_freq, int64_t n, int64_t heads, int64_t head_dim,
+                    bool inverse) = 0;
+
+  // ---- attention (softmax(q k^T * scale + mask) v, fp32, doc-id causal masking; see AttnShape) ----
+  // q, out [B*T, n_heads, d]; k, v [B*T, n_kv_heads, d]; doc [B*T]; lse [B*T, n_heads] = log-sum-exp of the scaled
+  // scores of each query (saved for the backward; -inf-free: 0 for padding).
+  virtual void attention_forward(float* out, float* lse, const float* q, const float* k, const float* v,
+                                 const int32_t* doc, const AttnShape& s) = 0;
+  // dq [B*T,n_heads,d], dk, dv [B*T,n_kv_heads,d] are overwritten.
+  virtual void attention_backward(float* dq, float* dk, float* dv, const float* dout, const float* q,
+                                  const float* k, const float* v, const float* out, const float* lse,
+                                  const int32_t* doc, const AttnShape& s) = 0;
+
+  // ---- SwiGLU: h = silu(gate) * up (n elements) ----
+  virtual void swiglu_forward(float* h, const float* gate, const float* up, int64_t n) = 0;
+  virtual void swiglu_backward(float* dgate, float* dup, const float* dh, const float* gate, const float* up,
+                               int64_t n) = 0;
+
+  // ---- softmax cross-entropy over the vocabulary, one chunk of rows of logits [rows, V] (fp32) ----
+  // For each row r with target t = targets[r] (>= 0; rows with t < 0 are skipped and get loss 0 / grad 0):
+  //   loss[r] = logsumexp(logits[r,:]) - logits[r,t]           (nats, fp32 math, the torch cross_entropy value)
+  //   greedy[r] = (logits[r,t] is the maximum; ties resolve to the lowest index as torch.argmax)  (when non-null)
+  //   when grad_scale != 0: logits[r,:] is overwritten IN PLACE by grad_scale * (softmax(logits[r,:]) - onehot(t)),
+  //   rows with t < 0 become 0.
+  virtual void softmax_cross_entropy(float* logits, float* loss, uint8_t* greedy, const int32_t* targets,
+                                     int64_t rows, int64_t V, float grad_scale) = 0;
 };
 
-// The CPU backend (always built).
+// The CPU backend (always built): oneDNN matmuls, OpenMP-parallel fast kernels.
 std::unique_ptr<Backend> make_cpu_backend();
+// The plain scalar reference of every CPU kernel (single thread, straightforward loops, double accumulators where it
+// matters): the oracle the fast CPU and CUDA kernels are tested against. Slow; tests only.
+std::unique_ptr<Backend> make_cpu_reference_backend();
 // The CUDA backend when built with SFT_CUDA (throws sft::Error naming the reason otherwise or when no device).
 std::unique_ptr<Backend> make_cuda_backend(int device_index);
 

@@ -1,0 +1,113 @@
+#include "backend/cpu/dnnl_gemm.h"
+
+#include <map>
+#include <mutex>
+#include <string>
+#include <tuple>
+#include <vector>
+
+#include "dnnl.hpp"
+#include "util/bf16.h"
+#include "util/error.h"
+
+namespace sft::backend::cpu {
+namespace {
+
+using Key = std::tuple<bool, bool, int64_t, int64_t, int64_t, int64_t, int64_t, int64_t, int, float, float>;
+
+struct DnnlState {
+  dnnl::engine engine{dnnl::engine::kind::cpu, 0};
+  dnnl::stream stream{engine};
+  std::map<Key, dnnl::matmul> cache;
+  std::mutex mu;
+};
+
+DnnlState& state() {
+  static DnnlState s;
+  return s;
+}
+
+dnnl::memory::desc md(int64_t rows, int64_t cols, bool trans, int64_t ld, dnnl::memory::data_type dt) {
+  // logical [rows, cols]; stored row-major with leading dimension ld, or transposed ([cols, rows] storage).
+  dnnl::memory::dims strides = trans ? dnnl::memory::dims{1, ld} : dnnl::memory::dims{ld, 1};
+  return dnnl::memory::desc({rows, cols}, dt, strides);
+}
+
+dnnl::matmul make_primitive(const Key& key) {
+  auto [ta, tb, M, N, K, lda, ldb, ldc, dti, alpha, beta] = key;
+  auto dt = dti == 0 ? dnnl::memory::data_type::f32 : dnnl::memory::data_type::bf16;
+  auto a = md(M, K, ta, lda, dt), b = md(K, N, tb, ldb, dt);
+  auto c = dnnl::memory::desc({M, N}, dnnl::memory::data_type::f32, dnnl::memory::dims{ldc, 1});
+  dnnl::primitive_attr attr;
+  if (alpha != 1.0f) attr.set_output_scales(0, {alpha});
+  if (beta != 0.0f) {
+    dnnl::post_ops po;
+    po.append_sum(beta);
+    attr.set_post_ops(po);
+  }
+  dnnl::matmul::primitive_desc pd(dnnl::matmul::desc(a, b, c), attr, state().engine);
+  return dnnl::matmul(pd);
+}
+
+void run(bool ta, bool tb, int64_t M, int64_t N, int64_t K, float alpha, const void* A, int64_t lda, const void* B,
+         int64_t ldb, float beta, float* C, int64_t ldc, int dti) {
+  DnnlState& s = state();
+  Key key{ta, tb, M, N, K, lda, ldb, ldc, dti, alpha, beta};
+  dnnl::matmul prim;
+  {
+    std::lock_guard<std::mutex> lock(s.mu);
+    auto it = s.cache.find(key);
+    if (it == s.cache.end()) it = s.cache.emplace(key, make_primitive(key)).first;
+    prim = it->second;
+  }
+  auto dt = dti == 0 ? dnnl::memory::data_type::f32 : dnnl::memory::data_type::bf16;
+  dnnl::memory am(md(M, K, ta, lda, dt), s.engine, const_cast<void*>(A));
+  dnnl::memory bm(md(K, N, tb, ldb, dt), s.engine, const_cast<void*>(B));
+  dnnl::memory cm(dnnl::memory::desc({M, N}, dnnl::memory::data_type::f32, dnnl::memory::dims{ldc, 1}), s.engine, C);
+  prim.execute(s.stream, {{DNNL_ARG_SRC, am}, {DNNL_ARG_WEIGHTS, bm}, {DNNL_ARG_DST, cm}});
+  s.stream.wait();
+}
+
+// Widens a bf16 matrix (rows x cols logical, possibly transposed storage) into a dense fp32 copy with the same layout.
+std::vector<float> widen(const void* p, int64_t rows, int64_t cols, bool trans, int64_t ld) {
+  const int64_t outer = trans ? cols : rows, inner = trans ? rows : cols;
+  std::vector<float> out(static_cast<size_t>(outer * inner));
+  const auto* src = static_cast<const uint16_t*>(p);
+#pragma omp parallel for
+  for (int64_t o = 0; o < outer; ++o)
+    for (int64_t i = 0; i < inner; ++i) out[o * inner + i] = bf16_to_float(src[o * ld + i]);
+  return out;
+}
+
+}  // namespace
+
+bool dnnl_has_fast_bf16() {
+  static const bool fast = [] {
+    try {
+      auto a = md(64, 64, false, 64, dnnl::memory::data_type::bf16);
+      auto c = dnnl::memory::desc({64, 64}, dnnl::memory::data_type::f32, dnnl::memory::dims{64, 1});
+      dnnl::matmul::primitive_desc pd(dnnl::matmul::desc(a, a, c), state().engine);
+      return std::string(pd.impl_info_str()).find("ref") == std::string::npos;
+    } catch (const dnnl::error&) {
+      return false;
+    }
+  }();
+  return fast;
+}
+
+void dnnl_gemm(bool ta, bool tb, int64_t M, int64_t N, int64_t K, float alpha, const void* A, int64_t lda,
+               const void* B, int64_t ldb, float beta, float* C, int64_t ldc, DType ab) {
+  if (M == 0 || N == 0) return;
+  SFT_CHECK(K > 0, "gemm: K must be positive (M=", M, " N=", N, ")");
+  try {
+    if (ab == DType::F32) return run(ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc, 0);
+    if (dnnl_has_fast_bf16()) return run(ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc, 1);
+    const std::vector<float> a = widen(A, M, K, ta, lda), b = widen(B, K, N, tb, ldb);
+    run(ta, tb, M, N, K, alpha, a.data(), ta ? M : K, b.data(), tb ? K : N, beta, C, ldc, 0);
+  } catch (const dnnl::error& e) {
+    throw Error(std::string("oneDNN matmul failed (M=") + std::to_string(M) + " N=" + std::to_string(N) +
+                " K=" + std::to_string(K) + "): " + e.what());
+  }
+}
+
+}  // namespace sft::backend::cpu

@@ -1,0 +1,255 @@
+// The fast CPU backend: oneDNN matmuls (dnnl_gemm.cpp), OpenMP-parallel elementwise/norm/softmax kernels, and a
+// tiled attention (cpu_attention.cpp). Every kernel here has its scalar oracle in reference_backend.cpp and a test in
+// tests/backend/cpu comparing the two on random inputs.
+#include <omp.h>
+
+#include <algorithm>
+#include <cmath>
+#include <limits>
+#include <vector>
+
+#include "backend/cpu/cpu_attention.h"
+#include "backend/cpu/cpu_memory.h"
+#include "backend/cpu/dnnl_gemm.h"
+#include "util/bf16.h"
+
+namespace sft::backend::cpu {
+namespace {
+
+constexpr int64_t kGrain = 1 << 14;  // elementwise loops below this size are not worth waking threads for
+
+class CpuBackend final : public CpuMemoryBackend {
+ public:
+  std::string name() const override { return "cpu"; }
+
+  void adamw_step(float* p, const float* g, float* m, float* v, int64_t n, const AdamWArgs& a) override {
+    const float bc1 = static_cast<float>(1.0 - std::pow(static_cast<double>(a.beta1), static_cast<double>(a.step)));
+    const float bc2 = static_cast<float>(1.0 - std::pow(static_cast<double>(a.beta2), static_cast<double>(a.step)));
+    const float decay = 1.0f - a.lr * a.weight_decay, step_size = a.lr / bc1, inv_sqrt_bc2 = 1.0f / std::sqrt(bc2);
+#pragma omp parallel for simd if (n > kGrain) schedule(static)
+    for (int64_t i = 0; i < n; ++i) {
+      const float gi = g[i];
+      const float mi = a.beta1 * m[i] + (1.0f - a.beta1) * gi;
+      const float vi = a.beta2 * v[i] + (1.0f - a.beta2) * gi * gi;
+      m[i] = mi;
+      v[i] = vi;
+      p[i] = p[i] * decay - step_size * mi / (std::sqrt(vi) * inv_sqrt_bc2 + a.eps);
+    }
+  }
+  double sum_squares(const float* x, int64_t n) override {
+    double s = 0;
+#pragma omp parallel for reduction(+ : s) if (n > kGrain) schedule(static)
+    for (int64_t c = 0; c < n; c += 4096) {
+      float part = 0;  // fp32 inside a short block, double across blocks
+      const int64_t e = std::min(n, c + 4096);
+#pragma omp simd reduction(+ : part)
+      for (int64_t i = c; i < e; ++i) part += x[i] * x[i];
+      s += part;
+    }
+    return s;
+  }
+  void scale(float* x, float s, int64_t n) override {
+#pragma omp parallel for simd if (n > kGrain) schedule(static)
+    for (int64_t i = 0; i < n; ++i) x[i] *= s;
+  }
+  void add(float* y, const float* x, int64_t n) override {
+#pragma omp parallel for simd if (n > kGrain) schedule(static)
+    for (int64_t i = 0; i < n; ++i) y[i] += x[i];
+  }
+  void f32_to_bf16(uint16_t* dst, const float* src, int64_t n) override {
+#pragma omp parallel for simd if (n > kGrain) schedule(static)
+    for (int64_t i = 0; i < n; ++i) dst[i] = float_to_bf16(src[i]);
+  }
+  void bf16_to_f32(float* dst, const uint16_t* src, int64_t n) override {
+#pragma omp parallel for simd if (n > kGrain) schedule(static)
+    for (int64_t i = 0; i < n; ++i) dst[i] = bf16_to_float(src[i]);
+  }
+
+  void gemm(bool ta, bool tb, int64_t M, int64_t N, int64_t K, float alpha, const void* A, int64_t lda,
+            const void* B, int64_t ldb, float beta, float* C, int64_t ldc, DType ab) override {
+    dnnl_gemm(ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc, ab);
+  }
+  void add_bias(float* y, const float* bias, int64_t rows, int64_t cols) override {
+#pragma omp parallel for if (rows * cols > kGrain) schedule(static)
+    for (int64_t r = 0; r < rows; ++r) {
+      float* yr = y + r * cols;
+#pragma omp simd
+      for (int64_t c = 0; c < cols; ++c) yr[c] += bias[c];
+    }
+  }
+  void bias_grad(float* db, const float* dy, int64_t rows, int64_t cols) override {
+    // columns split across threads: each thread owns its columns, so no reduction race.
+#pragma omp parallel for if (rows * cols > kGrain) schedule(static)
+    for (int64_t c0 = 0; c0 < cols; c0 += 64) {
+      const int64_t c1 = std::min(cols, c0 + 64);
+      float acc[64] = {};
+      for (int64_t r = 0; r < rows; ++r)
+        for (int64_t c = c0; c < c1; ++c) acc[c - c0] += dy[r * cols + c];
+      for (int64_t c = c0; c < c1; ++c) db[c] += acc[c - c0];
+    }
+  }
+
+  void embedding_forward(float* out, const float* table, const int32_t* ids, int64_t n, int64_t H) override {
+#pragma omp parallel for if (n * H > kGrain) schedule(static)
+    for (int64_t i = 0; i < n; ++i) std::copy_n(table + static_cast<int64_t>(ids[i]) * H, H, out + i * H);
+  }
+  void embedding_backward(float* dtable, const float* dout, const int32_t* ids, int64_t n, int64_t H) override {
+    // hidden columns split across threads (a token id may repeat, so rows cannot be split without atomics).
+#pragma omp parallel if (n * H > kGrain)
+    {
+      const int nt = omp_get_num_threads(), t = omp_get_thread_num();
+      const int64_t h0 = H * t / nt, h1 = H * (t + 1) / nt;
+      for (int64_t i = 0; i < n; ++i) {
+        float* dst = dtable + static_cast<int64_t>(ids[i]) * H;
+        const float* src = dout + i * H;
+#pragma omp simd
+        for (int64_t h = h0; h < h1; ++h) dst[h] += src[h];
+      }
+    }
+  }
+
+  void rmsnorm_forward(float* y, float* rstd, const float* x, const float* w, int64_t n, int64_t H,
+                       float eps) override {
+#pragma omp parallel for if (n * H > kGrain) schedule(static)
+    for (int64_t i = 0; i < n; ++i) {
+      const float* xi = x + i * H;
+      float ss = 0;
+#pragma omp simd reduction(+ : ss)
+      for (int64_t h = 0; h < H; ++h) ss += xi[h] * xi[h];
+      const float r = 1.0f / std::sqrt(ss / static_cast<float>(H) + eps);
+      rstd[i] = r;
+      float* yi = y + i * H;
+#pragma omp simd
+      for (int64_t h = 0; h < H; ++h) yi[h] = w[h] * (xi[h] * r);
+    }
+  }
+  void rmsnorm_backward(float* dx, float* dw, const float* dy, const float* x, const float* w, const float* rstd,
+                        int64_t n, int64_t H) override {
+    const int nt = (n * H > kGrain) ? omp_get_max_threads() : 1;
+    std::vector<float> dw_part(static_cast<size_t>(nt * H), 0.0f);  // per-thread dw, summed at the end
+#pragma omp parallel num_threads(nt)
+    {
+      float* dwt = dw_part.data() + static_cast<int64_t>(omp_get_thread_num()) * H;
+#pragma omp for schedule(static)
+      for (int64_t i = 0; i < n; ++i) {
+        const float* xi = x + i * H;
+        const float* dyi = dy + i * H;
+        const float r = rstd[i];
+        float dot = 0;
+#pragma omp simd reduction(+ : dot)
+        for (int64_t h = 0; h < H; ++h) dot += dyi[h] * w[h] * xi[h];
+        const float mean = dot * r / static_cast<float>(H);
+        float* dxi = dx + i * H;
+#pragma omp simd
+        for (int64_t h = 0; h < H; ++h) {
+          const float xhat = xi[h] * r;
+          dxi[h] += r * (dyi[h] * w[h] - xhat * mean);
+          dwt[h] += dyi[h] * xhat;
+        }
+      }
+    }
+    for (int t = 0; t < nt; ++t)
+      for (int64_t h = 0; h < H; ++h) dw[h] += dw_part[t * H + h];
+  }
+
+  void rope(float* x, const int32_t* pos, const float* inv_freq, int64_t n, int64_t heads, int64_t d,
+            bool inverse) override {
+    const int64_t half = d / 2;
+#pragma omp parallel if (n * heads * d > kGrain)
+    {
+      std::vector<float> cs(half), sn(half);
+#pragma omp for schedule(static)
+      for (int64_t i = 0; i < n; ++i) {
+        for (int64_t f = 0; f < half; ++f) {
+          const float angle = static_cast<float>(pos[i]) * inv_freq[f];
+          cs[f] = std::cos(angle);
+          sn[f] = inverse ? -std::sin(angle) : std::sin(angle);
+        }
+        for (int64_t h = 0; h < heads; ++h) {
+          float* lo = x + (i * heads + h) * d;
+          float* hi = lo + half;
+#pragma omp simd
+          for (int64_t f = 0; f < half; ++f) {
+            const float a = lo[f], b = hi[f];
+            lo[f] = a * cs[f] - b * sn[f];
+            hi[f] = b * cs[f] + a * sn[f];
+          }
+        }
+      }
+    }
+  }
+
+  void attention_forward(float* out, float* lse, const float* q, const float* k, const float* v, const int32_t* doc,
+                         const AttnShape& s) override {
+    attention_forward_tiled(out, lse, q, k, v, doc, s);
+  }
+  void attention_backward(float* dq, float* dk, float* dv, const float* dout, const float* q, const float* k,
+                          const float* v, const float* out, const float* lse, const int32_t* doc,
+                          const AttnShape& s) override {
+    attention_backward_tiled(dq, dk, dv, dout, q, k, v, out, lse, doc, s);
+  }
+
+  void swiglu_forward(float* h, const float* gate, const float* up, int64_t n) override {
+#pragma omp parallel for simd if (n > kGrain) schedule(static)
+    for (int64_t i = 0; i < n; ++i) {
+      const float g = gate[i];
+      h[i] = g / (1.0f + std::exp(-g)) * up[i];
+    }
+  }
+  void swiglu_backward(float* dgate, float* dup, const float* dh, const float* gate, const float* up,
+                       int64_t n) override {
+#pragma omp parallel for simd if (n > kGrain) schedule(static)
+    for (int64_t i = 0; i < n; ++i) {
+      const float g = gate[i], sg = 1.0f / (1.0f + std::exp(-g));
+      dup[i] = dh[i] * g * sg;
+      dgate[i] = dh[i] * up[i] * sg * (1.0f + g * (1.0f - sg));
+    }
+  }
+
+  void softmax_cross_entropy(float* logits, float* loss, uint8_t* greedy, const int32_t* targets, int64_t rows,
+                             int64_t V, float grad_scale) override {
+#pragma omp parallel for schedule(dynamic, 1) if (rows * V > kGrain)
+    for (int64_t r = 0; r < rows; ++r) {
+      float* x = logits + r * V;
+      const int32_t t = targets[r];
+      if (t < 0) {
+        loss[r] = 0;
+        if (greedy) greedy[r] = 0;
+        if (grad_scale != 0.0f) std::fill(x, x + V, 0.0f);
+        continue;
+      }
+      float mx = -std::numeric_limits<float>::infinity();
+#pragma omp simd reduction(max : mx)
+      for (int64_t j = 0; j < V; ++j) mx = std::max(mx, x[j]);
+      double sum = 0;  // double across blocks of fp32 partial sums
+      for (int64_t c = 0; c < V; c += 2048) {
+        const int64_t e = std::min(V, c + 2048);
+        float part = 0;
+#pragma omp simd reduction(+ : part)
+        for (int64_t j = c; j < e; ++j) part += std::exp(x[j] - mx);
+        sum += part;
+      }
+      const float lse = mx + static_cast<float>(std::log(sum));
+      const float xt = x[t];
+      loss[r] = lse - xt;
+      if (greedy) {
+        // argmax with lowest-index ties equals t  <=>  x[t] == max and no earlier index reaches it
+        bool g = (xt == mx);
+        for (int64_t j = 0; g && j < t; ++j) g = x[j] < mx;
+        greedy[r] = g ? 1 : 0;
+      }
+      if (grad_scale != 0.0f) {
+#pragma omp simd
+        for (int64_t j = 0; j < V; ++j) x[j] = grad_scale * std::exp(x[j] - lse);
+        x[t] -= grad_scale;
+      }
+    }
+  }
+};
+
+}  // namespace
+}  // namespace sft::backend::cpu
+
+namespace sft::backend {
+std::unique_ptr<Backend> make_cpu_backend() { return std::make_unique<cpu::CpuBackend>(); }
+}  // namespace sft::backend
