@@ -50,13 +50,19 @@ struct TemplateOptions {
   std::string system_prompt;     // chatml only: used when a row has no system message; empty = no system block
 };
 
-// A rendered example: text pieces in order, each either prompt (masked) or target.
+// A rendered example: pieces in order, each prompt (masked) or target. A piece is either text (encoded as one unit)
+// or one special token given by its vocab string (e.g. "<|im_start|>"), emitted as that token's id and never
+// encoded as text, so special tokens cannot be produced by user text. Text between two special tokens is one piece,
+// as HF's encode splits on added tokens; a target's text is always a piece of its own (see above).
 struct Segment {
   std::string text;
   bool target = false;
-  bool append_eos = false;  // after this segment's tokens: alpaca/plain add eos_id; chatml adds <|im_end|>
+  bool special = false;     // text is a token string looked up with token_to_id
+  bool append_eos = false;  // alpaca/plain: the tokenizer's eos_id follows this piece (same target flag)
 };
 std::vector<Segment> render(const Example& ex, const TemplateOptions& opts);
+// The rendered text (specials written as their strings; "<EOS>" is NOT written): what the template strings say.
+std::string render_text(const std::vector<Segment>& segs);
 
 // The inference prompt for the same template (what `sft generate`/`sft chat` must feed so that inference matches
 // training): alpaca/plain -> prompt text up to "### Response:" / the final "\n"; chatml -> the rendered turns

@@ -1,0 +1,397 @@
+// Dataset readers. JSON arrays are split into elements by a small structural scanner (strings and nesting aware) so
+// that each element is parsed on its own: errors name the element, and skip_bad_rows can continue past a bad one.
+#include "data/dataset.h"
+
+#include <nlohmann/json.hpp>
+
+#include <algorithm>
+#include <cctype>
+#include <optional>
+
+#include "util/error.h"
+#include "util/file_util.h"
+
+namespace sft::data {
+namespace {
+
+using json = nlohmann::json;
+
+// Collects rows, or converts row errors into skips, in one place for every format.
+class RowSink {
+ public:
+  RowSink(const ReadOptions& opts, ReadResult& out) : opts_(opts), out_(out) {}
+  void fail(const std::string& msg) {
+    ++out_.rows_seen;
+    if (!opts_.skip_bad_rows) throw Error(msg);
+    ++out_.rows_skipped;
+    if (out_.skip_messages.size() < 10) out_.skip_messages.push_back(msg);
+  }
+  void add(Example&& ex) {
+    ++out_.rows_seen;
+    out_.examples.push_back(std::move(ex));
+  }
+
+ private:
+  const ReadOptions& opts_;
+  ReadResult& out_;
+};
+
+int64_t line_of_offset(const std::string& text, size_t offset) {
+  return 1 + std::count(text.begin(), text.begin() + static_cast<std::ptrdiff_t>(std::min(offset, text.size())), '\n');
+}
+
+std::string_view strip_bom(std::string_view s) {
+  if (s.size() >= 3 && static_cast<unsigned char>(s[0]) == 0xEF && static_cast<unsigned char>(s[1]) == 0xBB &&
+      static_cast<unsigned char>(s[2]) == 0xBF)
+    s.remove_prefix(3);
+  return s;
+}
+
+// Returns an error text ("" when fine) for a string field value: absent/null -> missing; non-string -> wrong type.
+std::optional<std::string> string_field(const json& obj, const char* key, bool required, std::string& err) {
+  auto it = obj.find(key);
+  if (it == obj.end() || it->is_null()) {
+    if (required) err = std::string("missing \"") + key + "\"";
+    return std::nullopt;
+  }
+  if (!it->is_string()) {
+    err = std::string("\"") + key + "\" must be a string, got " + it->type_name();
+    return std::nullopt;
+  }
+  return it->get<std::string>();
+}
+
+// Converts one parsed JSON row (instruction row or chat row) into an Example; "" on success, else the reason.
+std::string example_from_json(const json& row, Example& ex) {
+  if (!row.is_object()) return std::string("expected a JSON object, got ") + row.type_name();
+  std::string err;
+  if (row.contains("messages")) {
+    const json& msgs = row["messages"];
+    if (!msgs.is_array() || msgs.empty()) return "\"messages\" must be a non-empty array";
+    bool has_assistant = false;
+    for (size_t i = 0; i < msgs.size(); ++i) {
+      const json& m = msgs[i];
+      std::string where = "message " + std::to_string(i + 1) + ": ";
+      if (!m.is_object()) return where + "expected an object with \"role\" and \"content\"";
+      auto role = string_field(m, "role", true, err);
+      if (!role) return where + err;
+      auto content = string_field(m, "content", true, err);
+      if (!content) return where + err;
+      if (*role != "system" && *role != "user" && *role != "assistant")
+        return where + "role must be system, user or assistant, got \"" + *role + "\"";
+      if (*role == "system" && i != 0) return where + "a system message must come first";
+      has_assistant |= *role == "assistant";
+      ex.messages.push_back({*role, *content});
+    }
+    if (!has_assistant) return "\"messages\" has no assistant turn (nothing to train on)";
+    return "";
+  }
+  auto instruction = string_field(row, "instruction", true, err);
+  if (!instruction) return err;
+  auto output = string_field(row, "output", true, err);
+  if (!output) return err;
+  auto input = string_field(row, "input", false, err);
+  if (!err.empty()) return err;
+  ex.instruction = std::move(*instruction);
+  ex.output = std::move(*output);
+  ex.input = input ? std::move(*input) : std::string();
+  return "";
+}
+
+// Parses one JSON row text and appends it, or reports it.
+void add_json_row(std::string_view text, const std::string& origin, RowSink& sink) {
+  std::string s(text);
+  int64_t bad = find_invalid_utf8(s);
+  if (bad >= 0) {
+    sink.fail(origin + ": invalid UTF-8 at byte " + std::to_string(bad) + " of the row");
+    return;
+  }
+  json row;
+  try {
+    row = json::parse(s);
+  } catch (const json::parse_error& e) {
+    sink.fail(origin + ": malformed JSON: " + e.what());
+    return;
+  }
+  Example ex;
+  ex.origin = origin;
+  std::string err = example_from_json(row, ex);
+  if (!err.empty()) {
+    sink.fail(origin + ": " + err);
+    return;
+  }
+  sink.add(std::move(ex));
+}
+
+bool is_ws(char c) { return c == ' ' || c == '\t' || c == '\n' || c == '\r'; }
+
+}  // namespace
+
+int64_t find_invalid_utf8(const std::string& s) {
+  const auto* p = reinterpret_cast<const unsigned char*>(s.data());
+  size_t n = s.size(), i = 0;
+  while (i < n) {
+    unsigned char c = p[i];
+    if (c < 0x80) {
+      ++i;
+      continue;
+    }
+    size_t len;
+    uint32_t cp, min;
+    if ((c & 0xE0) == 0xC0) len = 2, cp = c & 0x1F, min = 0x80;
+    else if ((c & 0xF0) == 0xE0) len = 3, cp = c & 0x0F, min = 0x800;
+    else if ((c & 0xF8) == 0xF0) len = 4, cp = c & 0x07, min = 0x10000;
+    else return static_cast<int64_t>(i);
+    if (i + len > n) return static_cast<int64_t>(i);
+    for (size_t k = 1; k < len; ++k) {
+      if ((p[i + k] & 0xC0) != 0x80) return static_cast<int64_t>(i);
+      cp = (cp << 6) | (p[i + k] & 0x3F);
+    }
+    if (cp < min || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF)) return static_cast<int64_t>(i);
+    i += len;
+  }
+  return -1;
+}
+
+ReadResult parse_json_array(const std::string& text_in, const std::string& name, const ReadOptions& opts) {
+  ReadResult out;
+  RowSink sink(opts, out);
+  std::string_view all = strip_bom(text_in);
+  const size_t base = text_in.size() - all.size();
+  const std::string& text = text_in;
+  size_t i = base, n = text.size();
+  auto skip_ws = [&] {
+    while (i < n && is_ws(text[i])) ++i;
+  };
+  skip_ws();
+  SFT_CHECK(i < n && text[i] == '[', name, ": malformed JSON: expected a JSON array '[' at line ",
+            line_of_offset(text, i), " (a file of one object per line should be named .jsonl)");
+  ++i;
+  skip_ws();
+  if (i < n && text[i] == ']') return out;
+  int64_t element = 0;
+  while (true) {
+    ++element;
+    skip_ws();
+    const size_t start = i;
+    // Find the end of this element: a ',' or ']' at nesting depth 0 outside strings.
+    int depth = 0;
+    bool in_string = false;
+    for (; i < n; ++i) {
+      char c = text[i];
+      if (in_string) {
+        if (c == '\\') ++i;
+        else if (c == '"') in_string = false;
+        continue;
+      }
+      if (c == '"') in_string = true;
+      else if (c == '{' || c == '[') ++depth;
+      else if (c == '}' || c == ']') {
+        if (depth == 0) break;
+        --depth;
+      } else if (c == ',' && depth == 0) break;
+    }
+    const std::string origin = name + " element " + std::to_string(element) + " (line " +
+                               std::to_string(line_of_offset(text, start)) + ")";
+    // A structural failure leaves no way to find the next element: it is fatal even with skip_bad_rows.
+    SFT_CHECK(i < n, origin, ": malformed JSON: the array is not closed (unterminated string, object or array; ",
+              "this cannot be skipped)");
+    SFT_CHECK(text[i] != '}', origin, ": malformed JSON: unbalanced '}' (this cannot be skipped)");
+    add_json_row(std::string_view(text).substr(start, i - start), origin, sink);
+    if (text[i] == ']') {
+      ++i;
+      break;
+    }
+    ++i;  // ','
+  }
+  skip_ws();
+  SFT_CHECK(i == n, name, ": malformed JSON: unexpected text after the closing ']' at line ", line_of_offset(text, i));
+  return out;
+}
+
+ReadResult parse_jsonl(const std::string& text_in, const std::string& name, const ReadOptions& opts) {
+  ReadResult out;
+  RowSink sink(opts, out);
+  std::string_view text = strip_bom(text_in);
+  int64_t line_no = 0;
+  size_t pos = 0;
+  while (pos < text.size()) {
+    size_t end = text.find('\n', pos);
+    if (end == std::string_view::npos) end = text.size();
+    std::string_view line = text.substr(pos, end - pos);
+    pos = end + 1;
+    ++line_no;
+    if (!line.empty() && line.back() == '\r') line.remove_suffix(1);
+    if (std::all_of(line.begin(), line.end(), is_ws)) continue;
+    add_json_row(line, name + " line " + std::to_string(line_no), sink);
+  }
+  return out;
+}
+
+std::vector<CsvRecord> parse_csv_records(const std::string& text_in, const std::string& name) {
+  std::string_view text = strip_bom(text_in);
+  std::vector<CsvRecord> records;
+  size_t i = 0, n = text.size();
+  int64_t line = 1;
+  while (i < n) {
+    CsvRecord rec;
+    rec.line = line;
+    std::string field;
+    bool record_done = false;
+    while (!record_done) {
+      field.clear();
+      if (i < n && text[i] == '"') {
+        // Quoted field: everything up to the closing quote; "" is a literal quote; CR/LF are data.
+        const int64_t open_line = line;
+        ++i;
+        while (true) {
+          SFT_CHECK(i < n, name, " record ", records.size() + 1, " (line ", rec.line,
+                    "): malformed CSV: unterminated quoted field opened on line ", open_line);
+          char c = text[i];
+          if (c == '"') {
+            if (i + 1 < n && text[i + 1] == '"') {
+              field += '"';
+              i += 2;
+              continue;
+            }
+            ++i;
+            break;
+          }
+          if (c == '\n') ++line;
+          field += c;
+          ++i;
+        }
+        // After the closing quote only a delimiter or a line end may follow.
+        if (i < n && text[i] != ',' && text[i] != '\n' && !(text[i] == '\r' && i + 1 < n && text[i + 1] == '\n') &&
+            !(text[i] == '\r' && i + 1 == n)) {
+          if (rec.error.empty()) rec.error = "malformed CSV: text after a closing quote";
+          while (i < n && text[i] != ',' && text[i] != '\n') field += text[i++];
+        }
+      } else {
+        while (i < n && text[i] != ',' && text[i] != '\n') {
+          if (text[i] == '\r' && (i + 1 == n || text[i + 1] == '\n')) break;
+          if (text[i] == '"' && rec.error.empty())
+            rec.error = "malformed CSV: a quote inside an unquoted field (quote the whole field and double the quote)";
+          field += text[i++];
+        }
+      }
+      rec.fields.push_back(field);
+      if (i >= n) {
+        record_done = true;
+      } else if (text[i] == ',') {
+        ++i;
+      } else {  // line end: LF or CRLF
+        if (text[i] == '\r') ++i;
+        if (i < n && text[i] == '\n') ++i;
+        ++line;
+        record_done = true;
+      }
+    }
+    records.push_back(std::move(rec));
+  }
+  return records;
+}
+
+ReadResult parse_csv(const std::string& text, const std::string& name, const ReadOptions& opts) {
+  ReadResult out;
+  RowSink sink(opts, out);
+  std::vector<CsvRecord> records = parse_csv_records(text, name);
+  SFT_CHECK(!records.empty(), name, ": empty CSV file: expected a header row naming instruction, input, output");
+  // Header: case-insensitive, surrounding spaces ignored; extra columns are ignored.
+  const CsvRecord& header = records[0];
+  SFT_CHECK(header.error.empty(), name, " header (line 1): ", header.error);
+  int col_instruction = -1, col_input = -1, col_output = -1;
+  for (size_t c = 0; c < header.fields.size(); ++c) {
+    std::string h = header.fields[c];
+    auto first = h.find_first_not_of(" \t"), last = h.find_last_not_of(" \t");
+    h = first == std::string::npos ? "" : h.substr(first, last - first + 1);
+    std::transform(h.begin(), h.end(), h.begin(), [](unsigned char ch) { return std::tolower(ch); });
+    int* slot = h == "instruction" ? &col_instruction : h == "input" ? &col_input : h == "output" ? &col_output : nullptr;
+    if (!slot) continue;
+    SFT_CHECK(*slot < 0, name, " header (line 1): column \"", h, "\" appears twice");
+    *slot = static_cast<int>(c);
+  }
+  SFT_CHECK(col_instruction >= 0 && col_output >= 0, name,
+            " header (line 1): expected columns named instruction and output (input optional, any order), got \"",
+            [&] {
+              std::string s;
+              for (size_t c = 0; c < header.fields.size(); ++c) s += (c ? "," : "") + header.fields[c];
+              return s;
+            }(),
+            "\"");
+  const size_t ncols = header.fields.size();
+  for (size_t r = 1; r < records.size(); ++r) {
+    const CsvRecord& rec = records[r];
+    // pandas-style: a blank line is not a row.
+    if (rec.fields.size() == 1 && rec.fields[0].empty()) continue;
+    const std::string origin = name + " record " + std::to_string(r) + " (line " + std::to_string(rec.line) + ")";
+    if (!rec.error.empty()) {
+      sink.fail(origin + ": " + rec.error);
+      continue;
+    }
+    if (rec.fields.size() != ncols) {
+      sink.fail(origin + ": malformed CSV: expected " + std::to_string(ncols) + " fields as in the header, found " +
+                std::to_string(rec.fields.size()));
+      continue;
+    }
+    bool bad = false;
+    for (size_t c = 0; c < rec.fields.size() && !bad; ++c) {
+      if (static_cast<int>(c) != col_instruction && static_cast<int>(c) != col_input &&
+          static_cast<int>(c) != col_output)
+        continue;
+      int64_t off = find_invalid_utf8(rec.fields[c]);
+      if (off >= 0) {
+        sink.fail(origin + ": invalid UTF-8 in column \"" + header.fields[c] + "\" at byte " + std::to_string(off));
+        bad = true;
+      }
+    }
+    if (bad) continue;
+    // CSV has no null: an empty instruction/output field is what a missing value looks like (pandas reads NaN).
+    if (rec.fields[col_instruction].empty()) {
+      sink.fail(origin + ": missing \"instruction\" (empty field)");
+      continue;
+    }
+    if (rec.fields[col_output].empty()) {
+      sink.fail(origin + ": missing \"output\" (empty field)");
+      continue;
+    }
+    Example ex;
+    ex.origin = origin;
+    ex.instruction = rec.fields[col_instruction];
+    ex.output = rec.fields[col_output];
+    if (col_input >= 0) ex.input = rec.fields[col_input];
+    sink.add(std::move(ex));
+  }
+  return out;
+}
+
+ReadResult read_dataset(const std::filesystem::path& path, const ReadOptions& opts) {
+  const std::string name = path.string();
+  FileFormat fmt = opts.format;
+  if (fmt == FileFormat::Auto) {
+    std::string ext = path.extension().string();
+    std::transform(ext.begin(), ext.end(), ext.begin(), [](unsigned char ch) { return std::tolower(ch); });
+    if (ext == ".jsonl") fmt = FileFormat::Jsonl;
+    else if (ext == ".csv") fmt = FileFormat::Csv;
+    else
+      SFT_CHECK(ext == ".json", name, ": unknown dataset extension \"", ext,
+                "\" (expected .json, .jsonl or .csv)");
+  }
+  std::string text = read_file(path);
+  if (fmt == FileFormat::Auto) {
+    // .json holds either an array or (as many hub datasets do) JSON lines: sniff the first non-space character.
+    std::string_view body = strip_bom(text);
+    size_t k = 0;
+    while (k < body.size() && is_ws(body[k])) ++k;
+    fmt = (k < body.size() && body[k] == '[') ? FileFormat::JsonArray : FileFormat::Jsonl;
+  }
+  switch (fmt) {
+    case FileFormat::JsonArray: return parse_json_array(text, name, opts);
+    case FileFormat::Jsonl: return parse_jsonl(text, name, opts);
+    case FileFormat::Csv: return parse_csv(text, name, opts);
+    case FileFormat::Auto: break;
+  }
+  throw Error(name + ": unreachable dataset format");
+}
+
+}  // namespace sft::data
