@@ -1,0 +1,124 @@
+// The CUDA implementation of sft::backend::Backend (internal header of backend/cuda; model/ never includes it).
+// Precision: activations, norms, softmax, loss and optimizer state in fp32; gemm() runs bf16 operands on tensor cores
+// with fp32 accumulation (cuBLASLt), fp32 operands in full fp32; attention's internal batched GEMMs use TF32 unless
+// SFT_CUDA_ATTN_FP32=1. See docs/arch/cuda.md.
+#pragma once
+#include <cublasLt.h>
+#include <cuda_runtime.h>
+
+#include <array>
+#include <map>
+#include <memory>
+#include <unordered_map>
+
+#include "backend/backend.h"
+#include "backend/cuda/cuda_info.h"
+
+namespace sft::backend::cuda {
+
+// Compute mode of one cuBLASLt matmul.
+enum class GemmCompute : uint8_t { F32, TF32, BF16 };  // BF16 = bf16 A/B, fp32 accumulate, fp32 C
+
+// Row-major strided-batched GEMM description (the Backend::gemm contract plus batching):
+// for every batch i: C_i[M,N] = alpha * op(A_i) @ op(B_i) + beta * C_i.
+struct GemmArgs {
+  bool trans_a = false, trans_b = false;
+  int64_t M = 0, N = 0, K = 0;
+  const void* A = nullptr;
+  int64_t lda = 0;
+  const void* B = nullptr;
+  int64_t ldb = 0;
+  float* C = nullptr;
+  int64_t ldc = 0;
+  float alpha = 1, beta = 0;
+  int64_t batch = 1, stride_a = 0, stride_b = 0, stride_c = 0;  // strides in elements
+  GemmCompute compute = GemmCompute::F32;
+};
+
+class CudaBackend final : public Backend {
+ public:
+  explicit CudaBackend(int device_index);
+  ~CudaBackend() override;
+  CudaBackend(const CudaBackend&) = delete;
+  CudaBackend& operator=(const CudaBackend&) = delete;
+
+  std::string name() const override;
+
+  void* alloc(size_t bytes) override;
+  void free(void* p) override;
+  void upload(void* dst, const void* host_src, size_t bytes) override;
+  void download(void* host_dst, const void* src, size_t bytes) override;
+  void zero(void* p, size_t bytes) override;
+  void synchronize() override;
+  void copy(void* dst, const void* src, size_t bytes) override;
+
+  void adamw_step(float* param, const float* grad, float* m, float* v, int64_t n, const AdamWArgs& a) override;
+  double sum_squares(const float* x, int64_t n) override;
+  void scale(float* x, float s, int64_t n) override;
+
+  void add(float* y, const float* x, int64_t n) override;
+  void f32_to_bf16(uint16_t* dst, const float* src, int64_t n) override;
+  void bf16_to_f32(float* dst, const uint16_t* src, int64_t n) override;
+
+  void gemm(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, float alpha, const void* A, int64_t lda,
+            const void* B, int64_t ldb, float beta, float* C, int64_t ldc, DType ab) override;
+  void add_bias(float* y, const float* bias, int64_t rows, int64_t cols) override;
+  void bias_grad(float* dbias, const float* dy, int64_t rows, int64_t cols) override;
+
+  void embedding_forward(float* out, const float* table, const int32_t* ids, int64_t n, int64_t H) override;
+  void embedding_backward(float* dtable, const float* dout, const int32_t* ids, int64_t n, int64_t H) override;
+
+  void rmsnorm_forward(float* y, float* rstd, const float* x, const float* w, int64_t n, int64_t H,
+                       float eps) override;
+  void rmsnorm_backward(float* dx, float* dw, const float* dy, const float* x, const float* w, const float* rstd,
+                        int64_t n, int64_t H) override;
+
+  void rope(float* x, const int32_t* pos, const float* inv_freq, int64_t n, int64_t heads, int64_t head_dim,
+            bool inverse) override;
+
+  void attention_forward(float* out, float* lse, const float* q, const float* k, const float* v, const int32_t* doc,
+                         const AttnShape& s) override;
+  void attention_backward(float* dq, float* dk, float* dv, const float* dout, const float* q, const float* k,
+                          const float* v, const float* out, const float* lse, const int32_t* doc,
+                          const AttnShape& s) override;
+
+  void swiglu_forward(float* h, const float* gate, const float* up, int64_t n) override;
+  void swiglu_backward(float* dgate, float* dup, const float* dh, const float* gate, const float* up,
+                       int64_t n) override;
+
+  void softmax_cross_entropy(float* logits, float* loss, uint8_t* greedy, const int32_t* targets, int64_t rows,
+                             int64_t V, float grad_scale) override;
+
+  // ---- CUDA-specific (tests, benchmarks) ----
+  void gemm_batched(const GemmArgs& g);  // the cuBLASLt path every GEMM takes
+  cudaStream_t stream() const { return stream_; }
+  int device() const { return device_; }
+  MemoryStats memory_stats() const { return {current_bytes_, peak_bytes_}; }
+  void reset_peak_memory() { peak_bytes_ = current_bytes_; }
+  // Upper bound of the attention score scratch (two [rows, heads, T, T] fp32 buffers); default 2 GiB.
+  void set_attention_scratch_limit(int64_t bytes) { attn_scratch_limit_ = bytes; }
+
+ private:
+  struct GemmPlan;
+  void* raw_alloc(size_t bytes);
+  void raw_free(void* p);
+  // A scratch buffer of at least `bytes` (grown, never shrunk; contents undefined). slot picks one of several.
+  void* scratch(int slot, size_t bytes);
+  int64_t attention_chunk_rows(const AttnShape& s, int buffers) const;
+
+  int device_ = 0;
+  cudaStream_t stream_ = nullptr;
+  cublasLtHandle_t lt_ = nullptr;
+  void* workspace_ = nullptr;
+  size_t workspace_bytes_ = 0;
+  std::map<std::array<int64_t, 20>, std::unique_ptr<GemmPlan>> plans_;
+  std::unordered_map<void*, size_t> sizes_;
+  int64_t current_bytes_ = 0, peak_bytes_ = 0;
+  static constexpr int kScratchSlots = 12;
+  std::array<void*, kScratchSlots> scratch_{};
+  std::array<size_t, kScratchSlots> scratch_bytes_{};
+  int64_t attn_scratch_limit_ = int64_t(2) << 30;
+  bool attn_tf32_ = true;
+};
+
+}  // namespace sft::backend::cuda
