@@ -214,7 +214,7 @@ int64_t DataLoader::batches_per_epoch() const {
   return opts_.drop_last ? rows / b : (rows + b - 1) / b;
 }
 
-const std::vector<std::vector<int32_t>>& DataLoader::epoch_rows(int64_t epoch) const {
+const std::vector<std::vector<int32_t>>& DataLoader::rows_of_epoch(int64_t epoch) const {
   if (!opts_.shuffle) return base_rows_;
   if (cached_epoch_ == epoch) return cached_rows_;
   const uint64_t seed = stream_seed(opts_.seed, static_cast<uint64_t>(epoch) + 1);
@@ -242,7 +242,7 @@ void DataLoader::seek(const LoaderPosition& pos) {
 }
 
 Batch DataLoader::build(int64_t epoch, int64_t index) const {
-  const auto& rows = epoch_rows(epoch);
+  const auto& rows = rows_of_epoch(epoch);
   const int64_t first = index * opts_.batch_size;
   const int64_t last = std::min<int64_t>(first + opts_.batch_size, static_cast<int64_t>(rows.size()));
   Batch b;
@@ -299,7 +299,7 @@ std::vector<int64_t> DataLoader::targets_ahead(int64_t k) const {
   out.reserve(static_cast<size_t>(std::max<int64_t>(k, 0)));
   for (int64_t a = 0; a < k; ++a) {
     LoaderPosition p = advance(pos_, a, batches_per_epoch());
-    const auto& rows = epoch_rows(p.epoch);
+    const auto& rows = rows_of_epoch(p.epoch);
     const int64_t first = p.index * opts_.batch_size;
     const int64_t last = std::min<int64_t>(first + opts_.batch_size, static_cast<int64_t>(rows.size()));
     int64_t sum = 0;

@@ -85,10 +85,12 @@ class DataLoader {
   // Target tokens of the next k micro-batches (k entries, crossing epochs as next() would), without building them.
   std::vector<int64_t> targets_ahead(int64_t k) const;
 
-  // The rows of one epoch in order: each row is the list of sample indices it holds (one unless packing).
-  const std::vector<std::vector<int32_t>>& epoch_rows(int64_t epoch) const;
+  // The rows of one epoch in order: each row is the list of sample indices it holds (one unless packing). A copy.
+  std::vector<std::vector<int32_t>> epoch_rows(int64_t epoch) const { return rows_of_epoch(epoch); }
 
  private:
+  // Cached (one epoch at a time); the reference is valid until another epoch is asked for. Not thread-safe.
+  const std::vector<std::vector<int32_t>>& rows_of_epoch(int64_t epoch) const;
   Batch build(int64_t epoch, int64_t index) const;
   std::shared_ptr<const std::vector<Sample>> samples_;
   LoaderOptions opts_;
