@@ -4,6 +4,7 @@
 #include <filesystem>
 #include <optional>
 #include <string>
+#include <vector>
 
 namespace sft::io {
 
@@ -32,9 +33,16 @@ struct ModelConfig {
   bool attention_bias = false;  // q/k/v bias: always true for qwen2, config "attention_bias" for llama
   RopeScaling rope_scaling;
   std::string torch_dtype = "float32";
-  std::optional<int64_t> bos_token_id, eos_token_id, pad_token_id;
+  std::optional<int64_t> bos_token_id, eos_token_id, pad_token_id;  // eos_token_id = first of eos_token_ids
+  std::vector<int64_t> eos_token_ids;  // config "eos_token_id" may be an int or a list (Llama 3 Instruct)
+  // The config.json text this was parsed from ("" when built in code). model_config_to_json starts from it so that
+  // keys sft does not interpret (transformers_version, use_mrope, sliding_window, ...) survive fine-tuning.
+  std::string source_json;
 
   int64_t num_parameters() const;  // exact count as transformers reports (tied head counted once)
+  int64_t num_embedding_parameters() const;  // vocab_size * hidden_size (embed_tokens; lm_head too when untied)
+  int64_t q_dim() const { return num_attention_heads * head_dim; }
+  int64_t kv_dim() const { return num_key_value_heads * head_dim; }
 };
 
 // Parses and validates config.json (throws sft::Error naming the file and key).

@@ -14,6 +14,7 @@ namespace sft::io {
 enum class DType { F32, BF16, F16, I64, I32, U8, BOOL, F64, I16, I8 };
 size_t dtype_size(DType d);
 const char* dtype_name(DType d);  // "F32", "BF16", ...
+DType parse_dtype(const std::string& name);  // inverse of dtype_name; throws sft::Error for anything else
 
 struct TensorInfo {
   std::string name;
@@ -41,6 +42,11 @@ class SafetensorsFile {
   std::map<std::string, std::string> metadata_;
 };
 
+// Element conversion of n values stored as `src` (little-endian, any alignment) into float32 / bfloat16.
+// F32, BF16 and F16 are accepted; other dtypes throw naming `where`. bf16 rounding is round-to-nearest-even.
+void convert_to_f32(DType src, const uint8_t* p, int64_t n, float* dst, const std::string& where);
+void convert_to_bf16(DType src, const uint8_t* p, int64_t n, uint16_t* dst, const std::string& where);
+
 // All weights of a model folder: model.safetensors, or shards listed by model.safetensors.index.json.
 // Refuses pytorch_model.bin with a message saying how to convert.
 class WeightStore {
@@ -48,13 +54,16 @@ class WeightStore {
   static WeightStore open(const std::filesystem::path& model_dir);
   bool has(const std::string& name) const;
   const TensorInfo& info(const std::string& name) const;  // throws naming the tensor when absent
-  std::vector<std::string> names() const;
+  std::vector<std::string> names() const;  // sorted
+  const std::vector<std::filesystem::path>& files() const { return paths_; }  // the .safetensors files opened
+  const SafetensorsFile& file_of(const std::string& name) const;  // throws naming the tensor when absent
   // Converts to float32 / bf16 into dst (numel elements); throws if expected_shape (when non-empty) differs.
   void read_f32(const std::string& name, float* dst, const std::vector<int64_t>& expected_shape = {}) const;
   void read_bf16(const std::string& name, uint16_t* dst, const std::vector<int64_t>& expected_shape = {}) const;
 
  private:
   std::vector<std::unique_ptr<SafetensorsFile>> files_;
+  std::vector<std::filesystem::path> paths_;
   std::map<std::string, std::pair<const SafetensorsFile*, const TensorInfo*>> index_;
 };
 
