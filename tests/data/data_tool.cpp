@@ -1,0 +1,77 @@
+// Driver for tests/data/test_alignment.py: reads a dataset, applies a template with the real tokenizer and prints
+// one JSON line per sample: {"origin", "ids", "labels"}; with --loader it instead prints the batches of one epoch.
+//   data_tool <tokenizer_dir> <dataset> <alpaca|chatml|plain> [--train_on_inputs] [--system S]
+//             [--loader batch_size max_seq_length packing(0|1) seed]
+#include <nlohmann/json.hpp>
+
+#include <cstdio>
+#include <iostream>
+#include <string>
+
+#include "data/batching.h"
+#include "data/prepare.h"
+#include "tokenizer/tokenizer.h"
+#include "util/error.h"
+
+int main(int argc, char** argv) {
+  using namespace sft::data;
+  try {
+    if (argc < 4) {
+      std::fprintf(stderr, "usage: data_tool <tokenizer_dir> <dataset> <template> [options]\n");
+      return 2;
+    }
+    sft::tok::Tokenizer tok = sft::tok::Tokenizer::load(argv[1]);
+    TokenizerEncoder enc(tok);
+    TemplateOptions opts;
+    opts.tmpl = parse_template(argv[3]);
+    bool loader = false;
+    LoaderOptions lo;
+    for (int i = 4; i < argc; ++i) {
+      std::string a = argv[i];
+      if (a == "--train_on_inputs") opts.train_on_inputs = true;
+      else if (a == "--system" && i + 1 < argc) opts.system_prompt = argv[++i];
+      else if (a == "--loader" && i + 4 < argc) {
+        loader = true;
+        lo.batch_size = std::stoll(argv[++i]);
+        lo.max_seq_length = std::stoll(argv[++i]);
+        lo.packing = std::string(argv[++i]) == "1";
+        lo.seed = std::stoull(argv[++i]);
+      } else {
+        std::fprintf(stderr, "data_tool: unknown argument %s\n", a.c_str());
+        return 2;
+      }
+    }
+    ReadResult r = read_dataset(argv[2]);
+    if (!loader) {
+      for (const Example& ex : r.examples) {
+        Sample s = tokenize_example(ex, opts, enc);
+        nlohmann::json j;
+        j["origin"] = ex.origin;
+        j["ids"] = s.ids;
+        j["labels"] = s.labels;
+        std::cout << j.dump() << '\n';
+      }
+      return 0;
+    }
+    auto samples = std::make_shared<std::vector<Sample>>();
+    for (const Example& ex : r.examples) samples->push_back(tokenize_example(ex, opts, enc));
+    apply_truncation(*samples, lo.max_seq_length, Truncation::Right);
+    lo.pad_id = tok.pad_id().value_or(0);
+    DataLoader dl(samples, lo);
+    for (int64_t b = 0; b < dl.batches_per_epoch(); ++b) {
+      Batch batch = dl.next();
+      nlohmann::json j;
+      j["B"] = batch.B;
+      j["T"] = batch.T;
+      j["input_ids"] = batch.input_ids;
+      j["labels"] = batch.labels;
+      j["position_ids"] = batch.position_ids;
+      j["doc_ids"] = batch.doc_ids;
+      std::cout << j.dump() << '\n';
+    }
+    return 0;
+  } catch (const sft::Error& e) {
+    std::fprintf(stderr, "data_tool: error: %s\n", e.what());
+    return 1;
+  }
+}
