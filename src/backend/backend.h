@@ -35,6 +35,10 @@ enum class DType : uint8_t { F32, BF16 };
 struct AttnShape {
   int64_t B = 0, T = 0, n_heads = 0, n_kv_heads = 0, head_dim = 0;
   float scale = 0;  // usually head_dim^-0.5
+  // Queries are the LAST Tq positions of each row (0 = all T). With Tq < T (KV-cache decoding) q/out/lse hold B*Tq
+  // rows while k/v/doc hold B*T; the backward requires Tq == 0 or T.
+  int64_t Tq = 0;
+  int64_t q_len() const { return Tq == 0 ? T : Tq; }
 };
 
 class Backend {
@@ -96,7 +100,7 @@ class Backend {
                     bool inverse) = 0;
 
   // ---- attention (softmax(q k^T * scale + mask) v, fp32, doc-id causal masking; see AttnShape) ----
-  // q, out [B*T, n_heads, d]; k, v [B*T, n_kv_heads, d]; doc [B*T]; lse [B*T, n_heads] = log-sum-exp of the scaled
+  // q, out [B*Tq, n_heads, d]; k, v [B*T, n_kv_heads, d]; doc [B*T]; lse [B*Tq, n_heads] = log-sum-exp of the scaled
   // scores of each query (saved for the backward; -inf-free: 0 for padding).
   virtual void attention_forward(float* out, float* lse, const float* q, const float* k, const float* v,
                                  const int32_t* doc, const AttnShape& s) = 0;

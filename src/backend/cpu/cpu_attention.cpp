@@ -12,6 +12,8 @@
 #include <unordered_map>
 #include <vector>
 
+#include "util/error.h"
+
 namespace sft::backend::cpu {
 namespace {
 
@@ -42,8 +44,9 @@ void attention_forward_tiled(float* out, float* lse, const float* q, const float
                              const int32_t* doc, const AttnShape& s) {
   const int64_t d = s.head_dim, H = s.n_heads, KV = s.n_kv_heads, rep = H / KV, T = s.T;
   const std::vector<int64_t> lo = first_key(doc, s);
+  const int64_t Tq = s.q_len();
   constexpr int64_t kQueryTile = 16;
-  const int64_t tiles = (T + kQueryTile - 1) / kQueryTile;
+  const int64_t tiles = (Tq + kQueryTile - 1) / kQueryTile;
 #pragma omp parallel
   {
     std::vector<float> p(static_cast<size_t>(T));
@@ -52,16 +55,17 @@ void attention_forward_tiled(float* out, float* lse, const float* q, const float
     for (int64_t b = 0; b < s.B; ++b)
       for (int64_t h = 0; h < H; ++h)
         for (int64_t tile = 0; tile < tiles; ++tile) {
-          const int64_t i1 = std::min(T, (tile + 1) * kQueryTile);
-          for (int64_t i = tile * kQueryTile; i < i1; ++i) {
-            const int64_t ti = b * T + i;
-            float* o = out + (ti * H + h) * d;
+          const int64_t iq1 = std::min(Tq, (tile + 1) * kQueryTile);
+          for (int64_t iq = tile * kQueryTile; iq < iq1; ++iq) {
+            const int64_t i = T - Tq + iq;  // key position of this query
+            const int64_t ti = b * T + i, qrow = b * Tq + iq;
+            float* o = out + (qrow * H + h) * d;
             if (doc[ti] < 0) {
               std::fill(o, o + d, 0.0f);
-              lse[ti * H + h] = 0;
+              lse[qrow * H + h] = 0;
               continue;
             }
-            const float* qi = q + (ti * H + h) * d;
+            const float* qi = q + (qrow * H + h) * d;
             const int64_t j0 = lo[ti];
             float mx = -INFINITY;
             for (int64_t j = j0; j <= i; ++j) {
@@ -86,7 +90,7 @@ void attention_forward_tiled(float* out, float* lse, const float* q, const float
             const float inv = 1.0f / sum;
 #pragma omp simd
             for (int64_t e = 0; e < d; ++e) o[e] = acc[e] * inv;
-            lse[ti * H + h] = mx + std::log(sum);
+            lse[qrow * H + h] = mx + std::log(sum);
           }
         }
   }
@@ -96,6 +100,7 @@ void attention_backward_tiled(float* dq, float* dk, float* dv, const float* dout
                               const float* v, const float* out, const float* lse, const int32_t* doc,
                               const AttnShape& s) {
   const int64_t d = s.head_dim, H = s.n_heads, KV = s.n_kv_heads, rep = H / KV, T = s.T;
+  SFT_CHECK(s.q_len() == T, "attention_backward: needs queries at every position (Tq=", s.Tq, " T=", T, ")");
   const std::vector<int64_t> lo = first_key(doc, s);
   // dK/dV of query head h go to a private [T, d] strip per (row, head), summed over the heads of a GQA group at the
   // end: no atomics, and work splits over B*n_heads tasks.

@@ -132,14 +132,16 @@ class CpuReferenceBackend final : public CpuMemoryBackend {
                          const AttnShape& s) override {
     const int64_t d = s.head_dim, rep = s.n_heads / s.n_kv_heads;
     std::vector<double> sc(s.T);
+    const int64_t Tq = s.q_len();
     for (int64_t b = 0; b < s.B; ++b)
       for (int64_t h = 0; h < s.n_heads; ++h)
-        for (int64_t i = 0; i < s.T; ++i) {
-          const int64_t ti = b * s.T + i;
-          float* o = out + (ti * s.n_heads + h) * d;
-          const float* qi = q + (ti * s.n_heads + h) * d;
+        for (int64_t iq = 0; iq < Tq; ++iq) {
+          const int64_t i = s.T - Tq + iq;  // key position of this query
+          const int64_t ti = b * s.T + i, qrow = b * Tq + iq;
+          float* o = out + (qrow * s.n_heads + h) * d;
+          const float* qi = q + (qrow * s.n_heads + h) * d;
           std::fill(o, o + d, 0.0f);
-          lse[ti * s.n_heads + h] = 0;
+          lse[qrow * s.n_heads + h] = 0;
           if (doc[ti] < 0) continue;
           double mx = -std::numeric_limits<double>::infinity();
           for (int64_t j = 0; j <= i; ++j) {
@@ -162,7 +164,7 @@ class CpuReferenceBackend final : public CpuMemoryBackend {
             for (int64_t e = 0; e < d; ++e) acc[e] += p * vj[e];
           }
           for (int64_t e = 0; e < d; ++e) o[e] = static_cast<float>(acc[e] / sum);
-          lse[ti * s.n_heads + h] = static_cast<float>(mx + std::log(sum));
+          lse[qrow * s.n_heads + h] = static_cast<float>(mx + std::log(sum));
         }
   }
 
@@ -170,6 +172,7 @@ class CpuReferenceBackend final : public CpuMemoryBackend {
                           const float* v, const float* out, const float* lse, const int32_t* doc,
                           const AttnShape& s) override {
     const int64_t d = s.head_dim, rep = s.n_heads / s.n_kv_heads, N = s.B * s.T;
+    SFT_CHECK(s.q_len() == s.T, "attention_backward: needs queries at every position (Tq=", s.Tq, " T=", s.T, ")");
     std::vector<double> gq(N * s.n_heads * d, 0.0), gk(N * s.n_kv_heads * d, 0.0), gv(N * s.n_kv_heads * d, 0.0);
     for (int64_t b = 0; b < s.B; ++b)
       for (int64_t h = 0; h < s.n_heads; ++h)

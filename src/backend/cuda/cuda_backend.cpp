@@ -98,11 +98,8 @@ CudaBackend::~CudaBackend() {
   cudaSetDevice(device_);
   if (stream_) cudaStreamSynchronize(stream_);
   plans_.clear();
-  for (void* p : scratch_)
-    if (p) cudaFree(p);
-  if (workspace_) cudaFree(workspace_);
-  for (auto& [p, n] : sizes_)
-    if (p != workspace_) cudaFree(p);
+  for (auto& [p, n] : sizes_) cudaFree(p);  // workspace, scratch and anything the user did not free
+  sizes_.clear();
   if (lt_) cublasLtDestroy(lt_);
   if (stream_) cudaStreamDestroy(stream_);
   cudaGetLastError();

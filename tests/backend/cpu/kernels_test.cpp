@@ -186,6 +186,24 @@ TEST_F(Fixture, AttentionPackedPaddedGqa) {
   for (int64_t e = 0; e < s.n_heads * s.head_dim; ++e) EXPECT_EQ(o1[(s.T + 33) * s.n_heads * s.head_dim + e], 0.0f);
 }
 
+TEST_F(Fixture, AttentionLastQueriesOnlyMatchesFullAttention) {
+  // KV-cache decoding: queries for the last Tq positions only must equal those rows of the full computation.
+  AttnShape s;
+  s.B = 1, s.T = 29, s.n_heads = 4, s.n_kv_heads = 1, s.head_dim = 8, s.scale = 0.3f;
+  std::vector<int32_t> doc(s.T, 0);
+  auto q = randn(s.T * 4 * 8, 40), k = randn(s.T * 8, 41), v = randn(s.T * 8, 42);
+  std::vector<float> o_full(q.size()), l_full(s.T * 4);
+  ref->attention_forward(o_full.data(), l_full.data(), q.data(), k.data(), v.data(), doc.data(), s);
+  AttnShape t = s;
+  t.Tq = 3;
+  for (Backend* be : {fast.get(), ref.get()}) {
+    std::vector<float> o(3 * 4 * 8), l(3 * 4);
+    be->attention_forward(o.data(), l.data(), q.data() + 26 * 32, k.data(), v.data(), doc.data(), t);
+    std::vector<float> want(o_full.begin() + 26 * 32, o_full.end());
+    EXPECT_LT(rel_err(o, want), 2e-6) << be->name();
+  }
+}
+
 TEST_F(Fixture, AttentionGradientMatchesFiniteDifferences) {
   // The reference backward itself checked against central differences of the reference forward (in fp32, so a
   // loose 2e-2 relative bound on a few coordinates; the exact checks are the torch parity tests in tests/model).
