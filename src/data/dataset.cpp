@@ -170,6 +170,13 @@ ReadResult parse_json_array(const std::string& text_in, const std::string& name,
   skip_ws();
   if (i < n && text[i] == ']') return out;
   int64_t element = 0;
+  // Line numbers are counted incrementally (one pass over the text), not from the start for every element.
+  size_t counted_to = 0;
+  int64_t line = 1;
+  auto line_at = [&](size_t offset) {
+    for (; counted_to < offset && counted_to < n; ++counted_to) line += text[counted_to] == '\n';
+    return line;
+  };
   while (true) {
     ++element;
     skip_ws();
@@ -192,7 +199,7 @@ ReadResult parse_json_array(const std::string& text_in, const std::string& name,
       } else if (c == ',' && depth == 0) break;
     }
     const std::string origin = name + " element " + std::to_string(element) + " (line " +
-                               std::to_string(line_of_offset(text, start)) + ")";
+                               std::to_string(line_at(start)) + ")";
     // A structural failure leaves no way to find the next element: it is fatal even with skip_bad_rows.
     SFT_CHECK(i < n, origin, ": malformed JSON: the array is not closed (unterminated string, object or array; ",
               "this cannot be skipped)");
