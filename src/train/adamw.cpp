@@ -1,0 +1,96 @@
+#include "train/adamw.h"
+
+#include <cmath>
+#include <map>
+#include <string>
+
+#include "backend/backend.h"
+#include "io/safetensors.h"
+#include "util/error.h"
+
+namespace sft::train {
+
+AdamW::AdamW(backend::Backend& be, std::vector<model::ParamRef> params, AdamWHyper hyper)
+    : be_(be), params_(std::move(params)), hyper_(hyper) {
+  for (const auto& p : params_) {
+    SFT_CHECK(p.value && p.grad && p.numel > 0, "optimizer: parameter ", p.name, " has no value/grad storage");
+    m_.push_back(static_cast<float*>(be_.alloc(static_cast<size_t>(p.numel) * sizeof(float))));
+    v_.push_back(static_cast<float*>(be_.alloc(static_cast<size_t>(p.numel) * sizeof(float))));
+  }
+}
+
+AdamW::~AdamW() {
+  for (float* p : m_) be_.free(p);
+  for (float* p : v_) be_.free(p);
+}
+
+double AdamW::grad_norm() {
+  double ss = 0.0;
+  for (const auto& p : params_) ss += be_.sum_squares(p.grad, p.numel);
+  return std::sqrt(ss);
+}
+
+double AdamW::clip_grad_norm(double max_norm) {
+  const double norm = grad_norm();
+  if (max_norm <= 0) return norm;
+  // torch computes the coefficient on fp32 tensors: max_norm / (total_norm + 1e-6), clamp(max=1).
+  const float total = static_cast<float>(norm);
+  float coef = static_cast<float>(max_norm) / (total + 1e-6f);
+  if (coef < 1.0f) {
+    for (const auto& p : params_) be_.scale(p.grad, coef, p.numel);
+  }
+  return norm;
+}
+
+void AdamW::step(double lr) {
+  ++step_;
+  for (size_t i = 0; i < params_.size(); ++i) {
+    const auto& p = params_[i];
+    backend::AdamWArgs a;
+    a.lr = static_cast<float>(lr);
+    a.beta1 = static_cast<float>(hyper_.beta1);
+    a.beta2 = static_cast<float>(hyper_.beta2);
+    a.eps = static_cast<float>(hyper_.eps);
+    a.weight_decay = p.decay ? static_cast<float>(hyper_.weight_decay) : 0.0f;
+    a.step = step_;
+    be_.adamw_step(p.value, p.grad, m_[i], v_[i], p.numel, a);
+  }
+}
+
+void AdamW::save_state(const std::filesystem::path& file) const {
+  // Download to host buffers that stay alive until the file is written.
+  std::vector<std::vector<float>> host(2 * params_.size());
+  std::vector<io::TensorToWrite> tensors;
+  for (size_t i = 0; i < params_.size(); ++i) {
+    const auto& p = params_[i];
+    for (int k = 0; k < 2; ++k) {
+      auto& buf = host[2 * i + k];
+      buf.resize(static_cast<size_t>(p.numel));
+      be_.download(buf.data(), k == 0 ? m_[i] : v_[i], buf.size() * sizeof(float));
+      tensors.push_back({(k == 0 ? "exp_avg." : "exp_avg_sq.") + p.name, io::DType::F32, p.shape, buf.data()});
+    }
+  }
+  io::write_safetensors(file, std::move(tensors), {{"step", std::to_string(step_)}, {"optimizer", "adamw"}});
+}
+
+void AdamW::load_state(const std::filesystem::path& file) {
+  io::SafetensorsFile f(file);
+  auto it = f.metadata().find("step");
+  SFT_CHECK(it != f.metadata().end(), file.string(), ": optimizer state has no 'step' in __metadata__");
+  step_ = std::stoll(it->second);
+  for (size_t i = 0; i < params_.size(); ++i) {
+    const auto& p = params_[i];
+    for (int k = 0; k < 2; ++k) {
+      const std::string name = (k == 0 ? "exp_avg." : "exp_avg_sq.") + p.name;
+      const io::TensorInfo* t = f.find(name);
+      SFT_CHECK(t != nullptr, file.string(), ": optimizer state lacks tensor ", name);
+      SFT_CHECK(t->dtype == io::DType::F32 && t->shape == p.shape, file.string(), ": tensor ", name,
+                " has the wrong dtype or shape for this model (expected F32 of the parameter's shape)");
+      be_.upload(k == 0 ? m_[i] : v_[i], f.data(*t), static_cast<size_t>(p.numel) * sizeof(float));
+    }
+  }
+  SFT_CHECK(f.tensors().size() == 2 * params_.size(), file.string(), ": optimizer state has ", f.tensors().size(),
+            " tensors, expected ", 2 * params_.size());
+}
+
+}  // namespace sft::train

@@ -1,0 +1,128 @@
+#include "train/checkpoint.h"
+
+#include <algorithm>
+#include <regex>
+
+#include <nlohmann/json.hpp>
+
+#include "util/error.h"
+
+namespace sft::train {
+
+namespace fs = std::filesystem;
+
+std::string trainer_state_to_json(const TrainerState& s) {
+  nlohmann::ordered_json j;
+  j["global_step"] = s.global_step;
+  j["epoch"] = s.epoch;
+  j["max_steps"] = s.max_steps;
+  j["num_train_epochs"] = s.num_train_epochs;
+  j["logging_steps"] = s.logging_steps;
+  j["save_steps"] = s.save_steps;
+  j["eval_steps"] = s.eval_steps;
+  j["train_batch_size"] = s.train_batch_size;
+  j["best_metric"] = s.best_metric ? nlohmann::ordered_json(*s.best_metric) : nlohmann::ordered_json(nullptr);
+  j["best_model_checkpoint"] =
+      s.best_model_checkpoint.empty() ? nlohmann::ordered_json(nullptr) : nlohmann::ordered_json(s.best_model_checkpoint);
+  auto hist = nlohmann::ordered_json::array();
+  for (const auto& r : s.log_history) hist.push_back(nlohmann::ordered_json::parse(log_row_json(r)));
+  j["log_history"] = hist;
+  nlohmann::ordered_json r;
+  r["loader_epoch"] = s.loader_epoch;
+  r["loader_index"] = s.loader_index;
+  // Window sums are stored as exact decimal text of the double (%.17g round-trips).
+  char buf[64];
+  std::snprintf(buf, sizeof buf, "%.17g", s.window.loss_sum);
+  r["window_loss_sum"] = std::string(buf);
+  r["window_targets"] = s.window.targets;
+  r["window_tokens"] = s.window.tokens;
+  r["window_steps"] = s.window.steps;
+  r["seed"] = s.seed;
+  j["sft_resume"] = r;
+  return j.dump(2) + "\n";
+}
+
+TrainerState trainer_state_from_json(const std::string& text, const std::string& path) {
+  TrainerState s;
+  try {
+    auto j = nlohmann::json::parse(text);
+    s.global_step = j.at("global_step").get<int64_t>();
+    s.epoch = j.value("epoch", 0.0);
+    s.max_steps = j.value("max_steps", int64_t{0});
+    s.num_train_epochs = j.value("num_train_epochs", 0.0);
+    s.logging_steps = j.value("logging_steps", int64_t{0});
+    s.save_steps = j.value("save_steps", int64_t{0});
+    s.eval_steps = j.value("eval_steps", int64_t{0});
+    s.train_batch_size = j.value("train_batch_size", int64_t{0});
+    if (j.contains("best_metric") && !j["best_metric"].is_null()) s.best_metric = j["best_metric"].get<double>();
+    if (j.contains("best_model_checkpoint") && !j["best_model_checkpoint"].is_null())
+      s.best_model_checkpoint = j["best_model_checkpoint"].get<std::string>();
+    for (const auto& row : j.at("log_history")) s.log_history.push_back(log_row_from_json(row.dump()));
+    const auto& r = j.at("sft_resume");
+    s.loader_epoch = r.at("loader_epoch").get<int64_t>();
+    s.loader_index = r.at("loader_index").get<int64_t>();
+    s.window.loss_sum = std::stod(r.at("window_loss_sum").get<std::string>());
+    s.window.targets = r.at("window_targets").get<int64_t>();
+    s.window.tokens = r.at("window_tokens").get<int64_t>();
+    s.window.steps = r.at("window_steps").get<int64_t>();
+    s.seed = r.at("seed").get<uint64_t>();
+  } catch (const nlohmann::json::exception& e) {
+    throw Error(path + ": not a trainer_state.json written by sft train (" + e.what() + ")");
+  }
+  return s;
+}
+
+void copy_model_side_files(const fs::path& base_dir, const fs::path& dst_dir) {
+  static const char* kFiles[] = {"tokenizer.json",    "tokenizer_config.json", "special_tokens_map.json",
+                                 "generation_config.json", "vocab.json",   "merges.txt",
+                                 "added_tokens.json", "chat_template.jinja",   "tokenizer.model"};
+  SFT_CHECK(fs::exists(base_dir / "tokenizer.json"), base_dir.string(),
+            ": base model folder has no tokenizer.json to copy into the output");
+  for (const char* f : kFiles) {
+    const fs::path src = base_dir / f;
+    if (fs::exists(src)) fs::copy_file(src, dst_dir / f, fs::copy_options::overwrite_existing);
+  }
+}
+
+std::vector<std::pair<int64_t, fs::path>> list_checkpoints(const fs::path& output_dir) {
+  std::vector<std::pair<int64_t, fs::path>> out;
+  if (!fs::is_directory(output_dir)) return out;
+  static const std::regex re("checkpoint-([0-9]+)");
+  for (const auto& e : fs::directory_iterator(output_dir)) {
+    std::smatch m;
+    const std::string name = e.path().filename().string();
+    if (e.is_directory() && std::regex_match(name, m, re)) out.emplace_back(std::stoll(m[1].str()), e.path());
+  }
+  std::sort(out.begin(), out.end());
+  return out;
+}
+
+fs::path last_checkpoint(const fs::path& output_dir) {
+  auto all = list_checkpoints(output_dir);
+  SFT_CHECK(!all.empty(), "--resume_from_checkpoint last: no checkpoint-N folder in ", output_dir.string());
+  return all.back().second;
+}
+
+std::vector<fs::path> rotate_checkpoints(const fs::path& output_dir, int64_t limit, const fs::path& keep) {
+  std::vector<fs::path> deleted;
+  if (limit <= 0) return deleted;
+  auto all = list_checkpoints(output_dir);
+  int64_t remaining = static_cast<int64_t>(all.size());
+  for (const auto& [step, dir] : all) {
+    if (remaining <= limit) break;
+    if (!keep.empty() && fs::weakly_canonical(dir) == fs::weakly_canonical(keep)) continue;
+    fs::remove_all(dir);
+    deleted.push_back(dir);
+    --remaining;
+  }
+  return deleted;
+}
+
+void move_files_into(const fs::path& src_dir, const fs::path& dst_dir) {
+  for (const auto& e : fs::directory_iterator(src_dir)) {
+    if (e.is_regular_file()) fs::rename(e.path(), dst_dir / e.path().filename());
+  }
+  fs::remove_all(src_dir);
+}
+
+}  // namespace sft::train

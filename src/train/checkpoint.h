@@ -1,0 +1,55 @@
+// Checkpoint folders (output_dir/checkpoint-N/) and trainer_state.json.
+//
+// A checkpoint holds: an HF model folder (config.json, model.safetensors in fp32 — the exact masters, so resuming is
+// bit-identical — tokenizer files and generation_config.json copied from the base model folder), optimizer.safetensors
+// (AdamW m and v, step count), trainer_state.json (HF keys + an "sft_resume" object with the data-loader position and
+// the open logging window) and training_args.json. It is written into output_dir/.tmp-checkpoint-N and renamed, so a
+// checkpoint-N folder is always complete.
+#pragma once
+#include <cstdint>
+#include <filesystem>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "train/train_log.h"
+
+namespace sft::train {
+
+struct TrainerState {
+  int64_t global_step = 0;
+  double epoch = 0;
+  int64_t max_steps = 0;
+  int64_t logging_steps = 0, save_steps = 0, eval_steps = 0;
+  int64_t train_batch_size = 0;
+  double num_train_epochs = 0;
+  std::vector<LogRow> log_history;
+  std::optional<double> best_metric;
+  std::string best_model_checkpoint;  // "" = none
+  // sft_resume: exact place to continue.
+  int64_t loader_epoch = 0, loader_index = 0;
+  LogWindow window;
+  uint64_t seed = 0;
+};
+
+std::string trainer_state_to_json(const TrainerState& s);
+TrainerState trainer_state_from_json(const std::string& text, const std::string& path_for_errors);
+
+// Files of a model folder that are not weights: copied from the base model into checkpoints and the final output
+// (those present; tokenizer.json is required).
+void copy_model_side_files(const std::filesystem::path& base_dir, const std::filesystem::path& dst_dir);
+
+// checkpoint-N folders of output_dir, sorted by N ascending.
+std::vector<std::pair<int64_t, std::filesystem::path>> list_checkpoints(const std::filesystem::path& output_dir);
+// The newest checkpoint-N folder; throws sft::Error when there is none.
+std::filesystem::path last_checkpoint(const std::filesystem::path& output_dir);
+// Deletes the oldest checkpoints until at most `limit` remain, never deleting `keep` (the best checkpoint); limit<=0
+// keeps all. Returns the deleted folders.
+std::vector<std::filesystem::path> rotate_checkpoints(const std::filesystem::path& output_dir, int64_t limit,
+                                                      const std::filesystem::path& keep);
+
+// Moves every regular file of src_dir into dst_dir (rename, replacing) and removes src_dir. Both must be on the same
+// filesystem (src is always a temp folder inside dst).
+void move_files_into(const std::filesystem::path& src_dir, const std::filesystem::path& dst_dir);
+
+}  // namespace sft::train

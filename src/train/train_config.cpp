@@ -1,0 +1,42 @@
+#include "train/train_config.h"
+
+#include "train/lr_schedule.h"
+#include "util/error.h"
+
+namespace sft::train {
+
+void TrainConfig::validate() const {
+  SFT_CHECK(!model_name_or_path.empty(), "--model_name_or_path is required");
+  SFT_CHECK(!dataset_path.empty(), "--dataset_path is required");
+  SFT_CHECK(!output_dir.empty(), "--output_dir is required");
+  SFT_CHECK(per_device_train_batch_size >= 1, "--per_device_train_batch_size must be >= 1");
+  SFT_CHECK(per_device_eval_batch_size >= 1, "--per_device_eval_batch_size must be >= 1");
+  SFT_CHECK(gradient_accumulation_steps >= 1, "--gradient_accumulation_steps must be >= 1");
+  SFT_CHECK(max_seq_length >= 2, "--max_seq_length must be >= 2");
+  SFT_CHECK(learning_rate >= 0, "--learning_rate must be >= 0");
+  SFT_CHECK(adam_beta1 >= 0 && adam_beta1 < 1, "--adam_beta1 must be in [0, 1)");
+  SFT_CHECK(adam_beta2 >= 0 && adam_beta2 < 1, "--adam_beta2 must be in [0, 1)");
+  SFT_CHECK(adam_epsilon > 0, "--adam_epsilon must be > 0");
+  SFT_CHECK(weight_decay >= 0, "--weight_decay must be >= 0");
+  SFT_CHECK(warmup_steps >= 0, "--warmup_steps must be >= 0");
+  SFT_CHECK(warmup_ratio >= 0 && warmup_ratio <= 1, "--warmup_ratio must be in [0, 1]");
+  SFT_CHECK(max_steps > 0 || num_train_epochs > 0, "--num_train_epochs must be > 0 (or give --max_steps)");
+  SFT_CHECK(logging_steps >= 1, "--logging_steps must be >= 1");
+  SFT_CHECK(save_steps >= 1, "--save_steps must be >= 1");
+  SFT_CHECK(validation_split >= 0, "--validation_split must be >= 0");
+  parse_scheduler_type(lr_scheduler_type);
+  SFT_CHECK(save_strategy == "steps" || save_strategy == "epoch" || save_strategy == "no",
+            "--save_strategy: expected steps, epoch or no, got '", save_strategy, "'");
+  SFT_CHECK(eval_strategy == "steps" || eval_strategy == "epoch" || eval_strategy == "no",
+            "--eval_strategy: expected steps, epoch or no, got '", eval_strategy, "'");
+  SFT_CHECK(metric_for_best_model == "eval_loss" || metric_for_best_model == "loss",
+            "--metric_for_best_model: only eval_loss is computed by sft train, got '", metric_for_best_model, "'");
+  SFT_CHECK(torch_dtype == "auto" || torch_dtype == "float32" || torch_dtype == "bfloat16",
+            "--torch_dtype: expected auto, float32 or bfloat16, got '", torch_dtype,
+            "' (float16 is not supported: use bfloat16)");
+  SFT_CHECK(device == "cpu" || device == "cuda" || device.rfind("cuda:", 0) == 0,
+            "--device: expected cpu or cuda[:N], got '", device, "'");
+  SFT_CHECK(threads >= 0, "--threads must be >= 0");
+}
+
+}  // namespace sft::train

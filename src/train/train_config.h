@@ -1,0 +1,59 @@
+// Every setting of `sft train`, as plain values. cli/ fills it from flags or a --config file (HF TrainingArguments
+// names); train/ validates and uses it. Defaults follow transformers' TrainingArguments where the flag exists there.
+#pragma once
+#include <cstdint>
+#include <string>
+
+namespace sft::train {
+
+struct TrainConfig {
+  // ---- paths ----
+  std::string model_name_or_path, dataset_path, output_dir, eval_dataset_path;
+  std::string resume_from_checkpoint;  // "" = fresh start, "last" = newest checkpoint-N in output_dir, or a folder
+  bool overwrite_output_dir = false;
+
+  // ---- data ----
+  std::string template_name = "alpaca";
+  bool train_on_inputs = false;
+  int64_t max_seq_length = 1024;  // covers ~99% of alpaca-cleaned rows with Qwen/Llama tokenizers; report shows cuts
+  std::string truncation = "right";
+  bool packing = false, group_by_length = false, skip_bad_rows = false, data_loader_drop_last = false;
+  double validation_split = 0.0;
+  int64_t per_device_train_batch_size = 8, per_device_eval_batch_size = 8;
+
+  // ---- optimisation ----
+  double learning_rate = 5e-5, adam_beta1 = 0.9, adam_beta2 = 0.999, adam_epsilon = 1e-8, weight_decay = 0.0;
+  std::string lr_scheduler_type = "linear";
+  int64_t warmup_steps = 0;
+  double warmup_ratio = 0.0;
+  double max_grad_norm = 1.0;  // <= 0 disables clipping
+  int64_t gradient_accumulation_steps = 1;
+  double num_train_epochs = 3.0;
+  int64_t max_steps = -1;  // > 0 overrides num_train_epochs
+  uint64_t seed = 42;
+  bool bf16 = false;                 // bf16 compute, fp32 master weights and optimizer state
+  std::string torch_dtype = "auto";  // "bfloat16" = bf16 compute (and the final model saved in bf16)
+
+  // ---- logging / evaluation / checkpoints ----
+  int64_t logging_steps = 500;
+  bool logging_first_step = false;
+  std::string save_strategy = "steps";  // steps | epoch | no
+  int64_t save_steps = 500;
+  int64_t save_total_limit = -1;  // <= 0: keep all
+  std::string eval_strategy = "no";  // no | steps | epoch
+  int64_t eval_steps = -1;           // -1: = logging_steps (as HF)
+  bool load_best_model_at_end = false;
+  std::string metric_for_best_model = "eval_loss";
+  int greater_is_better = -1;  // -1 unset: false for *loss metrics (HF rule)
+
+  // ---- runtime ----
+  std::string device = "cpu";
+  int64_t threads = 0;  // 0 = all cores
+  std::string debug_dump_batches;  // debug: write every micro-batch trained on as JSON lines (parity tests)
+
+  bool use_bf16() const { return bf16 || torch_dtype == "bfloat16"; }
+  // Throws sft::Error naming the flag on an invalid combination.
+  void validate() const;
+};
+
+}  // namespace sft::train

@@ -1,0 +1,336 @@
+#include "train/trainer.h"
+
+#include <chrono>
+#include <cmath>
+#include <fstream>
+
+#include <nlohmann/json.hpp>
+
+#include "backend/backend.h"
+#include "data/batching.h"
+#include "model/model.h"
+#include "train/adamw.h"
+#include "train/checkpoint.h"
+#include "train/lr_schedule.h"
+#include "util/error.h"
+#include "util/file_util.h"
+
+namespace sft::train {
+
+namespace fs = std::filesystem;
+using Clock = std::chrono::steady_clock;
+
+namespace {
+
+model::Batch to_model_batch(const data::Batch& b) {
+  model::Batch m;
+  m.B = b.B;
+  m.T = b.T;
+  m.input_ids = b.input_ids;
+  m.position_ids = b.position_ids;
+  m.doc_ids = b.doc_ids;
+  m.labels = b.labels;
+  return m;
+}
+
+int64_t count_real_tokens(const data::Batch& b) {
+  int64_t n = 0;
+  for (int32_t d : b.doc_ids) n += d >= 0;
+  return n;
+}
+
+std::string batch_dump_json(int64_t step, int64_t micro, int64_t step_targets, const data::Batch& b) {
+  nlohmann::json j;
+  j["step"] = step;
+  j["micro"] = micro;
+  j["step_targets"] = step_targets;
+  j["B"] = b.B;
+  j["T"] = b.T;
+  j["input_ids"] = b.input_ids;
+  j["position_ids"] = b.position_ids;
+  j["doc_ids"] = b.doc_ids;
+  j["labels"] = b.labels;
+  return j.dump();
+}
+
+// Mean token loss of the evaluation set: sum of target losses / number of targets (token-weighted).
+double evaluate(model::Model& m, data::DataLoader& ev) {
+  ev.seek({0, 0});
+  double sum = 0;
+  int64_t n = 0;
+  const int64_t nb = ev.batches_per_epoch();
+  for (int64_t i = 0; i < nb; ++i) {
+    auto ls = m.forward_loss(to_model_batch(ev.next()));
+    sum += ls.sum;
+    n += ls.n_targets;
+  }
+  SFT_CHECK(n > 0, "evaluation data has no target tokens");
+  return sum / static_cast<double>(n);
+}
+
+std::string config_json(const TrainConfig& c) {
+  nlohmann::ordered_json j;
+  j["model_name_or_path"] = c.model_name_or_path;
+  j["dataset_path"] = c.dataset_path;
+  j["output_dir"] = c.output_dir;
+  j["eval_dataset_path"] = c.eval_dataset_path;
+  j["template"] = c.template_name;
+  j["train_on_inputs"] = c.train_on_inputs;
+  j["max_seq_length"] = c.max_seq_length;
+  j["truncation"] = c.truncation;
+  j["packing"] = c.packing;
+  j["group_by_length"] = c.group_by_length;
+  j["validation_split"] = c.validation_split;
+  j["per_device_train_batch_size"] = c.per_device_train_batch_size;
+  j["per_device_eval_batch_size"] = c.per_device_eval_batch_size;
+  j["data_loader_drop_last"] = c.data_loader_drop_last;
+  j["learning_rate"] = c.learning_rate;
+  j["adam_beta1"] = c.adam_beta1;
+  j["adam_beta2"] = c.adam_beta2;
+  j["adam_epsilon"] = c.adam_epsilon;
+  j["weight_decay"] = c.weight_decay;
+  j["lr_scheduler_type"] = c.lr_scheduler_type;
+  j["warmup_steps"] = c.warmup_steps;
+  j["warmup_ratio"] = c.warmup_ratio;
+  j["max_grad_norm"] = c.max_grad_norm;
+  j["gradient_accumulation_steps"] = c.gradient_accumulation_steps;
+  j["num_train_epochs"] = c.num_train_epochs;
+  j["max_steps"] = c.max_steps;
+  j["seed"] = c.seed;
+  j["bf16"] = c.use_bf16();
+  j["logging_steps"] = c.logging_steps;
+  j["save_strategy"] = c.save_strategy;
+  j["save_steps"] = c.save_steps;
+  j["save_total_limit"] = c.save_total_limit;
+  j["eval_strategy"] = c.eval_strategy;
+  j["eval_steps"] = c.eval_steps;
+  j["load_best_model_at_end"] = c.load_best_model_at_end;
+  j["metric_for_best_model"] = c.metric_for_best_model;
+  return j.dump(2) + "\n";
+}
+
+}  // namespace
+
+void prepare_output_dir(const TrainConfig& cfg, bool resuming) {
+  const fs::path out = cfg.output_dir;
+  if (fs::exists(out)) {
+    SFT_CHECK(fs::is_directory(out), "--output_dir ", out.string(), " exists and is not a folder");
+    const bool empty = fs::directory_iterator(out) == fs::directory_iterator();
+    if (!empty && !resuming) {
+      SFT_CHECK(cfg.overwrite_output_dir, "--output_dir ", out.string(),
+                " is not empty: pass --overwrite_output_dir True to train into it, or --resume_from_checkpoint last");
+      for (const auto& [step, dir] : list_checkpoints(out)) fs::remove_all(dir);
+      fs::remove(out / "trainer_log.jsonl");
+    }
+  }
+  fs::create_directories(out);
+}
+
+TrainSummary run_training(const TrainJob& job, TrainObserver& obs) {
+  const TrainConfig& cfg = job.cfg;
+  SFT_CHECK(job.model && job.train, "run_training: model and training data are required");
+  model::Model& m = *job.model;
+  data::DataLoader& loader = *job.train;
+  const fs::path out = cfg.output_dir;
+  const fs::path log_file = out / "trainer_log.jsonl";
+
+  TrainPlan plan;
+  plan.batches_per_epoch = loader.batches_per_epoch();
+  SFT_CHECK(plan.batches_per_epoch > 0, "the training data gives no micro-batch (too few rows for ",
+            cfg.per_device_train_batch_size, " per batch with --data_loader_drop_last?)");
+  const int64_t gas = cfg.gradient_accumulation_steps;
+  plan.updates_per_epoch = std::max<int64_t>(1, plan.batches_per_epoch / gas);
+  plan.total_steps = cfg.max_steps > 0
+                         ? cfg.max_steps
+                         : static_cast<int64_t>(std::ceil(cfg.num_train_epochs * static_cast<double>(plan.updates_per_epoch)));
+  const SchedulerType sched = parse_scheduler_type(cfg.lr_scheduler_type);
+  plan.warmup_steps = resolve_warmup_steps(cfg.warmup_steps, cfg.warmup_ratio, plan.total_steps);
+  plan.eval_batches = job.eval ? job.eval->batches_per_epoch() : 0;
+  for (const auto& p : m.parameters()) plan.num_parameters += p.numel;
+
+  AdamW opt(m.backend(), m.parameters(), AdamWHyper{cfg.adam_beta1, cfg.adam_beta2, cfg.adam_epsilon, cfg.weight_decay});
+
+  TrainerState st;
+  if (!job.resume_dir.empty()) {
+    st = trainer_state_from_json(read_file(job.resume_dir / "trainer_state.json"),
+                                 (job.resume_dir / "trainer_state.json").string());
+    opt.load_state(job.resume_dir / "optimizer.safetensors");
+    SFT_CHECK(opt.steps_done() == st.global_step, (job.resume_dir / "optimizer.safetensors").string(),
+              ": optimizer step ", opt.steps_done(), " does not match global_step ", st.global_step);
+    SFT_CHECK(st.max_steps == plan.total_steps, job.resume_dir.string(), ": the checkpoint was made for ",
+              st.max_steps, " total steps but these settings give ", plan.total_steps,
+              " (resume with the same data, batch size, accumulation and epochs)");
+    loader.seek({st.loader_epoch, st.loader_index});
+    // The log restarts from the checkpoint's history (rows written after it by the interrupted run are dropped).
+    std::string text;
+    for (const auto& r : st.log_history) text += log_row_json(r) + "\n";
+    write_file_atomic(log_file, text);
+    obs.on_note("resuming from " + job.resume_dir.string() + " at step " + std::to_string(st.global_step));
+  } else {
+    write_file_atomic(log_file, "");
+  }
+  st.max_steps = plan.total_steps;
+  st.num_train_epochs = cfg.num_train_epochs;
+  st.logging_steps = cfg.logging_steps;
+  st.save_steps = cfg.save_steps;
+  const int64_t eval_steps = cfg.eval_steps > 0 ? cfg.eval_steps : cfg.logging_steps;
+  st.eval_steps = eval_steps;
+  st.train_batch_size = cfg.per_device_train_batch_size;
+  st.seed = cfg.seed;
+  plan.start_step = st.global_step;
+
+  const bool do_eval = cfg.eval_strategy != "no" && job.eval != nullptr;
+  if (cfg.eval_strategy != "no" && !job.eval)
+    obs.on_note("--eval_strategy " + cfg.eval_strategy + " but no evaluation data (give --eval_dataset_path or "
+                "--validation_split): evaluation skipped");
+  const bool greater = cfg.greater_is_better == -1 ? false : cfg.greater_is_better == 1;
+  std::optional<std::pair<int64_t, double>> last_eval;  // (step, eval_loss)
+
+  obs.on_begin(plan);
+  std::ofstream dump;
+  if (!cfg.debug_dump_batches.empty()) {
+    dump.open(cfg.debug_dump_batches, std::ios::trunc);
+    SFT_CHECK(dump.good(), "--debug_dump_batches: cannot write ", cfg.debug_dump_batches);
+  }
+
+  const auto t_start = Clock::now();
+  auto t_window = t_start;
+  double last_step_loss = 0, last_logged = NAN;
+  const int64_t nb = plan.batches_per_epoch;
+  auto lr_at = [&](int64_t step) { return cfg.learning_rate * lr_multiplier(sched, step, plan.warmup_steps, plan.total_steps); };
+
+  auto log_now = [&](double grad_norm) {
+    LogRow row;
+    row.step = st.global_step;
+    row.epoch = st.epoch;
+    row.loss = st.window.targets > 0 ? st.window.loss_sum / static_cast<double>(st.window.targets) : 0.0;
+    row.learning_rate = lr_at(st.global_step);
+    row.grad_norm = grad_norm;
+    row.tokens = st.window.tokens;
+    const double secs = std::chrono::duration<double>(Clock::now() - t_window).count();
+    row.tokens_per_second = secs > 0 ? static_cast<double>(st.window.tokens) / secs : 0.0;
+    st.log_history.push_back(row);
+    append_line(log_file, log_row_json(row));
+    obs.on_log(row);
+    last_logged = row.loss;
+    st.window.reset();
+    t_window = Clock::now();
+  };
+
+  auto save_checkpoint = [&]() {
+    const std::string name = "checkpoint-" + std::to_string(st.global_step);
+    const fs::path final_dir = out / name, tmp = out / (".tmp-" + name);
+    if (last_eval && last_eval->first == st.global_step) {
+      const double v = last_eval->second;
+      if (!st.best_metric || (greater ? v > *st.best_metric : v < *st.best_metric)) {
+        st.best_metric = v;
+        st.best_model_checkpoint = final_dir.string();
+      }
+    }
+    fs::remove_all(tmp);
+    fs::create_directories(tmp);
+    m.save(tmp, "float32");  // exact fp32 masters: resuming from them is bit-identical
+    copy_model_side_files(job.base_model_dir, tmp);
+    opt.save_state(tmp / "optimizer.safetensors");
+    st.loader_epoch = loader.position().epoch;
+    st.loader_index = loader.position().index;
+    write_file_atomic(tmp / "trainer_state.json", trainer_state_to_json(st));
+    write_file_atomic(tmp / "training_args.json", config_json(cfg));
+    fs::remove_all(final_dir);
+    fs::rename(tmp, final_dir);
+    obs.on_checkpoint(final_dir);
+    for (const auto& d : rotate_checkpoints(out, cfg.save_total_limit, fs::path(st.best_model_checkpoint)))
+      obs.on_note("deleted old checkpoint " + d.string() + " (--save_total_limit " +
+                  std::to_string(cfg.save_total_limit) + ")");
+  };
+
+  while (st.global_step < plan.total_steps) {
+    const data::LoaderPosition pos = loader.position();
+    const int64_t k = std::min(gas, nb - pos.index);  // the last step of an epoch takes the remainder
+    const std::vector<int64_t> targets = loader.targets_ahead(k);
+    int64_t step_targets = 0;
+    for (int64_t t : targets) step_targets += t;
+    SFT_CHECK(step_targets > 0, "optimizer step ", st.global_step + 1, " has no target tokens");
+    const float loss_scale = 1.0f / static_cast<float>(step_targets);
+
+    m.zero_grad();
+    double step_sum = 0;
+    int64_t step_tokens = 0;
+    for (int64_t i = 0; i < k; ++i) {
+      const data::Batch b = loader.next();
+      if (dump.is_open()) dump << batch_dump_json(st.global_step + 1, i, step_targets, b) << '\n';
+      const model::LossSum ls = m.forward_backward(to_model_batch(b), loss_scale);
+      SFT_CHECK(ls.n_targets == targets[i], "micro-batch ", i, " of step ", st.global_step + 1, ": the model counted ",
+                ls.n_targets, " targets, the data layer ", targets[i]);
+      step_sum += ls.sum;
+      step_tokens += count_real_tokens(b);
+    }
+    const double norm = opt.clip_grad_norm(cfg.max_grad_norm);
+    opt.step(lr_at(st.global_step));
+    m.on_weights_updated();
+    ++st.global_step;
+
+    const data::LoaderPosition after = loader.position();
+    const bool epoch_end = after.index == 0;
+    st.epoch = static_cast<double>(after.epoch) + static_cast<double>(after.index) / static_cast<double>(nb);
+    last_step_loss = step_sum / static_cast<double>(step_targets);
+    st.window.loss_sum += step_sum;
+    st.window.targets += step_targets;
+    st.window.tokens += step_tokens;
+    st.window.steps += 1;
+    const double elapsed = std::chrono::duration<double>(Clock::now() - t_start).count();
+    obs.on_step(st.global_step, plan.total_steps, last_step_loss, elapsed);
+
+    const bool last = st.global_step == plan.total_steps;
+    if (st.global_step % cfg.logging_steps == 0 || (cfg.logging_first_step && st.global_step == 1) || last)
+      log_now(norm);
+    if (do_eval && ((cfg.eval_strategy == "steps" && st.global_step % eval_steps == 0) ||
+                    (cfg.eval_strategy == "epoch" && epoch_end))) {
+      LogRow row;
+      row.step = st.global_step;
+      row.epoch = st.epoch;
+      row.eval_loss = evaluate(m, *job.eval);
+      last_eval = std::make_pair(st.global_step, *row.eval_loss);
+      st.log_history.push_back(row);
+      append_line(log_file, log_row_json(row));
+      obs.on_eval(row);
+    }
+    if ((cfg.save_strategy == "steps" && st.global_step % cfg.save_steps == 0) ||
+        (cfg.save_strategy == "epoch" && epoch_end))
+      save_checkpoint();
+  }
+
+  // Final model into output_dir: built in a temp folder, then each file renamed into place.
+  const fs::path tmp = out / ".tmp-final";
+  fs::remove_all(tmp);
+  fs::create_directories(tmp);
+  const std::string dtype = cfg.torch_dtype == "bfloat16" ? "bfloat16" : "float32";
+  if (cfg.load_best_model_at_end && !st.best_model_checkpoint.empty()) {
+    obs.on_note("loading the best checkpoint " + st.best_model_checkpoint + " (" + cfg.metric_for_best_model + " " +
+                std::to_string(*st.best_metric) + ")");
+    auto best = model::Model::load(st.best_model_checkpoint, m.backend(), m.precision());
+    best->save(tmp, dtype);
+  } else {
+    if (cfg.load_best_model_at_end)
+      obs.on_note("--load_best_model_at_end: no evaluated checkpoint, the final weights are saved");
+    m.save(tmp, dtype);
+  }
+  copy_model_side_files(job.base_model_dir, tmp);
+  st.loader_epoch = loader.position().epoch;
+  st.loader_index = loader.position().index;
+  write_file_atomic(tmp / "trainer_state.json", trainer_state_to_json(st));
+  write_file_atomic(tmp / "training_args.json", config_json(cfg));
+  write_file_atomic(tmp / "loss_curve.svg",
+                    loss_curve_svg(st.log_history, "sft train: " + fs::path(cfg.model_name_or_path).filename().string()));
+  move_files_into(tmp, out);
+
+  TrainSummary sum;
+  sum.steps = st.global_step;
+  sum.seconds = std::chrono::duration<double>(Clock::now() - t_start).count();
+  sum.final_loss = std::isnan(last_logged) ? last_step_loss : last_logged;
+  sum.output_dir = out;
+  sum.best_model_checkpoint = st.best_model_checkpoint;
+  return sum;
+}
+
+}  // namespace sft::train

@@ -1,0 +1,72 @@
+// The training loop: optimizer steps over micro-batches from the data layer, with HF Trainer's step counting,
+// schedule, clipping, logging, evaluation, checkpoints and exact resume.
+//
+// Step counting (transformers >= 4.46, documented in docs/arch/train.md):
+//   updates_per_epoch = max(1, batches_per_epoch / gradient_accumulation_steps)        (integer division, as HF)
+//   total_steps       = max_steps > 0 ? max_steps : ceil(num_train_epochs * updates_per_epoch)
+// The micro-batches of an optimizer step are the next `gas` of the epoch; the last step of an epoch takes the
+// remainder (fewer than gas micro-batches) like HF's get_batch_samples, and training stops at total_steps.
+// Loss of a step: sum of token cross-entropies of all its micro-batches / all their target tokens (the targets are
+// counted before the first forward and passed as loss_scale = 1/N).
+#pragma once
+#include <cstdint>
+#include <filesystem>
+#include <functional>
+#include <string>
+
+#include "train/train_config.h"
+#include "train/train_log.h"
+
+namespace sft::model {
+class Model;
+}
+namespace sft::data {
+class DataLoader;
+}
+
+namespace sft::train {
+
+struct TrainPlan {
+  int64_t total_steps = 0, warmup_steps = 0, start_step = 0;
+  int64_t batches_per_epoch = 0, updates_per_epoch = 0;
+  int64_t eval_batches = 0;
+  int64_t num_parameters = 0;
+};
+
+struct TrainSummary {
+  int64_t steps = 0;
+  double seconds = 0;
+  double final_loss = 0;  // loss of the last logging window (or last step when no row was logged)
+  std::filesystem::path output_dir;
+  std::string best_model_checkpoint;
+};
+
+// Everything printed is the cli's business: the trainer reports through this interface.
+class TrainObserver {
+ public:
+  virtual ~TrainObserver() = default;
+  virtual void on_begin(const TrainPlan&) {}
+  // After every optimizer step: step (1-based), the step's mean token loss, seconds since the start of this run.
+  virtual void on_step(int64_t step, int64_t total, double step_loss, double elapsed_s) {}
+  virtual void on_log(const LogRow&) {}
+  virtual void on_eval(const LogRow&) {}
+  virtual void on_checkpoint(const std::filesystem::path&) {}
+  virtual void on_note(const std::string&) {}
+};
+
+struct TrainJob {
+  TrainConfig cfg;
+  model::Model* model = nullptr;        // loaded from the base folder, or from resume_dir when resuming
+  data::DataLoader* train = nullptr;    // position 0 (the trainer seeks it when resuming)
+  data::DataLoader* eval = nullptr;     // nullptr: no evaluation data
+  std::filesystem::path base_model_dir; // tokenizer / generation_config copied from here
+  std::filesystem::path resume_dir;     // empty: fresh start
+};
+
+// Checks output_dir like HF: a non-empty folder is refused unless overwrite_output_dir or resuming; with
+// overwrite_output_dir, stale checkpoint-N folders and trainer_log.jsonl are removed. Creates the folder.
+void prepare_output_dir(const TrainConfig& cfg, bool resuming);
+
+TrainSummary run_training(const TrainJob& job, TrainObserver& obs);
+
+}  // namespace sft::train

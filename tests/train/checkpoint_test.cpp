@@ -1,0 +1,177 @@
+// trainer_state.json round trip, checkpoint listing and rotation, log rows and the loss-curve SVG.
+#include <gtest/gtest.h>
+#include <unistd.h>
+
+#include <filesystem>
+#include <fstream>
+#include <random>
+#include <regex>
+
+#include "train/checkpoint.h"
+#include "train/train_log.h"
+#include "util/error.h"
+#include "util/file_util.h"
+
+namespace sft::train {
+namespace {
+
+namespace fs = std::filesystem;
+
+fs::path temp_dir(const std::string& name) {
+  auto d = fs::temp_directory_path() / ("sft_train_" + name + "_" + std::to_string(::getpid()));
+  fs::remove_all(d);
+  fs::create_directories(d);
+  return d;
+}
+
+TEST(TrainerState, RoundTripKeepsEveryFieldExactly) {
+  std::mt19937_64 rng(7);
+  std::uniform_real_distribution<double> u(0.1, 5.0);
+  TrainerState s;
+  s.global_step = 123;
+  s.epoch = 1.5;
+  s.max_steps = 400;
+  s.logging_steps = 10;
+  s.save_steps = 50;
+  s.eval_steps = 25;
+  s.train_batch_size = 4;
+  s.num_train_epochs = 3;
+  for (int i = 0; i < 5; ++i) {
+    LogRow r;
+    r.step = 10 * (i + 1);
+    r.epoch = 0.1 * i;
+    r.loss = u(rng);
+    r.learning_rate = u(rng) * 1e-5;
+    r.grad_norm = u(rng);
+    r.tokens = 1000 + i;
+    s.log_history.push_back(r);
+  }
+  LogRow ev;
+  ev.step = 25;
+  ev.eval_loss = u(rng);
+  s.log_history.push_back(ev);
+  s.best_metric = 1.25;
+  s.best_model_checkpoint = "/x/checkpoint-100";
+  s.loader_epoch = 1;
+  s.loader_index = 17;
+  s.window.loss_sum = u(rng) * 1e4;  // an arbitrary double: must survive the text round trip bit for bit
+  s.window.targets = 4567;
+  s.window.tokens = 8910;
+  s.window.steps = 3;
+  s.seed = 1234567890123ull;
+
+  const std::string text = trainer_state_to_json(s);
+  const TrainerState t = trainer_state_from_json(text, "state");
+  EXPECT_EQ(t.global_step, s.global_step);
+  EXPECT_EQ(t.max_steps, s.max_steps);
+  EXPECT_EQ(t.loader_epoch, 1);
+  EXPECT_EQ(t.loader_index, 17);
+  EXPECT_EQ(t.window.loss_sum, s.window.loss_sum);  // exact
+  EXPECT_EQ(t.window.targets, 4567);
+  EXPECT_EQ(t.window.tokens, 8910);
+  EXPECT_EQ(t.window.steps, 3);
+  EXPECT_EQ(t.seed, s.seed);
+  ASSERT_TRUE(t.best_metric.has_value());
+  EXPECT_EQ(*t.best_metric, 1.25);
+  EXPECT_EQ(t.best_model_checkpoint, s.best_model_checkpoint);
+  ASSERT_EQ(t.log_history.size(), s.log_history.size());
+  for (size_t i = 0; i < s.log_history.size(); ++i) {
+    EXPECT_EQ(t.log_history[i].step, s.log_history[i].step);
+    EXPECT_EQ(t.log_history[i].loss, s.log_history[i].loss);
+    EXPECT_EQ(t.log_history[i].eval_loss.has_value(), s.log_history[i].eval_loss.has_value());
+  }
+  // HF-like keys are present for tools that read trainer_state.json.
+  for (const char* key : {"\"global_step\"", "\"log_history\"", "\"best_metric\"", "\"best_model_checkpoint\""})
+    EXPECT_NE(text.find(key), std::string::npos) << key;
+  EXPECT_THROW(trainer_state_from_json("{\"global_step\": 1}", "bad.json"), Error);
+}
+
+TEST(Checkpoints, ListLastAndRotate) {
+  const fs::path out = temp_dir("rotate");
+  EXPECT_THROW(last_checkpoint(out), Error);
+  for (int step : {30, 10, 20, 40}) fs::create_directories(out / ("checkpoint-" + std::to_string(step)));
+  fs::create_directories(out / "checkpoint-x");  // not a checkpoint
+  fs::create_directories(out / ".tmp-checkpoint-50");
+  auto all = list_checkpoints(out);
+  ASSERT_EQ(all.size(), 4u);
+  EXPECT_EQ(all.front().first, 10);
+  EXPECT_EQ(last_checkpoint(out).filename(), "checkpoint-40");
+
+  // Limit 2 keeping checkpoint-10 (the "best"): 20 and 30 go.
+  auto deleted = rotate_checkpoints(out, 2, out / "checkpoint-10");
+  ASSERT_EQ(deleted.size(), 2u);
+  EXPECT_FALSE(fs::exists(out / "checkpoint-20"));
+  EXPECT_FALSE(fs::exists(out / "checkpoint-30"));
+  EXPECT_TRUE(fs::exists(out / "checkpoint-10"));
+  EXPECT_TRUE(fs::exists(out / "checkpoint-40"));
+  EXPECT_TRUE(rotate_checkpoints(out, 0, {}).empty());  // <= 0 keeps all
+  rotate_checkpoints(out, 1, {});
+  EXPECT_TRUE(fs::exists(out / "checkpoint-40"));
+  EXPECT_FALSE(fs::exists(out / "checkpoint-10"));
+  fs::remove_all(out);
+}
+
+TEST(Checkpoints, SideFilesAndMove) {
+  const fs::path base = temp_dir("base"), dst = temp_dir("dst");
+  EXPECT_THROW(copy_model_side_files(base, dst), Error);  // no tokenizer.json
+  write_file_atomic(base / "tokenizer.json", "{}");
+  write_file_atomic(base / "generation_config.json", "{\"eos_token_id\": 2}");
+  write_file_atomic(base / "model.safetensors", "weights are not side files");
+  copy_model_side_files(base, dst);
+  EXPECT_TRUE(fs::exists(dst / "tokenizer.json"));
+  EXPECT_EQ(read_file(dst / "generation_config.json"), "{\"eos_token_id\": 2}");
+  EXPECT_FALSE(fs::exists(dst / "model.safetensors"));
+  const fs::path tmp = dst / ".tmp-final";
+  fs::create_directories(tmp);
+  write_file_atomic(tmp / "a.txt", "new");
+  write_file_atomic(dst / "a.txt", "old");
+  move_files_into(tmp, dst);
+  EXPECT_EQ(read_file(dst / "a.txt"), "new");
+  EXPECT_FALSE(fs::exists(tmp));
+  fs::remove_all(base);
+  fs::remove_all(dst);
+}
+
+TEST(TrainLog, RowJsonRoundTripAndSvg) {
+  std::vector<LogRow> rows;
+  for (int i = 1; i <= 7; ++i) {
+    LogRow r;
+    r.step = 40 * i;
+    r.loss = 2.0 / i + 0.37;
+    r.learning_rate = 5e-5 * (1 - i / 8.0);
+    r.grad_norm = 0.5 + i;
+    rows.push_back(r);
+    const LogRow back = log_row_from_json(log_row_json(r));
+    EXPECT_EQ(back.step, r.step);
+    EXPECT_EQ(back.loss, r.loss);
+    EXPECT_EQ(back.learning_rate, r.learning_rate);
+  }
+  LogRow ev;
+  ev.step = 120;
+  ev.eval_loss = 1.1;
+  rows.push_back(ev);
+  const std::string svg = loss_curve_svg(rows, "t<&>");
+  EXPECT_EQ(svg.rfind("<svg", 0), 0u);
+  EXPECT_NE(svg.find("</svg>"), std::string::npos);
+  EXPECT_NE(svg.find("t&lt;&amp;&gt;"), std::string::npos);
+  // One polyline per series; the training one has 7 points.
+  std::smatch m;
+  const std::regex poly("<polyline[^>]*points=\"([^\"]*)\"");
+  auto it = std::sregex_iterator(svg.begin(), svg.end(), poly);
+  ASSERT_NE(it, std::sregex_iterator());
+  const std::string pts = (*it)[1].str();
+  EXPECT_EQ(std::count(pts.begin(), pts.end(), ','), 7);
+  EXPECT_EQ(std::distance(it, std::sregex_iterator()), 2);
+  // Loss decreases, so the training points' y coordinates increase (SVG y grows downwards).
+  std::vector<double> ys;
+  const std::regex pt("[0-9.]+,([0-9.]+)");
+  for (auto p = std::sregex_iterator(pts.begin(), pts.end(), pt); p != std::sregex_iterator(); ++p)
+    ys.push_back(std::stod((*p)[1].str()));
+  ASSERT_EQ(ys.size(), 7u);
+  for (size_t i = 1; i < ys.size(); ++i) EXPECT_GT(ys[i], ys[i - 1]);
+  // Empty history still gives a valid document.
+  EXPECT_NE(loss_curve_svg({}, "empty").find("</svg>"), std::string::npos);
+}
+
+}  // namespace
+}  // namespace sft::train
