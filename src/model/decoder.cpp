@@ -1,0 +1,416 @@
+// Forward and backward of the decoder (see docs/arch/model.md for the activation memory plan).
+//
+// Data flow per layer l (n token rows, x = resid[l]):
+//   xn1 = rmsnorm(x)                    q,k,v = xn1 @ W^T (+ b); rope(q,k)     att = attention(q,k,v; doc ids)
+//   mid = x + att @ Wo^T                xn2 = rmsnorm(mid)                      gate,up = xn2 @ W^T
+//   resid[l+1] = mid + swiglu(gate,up) @ Wd^T
+// then xnf = rmsnorm(resid[L]) and the LM head + cross-entropy in chunks of target rows (never [n x V] at once).
+#include "model/decoder.h"
+
+#include <algorithm>
+#include <cmath>
+
+#include "util/error.h"
+
+namespace sft::model {
+
+using backend::AttnShape;
+using backend::DType;
+
+Decoder::Decoder(const io::ModelConfig& cfg, backend::Backend& be, Precision p)
+    : cfg_(cfg), be_(be), precision_(p), dt_(p == Precision::BF16 ? DType::BF16 : DType::F32) {
+  const int64_t d = cfg.head_dim > 0 ? cfg.head_dim : cfg.hidden_size / std::max<int64_t>(1, cfg.num_attention_heads);
+  dims_ = {cfg.hidden_size, cfg.intermediate_size, cfg.num_hidden_layers, cfg.num_attention_heads,
+           cfg.num_key_value_heads, d, cfg.vocab_size, cfg.num_attention_heads * d, cfg.num_key_value_heads * d};
+  const Dims& D = dims_;
+  SFT_CHECK(D.H > 0 && D.I > 0 && D.L > 0 && D.Hq > 0 && D.Hkv > 0 && D.V > 0 && d > 0 && d % 2 == 0,
+            "model config: sizes must be positive and head_dim even (hidden ", D.H, ", heads ", D.Hq, ", kv heads ",
+            D.Hkv, ", head_dim ", d, ")");
+  SFT_CHECK(D.Hq % D.Hkv == 0, "model config: num_attention_heads ", D.Hq, " is not a multiple of num_key_value_heads ",
+            D.Hkv);
+  const bool bias = cfg.attention_bias;
+  embed_ = add_tensor("model.embed_tokens.weight", {D.V, D.H}, true);
+  for (int64_t l = 0; l < D.L; ++l) {
+    const std::string p = "model.layers." + std::to_string(l) + ".";
+    LayerOffsets o;
+    o.in_norm = add_tensor(p + "input_layernorm.weight", {D.H}, false);
+    o.q_w = add_tensor(p + "self_attn.q_proj.weight", {D.QD, D.H}, true);
+    if (bias) o.q_b = add_tensor(p + "self_attn.q_proj.bias", {D.QD}, false);
+    o.k_w = add_tensor(p + "self_attn.k_proj.weight", {D.KD, D.H}, true);
+    if (bias) o.k_b = add_tensor(p + "self_attn.k_proj.bias", {D.KD}, false);
+    o.v_w = add_tensor(p + "self_attn.v_proj.weight", {D.KD, D.H}, true);
+    if (bias) o.v_b = add_tensor(p + "self_attn.v_proj.bias", {D.KD}, false);
+    o.o_w = add_tensor(p + "self_attn.o_proj.weight", {D.H, D.QD}, true);
+    o.post_norm = add_tensor(p + "post_attention_layernorm.weight", {D.H}, false);
+    o.gate = add_tensor(p + "mlp.gate_proj.weight", {D.I, D.H}, true);
+    o.up = add_tensor(p + "mlp.up_proj.weight", {D.I, D.H}, true);
+    o.down = add_tensor(p + "mlp.down_proj.weight", {D.H, D.I}, true);
+    layer_.push_back(o);
+  }
+  final_norm_ = add_tensor("model.norm.weight", {D.H}, false);
+  head_ = cfg.tie_word_embeddings ? embed_ : add_tensor("lm_head.weight", {D.V, D.H}, true);
+
+  params_ = DeviceBuffer<float>(be_, total_);
+  grads_ = DeviceBuffer<float>(be_, total_);
+  if (precision_ == Precision::BF16) params_bf16_ = DeviceBuffer<uint16_t>(be_, total_);
+  const std::vector<float> inv = rope_inv_freq(cfg);
+  inv_freq_ = DeviceBuffer<float>(be_, static_cast<int64_t>(inv.size()));
+  be_.upload(inv_freq_.get(), inv.data(), inv.size() * sizeof(float));
+}
+
+int64_t Decoder::add_tensor(const std::string& name, std::vector<int64_t> shape, bool decay) {
+  int64_t numel = 1;
+  for (int64_t s : shape) numel *= s;
+  TensorSlot t{name, std::move(shape), total_, numel, decay};
+  total_ += (numel + 15) / 16 * 16;  // 64-byte aligned starts
+  tensors_.push_back(std::move(t));
+  return tensors_.back().offset;
+}
+
+std::vector<ParamRef> Decoder::parameters() {
+  std::vector<ParamRef> out;
+  for (const TensorSlot& t : tensors_)
+    out.push_back({t.name, t.shape, value(t.offset), grad(t.offset), t.numel, t.decay});
+  return out;
+}
+
+void Decoder::zero_grad() { be_.zero(grads_.get(), grads_.bytes()); }
+
+void Decoder::on_weights_updated() {
+  if (precision_ == Precision::BF16) be_.f32_to_bf16(params_bf16_.get(), params_.get(), total_);
+}
+
+const void* Decoder::weight(int64_t off) const {
+  if (precision_ == Precision::BF16) return params_bf16_.get() + off;
+  return params_.get() + off;
+}
+
+const void* Decoder::as_operand(const float* x, int64_t n, DeviceBuffer<uint16_t>& slot) {
+  if (precision_ == Precision::F32) return x;
+  SFT_CHECK(n <= slot.size(), "internal: bf16 operand slot too small (", n, " > ", slot.size(), ")");
+  be_.f32_to_bf16(slot.get(), x, n);
+  return slot.get();
+}
+
+void Decoder::gemm(bool ta, bool tb, int64_t M, int64_t N, int64_t K, const void* A, int64_t lda, const void* B,
+                   int64_t ldb, float beta, float* C, int64_t ldc) {
+  be_.gemm(ta, tb, M, N, K, 1.0f, A, lda, B, ldb, beta, C, ldc, dt_);
+}
+
+int64_t Decoder::head_chunk_rows() const {
+  // ~64 MiB of fp32 logits per chunk: large enough for an efficient gemm, small enough to never matter in memory.
+  return std::clamp<int64_t>((int64_t{16} << 20) / dims_.V, 16, 4096);
+}
+
+Workspace Decoder::make_workspace(int64_t n, bool training, int64_t chunk) {
+  const Dims& D = dims_;
+  Workspace ws;
+  ws.n = n;
+  ws.training = training;
+  ws.ids = DeviceBuffer<int32_t>(be_, n);
+  ws.pos = DeviceBuffer<int32_t>(be_, n);
+  ws.doc = DeviceBuffer<int32_t>(be_, n);
+  const int64_t n_resid = training ? D.L + 1 : 1, n_layers = training ? D.L : 1;
+  for (int64_t i = 0; i < n_resid; ++i) ws.resid.emplace_back(be_, n * D.H);
+  for (int64_t i = 0; i < n_layers; ++i) {
+    LayerActs a;
+    a.rstd1 = DeviceBuffer<float>(be_, n);
+    a.xn1 = DeviceBuffer<float>(be_, n * D.H);
+    a.q = DeviceBuffer<float>(be_, n * D.QD);
+    a.k = DeviceBuffer<float>(be_, n * D.KD);
+    a.v = DeviceBuffer<float>(be_, n * D.KD);
+    a.att = DeviceBuffer<float>(be_, n * D.QD);
+    a.lse = DeviceBuffer<float>(be_, n * D.Hq);
+    a.mid = DeviceBuffer<float>(be_, n * D.H);
+    a.rstd2 = DeviceBuffer<float>(be_, n);
+    a.xn2 = DeviceBuffer<float>(be_, n * D.H);
+    a.gate = DeviceBuffer<float>(be_, n * D.I);
+    a.up = DeviceBuffer<float>(be_, n * D.I);
+    ws.layers.push_back(std::move(a));
+  }
+  ws.rstdf = DeviceBuffer<float>(be_, n);
+  ws.xnf = DeviceBuffer<float>(be_, n * D.H);
+  ws.h = DeviceBuffer<float>(be_, n * D.I);
+  if (training) {
+    ws.dR = DeviceBuffer<float>(be_, n * D.H);
+    ws.dxn = DeviceBuffer<float>(be_, n * D.H);
+    ws.dgate = DeviceBuffer<float>(be_, n * D.I);
+    ws.dup = DeviceBuffer<float>(be_, n * D.I);
+    ws.dq = DeviceBuffer<float>(be_, n * D.QD);
+    ws.dk = DeviceBuffer<float>(be_, n * D.KD);
+    ws.dv = DeviceBuffer<float>(be_, n * D.KD);
+    ws.datt = DeviceBuffer<float>(be_, n * D.QD);
+  }
+  chunk = std::max<int64_t>(1, chunk);
+  ws.xc = DeviceBuffer<float>(be_, chunk * D.H);
+  ws.dxc = DeviceBuffer<float>(be_, chunk * D.H);
+  ws.logits = DeviceBuffer<float>(be_, chunk * D.V);
+  ws.loss = DeviceBuffer<float>(be_, chunk);
+  ws.greedy = DeviceBuffer<uint8_t>(be_, chunk);
+  ws.rows = DeviceBuffer<int32_t>(be_, chunk);
+  ws.targets = DeviceBuffer<int32_t>(be_, chunk);
+  if (precision_ == Precision::BF16) {
+    const int64_t widest = std::max({D.H, D.I, D.QD});
+    ws.slot0 = DeviceBuffer<uint16_t>(be_, std::max(n * widest, chunk * D.H));
+    ws.slot1 = DeviceBuffer<uint16_t>(be_, std::max(n * widest, chunk * D.V));
+  }
+  return ws;
+}
+
+Workspace& Decoder::workspace_for(int64_t n, bool training) {
+  // Reused across calls of the same size (a training run sees one shape); a mode change or new size reallocates.
+  if (!ws_ || ws_->n != n || ws_->training != training) {
+    ws_.reset();
+    ws_ = std::make_unique<Workspace>(make_workspace(n, training, head_chunk_rows()));
+  }
+  return *ws_;
+}
+
+void Decoder::check_batch(const Batch& b) const {
+  const size_t n = static_cast<size_t>(b.B * b.T);
+  SFT_CHECK(b.B > 0 && b.T > 0, "batch: empty (B=", b.B, ", T=", b.T, ")");
+  SFT_CHECK(b.input_ids.size() == n && b.position_ids.size() == n && b.doc_ids.size() == n,
+            "batch: input_ids/position_ids/doc_ids must have B*T = ", n, " entries (got ", b.input_ids.size(), "/",
+            b.position_ids.size(), "/", b.doc_ids.size(), ")");
+  SFT_CHECK(b.labels.empty() || b.labels.size() == n, "batch: labels must be empty or have B*T = ", n, " entries");
+  for (size_t i = 0; i < n; ++i) {
+    SFT_CHECK(b.input_ids[i] >= 0 && b.input_ids[i] < dims_.V, "batch: token id ", b.input_ids[i], " at index ", i,
+              " is outside the vocabulary [0, ", dims_.V, ")");
+    SFT_CHECK(b.position_ids[i] >= 0, "batch: negative position id at index ", i);
+  }
+  for (int32_t l : b.labels)
+    SFT_CHECK(l == -100 || (l >= 0 && l < dims_.V), "batch: label ", l, " is neither -100 nor a token id < ", dims_.V);
+}
+
+void Decoder::upload_batch(Workspace& ws, const Batch& b) {
+  be_.upload(ws.ids.get(), b.input_ids.data(), ws.ids.bytes());
+  be_.upload(ws.pos.get(), b.position_ids.data(), ws.pos.bytes());
+  be_.upload(ws.doc.get(), b.doc_ids.data(), ws.doc.bytes());
+}
+
+void Decoder::embed(Workspace& ws, float* x) { be_.embedding_forward(x, value(embed_), ws.ids.get(), ws.n, dims_.H); }
+
+void Decoder::layer_forward(int64_t l, const float* x, float* out, LayerActs& a, Workspace& ws, int64_t n,
+                            const AttnShape& s, float* k_dst, float* v_dst, const float* k_all, const float* v_all,
+                            const int32_t* pos, const int32_t* doc) {
+  const Dims& D = dims_;
+  const LayerOffsets& o = layer_[l];
+  const float eps = static_cast<float>(cfg_.rms_norm_eps);
+  be_.rmsnorm_forward(a.xn1.get(), a.rstd1.get(), x, value(o.in_norm), n, D.H, eps);
+  const void* xn1 = as_operand(a.xn1.get(), n * D.H, ws.slot0);
+  gemm(false, true, n, D.QD, D.H, xn1, D.H, weight(o.q_w), D.H, 0.0f, a.q.get(), D.QD);
+  gemm(false, true, n, D.KD, D.H, xn1, D.H, weight(o.k_w), D.H, 0.0f, k_dst, D.KD);
+  gemm(false, true, n, D.KD, D.H, xn1, D.H, weight(o.v_w), D.H, 0.0f, v_dst, D.KD);
+  if (o.q_b >= 0) {
+    be_.add_bias(a.q.get(), value(o.q_b), n, D.QD);
+    be_.add_bias(k_dst, value(o.k_b), n, D.KD);
+    be_.add_bias(v_dst, value(o.v_b), n, D.KD);
+  }
+  be_.rope(a.q.get(), pos, inv_freq_.get(), n, D.Hq, D.d, false);
+  be_.rope(k_dst, pos, inv_freq_.get(), n, D.Hkv, D.d, false);
+  be_.attention_forward(a.att.get(), a.lse.get(), a.q.get(), k_all, v_all, doc, s);
+  be_.copy(a.mid.get(), x, static_cast<size_t>(n * D.H) * sizeof(float));
+  gemm(false, true, n, D.H, D.QD, as_operand(a.att.get(), n * D.QD, ws.slot0), D.QD, weight(o.o_w), D.QD, 1.0f,
+       a.mid.get(), D.H);
+  be_.rmsnorm_forward(a.xn2.get(), a.rstd2.get(), a.mid.get(), value(o.post_norm), n, D.H, eps);
+  const void* xn2 = as_operand(a.xn2.get(), n * D.H, ws.slot0);
+  gemm(false, true, n, D.I, D.H, xn2, D.H, weight(o.gate), D.H, 0.0f, a.gate.get(), D.I);
+  gemm(false, true, n, D.I, D.H, xn2, D.H, weight(o.up), D.H, 0.0f, a.up.get(), D.I);
+  be_.swiglu_forward(ws.h.get(), a.gate.get(), a.up.get(), n * D.I);
+  if (out != a.mid.get()) be_.copy(out, a.mid.get(), static_cast<size_t>(n * D.H) * sizeof(float));
+  gemm(false, true, n, D.H, D.I, as_operand(ws.h.get(), n * D.I, ws.slot0), D.I, weight(o.down), D.I, 1.0f, out,
+       D.H);
+}
+
+void Decoder::final_norm(Workspace& ws, const float* x, int64_t n) {
+  be_.rmsnorm_forward(ws.xnf.get(), ws.rstdf.get(), x, value(final_norm_), n, dims_.H,
+                      static_cast<float>(cfg_.rms_norm_eps));
+}
+
+void Decoder::head_logits(Workspace& ws, const float* x, int64_t rows) {
+  gemm(false, true, rows, dims_.V, dims_.H, as_operand(x, rows * dims_.H, ws.slot0), dims_.H, weight(head_), dims_.H,
+       0.0f, ws.logits.get(), dims_.V);
+}
+
+void Decoder::forward_all(Workspace& ws, const Batch& b) {
+  const Dims& D = dims_;
+  const int64_t n = ws.n;
+  AttnShape s;
+  s.B = b.B, s.T = b.T, s.n_heads = D.Hq, s.n_kv_heads = D.Hkv, s.head_dim = D.d;
+  s.scale = static_cast<float>(1.0 / std::sqrt(static_cast<double>(D.d)));
+  embed(ws, ws.resid[0].get());
+  for (int64_t l = 0; l < D.L; ++l) {
+    LayerActs& a = ws.layers[ws.training ? l : 0];
+    const float* x = ws.resid[ws.training ? l : 0].get();
+    float* out = ws.resid[ws.training ? l + 1 : 0].get();
+    layer_forward(l, x, out, a, ws, n, s, a.k.get(), a.v.get(), a.k.get(), a.v.get(), ws.pos.get(), ws.doc.get());
+  }
+  final_norm(ws, ws.resid.back().get(), n);
+}
+
+LossSum Decoder::head_loss(Workspace& ws, const std::vector<int32_t>& targets, bool backward, float loss_scale,
+                           std::vector<float>* row_loss, std::vector<uint8_t>* row_greedy) {
+  const Dims& D = dims_;
+  std::vector<int32_t> rows;  // only rows that have a target go through the head (prompt tokens cost nothing)
+  for (size_t i = 0; i < targets.size(); ++i)
+    if (targets[i] >= 0) rows.push_back(static_cast<int32_t>(i));
+  LossSum total;
+  if (backward) be_.zero(ws.dxn.get(), ws.dxn.bytes());
+  const int64_t chunk = ws.loss.size();
+  std::vector<int32_t> tg(chunk);
+  std::vector<float> loss(chunk);
+  std::vector<uint8_t> greedy(chunk);
+  for (size_t r0 = 0; r0 < rows.size(); r0 += chunk) {
+    const int64_t c = std::min<int64_t>(chunk, static_cast<int64_t>(rows.size() - r0));
+    for (int64_t i = 0; i < c; ++i) tg[i] = targets[rows[r0 + i]];
+    be_.upload(ws.rows.get(), rows.data() + r0, c * sizeof(int32_t));
+    be_.upload(ws.targets.get(), tg.data(), c * sizeof(int32_t));
+    be_.embedding_forward(ws.xc.get(), ws.xnf.get(), ws.rows.get(), c, D.H);  // gather the rows
+    head_logits(ws, ws.xc.get(), c);
+    be_.softmax_cross_entropy(ws.logits.get(), ws.loss.get(), row_greedy ? ws.greedy.get() : nullptr,
+                              ws.targets.get(), c, D.V, backward ? loss_scale : 0.0f);
+    if (backward) {  // ws.logits now holds loss_scale * dloss/dlogits
+      const void* dl = as_operand(ws.logits.get(), c * D.V, ws.slot1);
+      const void* xc = as_operand(ws.xc.get(), c * D.H, ws.slot0);
+      gemm(false, false, c, D.H, D.V, dl, D.V, weight(head_), D.H, 0.0f, ws.dxc.get(), D.H);
+      gemm(true, false, D.V, D.H, c, dl, D.V, xc, D.H, 1.0f, grad(head_), D.H);
+      be_.embedding_backward(ws.dxn.get(), ws.dxc.get(), ws.rows.get(), c, D.H);  // scatter back to token rows
+    }
+    be_.download(loss.data(), ws.loss.get(), c * sizeof(float));
+    if (row_greedy) be_.download(greedy.data(), ws.greedy.get(), c);
+    for (int64_t i = 0; i < c; ++i) {
+      total.sum += loss[i];
+      if (row_loss) (*row_loss)[rows[r0 + i]] = loss[i];
+      if (row_greedy) (*row_greedy)[rows[r0 + i]] = greedy[i];
+    }
+    total.n_targets += c;
+  }
+  return total;
+}
+
+void Decoder::backward_all(Workspace& ws, const Batch& b) {
+  const Dims& D = dims_;
+  const int64_t n = ws.n;
+  AttnShape s;
+  s.B = b.B, s.T = b.T, s.n_heads = D.Hq, s.n_kv_heads = D.Hkv, s.head_dim = D.d;
+  s.scale = static_cast<float>(1.0 / std::sqrt(static_cast<double>(D.d)));
+  float* dR = ws.dR.get();  // gradient of the residual stream, walked from the top down
+  be_.zero(dR, ws.dR.bytes());
+  be_.rmsnorm_backward(dR, grad(final_norm_), ws.dxn.get(), ws.resid[D.L].get(), value(final_norm_), ws.rstdf.get(),
+                       n, D.H);
+  for (int64_t l = D.L - 1; l >= 0; --l) {
+    const LayerOffsets& o = layer_[l];
+    LayerActs& a = ws.layers[l];
+    // --- MLP: out = mid + swiglu(gate, up) @ Wd^T ---
+    be_.swiglu_forward(ws.h.get(), a.gate.get(), a.up.get(), n * D.I);  // recomputed, not saved
+    const void* dY = as_operand(dR, n * D.H, ws.slot1);
+    gemm(true, false, D.H, D.I, n, dY, D.H, as_operand(ws.h.get(), n * D.I, ws.slot0), D.I, 1.0f, grad(o.down), D.I);
+    gemm(false, false, n, D.I, D.H, dY, D.H, weight(o.down), D.I, 0.0f, ws.h.get(), D.I);  // h is free now: dh
+    be_.swiglu_backward(ws.dgate.get(), ws.dup.get(), ws.h.get(), a.gate.get(), a.up.get(), n * D.I);
+    const void* xn2 = as_operand(a.xn2.get(), n * D.H, ws.slot0);
+    const void* dg = as_operand(ws.dgate.get(), n * D.I, ws.slot1);
+    gemm(false, false, n, D.H, D.I, dg, D.I, weight(o.gate), D.H, 0.0f, ws.dxn.get(), D.H);
+    gemm(true, false, D.I, D.H, n, dg, D.I, xn2, D.H, 1.0f, grad(o.gate), D.H);
+    const void* du = as_operand(ws.dup.get(), n * D.I, ws.slot1);
+    gemm(false, false, n, D.H, D.I, du, D.I, weight(o.up), D.H, 1.0f, ws.dxn.get(), D.H);
+    gemm(true, false, D.I, D.H, n, du, D.I, xn2, D.H, 1.0f, grad(o.up), D.H);
+    be_.rmsnorm_backward(dR, grad(o.post_norm), ws.dxn.get(), a.mid.get(), value(o.post_norm), a.rstd2.get(), n,
+                         D.H);  // dR is now d loss / d mid
+    // --- attention: mid = x + att @ Wo^T ---
+    const void* dmid = as_operand(dR, n * D.H, ws.slot1);
+    gemm(false, false, n, D.QD, D.H, dmid, D.H, weight(o.o_w), D.QD, 0.0f, ws.datt.get(), D.QD);
+    gemm(true, false, D.H, D.QD, n, dmid, D.H, as_operand(a.att.get(), n * D.QD, ws.slot0), D.QD, 1.0f, grad(o.o_w),
+         D.QD);
+    be_.attention_backward(ws.dq.get(), ws.dk.get(), ws.dv.get(), ws.datt.get(), a.q.get(), a.k.get(), a.v.get(),
+                           a.att.get(), a.lse.get(), ws.doc.get(), s);
+    be_.rope(ws.dq.get(), ws.pos.get(), inv_freq_.get(), n, D.Hq, D.d, true);
+    be_.rope(ws.dk.get(), ws.pos.get(), inv_freq_.get(), n, D.Hkv, D.d, true);
+    if (o.q_b >= 0) {
+      be_.bias_grad(grad(o.q_b), ws.dq.get(), n, D.QD);
+      be_.bias_grad(grad(o.k_b), ws.dk.get(), n, D.KD);
+      be_.bias_grad(grad(o.v_b), ws.dv.get(), n, D.KD);
+    }
+    const void* xn1 = as_operand(a.xn1.get(), n * D.H, ws.slot0);
+    struct Proj {
+      float* d;
+      int64_t w, out;
+    };
+    bool first = true;
+    for (const Proj& p : {Proj{ws.dq.get(), o.q_w, D.QD}, Proj{ws.dk.get(), o.k_w, D.KD}, Proj{ws.dv.get(), o.v_w, D.KD}}) {
+      const void* dp = as_operand(p.d, n * p.out, ws.slot1);
+      gemm(false, false, n, D.H, p.out, dp, p.out, weight(p.w), D.H, first ? 0.0f : 1.0f, ws.dxn.get(), D.H);
+      gemm(true, false, p.out, D.H, n, dp, p.out, xn1, D.H, 1.0f, grad(p.w), D.H);
+      first = false;
+    }
+    be_.rmsnorm_backward(dR, grad(o.in_norm), ws.dxn.get(), ws.resid[l].get(), value(o.in_norm), a.rstd1.get(), n,
+                         D.H);  // dR is now d loss / d resid[l]
+  }
+  be_.embedding_backward(grad(embed_), dR, ws.ids.get(), n, D.H);
+}
+
+// Targets after the label shift: row position t predicts labels[t+1] of the same row.
+static std::vector<int32_t> shifted_targets(const Batch& b) {
+  std::vector<int32_t> t(static_cast<size_t>(b.B * b.T), -1);
+  if (b.labels.empty()) return t;
+  for (int64_t r = 0; r < b.B; ++r)
+    for (int64_t i = 0; i + 1 < b.T; ++i) {
+      const int32_t l = b.labels[r * b.T + i + 1];
+      t[r * b.T + i] = l == -100 ? -1 : l;
+    }
+  return t;
+}
+
+LossSum Decoder::forward_backward(const Batch& batch, float loss_scale) {
+  check_batch(batch);
+  Workspace& ws = workspace_for(batch.B * batch.T, true);
+  upload_batch(ws, batch);
+  forward_all(ws, batch);
+  LossSum ls = head_loss(ws, shifted_targets(batch), true, loss_scale, nullptr, nullptr);
+  if (ls.n_targets > 0 && loss_scale != 0.0f) backward_all(ws, batch);
+  return ls;
+}
+
+LossSum Decoder::forward_loss(const Batch& batch) {
+  check_batch(batch);
+  Workspace& ws = workspace_for(batch.B * batch.T, false);
+  upload_batch(ws, batch);
+  forward_all(ws, batch);
+  return head_loss(ws, shifted_targets(batch), false, 0.0f, nullptr, nullptr);
+}
+
+void Decoder::next_token_logprobs(const Batch& batch, std::vector<float>& logprob, std::vector<uint8_t>& is_greedy) {
+  check_batch(batch);
+  const int64_t n = batch.B * batch.T;
+  std::vector<int32_t> targets(n, -1);  // next token of the same document; none at row ends, doc ends and padding
+  for (int64_t r = 0; r < batch.B; ++r)
+    for (int64_t i = 0; i + 1 < batch.T; ++i) {
+      const int64_t t = r * batch.T + i;
+      if (batch.doc_ids[t] >= 0 && batch.doc_ids[t + 1] == batch.doc_ids[t]) targets[t] = batch.input_ids[t + 1];
+    }
+  Workspace& ws = workspace_for(n, false);
+  upload_batch(ws, batch);
+  forward_all(ws, batch);
+  std::vector<float> loss(n, 0.0f);
+  is_greedy.assign(n, 0);
+  head_loss(ws, targets, false, 0.0f, &loss, &is_greedy);
+  logprob.resize(n);
+  for (int64_t i = 0; i < n; ++i) logprob[i] = -loss[i];
+}
+
+std::vector<float> Decoder::logits(const Batch& batch) {
+  check_batch(batch);
+  const int64_t n = batch.B * batch.T, V = dims_.V;
+  Workspace& ws = workspace_for(n, false);
+  upload_batch(ws, batch);
+  forward_all(ws, batch);
+  std::vector<float> out(static_cast<size_t>(n * V));
+  const int64_t chunk = ws.loss.size();
+  for (int64_t r0 = 0; r0 < n; r0 += chunk) {
+    const int64_t c = std::min(chunk, n - r0);
+    head_logits(ws, ws.xnf.get() + r0 * dims_.H, c);
+    be_.download(out.data() + r0 * V, ws.logits.get(), static_cast<size_t>(c * V) * sizeof(float));
+  }
+  return out;
+}
+
+}  // namespace sft::model

@@ -1,0 +1,131 @@
+// The one implementation of model::Model: a Qwen2/Llama decoder with explicit forward and backward passes written
+// against backend::Backend (never a concrete device). Internal to model/; users see only model.h.
+#pragma once
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "backend/backend.h"
+#include "io/safetensors.h"
+#include "model/device_buffer.h"
+#include "model/model.h"
+
+namespace sft::model {
+
+// Offsets (in floats) of one layer's tensors inside the flat parameter buffer; -1 = absent (bias-free models).
+struct LayerOffsets {
+  int64_t in_norm = -1, q_w = -1, q_b = -1, k_w = -1, k_b = -1, v_w = -1, v_b = -1, o_w = -1, post_norm = -1,
+          gate = -1, up = -1, down = -1;
+};
+
+// Activations of one layer for n token rows. In training every layer keeps its own (saved for the backward);
+// inference reuses a single one for all layers.
+struct LayerActs {
+  DeviceBuffer<float> rstd1, xn1, q, k, v, att, lse, mid, rstd2, xn2, gate, up;
+};
+
+// Everything one forward (+ backward) over n = B*T token rows needs on the device.
+struct Workspace {
+  int64_t n = 0;
+  bool training = false;
+  DeviceBuffer<int32_t> ids, pos, doc;
+  std::vector<DeviceBuffer<float>> resid;  // training: L+1 residual streams; inference: 1, updated in place
+  std::vector<LayerActs> layers;           // training: L; inference: 1
+  DeviceBuffer<float> rstdf, xnf;          // final norm
+  DeviceBuffer<float> h;                   // swiglu output (recomputed in the backward instead of saved)
+  // backward scratch (training only)
+  DeviceBuffer<float> dR, dxn, dgate, dup, dq, dk, dv, datt;
+  // LM head chunk: gathered rows, their logits / dlogits, per-row loss and argmax flag, row indices and targets
+  DeviceBuffer<float> xc, dxc, logits, loss;
+  DeviceBuffer<uint8_t> greedy;
+  DeviceBuffer<int32_t> rows, targets;
+  // bf16 copies of gemm operands (BF16 mode only): slot 0 = an activation X, slot 1 = a gradient dY
+  DeviceBuffer<uint16_t> slot0, slot1;
+};
+
+class Decoder final : public Model {
+ public:
+  Decoder(const io::ModelConfig& cfg, backend::Backend& be, Precision p);
+  ~Decoder() override = default;
+
+  void init_random(uint64_t seed);
+  void load_weights(const io::WeightStore& store);
+
+  const io::ModelConfig& config() const override { return cfg_; }
+  Precision precision() const override { return precision_; }
+  backend::Backend& backend() override { return be_; }
+
+  LossSum forward_backward(const Batch& batch, float loss_scale) override;
+  LossSum forward_loss(const Batch& batch) override;
+  void zero_grad() override;
+  std::vector<ParamRef> parameters() override;
+  void on_weights_updated() override;
+  void next_token_logprobs(const Batch& batch, std::vector<float>& logprob, std::vector<uint8_t>& is_greedy) override;
+  std::vector<float> logits(const Batch& batch) override;
+  std::unique_ptr<KVSession> new_session(int64_t max_len) override;
+  void save(const std::filesystem::path& dir, const std::string& dtype) override;
+
+  // ---- used by the KV session (kv_session.cpp) ----
+  struct Dims {
+    int64_t H, I, L, Hq, Hkv, d, V, QD, KD;  // QD = Hq*d, KD = Hkv*d
+  };
+  const Dims& dims() const { return dims_; }
+  Workspace make_workspace(int64_t n, bool training, int64_t head_chunk_rows);
+  // Embedding of ids already in ws.ids into x.
+  void embed(Workspace& ws, float* x);
+  // One decoder layer: out = layer(x) for n query rows. New K/V rows are written to k_dst/v_dst, attention reads keys
+  // from k_all/v_all per `s` (s.Tq = n). out may equal x.
+  void layer_forward(int64_t l, const float* x, float* out, LayerActs& a, Workspace& ws, int64_t n,
+                     const backend::AttnShape& s, float* k_dst, float* v_dst, const float* k_all, const float* v_all,
+                     const int32_t* pos, const int32_t* doc);
+  void final_norm(Workspace& ws, const float* x, int64_t n);
+  // Logits [rows, V] of rows of xnf starting at row r0, into ws.logits (rows <= chunk capacity).
+  void head_logits(Workspace& ws, const float* x, int64_t rows);
+  int64_t head_chunk_rows() const;
+
+ private:
+  struct TensorSlot {
+    std::string name;
+    std::vector<int64_t> shape;
+    int64_t offset = 0, numel = 0;
+    bool decay = true;
+  };
+  int64_t add_tensor(const std::string& name, std::vector<int64_t> shape, bool decay);
+  void check_batch(const Batch& b) const;
+  void upload_batch(Workspace& ws, const Batch& b);
+  Workspace& workspace_for(int64_t n, bool training);
+  // Runs embedding + all layers + final norm on the batch already uploaded to ws.
+  void forward_all(Workspace& ws, const Batch& b);
+  // Head + cross-entropy over the rows with target >= 0 (host targets [n]) in chunks; with backward, writes
+  // d(loss*loss_scale)/d(xnf) into ws.dxn and accumulates the head weight gradient. Per-row loss / greedy
+  // flags are returned through the optional host vectors (size n).
+  LossSum head_loss(Workspace& ws, const std::vector<int32_t>& targets, bool backward, float loss_scale,
+                    std::vector<float>* row_loss, std::vector<uint8_t>* row_greedy);
+  void backward_all(Workspace& ws, const Batch& b);
+
+  // gemm operand helpers: activation/gradient in the compute dtype (bf16 copy into a slot in BF16 mode)
+  const void* as_operand(const float* x, int64_t n, DeviceBuffer<uint16_t>& slot);
+  const void* weight(int64_t off) const;
+  float* value(int64_t off) const { return params_.get() + off; }
+  float* grad(int64_t off) const { return grads_.get() + off; }
+  void gemm(bool ta, bool tb, int64_t M, int64_t N, int64_t K, const void* A, int64_t lda, const void* B,
+            int64_t ldb, float beta, float* C, int64_t ldc);
+
+  io::ModelConfig cfg_;
+  backend::Backend& be_;
+  Precision precision_;
+  backend::DType dt_;
+  Dims dims_{};
+  std::vector<TensorSlot> tensors_;
+  int64_t total_ = 0;
+  int64_t embed_ = -1, final_norm_ = -1, head_ = -1;  // head_ == embed_ when tied
+  std::vector<LayerOffsets> layer_;
+  DeviceBuffer<float> params_, grads_, inv_freq_;
+  DeviceBuffer<uint16_t> params_bf16_;
+  std::unique_ptr<Workspace> ws_;
+};
+
+// Rotary inverse frequencies exactly as transformers computes them in fp32 (with Llama 3 scaling when configured).
+std::vector<float> rope_inv_freq(const io::ModelConfig& cfg);
+
+}  // namespace sft::model

@@ -1,0 +1,133 @@
+// Model factories (load from an HF folder, random init), parameter I/O (load/save), Batch helpers, RoPE frequencies.
+#include <cmath>
+#include <numbers>
+#include <random>
+
+#include "io/hf_folder.h"
+#include "io/safetensors.h"
+#include "model/decoder.h"
+#include "util/bf16.h"
+#include "util/error.h"
+
+namespace sft::model {
+
+Batch Batch::from_sequences(const std::vector<std::vector<int32_t>>& seqs,
+                            const std::vector<std::vector<int32_t>>& labels, int32_t pad_id) {
+  SFT_CHECK(labels.empty() || labels.size() == seqs.size(), "Batch::from_sequences: ", labels.size(),
+            " label rows for ", seqs.size(), " sequences");
+  Batch b;
+  b.B = static_cast<int64_t>(seqs.size());
+  for (const auto& s : seqs) b.T = std::max<int64_t>(b.T, static_cast<int64_t>(s.size()));
+  const size_t n = static_cast<size_t>(b.B * b.T);
+  b.input_ids.assign(n, pad_id);
+  b.position_ids.assign(n, 0);
+  b.doc_ids.assign(n, -1);
+  b.labels.assign(n, -100);
+  for (int64_t r = 0; r < b.B; ++r) {
+    const auto& s = seqs[r];
+    if (!labels.empty())
+      SFT_CHECK(labels[r].size() == s.size(), "Batch::from_sequences: row ", r, " has ", s.size(), " tokens but ",
+                labels[r].size(), " labels");
+    for (size_t i = 0; i < s.size(); ++i) {
+      const size_t t = static_cast<size_t>(r * b.T) + i;
+      b.input_ids[t] = s[i];
+      b.position_ids[t] = static_cast<int32_t>(i);
+      b.doc_ids[t] = static_cast<int32_t>(r);
+      b.labels[t] = labels.empty() ? s[i] : labels[r][i];
+    }
+  }
+  return b;
+}
+
+int64_t Batch::count_targets() const {
+  int64_t n = 0;
+  if (labels.empty()) return 0;
+  for (int64_t r = 0; r < B; ++r)
+    for (int64_t i = 1; i < T; ++i) n += labels[r * T + i] != -100;
+  return n;
+}
+
+std::vector<float> rope_inv_freq(const io::ModelConfig& cfg) {
+  const int64_t d = cfg.head_dim > 0 ? cfg.head_dim : cfg.hidden_size / cfg.num_attention_heads;
+  std::vector<float> inv(static_cast<size_t>(d / 2));
+  // transformers: 1.0 / (base ** (torch.arange(0, dim, 2).float() / dim)), all fp32
+  const float base = static_cast<float>(cfg.rope_theta);
+  for (int64_t f = 0; f < d / 2; ++f) {
+    const float e = static_cast<float>(2 * f) / static_cast<float>(d);
+    inv[f] = 1.0f / std::pow(base, e);
+  }
+  const io::RopeScaling& rs = cfg.rope_scaling;
+  if (rs.type.empty() || rs.type == "default") return inv;
+  SFT_CHECK(rs.type == "llama3", "config.json: rope_scaling type '", rs.type,
+            "' is not supported (supported: none, llama3)");
+  // transformers _compute_llama3_parameters (fp32 tensors)
+  const float factor = static_cast<float>(rs.factor), lo = static_cast<float>(rs.low_freq_factor),
+              hi = static_cast<float>(rs.high_freq_factor);
+  const float old_ctx = static_cast<float>(rs.original_max_position_embeddings);
+  const float low_wavelen = old_ctx / lo, high_wavelen = old_ctx / hi;
+  for (float& f : inv) {
+    const float wavelen = 2.0f * std::numbers::pi_v<float> / f;
+    float v = wavelen > low_wavelen ? f / factor : f;
+    const float smooth = (old_ctx / wavelen - lo) / (hi - lo);
+    const float smoothed = (1.0f - smooth) * v / factor + smooth * v;
+    const bool medium = !(wavelen < high_wavelen) && !(wavelen > low_wavelen);
+    f = medium ? smoothed : v;
+  }
+  return inv;
+}
+
+void Decoder::init_random(uint64_t seed) {
+  std::vector<float> host(static_cast<size_t>(total_), 0.0f);
+  std::mt19937_64 gen(seed);
+  std::normal_distribution<float> normal(0.0f, 0.02f);
+  for (const TensorSlot& t : tensors_) {
+    float* p = host.data() + t.offset;
+    const bool is_norm = t.name.find("norm") != std::string::npos;
+    const bool is_bias = t.name.size() > 5 && t.name.compare(t.name.size() - 5, 5, ".bias") == 0;
+    for (int64_t i = 0; i < t.numel; ++i) p[i] = is_norm ? 1.0f : (is_bias ? 0.0f : normal(gen));
+  }
+  be_.upload(params_.get(), host.data(), host.size() * sizeof(float));
+  on_weights_updated();
+}
+
+void Decoder::load_weights(const io::WeightStore& store) {
+  std::vector<float> host(static_cast<size_t>(total_), 0.0f);
+  for (const TensorSlot& t : tensors_) store.read_f32(t.name, host.data() + t.offset, t.shape);
+  be_.upload(params_.get(), host.data(), host.size() * sizeof(float));
+  on_weights_updated();
+}
+
+void Decoder::save(const std::filesystem::path& dir, const std::string& dtype) {
+  SFT_CHECK(dtype == "float32" || dtype == "bfloat16", "save: dtype must be float32 or bfloat16, got '", dtype, "'");
+  std::vector<float> host(static_cast<size_t>(total_));
+  be_.download(host.data(), params_.get(), host.size() * sizeof(float));
+  std::vector<uint16_t> half;
+  if (dtype == "bfloat16") {
+    half.resize(host.size());
+    for (size_t i = 0; i < host.size(); ++i) half[i] = float_to_bf16(host[i]);
+  }
+  std::vector<io::TensorToWrite> out;
+  for (const TensorSlot& t : tensors_) {
+    if (dtype == "bfloat16") out.push_back({t.name, io::DType::BF16, t.shape, half.data() + t.offset});
+    else out.push_back({t.name, io::DType::F32, t.shape, host.data() + t.offset});
+  }
+  io::ModelConfig cfg = cfg_;
+  cfg.torch_dtype = dtype;
+  io::save_hf_folder(dir, cfg, std::move(out), {});
+}
+
+std::unique_ptr<Model> Model::random(const io::ModelConfig& cfg, uint64_t seed, backend::Backend& be, Precision p) {
+  auto m = std::make_unique<Decoder>(cfg, be, p);
+  m->init_random(seed);
+  return m;
+}
+
+std::unique_ptr<Model> Model::load(const std::filesystem::path& dir, backend::Backend& be, Precision p) {
+  const io::ModelConfig cfg = io::load_model_config(dir / "config.json");
+  const io::WeightStore store = io::WeightStore::open(dir);
+  auto m = std::make_unique<Decoder>(cfg, be, p);
+  m->load_weights(store);
+  return m;
+}
+
+}  // namespace sft::model
