@@ -1,0 +1,97 @@
+// Log-likelihood scoring of continuations, tokenised exactly as lm-eval's HFLM (TemplateLM._encode_pair +
+// HFLM.tok_encode + HFLM._loglikelihood_tokens):
+//  - trailing whitespace of the context moves to the continuation;
+//  - whole = encode(context + continuation), context_enc = encode(context), continuation = whole[len(context_enc):];
+//  - encode() uses the tokenizer's add_special_tokens default (BOS only where the post-processor adds one, e.g.
+//    Llama 3), except when the text already starts with the prefix token's text;
+//  - the model input is (context_enc + continuation_enc)[-(max_length+1):][:-1] (left truncation);
+//  - ll = sum of log p(continuation token), is_greedy = every continuation token is the argmax.
+//
+// Engine: a KV session (model::Model::KVSession). The prefix (normally context_enc) is computed once and every choice
+// of the question is scored by appending its continuation (all_positions) and truncating back. Consecutive questions
+// reuse the longest common token prefix still in the cache (few-shot blocks of a task are identical), so a 5-shot MMLU
+// question costs only its own tokens. This does fewer FLOPs than lm-eval's padded batches, which recompute the
+// context for every choice; the results are the same numbers up to fp32 summation order.
+#pragma once
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "model/model.h"
+#include "tokenizer/tokenizer.h"
+
+namespace sft::eval {
+
+struct LoglikelihoodResult {
+  double logprob = 0.0;
+  bool is_greedy = false;
+  int64_t n_context_tokens = 0, n_continuation_tokens = 0;
+  bool truncated = false;  // the input was left-truncated to max_length
+};
+
+struct ScorerStats {
+  int64_t tokens_forwarded = 0;  // tokens actually appended to the KV cache
+  int64_t tokens_requested = 0;  // context + continuation tokens of every request (what a no-cache engine computes)
+};
+
+// Tokenisation half of the scorer (separate so it can be tested without a model).
+class PairEncoder {
+ public:
+  explicit PairEncoder(const tok::Tokenizer& tok);
+  std::vector<int32_t> encode(const std::string& text) const;  // HFLM.tok_encode(text) with add_special_tokens=None
+  // (context_enc, continuation_enc) as lm-eval's loglikelihood() builds them (empty context -> [prefix_token_id]).
+  std::pair<std::vector<int32_t>, std::vector<int32_t>> encode_pair(const std::string& context,
+                                                                    const std::string& continuation) const;
+
+ private:
+  const tok::Tokenizer& tok_;
+  int32_t prefix_token_id_ = -1;
+  std::string prefix_text_;
+};
+
+// The token-level engine: KV session, prefix reuse, left truncation (no tokenizer; tested on a fake model).
+class TokenScorer {
+ public:
+  // max_length: lm-eval's resolve_max_length (config n_positions / max_position_embeddings / n_ctx, else 2048).
+  TokenScorer(model::Model& model, int64_t max_length);
+  // context_enc must be non-empty unless the truncated input still leaves a prefix (lm-eval's rules).
+  LoglikelihoodResult score_tokens(const std::vector<int32_t>& context_enc, const std::vector<int32_t>& cont_enc);
+  const ScorerStats& stats() const { return stats_; }
+
+ private:
+  // Makes the session hold exactly `prefix` and returns the logits after its last token.
+  const std::vector<float>& set_prefix(const std::vector<int32_t>& prefix);
+  void ensure_capacity(int64_t n);
+
+  model::Model& model_;
+  int64_t max_length_;
+  int64_t vocab_;
+  std::unique_ptr<model::Model::KVSession> session_;
+  int64_t capacity_ = 0;
+  std::vector<int32_t> cached_;     // token ids whose K/V the session holds
+  std::vector<float> last_logits_;  // logits after cached_.back()
+  ScorerStats stats_;
+};
+
+// Strings in, lm-eval tokenisation, TokenScorer underneath.
+class Scorer {
+ public:
+  Scorer(model::Model& model, const tok::Tokenizer& tok, int64_t max_length);
+  // Scores every continuation after the same context.
+  std::vector<LoglikelihoodResult> score(const std::string& context, const std::vector<std::string>& continuations);
+  const ScorerStats& stats() const { return engine_.stats(); }
+  const PairEncoder& encoder() const { return enc_; }
+
+ private:
+  PairEncoder enc_;
+  TokenScorer engine_;
+};
+
+// log p(token) under log_softmax(logits) (max-subtracted, fp64 sum) and whether token is the first argmax (torch).
+std::pair<double, bool> token_logprob(const float* logits, int64_t vocab, int32_t token);
+// lm-eval's max length rule given a model config (max_position_embeddings when set, else 2048).
+int64_t lm_eval_max_length(const io::ModelConfig& cfg);
+
+}  // namespace sft::eval
