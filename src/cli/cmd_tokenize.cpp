@@ -1,10 +1,163 @@
-// Placeholder until the owning issue lands its command (replaced, never shipped as is).
+// `sft tokenize`: inspect how a model's tokenizer splits text, dump ids, or time encoding of a file.
+#include <chrono>
+#include <cstdio>
+#include <string>
+#include <vector>
+
 #include "cli/commands.h"
+#include "tokenizer/tokenizer.h"
+#include "tokenizer/utf8.h"
 #include "util/error.h"
+#include "util/file_util.h"
+
 namespace sft::cli {
-void register_tokenize(CLI::App& app) {
-  auto* sub = app.add_subcommand("tokenize", "(not built yet)");
-  sub->allow_extras();
-  sub->callback([] { throw Error("sft tokenize: not implemented yet"); });
+
+namespace {
+
+// Shows bytes safely on a terminal: complete printable UTF-8 characters as they are, controls and partial/invalid
+// bytes as escapes (\n, \t, \r, \xNN).
+std::string show_bytes(std::string_view s) {
+  std::string out;
+  for (size_t i = 0; i < s.size();) {
+    const auto c = static_cast<unsigned char>(s[i]);
+    if (c == '\n') { out += "\\n"; ++i; continue; }
+    if (c == '\t') { out += "\\t"; ++i; continue; }
+    if (c == '\r') { out += "\\r"; ++i; continue; }
+    if (c == '\\') { out += "\\\\"; ++i; continue; }
+    const size_t len = tok::utf8::valid_sequence_length(s, i);
+    size_t cl = 0;
+    const uint32_t cp = len ? tok::utf8::decode_at(s, i, cl) : 0;
+    if (len == 0 || cp < 0x20 || cp == 0x7F || (cp >= 0x80 && cp < 0xA0)) {
+      char buf[8];
+      for (size_t k = 0; k < (len ? len : 1); ++k) {
+        std::snprintf(buf, sizeof buf, "\\x%02X", static_cast<unsigned char>(s[i + k]));
+        out += buf;
+      }
+      i += len ? len : 1;
+      continue;
+    }
+    out.append(s, i, len);
+    i += len;
+  }
+  return out;
 }
+
+std::string json_string(std::string_view s) {
+  // s is valid UTF-8 here (pieces and repaired text); escape per RFC 8259.
+  std::string out = "\"";
+  for (unsigned char c : s) {
+    switch (c) {
+      case '"': out += "\\\""; break;
+      case '\\': out += "\\\\"; break;
+      case '\n': out += "\\n"; break;
+      case '\r': out += "\\r"; break;
+      case '\t': out += "\\t"; break;
+      default:
+        if (c < 0x20) {
+          char buf[8];
+          std::snprintf(buf, sizeof buf, "\\u%04x", c);
+          out += buf;
+        } else {
+          out.push_back(static_cast<char>(c));
+        }
+    }
+  }
+  return out + "\"";
+}
+
+struct Options {
+  std::string model, text, file;
+  bool add_special = false, json = false, lines = false, bench = false, ids_only = false;
+  int repeat = 3;
+};
+
+void run(const Options& o) {
+  SFT_CHECK(!o.text.empty() || !o.file.empty(), "sft tokenize: give --text or --file");
+  const auto load_start = std::chrono::steady_clock::now();
+  const auto tok = tok::Tokenizer::load(o.model);
+  const double load_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - load_start).count();
+  const std::string input = o.file.empty() ? o.text : read_file(o.file);
+
+  // Documents: the whole input, or one per line (line terminator "\n" removed, a "\r" before it kept).
+  std::vector<std::string_view> docs;
+  if (o.lines) {
+    std::string_view rest = input;
+    while (!rest.empty()) {
+      const size_t nl = rest.find('\n');
+      docs.push_back(rest.substr(0, nl));
+      rest = nl == std::string_view::npos ? std::string_view() : rest.substr(nl + 1);
+    }
+  } else {
+    docs.push_back(input);
+  }
+
+  if (o.bench) {
+    // Best of `repeat` timed passes over every document (single thread), after one untimed warm-up pass that also
+    // fills the word cache, as a long-running trainer would see it.
+    std::vector<int32_t> ids;
+    size_t n_tokens = 0;
+    double best = 1e300;
+    for (int r = 0; r <= o.repeat; ++r) {
+      n_tokens = 0;
+      const auto t0 = std::chrono::steady_clock::now();
+      for (auto d : docs) {
+        ids.clear();
+        tok.encode_into(d, o.add_special, ids);
+        n_tokens += ids.size();
+      }
+      const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+      if (r > 0) best = std::min(best, s);
+    }
+    std::printf("bytes %zu docs %zu tokens %zu load_s %.3f encode_s %.4f MB/s %.2f tokens/s %.0f\n", input.size(),
+                docs.size(), n_tokens, load_s, best, input.size() / best / 1e6, n_tokens / best);
+    return;
+  }
+
+  if (o.json) {
+    std::printf("[");
+    for (size_t d = 0; d < docs.size(); ++d) {
+      const auto ids = tok.encode(docs[d], o.add_special);
+      std::printf("%s{\"ids\":[", d ? ",\n" : "");
+      for (size_t k = 0; k < ids.size(); ++k) std::printf("%s%d", k ? "," : "", ids[k]);
+      std::printf("]");
+      if (!o.ids_only) {
+        std::printf(",\"pieces\":[");
+        for (size_t k = 0; k < ids.size(); ++k) std::printf("%s%s", k ? "," : "", json_string(tok.id_to_token(ids[k])).c_str());
+        std::printf("],\"decoded\":%s", json_string(tok.decode(ids)).c_str());
+      }
+      std::printf("}");
+    }
+    std::printf("]\n");
+    return;
+  }
+  for (auto d : docs) {
+    const auto ids = tok.encode(d, o.add_special);
+    if (o.ids_only) {
+      for (size_t k = 0; k < ids.size(); ++k) std::printf("%s%d", k ? " " : "", ids[k]);
+      std::printf("\n");
+      continue;
+    }
+    for (int32_t id : ids)
+      std::printf("%d\t%s\t%s\n", id, tok.id_to_token(id).c_str(), show_bytes(tok.token_bytes(id)).c_str());
+    std::printf("(%zu tokens)\n", ids.size());
+  }
+}
+
+}  // namespace
+
+void register_tokenize(CLI::App& app) {
+  auto opts = std::make_shared<Options>();
+  auto* sub = app.add_subcommand("tokenize", "Show how a model's tokenizer encodes text (ids, pieces, bytes), or time it");
+  sub->add_option("--model", opts->model, "HF model folder with tokenizer.json (+ tokenizer_config.json)")->required();
+  sub->add_option("--text", opts->text, "text to encode");
+  sub->add_option("--file", opts->file, "encode this file's contents (whole file as one text unless --lines)");
+  sub->add_flag("--add_special_tokens", opts->add_special, "add the post-processor's special tokens (e.g. BOS)");
+  sub->add_flag("--json", opts->json, "print JSON: [{ids, pieces, decoded}] per document");
+  sub->add_flag("--lines", opts->lines, "treat each line of the input as its own document");
+  sub->add_flag("--ids_only", opts->ids_only, "print only ids (one line per document)");
+  sub->add_flag("--bench", opts->bench, "time single-threaded encoding of the input and print MB/s");
+  sub->add_option("--repeat", opts->repeat, "timed passes for --bench (best is reported)")->check(CLI::PositiveNumber);
+  sub->callback([opts] { run(*opts); });
+}
+
 }  // namespace sft::cli

@@ -21,12 +21,18 @@ class Tokenizer {
 
   // Encodes text. Added/special tokens in the text are matched (as HF does with split_special_tokens=False).
   // add_special_tokens prepends BOS when the tokenizer's post-processor adds one (Llama 3), as HF's encode() does.
+  // Input that is not valid UTF-8 is first repaired: every ill-formed subsequence becomes U+FFFD (the maximal-subpart
+  // rule of bytes.decode("utf-8", "replace")), so encode(b) == HF encode(b.decode("utf-8", "replace")).
   std::vector<int32_t> encode(std::string_view text, bool add_special_tokens = false) const;
+  // Appends to ids instead of returning a new vector (no allocation when ids has capacity).
+  void encode_into(std::string_view text, bool add_special_tokens, std::vector<int32_t>& ids) const;
   // Decodes ids to text (invalid UTF-8 byte sequences become U+FFFD as HF does); skip_special drops special tokens.
   std::string decode(const std::vector<int32_t>& ids, bool skip_special_tokens = false) const;
 
   // The piece of an id as stored in the vocab (byte-level chars), e.g. "Ġthe"; empty for an unknown id.
   std::string id_to_token(int32_t id) const;
+  // The bytes one id decodes to (byte-level mapping undone; may be a partial UTF-8 character); empty if unknown.
+  std::string_view token_bytes(int32_t id) const;
   std::optional<int32_t> token_to_id(std::string_view token) const;
   int64_t vocab_size() const;  // largest id + 1, added tokens included
 
@@ -35,6 +41,9 @@ class Tokenizer {
   std::optional<int32_t> pad_id() const;
   std::optional<int32_t> bos_id() const;
   bool is_special(int32_t id) const;
+  // The ids the post-processor puts around a single sequence when add_special_tokens=true (BOS for Llama 3).
+  const std::vector<int32_t>& special_prefix() const;
+  const std::vector<int32_t>& special_suffix() const;
 
  private:
   struct Impl;
