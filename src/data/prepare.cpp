@@ -26,7 +26,9 @@ std::vector<Sample> tokenize_all(const std::vector<Example>& examples, const Pre
       }
     }
   };
-  const size_t threads = std::max<size_t>(1, std::min<size_t>(static_cast<size_t>(opts.num_threads), n / 64 + 1));
+  const size_t want = opts.num_threads > 0 ? static_cast<size_t>(opts.num_threads)
+                                           : std::max(1u, std::thread::hardware_concurrency());
+  const size_t threads = std::max<size_t>(1, std::min<size_t>(want, n / 64 + 1));  // >= 64 rows per thread
   if (threads == 1) {
     work(0, n);
   } else {

@@ -33,7 +33,9 @@ struct PrepareOptions {
   int64_t max_seq_length = 1024;
   Truncation truncation = Truncation::Right;
   uint64_t seed = 42;                        // for the validation split
-  int num_threads = 1;                       // tokenization threads (encoder must be thread-safe when > 1)
+  // Tokenization threads; 0 = all hardware threads. The encoder must be thread-safe when > 1 (sft::tok::Tokenizer
+  // is; results are identical for any thread count, see alignment_test).
+  int num_threads = 0;
 };
 
 struct PreparedData {
