@@ -41,6 +41,7 @@ Decoder::Decoder(const io::ModelConfig& cfg, backend::Backend& be, Precision p)
     o.v_w = add_tensor(p + "self_attn.v_proj.weight", {D.KD, D.H}, true);
     if (bias) o.v_b = add_tensor(p + "self_attn.v_proj.bias", {D.KD}, false);
     o.o_w = add_tensor(p + "self_attn.o_proj.weight", {D.H, D.QD}, true);
+    if (bias && cfg.model_type != "qwen2") o.o_b = add_tensor(p + "self_attn.o_proj.bias", {D.H}, false);
     o.post_norm = add_tensor(p + "post_attention_layernorm.weight", {D.H}, false);
     o.gate = add_tensor(p + "mlp.gate_proj.weight", {D.I, D.H}, true);
     o.up = add_tensor(p + "mlp.up_proj.weight", {D.I, D.H}, true);
@@ -212,6 +213,7 @@ void Decoder::layer_forward(int64_t l, const float* x, float* out, LayerActs& a,
   be_.copy(a.mid.get(), x, static_cast<size_t>(n * D.H) * sizeof(float));
   gemm(false, true, n, D.H, D.QD, as_operand(a.att.get(), n * D.QD, ws.slot0), D.QD, weight(o.o_w), D.QD, 1.0f,
        a.mid.get(), D.H);
+  if (o.o_b >= 0) be_.add_bias(a.mid.get(), value(o.o_b), n, D.H);
   be_.rmsnorm_forward(a.xn2.get(), a.rstd2.get(), a.mid.get(), value(o.post_norm), n, D.H, eps);
   const void* xn2 = as_operand(a.xn2.get(), n * D.H, ws.slot0);
   gemm(false, true, n, D.I, D.H, xn2, D.H, weight(o.gate), D.H, 0.0f, a.gate.get(), D.I);
@@ -317,6 +319,7 @@ void Decoder::backward_all(Workspace& ws, const Batch& b) {
     be_.rmsnorm_backward(dR, grad(o.post_norm), ws.dxn.get(), a.mid.get(), value(o.post_norm), a.rstd2.get(), n,
                          D.H);  // dR is now d loss / d mid
     // --- attention: mid = x + att @ Wo^T ---
+    if (o.o_b >= 0) be_.bias_grad(grad(o.o_b), dR, n, D.H);
     const void* dmid = as_operand(dR, n * D.H, ws.slot1);
     gemm(false, false, n, D.QD, D.H, dmid, D.H, weight(o.o_w), D.QD, 0.0f, ws.datt.get(), D.QD);
     gemm(true, false, D.H, D.QD, n, dmid, D.H, as_operand(a.att.get(), n * D.QD, ws.slot0), D.QD, 1.0f, grad(o.o_w),

@@ -13,8 +13,9 @@
 namespace sft::model {
 
 // Offsets (in floats) of one layer's tensors inside the flat parameter buffer; -1 = absent (bias-free models).
+// o_b exists only for Llama with attention_bias (LlamaAttention gives o_proj a bias too; Qwen2 never does).
 struct LayerOffsets {
-  int64_t in_norm = -1, q_w = -1, q_b = -1, k_w = -1, k_b = -1, v_w = -1, v_b = -1, o_w = -1, post_norm = -1,
+  int64_t in_norm = -1, q_w = -1, q_b = -1, k_w = -1, k_b = -1, v_w = -1, v_b = -1, o_w = -1, o_b = -1, post_norm = -1,
           gate = -1, up = -1, down = -1;
 };
 
