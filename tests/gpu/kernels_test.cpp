@@ -6,6 +6,7 @@
 //  - attention: the internal batched GEMMs run TF32 by default (10-bit mantissa): 5e-3 of the output scale; with
 //    SFT_CUDA_ATTN_FP32=1 (full fp32) 1e-4.
 // Skipped (not failed) when no CUDA device is usable.
+#include <array>
 #include <cstdlib>
 
 #include "backend/cuda/cuda_backend.h"
@@ -295,6 +296,27 @@ TEST_F(CudaKernels, AttentionDocMaskedGqa) {
     SCOPED_TRACE(testing::Message() << "B=" << B << " T=" << T << " H=" << H << " KV=" << KV << " d=" << d);
     AttnShape s{B, T, H, KV, d, 1.0f / std::sqrt(float(d))};
     attention_case(*cuda_, *ref_, s, 5e-3f);
+  }
+}
+
+TEST_F(CudaKernels, AttentionLastTqQueries) {
+  // KV-cache decoding: queries are the last Tq positions of each row, keys/values all T.
+  for (auto [B, T, Tq] : std::vector<std::array<int64_t, 3>>{{1, 40, 1}, {1, 33, 7}, {2, 64, 5}}) {
+    SCOPED_TRACE(testing::Message() << "B=" << B << " T=" << T << " Tq=" << Tq);
+    AttnShape s{B, T, 4, 2, 32, 1.0f / std::sqrt(32.0f)};
+    s.Tq = Tq;
+    const int64_t d = s.head_dim;
+    auto q0 = randn(B * Tq * s.n_heads * d, 90), k0 = randn(B * T * s.n_kv_heads * d, 91);
+    auto v0 = randn(B * T * s.n_kv_heads * d, 92);
+    auto doc = make_docs(B, T);
+    auto [g, r] = both([&](Backend& be) {
+      Buf<float> q(be, q0), k(be, k0), v(be, v0), out(be, B * Tq * s.n_heads * d), lse(be, B * Tq * s.n_heads);
+      Buf<int32_t> dc(be, doc);
+      be.attention_forward(out, lse, q, k, v, dc, s);
+      return VV{out.host(), lse.host()};
+    });
+    EXPECT_TRUE(close_scaled(g[0], r[0], 5e-3f)) << "out";
+    EXPECT_TRUE(close_scaled(g[1], r[1], 5e-3f)) << "lse";
   }
 }
 

@@ -50,20 +50,21 @@ __global__ void unpack_heads_kernel(float* __restrict__ dst, const float* __rest
   }
 }
 
-// One warp per query row of S [rows, heads, T, T].
+// One warp per query row of S [rows, heads, Tq, T]; query iq sits at key position T - Tq + iq.
 __global__ void attn_softmax_forward_kernel(float* __restrict__ S, float* __restrict__ lse,
-                                            const int32_t* __restrict__ doc, int64_t rows, int64_t heads, int64_t T,
-                                            float scale) {
+                                            const int32_t* __restrict__ doc, int64_t rows, int64_t heads, int64_t Tq,
+                                            int64_t T, float scale) {
   const int64_t warp = (int64_t(blockIdx.x) * blockDim.x + threadIdx.x) >> 5;
   const int lane = threadIdx.x & 31;
-  if (warp >= rows * heads * T) return;
-  const int64_t i = warp % T;
-  const int64_t h = (warp / T) % heads;
-  const int64_t b = warp / (T * heads);
+  if (warp >= rows * heads * Tq) return;
+  const int64_t iq = warp % Tq;
+  const int64_t h = (warp / Tq) % heads;
+  const int64_t b = warp / (Tq * heads);
+  const int64_t i = T - Tq + iq;
   const int32_t* docb = doc + b * T;
   float* srow = S + warp * T;
   const int32_t di = docb[i];
-  float* lse_out = lse + (b * T + i) * heads + h;
+  float* lse_out = lse + (b * Tq + iq) * heads + h;
   if (di < 0) {
     for (int64_t c = lane; c < T; c += 32) srow[c] = 0.f;
     if (lane == 0) *lse_out = 0.f;
@@ -158,10 +159,10 @@ void unpack_heads(cudaStream_t st, float* dst, const float* src, int64_t rows, i
 }
 
 void attn_softmax_forward(cudaStream_t st, float* S, float* lse, const int32_t* doc, int64_t rows, int64_t heads,
-                          int64_t T, float scale) {
-  const int64_t warps = rows * heads * T;
+                          int64_t Tq, int64_t T, float scale) {
+  const int64_t warps = rows * heads * Tq;
   if (warps <= 0) return;
-  attn_softmax_forward_kernel<<<warp_grid(warps), kThreads, 0, st>>>(S, lse, doc, rows, heads, T, scale);
+  attn_softmax_forward_kernel<<<warp_grid(warps), kThreads, 0, st>>>(S, lse, doc, rows, heads, Tq, T, scale);
   SFT_CUDA_LAUNCH_CHECK("attn_softmax_forward_kernel");
 }
 

@@ -365,7 +365,7 @@ void CudaBackend::gemm(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t
 // doc-id-masked causal softmax, then P V. The backward recomputes P from the saved log-sum-exp.
 
 int64_t CudaBackend::attention_chunk_rows(const AttnShape& s, int buffers) const {
-  const int64_t per_row = int64_t(buffers) * s.n_heads * s.T * s.T * int64_t(sizeof(float));
+  const int64_t per_row = int64_t(buffers) * s.n_heads * s.q_len() * s.T * int64_t(sizeof(float));
   int64_t rows = per_row > 0 ? attn_scratch_limit_ / per_row : s.B;
   return std::clamp<int64_t>(rows, 1, std::max<int64_t>(s.B, 1));
 }
@@ -383,38 +383,39 @@ void CudaBackend::attention_forward(float* out, float* lse, const float* q, cons
                                     const int32_t* doc, const AttnShape& s) {
   check_attn_shape(s);
   if (s.B == 0 || s.T == 0) return;
-  const int64_t T = s.T, nH = s.n_heads, nKV = s.n_kv_heads, d = s.head_dim, rep = nH / nKV;
+  const int64_t T = s.T, Tq = s.q_len(), nH = s.n_heads, nKV = s.n_kv_heads, d = s.head_dim, rep = nH / nKV;
+  SFT_CHECK(Tq >= 1 && Tq <= T, "cuda attention_forward: Tq=", s.Tq, " must be in [0, T=", T, "]");
   const int64_t chunk = attention_chunk_rows(s, 1);
   const GemmCompute mode = attn_tf32_ ? GemmCompute::TF32 : GemmCompute::F32;
-  auto* S = static_cast<float*>(scratch(0, size_t(chunk * nH * T * T) * 4));
-  auto* Qp = static_cast<float*>(scratch(2, size_t(chunk * nH * T * d) * 4));
+  auto* S = static_cast<float*>(scratch(0, size_t(chunk * nH * Tq * T) * 4));
+  auto* Qp = static_cast<float*>(scratch(2, size_t(chunk * nH * Tq * d) * 4));
   auto* Kp = static_cast<float*>(scratch(3, size_t(chunk * nKV * T * d) * 4));
   auto* Vp = static_cast<float*>(scratch(4, size_t(chunk * nKV * T * d) * 4));
-  auto* Op = static_cast<float*>(scratch(5, size_t(chunk * nH * T * d) * 4));
+  auto* Op = static_cast<float*>(scratch(5, size_t(chunk * nH * Tq * d) * 4));
   for (int64_t b0 = 0; b0 < s.B; b0 += chunk) {
     const int64_t rows = std::min(chunk, s.B - b0);
-    k::pack_heads(stream_, Qp, q + b0 * T * nH * d, rows, T, nH, d);
+    k::pack_heads(stream_, Qp, q + b0 * Tq * nH * d, rows, Tq, nH, d);
     k::pack_heads(stream_, Kp, k + b0 * T * nKV * d, rows, T, nKV, d);
     k::pack_heads(stream_, Vp, v + b0 * T * nKV * d, rows, T, nKV, d);
-    GemmArgs g;  // S[rep*T, T] = Q[rep*T, d] K[T, d]^T per (row, kv head)
+    GemmArgs g;  // S[rep*Tq, T] = Q[rep*Tq, d] K[T, d]^T per (row, kv head)
     g.trans_b = true;
-    g.M = rep * T, g.N = T, g.K = d;
-    g.A = Qp, g.lda = d, g.stride_a = rep * T * d;
+    g.M = rep * Tq, g.N = T, g.K = d;
+    g.A = Qp, g.lda = d, g.stride_a = rep * Tq * d;
     g.B = Kp, g.ldb = d, g.stride_b = T * d;
-    g.C = S, g.ldc = T, g.stride_c = rep * T * T;
+    g.C = S, g.ldc = T, g.stride_c = rep * Tq * T;
     g.batch = rows * nKV;
     g.compute = mode;
     gemm_batched(g);
-    k::attn_softmax_forward(stream_, S, lse + b0 * T * nH, doc + b0 * T, rows, nH, T, s.scale);
-    GemmArgs o;  // O[rep*T, d] = P[rep*T, T] V[T, d]
-    o.M = rep * T, o.N = d, o.K = T;
-    o.A = S, o.lda = T, o.stride_a = rep * T * T;
+    k::attn_softmax_forward(stream_, S, lse + b0 * Tq * nH, doc + b0 * T, rows, nH, Tq, T, s.scale);
+    GemmArgs o;  // O[rep*Tq, d] = P[rep*Tq, T] V[T, d]
+    o.M = rep * Tq, o.N = d, o.K = T;
+    o.A = S, o.lda = T, o.stride_a = rep * Tq * T;
     o.B = Vp, o.ldb = d, o.stride_b = T * d;
-    o.C = Op, o.ldc = d, o.stride_c = rep * T * d;
+    o.C = Op, o.ldc = d, o.stride_c = rep * Tq * d;
     o.batch = rows * nKV;
     o.compute = mode;
     gemm_batched(o);
-    k::unpack_heads(stream_, out + b0 * T * nH * d, Op, rows, T, nH, d);
+    k::unpack_heads(stream_, out + b0 * Tq * nH * d, Op, rows, Tq, nH, d);
   }
 }
 
@@ -422,6 +423,7 @@ void CudaBackend::attention_backward(float* dq, float* dk, float* dv, const floa
                                      const float* k, const float* v, const float* out, const float* lse,
                                      const int32_t* doc, const AttnShape& s) {
   check_attn_shape(s);
+  SFT_CHECK(s.q_len() == s.T, "cuda attention_backward: needs queries at every position (Tq=", s.Tq, " T=", s.T, ")");
   if (s.B == 0 || s.T == 0) return;
   const int64_t T = s.T, nH = s.n_heads, nKV = s.n_kv_heads, d = s.head_dim, rep = nH / nKV;
   const int64_t chunk = attention_chunk_rows(s, 2);

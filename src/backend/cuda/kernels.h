@@ -44,10 +44,10 @@ void softmax_cross_entropy(cudaStream_t st, float* logits, float* loss, uint8_t*
 void pack_heads(cudaStream_t st, float* dst, const float* src, int64_t rows, int64_t T, int64_t heads, int64_t d);
 // The inverse of pack_heads (overwrites dst).
 void unpack_heads(cudaStream_t st, float* dst, const float* src, int64_t rows, int64_t T, int64_t heads, int64_t d);
-// S [rows, heads, T, T] raw scores q.k -> probabilities in place (masked entries 0); lse [rows*T, heads] written.
-// doc points at the doc ids of the first row of the chunk.
+// S [rows, heads, Tq, T] raw scores q.k -> probabilities in place (masked entries 0); lse [rows*Tq, heads] written.
+// Query iq is key position T - Tq + iq (Tq == T for training). doc points at the doc ids of the chunk's first row.
 void attn_softmax_forward(cudaStream_t st, float* S, float* lse, const int32_t* doc, int64_t rows, int64_t heads,
-                          int64_t T, float scale);
+                          int64_t Tq, int64_t T, float scale);
 // S raw scores -> P = exp(scale*S - lse) (masked 0) in place.
 void attn_probs_from_lse(cudaStream_t st, float* S, const float* lse, const int32_t* doc, int64_t rows,
                          int64_t heads, int64_t T, float scale);
