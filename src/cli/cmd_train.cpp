@@ -1,10 +1,202 @@
-// Placeholder until the owning issue lands its command (replaced, never shipped as is).
+// `sft train`: flags -> data (prepare_dataset + DataLoader) -> model -> train::run_training, printing the
+// truncation report, the seed-style loss table (plus lr, grad norm, tokens/s), a progress bar on a terminal.
+#include <omp.h>
+#include <unistd.h>
+
+#include <cmath>
+#include <cstdio>
+#include <filesystem>
+#include <memory>
+
+#include "backend/backend.h"
 #include "cli/commands.h"
+#include "cli/train_flags.h"
+#include "data/prepare.h"
+#include "model/model.h"
+#include "tokenizer/tokenizer.h"
+#include "train/checkpoint.h"
+#include "train/trainer.h"
 #include "util/error.h"
+
 namespace sft::cli {
-void register_train(CLI::App& app) {
-  auto* sub = app.add_subcommand("train", "(not built yet)");
-  sub->allow_extras();
-  sub->callback([] { throw Error("sft train: not implemented yet"); });
+
+namespace fs = std::filesystem;
+
+namespace {
+
+std::string format_duration(double s) {
+  if (!std::isfinite(s) || s < 0) return "?";
+  const long t = std::lround(s);
+  char buf[32];
+  if (t >= 3600) std::snprintf(buf, sizeof buf, "%ldh%02ldm", t / 3600, (t / 60) % 60);
+  else std::snprintf(buf, sizeof buf, "%ldm%02lds", t / 60, t % 60);
+  return buf;
 }
+
+// Prints the loss table; on a terminal also a one-line progress bar with ETA, repainted in place.
+class ConsoleObserver final : public train::TrainObserver {
+ public:
+  ConsoleObserver() : tty_(isatty(STDOUT_FILENO) == 1) {}
+
+  void on_begin(const train::TrainPlan& p) override {
+    std::printf("training: %lld optimizer steps (%lld warmup), %lld micro-batches per epoch, %lld parameters\n",
+                static_cast<long long>(p.total_steps), static_cast<long long>(p.warmup_steps),
+                static_cast<long long>(p.batches_per_epoch), static_cast<long long>(p.num_parameters));
+    if (p.start_step > 0) std::printf("resuming at step %lld\n", static_cast<long long>(p.start_step));
+    start_step_ = p.start_step;
+    std::printf("%-8s%-15s%-15s%-11s%s\n", "Step", "Training Loss", "Learning Rate", "Grad Norm", "Tokens/s");
+    std::fflush(stdout);
+  }
+  void on_step(int64_t step, int64_t total, double loss, double elapsed) override {
+    if (!tty_) return;
+    const double done = static_cast<double>(step - start_step_), left = static_cast<double>(total - step);
+    const double eta = done > 0 ? elapsed / done * left : NAN;
+    const int width = 30, fill = static_cast<int>(width * static_cast<double>(step) / static_cast<double>(total));
+    std::string bar(static_cast<size_t>(fill), '#');
+    bar.resize(width, '.');
+    std::printf("\r\033[K[%s] %lld/%lld loss %.4f elapsed %s ETA %s", bar.c_str(), static_cast<long long>(step),
+                static_cast<long long>(total), loss, format_duration(elapsed).c_str(), format_duration(eta).c_str());
+    std::fflush(stdout);
+    bar_shown_ = true;
+  }
+  void on_log(const train::LogRow& r) override {
+    clear_bar();
+    std::printf("%-8lld%-15.4f%-15.3e%-11.4f%.0f\n", static_cast<long long>(r.step), r.loss, r.learning_rate,
+                r.grad_norm, r.tokens_per_second);
+    std::fflush(stdout);
+  }
+  void on_eval(const train::LogRow& r) override {
+    clear_bar();
+    std::printf("eval    step %lld: eval_loss %.4f\n", static_cast<long long>(r.step), *r.eval_loss);
+    std::fflush(stdout);
+  }
+  void on_checkpoint(const fs::path& dir) override {
+    clear_bar();
+    std::printf("saved %s\n", dir.string().c_str());
+    std::fflush(stdout);
+  }
+  void on_note(const std::string& s) override {
+    clear_bar();
+    std::printf("%s\n", s.c_str());
+    std::fflush(stdout);
+  }
+  void clear_bar() {
+    if (bar_shown_) std::printf("\r\033[K");
+    bar_shown_ = false;
+  }
+
+ private:
+  bool tty_;
+  bool bar_shown_ = false;
+  int64_t start_step_ = 0;
+};
+
+std::unique_ptr<backend::Backend> make_backend(const std::string& device) {
+  if (device == "cpu") return backend::make_cpu_backend();
+  int index = 0;
+  if (device.size() > 5) index = std::stoi(device.substr(5));
+  return backend::make_cuda_backend(index);  // throws a clear error in a build without CUDA
+}
+
+void run_train(const std::vector<std::string>& args) {
+  ParsedTrainArgs parsed = parse_train_args(args);
+  if (parsed.help) {
+    std::fputs(train_flags_help().c_str(), stdout);
+    return;
+  }
+  train::TrainConfig& cfg = parsed.cfg;
+  cfg.validate();
+  for (const auto& n : parsed.notes) std::printf("%s\n", n.c_str());
+  if (cfg.eval_strategy == "no" && cfg.load_best_model_at_end)
+    std::printf("note: --load_best_model_at_end ignored: no evaluation (--eval_strategy no)\n");
+  if (cfg.threads > 0) omp_set_num_threads(static_cast<int>(cfg.threads));
+
+  // Resume: the weights come from the checkpoint, everything else from the base model folder.
+  fs::path resume_dir;
+  if (!cfg.resume_from_checkpoint.empty()) {
+    resume_dir = cfg.resume_from_checkpoint == "last" ? train::last_checkpoint(cfg.output_dir)
+                                                      : fs::path(cfg.resume_from_checkpoint);
+    SFT_CHECK(fs::exists(resume_dir / "trainer_state.json"), "--resume_from_checkpoint: ", resume_dir.string(),
+              " is not a checkpoint folder (no trainer_state.json)");
+  }
+  train::prepare_output_dir(cfg, !resume_dir.empty());
+
+  auto be = make_backend(cfg.device);
+  const fs::path base = cfg.model_name_or_path;
+  tok::Tokenizer tokenizer = tok::Tokenizer::load(base);
+  data::TokenizerEncoder encoder(tokenizer);
+
+  data::PrepareOptions po;
+  po.dataset_path = cfg.dataset_path;
+  po.eval_dataset_path = cfg.eval_dataset_path;
+  if (cfg.validation_split > 0) {
+    if (cfg.validation_split < 1) po.validation_split.fraction = cfg.validation_split;
+    else po.validation_split.count = static_cast<int64_t>(cfg.validation_split);
+  }
+  po.read.skip_bad_rows = cfg.skip_bad_rows;
+  po.templ.tmpl = data::parse_template(cfg.template_name);
+  po.templ.train_on_inputs = cfg.train_on_inputs;
+  po.max_seq_length = cfg.max_seq_length;
+  po.truncation = data::parse_truncation(cfg.truncation);
+  po.seed = cfg.seed;
+  data::PreparedData prepared = data::prepare_dataset(po, encoder);
+  if (prepared.train_read.rows_skipped > 0) {
+    std::printf("skipped %lld bad rows of %lld (--skip_bad_rows):\n",
+                static_cast<long long>(prepared.train_read.rows_skipped),
+                static_cast<long long>(prepared.train_read.rows_seen));
+    for (const auto& m : prepared.train_read.skip_messages) std::printf("  %s\n", m.c_str());
+  }
+  std::printf("training data: %s\n%s", cfg.dataset_path.c_str(),
+              data::format_report(prepared.train_report, po.truncation).c_str());
+  if (prepared.eval && !prepared.eval->empty())
+    std::printf("evaluation data:\n%s", data::format_report(prepared.eval_report, po.truncation).c_str());
+
+  const int32_t pad = tokenizer.pad_id().value_or(tokenizer.eos_id().value_or(0));
+  data::LoaderOptions lo;
+  lo.batch_size = cfg.per_device_train_batch_size;
+  lo.max_seq_length = cfg.max_seq_length;
+  lo.group_by_length = cfg.group_by_length;
+  lo.packing = cfg.packing;
+  lo.drop_last = cfg.data_loader_drop_last;
+  lo.seed = cfg.seed;
+  lo.pad_id = pad;
+  data::DataLoader train_loader(prepared.train, lo);
+  std::unique_ptr<data::DataLoader> eval_loader;
+  if (prepared.eval && !prepared.eval->empty()) {
+    data::LoaderOptions eo = lo;
+    eo.batch_size = cfg.per_device_eval_batch_size;
+    eo.shuffle = false;
+    eo.group_by_length = false;
+    eo.drop_last = false;
+    eval_loader = std::make_unique<data::DataLoader>(prepared.eval, eo);
+  }
+
+  const auto precision = cfg.use_bf16() ? model::Precision::BF16 : model::Precision::F32;
+  auto m = model::Model::load(resume_dir.empty() ? base : resume_dir, *be, precision);
+
+  train::TrainJob job;
+  job.cfg = cfg;
+  job.model = m.get();
+  job.train = &train_loader;
+  job.eval = eval_loader.get();
+  job.base_model_dir = base;
+  job.resume_dir = resume_dir;
+  ConsoleObserver obs;
+  const train::TrainSummary s = train::run_training(job, obs);
+  obs.clear_bar();
+  std::printf("done: %lld steps in %s, final loss %.4f; model saved to %s (loss curve: loss_curve.svg)\n",
+              static_cast<long long>(s.steps), format_duration(s.seconds).c_str(), s.final_loss,
+              s.output_dir.string().c_str());
+}
+
+}  // namespace
+
+void register_train(CLI::App& app) {
+  auto* sub = app.add_subcommand("train", "fine-tune a model (HF TrainingArguments-style flags; --help lists them)");
+  // Flags are parsed by parse_train_args (HF semantics, did-you-mean), so CLI11 hands everything over untouched.
+  sub->prefix_command();
+  sub->set_help_flag();
+  sub->callback([sub] { run_train(sub->remaining()); });
+}
+
 }  // namespace sft::cli

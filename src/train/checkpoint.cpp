@@ -5,6 +5,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "io/hf_folder.h"
 #include "util/error.h"
 
 namespace sft::train {
@@ -73,15 +74,9 @@ TrainerState trainer_state_from_json(const std::string& text, const std::string&
 }
 
 void copy_model_side_files(const fs::path& base_dir, const fs::path& dst_dir) {
-  static const char* kFiles[] = {"tokenizer.json",    "tokenizer_config.json", "special_tokens_map.json",
-                                 "generation_config.json", "vocab.json",   "merges.txt",
-                                 "added_tokens.json", "chat_template.jinja",   "tokenizer.model"};
   SFT_CHECK(fs::exists(base_dir / "tokenizer.json"), base_dir.string(),
             ": base model folder has no tokenizer.json to copy into the output");
-  for (const char* f : kFiles) {
-    const fs::path src = base_dir / f;
-    if (fs::exists(src)) fs::copy_file(src, dst_dir / f, fs::copy_options::overwrite_existing);
-  }
+  io::copy_tokenizer_files(base_dir, dst_dir);  // tokenizer files, chat template, generation_config.json
 }
 
 std::vector<std::pair<int64_t, fs::path>> list_checkpoints(const fs::path& output_dir) {

@@ -139,7 +139,7 @@ TrainSummary run_training(const TrainJob& job, TrainObserver& obs) {
   SFT_CHECK(plan.batches_per_epoch > 0, "the training data gives no micro-batch (too few rows for ",
             cfg.per_device_train_batch_size, " per batch with --data_loader_drop_last?)");
   const int64_t gas = cfg.gradient_accumulation_steps;
-  plan.updates_per_epoch = std::max<int64_t>(1, plan.batches_per_epoch / gas);
+  plan.updates_per_epoch = std::max<int64_t>(1, (plan.batches_per_epoch + gas - 1) / gas);
   plan.total_steps = cfg.max_steps > 0
                          ? cfg.max_steps
                          : static_cast<int64_t>(std::ceil(cfg.num_train_epochs * static_cast<double>(plan.updates_per_epoch)));

@@ -1,11 +1,13 @@
 // The training loop: optimizer steps over micro-batches from the data layer, with HF Trainer's step counting,
 // schedule, clipping, logging, evaluation, checkpoints and exact resume.
 //
-// Step counting (transformers >= 4.46, documented in docs/arch/train.md):
-//   updates_per_epoch = max(1, batches_per_epoch / gradient_accumulation_steps)        (integer division, as HF)
+// Step counting (exactly transformers 5.x Trainer, documented in docs/arch/train.md):
+//   updates_per_epoch = max(1, ceil(batches_per_epoch / gradient_accumulation_steps))
 //   total_steps       = max_steps > 0 ? max_steps : ceil(num_train_epochs * updates_per_epoch)
 // The micro-batches of an optimizer step are the next `gas` of the epoch; the last step of an epoch takes the
-// remainder (fewer than gas micro-batches) like HF's get_batch_samples, and training stops at total_steps.
+// remainder (fewer than gas micro-batches, its loss still normalised by its own target count) like HF's
+// get_batch_samples; a step never spans two epochs. Training stops at total_steps (mid-epoch for fractional epochs
+// or --max_steps).
 // Loss of a step: sum of token cross-entropies of all its micro-batches / all their target tokens (the targets are
 // counted before the first forward and passed as loss_scale = 1/N).
 #pragma once
