@@ -1,10 +1,221 @@
-// Placeholder until the owning issue lands its command (replaced, never shipped as is).
+// `sft info --model DIR [--seq_len N --batch_size B] [--json]`: what a model folder holds and what full fine-tuning
+// of it costs in memory. Validates the folder on the way (config.json parses, every safetensors file passes the
+// reader's checks, every weight the config implies is present with its shape), so it doubles as a folder checker.
+//
+// Memory model (docs/arch/io.md): P = parameters (tied head once), n = batch_size * seq_len tokens per micro-batch.
+//   weights + optimizer: fp32 masters 4P, fp32 grads 4P, AdamW m and v 8P; bf16 compute adds bf16 weight copies 2P.
+//   activations: the training workspace of src/model/decoder.cpp (make_workspace), in floats:
+//     per layer  n*(2 + 3H + 2*QD + 2*KD + 2I + Hq)   (rstd1/2; xn1, mid, xn2; q, att; k, v; gate, up; lse)
+//     residual   (L+1)*n*H,  final norm n*(1+H),  swiglu scratch n*I
+//     backward   n*(2H + 2I + 2QD + 2KD)
+//     LM head    chunk*(2H + V + 1) floats + chunk*(1 + 8) bytes, chunk = clamp(16Mi / V, 16, 4096) rows
+//     ids        3n int32;  bf16 mode: two bf16 operand slots of max(n*max(H, I, QD), chunk*H | chunk*V) each
+//   Not included: backend scratch (oneDNN primitives, a few MB), the tokenized dataset, the page cache of the
+//   memory-mapped weight files while loading.
+#include <cstdio>
+#include <iostream>
+#include <map>
+#include <string>
+
+#include <nlohmann/json.hpp>
+
 #include "cli/commands.h"
+#include "io/hf_config.h"
+#include "io/hf_folder.h"
+#include "io/safetensors.h"
 #include "util/error.h"
+
 namespace sft::cli {
-void register_info(CLI::App& app) {
-  auto* sub = app.add_subcommand("info", "(not built yet)");
-  sub->allow_extras();
-  sub->callback([] { throw Error("sft info: not implemented yet"); });
+
+namespace {
+
+namespace fs = std::filesystem;
+
+struct InfoArgs {
+  std::string model;
+  int64_t seq_len = 512;
+  int64_t batch_size = 4;
+  bool json = false;
+};
+
+struct MemoryEstimate {
+  int64_t masters = 0, grads = 0, adam = 0, bf16_copies = 0;
+  int64_t activations_fp32 = 0, activations_bf16 = 0;
+  int64_t total_fp32() const { return masters + grads + adam + activations_fp32; }
+  int64_t total_bf16() const { return masters + grads + adam + bf16_copies + activations_bf16; }
+};
+
+MemoryEstimate estimate_memory(const io::ModelConfig& c, int64_t seq_len, int64_t batch) {
+  const int64_t P = c.num_parameters();
+  const int64_t n = seq_len * batch, H = c.hidden_size, I = c.intermediate_size, L = c.num_hidden_layers;
+  const int64_t QD = c.q_dim(), KD = c.kv_dim(), Hq = c.num_attention_heads, V = c.vocab_size;
+  MemoryEstimate m;
+  m.masters = 4 * P;
+  m.grads = 4 * P;
+  m.adam = 8 * P;
+  m.bf16_copies = 2 * P;
+  const int64_t chunk = std::clamp<int64_t>((int64_t{16} << 20) / V, 16, 4096);
+  int64_t floats = L * n * (2 + 3 * H + 2 * QD + 2 * KD + 2 * I + Hq);  // saved per-layer activations
+  floats += (L + 1) * n * H + n * (1 + H) + n * I;                       // residuals, final norm, swiglu scratch
+  floats += n * (2 * H + 2 * I + 2 * QD + 2 * KD);                       // backward scratch
+  floats += chunk * (2 * H + V + 1);                                     // LM head chunk
+  const int64_t fixed_bytes = 4 * floats + chunk * 9 + 3 * n * 4;
+  m.activations_fp32 = fixed_bytes;
+  const int64_t widest = std::max({H, I, QD});
+  m.activations_bf16 = fixed_bytes + 2 * (std::max(n * widest, chunk * H) + std::max(n * widest, chunk * V));
+  return m;
 }
+
+std::string with_commas(int64_t v) {
+  std::string s = std::to_string(v), out;
+  int k = 0;
+  for (auto it = s.rbegin(); it != s.rend(); ++it) {
+    if (k && k % 3 == 0 && *it != '-') out += ',';
+    out += *it;
+    ++k;
+  }
+  return {out.rbegin(), out.rend()};
+}
+
+std::string gib(int64_t bytes) {
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "%.2f GiB", static_cast<double>(bytes) / (1024.0 * 1024.0 * 1024.0));
+  return buf;
+}
+
+void run_info(const InfoArgs& a) {
+  const fs::path dir = a.model;
+  SFT_CHECK(fs::is_directory(dir), a.model, ": model folder not found");
+  SFT_CHECK(fs::exists(dir / "config.json"), a.model, ": no config.json (not a Hugging Face model folder)");
+  SFT_CHECK(a.seq_len > 0 && a.batch_size > 0, "--seq_len and --batch_size must be positive");
+  const io::ModelConfig cfg = io::load_model_config(dir / "config.json");
+  const io::WeightStore ws = io::WeightStore::open(dir);
+
+  // Every weight the config implies must be on disk with its shape; anything else is reported, not fatal
+  // (e.g. an lm_head.weight copy in a tied checkpoint, which transformers ignores too).
+  std::map<std::string, std::pair<int64_t, int64_t>> by_dtype;  // dtype -> (elements, bytes)
+  int64_t expected_numel = 0;
+  std::map<std::string, bool> expected;
+  for (const auto& w : io::hf_weight_specs(cfg)) {
+    const io::TensorInfo& t = ws.info(w.name);  // throws naming the tensor
+    std::string shape_got, shape_want;
+    for (auto d : t.shape) shape_got += (shape_got.empty() ? "" : ", ") + std::to_string(d);
+    for (auto d : w.shape) shape_want += (shape_want.empty() ? "" : ", ") + std::to_string(d);
+    SFT_CHECK(t.shape == w.shape, ws.file_of(w.name).path().string(), ": tensor \"", w.name, "\" has shape [",
+              shape_got, "], config.json implies [", shape_want, "]");
+    SFT_CHECK(t.dtype == io::DType::F32 || t.dtype == io::DType::BF16 || t.dtype == io::DType::F16,
+              ws.file_of(w.name).path().string(), ": tensor \"", w.name, "\" has dtype ", io::dtype_name(t.dtype),
+              ", expected F32, BF16 or F16");
+    auto& e = by_dtype[io::dtype_name(t.dtype)];
+    e.first += t.numel();
+    e.second += static_cast<int64_t>(t.end - t.begin);
+    expected_numel += t.numel();
+    expected[w.name] = true;
+  }
+  std::vector<std::string> extra;
+  for (const auto& name : ws.names())
+    if (!expected.count(name)) extra.push_back(name);
+
+  std::vector<std::string> tok_files;
+  for (const auto& f : io::tokenizer_file_names())
+    if (fs::exists(dir / f)) tok_files.push_back(f);
+
+  const int64_t P = cfg.num_parameters(), E = cfg.num_embedding_parameters();
+  const MemoryEstimate mem = estimate_memory(cfg, a.seq_len, a.batch_size);
+
+  if (a.json) {
+    nlohmann::json j;
+    j["model"] = a.model;
+    j["architecture"] = cfg.architecture;
+    j["model_type"] = cfg.model_type;
+    j["num_hidden_layers"] = cfg.num_hidden_layers;
+    j["hidden_size"] = cfg.hidden_size;
+    j["intermediate_size"] = cfg.intermediate_size;
+    j["num_attention_heads"] = cfg.num_attention_heads;
+    j["num_key_value_heads"] = cfg.num_key_value_heads;
+    j["head_dim"] = cfg.head_dim;
+    j["vocab_size"] = cfg.vocab_size;
+    j["tie_word_embeddings"] = cfg.tie_word_embeddings;
+    j["rope_theta"] = cfg.rope_theta;
+    j["rope_scaling"] = cfg.rope_scaling.type;
+    j["num_parameters"] = P;
+    j["embedding_parameters"] = E;
+    nlohmann::json d = nlohmann::json::object();
+    for (const auto& [k, v] : by_dtype) d[k] = {{"elements", v.first}, {"bytes", v.second}};
+    j["dtype_on_disk"] = d;
+    j["weight_files"] = ws.files().size();
+    j["extra_tensors"] = extra;
+    j["tokenizer_files"] = tok_files;
+    j["seq_len"] = a.seq_len;
+    j["batch_size"] = a.batch_size;
+    j["memory_bytes"] = {{"fp32_master_weights", mem.masters},  {"fp32_gradients", mem.grads},
+                         {"adamw_m_v", mem.adam},               {"bf16_weight_copies", mem.bf16_copies},
+                         {"activations_fp32", mem.activations_fp32}, {"activations_bf16", mem.activations_bf16},
+                         {"total_fp32", mem.total_fp32()},      {"total_bf16", mem.total_bf16()}};
+    std::cout << j.dump(2) << "\n";
+    return;
+  }
+
+  std::string dtypes;
+  for (const auto& [k, v] : by_dtype) {
+    char buf[96];
+    std::snprintf(buf, sizeof buf, "%s%s (%.1f MB)", dtypes.empty() ? "" : ", ", k.c_str(), v.second / 1e6);
+    dtypes += buf;
+  }
+  std::string rope = cfg.rope_scaling.type.empty() ? "none" : cfg.rope_scaling.type;
+  if (cfg.rope_scaling.type == "llama3") {
+    char buf[128];
+    std::snprintf(buf, sizeof buf, " (factor %g, low %g, high %g, original %lld)", cfg.rope_scaling.factor,
+                  cfg.rope_scaling.low_freq_factor, cfg.rope_scaling.high_freq_factor,
+                  static_cast<long long>(cfg.rope_scaling.original_max_position_embeddings));
+    rope += buf;
+  }
+  std::printf("model          %s\n", a.model.c_str());
+  std::printf("architecture   %s (model_type %s)\n", cfg.architecture.c_str(), cfg.model_type.c_str());
+  std::printf("layers         %lld\n", static_cast<long long>(cfg.num_hidden_layers));
+  std::printf("hidden         %lld, intermediate %lld\n", static_cast<long long>(cfg.hidden_size),
+              static_cast<long long>(cfg.intermediate_size));
+  std::printf("heads          %lld query / %lld key-value, head_dim %lld, q/k/v bias %s\n",
+              static_cast<long long>(cfg.num_attention_heads), static_cast<long long>(cfg.num_key_value_heads),
+              static_cast<long long>(cfg.head_dim), cfg.attention_bias ? "yes" : "no");
+  std::printf("vocab          %lld, tied embeddings %s\n", static_cast<long long>(cfg.vocab_size),
+              cfg.tie_word_embeddings ? "yes" : "no");
+  std::printf("rope           theta %g, scaling %s, max positions %lld\n", cfg.rope_theta, rope.c_str(),
+              static_cast<long long>(cfg.max_position_embeddings));
+  std::printf("parameters     %s (embedding %s = %.1f%%)\n", with_commas(P).c_str(), with_commas(E).c_str(),
+              100.0 * static_cast<double>(E) / static_cast<double>(P));
+  std::printf("weights        %zu file(s), dtype on disk %s\n", ws.files().size(), dtypes.c_str());
+  if (!extra.empty())
+    std::printf("note           %zu tensor(s) not used by the model, e.g. %s\n", extra.size(), extra.front().c_str());
+  std::string toks;
+  for (const auto& f : tok_files) toks += (toks.empty() ? "" : ", ") + f;
+  std::printf("tokenizer      %s\n", toks.empty() ? "(no tokenizer files)" : toks.c_str());
+  std::printf("\nmemory for full fine-tuning, seq_len %lld x batch_size %lld = %lld tokens per micro-batch:\n",
+              static_cast<long long>(a.seq_len), static_cast<long long>(a.batch_size),
+              static_cast<long long>(a.seq_len * a.batch_size));
+  std::printf("  fp32 master weights   %12s\n", gib(mem.masters).c_str());
+  std::printf("  fp32 gradients        %12s\n", gib(mem.grads).c_str());
+  std::printf("  AdamW m + v (fp32)    %12s\n", gib(mem.adam).c_str());
+  std::printf("  bf16 weight copies    %12s   (bf16 compute only)\n", gib(mem.bf16_copies).c_str());
+  std::printf("  activations           %12s   (bf16 compute: %s)\n", gib(mem.activations_fp32).c_str(),
+              gib(mem.activations_bf16).c_str());
+  std::printf("  total, fp32 compute   %12s\n", gib(mem.total_fp32()).c_str());
+  std::printf("  total, bf16 compute   %12s\n", gib(mem.total_bf16()).c_str());
+}
+
+}  // namespace
+
+void register_info(CLI::App& app) {
+  auto a = std::make_shared<InfoArgs>();
+  auto* sub = app.add_subcommand("info", "Show a model folder's architecture, parameters and fine-tuning memory");
+  sub->add_option("--model,--model_name_or_path", a->model, "HF model folder")->required();
+  sub->add_option("--seq_len,--max_length", a->seq_len, "Tokens per sequence for the activation estimate")
+      ->capture_default_str();
+  sub->add_option("--batch_size,--per_device_train_batch_size", a->batch_size,
+                  "Sequences per micro-batch for the activation estimate")
+      ->capture_default_str();
+  sub->add_flag("--json", a->json, "Print the same facts as one JSON object");
+  sub->callback([a] { run_info(*a); });
+}
+
 }  // namespace sft::cli

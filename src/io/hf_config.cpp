@@ -87,6 +87,32 @@ int64_t ModelConfig::num_parameters() const {
   return n;
 }
 
+std::vector<WeightSpec> hf_weight_specs(const ModelConfig& c) {
+  const int64_t H = c.hidden_size, I = c.intermediate_size, q = c.q_dim(), kv = c.kv_dim();
+  std::vector<WeightSpec> w;
+  w.push_back({"model.embed_tokens.weight", {c.vocab_size, H}});
+  for (int64_t l = 0; l < c.num_hidden_layers; ++l) {
+    const std::string p = "model.layers." + std::to_string(l) + ".";
+    w.push_back({p + "input_layernorm.weight", {H}});
+    w.push_back({p + "self_attn.q_proj.weight", {q, H}});
+    w.push_back({p + "self_attn.k_proj.weight", {kv, H}});
+    w.push_back({p + "self_attn.v_proj.weight", {kv, H}});
+    if (c.attention_bias) {
+      w.push_back({p + "self_attn.q_proj.bias", {q}});
+      w.push_back({p + "self_attn.k_proj.bias", {kv}});
+      w.push_back({p + "self_attn.v_proj.bias", {kv}});
+    }
+    w.push_back({p + "self_attn.o_proj.weight", {H, q}});
+    w.push_back({p + "post_attention_layernorm.weight", {H}});
+    w.push_back({p + "mlp.gate_proj.weight", {I, H}});
+    w.push_back({p + "mlp.up_proj.weight", {I, H}});
+    w.push_back({p + "mlp.down_proj.weight", {H, I}});
+  }
+  w.push_back({"model.norm.weight", {H}});
+  if (!c.tie_word_embeddings) w.push_back({"lm_head.weight", {c.vocab_size, H}});
+  return w;
+}
+
 ModelConfig parse_model_config(const std::string& text, const std::string& where) {
   json j = json::parse(text, nullptr, /*allow_exceptions=*/false);
   SFT_CHECK(!j.is_discarded(), where, ": not valid JSON");

@@ -45,8 +45,17 @@ struct ModelConfig {
   int64_t kv_dim() const { return num_key_value_heads * head_dim; }
 };
 
+// The weights an HF checkpoint of this config holds, in transformers' names and shapes ([out, in] for projections):
+// embed_tokens, per layer norms / q,k,v(+bias),o / gate,up,down, final norm, lm_head when untied. The sum of their
+// element counts equals num_parameters().
+struct WeightSpec {
+  std::string name;
+  std::vector<int64_t> shape;
+};
+std::vector<WeightSpec> hf_weight_specs(const ModelConfig& cfg);
+
 // Parses and validates config.json (throws sft::Error naming the file and key).
-ModelConfig load_model_config(const std::filesystem::path& config_json);
+ModelConfig load_model_config(const std::filesystem::path& config_json);  // a model folder works too
 ModelConfig parse_model_config(const std::string& json_text, const std::string& path_for_errors);
 // Serialises a config.json transformers loads (keeps model_type specific keys).
 std::string model_config_to_json(const ModelConfig& cfg);

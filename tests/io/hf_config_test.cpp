@@ -232,3 +232,21 @@ TEST(HfConfig, JsonRoundTripKeepsEveryField) {
   EXPECT_EQ(fb.num_parameters(), fresh.num_parameters());
   EXPECT_EQ(fb.architecture, "Qwen2ForCausalLM");
 }
+
+TEST(HfConfig, WeightSpecsSumToParameterCount) {
+  for (const char* name : {"qwen2.5-0.5b.json", "llama-3.2-1b.json", "smollm2-135m.json"}) {
+    ModelConfig c = load_model_config(fixture(name));
+    int64_t n = 0;
+    for (const auto& w : hf_weight_specs(c)) {
+      int64_t e = 1;
+      for (int64_t d : w.shape) e *= d;
+      n += e;
+    }
+    EXPECT_EQ(n, c.num_parameters()) << name;
+  }
+  ModelConfig q = load_model_config(fixture("qwen2.5-0.5b.json"));
+  auto specs = hf_weight_specs(q);
+  EXPECT_EQ(specs.size(), 1 + 24 * 12 + 1u);  // embed, 12 per layer (with 3 biases), final norm; tied: no lm_head
+  EXPECT_EQ(specs[2].name, "model.layers.0.self_attn.q_proj.weight");
+  EXPECT_EQ(specs[3].shape, (std::vector<int64_t>{128, 896}));  // k_proj: kv heads 2 * head_dim 64
+}
