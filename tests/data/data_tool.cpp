@@ -2,6 +2,8 @@
 // one JSON line per sample: {"origin", "ids", "labels"}; with --loader it instead prints the batches of one epoch.
 //   data_tool <tokenizer_dir> <dataset> <alpaca|chatml|plain> [--train_on_inputs] [--system S]
 //             [--loader batch_size max_seq_length packing(0|1) seed]
+//   data_tool --length-grouped <batch_size> <seed> <len,len,...>
+//             prints {"perm": random_permutation(n, seed), "order": length_grouped_order(lengths, batch, seed)}
 #include <nlohmann/json.hpp>
 
 #include <cstdio>
@@ -16,6 +18,22 @@
 int main(int argc, char** argv) {
   using namespace sft::data;
   try {
+    if (argc == 5 && std::string(argv[1]) == "--length-grouped") {
+      std::vector<int64_t> lengths;
+      for (std::string item, list = argv[4]; !list.empty();) {
+        const size_t comma = list.find(',');
+        item = list.substr(0, comma);
+        list = comma == std::string::npos ? "" : list.substr(comma + 1);
+        lengths.push_back(std::stoll(item));
+      }
+      const int64_t batch = std::stoll(argv[2]);
+      const uint64_t seed = std::stoull(argv[3]);
+      nlohmann::json j;
+      j["perm"] = random_permutation(static_cast<int64_t>(lengths.size()), seed);
+      j["order"] = length_grouped_order(lengths, batch, seed);
+      std::cout << j.dump() << '\n';
+      return 0;
+    }
     if (argc < 4) {
       std::fprintf(stderr, "usage: data_tool <tokenizer_dir> <dataset> <template> [options]\n");
       return 2;
