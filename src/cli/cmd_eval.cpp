@@ -1,10 +1,171 @@
-// Placeholder until the owning issue lands its command (replaced, never shipped as is).
+// `sft eval`: lm-evaluation-harness-compatible multiple-choice evaluation (MMLU, ARC, HellaSwag) on local data.
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <filesystem>
+#include <iostream>
+#include <sstream>
+
+#include <nlohmann/json.hpp>
+
+#include "backend/backend.h"
 #include "cli/commands.h"
+#include "eval/evaluator.h"
+#include "eval/report.h"
+#include "eval/scorer.h"
+#include "eval/tasks.h"
+#include "model/model.h"
+#include "tokenizer/tokenizer.h"
 #include "util/error.h"
+#include "util/file_util.h"
+
 namespace sft::cli {
-void register_eval(CLI::App& app) {
-  auto* sub = app.add_subcommand("eval", "(not built yet)");
-  sub->allow_extras();
-  sub->callback([] { throw Error("sft eval: not implemented yet"); });
+namespace {
+
+namespace fs = std::filesystem;
+
+struct EvalArgs {
+  std::string model, tasks = "mmlu,hellaswag,arc_easy,arc_challenge", data_dir, output_path, compare, seed = "1234";
+  std::string batch_size = "1", dtype = "float32", device = "cpu", arc_split = "test";
+  int num_fewshot = 0;
+  int64_t limit = -1, max_length = 0;
+  bool log_samples = false, quiet = false;
+};
+
+uint64_t parse_fewshot_seed(const std::string& s) {
+  // lm-eval's --seed is "random,numpy,torch,fewshot" (or one value for all); the few-shot seed is what matters here.
+  std::string last = s;
+  if (auto pos = s.rfind(','); pos != std::string::npos) last = s.substr(pos + 1);
+  try {
+    return std::stoull(last);
+  } catch (...) {
+    throw Error("--seed: expected an integer or lm-eval's 'a,b,c,d' list, got '" + s + "'");
+  }
 }
+
+std::unique_ptr<backend::Backend> make_backend(const std::string& device) {
+  if (device == "cpu") return backend::make_cpu_backend();
+  if (device.rfind("cuda", 0) == 0) {
+    int idx = device.size() > 5 ? std::stoi(device.substr(5)) : 0;
+    return backend::make_cuda_backend(idx);
+  }
+  throw Error("--device must be cpu or cuda[:N], got '" + device + "'");
+}
+
+model::Precision parse_dtype(const std::string& d) {
+  if (d == "float32" || d == "fp32") return model::Precision::F32;
+  if (d == "bfloat16" || d == "bf16") return model::Precision::BF16;
+  throw Error("--dtype must be float32 or bfloat16, got '" + d + "'");
+}
+
+eval::EvalResults run_one(const EvalArgs& a, const std::string& model_dir, backend::Backend& be) {
+  SFT_CHECK(fs::is_directory(model_dir), "--model: ", model_dir, " is not a directory");
+  eval::TaskOptions to;
+  to.data_dir = a.data_dir;
+  to.num_fewshot = a.num_fewshot;
+  to.limit = a.limit;
+  to.fewshot_seed = parse_fewshot_seed(a.seed);
+  to.arc_split = a.arc_split;
+  std::vector<eval::Task> tasks;
+  for (const auto& name : eval::expand_task_names(a.tasks)) tasks.push_back(eval::build_task(name, to));
+  for (const auto& t : tasks)
+    if (t.num_fewshot > 0 && t.fewshot_file == t.eval_file && !a.quiet)
+      std::fprintf(stderr, "note: %s: no train split in %s; few-shot examples come from the evaluated split itself "
+                           "(the evaluated document is excluded, as lm-eval does when fewshot_split == test_split)\n",
+                   t.name.c_str(), a.data_dir.c_str());
+  auto tok = tok::Tokenizer::load(model_dir);
+  auto model = model::Model::load(model_dir, be, parse_dtype(a.dtype));
+  int64_t max_len = a.max_length > 0 ? a.max_length : eval::lm_eval_max_length(model->config());
+  eval::Scorer scorer(*model, tok, max_len);
+  if (!a.quiet) std::fprintf(stderr, "evaluating %s (%zu tasks, max_length %lld)\n", model_dir.c_str(), tasks.size(),
+                             static_cast<long long>(max_len));
+  auto last = std::chrono::steady_clock::now();
+  std::vector<std::string> names;
+  for (const auto& t : tasks) names.push_back(t.name);
+  auto progress = [&](size_t ti, int64_t done, int64_t total) {
+    auto now = std::chrono::steady_clock::now();
+    if (a.quiet || (done != total && now - last < std::chrono::seconds(2))) return;
+    last = now;
+    std::fprintf(stderr, "  [%zu/%zu] %s %lld/%lld\n", ti + 1, names.size(), names[ti].c_str(),
+                 static_cast<long long>(done), static_cast<long long>(total));
+  };
+  return eval::evaluate(scorer, std::move(tasks), progress);
+}
+
+nlohmann::json run_config(const EvalArgs& a, const std::string& model_dir) {
+  return {{"model", model_dir},         {"tasks", a.tasks},       {"num_fewshot", a.num_fewshot},
+          {"limit", a.limit},           {"fewshot_seed", parse_fewshot_seed(a.seed)},
+          {"data_dir", a.data_dir},     {"dtype", a.dtype},       {"device", a.device},
+          {"arc_split", a.arc_split},   {"batch_size", a.batch_size}};
+}
+
+void write_outputs(const EvalArgs& a, const fs::path& dir, const std::string& model_dir, const eval::EvalResults& r) {
+  fs::create_directories(dir);
+  write_file_atomic(dir / "results.json", eval::results_json(r, run_config(a, model_dir)).dump(2) + "\n");
+  if (a.log_samples)
+    for (const auto& t : r.tasks) write_file_atomic(dir / ("samples_" + t.task.name + ".jsonl"), eval::samples_jsonl(t));
+}
+
+void run_eval(const EvalArgs& a_in) {
+  EvalArgs a = a_in;
+  if (a.data_dir.empty()) a.data_dir = std::getenv("SFT_DATA_DIR") ? std::getenv("SFT_DATA_DIR") : "data";
+  auto be = make_backend(a.device);
+  if (a.compare.empty()) {
+    auto r = run_one(a, a.model, *be);
+    std::cout << eval::results_table(r);
+    std::fprintf(stdout, "\n%s: %.1f s, %lld docs\n", a.model.c_str(), r.seconds, [&] {
+      long long n = 0;
+      for (const auto& t : r.tasks) n += static_cast<long long>(t.docs.size());
+      return n;
+    }());
+    if (!a.output_path.empty()) write_outputs(a, a.output_path, a.model, r);
+    return;
+  }
+  auto base = run_one(a, a.compare, *be);
+  auto tuned = run_one(a, a.model, *be);
+  auto rows = eval::compare_rows(base, tuned);
+  std::string base_table = eval::results_table(base), tuned_table = eval::results_table(tuned);
+  std::cout << "## Base: " << a.compare << "\n\n" << base_table << "\n## Tuned: " << a.model << "\n\n" << tuned_table
+            << "\n## Comparison\n\n" << eval::compare_table(rows);
+  fs::path out = a.output_path.empty() ? fs::path("eval_compare") : fs::path(a.output_path);
+  write_outputs(a, out / "base", a.compare, base);
+  write_outputs(a, out / "tuned", a.model, tuned);
+  write_file_atomic(out / "comparison.svg", eval::compare_svg(rows, a.compare, a.model));
+  write_file_atomic(out / "report.md",
+                    eval::compare_markdown(rows, a.compare, a.model, "comparison.svg", base_table, tuned_table));
+  std::cout << "\nreport: " << (out / "report.md").string() << "\n";
+}
+
+}  // namespace
+
+void register_eval(CLI::App& app) {
+  auto a = std::make_shared<EvalArgs>();
+  auto* sub = app.add_subcommand(
+      "eval", "Evaluate a model on mmlu, arc_easy, arc_challenge, hellaswag (lm-evaluation-harness 0.4 semantics)");
+  sub->add_option("--model,--model_name_or_path", a->model, "HF model folder")->required();
+  sub->add_option("--tasks", a->tasks,
+                  "Comma list: mmlu, mmlu_<subject>, mmlu_stem|other|social_sciences|humanities, arc_easy, "
+                  "arc_challenge, hellaswag")
+      ->capture_default_str();
+  sub->add_option("--num_fewshot", a->num_fewshot, "Few-shot examples per question (lm-eval default 0)")
+      ->capture_default_str();
+  sub->add_option("--limit", a->limit, "Evaluate only the first N documents of each task");
+  sub->add_option("--batch_size", a->batch_size,
+                  "Accepted for lm-eval compatibility; scoring shares each context through the KV cache instead of "
+                  "padded batches, so this does not change speed or results");
+  sub->add_option("--seed", a->seed, "Few-shot sampling seed (or lm-eval's 'a,b,c,fewshot' list)")->capture_default_str();
+  sub->add_option("--data_dir", a->data_dir,
+                  "Folder with mmlu/{dev,test}/*.csv, arc/ARC-*-{Test,Dev,Train}.jsonl, hellaswag/hellaswag_{val,train}"
+                  ".jsonl (default $SFT_DATA_DIR or ./data)");
+  sub->add_option("--arc_split", a->arc_split, "ARC split to evaluate: test (lm-eval) or dev")->capture_default_str();
+  sub->add_option("--output_path", a->output_path, "Folder for results.json (and samples_<task>.jsonl, report.md)");
+  sub->add_flag("--log_samples", a->log_samples, "Also write per-document log-likelihoods (samples_<task>.jsonl)");
+  sub->add_option("--compare", a->compare, "Base model folder: evaluate both and write a comparison report");
+  sub->add_option("--dtype", a->dtype, "Compute precision: float32 (lm-eval parity) or bfloat16")->capture_default_str();
+  sub->add_option("--device", a->device, "cpu or cuda[:N]")->capture_default_str();
+  sub->add_option("--max_length", a->max_length, "Override the context length (default: max_position_embeddings)");
+  sub->add_flag("--quiet", a->quiet, "No progress on stderr");
+  sub->callback([a] { run_eval(*a); });
+}
+
 }  // namespace sft::cli

@@ -1,10 +1,197 @@
-// Placeholder until the owning issue lands its command (replaced, never shipped as is).
+// `sft generate` (one prompt) and `sft chat` (interactive, with history): KV-cached decoding with HF sampling
+// semantics; defaults come from the model folder's generation_config.json, flags override them.
+#include <cstdio>
+#include <filesystem>
+#include <iostream>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "backend/backend.h"
 #include "cli/commands.h"
+#include "data/template.h"
+#include "generate/generator.h"
+#include "model/model.h"
+#include "tokenizer/tokenizer.h"
 #include "util/error.h"
+
 namespace sft::cli {
-void register_generate(CLI::App& app) {
-  auto* sub = app.add_subcommand("generate", "(not built yet)");
-  sub->allow_extras();
-  sub->callback([] { throw Error("sft generate: not implemented yet"); });
+namespace {
+
+struct GenArgs {
+  std::string model, prompt, input, tmpl, system, dtype = "float32", device = "cpu";
+  std::vector<std::string> stop;
+  int64_t max_new_tokens = 0;
+  float temperature = 1.0f, top_p = 1.0f, repetition_penalty = 1.0f;
+  int64_t top_k = 50;
+  uint64_t seed = 0;
+  bool do_sample = false, greedy = false, stats = false;
+  CLI::Option *o_max_new = nullptr, *o_temp = nullptr, *o_top_p = nullptr, *o_top_k = nullptr, *o_rep = nullptr;
+};
+
+std::unique_ptr<backend::Backend> make_backend(const std::string& device) {
+  if (device == "cpu") return backend::make_cpu_backend();
+  if (device.rfind("cuda", 0) == 0) return backend::make_cuda_backend(device.size() > 5 ? std::stoi(device.substr(5)) : 0);
+  throw Error("--device must be cpu or cuda[:N], got '" + device + "'");
 }
+
+model::Precision parse_dtype(const std::string& d) {
+  if (d == "float32" || d == "fp32") return model::Precision::F32;
+  if (d == "bfloat16" || d == "bf16") return model::Precision::BF16;
+  throw Error("--dtype must be float32 or bfloat16, got '" + d + "'");
+}
+
+// Everything a session needs: model, tokenizer, generator and resolved options.
+struct Session {
+  std::unique_ptr<backend::Backend> be;
+  std::unique_ptr<model::Model> model;
+  std::unique_ptr<tok::Tokenizer> tok;
+  std::unique_ptr<gen::Generator> gen;
+  gen::GenerateOptions opts;
+};
+
+Session open_session(const GenArgs& a, bool chatml) {
+  SFT_CHECK(std::filesystem::is_directory(a.model), "--model: ", a.model, " is not a directory");
+  Session s;
+  s.be = make_backend(a.device);
+  s.tok = std::make_unique<tok::Tokenizer>(tok::Tokenizer::load(a.model));
+  s.model = model::Model::load(a.model, *s.be, parse_dtype(a.dtype));
+  s.gen = std::make_unique<gen::Generator>(*s.model, *s.tok);
+  auto gc = gen::load_generation_config(a.model);
+  s.opts.sampling = gc.sampling;
+  s.opts.max_new_tokens = gc.max_new_tokens.value_or(256);  // HF's max_length=20 default is too short for a CLI
+  if (a.o_max_new->count()) s.opts.max_new_tokens = a.max_new_tokens;
+  if (a.o_temp->count()) {
+    s.opts.sampling.temperature = a.temperature;
+    if (a.temperature > 0 && !a.greedy) s.opts.sampling.do_sample = true;  // asking for a temperature means sampling
+  }
+  if (a.o_top_p->count()) s.opts.sampling.top_p = a.top_p;
+  if (a.o_top_k->count()) s.opts.sampling.top_k = a.top_k;
+  if (a.o_rep->count()) s.opts.sampling.repetition_penalty = a.repetition_penalty;
+  if (a.do_sample) s.opts.sampling.do_sample = true;
+  if (a.greedy || (a.o_temp->count() && a.temperature == 0)) s.opts.sampling.do_sample = false;
+  s.opts.seed = a.seed;
+  s.opts.stop_strings = a.stop;
+  s.opts.eos_ids = gc.eos_token_ids;
+  if (auto e = s.tok->eos_id()) s.opts.eos_ids.push_back(*e);
+  if (chatml)
+    if (auto e = s.tok->token_to_id("<|im_end|>")) s.opts.eos_ids.push_back(*e);
+  return s;
+}
+
+void print_stats(const gen::GenerateResult& r) {
+  double tps = r.decode_seconds > 0 ? static_cast<double>(r.tokens.size()) / r.decode_seconds : 0;
+  std::fprintf(stderr, "[%lld prompt tokens (%lld computed) in %.2f s; %zu new tokens in %.2f s = %.1f tok/s; stop: %s]\n",
+               static_cast<long long>(r.prompt_tokens), static_cast<long long>(r.prefill_tokens), r.prefill_seconds,
+               r.tokens.size(), r.decode_seconds, tps, r.stop_reason.c_str());
+}
+
+auto stream_to_stdout() {
+  return [](const std::string& piece) {
+    std::fwrite(piece.data(), 1, piece.size(), stdout);
+    std::fflush(stdout);
+  };
+}
+
+void run_generate(const GenArgs& a) {
+  std::string tmpl = a.tmpl.empty() ? "none" : a.tmpl;
+  SFT_CHECK(tmpl == "none" || tmpl == "alpaca" || tmpl == "chatml" || tmpl == "plain",
+            "--template must be alpaca, chatml, plain or none, got '", tmpl, "'");
+  std::string prompt = a.prompt;
+  if (prompt == "-") prompt.assign(std::istreambuf_iterator<char>(std::cin), std::istreambuf_iterator<char>());
+  Session s = open_session(a, tmpl == "chatml");
+  std::string text = prompt;
+  if (tmpl != "none") {
+    data::TemplateOptions to;
+    to.tmpl = data::parse_template(tmpl);
+    to.system_prompt = a.system;
+    text = data::inference_prompt(prompt, a.input, to);
+  }
+  auto ids = s.tok->encode(text, true);  // as HF tokenizer(prompt): BOS where the post-processor adds one
+  auto r = s.gen->generate(ids, s.opts, stream_to_stdout());
+  std::fputs("\n", stdout);
+  if (a.stats) print_stats(r);
+}
+
+void run_chat(const GenArgs& a) {
+  std::string tmpl = a.tmpl;
+  Session s = open_session(a, true);
+  if (tmpl.empty()) tmpl = s.tok->token_to_id("<|im_start|>") ? "chatml" : "alpaca";
+  SFT_CHECK(tmpl == "chatml" || tmpl == "alpaca", "sft chat supports --template chatml or alpaca, got '", tmpl, "'");
+  if (tmpl == "alpaca")
+    if (auto e = s.tok->token_to_id("<|im_end|>"))  // not an end marker in alpaca transcripts
+      std::erase(s.opts.eos_ids, *e);
+  data::TemplateOptions to;
+  to.tmpl = data::parse_template(tmpl);
+  to.system_prompt = a.system;
+  std::vector<data::Message> history;
+  std::string alpaca_history;  // alpaca has no turn markers: earlier exchanges are prompt + response + "\n\n"
+  std::fprintf(stderr, "sft chat (%s template) — /reset clears the history, /exit quits\n", tmpl.c_str());
+  std::string line;
+  while (true) {
+    std::fputs("\n>>> ", stdout);
+    std::fflush(stdout);
+    if (!std::getline(std::cin, line)) break;
+    if (line == "/exit" || line == "/quit") break;
+    if (line == "/reset") {
+      history.clear();
+      alpaca_history.clear();
+      s.gen->reset();
+      std::fputs("(history cleared)\n", stdout);
+      continue;
+    }
+    if (line.empty()) continue;
+    std::string text;
+    if (tmpl == "chatml") {
+      history.push_back({"user", line});
+      text = data::inference_chat_prompt(history, to);
+    } else {
+      text = alpaca_history + data::inference_prompt(line, "", to);
+    }
+    auto ids = s.tok->encode(text, true);
+    auto r = s.gen->generate(ids, s.opts, stream_to_stdout());
+    std::fputs("\n", stdout);
+    if (a.stats) print_stats(r);
+    if (tmpl == "chatml") history.push_back({"assistant", r.text});
+    else alpaca_history = text + r.text + "\n\n";
+  }
+}
+
+void add_common(CLI::App* sub, const std::shared_ptr<GenArgs>& a) {
+  sub->add_option("--model,--model_name_or_path", a->model, "HF model folder")->required();
+  sub->add_option("--system", a->system, "System prompt (chatml)");
+  a->o_max_new = sub->add_option("--max_new_tokens", a->max_new_tokens,
+                                 "Tokens to generate at most (default: generation_config.json, else 256)");
+  a->o_temp = sub->add_option("--temperature", a->temperature, "Sampling temperature (0 = greedy)");
+  a->o_top_k = sub->add_option("--top_k", a->top_k, "Top-k filter (0 disables)");
+  a->o_top_p = sub->add_option("--top_p", a->top_p, "Nucleus (top-p) filter (1 disables)");
+  a->o_rep = sub->add_option("--repetition_penalty", a->repetition_penalty, "HF repetition penalty (1 disables)");
+  sub->add_flag("--do_sample", a->do_sample, "Sample instead of greedy decoding");
+  sub->add_flag("--greedy", a->greedy, "Greedy decoding (overrides generation_config.json's do_sample)");
+  sub->add_option("--seed", a->seed, "Sampling seed")->capture_default_str();
+  sub->add_option("--stop", a->stop, "Stop string (repeatable); the output is cut before it");
+  sub->add_option("--dtype", a->dtype, "float32 or bfloat16")->capture_default_str();
+  sub->add_option("--device", a->device, "cpu or cuda[:N]")->capture_default_str();
+  sub->add_flag("--stats", a->stats, "Print token counts and speed to stderr");
+}
+
+}  // namespace
+
+void register_generate(CLI::App& app) {
+  auto g = std::make_shared<GenArgs>();
+  auto* gen_cmd = app.add_subcommand("generate", "Generate text from a prompt (streamed)");
+  add_common(gen_cmd, g);
+  gen_cmd->add_option("--prompt", g->prompt, "Prompt text ('-' reads stdin); with a template: the instruction")
+      ->required();
+  gen_cmd->add_option("--input", g->input, "Alpaca/plain input field");
+  gen_cmd->add_option("--template", g->tmpl, "alpaca | chatml | plain | none (default none: the prompt as is)");
+  gen_cmd->callback([g] { run_generate(*g); });
+
+  auto c = std::make_shared<GenArgs>();
+  auto* chat_cmd = app.add_subcommand("chat", "Interactive chat with history (/reset, /exit)");
+  add_common(chat_cmd, c);
+  chat_cmd->add_option("--template", c->tmpl, "chatml | alpaca (default: chatml when the vocab has <|im_start|>)");
+  chat_cmd->callback([c] { run_chat(*c); });
+}
+
 }  // namespace sft::cli
