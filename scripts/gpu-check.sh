@@ -17,10 +17,12 @@
 #            tokens/s, MFU, peak memory;
 #         4. the same step with transformers + torch (bf16, SDPA) when installed (else says so), and the ratio.
 #       Results go to $OUT (default ./gpu-out): summary.md, gpu-check.log, build.log, gtest_kernels.json,
-#       gtest_model.json, bench.jsonl (six files: the device tool returns at most eight).
+#       gtest_model.json, bench.jsonl, e2e_train.log (seven files: the device tool returns at most eight).
+#         5. if time is left: builds sft and runs tests/gpu/e2e_train.py (sft train --device cuda vs --device cpu).
 # Debug knobs: SFT_GPU_CHECK_FORCE_SYSROOT=1 (use the carried .debs even if the system has oneDNN),
 # SFT_GPU_CHECK_CONFIGURE_ONLY=1 (stop after cmake configure), SFT_BENCH_BATCHES="32 16" (batch sizes to try).
-# Budget: about 3-4 min build (16 cores), 1-2 min tests, 2-3 min benchmarks. Each stage has its own timeout.
+# Budget: SFT_GPU_CHECK_BUDGET seconds (default 570) for everything; every stage's timeout is capped by what is left.
+# Expected: 2-4 min build (16 cores), 1 min tests, 2-3 min benchmarks.
 set -uo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 deps_dir="$root/.gpu-deps"
@@ -44,7 +46,11 @@ summary="$OUT/summary.md"
 build="${SFT_GPU_BUILD_DIR:-$root/build-gpu}"
 jobs=$(nproc)
 t_start=$(date +%s)
+budget=${SFT_GPU_CHECK_BUDGET:-570}  # seconds for the whole script (the device tool kills a command at 600 s)
 say() { echo "gpu-check [$(( $(date +%s) - t_start ))s]: $*"; }
+left() { echo $(( budget - ($(date +%s) - t_start) )); }
+# cap N: the smaller of N and the time left minus a 10 s reserve (at least 1)
+cap() { local l=$(( $(left) - 10 )); [ "$l" -lt 1 ] && l=1; [ "$1" -lt "$l" ] && echo "$1" || echo "$l"; }
 note() { echo "$*" >> "$summary"; }
 
 echo "# sft.cpp GPU check ($(date -u +%Y-%m-%dT%H:%M:%SZ), commit $(git -C "$root" rev-parse --short HEAD 2>/dev/null || echo '?'))" > "$summary"
@@ -87,24 +93,21 @@ fi
 
 # ---- build ----
 say "configure"
-if ! timeout 300 cmake -S "$root" -B "$build" "${cmake_args[@]}" > "$OUT/build.log" 2>&1; then
+if ! timeout "$(cap 150)" cmake -S "$root" -B "$build" "${cmake_args[@]}" > "$OUT/build.log" 2>&1; then
   note "FAIL: cmake configure (see build.log)"; tail -30 "$OUT/build.log"; exit 1
 fi
 [ -n "${SFT_GPU_CHECK_CONFIGURE_ONLY:-}" ] && { say "configured $build (SFT_GPU_CHECK_CONFIGURE_ONLY)"; exit 0; }
 targets=(test_gpu_kernels)
 if grep -q "test_gpu_model" "$build/build.ninja" 2>/dev/null; then targets+=(test_gpu_model gpu_step_bench); fi
-say "build ${targets[*]} sft (-j$jobs)"
-if ! timeout 420 cmake --build "$build" -j "$jobs" --target "${targets[@]}" >> "$OUT/build.log" 2>&1; then
+say "build ${targets[*]} (-j$jobs)"
+if ! timeout "$(cap 360)" cmake --build "$build" -j "$jobs" --target "${targets[@]}" >> "$OUT/build.log" 2>&1; then
   note "FAIL: build (see build.log)"; grep -E "error|FAILED" "$OUT/build.log" | head -20; exit 1
 fi
-timeout 300 cmake --build "$build" -j "$jobs" --target sft >> "$OUT/build.log" 2>&1 && note "- sft binary: built" \
-  || note "- sft binary: build FAILED (see build.log); the GPU checks below do not need it"
-[ -x "$build/src/cli/sft" ] && "${run_env[@]}" "$build/src/cli/sft" info 2>&1 | head -20 | sed 's/^/    /' >> "$summary"
 say "build done"
 
 # ---- 1. kernels vs CPU reference ----
 say "kernel tests"
-if timeout 300 "${run_env[@]}" "$build/tests/gpu/test_gpu_kernels" --gtest_output="json:$OUT/gtest_kernels.json"; then
+if timeout "$(cap 150)" "${run_env[@]}" "$build/tests/gpu/test_gpu_kernels" --gtest_output="json:$OUT/gtest_kernels.json"; then
   note "- kernels vs CPU reference: PASS"
 else
   note "- kernels vs CPU reference: FAIL (see gpu-check.log / gtest_kernels.json)"
@@ -113,7 +116,7 @@ fi
 # ---- 2. full training step, cuda vs cpu ----
 if [ -x "$build/tests/gpu/test_gpu_model" ]; then
   say "model step test"
-  if timeout 300 "${run_env[@]}" "$build/tests/gpu/test_gpu_model" --gtest_output="json:$OUT/gtest_model.json"; then
+  if timeout "$(cap 120)" "${run_env[@]}" "$build/tests/gpu/test_gpu_model" --gtest_output="json:$OUT/gtest_model.json"; then
     note "- tiny-model training step, cuda vs cpu reference (loss + every gradient, F32 and BF16): PASS"
   else
     note "- tiny-model training step, cuda vs cpu reference: FAIL (see gpu-check.log / gtest_model.json)"
@@ -125,9 +128,10 @@ fi
 # ---- 3. benchmark: the largest batch that fits ----
 bench_json=""
 if [ -x "$build/bench/gpu_step_bench" ]; then
-  for B in ${SFT_BENCH_BATCHES:-64 48 32 24 16 8 4 2 1}; do
+  for B in ${SFT_BENCH_BATCHES:-64 48 32 16 8 4 2 1}; do
+    [ "$(left)" -lt 60 ] && { say "not enough time left for another bench run"; break; }
     say "sft bench batch $B"
-    line=$(timeout 240 "${run_env[@]}" "$build/bench/gpu_step_bench" --batch "$B" --seq 1024 --steps 5 --warmup 2)
+    line=$(timeout "$(cap 150)" "${run_env[@]}" "$build/bench/gpu_step_bench" --batch "$B" --seq 1024 --steps 4 --warmup 1)
     rc=$?
     echo "$line" | tee -a "$OUT/bench.jsonl"
     if [ $rc -eq 0 ]; then bench_json="$line"; break; fi
@@ -146,10 +150,12 @@ fi
 
 # ---- 4. transformers + torch peer ----
 py=$(command -v python3 || true)
-if [ -n "$py" ]; then
+if [ -n "$py" ] && [ "$(left)" -lt 45 ]; then
+  note "- torch peer: skipped, the time budget is spent"
+elif [ -n "$py" ]; then
   B=$(echo "$bench_json" | sed -n 's/.*"batch":\([0-9]*\).*/\1/p')
   say "torch bench (batch ${B:-8})"
-  tline=$(timeout 300 "$py" "$root/bench/gpu_step/torch_step.py" --batch "${B:-8}" --seq 1024 --steps 5 --warmup 2 | tail -1)
+  tline=$(PYTHONUNBUFFERED=1 timeout "$(cap 200)" "$py" "$root/bench/gpu_step/torch_step.py" --batch "${B:-8}" --seq 1024 --steps 4 --warmup 1 | tail -1)
   echo "$tline" | tee -a "$OUT/bench.jsonl"
   note ""
   note "## transformers + torch (bf16, SDPA), same shape"
@@ -170,6 +176,26 @@ else:
 PY
 else
   note "- torch peer: no python3 on this machine; skipped"
+fi
+# ---- 5. last, if time is left: the sft binary, `sft train --device cuda` vs `--device cpu` end to end ----
+note ""
+if [ "$(left)" -gt 90 ]; then
+  if timeout "$(cap 200)" cmake --build "$build" -j "$jobs" --target sft >> "$OUT/build.log" 2>&1; then
+    note "- sft binary with the CUDA backend: built"
+    if [ -n "$py" ] && [ "$(left)" -gt 40 ]; then
+      say "end-to-end sft train, cuda vs cpu"
+      if timeout "$(cap 180)" "${run_env[@]}" "$py" "$root/tests/gpu/e2e_train.py" "$build/src/cli/sft" > "$OUT/e2e_train.log" 2>&1; then
+        note "- sft train --device cuda vs cpu (tiny model, 6 steps, fp32 + bf16): $(tail -1 "$OUT/e2e_train.log")"
+      else
+        note "- sft train --device cuda vs cpu: FAIL (see e2e_train.log)"
+      fi
+      cat "$OUT/e2e_train.log"
+    fi
+  else
+    note "- sft binary: build failed or out of time (see build.log)"
+  fi
+else
+  note "- sft binary / end-to-end train: skipped, the time budget is spent"
 fi
 say "done; results in $OUT"
 cat "$summary"

@@ -280,6 +280,7 @@ void CudaBackend::gemm_batched(const GemmArgs& g) {
                                        int64_t(g.compute), g.beta != 0.f, al_a, al_b, al_c, 0, 0, 0};
   auto it = plans_.find(key);
   if (it == plans_.end()) {
+    if (plans_.size() >= 4096) plans_.clear();  // KV decoding makes a new shape per length: keep the cache bounded
     auto plan = std::make_unique<GemmPlan>();
     cublasComputeType_t ct = g.compute == GemmCompute::TF32 ? CUBLAS_COMPUTE_32F_FAST_TF32 : CUBLAS_COMPUTE_32F;
     const cudaDataType_t abt = g.compute == GemmCompute::BF16 ? CUDA_R_16BF : CUDA_R_32F;
