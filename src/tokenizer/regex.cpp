@@ -35,8 +35,8 @@ ThreadMatchState& thread_state() {
 Regex::Regex(const std::string& pattern, bool literal) : pattern_(pattern) {
   int err = 0;
   PCRE2_SIZE err_off = 0;
-  uint32_t opts = PCRE2_UTF | PCRE2_UCP | PCRE2_NO_UTF_CHECK;
-  if (literal) opts |= PCRE2_LITERAL;
+  // PCRE2_LITERAL rejects PCRE2_UCP (it has no classes to apply it to).
+  const uint32_t opts = PCRE2_UTF | PCRE2_NO_UTF_CHECK | (literal ? PCRE2_LITERAL : PCRE2_UCP);
   auto* code = pcre2_compile(reinterpret_cast<PCRE2_SPTR>(pattern.data()), pattern.size(), opts, &err, &err_off, nullptr);
   if (!code) {
     PCRE2_UCHAR buf[256];
