@@ -67,6 +67,13 @@ class Backend {
   virtual void add(float* y, const float* x, int64_t n) = 0;  // y += x
   virtual void f32_to_bf16(uint16_t* dst, const float* src, int64_t n) = 0;  // round to nearest even (torch cast)
   virtual void bf16_to_f32(float* dst, const uint16_t* src, int64_t n) = 0;
+  // dst = float(bf16(src)) (round to nearest even, kept in fp32 storage; dst may equal src).
+  // Only called when fast_bf16_gemm() is false; the default throws (backends with fast bf16 need not implement it).
+  virtual void round_to_bf16(float* dst, const float* src, int64_t n);
+  // False when bf16 gemm operands would be slower than fp32 on this device (e.g. a CPU without AVX512-BF16/AMX).
+  // The model then emulates BF16 mode bit-exactly: operands rounded to bf16 values (round_to_bf16) but stored and
+  // multiplied as fp32 — the products of bf16 values are exact in fp32, so only the accumulation order differs.
+  virtual bool fast_bf16_gemm() const { return true; }
 
   // ---- matrix multiply ----
   // C[M,N] = alpha * op(A) @ op(B) + beta * C, fp32 accumulation, C fp32 with leading dimension ldc.

@@ -53,7 +53,15 @@ Decoder::Decoder(const io::ModelConfig& cfg, backend::Backend& be, Precision p)
 
   params_ = DeviceBuffer<float>(be_, total_);
   grads_ = DeviceBuffer<float>(be_, total_);
-  if (precision_ == Precision::BF16) params_bf16_ = DeviceBuffer<uint16_t>(be_, total_);
+  if (precision_ == Precision::BF16) {
+    emulate_bf16_ = !be_.fast_bf16_gemm();
+    if (emulate_bf16_) {
+      params_rounded_ = DeviceBuffer<float>(be_, total_);
+      dt_ = DType::F32;  // the rounded operands go through the fp32 gemm
+    } else {
+      params_bf16_ = DeviceBuffer<uint16_t>(be_, total_);
+    }
+  }
   const std::vector<float> inv = rope_inv_freq(cfg);
   inv_freq_ = DeviceBuffer<float>(be_, static_cast<int64_t>(inv.size()));
   be_.upload(inv_freq_.get(), inv.data(), inv.size() * sizeof(float));
@@ -78,19 +86,29 @@ std::vector<ParamRef> Decoder::parameters() {
 void Decoder::zero_grad() { be_.zero(grads_.get(), grads_.bytes()); }
 
 void Decoder::on_weights_updated() {
-  if (precision_ == Precision::BF16) be_.f32_to_bf16(params_bf16_.get(), params_.get(), total_);
+  if (precision_ != Precision::BF16) return;
+  if (emulate_bf16_) be_.round_to_bf16(params_rounded_.get(), params_.get(), total_);
+  else be_.f32_to_bf16(params_bf16_.get(), params_.get(), total_);
 }
 
 const void* Decoder::weight(int64_t off) const {
-  if (precision_ == Precision::BF16) return params_bf16_.get() + off;
-  return params_.get() + off;
+  if (precision_ == Precision::F32) return params_.get() + off;
+  if (emulate_bf16_) return params_rounded_.get() + off;
+  return params_bf16_.get() + off;
 }
 
-const void* Decoder::as_operand(const float* x, int64_t n, DeviceBuffer<uint16_t>& slot) {
+const void* Decoder::as_operand(const float* x, int64_t n, Workspace& ws, int slot) {
   if (precision_ == Precision::F32) return x;
-  SFT_CHECK(n <= slot.size(), "internal: bf16 operand slot too small (", n, " > ", slot.size(), ")");
-  be_.f32_to_bf16(slot.get(), x, n);
-  return slot.get();
+  if (emulate_bf16_) {
+    DeviceBuffer<float>& buf = slot == 0 ? ws.eslot0 : ws.eslot1;
+    SFT_CHECK(n <= buf.size(), "internal: bf16 operand slot too small (", n, " > ", buf.size(), ")");
+    be_.round_to_bf16(buf.get(), x, n);
+    return buf.get();
+  }
+  DeviceBuffer<uint16_t>& buf = slot == 0 ? ws.slot0 : ws.slot1;
+  SFT_CHECK(n <= buf.size(), "internal: bf16 operand slot too small (", n, " > ", buf.size(), ")");
+  be_.f32_to_bf16(buf.get(), x, n);
+  return buf.get();
 }
 
 void Decoder::gemm(bool ta, bool tb, int64_t M, int64_t N, int64_t K, const void* A, int64_t lda, const void* B,
@@ -152,8 +170,14 @@ Workspace Decoder::make_workspace(int64_t n, bool training, int64_t chunk) {
   ws.targets = DeviceBuffer<int32_t>(be_, chunk);
   if (precision_ == Precision::BF16) {
     const int64_t widest = std::max({D.H, D.I, D.QD});
-    ws.slot0 = DeviceBuffer<uint16_t>(be_, std::max(n * widest, chunk * D.H));
-    ws.slot1 = DeviceBuffer<uint16_t>(be_, std::max(n * widest, chunk * D.V));
+    const int64_t s0 = std::max(n * widest, chunk * D.H), s1 = std::max(n * widest, chunk * D.V);
+    if (emulate_bf16_) {
+      ws.eslot0 = DeviceBuffer<float>(be_, s0);
+      ws.eslot1 = DeviceBuffer<float>(be_, s1);
+    } else {
+      ws.slot0 = DeviceBuffer<uint16_t>(be_, s0);
+      ws.slot1 = DeviceBuffer<uint16_t>(be_, s1);
+    }
   }
   return ws;
 }
@@ -198,7 +222,7 @@ void Decoder::layer_forward(int64_t l, const float* x, float* out, LayerActs& a,
   const LayerOffsets& o = layer_[l];
   const float eps = static_cast<float>(cfg_.rms_norm_eps);
   be_.rmsnorm_forward(a.xn1.get(), a.rstd1.get(), x, value(o.in_norm), n, D.H, eps);
-  const void* xn1 = as_operand(a.xn1.get(), n * D.H, ws.slot0);
+  const void* xn1 = as_operand(a.xn1.get(), n * D.H, ws, 0);
   gemm(false, true, n, D.QD, D.H, xn1, D.H, weight(o.q_w), D.H, 0.0f, a.q.get(), D.QD);
   gemm(false, true, n, D.KD, D.H, xn1, D.H, weight(o.k_w), D.H, 0.0f, k_dst, D.KD);
   gemm(false, true, n, D.KD, D.H, xn1, D.H, weight(o.v_w), D.H, 0.0f, v_dst, D.KD);
@@ -211,16 +235,16 @@ void Decoder::layer_forward(int64_t l, const float* x, float* out, LayerActs& a,
   be_.rope(k_dst, pos, inv_freq_.get(), n, D.Hkv, D.d, false);
   be_.attention_forward(a.att.get(), a.lse.get(), a.q.get(), k_all, v_all, doc, s);
   be_.copy(a.mid.get(), x, static_cast<size_t>(n * D.H) * sizeof(float));
-  gemm(false, true, n, D.H, D.QD, as_operand(a.att.get(), n * D.QD, ws.slot0), D.QD, weight(o.o_w), D.QD, 1.0f,
+  gemm(false, true, n, D.H, D.QD, as_operand(a.att.get(), n * D.QD, ws, 0), D.QD, weight(o.o_w), D.QD, 1.0f,
        a.mid.get(), D.H);
   if (o.o_b >= 0) be_.add_bias(a.mid.get(), value(o.o_b), n, D.H);
   be_.rmsnorm_forward(a.xn2.get(), a.rstd2.get(), a.mid.get(), value(o.post_norm), n, D.H, eps);
-  const void* xn2 = as_operand(a.xn2.get(), n * D.H, ws.slot0);
+  const void* xn2 = as_operand(a.xn2.get(), n * D.H, ws, 0);
   gemm(false, true, n, D.I, D.H, xn2, D.H, weight(o.gate), D.H, 0.0f, a.gate.get(), D.I);
   gemm(false, true, n, D.I, D.H, xn2, D.H, weight(o.up), D.H, 0.0f, a.up.get(), D.I);
   be_.swiglu_forward(ws.h.get(), a.gate.get(), a.up.get(), n * D.I);
   if (out != a.mid.get()) be_.copy(out, a.mid.get(), static_cast<size_t>(n * D.H) * sizeof(float));
-  gemm(false, true, n, D.H, D.I, as_operand(ws.h.get(), n * D.I, ws.slot0), D.I, weight(o.down), D.I, 1.0f, out,
+  gemm(false, true, n, D.H, D.I, as_operand(ws.h.get(), n * D.I, ws, 0), D.I, weight(o.down), D.I, 1.0f, out,
        D.H);
 }
 
@@ -230,7 +254,7 @@ void Decoder::final_norm(Workspace& ws, const float* x, int64_t n) {
 }
 
 void Decoder::head_logits(Workspace& ws, const float* x, int64_t rows) {
-  gemm(false, true, rows, dims_.V, dims_.H, as_operand(x, rows * dims_.H, ws.slot0), dims_.H, weight(head_), dims_.H,
+  gemm(false, true, rows, dims_.V, dims_.H, as_operand(x, rows * dims_.H, ws, 0), dims_.H, weight(head_), dims_.H,
        0.0f, ws.logits.get(), dims_.V);
 }
 
@@ -272,8 +296,8 @@ LossSum Decoder::head_loss(Workspace& ws, const std::vector<int32_t>& targets, b
     be_.softmax_cross_entropy(ws.logits.get(), ws.loss.get(), row_greedy ? ws.greedy.get() : nullptr,
                               ws.targets.get(), c, D.V, backward ? loss_scale : 0.0f);
     if (backward) {  // ws.logits now holds loss_scale * dloss/dlogits
-      const void* dl = as_operand(ws.logits.get(), c * D.V, ws.slot1);
-      const void* xc = as_operand(ws.xc.get(), c * D.H, ws.slot0);
+      const void* dl = as_operand(ws.logits.get(), c * D.V, ws, 1);
+      const void* xc = as_operand(ws.xc.get(), c * D.H, ws, 0);
       gemm(false, false, c, D.H, D.V, dl, D.V, weight(head_), D.H, 0.0f, ws.dxc.get(), D.H);
       gemm(true, false, D.V, D.H, c, dl, D.V, xc, D.H, 1.0f, grad(head_), D.H);
       be_.embedding_backward(ws.dxn.get(), ws.dxc.get(), ws.rows.get(), c, D.H);  // scatter back to token rows
@@ -305,24 +329,24 @@ void Decoder::backward_all(Workspace& ws, const Batch& b) {
     LayerActs& a = ws.layers[l];
     // --- MLP: out = mid + swiglu(gate, up) @ Wd^T ---
     be_.swiglu_forward(ws.h.get(), a.gate.get(), a.up.get(), n * D.I);  // recomputed, not saved
-    const void* dY = as_operand(dR, n * D.H, ws.slot1);
-    gemm(true, false, D.H, D.I, n, dY, D.H, as_operand(ws.h.get(), n * D.I, ws.slot0), D.I, 1.0f, grad(o.down), D.I);
+    const void* dY = as_operand(dR, n * D.H, ws, 1);
+    gemm(true, false, D.H, D.I, n, dY, D.H, as_operand(ws.h.get(), n * D.I, ws, 0), D.I, 1.0f, grad(o.down), D.I);
     gemm(false, false, n, D.I, D.H, dY, D.H, weight(o.down), D.I, 0.0f, ws.h.get(), D.I);  // h is free now: dh
     be_.swiglu_backward(ws.dgate.get(), ws.dup.get(), ws.h.get(), a.gate.get(), a.up.get(), n * D.I);
-    const void* xn2 = as_operand(a.xn2.get(), n * D.H, ws.slot0);
-    const void* dg = as_operand(ws.dgate.get(), n * D.I, ws.slot1);
+    const void* xn2 = as_operand(a.xn2.get(), n * D.H, ws, 0);
+    const void* dg = as_operand(ws.dgate.get(), n * D.I, ws, 1);
     gemm(false, false, n, D.H, D.I, dg, D.I, weight(o.gate), D.H, 0.0f, ws.dxn.get(), D.H);
     gemm(true, false, D.I, D.H, n, dg, D.I, xn2, D.H, 1.0f, grad(o.gate), D.H);
-    const void* du = as_operand(ws.dup.get(), n * D.I, ws.slot1);
+    const void* du = as_operand(ws.dup.get(), n * D.I, ws, 1);
     gemm(false, false, n, D.H, D.I, du, D.I, weight(o.up), D.H, 1.0f, ws.dxn.get(), D.H);
     gemm(true, false, D.I, D.H, n, du, D.I, xn2, D.H, 1.0f, grad(o.up), D.H);
     be_.rmsnorm_backward(dR, grad(o.post_norm), ws.dxn.get(), a.mid.get(), value(o.post_norm), a.rstd2.get(), n,
                          D.H);  // dR is now d loss / d mid
     // --- attention: mid = x + att @ Wo^T ---
     if (o.o_b >= 0) be_.bias_grad(grad(o.o_b), dR, n, D.H);
-    const void* dmid = as_operand(dR, n * D.H, ws.slot1);
+    const void* dmid = as_operand(dR, n * D.H, ws, 1);
     gemm(false, false, n, D.QD, D.H, dmid, D.H, weight(o.o_w), D.QD, 0.0f, ws.datt.get(), D.QD);
-    gemm(true, false, D.H, D.QD, n, dmid, D.H, as_operand(a.att.get(), n * D.QD, ws.slot0), D.QD, 1.0f, grad(o.o_w),
+    gemm(true, false, D.H, D.QD, n, dmid, D.H, as_operand(a.att.get(), n * D.QD, ws, 0), D.QD, 1.0f, grad(o.o_w),
          D.QD);
     be_.attention_backward(ws.dq.get(), ws.dk.get(), ws.dv.get(), ws.datt.get(), a.q.get(), a.k.get(), a.v.get(),
                            a.att.get(), a.lse.get(), ws.doc.get(), s);
@@ -333,14 +357,14 @@ void Decoder::backward_all(Workspace& ws, const Batch& b) {
       be_.bias_grad(grad(o.k_b), ws.dk.get(), n, D.KD);
       be_.bias_grad(grad(o.v_b), ws.dv.get(), n, D.KD);
     }
-    const void* xn1 = as_operand(a.xn1.get(), n * D.H, ws.slot0);
+    const void* xn1 = as_operand(a.xn1.get(), n * D.H, ws, 0);
     struct Proj {
       float* d;
       int64_t w, out;
     };
     bool first = true;
     for (const Proj& p : {Proj{ws.dq.get(), o.q_w, D.QD}, Proj{ws.dk.get(), o.k_w, D.KD}, Proj{ws.dv.get(), o.v_w, D.KD}}) {
-      const void* dp = as_operand(p.d, n * p.out, ws.slot1);
+      const void* dp = as_operand(p.d, n * p.out, ws, 1);
       gemm(false, false, n, D.H, p.out, dp, p.out, weight(p.w), D.H, first ? 0.0f : 1.0f, ws.dxn.get(), D.H);
       gemm(true, false, p.out, D.H, n, dp, p.out, xn1, D.H, 1.0f, grad(p.w), D.H);
       first = false;

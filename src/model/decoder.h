@@ -40,8 +40,10 @@ struct Workspace {
   DeviceBuffer<float> xc, dxc, logits, loss;
   DeviceBuffer<uint8_t> greedy;
   DeviceBuffer<int32_t> rows, targets;
-  // bf16 copies of gemm operands (BF16 mode only): slot 0 = an activation X, slot 1 = a gradient dY
+  // bf16 copies of gemm operands (BF16 mode only): slot 0 = an activation X, slot 1 = a gradient dY; in emulated
+  // BF16 mode (backend without fast bf16 gemm) the bf16-rounded values are kept as fp32 in eslot0/eslot1 instead
   DeviceBuffer<uint16_t> slot0, slot1;
+  DeviceBuffer<float> eslot0, eslot1;
 };
 
 class Decoder final : public Model {
@@ -105,7 +107,7 @@ class Decoder final : public Model {
   void backward_all(Workspace& ws, const Batch& b);
 
   // gemm operand helpers: activation/gradient in the compute dtype (bf16 copy into a slot in BF16 mode)
-  const void* as_operand(const float* x, int64_t n, DeviceBuffer<uint16_t>& slot);
+  const void* as_operand(const float* x, int64_t n, Workspace& ws, int slot);
   const void* weight(int64_t off) const;
   float* value(int64_t off) const { return params_.get() + off; }
   float* grad(int64_t off) const { return grads_.get() + off; }
@@ -123,6 +125,8 @@ class Decoder final : public Model {
   std::vector<LayerOffsets> layer_;
   DeviceBuffer<float> params_, grads_, inv_freq_;
   DeviceBuffer<uint16_t> params_bf16_;
+  bool emulate_bf16_ = false;          // BF16 mode on a backend without fast bf16 gemm (see Backend::fast_bf16_gemm)
+  DeviceBuffer<float> params_rounded_;  // emulated BF16: the weights rounded to bf16 values, stored as fp32
   std::unique_ptr<Workspace> ws_;
 };
 

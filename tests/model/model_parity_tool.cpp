@@ -1,6 +1,7 @@
 // Driver for tests/model/test_model_parity.py: loads an HF folder and a batch (JSON), runs the model and dumps
 // everything the Python side compares against transformers.
-// usage: model_parity_tool <model_dir> <batch.json> <out_dir> [f32|bf16] [cpu|reference]
+// usage: model_parity_tool <model_dir> <batch.json> <out_dir> [f32|bf16] [cpu|reference] [full|forward]
+// (forward: only logits.bin and loss.json, from forward_loss — for large real-weight models)
 // batch.json: {"B", "T", "input_ids", "position_ids", "doc_ids", "labels", optional "session_split": k}
 // out_dir gets: logits.bin (fp32 [B*T, V]), loss.json ({"sum", "n_targets"}), grads.safetensors (fp32, HF names,
 // gradient of sum-loss / n_targets), logprobs.bin (fp32 [B*T]), greedy.bin (u8 [B*T]) and, when session_split is
@@ -29,6 +30,7 @@ int main(int argc, char** argv) {
   try {
     const std::filesystem::path model_dir = argv[1], out = argv[3];
     const std::string prec = argc > 4 ? argv[4] : "f32", be_name = argc > 5 ? argv[5] : "cpu";
+    const bool forward_only = argc > 6 && std::string(argv[6]) == "forward";
     auto be = be_name == "reference" ? backend::make_cpu_reference_backend() : backend::make_cpu_backend();
     auto m = model::Model::load(model_dir, *be, prec == "bf16" ? model::Precision::BF16 : model::Precision::F32);
     const auto j = nlohmann::json::parse(read_file(argv[2]));
@@ -44,6 +46,11 @@ int main(int argc, char** argv) {
     const std::vector<float> logits = m->logits(b);
     write_bin(out / "logits.bin", logits.data(), logits.size() * sizeof(float));
 
+    if (forward_only) {
+      const model::LossSum ls = m->forward_loss(b);
+      write_file_atomic(out / "loss.json", nlohmann::json{{"sum", ls.sum}, {"n_targets", ls.n_targets}}.dump());
+      return 0;
+    }
     m->zero_grad();
     const int64_t n_targets = b.count_targets();
     const model::LossSum ls = m->forward_backward(b, n_targets > 0 ? 1.0f / static_cast<float>(n_targets) : 0.0f);

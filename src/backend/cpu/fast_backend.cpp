@@ -65,6 +65,11 @@ class CpuBackend final : public CpuMemoryBackend {
     for (int64_t i = 0; i < n; ++i) dst[i] = bf16_to_float(src[i]);
   }
 
+  void round_to_bf16(float* dst, const float* src, int64_t n) override {
+#pragma omp parallel for simd if (n > kGrain) schedule(static)
+    for (int64_t i = 0; i < n; ++i) dst[i] = bf16_to_float(float_to_bf16(src[i]));
+  }
+  bool fast_bf16_gemm() const override { return dnnl_has_fast_bf16(); }
   void gemm(bool ta, bool tb, int64_t M, int64_t N, int64_t K, float alpha, const void* A, int64_t lda,
             const void* B, int64_t ldb, float beta, float* C, int64_t ldc, DType ab) override {
     dnnl_gemm(ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc, ab);

@@ -49,6 +49,9 @@ class CpuReferenceBackend final : public CpuMemoryBackend {
     for (int64_t i = 0; i < n; ++i) dst[i] = bf16_to_float(src[i]);
   }
 
+  void round_to_bf16(float* dst, const float* src, int64_t n) override {
+    for (int64_t i = 0; i < n; ++i) dst[i] = bf16_to_float(float_to_bf16(src[i]));
+  }
   void gemm(bool ta, bool tb, int64_t M, int64_t N, int64_t K, float alpha, const void* A, int64_t lda,
             const void* B, int64_t ldb, float beta, float* C, int64_t ldc, DType ab) override {
     for (int64_t i = 0; i < M; ++i)

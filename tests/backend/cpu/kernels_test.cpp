@@ -70,7 +70,12 @@ TEST_F(Fixture, Bf16ConversionRoundsToNearestEven) {
   fast->f32_to_bf16(a.data(), x.data(), x.size());
   ref->f32_to_bf16(b.data(), x.data(), x.size());
   EXPECT_EQ(a, b);
-  EXPECT_EQ(float_to_bf16(1.00390625f), 0x3f80);  // exactly halfway between 1 and 1+2^-7: rounds to even (1.0)
+  EXPECT_EQ(float_to_bf16(1.00390625f), 0x3f80);
+  std::vector<float> r1(x.size()), r2(x.size());
+  fast->round_to_bf16(r1.data(), x.data(), x.size());
+  ref->round_to_bf16(r2.data(), x.data(), x.size());
+  EXPECT_EQ(r1, r2);
+  for (size_t i = 0; i < x.size(); ++i) EXPECT_EQ(r1[i], bf16_to_float(a[i]));  // exactly halfway between 1 and 1+2^-7: rounds to even (1.0)
 }
 
 TEST_F(Fixture, ElementwiseAndOptimizer) {
