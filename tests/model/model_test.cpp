@@ -1,0 +1,152 @@
+// Model-level properties that do not need transformers: the fast CPU backend against the scalar reference backend
+// on a whole forward+backward, gradient accumulation and loss scaling, packing equivalence, Batch helpers, the KV
+// session against the batch forward. (Numerical parity with transformers: test_model_parity.py.)
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <random>
+
+#include "backend/backend.h"
+#include "model/model.h"
+#include "util/error.h"
+
+namespace sft::model {
+namespace {
+
+io::ModelConfig tiny(bool tied, bool bias) {
+  io::ModelConfig c;
+  c.model_type = bias ? "qwen2" : "llama";
+  c.hidden_size = 24, c.intermediate_size = 40, c.num_hidden_layers = 2, c.num_attention_heads = 4;
+  c.num_key_value_heads = 2, c.head_dim = 6, c.vocab_size = 53, c.max_position_embeddings = 64;
+  c.rope_theta = 1000.0, c.rms_norm_eps = 1e-6, c.tie_word_embeddings = tied, c.attention_bias = bias;
+  return c;
+}
+
+Batch random_batch(int64_t B, int64_t T, int64_t V, uint64_t seed) {
+  std::mt19937 g(seed);
+  std::vector<std::vector<int32_t>> seqs;
+  for (int64_t r = 0; r < B; ++r) {
+    std::vector<int32_t> s(T - r);  // different lengths: padding
+    for (auto& x : s) x = static_cast<int32_t>(g() % V);
+    seqs.push_back(s);
+  }
+  return Batch::from_sequences(seqs, {}, 0);
+}
+
+std::vector<float> grads_of(Model& m) {
+  std::vector<float> out;
+  for (const ParamRef& p : m.parameters()) {
+    std::vector<float> h(p.numel);
+    m.backend().download(h.data(), p.grad, p.numel * sizeof(float));
+    out.insert(out.end(), h.begin(), h.end());
+  }
+  return out;
+}
+
+double rel(const std::vector<float>& a, const std::vector<float>& b) {
+  double num = 0, den = 0;
+  for (size_t i = 0; i < a.size(); ++i) num += (a[i] - b[i]) * double(a[i] - b[i]), den += double(b[i]) * b[i];
+  return std::sqrt(num / den);
+}
+
+TEST(Batch, FromSequencesAndTargetCount) {
+  Batch b = Batch::from_sequences({{5, 6, 7}, {8}}, {{-100, 6, 7}, {8}}, 0);
+  EXPECT_EQ(b.B, 2);
+  EXPECT_EQ(b.T, 3);
+  EXPECT_EQ(b.input_ids, (std::vector<int32_t>{5, 6, 7, 8, 0, 0}));
+  EXPECT_EQ(b.doc_ids, (std::vector<int32_t>{0, 0, 0, 1, -1, -1}));
+  EXPECT_EQ(b.labels, (std::vector<int32_t>{-100, 6, 7, 8, -100, -100}));
+  EXPECT_EQ(b.count_targets(), 2);  // labels at position 0 are never targets (shift)
+}
+
+TEST(Model, FastBackendMatchesReferenceBackend) {
+  auto fast = backend::make_cpu_backend(), ref = backend::make_cpu_reference_backend();
+  for (bool tied : {true, false}) {
+    auto a = Model::random(tiny(tied, !tied), 7, *fast, Precision::F32);
+    auto b = Model::random(tiny(tied, !tied), 7, *ref, Precision::F32);
+    const Batch batch = random_batch(3, 11, 53, 1);
+    const LossSum la = a->forward_backward(batch, 0.1f), lb = b->forward_backward(batch, 0.1f);
+    EXPECT_EQ(la.n_targets, lb.n_targets);
+    EXPECT_NEAR(la.sum, lb.sum, 1e-5 * std::fabs(lb.sum));
+    EXPECT_LT(rel(grads_of(*a), grads_of(*b)), 1e-5);
+    EXPECT_LT(rel(a->logits(batch), b->logits(batch)), 1e-6);
+  }
+}
+
+TEST(Model, GradientsAccumulateAndScale) {
+  auto be = backend::make_cpu_backend();
+  auto m = Model::random(tiny(true, true), 3, *be, Precision::F32);
+  const Batch batch = random_batch(2, 9, 53, 2);
+  m->zero_grad();
+  m->forward_backward(batch, 1.0f);
+  const auto once = grads_of(*m);
+  m->forward_backward(batch, 2.0f);  // accumulates 2x more on top
+  const auto thrice = grads_of(*m);
+  for (size_t i = 0; i < once.size(); ++i) ASSERT_NEAR(thrice[i], 3 * once[i], 1e-5 * (1 + std::fabs(once[i])));
+  EXPECT_GT(rel(once, std::vector<float>(once.size(), 0.0f)), 0.0);  // not all zero
+}
+
+TEST(Model, PackedRowEqualsSeparateRows) {
+  auto be = backend::make_cpu_backend();
+  auto m = Model::random(tiny(false, false), 4, *be, Precision::F32);
+  std::vector<int32_t> d0 = {3, 9, 4, 1}, d1 = {7, 7, 2, 5, 11};
+  Batch sep = Batch::from_sequences({d0, d1}, {}, 0);
+  Batch packed;
+  packed.B = 1, packed.T = 10;
+  for (int k = 0; k < 2; ++k) {
+    const auto& d = k == 0 ? d0 : d1;
+    for (size_t i = 0; i < d.size(); ++i) {
+      packed.input_ids.push_back(d[i]);
+      packed.position_ids.push_back(static_cast<int32_t>(i));
+      packed.doc_ids.push_back(k);
+      packed.labels.push_back(i == 0 ? -100 : d[i]);  // no target across the document boundary
+    }
+  }
+  packed.input_ids.push_back(0), packed.position_ids.push_back(0), packed.doc_ids.push_back(-1);
+  packed.labels.push_back(-100);
+  m->zero_grad();
+  const LossSum a = m->forward_backward(sep, 1.0f);
+  const auto ga = grads_of(*m);
+  m->zero_grad();
+  const LossSum b = m->forward_backward(packed, 1.0f);
+  EXPECT_EQ(a.n_targets, b.n_targets);
+  EXPECT_NEAR(a.sum, b.sum, 1e-5 * a.sum);
+  EXPECT_LT(rel(grads_of(*m), ga), 1e-5);
+  EXPECT_NEAR(m->forward_loss(packed).sum, b.sum, 1e-6 * b.sum);
+}
+
+TEST(Model, KvSessionMatchesBatchForward) {
+  auto be = backend::make_cpu_backend();
+  auto m = Model::random(tiny(true, true), 5, *be, Precision::F32);
+  std::vector<int32_t> seq = {1, 5, 9, 13, 17, 21, 25, 29};
+  const auto full = m->logits(Batch::from_sequences({seq}, {}, 0));
+  auto s = m->new_session(16);
+  s->append({seq.begin(), seq.begin() + 5});
+  std::vector<float> last;
+  for (size_t i = 5; i < seq.size(); ++i) last = s->append({seq[i]});  // one token at a time
+  EXPECT_EQ(s->length(), 8);
+  const std::vector<float> want(full.end() - 53, full.end());
+  EXPECT_LT(rel(last, want), 1e-5);
+  EXPECT_THROW(s->append(std::vector<int32_t>(9, 1)), Error);
+}
+
+TEST(Model, Bf16ModeCloseToFp32) {
+  auto be = backend::make_cpu_backend();
+  auto a = Model::random(tiny(true, true), 6, *be, Precision::F32);
+  auto b = Model::random(tiny(true, true), 6, *be, Precision::BF16);
+  const Batch batch = random_batch(2, 12, 53, 3);
+  const LossSum la = a->forward_backward(batch, 1.0f), lb = b->forward_backward(batch, 1.0f);
+  EXPECT_NEAR(lb.sum / la.sum, 1.0, 1e-2);  // bf16 operands: ~2^-9 relative per rounding
+  EXPECT_LT(rel(grads_of(*b), grads_of(*a)), 5e-2);
+  EXPECT_GT(rel(grads_of(*b), grads_of(*a)), 0.0);  // it really computed in lower precision
+}
+
+TEST(Model, RejectsBadBatches) {
+  auto be = backend::make_cpu_backend();
+  auto m = Model::random(tiny(true, true), 1, *be, Precision::F32);
+  Batch b = Batch::from_sequences({{1, 2, 999}}, {}, 0);
+  EXPECT_THROW(m->forward_loss(b), Error);
+}
+
+}  // namespace
+}  // namespace sft::model
