@@ -75,6 +75,8 @@ CudaBackend::CudaBackend(int device_index) : device_(device_index) {
   SFT_CUDA_CHECK(cudaSetDevice(device_));
   SFT_CUDA_CHECK(cudaStreamCreateWithFlags(&stream_, cudaStreamNonBlocking));
   SFT_CUBLAS_CHECK(cublasLtCreate(&lt_));
+  SFT_CUBLAS_CHECK(cublasCreate(&blas_));
+  SFT_CUBLAS_CHECK(cublasSetStream(blas_, stream_));
   workspace_bytes_ = size_t(32) << 20;
   workspace_ = raw_alloc(workspace_bytes_);
   const char* fp32 = std::getenv("SFT_CUDA_ATTN_FP32");
@@ -85,6 +87,7 @@ struct CudaBackend::GemmPlan {
   cublasLtMatmulDesc_t desc = nullptr;
   cublasLtMatrixLayout_t a = nullptr, b = nullptr, c = nullptr;
   cublasLtMatmulAlgo_t algo{};
+  bool fallback = false;  // cuBLASLt found no algorithm: use cublasGemmStridedBatchedEx
   ~GemmPlan() {
     if (a) cublasLtMatrixLayoutDestroy(a);
     if (b) cublasLtMatrixLayoutDestroy(b);
@@ -101,6 +104,7 @@ CudaBackend::~CudaBackend() {
   for (auto& [p, n] : sizes_) cudaFree(p);  // workspace, scratch and anything the user did not free
   sizes_.clear();
   if (lt_) cublasLtDestroy(lt_);
+  if (blas_) cublasDestroy(blas_);
   if (stream_) cudaStreamDestroy(stream_);
   cudaGetLastError();
 }
@@ -328,16 +332,25 @@ void CudaBackend::gemm_batched(const GemmArgs& g) {
       st = cublasLtMatmulAlgoGetHeuristic(lt_, plan->desc, plan->a, plan->b, plan->c, plan->c, pref, 1, &result,
                                           &found);
     cublasLtMatmulPreferenceDestroy(pref);
-    if (st != CUBLAS_STATUS_SUCCESS) throw_cublas_error(st, "cublasLtMatmulAlgoGetHeuristic", __FILE__, __LINE__);
-    SFT_CHECK(found > 0, "cuda gemm: cuBLASLt has no algorithm for M=", g.M, " N=", g.N, " K=", g.K,
-              " batch=", g.batch, " trans_a=", int(g.trans_a), " trans_b=", int(g.trans_b), " compute=",
-              int(g.compute));
-    plan->algo = result.algo;
+    if (st != CUBLAS_STATUS_SUCCESS && st != CUBLAS_STATUS_NOT_SUPPORTED)
+      throw_cublas_error(st, "cublasLtMatmulAlgoGetHeuristic", __FILE__, __LINE__);
+    if (st == CUBLAS_STATUS_SUCCESS && found > 0) plan->algo = result.algo;
+    else plan->fallback = true;
     it = plans_.emplace(key, std::move(plan)).first;
   }
   const GemmPlan& p = *it->second;
-  SFT_CUBLAS_CHECK(cublasLtMatmul(lt_, p.desc, &g.alpha, g.B, p.a, g.A, p.b, &g.beta, g.C, p.c, g.C, p.c, &p.algo,
-                                  workspace_, workspace_bytes_, stream_));
+  if (!p.fallback) {
+    SFT_CUBLAS_CHECK(cublasLtMatmul(lt_, p.desc, &g.alpha, g.B, p.a, g.A, p.b, &g.beta, g.C, p.c, g.C, p.c, &p.algo,
+                                    workspace_, workspace_bytes_, stream_));
+    return;
+  }
+  // Same column-major mapping through the classic cuBLAS API (handles any leading dimension / alignment).
+  const cudaDataType_t abt = g.compute == GemmCompute::BF16 ? CUDA_R_16BF : CUDA_R_32F;
+  const cublasComputeType_t ct = g.compute == GemmCompute::TF32 ? CUBLAS_COMPUTE_32F_FAST_TF32 : CUBLAS_COMPUTE_32F;
+  SFT_CUBLAS_CHECK(cublasGemmStridedBatchedEx(
+      blas_, g.trans_b ? CUBLAS_OP_T : CUBLAS_OP_N, g.trans_a ? CUBLAS_OP_T : CUBLAS_OP_N, int(g.N), int(g.M),
+      int(g.K), &g.alpha, g.B, abt, int(g.ldb), g.stride_b, g.A, abt, int(g.lda), g.stride_a, &g.beta, g.C,
+      CUDA_R_32F, int(g.ldc), g.stride_c, int(g.batch), ct, CUBLAS_GEMM_DEFAULT));
 }
 
 void CudaBackend::gemm(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, float alpha, const void* A,

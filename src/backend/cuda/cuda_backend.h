@@ -4,6 +4,7 @@
 // SFT_CUDA_ATTN_FP32=1. See docs/arch/cuda.md.
 #pragma once
 #include <cublasLt.h>
+#include <cublas_v2.h>
 #include <cuda_runtime.h>
 
 #include <array>
@@ -109,6 +110,7 @@ class CudaBackend final : public Backend {
   int device_ = 0;
   cudaStream_t stream_ = nullptr;
   cublasLtHandle_t lt_ = nullptr;
+  cublasHandle_t blas_ = nullptr;  // fallback (cublasGemmStridedBatchedEx) for shapes cuBLASLt has no algorithm for
   void* workspace_ = nullptr;
   size_t workspace_bytes_ = 0;
   std::map<std::array<int64_t, 20>, std::unique_ptr<GemmPlan>> plans_;
