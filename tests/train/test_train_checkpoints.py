@@ -23,8 +23,8 @@ def common(base_dir, data, out, *extra):
     return ["--model_name_or_path", base_dir, "--dataset_path", data, "--output_dir", out,
             "--per_device_train_batch_size", "2", "--gradient_accumulation_steps", "3", "--num_train_epochs", "2",
             "--learning_rate", "2e-3", "--warmup_ratio", "0.2", "--lr_scheduler_type", "cosine",
-            "--weight_decay", "0.1", "--logging_steps", "1", "--save_steps", "2", "--max_seq_length", "64",
-            "--threads", "2", *extra]
+            "--weight_decay", "0.1", "--logging_steps", "1", "--save_steps", "2", "--max_seq_length", "64", "--train_on_inputs", "True",
+            "--threads", "2", *extra]  # train_on_inputs: short rows keep targets when cut at 64
 
 
 @pytest.mark.parametrize("precision", [[], ["--bf16"]])
@@ -100,7 +100,7 @@ def test_output_dir_rules_and_flag_errors(base, tmp_path):
                    "--num_train_epochs", "3", "--adam_epsilon", "1e-8", "--evaluation_strategy", "no",
                    "--load_best_model_at_end", "True", "--eval_steps", "4000", "--greater_is_better", "False",
                    "--data_loader_drop_last", "True", "--metric_for_best_model", "eval_loss", "--max_seq_length",
-                   "64"])
+                   "64", "--train_on_inputs", "True"])
     assert "note: --report_to none ignored" in res.stdout
     assert "Step    Training Loss" in res.stdout
     state = json.load(open(os.path.join(tmp_path / "seed", "trainer_state.json")))
