@@ -1,0 +1,109 @@
+// One training step (forward + backward + AdamW over every parameter) of a Qwen2/Llama-shaped decoder with random
+// weights on the CPU backend — sft's side of bench/train_step.sh (the PyTorch peer is bench/peers/torch_step.py).
+// Prints one JSON line with the same fields as the peer.
+// usage: train_step [--shape qwen2.5-0.5b|qwen2.5-1.5b|smollm2-135m] [--batch 4] [--seq 512] [--dtype bf16|fp32]
+//                   [--steps 3] [--layers N (override, for quick runs)]
+#include <sys/resource.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <cstring>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "backend/backend.h"
+#include "model/model.h"
+
+using namespace sft;
+
+int main(int argc, char** argv) {
+  std::string shape = "qwen2.5-0.5b", dtype = "bf16";
+  int64_t batch = 4, seq = 512, steps = 3, layers = 0;
+  for (int i = 1; i + 1 < argc; i += 2) {
+    const std::string k = argv[i], v = argv[i + 1];
+    if (k == "--shape") shape = v;
+    else if (k == "--dtype") dtype = v;
+    else if (k == "--batch") batch = std::stoll(v);
+    else if (k == "--seq") seq = std::stoll(v);
+    else if (k == "--steps") steps = std::stoll(v);
+    else if (k == "--layers") layers = std::stoll(v);
+    else {
+      std::fprintf(stderr, "train_step: unknown flag %s\n", k.c_str());
+      return 2;
+    }
+  }
+  io::ModelConfig c;
+  if (shape == "qwen2.5-0.5b") {
+    c.model_type = "qwen2", c.hidden_size = 896, c.intermediate_size = 4864, c.num_hidden_layers = 24;
+    c.num_attention_heads = 14, c.num_key_value_heads = 2, c.head_dim = 64, c.vocab_size = 151936;
+    c.rope_theta = 1e6, c.attention_bias = true, c.tie_word_embeddings = true;
+  } else if (shape == "qwen2.5-1.5b") {
+    c.model_type = "qwen2", c.hidden_size = 1536, c.intermediate_size = 8960, c.num_hidden_layers = 28;
+    c.num_attention_heads = 12, c.num_key_value_heads = 2, c.head_dim = 128, c.vocab_size = 151936;
+    c.rope_theta = 1e6, c.attention_bias = true, c.tie_word_embeddings = true;
+  } else if (shape == "smollm2-135m") {
+    c.model_type = "llama", c.hidden_size = 576, c.intermediate_size = 1536, c.num_hidden_layers = 30;
+    c.num_attention_heads = 9, c.num_key_value_heads = 3, c.head_dim = 64, c.vocab_size = 49152;
+    c.rope_theta = 1e5, c.attention_bias = false, c.tie_word_embeddings = true;
+  } else {
+    std::fprintf(stderr, "train_step: unknown shape %s\n", shape.c_str());
+    return 2;
+  }
+  if (layers > 0) c.num_hidden_layers = layers;
+  c.rms_norm_eps = 1e-6, c.max_position_embeddings = 32768;
+
+  auto be = backend::make_cpu_backend();
+  auto m = model::Model::random(c, 0, *be, dtype == "bf16" ? model::Precision::BF16 : model::Precision::F32);
+  std::vector<model::ParamRef> params = m->parameters();
+  int64_t n_params = 0;
+  std::vector<float*> mom, var;
+  for (const auto& p : params) {
+    n_params += p.numel;
+    mom.push_back(static_cast<float*>(be->alloc(p.numel * sizeof(float))));
+    var.push_back(static_cast<float*>(be->alloc(p.numel * sizeof(float))));
+  }
+  // random tokens, every position a target (as the peer: cross-entropy over ids[:, 1:])
+  std::mt19937 g(0);
+  std::vector<std::vector<int32_t>> seqs(batch, std::vector<int32_t>(seq));
+  for (auto& s : seqs)
+    for (auto& t : s) t = static_cast<int32_t>(g() % c.vocab_size);
+  const model::Batch b = model::Batch::from_sequences(seqs, {}, 0);
+  const float scale = 1.0f / static_cast<float>(b.count_targets());
+  int64_t step_no = 0;
+  auto step = [&] {
+    m->zero_grad();
+    m->forward_backward(b, scale);
+    backend::AdamWArgs a;
+    a.lr = 1e-5f, a.weight_decay = 0.01f, a.step = ++step_no;  // torch AdamW defaults: wd 0.01
+    for (size_t i = 0; i < params.size(); ++i)
+      be->adamw_step(params[i].value, params[i].grad, mom[i], var[i], params[i].numel, a);
+    m->on_weights_updated();
+    be->synchronize();
+  };
+  step();  // warm-up (primitive creation, first-touch of activation memory)
+  std::vector<double> times;
+  for (int64_t i = 0; i < steps; ++i) {
+    const auto t0 = std::chrono::steady_clock::now();
+    step();
+    times.push_back(std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
+  }
+  std::sort(times.begin(), times.end());
+  const double dt = times[times.size() / 2];
+  const double T = static_cast<double>(seq), B = static_cast<double>(batch);
+  const double flops = 6.0 * n_params * B * T +
+                       6.0 * c.num_hidden_layers * B * T * T * c.num_attention_heads * c.head_dim;  // as the peer
+  rusage ru{};
+  getrusage(RUSAGE_SELF, &ru);
+  std::printf(
+      "{\"peer\": \"sft\", \"shape\": \"%s\", \"layers\": %lld, \"params\": %lld, \"batch\": %lld, \"seq\": %lld, "
+      "\"dtype\": \"%s\", \"bf16_gemm\": \"%s\", \"step_s_median\": %.3f, \"tokens_per_s\": %.1f, "
+      "\"model_gflops\": %.1f, \"peak_rss_mib\": %ld}\n",
+      shape.c_str(), static_cast<long long>(c.num_hidden_layers), static_cast<long long>(n_params),
+      static_cast<long long>(batch), static_cast<long long>(seq), dtype.c_str(),
+      dtype == "bf16" ? (be->fast_bf16_gemm() ? "native" : "emulated-fp32") : "n/a", dt, B * T / dt,
+      flops / dt / 1e9, ru.ru_maxrss / 1024);
+  for (size_t i = 0; i < params.size(); ++i) be->free(mom[i]), be->free(var[i]);
+  return 0;
+}
