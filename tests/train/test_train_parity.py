@@ -53,10 +53,12 @@ def reference_run(base, dump):
     for b in batches:
         by_step.setdefault(b["step"], []).append(b)
     assert sorted(by_step) == list(range(1, STEPS + 1))
+    assert max(len(v) for v in by_step.values()) == ACCUM
     losses = []
     for step in range(1, STEPS + 1):
         mbs = by_step[step]
-        assert len(mbs) == ACCUM
+        # The last step of an epoch takes the remaining micro-batches (fewer than ACCUM), as transformers 5.x.
+        assert 1 <= len(mbs) <= ACCUM
         n_targets = mbs[0]["step_targets"]
         counted = 0
         total = 0.0
@@ -91,8 +93,11 @@ def test_loss_and_weights_match_reference(trained):
     rows = [r for r in read_log(out) if "loss" in r]
     assert [r["step"] for r in rows] == list(range(1, STEPS + 1))
     model, ref_losses = reference_run(base, dump)
+    worst_rel = 0.0
     for r, ref in zip(rows, ref_losses):
+        worst_rel = max(worst_rel, abs(r["loss"] - ref) / abs(ref))
         assert abs(r["loss"] - ref) <= 1e-4 * abs(ref), (r["step"], r["loss"], ref)
+    print(f"max per-step loss relative difference = {worst_rel:.3g}")
     assert ref_losses[-1] < ref_losses[0]  # it did learn something
     ours = load_file(os.path.join(out, "model.safetensors"))
     ref_state = {k: v for k, v in model.state_dict().items() if k != "lm_head.weight"}  # tied: saved once
