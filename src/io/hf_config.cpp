@@ -80,6 +80,7 @@ int64_t ModelConfig::num_parameters() const {
   const int64_t H = hidden_size, q = q_dim(), kv = kv_dim();
   int64_t attn = H * q + 2 * H * kv + q * H;
   if (attention_bias) attn += q + 2 * kv;
+  if (o_proj_bias()) attn += H;
   const int64_t mlp = 3 * H * intermediate_size;
   const int64_t norms = 2 * H;
   int64_t n = vocab_size * H + num_hidden_layers * (attn + mlp + norms) + H;
@@ -103,6 +104,7 @@ std::vector<WeightSpec> hf_weight_specs(const ModelConfig& c) {
       w.push_back({p + "self_attn.v_proj.bias", {kv}});
     }
     w.push_back({p + "self_attn.o_proj.weight", {H, q}});
+    if (c.o_proj_bias()) w.push_back({p + "self_attn.o_proj.bias", {H}});
     w.push_back({p + "post_attention_layernorm.weight", {H}});
     w.push_back({p + "mlp.gate_proj.weight", {I, H}});
     w.push_back({p + "mlp.up_proj.weight", {I, H}});

@@ -41,6 +41,8 @@ struct ModelConfig {
 
   int64_t num_parameters() const;  // exact count as transformers reports (tied head counted once)
   int64_t num_embedding_parameters() const;  // vocab_size * hidden_size (embed_tokens; lm_head too when untied)
+  // Llama's attention_bias also gives o_proj a bias (transformers LlamaAttention); Qwen2's o_proj never has one.
+  bool o_proj_bias() const { return attention_bias && model_type != "qwen2"; }
   int64_t q_dim() const { return num_attention_heads * head_dim; }
   int64_t kv_dim() const { return num_key_value_heads * head_dim; }
 };

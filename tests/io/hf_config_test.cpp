@@ -155,6 +155,10 @@ TEST(HfConfig, DefaultsFollowTransformers) {
   EXPECT_EQ(hd.q_dim(), 128);
   ModelConfig bias = parse_model_config(llama_with("attention_bias", "true"), "cfg.json");
   EXPECT_TRUE(bias.attention_bias);
+  EXPECT_TRUE(bias.o_proj_bias());  // LlamaAttention: o_proj bias follows attention_bias (Qwen2: never)
+  ModelConfig nobias = parse_model_config(llama_with("attention_bias", "false"), "cfg.json");
+  // q (64) + k (32) + v (32) + o (64) biases per layer, 2 layers.
+  EXPECT_EQ(bias.num_parameters() - nobias.num_parameters(), 2 * (64 + 32 + 32 + 64));
   // Untied: lm_head counted.
   ModelConfig untied = parse_model_config(llama_with("tie_word_embeddings", "false"), "cfg.json");
   ModelConfig tied = parse_model_config(llama_with("tie_word_embeddings", "true"), "cfg.json");
