@@ -98,6 +98,8 @@ def convert(out_dir: Path) -> None:
                                pad_token_id=tok.pad_token_id)
         gen.save_pretrained(tmp)
         smoke_test(tmp)
+        for f in tmp.iterdir():  # save_pretrained leaves model.safetensors 0600; the cache is shared by test users
+            f.chmod(0o644)
         (tmp / ".complete").write_text(f"converted from {gguf.name}\n")
         if out_dir.exists():  # a stale, incomplete earlier attempt
             shutil.rmtree(out_dir)
