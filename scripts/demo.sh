@@ -6,7 +6,7 @@ set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 build="${SFT_BUILD_DIR:-$root/build}"
 out="${SFT_DEMO_OUT:-${SFT_CACHE:-$HOME/.cache/sft}/demo/smollm2-135m-alpaca}"
-steps="${SFT_DEMO_STEPS:-40}"
+steps="${SFT_DEMO_STEPS:-20}"
 export HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1
 
 echo "== setup: Debian packages + build ($build)" >&2
@@ -16,17 +16,17 @@ venv=$("$root/scripts/setup-venv.sh")
 model=$("$venv/bin/python" "$root/scripts/convert_smollm2.py" | tail -n 1)
 sft="$build/src/cli/sft"
 
-# Sized to finish in a few minutes on a small CPU: 40 optimizer steps x (4 rows x 2 accumulated micro-batches) =
-# 320 samples (~1 epoch of the 300-row sample), prompts + responses cut at 256 tokens, bf16 matmuls with fp32
-# master weights. The table has a row every 5 steps.
+# Sized for a small CPU: 20 optimizer steps x 4 rows = 80 samples of the 300-row sample, prompt + response cut at 128
+# tokens (the report printed first says how much that cuts), bf16 matmuls with fp32 master weights, a table row
+# every 2 steps. Raise SFT_DEMO_STEPS on a bigger machine.
 echo "== fine-tune ($steps steps) -> $out" >&2
 t0=$(date +%s)
 "$sft" train \
   --model_name_or_path "$model" --dataset_path "$root/data/alpaca_demo.json" --output_dir "$out" \
-  --overwrite_output_dir True --template alpaca --max_seq_length 256 \
-  --per_device_train_batch_size 4 --gradient_accumulation_steps 2 --max_steps "$steps" \
+  --overwrite_output_dir True --template alpaca --max_seq_length 128 \
+  --per_device_train_batch_size 4 --gradient_accumulation_steps 1 --max_steps "$steps" \
   --learning_rate 1e-4 --lr_scheduler_type linear --warmup_ratio 0.1 --weight_decay 0.0 \
-  --logging_steps 5 --save_strategy no --bf16 True --seed 42 ${SFT_THREADS:+--threads "$SFT_THREADS"}
+  --logging_steps 2 --save_strategy no --bf16 True --seed 42 ${SFT_THREADS:+--threads "$SFT_THREADS"}
 t1=$(date +%s)
 echo "== fine-tune wall time: $((t1 - t0)) s; log: $out/trainer_log.jsonl, curve: $out/loss_curve.svg" >&2
 
