@@ -5,6 +5,7 @@
 //  - the EOS is a target; decoding the targets gives back the output text exactly;
 //  - and why separate encoding is needed: full-text encoding changes the prompt/response boundary on many rows.
 #include <gtest/gtest.h>
+#include <unistd.h>
 
 #include <cstdlib>
 #include <filesystem>

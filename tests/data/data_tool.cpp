@@ -2,6 +2,7 @@
 // one JSON line per sample: {"origin", "ids", "labels"}; with --loader it instead prints the batches of one epoch.
 //   data_tool <tokenizer_dir> <dataset> <alpaca|chatml|plain> [--train_on_inputs] [--system S]
 //             [--loader batch_size max_seq_length packing(0|1) seed]
+//   data_tool --csv-records <file>   prints parse_csv_records as one JSON array of {"fields", "line", "error"}
 //   data_tool --length-grouped <batch_size> <seed> <len,len,...>
 //             prints {"perm": random_permutation(n, seed), "order": length_grouped_order(lengths, batch, seed)}
 #include <nlohmann/json.hpp>
@@ -14,10 +15,18 @@
 #include "data/prepare.h"
 #include "tokenizer/tokenizer.h"
 #include "util/error.h"
+#include "util/file_util.h"
 
 int main(int argc, char** argv) {
   using namespace sft::data;
   try {
+    if (argc == 3 && std::string(argv[1]) == "--csv-records") {
+      nlohmann::json out = nlohmann::json::array();
+      for (const CsvRecord& r : parse_csv_records(sft::read_file(argv[2]), argv[2]))
+        out.push_back({{"fields", r.fields}, {"line", r.line}, {"error", r.error}});
+      std::cout << out.dump() << '\n';
+      return 0;
+    }
     if (argc == 5 && std::string(argv[1]) == "--length-grouped") {
       std::vector<int64_t> lengths;
       for (std::string item, list = argv[4]; !list.empty();) {

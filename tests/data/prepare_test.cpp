@@ -1,12 +1,12 @@
 // prepare_dataset (read -> split -> tokenize -> truncate) with the fake encoder: options, skips, errors, report text.
 #include <gtest/gtest.h>
-#include <unistd.h>
 
 #include <filesystem>
 #include <fstream>
 
 #include "data/prepare.h"
 #include "fake_encoder.h"
+#include "temp_dir.h"
 #include "util/error.h"
 
 namespace sft::data {
@@ -15,12 +15,6 @@ namespace {
 namespace fs = std::filesystem;
 using testing::FakeEncoder;
 
-fs::path write_temp(const std::string& name, const std::string& text) {
-  fs::path dir = fs::temp_directory_path() / ("sft_prepare_test_" + std::to_string(::getpid()));
-  fs::create_directories(dir);
-  std::ofstream(dir / name, std::ios::binary) << text;
-  return dir / name;
-}
 
 std::string expect_error(const std::function<void()>& f) {
   try {
@@ -33,11 +27,12 @@ std::string expect_error(const std::function<void()>& f) {
 }
 
 TEST(Prepare, TrainEvalFilesTruncationAndReport) {
+  testing::TempDir tmp;
   PrepareOptions po;
-  po.dataset_path = write_temp("train.jsonl",
+  po.dataset_path = tmp.write("train.jsonl",
                                "{\"instruction\":\"a\",\"output\":\"short\"}\n"
                                "{\"instruction\":\"b\",\"output\":\"" + std::string(300, 'x') + "\"}\n");
-  po.eval_dataset_path = write_temp("eval.csv", "instruction,output\nq,ok\n");
+  po.eval_dataset_path = tmp.write("eval.csv", "instruction,output\nq,ok\n");
   po.templ.tmpl = Template::Plain;
   po.max_seq_length = 100;
   PreparedData d = prepare_dataset(po, FakeEncoder());
@@ -61,8 +56,9 @@ TEST(Prepare, TrainEvalFilesTruncationAndReport) {
 }
 
 TEST(Prepare, TemplateErrorsAreRowErrorsOrSkips) {
+  testing::TempDir tmp;
   PrepareOptions po;
-  po.dataset_path = write_temp("mixed.jsonl",
+  po.dataset_path = tmp.write("mixed.jsonl",
                                "{\"instruction\":\"a\",\"output\":\"b\"}\n"
                                "{\"messages\":[{\"role\":\"user\",\"content\":\"u\"},{\"role\":\"assistant\",\"content\":\"v\"}]}\n");
   EXPECT_NE(expect_error([&] { prepare_dataset(po, FakeEncoder()); })
@@ -79,8 +75,9 @@ TEST(Prepare, TemplateErrorsAreRowErrorsOrSkips) {
 }
 
 TEST(Prepare, OptionErrors) {
+  testing::TempDir tmp;
   PrepareOptions po;
-  po.dataset_path = write_temp("t.json", R"([{"instruction":"a","output":"b"},{"instruction":"c","output":"d"}])");
+  po.dataset_path = tmp.write("t.json", R"([{"instruction":"a","output":"b"},{"instruction":"c","output":"d"}])");
   po.eval_dataset_path = po.dataset_path;
   po.validation_split = parse_validation_split("1");
   EXPECT_EQ(expect_error([&] { prepare_dataset(po, FakeEncoder()); }),
@@ -93,7 +90,7 @@ TEST(Prepare, OptionErrors) {
   EXPECT_NE(expect_error([&] { prepare_dataset(po, FakeEncoder()); }).find("would leave none to train on"),
             std::string::npos);
   po.validation_split = {};
-  po.dataset_path = write_temp("empty.json", "[]");
+  po.dataset_path = tmp.write("empty.json", "[]");
   EXPECT_NE(expect_error([&] { prepare_dataset(po, FakeEncoder()); }).find("empty.json: no usable rows"),
             std::string::npos);
 }

@@ -5,6 +5,7 @@
 #include <fstream>
 
 #include "data/dataset.h"
+#include "temp_dir.h"
 #include "util/error.h"
 
 namespace sft::data {
@@ -24,13 +25,6 @@ void expect_error(F&& f, std::initializer_list<std::string> fragments) {
   }
 }
 
-fs::path write_temp(const std::string& name, const std::string& text) {
-  fs::path dir = fs::temp_directory_path() / ("sft_data_test_" + std::to_string(::getpid()));
-  fs::create_directories(dir);
-  fs::path p = dir / name;
-  std::ofstream(p, std::ios::binary) << text;
-  return p;
-}
 
 const ReadOptions kStrict{};
 const ReadOptions kSkip{FileFormat::Auto, true};
@@ -218,15 +212,16 @@ TEST(ChatJsonl, MessagesParsedAndValidated) {
 // ---- files, extension and sniffing --------------------------------------------------------------------------------
 
 TEST(ReadDataset, ExtensionAndSniffing) {
-  auto arr = read_dataset(write_temp("arr.json", R"([{"instruction":"a","output":"b"}])"));
+  testing::TempDir tmp;
+  auto arr = read_dataset(tmp.write("arr.json", R"([{"instruction":"a","output":"b"}])"));
   EXPECT_EQ(arr.examples.size(), 1u);
-  auto lines = read_dataset(write_temp("lines.json", "{\"instruction\":\"a\",\"output\":\"b\"}\n"
+  auto lines = read_dataset(tmp.write("lines.json", "{\"instruction\":\"a\",\"output\":\"b\"}\n"
                                                      "{\"instruction\":\"c\",\"output\":\"d\"}\n"));
   ASSERT_EQ(lines.examples.size(), 2u);
   EXPECT_NE(lines.examples[1].origin.find("lines.json line 2"), std::string::npos);
-  auto csv = read_dataset(write_temp("d.CSV", "instruction,output\nq,a\n"));
+  auto csv = read_dataset(tmp.write("d.CSV", "instruction,output\nq,a\n"));
   EXPECT_EQ(csv.examples.size(), 1u);
-  expect_error([] { read_dataset(write_temp("d.txt", "x")); }, {"d.txt", "unknown dataset extension \".txt\""});
+  expect_error([&] { read_dataset(tmp.write("d.txt", "x")); }, {"d.txt", "unknown dataset extension \".txt\""});
   expect_error([] { read_dataset(fs::temp_directory_path() / "no_such_sft_dataset.json"); },
                {"no_such_sft_dataset.json"});
 }
