@@ -11,6 +11,7 @@
 #include "backend/cpu/cpu_attention.h"
 #include "backend/cpu/cpu_memory.h"
 #include "backend/cpu/dnnl_gemm.h"
+#include "backend/cpu/fast_math.h"
 #include "util/bf16.h"
 
 namespace sft::backend::cpu {
@@ -198,14 +199,14 @@ class CpuBackend final : public CpuMemoryBackend {
 #pragma omp parallel for simd if (n > kGrain) schedule(static)
     for (int64_t i = 0; i < n; ++i) {
       const float g = gate[i];
-      h[i] = g / (1.0f + std::exp(-g)) * up[i];
+      h[i] = g / (1.0f + fast_exp(-g)) * up[i];
     }
   }
   void swiglu_backward(float* dgate, float* dup, const float* dh, const float* gate, const float* up,
                        int64_t n) override {
 #pragma omp parallel for simd if (n > kGrain) schedule(static)
     for (int64_t i = 0; i < n; ++i) {
-      const float g = gate[i], sg = 1.0f / (1.0f + std::exp(-g));
+      const float g = gate[i], sg = 1.0f / (1.0f + fast_exp(-g));
       dup[i] = dh[i] * g * sg;
       dgate[i] = dh[i] * up[i] * sg * (1.0f + g * (1.0f - sg));
     }
@@ -231,7 +232,7 @@ class CpuBackend final : public CpuMemoryBackend {
         const int64_t e = std::min(V, c + 2048);
         float part = 0;
 #pragma omp simd reduction(+ : part)
-        for (int64_t j = c; j < e; ++j) part += std::exp(x[j] - mx);
+        for (int64_t j = c; j < e; ++j) part += fast_exp(x[j] - mx);
         sum += part;
       }
       const float lse = mx + static_cast<float>(std::log(sum));
@@ -245,7 +246,7 @@ class CpuBackend final : public CpuMemoryBackend {
       }
       if (grad_scale != 0.0f) {
 #pragma omp simd
-        for (int64_t j = 0; j < V; ++j) x[j] = grad_scale * std::exp(x[j] - lse);
+        for (int64_t j = 0; j < V; ++j) x[j] = grad_scale * fast_exp(x[j] - lse);
         x[t] -= grad_scale;
       }
     }

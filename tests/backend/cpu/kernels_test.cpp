@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "backend/backend.h"
+#include "backend/cpu/fast_math.h"
 #include "util/bf16.h"
 
 namespace sft::backend {
@@ -237,6 +238,20 @@ TEST_F(Fixture, AttentionGradientMatchesFiniteDifferences) {
     kp[i % k.size()] += h, km[i % k.size()] -= h;
     EXPECT_NEAR((loss(q, kp) - loss(q, km)) / (2 * h), dk[i % k.size()], 2e-2 * (1 + std::fabs(dk[i % k.size()])));
   }
+}
+
+TEST(FastMath, ExpWithinFewUlpOverTheUsedRange) {
+  double worst = 0;
+  for (float x = -100.0f; x < 88.0f; x += 0.0137f) {
+    const double want = std::exp(static_cast<double>(x));
+    const double got = cpu::fast_exp(x);
+    if (want < 1e-37) {
+      EXPECT_LT(got, 1e-37);  // underflow region: 0 or a denormal, never garbage
+      continue;
+    }
+    worst = std::max(worst, std::fabs(got - want) / want);
+  }
+  EXPECT_LT(worst, 3e-7);  // ~2.5 ulp of fp32
 }
 
 TEST_F(Fixture, SoftmaxCrossEntropy) {

@@ -1,0 +1,34 @@
+// Vectorisable exp for the fast CPU kernels (softmax over the vocabulary, SwiGLU): glibc's expf is a scalar call the
+// compiler cannot vectorise without -ffast-math, and the LM-head softmax alone needs 2 * tokens * V of them per step.
+// Cephes expf: range reduction x = n ln2 + r, degree-6 polynomial on r, 2^n through the exponent bits. Accuracy ~1-2
+// ulp over the range used (checked against the reference kernels, which use std::exp in double).
+#pragma once
+#include <bit>
+#include <cstdint>
+
+namespace sft::backend::cpu {
+
+#pragma omp declare simd notinbranch
+inline float fast_exp(float x) {
+  const float hi = 88.3762626647949f, lo = -87.3365447504019f;
+  const bool underflow = x < lo;
+  x = x > hi ? hi : (x < lo ? lo : x);
+  float fx = x * 1.44269504088896341f + 0.5f;
+  const float fl = static_cast<float>(static_cast<int32_t>(fx));
+  fx = fl > fx ? fl - 1.0f : fl;  // floor
+  x -= fx * 0.693359375f;
+  x -= fx * -2.12194440e-4f;
+  const float z = x * x;
+  float y = 1.9875691500e-4f;
+  y = y * x + 1.3981999507e-3f;
+  y = y * x + 8.3334519073e-3f;
+  y = y * x + 4.1665795894e-2f;
+  y = y * x + 1.6666665459e-1f;
+  y = y * x + 5.0000001201e-1f;
+  y = y * z + x + 1.0f;
+  const int32_t n = static_cast<int32_t>(fx);
+  const float pow2n = std::bit_cast<float>((n + 127) << 23);
+  return underflow ? 0.0f : y * pow2n;
+}
+
+}  // namespace sft::backend::cpu
