@@ -6,7 +6,9 @@
 #include <cstdlib>
 #include <filesystem>
 #include <map>
+#include <atomic>
 #include <random>
+#include <thread>
 #include <string>
 
 #include <unistd.h>
@@ -192,4 +194,31 @@ TEST(Tokenizer, LoadErrorsNameTheProblem) {
     EXPECT_NE(std::string(e.what()).find("WordPiece"), std::string::npos) << e.what();
   }
   fs::remove_all(dir);
+}
+
+TEST(Tokenizer, ConcurrentEncodeMatchesSingleThreaded) {
+  // encode() is const and shared by data-loader threads: the word cache is locked, scratch buffers are per thread.
+  const auto& q = qwen();
+  std::vector<std::string> texts;
+  std::mt19937 rng(99);
+  const std::vector<std::string> words = {"the", " quick", " brown", " fox", "'s", " 12345", " 中文", "😀", "\n", "  ",
+                                          "<|im_end|>", " naïve", " jumps", " über", "\t", " lazy", " dog."};
+  for (int i = 0; i < 400; ++i) {
+    std::string t;
+    for (int k = 0, n = 5 + static_cast<int>(rng() % 60); k < n; ++k) t += words[rng() % words.size()];
+    texts.push_back(t);
+  }
+  std::vector<std::vector<int32_t>> want;
+  for (const auto& t : texts) want.push_back(q.encode(t));
+  // A fresh tokenizer, so the threads also race on filling the word cache, not only on reading it.
+  const auto fresh = Tokenizer::load(fixture_dir("qwen3"));
+  std::vector<std::thread> threads;
+  std::atomic<int> mismatches{0};
+  for (int th = 0; th < 4; ++th)
+    threads.emplace_back([&, th] {
+      for (size_t i = static_cast<size_t>(th); i < texts.size() * 3; i += 4)
+        if (fresh.encode(texts[i % texts.size()]) != want[i % texts.size()]) ++mismatches;
+    });
+  for (auto& t : threads) t.join();
+  EXPECT_EQ(mismatches.load(), 0);
 }
