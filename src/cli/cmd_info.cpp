@@ -24,6 +24,9 @@
 #include "io/hf_folder.h"
 #include "io/safetensors.h"
 #include "util/error.h"
+#ifdef SFT_HAVE_CUDA
+#include "backend/cuda/cuda_info.h"  // device description (built with -DSFT_CUDA=ON)
+#endif
 
 namespace sft::cli {
 
@@ -152,6 +155,9 @@ void run_info(const InfoArgs& a) {
                          {"adamw_m_v", mem.adam},               {"bf16_weight_copies", mem.bf16_copies},
                          {"activations_fp32", mem.activations_fp32}, {"activations_bf16", mem.activations_bf16},
                          {"total_fp32", mem.total_fp32()},      {"total_bf16", mem.total_bf16()}};
+#ifdef SFT_HAVE_CUDA
+    j["cuda"] = backend::cuda::device_description();
+#endif
     std::cout << j.dump(2) << "\n";
     return;
   }
@@ -201,6 +207,9 @@ void run_info(const InfoArgs& a) {
               gib(mem.activations_bf16).c_str());
   std::printf("  total, fp32 compute   %12s\n", gib(mem.total_fp32()).c_str());
   std::printf("  total, bf16 compute   %12s\n", gib(mem.total_bf16()).c_str());
+#ifdef SFT_HAVE_CUDA
+  std::printf("\n%s\n", backend::cuda::device_description().c_str());
+#endif
 }
 
 }  // namespace

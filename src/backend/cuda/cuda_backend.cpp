@@ -6,6 +6,7 @@
 #include <cmath>
 #include <cstdlib>
 #include <cstring>
+#include <functional>
 #include <sstream>
 
 #include "backend/cuda/cuda_check.h"
@@ -289,19 +290,17 @@ void CudaBackend::gemm_batched(const GemmArgs& g) {
     cublasComputeType_t ct = g.compute == GemmCompute::TF32 ? CUBLAS_COMPUTE_32F_FAST_TF32 : CUBLAS_COMPUTE_32F;
     const cudaDataType_t abt = g.compute == GemmCompute::BF16 ? CUDA_R_16BF : CUDA_R_32F;
     SFT_CUBLAS_CHECK(cublasLtMatmulDescCreate(&plan->desc, ct, CUDA_R_32F));
-    const cublasOperation_t op_lt_a = g.trans_b ? CUBLAS_OP_T : CUBLAS_OP_N;  // Lt "A" = our B
-    const cublasOperation_t op_lt_b = g.trans_a ? CUBLAS_OP_T : CUBLAS_OP_N;  // Lt "B" = our A
+    const ColMajorGemm cm = to_col_major(g);  // tested on the CPU (tests/gpu/attention_plan_test.cpp)
+    const cublasOperation_t op_lt_a = cm.trans_a ? CUBLAS_OP_T : CUBLAS_OP_N;  // Lt "A" = our B
+    const cublasOperation_t op_lt_b = cm.trans_b ? CUBLAS_OP_T : CUBLAS_OP_N;  // Lt "B" = our A
     SFT_CUBLAS_CHECK(cublasLtMatmulDescSetAttribute(plan->desc, CUBLASLT_MATMUL_DESC_TRANSA, &op_lt_a, sizeof op_lt_a));
     SFT_CUBLAS_CHECK(cublasLtMatmulDescSetAttribute(plan->desc, CUBLASLT_MATMUL_DESC_TRANSB, &op_lt_b, sizeof op_lt_b));
-    // Stored (column-major) shapes: our B row-major [K,N] (or [N,K] when trans_b) is column-major [N,K] ([K,N]).
-    const uint64_t a_rows = g.trans_b ? g.K : g.N, a_cols = g.trans_b ? g.N : g.K;
-    const uint64_t b_rows = g.trans_a ? g.M : g.K, b_cols = g.trans_a ? g.K : g.M;
-    SFT_CUBLAS_CHECK(cublasLtMatrixLayoutCreate(&plan->a, abt, a_rows, a_cols, g.ldb));
-    SFT_CUBLAS_CHECK(cublasLtMatrixLayoutCreate(&plan->b, abt, b_rows, b_cols, g.lda));
-    SFT_CUBLAS_CHECK(cublasLtMatrixLayoutCreate(&plan->c, CUDA_R_32F, g.N, g.M, g.ldc));
+    SFT_CUBLAS_CHECK(cublasLtMatrixLayoutCreate(&plan->a, abt, uint64_t(cm.a_rows), uint64_t(cm.a_cols), cm.lda));
+    SFT_CUBLAS_CHECK(cublasLtMatrixLayoutCreate(&plan->b, abt, uint64_t(cm.b_rows), uint64_t(cm.b_cols), cm.ldb));
+    SFT_CUBLAS_CHECK(cublasLtMatrixLayoutCreate(&plan->c, CUDA_R_32F, uint64_t(cm.c_rows), uint64_t(cm.c_cols), cm.ldc));
     if (g.batch > 1) {
       const int32_t bc = static_cast<int32_t>(g.batch);
-      const int64_t sa = g.stride_b, sb = g.stride_a, sc = g.stride_c;
+      const int64_t sa = cm.stride_a, sb = cm.stride_b, sc = cm.stride_c;
       SFT_CUBLAS_CHECK(cublasLtMatrixLayoutSetAttribute(plan->a, CUBLASLT_MATRIX_LAYOUT_BATCH_COUNT, &bc, sizeof bc));
       SFT_CUBLAS_CHECK(cublasLtMatrixLayoutSetAttribute(plan->b, CUBLASLT_MATRIX_LAYOUT_BATCH_COUNT, &bc, sizeof bc));
       SFT_CUBLAS_CHECK(cublasLtMatrixLayoutSetAttribute(plan->c, CUBLASLT_MATRIX_LAYOUT_BATCH_COUNT, &bc, sizeof bc));
@@ -347,10 +346,14 @@ void CudaBackend::gemm_batched(const GemmArgs& g) {
   // Same column-major mapping through the classic cuBLAS API (handles any leading dimension / alignment).
   const cudaDataType_t abt = g.compute == GemmCompute::BF16 ? CUDA_R_16BF : CUDA_R_32F;
   const cublasComputeType_t ct = g.compute == GemmCompute::TF32 ? CUBLAS_COMPUTE_32F_FAST_TF32 : CUBLAS_COMPUTE_32F;
+  const ColMajorGemm cm = to_col_major(g);
+  SFT_CHECK(cm.m <= INT32_MAX && cm.n <= INT32_MAX && cm.k <= INT32_MAX && cm.lda <= INT32_MAX &&
+                cm.ldb <= INT32_MAX && cm.ldc <= INT32_MAX && g.batch <= INT32_MAX,
+            "cuda gemm: shape too large for the cuBLAS fallback (M=", g.M, " N=", g.N, " K=", g.K, ")");
   SFT_CUBLAS_CHECK(cublasGemmStridedBatchedEx(
-      blas_, g.trans_b ? CUBLAS_OP_T : CUBLAS_OP_N, g.trans_a ? CUBLAS_OP_T : CUBLAS_OP_N, int(g.N), int(g.M),
-      int(g.K), &g.alpha, g.B, abt, int(g.ldb), g.stride_b, g.A, abt, int(g.lda), g.stride_a, &g.beta, g.C,
-      CUDA_R_32F, int(g.ldc), g.stride_c, int(g.batch), ct, CUBLAS_GEMM_DEFAULT));
+      blas_, cm.trans_a ? CUBLAS_OP_T : CUBLAS_OP_N, cm.trans_b ? CUBLAS_OP_T : CUBLAS_OP_N, int(cm.m), int(cm.n),
+      int(cm.k), &g.alpha, g.B, abt, int(cm.lda), cm.stride_a, g.A, abt, int(cm.ldb), cm.stride_b, &g.beta, g.C,
+      CUDA_R_32F, int(cm.ldc), cm.stride_c, int(g.batch), ct, CUBLAS_GEMM_DEFAULT));
 }
 
 void CudaBackend::gemm(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, float alpha, const void* A,
@@ -374,148 +377,57 @@ void CudaBackend::gemm(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t
 }
 
 // ---------------------------------------------------------------------------------------------------------------
-// attention: per chunk of batch rows, head-major copies of q/k/v, scores as one strided-batched GEMM per chunk over
-// (row, kv head) with the n_rep query heads of a kv head stacked as rows (GQA without copying k/v per query head),
-// doc-id-masked causal softmax, then P V. The backward recomputes P from the saved log-sum-exp.
-
-int64_t CudaBackend::attention_chunk_rows(const AttnShape& s, int buffers) const {
-  const int64_t per_row = int64_t(buffers) * s.n_heads * s.q_len() * s.T * int64_t(sizeof(float));
-  int64_t rows = per_row > 0 ? attn_scratch_limit_ / per_row : s.B;
-  return std::clamp<int64_t>(rows, 1, std::max<int64_t>(s.B, 1));
-}
+// attention: the algorithm lives in attention_plan.cpp (tested on the CPU); these are its CUDA operations.
 
 namespace {
-void check_attn_shape(const AttnShape& s) {
-  SFT_CHECK(s.B >= 0 && s.T >= 0 && s.n_heads > 0 && s.n_kv_heads > 0 && s.head_dim > 0 &&
-                s.n_heads % s.n_kv_heads == 0,
-            "cuda attention: bad shape B=", s.B, " T=", s.T, " heads=", s.n_heads, " kv_heads=", s.n_kv_heads,
-            " head_dim=", s.head_dim);
-}
+class CudaAttnOps final : public AttnOps {
+ public:
+  CudaAttnOps(CudaBackend& be, cudaStream_t st, std::function<void*(int, size_t)> scratch)
+      : be_(be), st_(st), scratch_(std::move(scratch)) {}
+  float* scratch(int slot, size_t bytes) override { return static_cast<float*>(scratch_(slot, bytes)); }
+  void gemm(const GemmArgs& g) override { be_.gemm_batched(g); }
+  void pack_heads(float* dst, const float* src, int64_t rows, int64_t T, int64_t heads, int64_t d) override {
+    k::pack_heads(st_, dst, src, rows, T, heads, d);
+  }
+  void unpack_heads(float* dst, const float* src, int64_t rows, int64_t T, int64_t heads, int64_t d) override {
+    k::unpack_heads(st_, dst, src, rows, T, heads, d);
+  }
+  void softmax_forward(float* S, float* lse, const int32_t* doc, int64_t rows, int64_t heads, int64_t Tq, int64_t T,
+                       float scale) override {
+    k::attn_softmax_forward(st_, S, lse, doc, rows, heads, Tq, T, scale);
+  }
+  void probs_from_lse(float* S, const float* lse, const int32_t* doc, int64_t rows, int64_t heads, int64_t T,
+                      float scale) override {
+    k::attn_probs_from_lse(st_, S, lse, doc, rows, heads, T, scale);
+  }
+  void row_dot(float* Dd, const float* dout, const float* out, int64_t n, int64_t heads, int64_t d) override {
+    k::attn_row_dot(st_, Dd, dout, out, n, heads, d);
+  }
+  void dscores(float* dP, const float* P, const float* Dd, int64_t rows, int64_t heads, int64_t T,
+               float scale) override {
+    k::attn_dscores(st_, dP, P, Dd, rows, heads, T, scale);
+  }
+
+ private:
+  CudaBackend& be_;
+  cudaStream_t st_;
+  std::function<void*(int, size_t)> scratch_;
+};
 }  // namespace
 
 void CudaBackend::attention_forward(float* out, float* lse, const float* q, const float* k, const float* v,
                                     const int32_t* doc, const AttnShape& s) {
-  check_attn_shape(s);
-  if (s.B == 0 || s.T == 0) return;
-  const int64_t T = s.T, Tq = s.q_len(), nH = s.n_heads, nKV = s.n_kv_heads, d = s.head_dim, rep = nH / nKV;
-  SFT_CHECK(Tq >= 1 && Tq <= T, "cuda attention_forward: Tq=", s.Tq, " must be in [0, T=", T, "]");
-  const int64_t chunk = attention_chunk_rows(s, 1);
-  const GemmCompute mode = attn_tf32_ ? GemmCompute::TF32 : GemmCompute::F32;
-  auto* S = static_cast<float*>(scratch(0, size_t(chunk * nH * Tq * T) * 4));
-  auto* Qp = static_cast<float*>(scratch(2, size_t(chunk * nH * Tq * d) * 4));
-  auto* Kp = static_cast<float*>(scratch(3, size_t(chunk * nKV * T * d) * 4));
-  auto* Vp = static_cast<float*>(scratch(4, size_t(chunk * nKV * T * d) * 4));
-  auto* Op = static_cast<float*>(scratch(5, size_t(chunk * nH * Tq * d) * 4));
-  for (int64_t b0 = 0; b0 < s.B; b0 += chunk) {
-    const int64_t rows = std::min(chunk, s.B - b0);
-    k::pack_heads(stream_, Qp, q + b0 * Tq * nH * d, rows, Tq, nH, d);
-    k::pack_heads(stream_, Kp, k + b0 * T * nKV * d, rows, T, nKV, d);
-    k::pack_heads(stream_, Vp, v + b0 * T * nKV * d, rows, T, nKV, d);
-    GemmArgs g;  // S[rep*Tq, T] = Q[rep*Tq, d] K[T, d]^T per (row, kv head)
-    g.trans_b = true;
-    g.M = rep * Tq, g.N = T, g.K = d;
-    g.A = Qp, g.lda = d, g.stride_a = rep * Tq * d;
-    g.B = Kp, g.ldb = d, g.stride_b = T * d;
-    g.C = S, g.ldc = T, g.stride_c = rep * Tq * T;
-    g.batch = rows * nKV;
-    g.compute = mode;
-    gemm_batched(g);
-    k::attn_softmax_forward(stream_, S, lse + b0 * Tq * nH, doc + b0 * T, rows, nH, Tq, T, s.scale);
-    GemmArgs o;  // O[rep*Tq, d] = P[rep*Tq, T] V[T, d]
-    o.M = rep * Tq, o.N = d, o.K = T;
-    o.A = S, o.lda = T, o.stride_a = rep * Tq * T;
-    o.B = Vp, o.ldb = d, o.stride_b = T * d;
-    o.C = Op, o.ldc = d, o.stride_c = rep * Tq * d;
-    o.batch = rows * nKV;
-    o.compute = mode;
-    gemm_batched(o);
-    k::unpack_heads(stream_, out + b0 * Tq * nH * d, Op, rows, Tq, nH, d);
-  }
+  CudaAttnOps ops(*this, stream_, [this](int slot, size_t bytes) { return scratch(slot, bytes); });
+  attention_forward_impl(ops, out, lse, q, k, v, doc, s, attention_chunk_rows(s, 1, attn_scratch_limit_),
+                         attn_tf32_ ? GemmCompute::TF32 : GemmCompute::F32);
 }
 
 void CudaBackend::attention_backward(float* dq, float* dk, float* dv, const float* dout, const float* q,
                                      const float* k, const float* v, const float* out, const float* lse,
                                      const int32_t* doc, const AttnShape& s) {
-  check_attn_shape(s);
-  SFT_CHECK(s.q_len() == s.T, "cuda attention_backward: needs queries at every position (Tq=", s.Tq, " T=", s.T, ")");
-  if (s.B == 0 || s.T == 0) return;
-  const int64_t T = s.T, nH = s.n_heads, nKV = s.n_kv_heads, d = s.head_dim, rep = nH / nKV;
-  const int64_t chunk = attention_chunk_rows(s, 2);
-  const GemmCompute mode = attn_tf32_ ? GemmCompute::TF32 : GemmCompute::F32;
-  auto* P = static_cast<float*>(scratch(0, size_t(chunk * nH * T * T) * 4));
-  auto* dP = static_cast<float*>(scratch(1, size_t(chunk * nH * T * T) * 4));
-  auto* Qp = static_cast<float*>(scratch(2, size_t(chunk * nH * T * d) * 4));
-  auto* Kp = static_cast<float*>(scratch(3, size_t(chunk * nKV * T * d) * 4));
-  auto* Vp = static_cast<float*>(scratch(4, size_t(chunk * nKV * T * d) * 4));
-  auto* dOp = static_cast<float*>(scratch(5, size_t(chunk * nH * T * d) * 4));
-  auto* dQp = static_cast<float*>(scratch(6, size_t(chunk * nH * T * d) * 4));
-  auto* dKp = static_cast<float*>(scratch(7, size_t(chunk * nKV * T * d) * 4));
-  auto* dVp = static_cast<float*>(scratch(8, size_t(chunk * nKV * T * d) * 4));
-  auto* Dd = static_cast<float*>(scratch(9, size_t(s.B * T * nH) * 4));
-  k::attn_row_dot(stream_, Dd, dout, out, s.B * T, nH, d);
-  for (int64_t b0 = 0; b0 < s.B; b0 += chunk) {
-    const int64_t rows = std::min(chunk, s.B - b0);
-    const int64_t nb = rows * nKV;
-    k::pack_heads(stream_, Qp, q + b0 * T * nH * d, rows, T, nH, d);
-    k::pack_heads(stream_, Kp, k + b0 * T * nKV * d, rows, T, nKV, d);
-    k::pack_heads(stream_, Vp, v + b0 * T * nKV * d, rows, T, nKV, d);
-    k::pack_heads(stream_, dOp, dout + b0 * T * nH * d, rows, T, nH, d);
-    {  // P = softmax recomputed: S = Q K^T, then exp(scale*S - lse)
-      GemmArgs g;
-      g.trans_b = true;
-      g.M = rep * T, g.N = T, g.K = d;
-      g.A = Qp, g.lda = d, g.stride_a = rep * T * d;
-      g.B = Kp, g.ldb = d, g.stride_b = T * d;
-      g.C = P, g.ldc = T, g.stride_c = rep * T * T;
-      g.batch = nb, g.compute = mode;
-      gemm_batched(g);
-      k::attn_probs_from_lse(stream_, P, lse + b0 * T * nH, doc + b0 * T, rows, nH, T, s.scale);
-    }
-    {  // dV[T, d] = P^T[T, rep*T] dO[rep*T, d]  (sums the rep query heads of the kv head)
-      GemmArgs g;
-      g.trans_a = true;
-      g.M = T, g.N = d, g.K = rep * T;
-      g.A = P, g.lda = T, g.stride_a = rep * T * T;
-      g.B = dOp, g.ldb = d, g.stride_b = rep * T * d;
-      g.C = dVp, g.ldc = d, g.stride_c = T * d;
-      g.batch = nb, g.compute = mode;
-      gemm_batched(g);
-    }
-    {  // dP[rep*T, T] = dO[rep*T, d] V[T, d]^T
-      GemmArgs g;
-      g.trans_b = true;
-      g.M = rep * T, g.N = T, g.K = d;
-      g.A = dOp, g.lda = d, g.stride_a = rep * T * d;
-      g.B = Vp, g.ldb = d, g.stride_b = T * d;
-      g.C = dP, g.ldc = T, g.stride_c = rep * T * T;
-      g.batch = nb, g.compute = mode;
-      gemm_batched(g);
-    }
-    // dS = scale * P * (dP - D)   (into dP)
-    k::attn_dscores(stream_, dP, P, Dd + b0 * T * nH, rows, nH, T, s.scale);
-    {  // dQ[rep*T, d] = dS[rep*T, T] K[T, d]
-      GemmArgs g;
-      g.M = rep * T, g.N = d, g.K = T;
-      g.A = dP, g.lda = T, g.stride_a = rep * T * T;
-      g.B = Kp, g.ldb = d, g.stride_b = T * d;
-      g.C = dQp, g.ldc = d, g.stride_c = rep * T * d;
-      g.batch = nb, g.compute = mode;
-      gemm_batched(g);
-    }
-    {  // dK[T, d] = dS^T[T, rep*T] Q[rep*T, d]
-      GemmArgs g;
-      g.trans_a = true;
-      g.M = T, g.N = d, g.K = rep * T;
-      g.A = dP, g.lda = T, g.stride_a = rep * T * T;
-      g.B = Qp, g.ldb = d, g.stride_b = rep * T * d;
-      g.C = dKp, g.ldc = d, g.stride_c = T * d;
-      g.batch = nb, g.compute = mode;
-      gemm_batched(g);
-    }
-    k::unpack_heads(stream_, dq + b0 * T * nH * d, dQp, rows, T, nH, d);
-    k::unpack_heads(stream_, dk + b0 * T * nKV * d, dKp, rows, T, nKV, d);
-    k::unpack_heads(stream_, dv + b0 * T * nKV * d, dVp, rows, T, nKV, d);
-  }
+  CudaAttnOps ops(*this, stream_, [this](int slot, size_t bytes) { return scratch(slot, bytes); });
+  attention_backward_impl(ops, dq, dk, dv, dout, q, k, v, out, lse, doc, s, attention_chunk_rows(s, 2, attn_scratch_limit_),
+                          attn_tf32_ ? GemmCompute::TF32 : GemmCompute::F32);
 }
 
 }  // namespace sft::backend::cuda

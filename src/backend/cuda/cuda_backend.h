@@ -13,28 +13,10 @@
 #include <unordered_map>
 
 #include "backend/backend.h"
+#include "backend/cuda/attention_plan.h"
 #include "backend/cuda/cuda_info.h"
 
 namespace sft::backend::cuda {
-
-// Compute mode of one cuBLASLt matmul.
-enum class GemmCompute : uint8_t { F32, TF32, BF16 };  // BF16 = bf16 A/B, fp32 accumulate, fp32 C
-
-// Row-major strided-batched GEMM description (the Backend::gemm contract plus batching):
-// for every batch i: C_i[M,N] = alpha * op(A_i) @ op(B_i) + beta * C_i.
-struct GemmArgs {
-  bool trans_a = false, trans_b = false;
-  int64_t M = 0, N = 0, K = 0;
-  const void* A = nullptr;
-  int64_t lda = 0;
-  const void* B = nullptr;
-  int64_t ldb = 0;
-  float* C = nullptr;
-  int64_t ldc = 0;
-  float alpha = 1, beta = 0;
-  int64_t batch = 1, stride_a = 0, stride_b = 0, stride_c = 0;  // strides in elements
-  GemmCompute compute = GemmCompute::F32;
-};
 
 class CudaBackend final : public Backend {
  public:
@@ -105,7 +87,6 @@ class CudaBackend final : public Backend {
   void raw_free(void* p);
   // A scratch buffer of at least `bytes` (grown, never shrunk; contents undefined). slot picks one of several.
   void* scratch(int slot, size_t bytes);
-  int64_t attention_chunk_rows(const AttnShape& s, int buffers) const;
 
   int device_ = 0;
   cudaStream_t stream_ = nullptr;
