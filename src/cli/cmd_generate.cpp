@@ -7,6 +7,8 @@
 #include <string>
 #include <vector>
 
+#include <nlohmann/json.hpp>
+
 #include "backend/backend.h"
 #include "cli/commands.h"
 #include "data/template.h"
@@ -25,7 +27,7 @@ struct GenArgs {
   float temperature = 1.0f, top_p = 1.0f, repetition_penalty = 1.0f;
   int64_t top_k = 50;
   uint64_t seed = 0;
-  bool do_sample = false, greedy = false, stats = false;
+  bool do_sample = false, greedy = false, stats = false, json = false;
   CLI::Option *o_max_new = nullptr, *o_temp = nullptr, *o_top_p = nullptr, *o_top_k = nullptr, *o_rep = nullptr;
 };
 
@@ -108,6 +110,14 @@ void run_generate(const GenArgs& a) {
     text = data::inference_prompt(prompt, a.input, to);
   }
   auto ids = s.tok->encode(text, true);  // as HF tokenizer(prompt): BOS where the post-processor adds one
+  if (a.json) {  // machine-readable: one JSON object, no streaming (scripts, benchmarks, parity tests)
+    auto r = s.gen->generate(ids, s.opts);
+    nlohmann::json j = {{"prompt_ids", ids},          {"tokens", r.tokens},
+                        {"text", r.text},             {"stop_reason", r.stop_reason},
+                        {"prefill_seconds", r.prefill_seconds}, {"decode_seconds", r.decode_seconds}};
+    std::cout << j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace) << "\n";
+    return;
+  }
   auto r = s.gen->generate(ids, s.opts, stream_to_stdout());
   std::fputs("\n", stdout);
   if (a.stats) print_stats(r);
@@ -184,6 +194,7 @@ void register_generate(CLI::App& app) {
   gen_cmd->add_option("--prompt", g->prompt, "Prompt text ('-' reads stdin); with a template: the instruction")
       ->required();
   gen_cmd->add_option("--input", g->input, "Alpaca/plain input field");
+  gen_cmd->add_flag("--json", g->json, "Print one JSON object (prompt_ids, tokens, text, stop_reason, timings)");
   gen_cmd->add_option("--template", g->tmpl, "alpaca | chatml | plain | none (default none: the prompt as is)");
   gen_cmd->callback([g] { run_generate(*g); });
 
