@@ -30,6 +30,46 @@ ThreadMatchState& thread_state() {
   thread_local ThreadMatchState s;
   return s;
 }
+
+// Oniguruma (HF) matches \s against the Unicode White_Space property; PCRE2 also matches U+180E MONGOLIAN VOWEL
+// SEPARATOR (a space until Unicode 6.3, kept by PCRE2 for Perl compatibility). Found by encoding every assigned code
+// point against HF. So \s and \S are rewritten to explicit White_Space classes before compiling.
+constexpr const char* kWhiteSpace =
+    "\\t\\n\\x{0B}\\f\\r\\x{20}\\x{85}\\x{A0}\\x{1680}\\x{2000}-\\x{200A}\\x{2028}\\x{2029}\\x{202F}\\x{205F}\\x{3000}";
+
+std::string rewrite_whitespace_escapes(const std::string& p) {
+  std::string out;
+  bool in_class = false;
+  for (size_t i = 0; i < p.size(); ++i) {
+    const char c = p[i];
+    if (c == '\\' && i + 1 < p.size()) {
+      const char n = p[++i];
+      if (n == 's') out += in_class ? std::string(kWhiteSpace) : "[" + std::string(kWhiteSpace) + "]";
+      else if (n == 'S' && !in_class) out += "[^" + std::string(kWhiteSpace) + "]";
+      else { out += c; out += n; }  // other escapes (incl. \S inside a class) unchanged
+      continue;
+    }
+    if (!in_class && c == '[') {
+      in_class = true;
+      out += c;
+      // A ']' right after '[' or '[^' is a literal member, not the end of the class.
+      if (i + 1 < p.size() && p[i + 1] == '^') out += p[++i];
+      if (i + 1 < p.size() && p[i + 1] == ']') out += p[++i];
+      continue;
+    }
+    if (in_class && c == '[' && i + 1 < p.size() && p[i + 1] == ':') {  // POSIX [:name:] inside a class
+      const size_t end = p.find(":]", i + 2);
+      if (end != std::string::npos) {
+        out.append(p, i, end + 2 - i);
+        i = end + 1;
+        continue;
+      }
+    }
+    if (in_class && c == ']') in_class = false;
+    out += c;
+  }
+  return out;
+}
 }  // namespace
 
 Regex::Regex(const std::string& pattern, bool literal) : pattern_(pattern) {
@@ -37,7 +77,8 @@ Regex::Regex(const std::string& pattern, bool literal) : pattern_(pattern) {
   PCRE2_SIZE err_off = 0;
   // PCRE2_LITERAL rejects PCRE2_UCP (it has no classes to apply it to).
   const uint32_t opts = PCRE2_UTF | PCRE2_NO_UTF_CHECK | (literal ? PCRE2_LITERAL : PCRE2_UCP);
-  auto* code = pcre2_compile(reinterpret_cast<PCRE2_SPTR>(pattern.data()), pattern.size(), opts, &err, &err_off, nullptr);
+  const std::string compiled = literal ? pattern : rewrite_whitespace_escapes(pattern);
+  auto* code = pcre2_compile(reinterpret_cast<PCRE2_SPTR>(compiled.data()), compiled.size(), opts, &err, &err_off, nullptr);
   if (!code) {
     PCRE2_UCHAR buf[256];
     pcre2_get_error_message(err, buf, sizeof buf);
