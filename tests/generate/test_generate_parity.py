@@ -21,6 +21,8 @@ PROMPTS = [
     ("none", "def fibonacci(n):\n    "),
     ("chatml", "Write a haiku about the sea."),
     ("alpaca", "Give three tips for staying healthy."),
+    ("none", "Once upon a time, in a small village by the sea,"),
+    ("none", "The planets of the solar system, in order from the Sun:\n1."),
 ]
 
 
@@ -45,6 +47,7 @@ def test_greedy_matches_transformers(model_dir):
     torch.set_num_threads(1)  # numbers, not speed: keep a loaded CI machine from thrashing
     tok = AutoTokenizer.from_pretrained(model_dir)
     model = AutoModelForCausalLM.from_pretrained(model_dir, dtype=torch.float32).eval()
+    long_runs = 0
     for template, prompt in PROMPTS:
         ours = sft(model_dir, template, prompt)
         ids = ours["prompt_ids"]
@@ -72,6 +75,8 @@ def test_greedy_matches_transformers(model_dir):
             assert got == ref, f"{prompt!r}: lengths differ ({len(got)} vs {len(ref)})"
             assert ours["text"] == tok.decode(ref, skip_special_tokens=True)
             print(f"{template} {prompt!r}: {len(got)} tokens identical ({ours['stop_reason']})")
+            long_runs += len(got) >= 32
+    assert long_runs >= 2, "at least two prompts must compare 32+ generated tokens"
 
 
 def test_stop_string_cuts_output(model_dir):
