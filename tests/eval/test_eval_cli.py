@@ -1,0 +1,52 @@
+"""`sft eval` command line: a clear error naming the missing data file, and `--compare` writing the comparison table,
+report.md, comparison.svg and both results.json files (same model as base and tuned, so every delta is exactly 0)."""
+import json
+import os
+import subprocess
+import sys
+import xml.dom.minidom
+from pathlib import Path
+
+import pytest
+
+SRC = Path(__file__).resolve().parents[2]
+DATA = SRC / "tests" / "fixtures" / "eval" / "data"
+ENV = dict(os.environ, OMP_NUM_THREADS="1")
+
+
+def sft():
+    return os.environ.get("SFT_BIN", str(SRC / "build" / "src" / "cli" / "sft"))
+
+
+@pytest.fixture(scope="module")
+def model_dir():
+    r = subprocess.run([sys.executable, str(SRC / "scripts" / "convert_smollm2.py")], capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    return r.stdout.strip().splitlines()[-1]
+
+
+def test_missing_data_names_the_file(model_dir, tmp_path):
+    r = subprocess.run([sft(), "eval", "--model", model_dir, "--tasks", "hellaswag", "--data_dir", str(tmp_path)],
+                       capture_output=True, text=True, env=ENV)
+    assert r.returncode == 1
+    assert str(tmp_path / "hellaswag" / "hellaswag_val.jsonl") in r.stderr, r.stderr
+    r = subprocess.run([sft(), "eval", "--model", model_dir, "--tasks", "mmlu_nope", "--data_dir", str(DATA)],
+                       capture_output=True, text=True, env=ENV)
+    assert r.returncode == 1 and "unknown task 'mmlu_nope'" in r.stderr
+
+
+def test_compare_writes_report(model_dir, tmp_path):
+    out = tmp_path / "cmp"
+    r = subprocess.run([sft(), "eval", "--model", model_dir, "--compare", model_dir, "--tasks",
+                        "arc_easy,mmlu_marketing,mmlu_world_religions", "--arc_split", "dev", "--limit", "2",
+                        "--data_dir", str(DATA), "--output_path", str(out), "--quiet"],
+                       capture_output=True, text=True, env=ENV)
+    assert r.returncode == 0, r.stderr
+    assert "## Comparison" in r.stdout and "Delta" in r.stdout and "+0.0000" in r.stdout
+    base = json.loads((out / "base" / "results.json").read_text())
+    tuned = json.loads((out / "tuned" / "results.json").read_text())
+    assert base["results"]["arc_easy"] == tuned["results"]["arc_easy"]
+    assert "mmlu" in base["groups"]
+    report = (out / "report.md").read_text()
+    assert "comparison.svg" in report and "+0.0000" in report
+    xml.dom.minidom.parseString((out / "comparison.svg").read_text())  # well-formed SVG
