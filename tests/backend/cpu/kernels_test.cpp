@@ -31,11 +31,11 @@ double rel_err(const std::vector<float>& a, const std::vector<float>& ref) {
   return mref == 0 ? mx : mx / mref;
 }
 
-struct Fixture : ::testing::Test {
+struct CpuKernels : ::testing::Test {
   std::unique_ptr<Backend> fast = make_cpu_backend(), ref = make_cpu_reference_backend();
 };
 
-TEST_F(Fixture, GemmAllTransposesBetaAlphaF32) {
+TEST_F(CpuKernels, GemmAllTransposesBetaAlphaF32) {
   const int64_t M = 37, N = 53, K = 71;
   for (int ta = 0; ta < 2; ++ta)
     for (int tb = 0; tb < 2; ++tb)
@@ -49,7 +49,7 @@ TEST_F(Fixture, GemmAllTransposesBetaAlphaF32) {
       }
 }
 
-TEST_F(Fixture, GemmBf16MatchesReferenceOnSameBf16Operands) {
+TEST_F(CpuKernels, GemmBf16MatchesReferenceOnSameBf16Operands) {
   const int64_t M = 33, N = 65, K = 130;
   for (int ta = 0; ta < 2; ++ta)
     for (int tb = 0; tb < 2; ++tb) {
@@ -65,7 +65,7 @@ TEST_F(Fixture, GemmBf16MatchesReferenceOnSameBf16Operands) {
     }
 }
 
-TEST_F(Fixture, Bf16ConversionRoundsToNearestEven) {
+TEST_F(CpuKernels, Bf16ConversionRoundsToNearestEven) {
   auto x = randn(1000, 6, 100.0f);
   std::vector<uint16_t> a(x.size()), b(x.size());
   fast->f32_to_bf16(a.data(), x.data(), x.size());
@@ -79,7 +79,7 @@ TEST_F(Fixture, Bf16ConversionRoundsToNearestEven) {
   for (size_t i = 0; i < x.size(); ++i) EXPECT_EQ(r1[i], bf16_to_float(a[i]));  // exactly halfway between 1 and 1+2^-7: rounds to even (1.0)
 }
 
-TEST_F(Fixture, ElementwiseAndOptimizer) {
+TEST_F(CpuKernels, ElementwiseAndOptimizer) {
   const int64_t n = 40000;
   auto p = randn(n, 7), g = randn(n, 8, 0.1f), m = randn(n, 9, 0.01f), v0 = randn(n, 10, 0.01f);
   for (auto& x : v0) x = x * x;
@@ -110,7 +110,7 @@ TEST_F(Fixture, ElementwiseAndOptimizer) {
   EXPECT_LT(rel_err(du1, du2), 1e-6);
 }
 
-TEST_F(Fixture, BiasEmbeddingRmsnorm) {
+TEST_F(CpuKernels, BiasEmbeddingRmsnorm) {
   const int64_t n = 67, H = 131, V = 29;
   auto y = randn(n * H, 14), b = randn(H, 15);
   auto y1 = y, y2 = y;
@@ -148,7 +148,7 @@ TEST_F(Fixture, BiasEmbeddingRmsnorm) {
   EXPECT_LT(rel_err(dw1, dw2), 5e-6);
 }
 
-TEST_F(Fixture, RopeForwardAndInverse) {
+TEST_F(CpuKernels, RopeForwardAndInverse) {
   const int64_t n = 45, heads = 3, d = 16;
   auto x = randn(n * heads * d, 23);
   std::vector<float> inv(d / 2);
@@ -163,7 +163,7 @@ TEST_F(Fixture, RopeForwardAndInverse) {
   EXPECT_LT(rel_err(x1, x), 1e-6);
 }
 
-TEST_F(Fixture, AttentionPackedPaddedGqa) {
+TEST_F(CpuKernels, AttentionPackedPaddedGqa) {
   AttnShape s;
   s.B = 2, s.T = 37, s.n_heads = 6, s.n_kv_heads = 2, s.head_dim = 8, s.scale = 1.0f / std::sqrt(8.0f);
   const int64_t N = s.B * s.T;
@@ -192,7 +192,7 @@ TEST_F(Fixture, AttentionPackedPaddedGqa) {
   for (int64_t e = 0; e < s.n_heads * s.head_dim; ++e) EXPECT_EQ(o1[(s.T + 33) * s.n_heads * s.head_dim + e], 0.0f);
 }
 
-TEST_F(Fixture, AttentionLastQueriesOnlyMatchesFullAttention) {
+TEST_F(CpuKernels, AttentionLastQueriesOnlyMatchesFullAttention) {
   // KV-cache decoding: queries for the last Tq positions only must equal those rows of the full computation.
   AttnShape s;
   s.B = 1, s.T = 29, s.n_heads = 4, s.n_kv_heads = 1, s.head_dim = 8, s.scale = 0.3f;
@@ -210,7 +210,7 @@ TEST_F(Fixture, AttentionLastQueriesOnlyMatchesFullAttention) {
   }
 }
 
-TEST_F(Fixture, AttentionGradientMatchesFiniteDifferences) {
+TEST_F(CpuKernels, AttentionGradientMatchesFiniteDifferences) {
   // The reference backward itself checked against central differences of the reference forward (in fp32, so a
   // loose 2e-2 relative bound on a few coordinates; the exact checks are the torch parity tests in tests/model).
   AttnShape s;
@@ -254,7 +254,7 @@ TEST(FastMath, ExpWithinFewUlpOverTheUsedRange) {
   EXPECT_LT(worst, 3e-7);  // ~2.5 ulp of fp32
 }
 
-TEST_F(Fixture, SoftmaxCrossEntropy) {
+TEST_F(CpuKernels, SoftmaxCrossEntropy) {
   const int64_t rows = 9, V = 5003;
   auto x = randn(rows * V, 32, 3.0f);
   std::vector<int32_t> t = {4, 0, -100, 5002, 17, 99, -1, 3000, 1};
