@@ -1,5 +1,6 @@
 // The decoder-only model family (Qwen2/Qwen2.5, Llama/Llama 3.x, SmolLM2): parameters, explicit forward and
-// backward passes written against the kernel interface (backend/kernels.h), never against a device.
+// backward passes written against the kernel interface (backend/backend.h), never against a device.
+// Implementation: model/decoder.{h,cpp} (forward/backward), kv_session.cpp, model.cpp (load/save/random, Batch).
 //
 // CONTRACT shared by train/, eval/, generate/ and backend/cuda: keep these names; extend, don't rename.
 #pragma once
@@ -72,7 +73,9 @@ class Model {
   virtual void on_weights_updated() = 0;
 
   // Scoring (eval): for every position t of every row, log p(input_ids[t+1] | prefix) and whether it was the argmax;
-  // out vectors have B*T entries, the last position of each row and padding get 0 / false.
+  // out vectors have B*T entries, the last position of each row and padding get 0 / false (so does the last token
+  // of a packed document: its next token belongs to another document). is_greedy ties resolve like torch.argmax.
+  // Only rows with a next token go through the LM head; the [B*T x V] logits never exist at once.
   virtual void next_token_logprobs(const Batch& batch, std::vector<float>& logprob, std::vector<uint8_t>& is_greedy) = 0;
   // Full logits [B*T, V] in fp32 (tests / small inputs only; the training path never materialises them).
   virtual std::vector<float> logits(const Batch& batch) = 0;
