@@ -2,7 +2,7 @@
 """Benchmark: `sft eval` vs lm-evaluation-harness (HF backend), and `sft generate` vs transformers, same CPU, same
 data, same SmolLM2-135M fp32 weights. Prints ratios (ours / peer) measured in this one script run.
 
-  MMLU 0-shot questions/s: both sides time only the evaluation (model loading excluded): sft's results.json
+  MMLU questions/s (0-shot by default, --num_fewshot N): both sides time only the evaluation (model loading excluded): sft's results.json
     "sft.total_seconds" vs wall time of lm_eval.simple_evaluate around a preloaded HFLM.
   Generation tokens/s (greedy, --max_new_tokens N): sft's decode time from `sft generate --json` vs the wall time of
     model.generate minus a 1-token generate (prefill) for transformers.
@@ -31,8 +31,9 @@ def model_dir():
     return r.stdout.strip().splitlines()[-1]
 
 
-def run_sft_eval(a, model, tasks, limit, out):
+def run_sft_eval(a, model, tasks, limit, out, shots=0):
     cmd = [a.sft, "eval", "--model", model, "--tasks", tasks, "--limit", str(limit), "--data_dir", a.data_dir,
+           "--num_fewshot", str(shots),
            "--arc_split", "dev", "--output_path", str(out), "--quiet"]
     subprocess.run(cmd, check=True, capture_output=True, text=True)
     return json.loads((Path(out) / "results.json").read_text())
@@ -44,6 +45,7 @@ def main():
     ap.add_argument("--data_dir", default=str(SRC / "tests" / "fixtures" / "eval" / "data"))
     ap.add_argument("--subjects", default="abstract_algebra,marketing,world_religions")
     ap.add_argument("--limit", type=int, default=40)
+    ap.add_argument("--num_fewshot", type=int, default=0, help="MMLU shots for the questions/s measurement")
     ap.add_argument("--other_tasks", default="arc_easy,arc_challenge,hellaswag")
     ap.add_argument("--other_limit", type=int, default=20)
     ap.add_argument("--gen_tokens", type=int, default=64)
@@ -65,14 +67,15 @@ def main():
 
     mmlu = ",".join("mmlu_" + s for s in a.subjects.split(","))
     with tempfile.TemporaryDirectory() as tmp:
-        ours = run_sft_eval(a, model, mmlu, a.limit, Path(tmp) / "mmlu")
+        ours = run_sft_eval(a, model, mmlu, a.limit, Path(tmp) / "mmlu", a.num_fewshot)
         tasks = [oracle.make_task(t, a.data_dir, tmp) for t in mmlu.split(",")]
         t0 = time.perf_counter()
-        ref = lm_eval.simple_evaluate(model=lm, tasks=tasks, num_fewshot=0, limit=a.limit, bootstrap_iters=0)
+        ref = lm_eval.simple_evaluate(model=lm, tasks=tasks, num_fewshot=a.num_fewshot, limit=a.limit,
+                                      bootstrap_iters=0)
         ref_s = time.perf_counter() - t0
         n_q = sum(v["effective"] for v in ours["n-samples"].values())
         ours_qps, ref_qps = n_q / ours["sft"]["total_seconds"], n_q / ref_s
-        print(f"MMLU 0-shot, {n_q} questions ({a.subjects}), {a.threads} threads:")
+        print(f"MMLU {a.num_fewshot}-shot, {n_q} questions ({a.subjects}), {a.threads} threads:")
         print(f"  sft eval   {ours_qps:8.2f} questions/s")
         print(f"  lm-eval HF {ref_qps:8.2f} questions/s")
         print(f"  ratio sft/lm-eval: {ours_qps / ref_qps:.2f}x")
