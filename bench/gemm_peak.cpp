@@ -171,6 +171,6 @@ int main(int argc, char** argv) {
   }
   if (secs > 0)
     std::printf("{\"peer\": \"sft-gemm-shapes\", \"lib\": \"%s\", \"model\": \"%s\", \"fp32_gflops_over_shapes\": %.1f}\n",
-                lib, shapes.c_str(), flop / secs);
+                lib, shapes.c_str(), flop / secs / 1e9);
   return 0;
 }

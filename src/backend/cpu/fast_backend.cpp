@@ -253,9 +253,22 @@ class CpuBackend final : public CpuMemoryBackend {
       // One pass for max and sum: blocks of 2048 logits (8 KB, in L1) get their max, the running sum is rescaled
       // when the max grows, and the block's exp-sum is taken while it is still in L1 (the row itself, 600 KB for a
       // 151,936 vocabulary, does not fit in L2: a separate max pass would stream it from memory once more).
+      // With a gradient to produce, the block's exp(x - block max) values are stored in place and the gradient pass
+      // only rescales them by exp(block max - lse): one exp per logit instead of two. (When the argmax flag is also
+      // wanted the logits must survive the first pass, so that rare combination keeps the two-exp form.)
+      const bool store = grad_scale != 0.0f && greedy == nullptr;
+      const int64_t n_blocks = (V + 2047) / 2048;
+      float block_max_small[128];
+      std::vector<float> block_max_big;
+      float* bmax = block_max_small;
+      if (store && n_blocks > 128) {
+        block_max_big.resize(static_cast<size_t>(n_blocks));
+        bmax = block_max_big.data();
+      }
       float mx = -std::numeric_limits<float>::infinity();
       double sum = 0;  // double across blocks of fp32 partial sums
-      for (int64_t c = 0; c < V; c += 2048) {
+      const float xt = x[t];
+      for (int64_t c = 0, blk = 0; c < V; c += 2048, ++blk) {
         const int64_t e = std::min(V, c + 2048);
         vfloat vm = vsplat(-std::numeric_limits<float>::infinity());
         int64_t j = c;
@@ -266,15 +279,29 @@ class CpuBackend final : public CpuMemoryBackend {
           if (sum != 0) sum *= std::exp(static_cast<double>(mx) - static_cast<double>(bm));
           mx = bm;
         }
-        vfloat vs = vfloat{};
-        const vfloat vmx = vsplat(mx);
-        for (j = c; j + kVec <= e; j += kVec) vs += vexp(vload(x + j) - vmx);
-        float part = hsum(vs);
-        for (; j < e; ++j) part += fast_exp(x[j] - mx);
-        sum += part;
+        float part;
+        if (store) {  // p = exp(x - bm) kept in place; sum in units of exp(mx)
+          vfloat vs = vfloat{};
+          const vfloat vb = vsplat(bm);
+          for (j = c; j + kVec <= e; j += kVec) {
+            const vfloat pj = vexp(vload(x + j) - vb);
+            vstore(x + j, pj);
+            vs += pj;
+          }
+          part = hsum(vs);
+          for (; j < e; ++j) part += (x[j] = fast_exp(x[j] - bm));
+          bmax[blk] = bm;
+          sum += static_cast<double>(part) * std::exp(static_cast<double>(bm) - static_cast<double>(mx));
+        } else {
+          vfloat vs = vfloat{};
+          const vfloat vmx = vsplat(mx);
+          for (j = c; j + kVec <= e; j += kVec) vs += vexp(vload(x + j) - vmx);
+          part = hsum(vs);
+          for (; j < e; ++j) part += fast_exp(x[j] - mx);
+          sum += part;
+        }
       }
       const float lse = mx + static_cast<float>(std::log(sum));
-      const float xt = x[t];
       loss[r] = lse - xt;
       if (greedy) {
         // argmax with lowest-index ties equals t  <=>  x[t] == max and no earlier index reaches it
@@ -282,7 +309,17 @@ class CpuBackend final : public CpuMemoryBackend {
         for (int64_t j = 0; g && j < t; ++j) g = x[j] < mx;
         greedy[r] = g ? 1 : 0;
       }
-      if (grad_scale != 0.0f) {
+      if (store) {
+        for (int64_t c = 0, blk = 0; c < V; c += 2048, ++blk) {
+          const int64_t e = std::min(V, c + 2048);
+          const float f = grad_scale * static_cast<float>(std::exp(static_cast<double>(bmax[blk]) - lse));
+          const vfloat vf = vsplat(f);
+          int64_t j = c;
+          for (; j + kVec <= e; j += kVec) vstore(x + j, vload(x + j) * vf);
+          for (; j < e; ++j) x[j] *= f;
+        }
+        x[t] -= grad_scale;
+      } else if (grad_scale != 0.0f) {
         const vfloat vl = vsplat(lse);
         int64_t j = 0;
         for (; j + kVec <= V; j += kVec) vstore(x + j, grad_scale * vexp(vload(x + j) - vl));
