@@ -126,6 +126,8 @@ def main():
         if a.other_tasks:
             timed_pair(a, lm, oracle, model, a.other_tasks, a.other_limit, 0, tmp, "ARC/HellaSwag")
 
+    if a.gen_tokens <= 0:
+        return
     prompt = "The history of the Roman Empire"
     r = subprocess.run([a.sft, "generate", "--model", model, "--prompt", prompt, "--greedy", "--max_new_tokens",
                         str(a.gen_tokens), "--json"], check=True, capture_output=True, text=True)

@@ -13,6 +13,7 @@ namespace sft::tok::utf8 {
 // The codec itself is util/utf8.h (one decoder for the whole project); the tokenizer reaches it as tok::utf8::.
 using sft::utf8::append;
 using sft::utf8::decode_at;
+using sft::utf8::expected_length;
 using sft::utf8::is_valid;
 using sft::utf8::maximal_invalid_subpart;
 using sft::utf8::repair_lossy;

@@ -16,6 +16,11 @@ size_t valid_sequence_length(std::string_view s, size_t i);
 // what Python's errors="replace" and Rust's from_utf8_lossy use): at least 1.
 size_t maximal_invalid_subpart(std::string_view s, size_t i);
 
+// Length a well-formed sequence starting with this lead byte has (2..4), or 1 for ASCII and bytes that cannot lead one.
+inline size_t expected_length(uint8_t lead) {
+  return lead >= 0xF0 && lead <= 0xF4 ? 4 : lead >= 0xE0 && lead <= 0xEF ? 3 : lead >= 0xC2 && lead <= 0xDF ? 2 : 1;
+}
+
 bool is_valid(std::string_view s);
 // Byte offset of the first ill-formed sequence, or -1 when s is valid UTF-8.
 int64_t find_invalid(std::string_view s);
