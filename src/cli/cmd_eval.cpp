@@ -10,6 +10,7 @@
 #include <nlohmann/json.hpp>
 
 #include "backend/backend.h"
+#include "backend/device.h"
 #include "cli/commands.h"
 #include "eval/evaluator.h"
 #include "eval/results_cache.h"
@@ -45,15 +46,6 @@ uint64_t parse_fewshot_seed(const std::string& s) {
   }
 }
 
-std::unique_ptr<backend::Backend> make_backend(const std::string& device) {
-  if (device == "cpu") return backend::make_cpu_backend();
-  if (device.rfind("cuda", 0) == 0) {
-    int idx = device.size() > 5 ? std::stoi(device.substr(5)) : 0;
-    return backend::make_cuda_backend(idx);
-  }
-  throw Error("--device must be cpu or cuda[:N], got '" + device + "'");
-}
-
 eval::BatchLimits parse_batch_size(const std::string& s) {
   // lm-eval spells it N, "auto" or "auto:N"; here auto = the default limits (documents and padded tokens per forward).
   eval::BatchLimits b;
@@ -84,9 +76,7 @@ model::Precision parse_dtype(const std::string& d, const backend::Backend& be) {
   // auto: bf16 gemm operands where the device has bf16 units (AMX / AVX512-BF16 / tensor cores), fp32 elsewhere
   // (on AVX2 bf16 is only emulated: same numbers as bf16, fp32 speed). float32 is the lm-eval parity mode.
   if (d == "auto") return be.fast_bf16_gemm() ? model::Precision::BF16 : model::Precision::F32;
-  if (d == "float32" || d == "fp32") return model::Precision::F32;
-  if (d == "bfloat16" || d == "bf16") return model::Precision::BF16;
-  throw Error("--dtype must be auto, float32 or bfloat16, got '" + d + "'");
+  return model::parse_precision(d, "--dtype (auto, float32 or bfloat16)");
 }
 
 eval::EvalResults run_one(const EvalArgs& a, const std::string& model_dir, backend::Backend& be) {
@@ -151,7 +141,7 @@ void run_eval(const EvalArgs& a_in) {
   EvalArgs a = a_in;
   if (a.data_dir.empty()) a.data_dir = std::getenv("SFT_DATA_DIR") ? std::getenv("SFT_DATA_DIR") : "data";
   parse_batch_size(a.batch_size);  // bad flag values fail before any model is loaded
-  auto be = make_backend(a.device);
+  auto be = backend::make_backend(a.device);
   parse_dtype(a.dtype, *be);
   if (a.compare.empty()) {
     auto r = run_one(a, a.model, *be);
