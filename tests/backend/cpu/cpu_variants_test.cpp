@@ -1,7 +1,7 @@
 // Every CPU kernel variant compiled into this binary that this CPU can run (cpu_variant.h: generic / avx2 / avx512)
 // against the scalar reference on random, non-zero inputs — the run-time dispatch must never change results beyond
-// fp32 reassociation. (kernels_test.cpp covers make_cpu_backend(), i.e. the best variant, in more depth; ctest also
-// reruns it with SFT_CPU_KERNELS=generic.) Bounds as in kernels_test.cpp: relative max-abs error of a few 1e-6 for
+// fp32 reassociation. (The kernel conformance suite, ../kernel_conformance.cpp, covers make_cpu_backend(), i.e. the best
+// variant, in more depth; ctest also reruns it with SFT_CPU_KERNELS=generic.) Bounds as in fast_conformance_test.cpp: relative max-abs error of a few 1e-6 for
 // fp32 sums of O(100-1000) terms computed in a different order than the double-accumulating reference.
 #include <gtest/gtest.h>
 
