@@ -8,6 +8,10 @@
 //  - gemm 2e-6 (f32 and bf16 operands, K <= 130): bf16 products are exact in fp32, so both are fp32 accumulation
 //    order only (oneDNN blocking vs a plain loop);
 //  - attention 2e-6 forward, 1e-5 backward: fp32 online softmax vs double; the backward chains three reductions.
+// The reference backend is instantiated too (against itself: every comparison bit-exact, tolerance 0), which runs the
+// suite's own invariants on the oracle: greedy ties, padding rows, KV-cache rows == full rows, rope inverse, and
+// determinism. Only the checks that are not oracle-vs-oracle get a bound: rope's inverse(forward(x)) vs x, 1e-6 (two
+// fp32 rotations), and the Tq rows vs the full computation's rows, 2e-6 (the same sums, possibly another blocking).
 #include "../kernel_conformance.h"
 
 namespace sft::backend::conformance {
@@ -26,7 +30,14 @@ BackendCase fast_cpu() {
   return {"fast_cpu", [] { return make_cpu_backend(); }, t};
 }
 
-INSTANTIATE_TEST_SUITE_P(Cpu, KernelConformance, ::testing::Values(fast_cpu()), case_name);
+BackendCase reference_cpu() {
+  Tolerances t;  // all 0 (bit-exact against itself) except the round trips named above
+  t.elementwise = 1e-6;
+  t.attention = 2e-6;
+  return {"reference_cpu", [] { return make_cpu_reference_backend(); }, t};
+}
+
+INSTANTIATE_TEST_SUITE_P(Cpu, KernelConformance, ::testing::Values(fast_cpu(), reference_cpu()), case_name);
 
 }  // namespace
 }  // namespace sft::backend::conformance
