@@ -21,7 +21,7 @@ using backend::Backend;
 using backend::DType;
 using VV = std::vector<std::vector<float>>;
 
-class CudaBackend : public ::testing::Test {
+class CudaOnly : public ::testing::Test {
  protected:
   void SetUp() override {
     std::string why;
@@ -32,13 +32,13 @@ class CudaBackend : public ::testing::Test {
   std::unique_ptr<Backend> cuda_, ref_;
 };
 
-TEST_F(CudaBackend, DeviceDescription) {
+TEST_F(CudaOnly, DeviceDescription) {
   const std::string d = backend::cuda::device_description();
   EXPECT_NE(d.find("cuda:0"), std::string::npos) << d;
   EXPECT_EQ(cuda_->name(), "cuda:0");
 }
 
-TEST_F(CudaBackend, GemmQwenShapeBf16VsFastCpu) {
+TEST_F(CudaOnly, GemmQwenShapeBf16VsFastCpu) {
   auto fast = backend::make_cpu_backend();
   const int64_t M = 256, N = 4864, K = 896;
   auto x = randn(M * K, 20), w = randn(N * K, 21, 0.02f);
@@ -86,7 +86,7 @@ void attention_case(Backend& cuda, Backend& ref, const AttnShape& s, float tol) 
   for (int i = 0; i < 5; ++i) EXPECT_TRUE(close_scaled(g[i], r[i], tol)) << names[i];
 }
 
-TEST_F(CudaBackend, AttentionFullFp32AndSmallChunks) {
+TEST_F(CudaOnly, AttentionFullFp32AndSmallChunks) {
   setenv("SFT_CUDA_ATTN_FP32", "1", 1);
   std::string why;
   auto fp32 = try_cuda(&why);
