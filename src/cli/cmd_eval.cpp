@@ -3,6 +3,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <filesystem>
+#include <limits>
 #include <iostream>
 #include <sstream>
 
@@ -149,7 +150,8 @@ void register_eval(CLI::App& app) {
       ->capture_default_str();
   sub->add_option("--num_fewshot", a->num_fewshot, "Few-shot examples per question (lm-eval default 0)")
       ->capture_default_str();
-  sub->add_option("--limit", a->limit, "Evaluate only the first N documents of each task");
+  sub->add_option("--limit", a->limit, "Evaluate only the first N documents of each task")
+      ->check(CLI::Range(int64_t{1}, std::numeric_limits<int64_t>::max()));
   sub->add_option("--batch_size", a->batch_size,
                   "Accepted for lm-eval compatibility; scoring shares each context through the KV cache instead of "
                   "padded batches, so this does not change speed or results");
@@ -163,7 +165,8 @@ void register_eval(CLI::App& app) {
   sub->add_option("--compare", a->compare, "Base model folder: evaluate both and write a comparison report");
   sub->add_option("--dtype", a->dtype, "Compute precision: float32 (lm-eval parity) or bfloat16")->capture_default_str();
   sub->add_option("--device", a->device, "cpu or cuda[:N]")->capture_default_str();
-  sub->add_option("--max_length", a->max_length, "Override the context length (default: max_position_embeddings)");
+  sub->add_option("--max_length", a->max_length, "Override the context length (default: max_position_embeddings)")
+      ->check(CLI::Range(int64_t{1}, int64_t{1} << 24));
   sub->add_flag("--quiet", a->quiet, "No progress on stderr");
   sub->callback([a] { run_eval(*a); });
 }

@@ -70,6 +70,16 @@ Session open_session(const GenArgs& a, bool chatml) {
   if (a.o_top_p->count()) s.opts.sampling.top_p = a.top_p;
   if (a.o_top_k->count()) s.opts.sampling.top_k = a.top_k;
   if (a.o_rep->count()) s.opts.sampling.repetition_penalty = a.repetition_penalty;
+  {  // flags are checked with the flag's name (generation_config.json values were checked on load)
+    gen::SamplingParams given;
+    if (a.o_temp->count()) given.temperature = a.temperature;
+    if (a.o_top_p->count()) given.top_p = a.top_p;
+    if (a.o_top_k->count()) given.top_k = a.top_k;
+    if (a.o_rep->count()) given.repetition_penalty = a.repetition_penalty;
+    gen::validate_sampling(given, "--");
+    SFT_CHECK(!a.o_max_new->count() || (a.max_new_tokens >= 0 && a.max_new_tokens <= (int64_t{1} << 30)),
+              "--max_new_tokens: expected an integer in [0, 2^30], got ", a.max_new_tokens);
+  }
   if (a.do_sample) s.opts.sampling.do_sample = true;
   if (a.greedy || (a.o_temp->count() && a.temperature == 0)) s.opts.sampling.do_sample = false;
   s.opts.seed = a.seed;

@@ -134,18 +134,16 @@ void run_train(const std::vector<std::string>& args) {
     else po.validation_split.count = static_cast<int64_t>(cfg.validation_split);
   }
   po.read.skip_bad_rows = cfg.skip_bad_rows;
+  po.read.keep_empty_responses = cfg.keep_empty_responses;
   po.templ.tmpl = data::parse_template(cfg.template_name);
   po.templ.train_on_inputs = cfg.train_on_inputs;
   po.max_seq_length = cfg.max_seq_length;
   po.truncation = data::parse_truncation(cfg.truncation);
   po.seed = cfg.seed;
   data::PreparedData prepared = data::prepare_dataset(po, encoder);
-  if (prepared.train_read.rows_skipped > 0) {
-    std::printf("skipped %lld bad rows of %lld (--skip_bad_rows):\n",
-                static_cast<long long>(prepared.train_read.rows_skipped),
-                static_cast<long long>(prepared.train_read.rows_seen));
-    for (const auto& m : prepared.train_read.skip_messages) std::printf("  %s\n", m.c_str());
-  }
+  std::fputs(data::format_read_report(prepared.train_read, cfg.dataset_path).c_str(), stdout);
+  if (!cfg.eval_dataset_path.empty())
+    std::fputs(data::format_read_report(prepared.eval_read, cfg.eval_dataset_path).c_str(), stdout);
   std::printf("training data: %s\n%s", cfg.dataset_path.c_str(),
               data::format_report(prepared.train_report, po.truncation).c_str());
   if (prepared.eval && !prepared.eval->empty())

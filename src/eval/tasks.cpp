@@ -172,12 +172,16 @@ std::vector<Doc> load_hellaswag_jsonl(const std::filesystem::path& jsonl) {
                       py_capitalize(json_text(row["ctx_b"], jsonl, r, "ctx_b"));
     d.query = hellaswag_preprocess(json_text(row["activity_label"], jsonl, r, "activity_label") + ": " + ctx);
     for (const auto& e : row["endings"]) d.choices.push_back(hellaswag_preprocess(json_text(e, jsonl, r, "endings[]")));
+    // The label is an int or a string of digits ("2"); anything else ("abc", "2abc", 2.5) is an error naming the row.
     const auto& lab = row["label"];
-    if (lab.is_number_integer()) d.gold = lab.get<int>();
-    else if (lab.is_string() && !lab.get<std::string>().empty()) d.gold = std::stoi(lab.get<std::string>());
-    else throw Error(jsonl.string() + " row " + std::to_string(r) + ": label must be an int 0-3 (test rows have none)");
-    SFT_CHECK(d.gold >= 0 && d.gold < static_cast<int>(d.choices.size()), jsonl.string(), " row ", r,
-              ": label out of range");
+    const std::string lab_text = lab.is_string() ? lab.get<std::string>() : lab.is_number_integer() ? lab.dump() : "";
+    const bool digits = !lab_text.empty() && lab_text.size() <= 9 &&
+                        lab_text.find_first_not_of("0123456789") == std::string::npos;
+    SFT_CHECK(digits, jsonl.string(), " row ", r, ": label must be an integer index of endings (0-",
+              d.choices.size() - (d.choices.empty() ? 0 : 1), "), got ", lab.dump(), " (test rows have none)");
+    d.gold = std::stoi(lab_text);
+    SFT_CHECK(d.gold < static_cast<int>(d.choices.size()), jsonl.string(), " row ", r, ": label ", d.gold,
+              " is out of range for ", d.choices.size(), " endings");
     d.key = row.dump();
     docs.push_back(std::move(d));
   }

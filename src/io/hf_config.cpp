@@ -2,6 +2,7 @@
 // LlamaConfig, and accepting both config generations: transformers 4.x ("rope_theta" + "rope_scaling" with "type" or
 // "rope_type", "torch_dtype") and transformers 5.x ("rope_parameters": {"rope_type", "rope_theta", ...}, "dtype").
 #include "io/hf_config.h"
+#include "io/weight_check.h"
 
 #include <nlohmann/json.hpp>
 
@@ -196,6 +197,7 @@ ModelConfig parse_model_config(const std::string& text, const std::string& where
     if (eos) c.eos_token_ids.push_back(*eos);
   }
   if (!c.eos_token_ids.empty()) c.eos_token_id = c.eos_token_ids.front();
+  check_config_bounds(c, where);  // every size derived from c now fits in int64
   return c;
 }
 

@@ -5,6 +5,7 @@
 
 #include "io/hf_folder.h"
 #include "io/safetensors.h"
+#include "io/weight_check.h"
 #include "model/decoder.h"
 #include "util/bf16.h"
 #include "util/error.h"
@@ -125,6 +126,7 @@ std::unique_ptr<Model> Model::random(const io::ModelConfig& cfg, uint64_t seed, 
 std::unique_ptr<Model> Model::load(const std::filesystem::path& dir, backend::Backend& be, Precision p) {
   const io::ModelConfig cfg = io::load_model_config(dir / "config.json");
   const io::WeightStore store = io::WeightStore::open(dir);
+  io::check_weights_match_config(cfg, store, dir / "config.json");  // before any buffer is sized from cfg
   auto m = std::make_unique<Decoder>(cfg, be, p);
   m->load_weights(store);
   return m;

@@ -18,6 +18,7 @@ struct TrainConfig {
   int64_t max_seq_length = 1024;  // covers ~99% of alpaca-cleaned rows with Qwen/Llama tokenizers; report shows cuts
   std::string truncation = "right";
   bool packing = false, group_by_length = false, skip_bad_rows = false, data_loader_drop_last = false;
+  bool keep_empty_responses = false;  // rows with an empty output: excluded and counted (default) or kept
   double validation_split = 0.0;
   int64_t per_device_train_batch_size = 8, per_device_eval_batch_size = 8;
 
@@ -51,7 +52,12 @@ struct TrainConfig {
   int64_t threads = 0;  // 0 = all cores
   std::string debug_dump_batches;  // debug: write every micro-batch trained on as JSON lines (parity tests)
 
+  bool skip_nonfinite_steps = false;  // a NaN/inf loss or gradient norm: skip the update (default: stop with an error)
+
   bool use_bf16() const { return bf16 || torch_dtype == "bfloat16"; }
+  // Optimizer steps of the run: max_steps when > 0, else ceil(num_train_epochs * updates_per_epoch); throws naming
+  // the flag when that is not a sane step count.
+  int64_t total_steps(int64_t updates_per_epoch) const;
   // Throws sft::Error naming the flag on an invalid combination.
   void validate() const;
 };

@@ -3,6 +3,7 @@
 #include <chrono>
 #include <cmath>
 #include <fstream>
+#include <functional>
 
 #include <nlohmann/json.hpp>
 
@@ -68,6 +69,20 @@ double evaluate(model::Model& m, data::DataLoader& ev) {
   return sum / static_cast<double>(n);
 }
 
+// Runs fill(): the caller builds its output in the temp folder `tmp` (created fresh here). On any failure (a full
+// disk, a bad write) the temp folder is removed before the error goes on, naming what was being saved.
+void with_temp_dir(const fs::path& tmp, const std::string& what, const std::function<void()>& fill) {
+  std::error_code ec;
+  fs::remove_all(tmp, ec);
+  try {
+    fs::create_directories(tmp);
+    fill();
+  } catch (const std::exception& e) {
+    fs::remove_all(tmp, ec);
+    throw Error("saving the " + what + " failed, nothing was left half-written: " + e.what());
+  }
+}
+
 std::string config_json(const TrainConfig& c) {
   nlohmann::ordered_json j;
   j["model_name_or_path"] = c.model_name_or_path;
@@ -113,17 +128,27 @@ std::string config_json(const TrainConfig& c) {
 
 void prepare_output_dir(const TrainConfig& cfg, bool resuming) {
   const fs::path out = cfg.output_dir;
-  if (fs::exists(out)) {
+  std::error_code ec;
+  if (fs::exists(out, ec)) {
     SFT_CHECK(fs::is_directory(out), "--output_dir ", out.string(), " exists and is not a folder");
+    remove_stale_temporaries(out);  // .tmp-* / .deleting-* of a killed or failed run
     const bool empty = fs::directory_iterator(out) == fs::directory_iterator();
     if (!empty && !resuming) {
       SFT_CHECK(cfg.overwrite_output_dir, "--output_dir ", out.string(),
                 " is not empty: pass --overwrite_output_dir True to train into it, or --resume_from_checkpoint last");
-      for (const auto& [step, dir] : list_checkpoints(out)) fs::remove_all(dir);
-      fs::remove(out / "trainer_log.jsonl");
+      // The previous run's model goes too: a failed final save must not leave it beside this run's log.
+      remove_previous_outputs(out);
     }
   }
-  fs::create_directories(out);
+  fs::create_directories(out, ec);
+  SFT_CHECK(!ec && fs::is_directory(out), "--output_dir ", out.string(), ": cannot create the folder (", ec.message(), ")");
+  // Fail now, not after hours of training, when the folder cannot be written.
+  try {
+    write_file_atomic(out / ".sft-write-test", "");
+    fs::remove(out / ".sft-write-test");
+  } catch (const Error& e) {
+    throw Error("--output_dir " + out.string() + ": not writable (" + e.what() + ")");
+  }
 }
 
 TrainSummary run_training(const TrainJob& job, TrainObserver& obs) {
@@ -140,9 +165,7 @@ TrainSummary run_training(const TrainJob& job, TrainObserver& obs) {
             cfg.per_device_train_batch_size, " per batch with --data_loader_drop_last?)");
   const int64_t gas = cfg.gradient_accumulation_steps;
   plan.updates_per_epoch = std::max<int64_t>(1, (plan.batches_per_epoch + gas - 1) / gas);
-  plan.total_steps = cfg.max_steps > 0
-                         ? cfg.max_steps
-                         : static_cast<int64_t>(std::ceil(cfg.num_train_epochs * static_cast<double>(plan.updates_per_epoch)));
+  plan.total_steps = cfg.total_steps(plan.updates_per_epoch);
   const SchedulerType sched = parse_scheduler_type(cfg.lr_scheduler_type);
   plan.warmup_steps = resolve_warmup_steps(cfg.warmup_steps, cfg.warmup_ratio, plan.total_steps);
   plan.eval_batches = job.eval ? job.eval->batches_per_epoch() : 0;
@@ -227,17 +250,17 @@ TrainSummary run_training(const TrainJob& job, TrainObserver& obs) {
         st.best_model_checkpoint = final_dir.string();
       }
     }
-    fs::remove_all(tmp);
-    fs::create_directories(tmp);
-    m.save(tmp, "float32");  // exact fp32 masters: resuming from them is bit-identical
-    copy_model_side_files(job.base_model_dir, tmp);
-    opt.save_state(tmp / "optimizer.safetensors");
-    st.loader_epoch = loader.position().epoch;
-    st.loader_index = loader.position().index;
-    write_file_atomic(tmp / "trainer_state.json", trainer_state_to_json(st));
-    write_file_atomic(tmp / "training_args.json", config_json(cfg));
-    fs::remove_all(final_dir);
-    fs::rename(tmp, final_dir);
+    with_temp_dir(tmp, "checkpoint " + final_dir.string(), [&] {
+      m.save(tmp, "float32");  // exact fp32 masters: resuming from them is bit-identical
+      copy_model_side_files(job.base_model_dir, tmp);
+      opt.save_state(tmp / "optimizer.safetensors");
+      st.loader_epoch = loader.position().epoch;
+      st.loader_index = loader.position().index;
+      write_file_atomic(tmp / "trainer_state.json", trainer_state_to_json(st));
+      write_file_atomic(tmp / "training_args.json", config_json(cfg));
+      if (fs::exists(final_dir)) remove_dir_safely(final_dir);
+      fs::rename(tmp, final_dir);
+    });
     obs.on_checkpoint(final_dir);
     for (const auto& d : rotate_checkpoints(out, cfg.save_total_limit, fs::path(st.best_model_checkpoint)))
       obs.on_note("deleted old checkpoint " + d.string() + " (--save_total_limit " +
@@ -266,18 +289,33 @@ TrainSummary run_training(const TrainJob& job, TrainObserver& obs) {
       step_tokens += count_real_tokens(b);
     }
     const double norm = opt.clip_grad_norm(cfg.max_grad_norm);
-    opt.step(lr_at(st.global_step));
-    m.on_weights_updated();
+    // A non-finite loss or gradient norm would turn every weight into NaN: stop (no final model is written) or,
+    // with --skip_nonfinite_steps, leave the weights and optimizer state as they are for this step.
+    const bool finite = std::isfinite(step_sum) && std::isfinite(norm);
+    if (finite) {
+      opt.step(lr_at(st.global_step));
+      m.on_weights_updated();
+    } else {
+      const std::string what = "optimizer step " + std::to_string(st.global_step + 1) + ": non-finite " +
+                               (std::isfinite(step_sum) ? "gradient norm (" + std::to_string(norm) + ")"
+                                                        : "loss (" + std::to_string(step_sum) + ")");
+      SFT_CHECK(cfg.skip_nonfinite_steps, what, " at learning rate ", lr_at(st.global_step),
+                "; training stopped and no final model was saved (lower --learning_rate, or pass "
+                "--skip_nonfinite_steps True to skip such steps)");
+      obs.on_note(what + ": update skipped (--skip_nonfinite_steps)");
+    }
     ++st.global_step;
 
     const data::LoaderPosition after = loader.position();
     const bool epoch_end = after.index == 0;
     st.epoch = static_cast<double>(after.epoch) + static_cast<double>(after.index) / static_cast<double>(nb);
-    last_step_loss = step_sum / static_cast<double>(step_targets);
-    st.window.loss_sum += step_sum;
-    st.window.targets += step_targets;
-    st.window.tokens += step_tokens;
-    st.window.steps += 1;
+    if (finite) {  // a skipped step does not enter the logged loss
+      last_step_loss = step_sum / static_cast<double>(step_targets);
+      st.window.loss_sum += step_sum;
+      st.window.targets += step_targets;
+      st.window.tokens += step_tokens;
+      st.window.steps += 1;
+    }
     const double elapsed = std::chrono::duration<double>(Clock::now() - t_start).count();
     obs.on_step(st.global_step, plan.total_steps, last_step_loss, elapsed);
 
@@ -302,32 +340,37 @@ TrainSummary run_training(const TrainJob& job, TrainObserver& obs) {
 
   // Final model into output_dir: built in a temp folder, then each file renamed into place.
   const fs::path tmp = out / ".tmp-final";
-  fs::remove_all(tmp);
-  fs::create_directories(tmp);
-  const std::string dtype = cfg.torch_dtype == "bfloat16" ? "bfloat16" : "float32";
-  if (cfg.load_best_model_at_end && !st.best_model_checkpoint.empty()) {
-    obs.on_note("loading the best checkpoint " + st.best_model_checkpoint + " (" + cfg.metric_for_best_model + " " +
-                std::to_string(*st.best_metric) + ")");
-    auto best = model::Model::load(st.best_model_checkpoint, m.backend(), m.precision());
-    best->save(tmp, dtype);
-  } else {
-    if (cfg.load_best_model_at_end)
-      obs.on_note("--load_best_model_at_end: no evaluated checkpoint, the final weights are saved");
-    m.save(tmp, dtype);
-  }
-  copy_model_side_files(job.base_model_dir, tmp);
-  st.loader_epoch = loader.position().epoch;
-  st.loader_index = loader.position().index;
-  write_file_atomic(tmp / "trainer_state.json", trainer_state_to_json(st));
-  write_file_atomic(tmp / "training_args.json", config_json(cfg));
-  write_file_atomic(tmp / "loss_curve.svg",
-                    loss_curve_svg(st.log_history, "sft train: " + fs::path(cfg.model_name_or_path).filename().string()));
-  move_files_into(tmp, out);
+  with_temp_dir(tmp, "final model in " + out.string(), [&] {
+    const std::string dtype = cfg.torch_dtype == "bfloat16" ? "bfloat16" : "float32";
+    if (cfg.load_best_model_at_end && !st.best_model_checkpoint.empty()) {
+      obs.on_note("loading the best checkpoint " + st.best_model_checkpoint + " (" + cfg.metric_for_best_model + " " +
+                  std::to_string(*st.best_metric) + ")");
+      auto best = model::Model::load(st.best_model_checkpoint, m.backend(), m.precision());
+      best->save(tmp, dtype);
+    } else {
+      if (cfg.load_best_model_at_end)
+        obs.on_note("--load_best_model_at_end: no evaluated checkpoint, the final weights are saved");
+      m.save(tmp, dtype);
+    }
+    copy_model_side_files(job.base_model_dir, tmp);
+    st.loader_epoch = loader.position().epoch;
+    st.loader_index = loader.position().index;
+    write_file_atomic(tmp / "trainer_state.json", trainer_state_to_json(st));
+    write_file_atomic(tmp / "training_args.json", config_json(cfg));
+    write_file_atomic(tmp / "loss_curve.svg",
+                      loss_curve_svg(st.log_history, "sft train: " + fs::path(cfg.model_name_or_path).filename().string()));
+    move_files_into(tmp, out);
+  });
 
   TrainSummary sum;
   sum.steps = st.global_step;
   sum.seconds = std::chrono::duration<double>(Clock::now() - t_start).count();
   sum.final_loss = std::isnan(last_logged) ? last_step_loss : last_logged;
+  if (st.global_step == plan.start_step) {  // nothing left to train (resumed a finished run): the last logged loss
+    sum.final_loss = NAN;
+    for (const auto& r : st.log_history)
+      if (!r.eval_loss) sum.final_loss = r.loss;
+  }
   sum.output_dir = out;
   sum.best_model_checkpoint = st.best_model_checkpoint;
   return sum;
