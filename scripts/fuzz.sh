@@ -22,7 +22,9 @@ if [ ! -f "$build/build.ninja" ]; then
 fi
 all=(safetensors safetensors_index tokenizer_load tokenizer_encode dataset eval_tasks hf_config)
 if [ "$target" = all ]; then targets=("${all[@]}"); else targets=("$target"); fi
-nice -n 19 cmake --build "$build" -j "${SFT_FUZZ_BUILD_JOBS:-2}" --target $(printf 'fuzz_%s ' "${targets[@]}") >/dev/null
+if [ "${SFT_FUZZ_NO_BUILD:-0}" != 1 ]; then  # 1: the targets are built already (several campaigns in parallel)
+  nice -n 19 cmake --build "$build" -j "${SFT_FUZZ_BUILD_JOBS:-2}" --target $(printf 'fuzz_%s ' "${targets[@]}") >/dev/null
+fi
 
 # Real tokenizers for the encode target (the fixtures are zstd-compressed).
 toks=()

@@ -136,7 +136,11 @@ void prepare_output_dir(const TrainConfig& cfg, bool resuming) {
     if (!empty && !resuming) {
       SFT_CHECK(cfg.overwrite_output_dir, "--output_dir ", out.string(),
                 " is not empty: pass --overwrite_output_dir True to train into it, or --resume_from_checkpoint last");
-      // The previous run's model goes too: a failed final save must not leave it beside this run's log.
+      // The previous run's model goes too: a failed final save must not leave it beside this run's log. Never the
+      // base model's own folder, which is still to be read.
+      SFT_CHECK(!fs::equivalent(out, cfg.model_name_or_path, ec), "--output_dir ", out.string(),
+                " is the base model folder (--model_name_or_path): --overwrite_output_dir would delete the model being "
+                "fine-tuned; choose another output folder");
       remove_previous_outputs(out);
     }
   }

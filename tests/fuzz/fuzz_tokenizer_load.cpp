@@ -4,7 +4,8 @@
 #include "tokenizer/tokenizer.h"
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
-  const auto [tj, cfg] = sft::fuzz::split2(std::string_view(reinterpret_cast<const char*>(data), size));
+  const auto parts = sft::fuzz::split2(std::string_view(reinterpret_cast<const char*>(data), size));
+  const std::string_view tj = parts.first, cfg = parts.second;  // plain variables: lambdas may capture them
   sft::fuzz::expect_clean([&] {
     std::optional<std::string> cfg_text;
     if (!cfg.empty()) cfg_text = std::string(cfg);

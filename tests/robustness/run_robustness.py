@@ -567,6 +567,10 @@ CASES = [
     ("flags/output_dir_is_a_file", A_FLAG,
      lambda env, d: ["train", *env.train_args(env.data, write(os.path.join(d, "o"), "x")), "--max_steps", "1"], 1,
      ["--output_dir", "not a folder"]),
+    ("flags/overwrite_the_base_model_folder", A_FLAG,
+     lambda env, d: ["train", *env.train_args(env.data, env.model_copy(os.path.join(d, "m")),
+                                              os.path.join(d, "m")), "--max_steps", "1", "--overwrite_output_dir"], 1,
+     ["--output_dir", "base model folder"]),
     # ---- eval task files ------------------------------------------------------------------------------------
     ("data/hellaswag_label_abc", A_DATA, hellaswag("abc"), 1, ["hellaswag_val.jsonl row 1", "label"]),
     ("data/hellaswag_label_2abc", A_DATA, hellaswag("2abc"), 1, ["hellaswag_val.jsonl row 1", "label"]),

@@ -225,5 +225,21 @@ TEST(TrainerState, NonNumericOrNegativeFieldsAreErrorsNamingTheFile) {
   expect_msg(t, "is past max_steps");
 }
 
+
+// issue 17: --overwrite_output_dir removes the previous run's model files (not the user's other files), so a failed
+// final save cannot leave the old model beside the new run's log.
+TEST(Checkpoints, RemovePreviousOutputsKeepsForeignFiles) {
+  const fs::path out = temp_dir("overwrite");
+  for (const char* f : {"model.safetensors", "model-00001-of-00002.safetensors", "model.safetensors.index.json",
+                        "config.json", "trainer_state.json", "trainer_log.jsonl", "tokenizer.json", "notes.txt"})
+    write_file_atomic(out / f, "x");
+  fs::create_directories(out / "checkpoint-3");
+  remove_previous_outputs(out);
+  std::vector<std::string> left;
+  for (const auto& e : fs::directory_iterator(out)) left.push_back(e.path().filename().string());
+  EXPECT_EQ(left, std::vector<std::string>{"notes.txt"});
+  fs::remove_all(out);
+}
+
 }  // namespace
 }  // namespace sft::train
