@@ -126,7 +126,12 @@ std::vector<Doc> load_mmlu_csv(const std::filesystem::path& csv) {
     // doc_to_text: "{{question.strip()}}\nA. {{choices[0]}}\nB. ...\nD. {{choices[3]}}\nAnswer:"
     d.query = py_strip(f[0]) + "\nA. " + f[1] + "\nB. " + f[2] + "\nC. " + f[3] + "\nD. " + f[4] + "\nAnswer:";
     d.choices = {"A", "B", "C", "D"};
-    d.key = json(f).dump();
+    try {
+      d.key = json(f).dump();
+    } catch (const json::type_error&) {  // found by fuzzing: an uncaught json error ("internal error") before
+      throw Error(csv.string() + " record " + std::to_string(r + 1) +
+                  ": invalid UTF-8 (lm-eval reads the task files as UTF-8)");
+    }
     docs.push_back(std::move(d));
   }
   return docs;

@@ -34,6 +34,12 @@ std::vector<std::unique_ptr<sft::tok::Tokenizer>>& tokenizers() {
 }
 }  // namespace
 
+// Loading the real tokenizers (MBs of JSON) happens here, outside libFuzzer's per-input timeout.
+extern "C" int LLVMFuzzerInitialize(int*, char***) {
+  tokenizers();
+  return 0;
+}
+
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   const std::string_view text(reinterpret_cast<const char*>(data), size);
   bool plain_ascii = true;
