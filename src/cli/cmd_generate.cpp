@@ -33,7 +33,9 @@ struct GenArgs {
 
 std::unique_ptr<backend::Backend> make_backend(const std::string& device) {
   if (device == "cpu") return backend::make_cpu_backend();
-  if (device.rfind("cuda", 0) == 0) return backend::make_cuda_backend(device.size() > 5 ? std::stoi(device.substr(5)) : 0);
+  const bool indexed = device.rfind("cuda:", 0) == 0 && device.size() > 5 && device.size() <= 9 &&
+                       device.find_first_not_of("0123456789", 5) == std::string::npos;
+  if (device == "cuda" || indexed) return backend::make_cuda_backend(indexed ? std::stoi(device.substr(5)) : 0);
   throw Error("--device must be cpu or cuda[:N], got '" + device + "'");
 }
 

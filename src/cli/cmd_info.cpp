@@ -23,6 +23,9 @@
 #include "io/hf_config.h"
 #include "io/hf_folder.h"
 #include "io/safetensors.h"
+#include "io/weight_check.h"
+#include "tokenizer/tokenizer.h"
+#include "util/checked_math.h"
 #include "util/error.h"
 #ifdef SFT_HAVE_CUDA
 #include "backend/cuda/cuda_info.h"  // device description (built with -DSFT_CUDA=ON)
@@ -48,24 +51,34 @@ struct MemoryEstimate {
   int64_t total_bf16() const { return masters + grads + adam + bf16_copies + activations_bf16; }
 };
 
+// Checked 64-bit arithmetic throughout: the sizes come from config.json (bounded by io::check_config_bounds) and from
+// --seq_len / --batch_size (not bounded), so a product that does not fit is an error naming the flags, never a
+// negative figure.
 MemoryEstimate estimate_memory(const io::ModelConfig& c, int64_t seq_len, int64_t batch) {
+  const std::string what = "the memory estimate for --seq_len " + std::to_string(seq_len) + " x --batch_size " +
+                           std::to_string(batch);
+  auto mul = [&](int64_t a, int64_t b) { return checked_mul(a, b, what); };
+  auto add = [&](int64_t a, int64_t b) { return checked_add(a, b, what); };
   const int64_t P = c.num_parameters();
-  const int64_t n = seq_len * batch, H = c.hidden_size, I = c.intermediate_size, L = c.num_hidden_layers;
+  const int64_t n = mul(seq_len, batch), H = c.hidden_size, I = c.intermediate_size, L = c.num_hidden_layers;
   const int64_t QD = c.q_dim(), KD = c.kv_dim(), Hq = c.num_attention_heads, V = c.vocab_size;
   MemoryEstimate m;
-  m.masters = 4 * P;
-  m.grads = 4 * P;
-  m.adam = 8 * P;
-  m.bf16_copies = 2 * P;
+  m.masters = mul(4, P);
+  m.grads = mul(4, P);
+  m.adam = mul(8, P);
+  m.bf16_copies = mul(2, P);
   const int64_t chunk = std::clamp<int64_t>((int64_t{16} << 20) / V, 16, 4096);
-  int64_t floats = L * n * (2 + 3 * H + 2 * QD + 2 * KD + 2 * I + Hq);  // saved per-layer activations
-  floats += (L + 1) * n * H + n * (1 + H) + n * I;                       // residuals, final norm, swiglu scratch
-  floats += n * (2 * H + 2 * I + 2 * QD + 2 * KD);                       // backward scratch
-  floats += chunk * (2 * H + V + 1);                                     // LM head chunk
-  const int64_t fixed_bytes = 4 * floats + chunk * 9 + 3 * n * 4;
+  int64_t floats = mul(mul(L, n), 2 + 3 * H + 2 * QD + 2 * KD + 2 * I + Hq);  // saved per-layer activations
+  floats = add(floats, add(mul(L + 1, mul(n, H)), add(mul(n, 1 + H), mul(n, I))));  // residuals, final norm, swiglu
+  floats = add(floats, mul(n, 2 * H + 2 * I + 2 * QD + 2 * KD));                    // backward scratch
+  floats = add(floats, chunk * (2 * H + V + 1));                                     // LM head chunk
+  const int64_t fixed_bytes = add(add(mul(4, floats), chunk * 9), mul(mul(3, n), 4));
   m.activations_fp32 = fixed_bytes;
   const int64_t widest = std::max({H, I, QD});
-  m.activations_bf16 = fixed_bytes + 2 * (std::max(n * widest, chunk * H) + std::max(n * widest, chunk * V));
+  m.activations_bf16 = add(fixed_bytes, mul(2, add(std::max(mul(n, widest), chunk * H),
+                                                   std::max(mul(n, widest), chunk * V))));
+  // The totals too.
+  (void)add(add(add(m.masters, m.grads), m.adam), add(m.bf16_copies, m.activations_bf16));
   return m;
 }
 
@@ -90,9 +103,11 @@ void run_info(const InfoArgs& a) {
   const fs::path dir = a.model;
   SFT_CHECK(fs::is_directory(dir), a.model, ": model folder not found");
   SFT_CHECK(fs::exists(dir / "config.json"), a.model, ": no config.json (not a Hugging Face model folder)");
-  SFT_CHECK(a.seq_len > 0 && a.batch_size > 0, "--seq_len and --batch_size must be positive");
+  SFT_CHECK(a.seq_len > 0, "--seq_len must be positive, got ", a.seq_len);
+  SFT_CHECK(a.batch_size > 0, "--batch_size must be positive, got ", a.batch_size);
   const io::ModelConfig cfg = io::load_model_config(dir / "config.json");
   const io::WeightStore ws = io::WeightStore::open(dir);
+  io::check_weights_match_config(cfg, ws, dir / "config.json");  // layer count and shapes, before anything is sized
 
   // Every weight the config implies must be on disk with its shape; anything else is reported, not fatal
   // (e.g. an lm_head.weight copy in a tied checkpoint, which transformers ignores too).
@@ -122,6 +137,8 @@ void run_info(const InfoArgs& a) {
   std::vector<std::string> tok_files;
   for (const auto& f : io::tokenizer_file_names())
     if (fs::exists(dir / f)) tok_files.push_back(f);
+  // A folder train/generate/eval cannot use is not "fine": the tokenizer must be there and load.
+  (void)tok::Tokenizer::load(dir);  // throws naming tokenizer.json / tokenizer_config.json
 
   const int64_t P = cfg.num_parameters(), E = cfg.num_embedding_parameters();
   const MemoryEstimate mem = estimate_memory(cfg, a.seq_len, a.batch_size);

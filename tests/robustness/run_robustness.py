@@ -226,6 +226,13 @@ def hellaswag(label):
     return make
 
 
+def mmlu_invalid_utf8(env, d):
+    write(os.path.join(d, "t", "mmlu", "test", "abstract_algebra_test.csv"), b"What?,a\xff,b,c,d,A\n", "wb")
+    write(os.path.join(d, "t", "mmlu", "dev", "abstract_algebra_dev.csv"), "Q,a,b,c,d,B\n")
+    return ["eval", "--model", env.model, "--tasks", "mmlu_abstract_algebra", "--quiet", "--data_dir",
+            os.path.join(d, "t")]
+
+
 def truncated_weights(env, d):
     m = env.model_copy(os.path.join(d, "m"))
     p = os.path.join(m, "model.safetensors")
@@ -575,12 +582,7 @@ CASES = [
     ("data/hellaswag_label_abc", A_DATA, hellaswag("abc"), 1, ["hellaswag_val.jsonl row 1", "label"]),
     ("data/hellaswag_label_2abc", A_DATA, hellaswag("2abc"), 1, ["hellaswag_val.jsonl row 1", "label"]),
     ("data/hellaswag_label_out_of_range", A_DATA, hellaswag(7), 1, ["hellaswag_val.jsonl row 1", "label"]),
-    ("data/mmlu_invalid_utf8", A_DATA, lambda env, d: [
-        "eval", "--model", env.model, "--tasks", "mmlu_abstract_algebra", "--quiet", "--data_dir",
-        os.path.dirname(os.path.dirname(write(os.path.join(d, "t", "mmlu", "test", "abstract_algebra_test.csv"),
-                                               b"What?,a\xff,b,c,d,A\n", "wb"))),
-        ] if write(os.path.join(d, "t", "mmlu", "dev", "abstract_algebra_dev.csv"), "Q,a,b,c,d,B\n") else None, 1,
-     ["abstract_algebra_test.csv record 1", "UTF-8"]),
+    ("data/mmlu_invalid_utf8", A_DATA, mmlu_invalid_utf8, 1, ["abstract_algebra_test.csv record 1", "UTF-8"]),
     # ---- checkpoints ----------------------------------------------------------------------------------------
     ("checkpoint/not_a_checkpoint", A_CKPT,
      lambda env, d: ["train", *env.train_args(env.data, os.path.join(d, "out")), "--resume_from_checkpoint",
