@@ -9,6 +9,7 @@
 #include <memory>
 
 #include "backend/backend.h"
+#include "backend/device.h"
 #include "cli/commands.h"
 #include "cli/train_flags.h"
 #include "data/prepare.h"
@@ -91,13 +92,6 @@ class ConsoleObserver final : public train::TrainObserver {
   int64_t start_step_ = 0;
 };
 
-std::unique_ptr<backend::Backend> make_backend(const std::string& device) {
-  if (device == "cpu") return backend::make_cpu_backend();
-  int index = 0;
-  if (device.size() > 5) index = std::stoi(device.substr(5));
-  return backend::make_cuda_backend(index);  // throws a clear error in a build without CUDA
-}
-
 void run_train(const std::vector<std::string>& args) {
   ParsedTrainArgs parsed = parse_train_args(args);
   if (parsed.help) {
@@ -121,7 +115,7 @@ void run_train(const std::vector<std::string>& args) {
   }
   train::prepare_output_dir(cfg, !resume_dir.empty());
 
-  auto be = make_backend(cfg.device);
+  auto be = backend::make_backend(cfg.device);
   const fs::path base = cfg.model_name_or_path;
   tok::Tokenizer tokenizer = tok::Tokenizer::load(base);
   data::TokenizerEncoder encoder(tokenizer);

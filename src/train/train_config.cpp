@@ -4,6 +4,7 @@
 #include <cstdio>
 #include <string>
 
+#include "backend/device.h"
 #include "train/lr_schedule.h"
 #include "util/error.h"
 
@@ -81,10 +82,7 @@ void TrainConfig::validate() const {
   SFT_CHECK(torch_dtype == "auto" || torch_dtype == "float32" || torch_dtype == "bfloat16",
             "--torch_dtype: expected auto, float32 or bfloat16, got '", torch_dtype,
             "' (float16 is not supported: use bfloat16)");
-  const bool cuda_index = device.rfind("cuda:", 0) == 0 && device.size() > 5 && device.size() <= 9 &&
-                          device.find_first_not_of("0123456789", 5) == std::string::npos;
-  SFT_CHECK(device == "cpu" || device == "cuda" || cuda_index,
-            "--device: expected cpu, cuda or cuda:N (N a device number), got '", device, "'");
+  backend::parse_device(device, "--device");  // throws naming the flag (cuda:abc included)
 }
 
 }  // namespace sft::train

@@ -1,4 +1,6 @@
-#include "io/weight_check.h"
+#include "model/weight_check.h"
+
+#include "model/family.h"
 
 #include <charconv>
 #include <cmath>
@@ -7,7 +9,7 @@
 
 #include "util/error.h"
 
-namespace sft::io {
+namespace sft::model {
 
 namespace {
 
@@ -19,7 +21,7 @@ std::string shape_text(const std::vector<int64_t>& s) {
 
 }  // namespace
 
-void check_config_bounds(const ModelConfig& c, const std::string& where) {
+void check_config_bounds(const io::ModelConfig& c, const std::string& where) {
   auto bound = [&](const char* key, int64_t v, int log2_max) {
     SFT_CHECK(v <= (int64_t{1} << log2_max), where, ": \"", key, "\" is ", v, ", more than any model this program can ",
               "hold (at most 2^", log2_max, ")");
@@ -39,7 +41,7 @@ void check_config_bounds(const ModelConfig& c, const std::string& where) {
             ": rms_norm_eps must be a finite number in (0, 1)");
 }
 
-void check_weights_match_config(const ModelConfig& cfg, const WeightStore& ws, const std::filesystem::path& config_path) {
+void check_weights_match_config(const io::ModelConfig& cfg, const io::WeightStore& ws, const std::filesystem::path& config_path) {
   const std::string cfg_name = config_path.string();
   // Layers present in the files: model.layers.<N>.*
   static constexpr std::string_view kPrefix = "model.layers.";
@@ -65,14 +67,14 @@ void check_weights_match_config(const ModelConfig& cfg, const WeightStore& ws, c
     SFT_CHECK(layers.count(l), cfg_name, ": num_hidden_layers is ", L, " but no model.layers.", l, ".* tensor exists");
 
   // The layer count is now bounded by the files: the weight list the config implies is safe to build.
-  for (const auto& w : hf_weight_specs(cfg)) {
-    const TensorInfo& t = ws.info(w.name);  // throws naming the tensor when absent
+  for (const auto& w : tensor_table(cfg)) {
+    const io::TensorInfo& t = ws.info(w.name);  // throws naming the tensor when absent
     const std::string file = ws.file_of(w.name).path().string();
     SFT_CHECK(t.shape == w.shape, file, ": tensor \"", w.name, "\" has shape ", shape_text(t.shape), ", ", cfg_name,
               " implies ", shape_text(w.shape));
-    SFT_CHECK(t.dtype == DType::F32 || t.dtype == DType::BF16 || t.dtype == DType::F16, file, ": tensor \"", w.name,
-              "\" has dtype ", dtype_name(t.dtype), ", expected F32, BF16 or F16");
+    SFT_CHECK(t.dtype == io::DType::F32 || t.dtype == io::DType::BF16 || t.dtype == io::DType::F16, file, ": tensor \"", w.name,
+              "\" has dtype ", io::dtype_name(t.dtype), ", expected F32, BF16 or F16");
   }
 }
 
-}  // namespace sft::io
+}  // namespace sft::model
