@@ -16,6 +16,7 @@
 #include "model/model.h"
 #include "tokenizer/tokenizer.h"
 #include "train/checkpoint.h"
+#include "train/data_options.h"
 #include "train/trainer.h"
 #include "util/error.h"
 
@@ -45,7 +46,8 @@ class ConsoleObserver final : public train::TrainObserver {
                 static_cast<long long>(p.batches_per_epoch), static_cast<long long>(p.num_parameters));
     if (p.start_step > 0) std::printf("resuming at step %lld\n", static_cast<long long>(p.start_step));
     start_step_ = p.start_step;
-    std::printf("%-8s%-15s%-15s%-11s%s\n", "Step", "Training Loss", "Learning Rate", "Grad Norm", "Tokens/s");
+    std::printf("%-8s%-15s%-15s%-11s%-10s%s\n", "Step", "Training Loss", "Learning Rate", "Grad Norm", "Tokens/s",
+                "Model GFLOP/s");
     std::fflush(stdout);
   }
   void on_step(int64_t step, int64_t total, double loss, double elapsed) override {
@@ -62,8 +64,8 @@ class ConsoleObserver final : public train::TrainObserver {
   }
   void on_log(const train::LogRow& r) override {
     clear_bar();
-    std::printf("%-8lld%-15.4f%-15.3e%-11.4f%.0f\n", static_cast<long long>(r.step), r.loss, r.learning_rate,
-                r.grad_norm, r.tokens_per_second);
+    std::printf("%-8lld%-15.4f%-15.3e%-11.4f%-10.0f%.1f\n", static_cast<long long>(r.step), r.loss, r.learning_rate,
+                r.grad_norm, r.tokens_per_second, r.model_flops_per_second / 1e9);
     std::fflush(stdout);
   }
   void on_eval(const train::LogRow& r) override {
@@ -120,20 +122,7 @@ void run_train(const std::vector<std::string>& args) {
   tok::Tokenizer tokenizer = tok::Tokenizer::load(base);
   data::TokenizerEncoder encoder(tokenizer);
 
-  data::PrepareOptions po;
-  po.dataset_path = cfg.dataset_path;
-  po.eval_dataset_path = cfg.eval_dataset_path;
-  if (cfg.validation_split > 0) {
-    if (cfg.validation_split < 1) po.validation_split.fraction = cfg.validation_split;
-    else po.validation_split.count = static_cast<int64_t>(cfg.validation_split);
-  }
-  po.read.skip_bad_rows = cfg.skip_bad_rows;
-  po.read.keep_empty_responses = cfg.keep_empty_responses;
-  po.templ.tmpl = data::parse_template(cfg.template_name);
-  po.templ.train_on_inputs = cfg.train_on_inputs;
-  po.max_seq_length = cfg.max_seq_length;
-  po.truncation = data::parse_truncation(cfg.truncation);
-  po.seed = cfg.seed;
+  const data::PrepareOptions po = train::prepare_options(cfg);
   data::PreparedData prepared = data::prepare_dataset(po, encoder);
   std::fputs(data::format_read_report(prepared.train_read, cfg.dataset_path).c_str(), stdout);
   if (!cfg.eval_dataset_path.empty())
@@ -144,24 +133,10 @@ void run_train(const std::vector<std::string>& args) {
     std::printf("evaluation data:\n%s", data::format_report(prepared.eval_report, po.truncation).c_str());
 
   const int32_t pad = tokenizer.pad_id().value_or(tokenizer.eos_id().value_or(0));
-  data::LoaderOptions lo;
-  lo.batch_size = cfg.per_device_train_batch_size;
-  lo.max_seq_length = cfg.max_seq_length;
-  lo.group_by_length = cfg.group_by_length;
-  lo.packing = cfg.packing;
-  lo.drop_last = cfg.data_loader_drop_last;
-  lo.seed = cfg.seed;
-  lo.pad_id = pad;
-  data::DataLoader train_loader(prepared.train, lo);
+  data::DataLoader train_loader(prepared.train, train::train_loader_options(cfg, pad));
   std::unique_ptr<data::DataLoader> eval_loader;
-  if (prepared.eval && !prepared.eval->empty()) {
-    data::LoaderOptions eo = lo;
-    eo.batch_size = cfg.per_device_eval_batch_size;
-    eo.shuffle = false;
-    eo.group_by_length = false;
-    eo.drop_last = false;
-    eval_loader = std::make_unique<data::DataLoader>(prepared.eval, eo);
-  }
+  if (prepared.eval && !prepared.eval->empty())
+    eval_loader = std::make_unique<data::DataLoader>(prepared.eval, train::eval_loader_options(cfg, pad));
 
   const auto precision = cfg.use_bf16() ? model::Precision::BF16 : model::Precision::F32;
   auto m = model::Model::load(resume_dir.empty() ? base : resume_dir, *be, precision);

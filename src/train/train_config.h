@@ -58,6 +58,9 @@ struct TrainConfig {
   // Optimizer steps of the run: max_steps when > 0, else ceil(num_train_epochs * updates_per_epoch); throws naming
   // the flag when that is not a sane step count.
   int64_t total_steps(int64_t updates_per_epoch) const;
+  // training_args.json: every field under its flag name (cli/train_flags.cpp). tests/cli/train_config_fields_test.cpp
+  // checks the two against each other: each flag changes this JSON, and each key here is a flag.
+  std::string to_json() const;
   // Throws sft::Error naming the flag on an invalid combination.
   void validate() const;
 };

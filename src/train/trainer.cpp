@@ -12,6 +12,7 @@
 #include "model/model.h"
 #include "train/adamw.h"
 #include "train/checkpoint.h"
+#include "train/checkpoint_writer.h"
 #include "train/lr_schedule.h"
 #include "util/error.h"
 #include "util/file_util.h"
@@ -39,6 +40,7 @@ int64_t count_real_tokens(const data::Batch& b) {
   for (int32_t d : b.doc_ids) n += d >= 0;
   return n;
 }
+
 
 std::string batch_dump_json(int64_t step, int64_t micro, int64_t step_targets, const data::Batch& b) {
   nlohmann::json j;
@@ -69,62 +71,25 @@ double evaluate(model::Model& m, data::DataLoader& ev) {
   return sum / static_cast<double>(n);
 }
 
-// Runs fill(): the caller builds its output in the temp folder `tmp` (created fresh here). On any failure (a full
-// disk, a bad write) the temp folder is removed before the error goes on, naming what was being saved.
-void with_temp_dir(const fs::path& tmp, const std::string& what, const std::function<void()>& fill) {
-  std::error_code ec;
-  fs::remove_all(tmp, ec);
-  try {
-    fs::create_directories(tmp);
-    fill();
-  } catch (const std::exception& e) {
-    fs::remove_all(tmp, ec);
-    throw Error("saving the " + what + " failed, nothing was left half-written: " + e.what());
-  }
-}
-
-std::string config_json(const TrainConfig& c) {
-  nlohmann::ordered_json j;
-  j["model_name_or_path"] = c.model_name_or_path;
-  j["dataset_path"] = c.dataset_path;
-  j["output_dir"] = c.output_dir;
-  j["eval_dataset_path"] = c.eval_dataset_path;
-  j["template"] = c.template_name;
-  j["train_on_inputs"] = c.train_on_inputs;
-  j["max_seq_length"] = c.max_seq_length;
-  j["truncation"] = c.truncation;
-  j["packing"] = c.packing;
-  j["group_by_length"] = c.group_by_length;
-  j["validation_split"] = c.validation_split;
-  j["per_device_train_batch_size"] = c.per_device_train_batch_size;
-  j["per_device_eval_batch_size"] = c.per_device_eval_batch_size;
-  j["data_loader_drop_last"] = c.data_loader_drop_last;
-  j["learning_rate"] = c.learning_rate;
-  j["adam_beta1"] = c.adam_beta1;
-  j["adam_beta2"] = c.adam_beta2;
-  j["adam_epsilon"] = c.adam_epsilon;
-  j["weight_decay"] = c.weight_decay;
-  j["lr_scheduler_type"] = c.lr_scheduler_type;
-  j["warmup_steps"] = c.warmup_steps;
-  j["warmup_ratio"] = c.warmup_ratio;
-  j["max_grad_norm"] = c.max_grad_norm;
-  j["gradient_accumulation_steps"] = c.gradient_accumulation_steps;
-  j["num_train_epochs"] = c.num_train_epochs;
-  j["max_steps"] = c.max_steps;
-  j["seed"] = c.seed;
-  j["bf16"] = c.use_bf16();
-  j["logging_steps"] = c.logging_steps;
-  j["save_strategy"] = c.save_strategy;
-  j["save_steps"] = c.save_steps;
-  j["save_total_limit"] = c.save_total_limit;
-  j["eval_strategy"] = c.eval_strategy;
-  j["eval_steps"] = c.eval_steps;
-  j["load_best_model_at_end"] = c.load_best_model_at_end;
-  j["metric_for_best_model"] = c.metric_for_best_model;
-  return j.dump(2) + "\n";
-}
-
 }  // namespace
+
+double batch_model_flops(const data::Batch& b, int64_t n_params, const io::ModelConfig& c) {
+  const double head_dim = c.head_dim > 0 ? static_cast<double>(c.head_dim)
+                                         : static_cast<double>(c.hidden_size) / static_cast<double>(c.num_attention_heads);
+  double pairs = 0, real = 0;
+  for (int64_t r = 0; r < b.B; ++r) {
+    int64_t run = 0;
+    for (int64_t i = 0; i < b.T; ++i) {
+      const int32_t d = b.doc_ids[r * b.T + i];
+      if (d < 0) continue;
+      real += 1;
+      run = (i > 0 && b.doc_ids[r * b.T + i - 1] == d) ? run + 1 : 1;
+      pairs += static_cast<double>(2 * run - 1);  // run^2 grows by 2*run - 1 per token
+    }
+  }
+  return 6.0 * static_cast<double>(n_params) * static_cast<double>(real) +
+         6.0 * static_cast<double>(c.num_hidden_layers * c.num_attention_heads) * head_dim * pairs;
+}
 
 void prepare_output_dir(const TrainConfig& cfg, bool resuming) {
   const fs::path out = cfg.output_dir;
@@ -236,6 +201,7 @@ TrainSummary run_training(const TrainJob& job, TrainObserver& obs) {
     row.tokens = st.window.tokens;
     const double secs = std::chrono::duration<double>(Clock::now() - t_window).count();
     row.tokens_per_second = secs > 0 ? static_cast<double>(st.window.tokens) / secs : 0.0;
+    row.model_flops_per_second = secs > 0 ? st.window.model_flops / secs : 0.0;
     st.log_history.push_back(row);
     append_line(log_file, log_row_json(row));
     obs.on_log(row);
@@ -244,28 +210,32 @@ TrainSummary run_training(const TrainJob& job, TrainObserver& obs) {
     t_window = Clock::now();
   };
 
+  // Both saves (checkpoint-N and the final model) go through one writer; only their parts differ.
+  const CheckpointWriter writer;
+  auto save_parts = [&](std::function<void(const fs::path&)> model_files, bool with_optimizer) {
+    SaveParts p;
+    p.model = std::move(model_files);
+    if (with_optimizer) p.optimizer = [&](const fs::path& d) { opt.save_state(d / "optimizer.safetensors"); };
+    p.base_model_dir = job.base_model_dir;
+    st.loader_epoch = loader.position().epoch;
+    st.loader_index = loader.position().index;
+    p.files = {{"trainer_state.json", trainer_state_to_json(st)}, {"training_args.json", cfg.to_json()}};
+    return p;
+  };
+
   auto save_checkpoint = [&]() {
     const std::string name = "checkpoint-" + std::to_string(st.global_step);
-    const fs::path final_dir = out / name, tmp = out / (".tmp-" + name);
     if (last_eval && last_eval->first == st.global_step) {
       const double v = last_eval->second;
       if (!st.best_metric || (greater ? v > *st.best_metric : v < *st.best_metric)) {
         st.best_metric = v;
-        st.best_model_checkpoint = final_dir.string();
+        st.best_model_checkpoint = (out / name).string();
       }
     }
-    with_temp_dir(tmp, "checkpoint " + final_dir.string(), [&] {
-      m.save(tmp, "float32");  // exact fp32 masters: resuming from them is bit-identical
-      copy_model_side_files(job.base_model_dir, tmp);
-      opt.save_state(tmp / "optimizer.safetensors");
-      st.loader_epoch = loader.position().epoch;
-      st.loader_index = loader.position().index;
-      write_file_atomic(tmp / "trainer_state.json", trainer_state_to_json(st));
-      write_file_atomic(tmp / "training_args.json", config_json(cfg));
-      if (fs::exists(final_dir)) remove_dir_safely(final_dir);
-      fs::rename(tmp, final_dir);
-    });
-    obs.on_checkpoint(final_dir);
+    // exact fp32 masters: resuming from them is bit-identical
+    const fs::path dir =
+        writer.write_folder(out, name, save_parts([&](const fs::path& d) { m.save(d, "float32"); }, true));
+    obs.on_checkpoint(dir);
     for (const auto& d : rotate_checkpoints(out, cfg.save_total_limit, fs::path(st.best_model_checkpoint)))
       obs.on_note("deleted old checkpoint " + d.string() + " (--save_total_limit " +
                   std::to_string(cfg.save_total_limit) + ")");
@@ -283,6 +253,7 @@ TrainSummary run_training(const TrainJob& job, TrainObserver& obs) {
     m.zero_grad();
     double step_sum = 0;
     int64_t step_tokens = 0;
+    double step_flops = 0;
     for (int64_t i = 0; i < k; ++i) {
       const data::Batch b = loader.next();
       if (dump.is_open()) dump << batch_dump_json(st.global_step + 1, i, step_targets, b) << '\n';
@@ -291,6 +262,7 @@ TrainSummary run_training(const TrainJob& job, TrainObserver& obs) {
                 ls.n_targets, " targets, the data layer ", targets[i]);
       step_sum += ls.sum;
       step_tokens += count_real_tokens(b);
+      step_flops += batch_model_flops(b, plan.num_parameters, m.config());
     }
     const double norm = opt.clip_grad_norm(cfg.max_grad_norm);
     // A non-finite loss or gradient norm would turn every weight into NaN: stop (no final model is written) or,
@@ -318,6 +290,7 @@ TrainSummary run_training(const TrainJob& job, TrainObserver& obs) {
       st.window.loss_sum += step_sum;
       st.window.targets += step_targets;
       st.window.tokens += step_tokens;
+      st.window.model_flops += step_flops;
       st.window.steps += 1;
     }
     const double elapsed = std::chrono::duration<double>(Clock::now() - t_start).count();
@@ -342,29 +315,23 @@ TrainSummary run_training(const TrainJob& job, TrainObserver& obs) {
       save_checkpoint();
   }
 
-  // Final model into output_dir: built in a temp folder, then each file renamed into place.
-  const fs::path tmp = out / ".tmp-final";
-  with_temp_dir(tmp, "final model in " + out.string(), [&] {
-    const std::string dtype = cfg.torch_dtype == "bfloat16" ? "bfloat16" : "float32";
-    if (cfg.load_best_model_at_end && !st.best_model_checkpoint.empty()) {
-      obs.on_note("loading the best checkpoint " + st.best_model_checkpoint + " (" + cfg.metric_for_best_model + " " +
-                  std::to_string(*st.best_metric) + ")");
-      auto best = model::Model::load(st.best_model_checkpoint, m.backend(), m.precision());
-      best->save(tmp, dtype);
-    } else {
-      if (cfg.load_best_model_at_end)
-        obs.on_note("--load_best_model_at_end: no evaluated checkpoint, the final weights are saved");
-      m.save(tmp, dtype);
-    }
-    copy_model_side_files(job.base_model_dir, tmp);
-    st.loader_epoch = loader.position().epoch;
-    st.loader_index = loader.position().index;
-    write_file_atomic(tmp / "trainer_state.json", trainer_state_to_json(st));
-    write_file_atomic(tmp / "training_args.json", config_json(cfg));
-    write_file_atomic(tmp / "loss_curve.svg",
-                      loss_curve_svg(st.log_history, "sft train: " + fs::path(cfg.model_name_or_path).filename().string()));
-    move_files_into(tmp, out);
-  });
+  // Final model into output_dir (each file renamed into place; checkpoints stay).
+  const std::string dtype = cfg.torch_dtype == "bfloat16" ? "bfloat16" : "float32";
+  std::function<void(const fs::path&)> final_model = [&](const fs::path& d) { m.save(d, dtype); };
+  if (cfg.load_best_model_at_end && !st.best_model_checkpoint.empty()) {
+    obs.on_note("loading the best checkpoint " + st.best_model_checkpoint + " (" + cfg.metric_for_best_model + " " +
+                std::to_string(*st.best_metric) + ")");
+    final_model = [&](const fs::path& d) {
+      model::Model::load(st.best_model_checkpoint, m.backend(), m.precision())->save(d, dtype);
+    };
+  } else if (cfg.load_best_model_at_end) {
+    obs.on_note("--load_best_model_at_end: no evaluated checkpoint, the final weights are saved");
+  }
+  SaveParts final_parts = save_parts(final_model, false);
+  final_parts.files.emplace_back(
+      "loss_curve.svg",
+      loss_curve_svg(st.log_history, "sft train: " + fs::path(cfg.model_name_or_path).filename().string()));
+  writer.write_into(out, final_parts);
 
   TrainSummary sum;
   sum.steps = st.global_step;

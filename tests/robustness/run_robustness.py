@@ -582,7 +582,7 @@ CASES = [
     ("data/hellaswag_label_abc", A_DATA, hellaswag("abc"), 1, ["hellaswag_val.jsonl row 1", "label"]),
     ("data/hellaswag_label_2abc", A_DATA, hellaswag("2abc"), 1, ["hellaswag_val.jsonl row 1", "label"]),
     ("data/hellaswag_label_out_of_range", A_DATA, hellaswag(7), 1, ["hellaswag_val.jsonl row 1", "label"]),
-    ("data/mmlu_invalid_utf8", A_DATA, mmlu_invalid_utf8, 1, ["abstract_algebra_test.csv record 1", "UTF-8"]),
+    ("data/mmlu_invalid_utf8", A_DATA, mmlu_invalid_utf8, 1, ["abstract_algebra_test.csv", "UTF-8"]),
     # ---- checkpoints ----------------------------------------------------------------------------------------
     ("checkpoint/not_a_checkpoint", A_CKPT,
      lambda env, d: ["train", *env.train_args(env.data, os.path.join(d, "out")), "--resume_from_checkpoint",
