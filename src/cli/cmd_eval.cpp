@@ -14,6 +14,7 @@
 #include "eval/report.h"
 #include "eval/scorer.h"
 #include "eval/tasks.h"
+#include "model/lora.h"
 #include "model/model.h"
 #include "tokenizer/tokenizer.h"
 #include "util/error.h"
@@ -25,6 +26,7 @@ namespace {
 namespace fs = std::filesystem;
 
 struct EvalArgs {
+  std::string adapter;  // peft adapter folder applied to --model (not to --compare)
   std::string model, tasks = "mmlu,hellaswag,arc_easy,arc_challenge", data_dir, output_path, compare, seed = "1234";
   std::string batch_size = "1", dtype = "float32", device = "cpu", arc_split = "test";
   int num_fewshot = 0;
@@ -58,7 +60,8 @@ model::Precision parse_dtype(const std::string& d) {
   throw Error("--dtype must be float32 or bfloat16, got '" + d + "'");
 }
 
-eval::EvalResults run_one(const EvalArgs& a, const std::string& model_dir, backend::Backend& be) {
+eval::EvalResults run_one(const EvalArgs& a, const std::string& model_dir, backend::Backend& be,
+                          const std::string& adapter = "") {
   SFT_CHECK(fs::is_directory(model_dir), "--model: ", model_dir, " is not a directory");
   eval::TaskOptions to;
   to.data_dir = a.data_dir;
@@ -74,7 +77,7 @@ eval::EvalResults run_one(const EvalArgs& a, const std::string& model_dir, backe
                            "(the evaluated document is excluded, as lm-eval does when fewshot_split == test_split)\n",
                    t.name.c_str(), a.data_dir.c_str());
   auto tok = tok::Tokenizer::load(model_dir);
-  auto model = model::Model::load(model_dir, be, parse_dtype(a.dtype));
+  auto model = model::load_model(model_dir, adapter, be, parse_dtype(a.dtype));
   int64_t max_len = a.max_length > 0 ? a.max_length : eval::lm_eval_max_length(model->config());
   eval::Scorer scorer(*model, tok, max_len);
   if (!a.quiet) std::fprintf(stderr, "evaluating %s (%zu tasks, max_length %lld)\n", model_dir.c_str(), tasks.size(),
@@ -111,7 +114,7 @@ void run_eval(const EvalArgs& a_in) {
   if (a.data_dir.empty()) a.data_dir = std::getenv("SFT_DATA_DIR") ? std::getenv("SFT_DATA_DIR") : "data";
   auto be = make_backend(a.device);
   if (a.compare.empty()) {
-    auto r = run_one(a, a.model, *be);
+    auto r = run_one(a, a.model, *be, a.adapter);
     std::cout << eval::results_table(r);
     std::fprintf(stdout, "\n%s: %.1f s, %lld docs\n", a.model.c_str(), r.seconds, [&] {
       long long n = 0;
@@ -122,7 +125,7 @@ void run_eval(const EvalArgs& a_in) {
     return;
   }
   auto base = run_one(a, a.compare, *be);
-  auto tuned = run_one(a, a.model, *be);
+  auto tuned = run_one(a, a.model, *be, a.adapter);
   auto rows = eval::compare_rows(base, tuned);
   std::string base_table = eval::results_table(base), tuned_table = eval::results_table(tuned);
   std::cout << "## Base: " << a.compare << "\n\n" << base_table << "\n## Tuned: " << a.model << "\n\n" << tuned_table
@@ -160,6 +163,7 @@ void register_eval(CLI::App& app) {
   sub->add_option("--arc_split", a->arc_split, "ARC split to evaluate: test (lm-eval) or dev")->capture_default_str();
   sub->add_option("--output_path", a->output_path, "Folder for results.json (and samples_<task>.jsonl, report.md)");
   sub->add_flag("--log_samples", a->log_samples, "Also write per-document log-likelihoods (samples_<task>.jsonl)");
+  sub->add_option("--adapter", a->adapter, "peft LoRA adapter folder applied to --model (no merge needed)");
   sub->add_option("--compare", a->compare, "Base model folder: evaluate both and write a comparison report");
   sub->add_option("--dtype", a->dtype, "Compute precision: float32 (lm-eval parity) or bfloat16")->capture_default_str();
   sub->add_option("--device", a->device, "cpu or cuda[:N]")->capture_default_str();

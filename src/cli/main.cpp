@@ -16,6 +16,7 @@ int main(int argc, char** argv) {
   sft::cli::register_train(app);
   sft::cli::register_eval(app);
   sft::cli::register_generate(app);
+  sft::cli::register_merge(app);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

@@ -17,7 +17,7 @@ namespace sft::model {
 using backend::AttnShape;
 using backend::DType;
 
-Decoder::Decoder(const io::ModelConfig& cfg, backend::Backend& be, Precision p)
+Decoder::Decoder(const io::ModelConfig& cfg, backend::Backend& be, Precision p, const io::LoraAdapterConfig* lora)
     : cfg_(cfg), be_(be), precision_(p), dt_(p == Precision::BF16 ? DType::BF16 : DType::F32) {
   const int64_t d = cfg.head_dim > 0 ? cfg.head_dim : cfg.hidden_size / std::max<int64_t>(1, cfg.num_attention_heads);
   dims_ = {cfg.hidden_size, cfg.intermediate_size, cfg.num_hidden_layers, cfg.num_attention_heads,
@@ -51,12 +51,44 @@ Decoder::Decoder(const io::ModelConfig& cfg, backend::Backend& be, Precision p)
   final_norm_ = add_tensor("model.norm.weight", {D.H}, false);
   head_ = cfg.tie_word_embeddings ? embed_ : add_tensor("lm_head.weight", {D.V, D.H}, true);
 
+  // Trainable tensors get a gradient: all of them, or with LoRA only those of modules_to_save (the rest is frozen).
+  bool any_trainable_matrix = false;
+  if (lora) {
+    std::vector<std::string> names;
+    for (const TensorSlot& t : tensors_) names.push_back(t.name);
+    const std::vector<std::string> saved = resolve_modules_to_save(*lora, names, "--lora_modules_to_save");
+    for (TensorSlot& t : tensors_)
+      if (std::find(saved.begin(), saved.end(), t.name) != saved.end()) {
+        t.grad_offset = grad_total_;
+        grad_total_ += (t.numel + 15) / 16 * 16;
+        any_trainable_matrix |= t.shape.size() == 2;
+      }
+    const std::vector<LinearInfo> linears = linear_layers(cfg_);
+    std::vector<LinearInfo> targets;
+    for (size_t i : resolve_lora_targets(*lora, linears, "--lora_target_modules")) targets.push_back(linears[i]);
+    static const char* kinds[] = {"self_attn.q_proj", "self_attn.k_proj", "self_attn.v_proj", "self_attn.o_proj",
+                                  "mlp.gate_proj", "mlp.up_proj", "mlp.down_proj"};
+    for (size_t t = 0; t < targets.size(); ++t)
+      for (int64_t l = 0; l < D.L; ++l)
+        for (int k = 0; k < 7; ++k)
+          if (targets[t].module == "model.layers." + std::to_string(l) + "." + kinds[k]) layer_[l].lora[k] = static_cast<int>(t);
+    lora_ = std::make_unique<LoraAdapters>(be_, *lora, std::move(targets));
+    norm_dw_scratch_ = DeviceBuffer<float>(be_, std::max(D.H, D.d));
+  } else {
+    for (TensorSlot& t : tensors_) t.grad_offset = t.offset;
+    grad_total_ = total_;
+  }
+  for (const TensorSlot& t : tensors_)
+    if (t.grad_offset >= 0) grad_of_[t.offset] = t.grad_offset;
+
   params_ = DeviceBuffer<float>(be_, total_);
-  grads_ = DeviceBuffer<float>(be_, total_);
+  grads_ = DeviceBuffer<float>(be_, grad_total_);
   if (precision_ == Precision::BF16) {
     emulate_bf16_ = !be_.fast_bf16_gemm();
     if (emulate_bf16_) {
-      params_rounded_ = DeviceBuffer<float>(be_, total_);
+      // LoRA: frozen matrices are rounded to bf16 in place (they need no fp32 master), so the rounded copy is only
+      // needed for trainable matrices (modules_to_save)
+      if (!lora_ || any_trainable_matrix) params_rounded_ = DeviceBuffer<float>(be_, total_);
       dt_ = DType::F32;  // the rounded operands go through the fp32 gemm
     } else {
       params_bf16_ = DeviceBuffer<uint16_t>(be_, total_);
@@ -78,23 +110,116 @@ int64_t Decoder::add_tensor(const std::string& name, std::vector<int64_t> shape,
 
 std::vector<ParamRef> Decoder::parameters() {
   std::vector<ParamRef> out;
-  for (const TensorSlot& t : tensors_)
-    out.push_back({t.name, t.shape, value(t.offset), grad(t.offset), t.numel, t.decay});
+  if (lora_) out = lora_->parameters();
+  for (const TensorSlot& t : tensors_) {
+    if (t.grad_offset < 0) continue;
+    // with LoRA a trained base tensor (modules_to_save) carries peft's adapter-file name
+    out.push_back({lora_ ? io::kPeftPrefix + t.name : t.name, t.shape, value(t.offset), grad(t.offset), t.numel, t.decay});
+  }
   return out;
 }
 
-void Decoder::zero_grad() { be_.zero(grads_.get(), grads_.bytes()); }
+float* Decoder::grad(int64_t off) const {
+  if (!lora_) return grads_.get() + off;
+  auto it = grad_of_.find(off);
+  return it == grad_of_.end() ? nullptr : grads_.get() + it->second;
+}
+
+float* Decoder::norm_grad(int64_t off) {
+  if (float* g = grad(off)) return g;
+  return norm_dw_scratch_.get();  // frozen norm: the kernel's dw lands in scratch and is never read
+}
+
+void Decoder::zero_grad() {
+  be_.zero(grads_.get(), grads_.bytes());
+  if (lora_) lora_->zero_grad();
+}
 
 void Decoder::on_weights_updated() {
   if (precision_ != Precision::BF16) return;
-  if (emulate_bf16_) be_.round_to_bf16(params_rounded_.get(), params_.get(), total_);
-  else be_.f32_to_bf16(params_bf16_.get(), params_.get(), total_);
+  if (!lora_) {
+    if (emulate_bf16_) be_.round_to_bf16(params_rounded_.get(), params_.get(), total_);
+    else be_.f32_to_bf16(params_bf16_.get(), params_.get(), total_);
+    return;
+  }
+  for (const TensorSlot& t : tensors_) {  // LoRA: only trained base tensors change (adapters run in fp32)
+    if (t.grad_offset < 0) continue;
+    if (!emulate_bf16_) be_.f32_to_bf16(params_bf16_.get() + t.offset, value(t.offset), t.numel);
+    else if (t.shape.size() == 2) be_.round_to_bf16(params_rounded_.get() + t.offset, value(t.offset), t.numel);
+  }
+}
+
+void Decoder::refresh_all_bf16() {
+  if (precision_ != Precision::BF16) return;
+  if (!lora_) return on_weights_updated();
+  if (!emulate_bf16_) {
+    be_.f32_to_bf16(params_bf16_.get(), params_.get(), total_);
+    return;
+  }
+  for (const TensorSlot& t : tensors_) {
+    if (t.shape.size() != 2) continue;  // norms and biases stay fp32 (they are not gemm operands)
+    if (t.grad_offset < 0) be_.round_to_bf16(value(t.offset), value(t.offset), t.numel);  // frozen: bf16 in place
+    else be_.round_to_bf16(params_rounded_.get() + t.offset, value(t.offset), t.numel);
+  }
 }
 
 const void* Decoder::weight(int64_t off) const {
   if (precision_ == Precision::F32) return params_.get() + off;
-  if (emulate_bf16_) return params_rounded_.get() + off;
+  if (emulate_bf16_) return lora_ && !grad(off) ? params_.get() + off : params_rounded_.get() + off;
   return params_bf16_.get() + off;
+}
+
+int64_t Decoder::num_all_parameters() const {
+  int64_t n = cfg_.num_parameters();
+  if (!lora_) return n;
+  n += lora_->num_parameters();
+  for (const TensorSlot& t : tensors_)
+    if (t.grad_offset >= 0) n += t.numel;  // peft keeps the original module beside the trained copy
+  return n;
+}
+
+uint64_t Decoder::lora_seed(int64_t l, LinearKind k) const {
+  return dropout_seed_ ^ (static_cast<uint64_t>(l * 8 + static_cast<int>(k) + 1) * 0xD1B54A32D192ED03ull);
+}
+
+Decoder::LinearDesc Decoder::linear_desc(int64_t l, LinearKind k) const {
+  const LayerOffsets& o = layer_[l];
+  const Dims& D = dims_;
+  const int lo = o.lora[static_cast<int>(k)];
+  switch (k) {
+    case LinearKind::Q: return {o.q_w, o.q_b, D.H, D.QD, lo};
+    case LinearKind::K: return {o.k_w, o.k_b, D.H, D.KD, lo};
+    case LinearKind::V: return {o.v_w, o.v_b, D.H, D.KD, lo};
+    case LinearKind::O: return {o.o_w, o.o_b, D.QD, D.H, lo};
+    case LinearKind::Gate: return {o.gate, -1, D.H, D.I, lo};
+    case LinearKind::Up: return {o.up, -1, D.H, D.I, lo};
+    case LinearKind::Down: return {o.down, -1, D.I, D.H, lo};
+  }
+  return {};
+}
+
+void Decoder::linear_forward(int64_t l, LinearKind k, const float* x, const void* x_op, int64_t n, float* y,
+                             float beta, bool training) {
+  const LinearDesc L = linear_desc(l, k);
+  gemm(false, true, n, L.out, L.in, x_op, L.in, weight(L.w), L.in, beta, y, L.out);
+  if (L.b >= 0) be_.add_bias(y, value(L.b), n, L.out);
+  if (L.lora >= 0) {
+    const float p = training ? static_cast<float>(lora_->config().lora_dropout) : 0.0f;
+    lora_->forward(static_cast<size_t>(L.lora), x, n, y, p, lora_seed(l, k));
+  }
+}
+
+void Decoder::linear_backward(int64_t l, LinearKind k, const float* x, const void* x_op, const float* dy,
+                              const void* dy_op, int64_t n, float* dx, float dx_beta) {
+  const LinearDesc L = linear_desc(l, k);
+  if (L.b >= 0)
+    if (float* gb = grad(L.b)) be_.bias_grad(gb, dy, n, L.out);
+  if (float* gw = grad(L.w)) gemm(true, false, L.out, L.in, n, dy_op, L.out, x_op, L.in, 1.0f, gw, L.in);
+  const float p = L.lora >= 0 ? static_cast<float>(lora_->config().lora_dropout) : 0.0f;
+  if (L.lora >= 0) lora_->backward_weights(static_cast<size_t>(L.lora), x, dy, n, p, lora_seed(l, k));
+  // x is dead from here on (dx may overwrite it)
+  gemm(false, false, n, L.in, L.out, dy_op, L.out, weight(L.w), L.in, dx_beta, dx, L.in);
+  if (L.lora >= 0) lora_->backward_input(static_cast<size_t>(L.lora), n, dx, p, lora_seed(l, k));
 }
 
 const void* Decoder::as_operand(const float* x, int64_t n, Workspace& ws, int slot) {
@@ -221,31 +346,25 @@ void Decoder::layer_forward(int64_t l, const float* x, float* out, LayerActs& a,
   const Dims& D = dims_;
   const LayerOffsets& o = layer_[l];
   const float eps = static_cast<float>(cfg_.rms_norm_eps);
+  const bool tr = ws.training;
+  if (lora_) lora_->reserve(n);
   be_.rmsnorm_forward(a.xn1.get(), a.rstd1.get(), x, value(o.in_norm), n, D.H, eps);
   const void* xn1 = as_operand(a.xn1.get(), n * D.H, ws, 0);
-  gemm(false, true, n, D.QD, D.H, xn1, D.H, weight(o.q_w), D.H, 0.0f, a.q.get(), D.QD);
-  gemm(false, true, n, D.KD, D.H, xn1, D.H, weight(o.k_w), D.H, 0.0f, k_dst, D.KD);
-  gemm(false, true, n, D.KD, D.H, xn1, D.H, weight(o.v_w), D.H, 0.0f, v_dst, D.KD);
-  if (o.q_b >= 0) {
-    be_.add_bias(a.q.get(), value(o.q_b), n, D.QD);
-    be_.add_bias(k_dst, value(o.k_b), n, D.KD);
-    be_.add_bias(v_dst, value(o.v_b), n, D.KD);
-  }
+  linear_forward(l, LinearKind::Q, a.xn1.get(), xn1, n, a.q.get(), 0.0f, tr);
+  linear_forward(l, LinearKind::K, a.xn1.get(), xn1, n, k_dst, 0.0f, tr);
+  linear_forward(l, LinearKind::V, a.xn1.get(), xn1, n, v_dst, 0.0f, tr);
   be_.rope(a.q.get(), pos, inv_freq_.get(), n, D.Hq, D.d, false);
   be_.rope(k_dst, pos, inv_freq_.get(), n, D.Hkv, D.d, false);
   be_.attention_forward(a.att.get(), a.lse.get(), a.q.get(), k_all, v_all, doc, s);
   be_.copy(a.mid.get(), x, static_cast<size_t>(n * D.H) * sizeof(float));
-  gemm(false, true, n, D.H, D.QD, as_operand(a.att.get(), n * D.QD, ws, 0), D.QD, weight(o.o_w), D.QD, 1.0f,
-       a.mid.get(), D.H);
-  if (o.o_b >= 0) be_.add_bias(a.mid.get(), value(o.o_b), n, D.H);
+  linear_forward(l, LinearKind::O, a.att.get(), as_operand(a.att.get(), n * D.QD, ws, 0), n, a.mid.get(), 1.0f, tr);
   be_.rmsnorm_forward(a.xn2.get(), a.rstd2.get(), a.mid.get(), value(o.post_norm), n, D.H, eps);
   const void* xn2 = as_operand(a.xn2.get(), n * D.H, ws, 0);
-  gemm(false, true, n, D.I, D.H, xn2, D.H, weight(o.gate), D.H, 0.0f, a.gate.get(), D.I);
-  gemm(false, true, n, D.I, D.H, xn2, D.H, weight(o.up), D.H, 0.0f, a.up.get(), D.I);
+  linear_forward(l, LinearKind::Gate, a.xn2.get(), xn2, n, a.gate.get(), 0.0f, tr);
+  linear_forward(l, LinearKind::Up, a.xn2.get(), xn2, n, a.up.get(), 0.0f, tr);
   be_.swiglu_forward(ws.h.get(), a.gate.get(), a.up.get(), n * D.I);
   if (out != a.mid.get()) be_.copy(out, a.mid.get(), static_cast<size_t>(n * D.H) * sizeof(float));
-  gemm(false, true, n, D.H, D.I, as_operand(ws.h.get(), n * D.I, ws, 0), D.I, weight(o.down), D.I, 1.0f, out,
-       D.H);
+  linear_forward(l, LinearKind::Down, ws.h.get(), as_operand(ws.h.get(), n * D.I, ws, 0), n, out, 1.0f, tr);
 }
 
 void Decoder::final_norm(Workspace& ws, const float* x, int64_t n) {
@@ -299,7 +418,7 @@ LossSum Decoder::head_loss(Workspace& ws, const std::vector<int32_t>& targets, b
       const void* dl = as_operand(ws.logits.get(), c * D.V, ws, 1);
       const void* xc = as_operand(ws.xc.get(), c * D.H, ws, 0);
       gemm(false, false, c, D.H, D.V, dl, D.V, weight(head_), D.H, 0.0f, ws.dxc.get(), D.H);
-      gemm(true, false, D.V, D.H, c, dl, D.V, xc, D.H, 1.0f, grad(head_), D.H);
+      if (float* gh = grad(head_)) gemm(true, false, D.V, D.H, c, dl, D.V, xc, D.H, 1.0f, gh, D.H);
       be_.embedding_backward(ws.dxn.get(), ws.dxc.get(), ws.rows.get(), c, D.H);  // scatter back to token rows
     }
     be_.download(loss.data(), ws.loss.get(), c * sizeof(float));
@@ -322,7 +441,7 @@ void Decoder::backward_all(Workspace& ws, const Batch& b) {
   s.scale = static_cast<float>(1.0 / std::sqrt(static_cast<double>(D.d)));
   float* dR = ws.dR.get();  // gradient of the residual stream, walked from the top down
   be_.zero(dR, ws.dR.bytes());
-  be_.rmsnorm_backward(dR, grad(final_norm_), ws.dxn.get(), ws.resid[D.L].get(), value(final_norm_), ws.rstdf.get(),
+  be_.rmsnorm_backward(dR, norm_grad(final_norm_), ws.dxn.get(), ws.resid[D.L].get(), value(final_norm_), ws.rstdf.get(),
                        n, D.H);
   for (int64_t l = D.L - 1; l >= 0; --l) {
     const LayerOffsets& o = layer_[l];
@@ -330,49 +449,40 @@ void Decoder::backward_all(Workspace& ws, const Batch& b) {
     // --- MLP: out = mid + swiglu(gate, up) @ Wd^T ---
     be_.swiglu_forward(ws.h.get(), a.gate.get(), a.up.get(), n * D.I);  // recomputed, not saved
     const void* dY = as_operand(dR, n * D.H, ws, 1);
-    gemm(true, false, D.H, D.I, n, dY, D.H, as_operand(ws.h.get(), n * D.I, ws, 0), D.I, 1.0f, grad(o.down), D.I);
-    gemm(false, false, n, D.I, D.H, dY, D.H, weight(o.down), D.I, 0.0f, ws.h.get(), D.I);  // h is free now: dh
+    // h is dead after the weight gradients: dh overwrites it
+    linear_backward(l, LinearKind::Down, ws.h.get(), as_operand(ws.h.get(), n * D.I, ws, 0), dR, dY, n, ws.h.get(), 0.0f);
     be_.swiglu_backward(ws.dgate.get(), ws.dup.get(), ws.h.get(), a.gate.get(), a.up.get(), n * D.I);
     const void* xn2 = as_operand(a.xn2.get(), n * D.H, ws, 0);
-    const void* dg = as_operand(ws.dgate.get(), n * D.I, ws, 1);
-    gemm(false, false, n, D.H, D.I, dg, D.I, weight(o.gate), D.H, 0.0f, ws.dxn.get(), D.H);
-    gemm(true, false, D.I, D.H, n, dg, D.I, xn2, D.H, 1.0f, grad(o.gate), D.H);
-    const void* du = as_operand(ws.dup.get(), n * D.I, ws, 1);
-    gemm(false, false, n, D.H, D.I, du, D.I, weight(o.up), D.H, 1.0f, ws.dxn.get(), D.H);
-    gemm(true, false, D.I, D.H, n, du, D.I, xn2, D.H, 1.0f, grad(o.up), D.H);
-    be_.rmsnorm_backward(dR, grad(o.post_norm), ws.dxn.get(), a.mid.get(), value(o.post_norm), a.rstd2.get(), n,
+    linear_backward(l, LinearKind::Gate, a.xn2.get(), xn2, ws.dgate.get(), as_operand(ws.dgate.get(), n * D.I, ws, 1),
+                    n, ws.dxn.get(), 0.0f);
+    linear_backward(l, LinearKind::Up, a.xn2.get(), xn2, ws.dup.get(), as_operand(ws.dup.get(), n * D.I, ws, 1), n,
+                    ws.dxn.get(), 1.0f);
+    be_.rmsnorm_backward(dR, norm_grad(o.post_norm), ws.dxn.get(), a.mid.get(), value(o.post_norm), a.rstd2.get(), n,
                          D.H);  // dR is now d loss / d mid
     // --- attention: mid = x + att @ Wo^T ---
-    if (o.o_b >= 0) be_.bias_grad(grad(o.o_b), dR, n, D.H);
-    const void* dmid = as_operand(dR, n * D.H, ws, 1);
-    gemm(false, false, n, D.QD, D.H, dmid, D.H, weight(o.o_w), D.QD, 0.0f, ws.datt.get(), D.QD);
-    gemm(true, false, D.H, D.QD, n, dmid, D.H, as_operand(a.att.get(), n * D.QD, ws, 0), D.QD, 1.0f, grad(o.o_w),
-         D.QD);
+    linear_backward(l, LinearKind::O, a.att.get(), as_operand(a.att.get(), n * D.QD, ws, 0), dR,
+                    as_operand(dR, n * D.H, ws, 1), n, ws.datt.get(), 0.0f);
     be_.attention_backward(ws.dq.get(), ws.dk.get(), ws.dv.get(), ws.datt.get(), a.q.get(), a.k.get(), a.v.get(),
                            a.att.get(), a.lse.get(), ws.doc.get(), s);
     be_.rope(ws.dq.get(), ws.pos.get(), inv_freq_.get(), n, D.Hq, D.d, true);
     be_.rope(ws.dk.get(), ws.pos.get(), inv_freq_.get(), n, D.Hkv, D.d, true);
-    if (o.q_b >= 0) {
-      be_.bias_grad(grad(o.q_b), ws.dq.get(), n, D.QD);
-      be_.bias_grad(grad(o.k_b), ws.dk.get(), n, D.KD);
-      be_.bias_grad(grad(o.v_b), ws.dv.get(), n, D.KD);
-    }
     const void* xn1 = as_operand(a.xn1.get(), n * D.H, ws, 0);
     struct Proj {
       float* d;
-      int64_t w, out;
+      LinearKind k;
+      int64_t out;
     };
     bool first = true;
-    for (const Proj& p : {Proj{ws.dq.get(), o.q_w, D.QD}, Proj{ws.dk.get(), o.k_w, D.KD}, Proj{ws.dv.get(), o.v_w, D.KD}}) {
-      const void* dp = as_operand(p.d, n * p.out, ws, 1);
-      gemm(false, false, n, D.H, p.out, dp, p.out, weight(p.w), D.H, first ? 0.0f : 1.0f, ws.dxn.get(), D.H);
-      gemm(true, false, p.out, D.H, n, dp, p.out, xn1, D.H, 1.0f, grad(p.w), D.H);
+    for (const Proj& p : {Proj{ws.dq.get(), LinearKind::Q, D.QD}, Proj{ws.dk.get(), LinearKind::K, D.KD},
+                          Proj{ws.dv.get(), LinearKind::V, D.KD}}) {
+      linear_backward(l, p.k, a.xn1.get(), xn1, p.d, as_operand(p.d, n * p.out, ws, 1), n, ws.dxn.get(),
+                      first ? 0.0f : 1.0f);
       first = false;
     }
-    be_.rmsnorm_backward(dR, grad(o.in_norm), ws.dxn.get(), ws.resid[l].get(), value(o.in_norm), a.rstd1.get(), n,
+    be_.rmsnorm_backward(dR, norm_grad(o.in_norm), ws.dxn.get(), ws.resid[l].get(), value(o.in_norm), a.rstd1.get(), n,
                          D.H);  // dR is now d loss / d resid[l]
   }
-  be_.embedding_backward(grad(embed_), dR, ws.ids.get(), n, D.H);
+  if (float* ge = grad(embed_)) be_.embedding_backward(ge, dR, ws.ids.get(), n, D.H);
 }
 
 // Targets after the label shift: row position t predicts labels[t+1] of the same row.

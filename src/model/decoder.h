@@ -3,11 +3,13 @@
 #pragma once
 #include <memory>
 #include <string>
+#include <unordered_map>
 #include <vector>
 
 #include "backend/backend.h"
 #include "io/safetensors.h"
 #include "model/device_buffer.h"
+#include "model/lora.h"
 #include "model/model.h"
 
 namespace sft::model {
@@ -17,7 +19,11 @@ namespace sft::model {
 struct LayerOffsets {
   int64_t in_norm = -1, q_w = -1, q_b = -1, k_w = -1, k_b = -1, v_w = -1, v_b = -1, o_w = -1, o_b = -1, post_norm = -1,
           gate = -1, up = -1, down = -1;
+  int lora[7] = {-1, -1, -1, -1, -1, -1, -1};  // LoRA target index per LinearKind, -1 = not adapted
 };
+
+// The linear layers of a decoder layer (index into LayerOffsets::lora).
+enum class LinearKind : int { Q = 0, K, V, O, Gate, Up, Down };
 
 // Activations of one layer for n token rows. In training every layer keeps its own (saved for the backward);
 // inference reuses a single one for all layers.
@@ -48,11 +54,15 @@ struct Workspace {
 
 class Decoder final : public Model {
  public:
-  Decoder(const io::ModelConfig& cfg, backend::Backend& be, Precision p);
+  // lora: freeze the base and attach adapters with this config (init_lora_random / load_lora fill them).
+  Decoder(const io::ModelConfig& cfg, backend::Backend& be, Precision p, const io::LoraAdapterConfig* lora = nullptr);
   ~Decoder() override = default;
 
   void init_random(uint64_t seed);
   void load_weights(const io::WeightStore& store);
+  void init_lora_random(uint64_t seed);
+  // Adapter values (and modules_to_save tensors) from a checked adapter_model.safetensors (lora.h check_adapter).
+  void load_lora(const io::SafetensorsFile& f);
 
   const io::ModelConfig& config() const override { return cfg_; }
   Precision precision() const override { return precision_; }
@@ -67,6 +77,10 @@ class Decoder final : public Model {
   std::vector<float> logits(const Batch& batch) override;
   std::unique_ptr<KVSession> new_session(int64_t max_len) override;
   void save(const std::filesystem::path& dir, const std::string& dtype) override;
+  const io::LoraAdapterConfig* lora_config() const override { return lora_ ? &lora_->config() : nullptr; }
+  void save_adapter(const std::filesystem::path& dir, const std::string& base_model) override;
+  void set_dropout_seed(uint64_t seed) override { dropout_seed_ = seed; }
+  int64_t num_all_parameters() const override;
 
   // ---- used by the KV session (kv_session.cpp) ----
   struct Dims {
@@ -92,7 +106,25 @@ class Decoder final : public Model {
     std::vector<int64_t> shape;
     int64_t offset = 0, numel = 0;
     bool decay = true;
+    int64_t grad_offset = -1;  // into grads_; -1 = frozen (LoRA base weight)
   };
+  // ---- the linear seam: every projection of a layer goes through these two (base gemm + bias + LoRA term) ----
+  struct LinearDesc {
+    int64_t w, b, in, out;
+    int lora;
+  };
+  LinearDesc linear_desc(int64_t l, LinearKind k) const;
+  // y = x W^T (+ b) (+ LoRA), accumulated into y when beta == 1. x: fp32 input (the LoRA term reads it), x_op: the
+  // same as a gemm operand (as_operand). training: LoRA dropout active (seeded per layer and kind).
+  void linear_forward(int64_t l, LinearKind k, const float* x, const void* x_op, int64_t n, float* y, float beta,
+                      bool training);
+  // Gradients of a linear given dy: dW, db (+=, trainable only), the adapter's dA, dB (+=), and dx = dy W (+ LoRA)
+  // written (dx_beta 0) or accumulated (1). dx may alias x (the weight gradients read x first).
+  void linear_backward(int64_t l, LinearKind k, const float* x, const void* x_op, const float* dy, const void* dy_op,
+                       int64_t n, float* dx, float dx_beta);
+  uint64_t lora_seed(int64_t l, LinearKind k) const;
+  // bf16 copies of every weight (after a load; on_weights_updated refreshes only trainable tensors under LoRA).
+  void refresh_all_bf16();
   int64_t add_tensor(const std::string& name, std::vector<int64_t> shape, bool decay);
   void check_batch(const Batch& b) const;
   void upload_batch(Workspace& ws, const Batch& b);
@@ -110,7 +142,10 @@ class Decoder final : public Model {
   const void* as_operand(const float* x, int64_t n, Workspace& ws, int slot);
   const void* weight(int64_t off) const;
   float* value(int64_t off) const { return params_.get() + off; }
-  float* grad(int64_t off) const { return grads_.get() + off; }
+  // Gradient of the tensor at value offset off; nullptr when it is frozen.
+  float* grad(int64_t off) const;
+  // Gradient of a norm weight, or a scratch vector when frozen (the kernel always accumulates dw).
+  float* norm_grad(int64_t off);
   void gemm(bool ta, bool tb, int64_t M, int64_t N, int64_t K, const void* A, int64_t lda, const void* B,
             int64_t ldb, float beta, float* C, int64_t ldc);
 
@@ -128,6 +163,12 @@ class Decoder final : public Model {
   bool emulate_bf16_ = false;          // BF16 mode on a backend without fast bf16 gemm (see Backend::fast_bf16_gemm)
   DeviceBuffer<float> params_rounded_;  // emulated BF16: the weights rounded to bf16 values, stored as fp32
   std::unique_ptr<Workspace> ws_;
+  // LoRA: adapters, the base tensors modules_to_save keeps trainable, dropout seed of the current micro-batch
+  std::unique_ptr<LoraAdapters> lora_;
+  std::unordered_map<int64_t, int64_t> grad_of_;  // value offset -> grad offset (trainable tensors only)
+  int64_t grad_total_ = 0;
+  DeviceBuffer<float> norm_dw_scratch_;
+  uint64_t dropout_seed_ = 0;
 };
 
 // Rotary inverse frequencies exactly as transformers computes them in fp32 (with Llama 3 scaling when configured).

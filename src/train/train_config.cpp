@@ -1,5 +1,9 @@
 #include "train/train_config.h"
 
+#include <algorithm>
+#include <cmath>
+#include <vector>
+
 #include "train/lr_schedule.h"
 #include "util/error.h"
 
@@ -37,6 +41,46 @@ void TrainConfig::validate() const {
   SFT_CHECK(device == "cpu" || device == "cuda" || device.rfind("cuda:", 0) == 0,
             "--device: expected cpu or cuda[:N], got '", device, "'");
   SFT_CHECK(threads >= 0, "--threads must be >= 0");
+  SFT_CHECK(lora_r > 0, "--lora_r must be a positive integer, got ", lora_r);
+  SFT_CHECK(std::isfinite(lora_alpha), "--lora_alpha must be a finite number");
+  SFT_CHECK(lora_dropout >= 0 && lora_dropout < 1, "--lora_dropout must be in [0, 1), got ", lora_dropout);
+  SFT_CHECK(use_peft || adapter_name_or_path.empty(), "--adapter_name_or_path needs --use_peft");
+}
+
+namespace {
+std::vector<std::string> split_list(const std::string& s, const char* flag) {
+  std::vector<std::string> out;
+  size_t b = 0;
+  while (b <= s.size()) {
+    const size_t e = std::min(s.find(',', b), s.size());
+    std::string item = s.substr(b, e - b);
+    while (!item.empty() && item.front() == ' ') item.erase(item.begin());
+    while (!item.empty() && item.back() == ' ') item.pop_back();
+    SFT_CHECK(!item.empty(), flag, ": empty module name in '", s, "'");
+    out.push_back(item);
+    b = e + 1;
+  }
+  return out;
+}
+}  // namespace
+
+io::LoraAdapterConfig TrainConfig::lora_config() const {
+  io::LoraAdapterConfig c;
+  c.base_model_name_or_path = model_name_or_path;
+  c.r = lora_r;
+  c.lora_alpha = lora_alpha;
+  c.lora_dropout = lora_dropout;
+  c.use_rslora = use_rslora;
+  if (lora_target_modules.empty()) {
+    c.target_modules = {"q_proj", "v_proj"};  // peft's default for qwen2 / llama / qwen3
+  } else if (lora_target_modules == "all-linear" || lora_target_modules == "ALL-LINEAR") {
+    c.target_modules = {"all-linear"};
+    c.target_is_string = true;
+  } else {
+    c.target_modules = split_list(lora_target_modules, "--lora_target_modules");
+  }
+  if (!lora_modules_to_save.empty()) c.modules_to_save = split_list(lora_modules_to_save, "--lora_modules_to_save");
+  return c;
 }
 
 }  // namespace sft::train

@@ -4,6 +4,8 @@
 #include <cstdint>
 #include <string>
 
+#include "io/peft_adapter.h"
+
 namespace sft::train {
 
 struct TrainConfig {
@@ -46,12 +48,24 @@ struct TrainConfig {
   std::string metric_for_best_model = "eval_loss";
   int greater_is_better = -1;  // -1 unset: false for *loss metrics (HF rule)
 
+  // ---- LoRA (TRL ModelConfig / peft LoraConfig names and TRL's defaults) ----
+  bool use_peft = false;
+  int64_t lora_r = 16;
+  double lora_alpha = 32;
+  double lora_dropout = 0.05;
+  std::string lora_target_modules;   // comma-separated module names, or all-linear; "" = peft's default (q_proj,v_proj)
+  std::string lora_modules_to_save;  // comma-separated module names trained in full and saved with the adapter
+  bool use_rslora = false;
+  std::string adapter_name_or_path;  // continue training this peft adapter (its adapter_config.json sets r, alpha, ...)
+
   // ---- runtime ----
   std::string device = "cpu";
   int64_t threads = 0;  // 0 = all cores
   std::string debug_dump_batches;  // debug: write every micro-batch trained on as JSON lines (parity tests)
 
   bool use_bf16() const { return bf16 || torch_dtype == "bfloat16"; }
+  // The adapter config --use_peft asks for (base_model_name_or_path = model_name_or_path).
+  io::LoraAdapterConfig lora_config() const;
   // Throws sft::Error naming the flag on an invalid combination.
   void validate() const;
 };

@@ -106,7 +106,34 @@ std::string config_json(const TrainConfig& c) {
   j["eval_steps"] = c.eval_steps;
   j["load_best_model_at_end"] = c.load_best_model_at_end;
   j["metric_for_best_model"] = c.metric_for_best_model;
+  j["use_peft"] = c.use_peft;
+  if (c.use_peft) {
+    j["lora_r"] = c.lora_r;
+    j["lora_alpha"] = c.lora_alpha;
+    j["lora_dropout"] = c.lora_dropout;
+    j["lora_target_modules"] = c.lora_target_modules;
+    j["lora_modules_to_save"] = c.lora_modules_to_save;
+    j["use_rslora"] = c.use_rslora;
+    j["adapter_name_or_path"] = c.adapter_name_or_path;
+  }
   return j.dump(2) + "\n";
+}
+
+// ---- LoRA hooks: with an adapter attached, checkpoints and the output hold peft's adapter files, not the model ----
+bool is_lora(model::Model& m) { return m.lora_config() != nullptr; }
+
+// The weights part of a checkpoint or of the final output.
+void save_trained_weights(model::Model& m, const TrainConfig& cfg, const fs::path& dir, const std::string& dtype) {
+  if (is_lora(m)) m.save_adapter(dir, cfg.model_name_or_path);  // adapter in fp32 (exact: resume is bit-identical)
+  else m.save(dir, dtype);
+}
+
+// LoRA dropout masks of micro-batch `micro` of optimizer step `step` (1-based): a pure function of the seed and the
+// position, so a resumed run draws the same masks.
+uint64_t dropout_seed(uint64_t seed, int64_t step, int64_t micro) {
+  uint64_t z = seed * 0x9E3779B97F4A7C15ull + static_cast<uint64_t>(step) * 0xBF58476D1CE4E5B9ull +
+               static_cast<uint64_t>(micro) * 0x94D049BB133111EBull;
+  return z ^ (z >> 29);
 }
 
 }  // namespace
@@ -147,6 +174,8 @@ TrainSummary run_training(const TrainJob& job, TrainObserver& obs) {
   plan.warmup_steps = resolve_warmup_steps(cfg.warmup_steps, cfg.warmup_ratio, plan.total_steps);
   plan.eval_batches = job.eval ? job.eval->batches_per_epoch() : 0;
   for (const auto& p : m.parameters()) plan.num_parameters += p.numel;
+  plan.all_parameters = is_lora(m) ? m.num_all_parameters() : plan.num_parameters;
+  plan.lora = is_lora(m);
 
   AdamW opt(m.backend(), m.parameters(), AdamWHyper{cfg.adam_beta1, cfg.adam_beta2, cfg.adam_epsilon, cfg.weight_decay});
 
@@ -229,7 +258,7 @@ TrainSummary run_training(const TrainJob& job, TrainObserver& obs) {
     }
     fs::remove_all(tmp);
     fs::create_directories(tmp);
-    m.save(tmp, "float32");  // exact fp32 masters: resuming from them is bit-identical
+    save_trained_weights(m, cfg, tmp, "float32");  // exact fp32 masters: resuming from them is bit-identical
     copy_model_side_files(job.base_model_dir, tmp);
     opt.save_state(tmp / "optimizer.safetensors");
     st.loader_epoch = loader.position().epoch;
@@ -259,6 +288,7 @@ TrainSummary run_training(const TrainJob& job, TrainObserver& obs) {
     for (int64_t i = 0; i < k; ++i) {
       const data::Batch b = loader.next();
       if (dump.is_open()) dump << batch_dump_json(st.global_step + 1, i, step_targets, b) << '\n';
+      m.set_dropout_seed(dropout_seed(cfg.seed, st.global_step + 1, i));
       const model::LossSum ls = m.forward_backward(to_model_batch(b), loss_scale);
       SFT_CHECK(ls.n_targets == targets[i], "micro-batch ", i, " of step ", st.global_step + 1, ": the model counted ",
                 ls.n_targets, " targets, the data layer ", targets[i]);
@@ -308,12 +338,17 @@ TrainSummary run_training(const TrainJob& job, TrainObserver& obs) {
   if (cfg.load_best_model_at_end && !st.best_model_checkpoint.empty()) {
     obs.on_note("loading the best checkpoint " + st.best_model_checkpoint + " (" + cfg.metric_for_best_model + " " +
                 std::to_string(*st.best_metric) + ")");
-    auto best = model::Model::load(st.best_model_checkpoint, m.backend(), m.precision());
-    best->save(tmp, dtype);
+    if (is_lora(m)) {  // the best checkpoint's adapter files are the output
+      for (const char* f : {"adapter_model.safetensors", "adapter_config.json"})
+        fs::copy_file(fs::path(st.best_model_checkpoint) / f, tmp / f, fs::copy_options::overwrite_existing);
+    } else {
+      auto best = model::Model::load(st.best_model_checkpoint, m.backend(), m.precision());
+      best->save(tmp, dtype);
+    }
   } else {
     if (cfg.load_best_model_at_end)
       obs.on_note("--load_best_model_at_end: no evaluated checkpoint, the final weights are saved");
-    m.save(tmp, dtype);
+    save_trained_weights(m, cfg, tmp, dtype);
   }
   copy_model_side_files(job.base_model_dir, tmp);
   st.loader_epoch = loader.position().epoch;
