@@ -183,6 +183,11 @@ def test_merge_matches_peft_merge_and_unload(trained, tmp_path):
     print(f"merge: max |sft - peft merge_and_unload| = {worst:.3g}")
     m2 = AutoModelForCausalLM.from_pretrained(merged, dtype=torch.float32)  # transformers loads it
     assert os.path.exists(os.path.join(merged, "tokenizer.json"))
+    # generate --adapter (adapter applied at run time) == generate on the merged folder (greedy tokens)
+    gen = lambda *m: json.loads(subprocess.run([SFT, "generate", *m, "--prompt", "Give three tips", "--greedy",
+                                                "--max_new_tokens", "12", "--json"], capture_output=True, text=True,
+                                               check=True).stdout)["tokens"]
+    assert gen("--model", base, "--adapter", out) == gen("--model", merged)
     bf = str(tmp_path / "merged_bf16")
     r = subprocess.run([SFT, "merge", "--model", base, "--adapter", out, "--output_dir", bf, "--torch_dtype",
                         "bfloat16"], capture_output=True, text=True)
