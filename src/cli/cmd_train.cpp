@@ -134,6 +134,9 @@ void run_train(const std::vector<std::string>& args) {
     SFT_CHECK(fs::exists(resume_dir / "trainer_state.json"), "--resume_from_checkpoint: ", resume_dir.string(),
               " is not a checkpoint folder (no trainer_state.json)");
   }
+  if (!cfg.use_peft && (cfg.lora_r != 16 || cfg.lora_alpha != 32 || cfg.lora_dropout != 0.05 || cfg.use_rslora ||
+                        !cfg.lora_target_modules.empty() || !cfg.lora_modules_to_save.empty()))
+    std::printf("note: --lora_* flags ignored: full fine-tuning (add --use_peft for LoRA)\n");
   if (cfg.use_peft) {  // bad LoRA settings fail before anything is written
     const io::ModelConfig mc = io::load_model_config(fs::path(cfg.model_name_or_path) / "config.json");
     if (!cfg.adapter_name_or_path.empty()) {
