@@ -15,6 +15,7 @@
 #include <vector>
 
 #include "backend/backend.h"
+#include "model/family.h"
 #include "model/model.h"
 
 using namespace sft;
@@ -113,7 +114,7 @@ int main(int argc, char** argv) {
   const double dt = times[times.size() / 2];
   const double T = static_cast<double>(seq), B = static_cast<double>(batch);
   // model FLOP/s counts the full-FT work (6 N per token) in both modes, so LoRA's figure shows the step-time gain
-  const double flops = 6.0 * static_cast<double>(c.num_parameters()) * B * T +
+  const double flops = 6.0 * static_cast<double>(model::num_parameters(c)) * B * T +
                        6.0 * c.num_hidden_layers * B * T * T * c.num_attention_heads * c.head_dim;  // as the peer
   rusage ru{};
   getrusage(RUSAGE_SELF, &ru);
@@ -121,7 +122,7 @@ int main(int argc, char** argv) {
       "{\"peer\": \"sft\", \"shape\": \"%s\", \"layers\": %lld, \"params\": %lld, \"batch\": %lld, \"seq\": %lld, "
       "\"lora_r\": %lld, \"trainable\": %lld, \"dtype\": \"%s\", \"bf16_gemm\": \"%s\", \"step_s_median\": %.3f, \"tokens_per_s\": %.1f, "
       "\"model_gflops\": %.1f, \"peak_rss_mib\": %ld}\n",
-      shape.c_str(), static_cast<long long>(c.num_hidden_layers), static_cast<long long>(c.num_parameters()),
+      shape.c_str(), static_cast<long long>(c.num_hidden_layers), static_cast<long long>(model::num_parameters(c)),
       static_cast<long long>(batch), static_cast<long long>(seq), static_cast<long long>(lora_r),
       static_cast<long long>(n_params), dtype.c_str(),
       dtype == "bf16" ? (be->fast_bf16_gemm() ? "native" : "emulated-fp32") : "n/a", dt, B * T / dt,

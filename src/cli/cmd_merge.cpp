@@ -7,6 +7,7 @@
 
 #include "cli/commands.h"
 #include "io/hf_config.h"
+#include "model/family.h"
 #include "model/lora.h"
 #include "util/error.h"
 
@@ -23,7 +24,7 @@ void run_merge(const MergeArgs& a) {
   SFT_CHECK(fs::is_directory(a.model), "--model ", a.model, ": not a folder");
   std::string dtype = a.dtype;
   if (dtype.empty() || dtype == "auto") {  // keep the base model's dtype (fp32 unless it is bf16)
-    const io::ModelConfig cfg = io::load_model_config(fs::path(a.model) / "config.json");
+    const io::ModelConfig cfg = model::load_config(fs::path(a.model) / "config.json");
     dtype = cfg.torch_dtype == "bfloat16" ? "bfloat16" : "float32";
   }
   SFT_CHECK(dtype == "float32" || dtype == "bfloat16", "--torch_dtype: expected float32, bfloat16 or auto, got '",

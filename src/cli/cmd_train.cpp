@@ -9,10 +9,12 @@
 #include <memory>
 
 #include "backend/backend.h"
+#include "backend/device.h"
 #include "cli/commands.h"
 #include "cli/train_flags.h"
 #include "data/prepare.h"
 #include "io/hf_config.h"
+#include "model/family.h"
 #include "model/lora.h"
 #include "model/model.h"
 #include "tokenizer/tokenizer.h"
@@ -106,13 +108,6 @@ class ConsoleObserver final : public train::TrainObserver {
   int64_t start_step_ = 0;
 };
 
-std::unique_ptr<backend::Backend> make_backend(const std::string& device) {
-  if (device == "cpu") return backend::make_cpu_backend();
-  int index = 0;
-  if (device.size() > 5) index = std::stoi(device.substr(5));
-  return backend::make_cuda_backend(index);  // throws a clear error in a build without CUDA
-}
-
 void run_train(const std::vector<std::string>& args) {
   ParsedTrainArgs parsed = parse_train_args(args);
   if (parsed.help) {
@@ -138,7 +133,7 @@ void run_train(const std::vector<std::string>& args) {
                         !cfg.lora_target_modules.empty() || !cfg.lora_modules_to_save.empty()))
     std::printf("note: --lora_* flags ignored: full fine-tuning (add --use_peft for LoRA)\n");
   if (cfg.use_peft) {  // bad LoRA settings fail before anything is written
-    const io::ModelConfig mc = io::load_model_config(fs::path(cfg.model_name_or_path) / "config.json");
+    const io::ModelConfig mc = model::load_config(fs::path(cfg.model_name_or_path) / "config.json");
     if (!cfg.adapter_name_or_path.empty()) {
       std::unique_ptr<io::SafetensorsFile> f;
       model::check_adapter(cfg.adapter_name_or_path, mc, f);
@@ -148,7 +143,7 @@ void run_train(const std::vector<std::string>& args) {
   }
   train::prepare_output_dir(cfg, !resume_dir.empty());
 
-  auto be = make_backend(cfg.device);
+  auto be = backend::make_backend(cfg.device);
   const fs::path base = cfg.model_name_or_path;
   tok::Tokenizer tokenizer = tok::Tokenizer::load(base);
   data::TokenizerEncoder encoder(tokenizer);

@@ -1,7 +1,8 @@
 // Forward and backward of the decoder (see docs/arch/model.md for the activation memory plan).
 //
 // Data flow per layer l (n token rows, x = resid[l]):
-//   xn1 = rmsnorm(x)                    q,k,v = xn1 @ W^T (+ b); rope(q,k)     att = attention(q,k,v; doc ids)
+//   xn1 = rmsnorm(x)                    q,k,v = xn1 @ W^T (+ b); [q,k = per-head rmsnorm]; rope(q,k)
+//   att = attention(q,k,v; doc ids)
 //   mid = x + att @ Wo^T                xn2 = rmsnorm(mid)                      gate,up = xn2 @ W^T
 //   resid[l+1] = mid + swiglu(gate,up) @ Wd^T
 // then xnf = rmsnorm(resid[L]) and the LM head + cross-entropy in chunks of target rows (never [n x V] at once).
@@ -28,58 +29,52 @@ Decoder::Decoder(const io::ModelConfig& cfg, backend::Backend& be, Precision p, 
             D.Hkv, ", head_dim ", d, ")");
   SFT_CHECK(D.Hq % D.Hkv == 0, "model config: num_attention_heads ", D.Hq, " is not a multiple of num_key_value_heads ",
             D.Hkv);
-  const bool bias = cfg.attention_bias;
-  embed_ = add_tensor("model.embed_tokens.weight", {D.V, D.H}, true);
-  for (int64_t l = 0; l < D.L; ++l) {
-    const std::string p = "model.layers." + std::to_string(l) + ".";
-    LayerOffsets o;
-    o.in_norm = add_tensor(p + "input_layernorm.weight", {D.H}, false);
-    o.q_w = add_tensor(p + "self_attn.q_proj.weight", {D.QD, D.H}, true);
-    if (bias) o.q_b = add_tensor(p + "self_attn.q_proj.bias", {D.QD}, false);
-    o.k_w = add_tensor(p + "self_attn.k_proj.weight", {D.KD, D.H}, true);
-    if (bias) o.k_b = add_tensor(p + "self_attn.k_proj.bias", {D.KD}, false);
-    o.v_w = add_tensor(p + "self_attn.v_proj.weight", {D.KD, D.H}, true);
-    if (bias) o.v_b = add_tensor(p + "self_attn.v_proj.bias", {D.KD}, false);
-    o.o_w = add_tensor(p + "self_attn.o_proj.weight", {D.H, D.QD}, true);
-    if (bias && cfg.model_type != "qwen2") o.o_b = add_tensor(p + "self_attn.o_proj.bias", {D.H}, false);
-    o.post_norm = add_tensor(p + "post_attention_layernorm.weight", {D.H}, false);
-    o.gate = add_tensor(p + "mlp.gate_proj.weight", {D.I, D.H}, true);
-    o.up = add_tensor(p + "mlp.up_proj.weight", {D.I, D.H}, true);
-    o.down = add_tensor(p + "mlp.down_proj.weight", {D.H, D.I}, true);
-    layer_.push_back(o);
+  // The family's tensor table is the one list of weights: allocate each, then map roles to buffers.
+  layer_.resize(static_cast<size_t>(D.L));
+  auto linear = [&](const TensorSpec& t, int64_t off) {
+    return Linear{t.role, t.layer, off, -1, t.shape.at(1), t.shape.at(0)};
+  };
+  for (const TensorSpec& t : tensor_table(cfg)) {
+    const int64_t off = add_tensor(t);
+    LayerWeights* lw = t.layer >= 0 ? &layer_.at(static_cast<size_t>(t.layer)) : nullptr;
+    switch (t.role) {
+      case TensorRole::Embedding: embed_ = off; break;
+      case TensorRole::FinalNorm: final_norm_ = off; break;
+      case TensorRole::LmHead: head_ = linear(t, off); break;
+      case TensorRole::InputNorm: lw->in_norm = off; break;
+      case TensorRole::PostNorm: lw->post_norm = off; break;
+      case TensorRole::QNorm: lw->q_norm = off; break;
+      case TensorRole::KNorm: lw->k_norm = off; break;
+      case TensorRole::QProj: lw->q = linear(t, off); break;
+      case TensorRole::KProj: lw->k = linear(t, off); break;
+      case TensorRole::VProj: lw->v = linear(t, off); break;
+      case TensorRole::OProj: lw->o = linear(t, off); break;
+      case TensorRole::GateProj: lw->gate = linear(t, off); break;
+      case TensorRole::UpProj: lw->up = linear(t, off); break;
+      case TensorRole::DownProj: lw->down = linear(t, off); break;
+      case TensorRole::QBias: lw->q.b = off; break;  // biases follow their weight in the table
+      case TensorRole::KBias: lw->k.b = off; break;
+      case TensorRole::VBias: lw->v.b = off; break;
+      case TensorRole::OBias: lw->o.b = off; break;
+    }
   }
-  final_norm_ = add_tensor("model.norm.weight", {D.H}, false);
-  head_ = cfg.tie_word_embeddings ? embed_ : add_tensor("lm_head.weight", {D.V, D.H}, true);
+  if (cfg.tie_word_embeddings) head_ = Linear{TensorRole::LmHead, -1, embed_, -1, D.H, D.V};
+  SFT_CHECK(embed_ >= 0 && final_norm_ >= 0 && head_.w >= 0, "internal: incomplete tensor table for ",
+            cfg.model_type);
 
   // Trainable tensors get a gradient: all of them, or with LoRA only those of modules_to_save (the rest is frozen).
-  bool any_trainable_matrix = false;
   if (lora) {
-    std::vector<std::string> names;
-    for (const TensorSlot& t : tensors_) names.push_back(t.name);
-    const std::vector<std::string> saved = resolve_modules_to_save(*lora, names, "--lora_modules_to_save");
-    for (TensorSlot& t : tensors_)
-      if (std::find(saved.begin(), saved.end(), t.name) != saved.end()) {
-        t.grad_offset = grad_total_;
-        grad_total_ += (t.numel + 15) / 16 * 16;
-        any_trainable_matrix |= t.shape.size() == 2;
-      }
-    const std::vector<LinearInfo> linears = linear_layers(cfg_);
-    std::vector<LinearInfo> targets;
-    for (size_t i : resolve_lora_targets(*lora, linears, "--lora_target_modules")) targets.push_back(linears[i]);
-    static const char* kinds[] = {"self_attn.q_proj", "self_attn.k_proj", "self_attn.v_proj", "self_attn.o_proj",
-                                  "mlp.gate_proj", "mlp.up_proj", "mlp.down_proj"};
-    for (size_t t = 0; t < targets.size(); ++t)
-      for (int64_t l = 0; l < D.L; ++l)
-        for (int k = 0; k < 7; ++k)
-          if (targets[t].module == "model.layers." + std::to_string(l) + "." + kinds[k]) layer_[l].lora[k] = static_cast<int>(t);
-    lora_ = std::make_unique<LoraAdapters>(be_, *lora, std::move(targets));
-    norm_dw_scratch_ = DeviceBuffer<float>(be_, std::max(D.H, D.d));
+    setup_lora(*lora);
   } else {
     for (TensorSlot& t : tensors_) t.grad_offset = t.offset;
     grad_total_ = total_;
   }
+  bool any_trainable_matrix = false;
   for (const TensorSlot& t : tensors_)
-    if (t.grad_offset >= 0) grad_of_[t.offset] = t.grad_offset;
+    if (t.grad_offset >= 0) {
+      grad_of_[t.offset] = t.grad_offset;
+      any_trainable_matrix |= t.shape.size() == 2;
+    }
 
   params_ = DeviceBuffer<float>(be_, total_);
   grads_ = DeviceBuffer<float>(be_, grad_total_);
@@ -99,13 +94,36 @@ Decoder::Decoder(const io::ModelConfig& cfg, backend::Backend& be, Precision p, 
   be_.upload(inv_freq_.get(), inv.data(), inv.size() * sizeof(float));
 }
 
-int64_t Decoder::add_tensor(const std::string& name, std::vector<int64_t> shape, bool decay) {
-  int64_t numel = 1;
-  for (int64_t s : shape) numel *= s;
-  TensorSlot t{name, std::move(shape), total_, numel, decay};
+int64_t Decoder::add_tensor(const TensorSpec& spec) {
+  const int64_t numel = spec.numel();
+  tensors_.push_back(TensorSlot{spec.name, spec.shape, total_, numel, spec.decay});
   total_ += (numel + 15) / 16 * 16;  // 64-byte aligned starts
-  tensors_.push_back(std::move(t));
   return tensors_.back().offset;
+}
+
+void Decoder::setup_lora(const io::LoraAdapterConfig& lora) {
+  std::vector<std::string> names;
+  for (const TensorSlot& t : tensors_) names.push_back(t.name);
+  const std::vector<std::string> saved = resolve_modules_to_save(lora, names, "--lora_modules_to_save");
+  for (TensorSlot& t : tensors_)
+    if (std::find(saved.begin(), saved.end(), t.name) != saved.end()) {
+      t.grad_offset = grad_total_;
+      grad_total_ += (t.numel + 15) / 16 * 16;
+    }
+  const std::vector<LinearInfo> linears = linear_layers(cfg_);
+  std::vector<LinearInfo> targets;
+  for (size_t i : resolve_lora_targets(lora, linears, "--lora_target_modules")) targets.push_back(linears[i]);
+  std::unordered_map<std::string, int> index;  // module name -> target
+  for (size_t t = 0; t < targets.size(); ++t) index[targets[t].module] = static_cast<int>(t);
+  std::unordered_map<int64_t, std::string> module_at;  // weight offset -> module name
+  for (const TensorSlot& t : tensors_) module_at[t.offset] = t.name.substr(0, t.name.rfind('.'));
+  for (LayerWeights& lw : layer_)
+    for (Linear* L : {&lw.q, &lw.k, &lw.v, &lw.o, &lw.gate, &lw.up, &lw.down}) {
+      auto it = index.find(module_at.at(L->w));
+      if (it != index.end()) L->lora = it->second;
+    }
+  lora_ = std::make_unique<LoraAdapters>(be_, lora, std::move(targets));
+  norm_dw_scratch_ = DeviceBuffer<float>(be_, std::max(dims_.H, dims_.d));
 }
 
 std::vector<ParamRef> Decoder::parameters() {
@@ -170,7 +188,7 @@ const void* Decoder::weight(int64_t off) const {
 }
 
 int64_t Decoder::num_all_parameters() const {
-  int64_t n = cfg_.num_parameters();
+  int64_t n = num_parameters(cfg_);
   if (!lora_) return n;
   n += lora_->num_parameters();
   for (const TensorSlot& t : tensors_)
@@ -178,62 +196,42 @@ int64_t Decoder::num_all_parameters() const {
   return n;
 }
 
-uint64_t Decoder::lora_seed(int64_t l, LinearKind k) const {
-  return dropout_seed_ ^ (static_cast<uint64_t>(l * 8 + static_cast<int>(k) + 1) * 0xD1B54A32D192ED03ull);
+uint64_t Decoder::lora_seed(const Linear& L) const {
+  return dropout_seed_ ^ (static_cast<uint64_t>(L.layer * 32 + static_cast<int>(L.role) + 1) * 0xD1B54A32D192ED03ull);
 }
 
-Decoder::LinearDesc Decoder::linear_desc(int64_t l, LinearKind k) const {
-  const LayerOffsets& o = layer_[l];
-  const Dims& D = dims_;
-  const int lo = o.lora[static_cast<int>(k)];
-  switch (k) {
-    case LinearKind::Q: return {o.q_w, o.q_b, D.H, D.QD, lo};
-    case LinearKind::K: return {o.k_w, o.k_b, D.H, D.KD, lo};
-    case LinearKind::V: return {o.v_w, o.v_b, D.H, D.KD, lo};
-    case LinearKind::O: return {o.o_w, o.o_b, D.QD, D.H, lo};
-    case LinearKind::Gate: return {o.gate, -1, D.H, D.I, lo};
-    case LinearKind::Up: return {o.up, -1, D.H, D.I, lo};
-    case LinearKind::Down: return {o.down, -1, D.I, D.H, lo};
-  }
-  return {};
-}
-
-void Decoder::linear_forward(int64_t l, LinearKind k, const float* x, const void* x_op, int64_t n, float* y,
-                             float beta, bool training) {
-  const LinearDesc L = linear_desc(l, k);
-  gemm(false, true, n, L.out, L.in, x_op, L.in, weight(L.w), L.in, beta, y, L.out);
-  if (L.b >= 0) be_.add_bias(y, value(L.b), n, L.out);
-  if (L.lora >= 0) {
-    const float p = training ? static_cast<float>(lora_->config().lora_dropout) : 0.0f;
-    lora_->forward(static_cast<size_t>(L.lora), x, n, y, p, lora_seed(l, k));
-  }
-}
-
-void Decoder::linear_backward(int64_t l, LinearKind k, const float* x, const void* x_op, const float* dy,
-                              const void* dy_op, int64_t n, float* dx, float dx_beta) {
-  const LinearDesc L = linear_desc(l, k);
-  if (L.b >= 0)
-    if (float* gb = grad(L.b)) be_.bias_grad(gb, dy, n, L.out);
-  if (float* gw = grad(L.w)) gemm(true, false, L.out, L.in, n, dy_op, L.out, x_op, L.in, 1.0f, gw, L.in);
-  const float p = L.lora >= 0 ? static_cast<float>(lora_->config().lora_dropout) : 0.0f;
-  if (L.lora >= 0) lora_->backward_weights(static_cast<size_t>(L.lora), x, dy, n, p, lora_seed(l, k));
-  // x is dead from here on (dx may overwrite it)
-  gemm(false, false, n, L.in, L.out, dy_op, L.out, weight(L.w), L.in, dx_beta, dx, L.in);
-  if (L.lora >= 0) lora_->backward_input(static_cast<size_t>(L.lora), n, dx, p, lora_seed(l, k));
-}
-
-const void* Decoder::as_operand(const float* x, int64_t n, Workspace& ws, int slot) {
-  if (precision_ == Precision::F32) return x;
+Operand Decoder::operand(const float* x, int64_t n, Workspace& ws, int slot) {
+  if (precision_ == Precision::F32) return {x, x};
   if (emulate_bf16_) {
     DeviceBuffer<float>& buf = slot == 0 ? ws.eslot0 : ws.eslot1;
     SFT_CHECK(n <= buf.size(), "internal: bf16 operand slot too small (", n, " > ", buf.size(), ")");
     be_.round_to_bf16(buf.get(), x, n);
-    return buf.get();
+    return {x, buf.get()};
   }
   DeviceBuffer<uint16_t>& buf = slot == 0 ? ws.slot0 : ws.slot1;
   SFT_CHECK(n <= buf.size(), "internal: bf16 operand slot too small (", n, " > ", buf.size(), ")");
   be_.f32_to_bf16(buf.get(), x, n);
-  return buf.get();
+  return {x, buf.get()};
+}
+
+void Decoder::linear_forward(const Linear& L, Operand x, int64_t n, float* y, bool accumulate) {
+  gemm(false, true, n, L.out, L.in, x.op, L.in, weight(L.w), L.in, accumulate ? 1.0f : 0.0f, y, L.out);
+  if (L.b >= 0) be_.add_bias(y, value(L.b), n, L.out);
+  if (L.lora >= 0) {  // + scaling * dropout(x) A^T B^T (peft: after the base layer's bias)
+    const float p = lora_training_ ? static_cast<float>(lora_->config().lora_dropout) : 0.0f;
+    lora_->forward(static_cast<size_t>(L.lora), x.f32, n, y, p, lora_seed(L));
+  }
+}
+
+void Decoder::linear_backward(const Linear& L, Operand dy, Operand x, int64_t n, float* dx, bool accumulate_dx) {
+  if (float* gw = grad(L.w)) gemm(true, false, L.out, L.in, n, dy.op, L.out, x.op, L.in, 1.0f, gw, L.in);
+  if (L.b >= 0)
+    if (float* gb = grad(L.b)) be_.bias_grad(gb, dy.f32, n, L.out);
+  const float p = L.lora >= 0 ? static_cast<float>(lora_->config().lora_dropout) : 0.0f;  // backward = training
+  if (L.lora >= 0) lora_->backward_weights(static_cast<size_t>(L.lora), x.f32, dy.f32, n, p, lora_seed(L));
+  // x is dead from here on (dx may overwrite it)
+  if (dx) gemm(false, false, n, L.in, L.out, dy.op, L.out, weight(L.w), L.in, accumulate_dx ? 1.0f : 0.0f, dx, L.in);
+  if (dx && L.lora >= 0) lora_->backward_input(static_cast<size_t>(L.lora), n, dx, p, lora_seed(L));
 }
 
 void Decoder::gemm(bool ta, bool tb, int64_t M, int64_t N, int64_t K, const void* A, int64_t lda, const void* B,
@@ -270,6 +268,12 @@ Workspace Decoder::make_workspace(int64_t n, bool training, int64_t chunk) {
     a.xn2 = DeviceBuffer<float>(be_, n * D.H);
     a.gate = DeviceBuffer<float>(be_, n * D.I);
     a.up = DeviceBuffer<float>(be_, n * D.I);
+    if (cfg_.qk_norm) {
+      a.q_raw = DeviceBuffer<float>(be_, n * D.QD);
+      a.k_raw = DeviceBuffer<float>(be_, n * D.KD);
+      a.rstd_q = DeviceBuffer<float>(be_, n * D.Hq);
+      a.rstd_k = DeviceBuffer<float>(be_, n * D.Hkv);
+    }
     ws.layers.push_back(std::move(a));
   }
   ws.rstdf = DeviceBuffer<float>(be_, n);
@@ -284,6 +288,10 @@ Workspace Decoder::make_workspace(int64_t n, bool training, int64_t chunk) {
     ws.dk = DeviceBuffer<float>(be_, n * D.KD);
     ws.dv = DeviceBuffer<float>(be_, n * D.KD);
     ws.datt = DeviceBuffer<float>(be_, n * D.QD);
+    if (cfg_.qk_norm) {
+      ws.dq_raw = DeviceBuffer<float>(be_, n * D.QD);
+      ws.dk_raw = DeviceBuffer<float>(be_, n * D.KD);
+    }
   }
   chunk = std::max<int64_t>(1, chunk);
   ws.xc = DeviceBuffer<float>(be_, chunk * D.H);
@@ -344,27 +352,35 @@ void Decoder::layer_forward(int64_t l, const float* x, float* out, LayerActs& a,
                             const AttnShape& s, float* k_dst, float* v_dst, const float* k_all, const float* v_all,
                             const int32_t* pos, const int32_t* doc) {
   const Dims& D = dims_;
-  const LayerOffsets& o = layer_[l];
+  const LayerWeights& w = layer_[l];
   const float eps = static_cast<float>(cfg_.rms_norm_eps);
-  const bool tr = ws.training;
+  lora_training_ = ws.training;  // LoRA dropout only in training passes
   if (lora_) lora_->reserve(n);
-  be_.rmsnorm_forward(a.xn1.get(), a.rstd1.get(), x, value(o.in_norm), n, D.H, eps);
-  const void* xn1 = as_operand(a.xn1.get(), n * D.H, ws, 0);
-  linear_forward(l, LinearKind::Q, a.xn1.get(), xn1, n, a.q.get(), 0.0f, tr);
-  linear_forward(l, LinearKind::K, a.xn1.get(), xn1, n, k_dst, 0.0f, tr);
-  linear_forward(l, LinearKind::V, a.xn1.get(), xn1, n, v_dst, 0.0f, tr);
+  be_.rmsnorm_forward(a.xn1.get(), a.rstd1.get(), x, value(w.in_norm), n, D.H, eps);
+  const Operand xn1 = operand(a.xn1.get(), n * D.H, ws, 0);
+  // With q/k norms the projections land in q_raw/k_raw and the per-head RMSNorm (over head_dim, rows = n*heads)
+  // writes the normalised heads where RoPE and attention expect them.
+  float* q_proj = cfg_.qk_norm ? a.q_raw.get() : a.q.get();
+  float* k_proj = cfg_.qk_norm ? a.k_raw.get() : k_dst;
+  linear_forward(w.q, xn1, n, q_proj, false);
+  linear_forward(w.k, xn1, n, k_proj, false);
+  linear_forward(w.v, xn1, n, v_dst, false);
+  if (cfg_.qk_norm) {
+    be_.rmsnorm_forward(a.q.get(), a.rstd_q.get(), q_proj, value(w.q_norm), n * D.Hq, D.d, eps);
+    be_.rmsnorm_forward(k_dst, a.rstd_k.get(), k_proj, value(w.k_norm), n * D.Hkv, D.d, eps);
+  }
   be_.rope(a.q.get(), pos, inv_freq_.get(), n, D.Hq, D.d, false);
   be_.rope(k_dst, pos, inv_freq_.get(), n, D.Hkv, D.d, false);
   be_.attention_forward(a.att.get(), a.lse.get(), a.q.get(), k_all, v_all, doc, s);
   be_.copy(a.mid.get(), x, static_cast<size_t>(n * D.H) * sizeof(float));
-  linear_forward(l, LinearKind::O, a.att.get(), as_operand(a.att.get(), n * D.QD, ws, 0), n, a.mid.get(), 1.0f, tr);
-  be_.rmsnorm_forward(a.xn2.get(), a.rstd2.get(), a.mid.get(), value(o.post_norm), n, D.H, eps);
-  const void* xn2 = as_operand(a.xn2.get(), n * D.H, ws, 0);
-  linear_forward(l, LinearKind::Gate, a.xn2.get(), xn2, n, a.gate.get(), 0.0f, tr);
-  linear_forward(l, LinearKind::Up, a.xn2.get(), xn2, n, a.up.get(), 0.0f, tr);
+  linear_forward(w.o, operand(a.att.get(), n * D.QD, ws, 0), n, a.mid.get(), true);
+  be_.rmsnorm_forward(a.xn2.get(), a.rstd2.get(), a.mid.get(), value(w.post_norm), n, D.H, eps);
+  const Operand xn2 = operand(a.xn2.get(), n * D.H, ws, 0);
+  linear_forward(w.gate, xn2, n, a.gate.get(), false);
+  linear_forward(w.up, xn2, n, a.up.get(), false);
   be_.swiglu_forward(ws.h.get(), a.gate.get(), a.up.get(), n * D.I);
   if (out != a.mid.get()) be_.copy(out, a.mid.get(), static_cast<size_t>(n * D.H) * sizeof(float));
-  linear_forward(l, LinearKind::Down, ws.h.get(), as_operand(ws.h.get(), n * D.I, ws, 0), n, out, 1.0f, tr);
+  linear_forward(w.down, operand(ws.h.get(), n * D.I, ws, 0), n, out, true);
 }
 
 void Decoder::final_norm(Workspace& ws, const float* x, int64_t n) {
@@ -373,8 +389,7 @@ void Decoder::final_norm(Workspace& ws, const float* x, int64_t n) {
 }
 
 void Decoder::head_logits(Workspace& ws, const float* x, int64_t rows) {
-  gemm(false, true, rows, dims_.V, dims_.H, as_operand(x, rows * dims_.H, ws, 0), dims_.H, weight(head_), dims_.H,
-       0.0f, ws.logits.get(), dims_.V);
+  linear_forward(head_, operand(x, rows * dims_.H, ws, 0), rows, ws.logits.get(), false);
 }
 
 void Decoder::forward_all(Workspace& ws, const Batch& b) {
@@ -415,10 +430,8 @@ LossSum Decoder::head_loss(Workspace& ws, const std::vector<int32_t>& targets, b
     be_.softmax_cross_entropy(ws.logits.get(), ws.loss.get(), row_greedy ? ws.greedy.get() : nullptr,
                               ws.targets.get(), c, D.V, backward ? loss_scale : 0.0f);
     if (backward) {  // ws.logits now holds loss_scale * dloss/dlogits
-      const void* dl = as_operand(ws.logits.get(), c * D.V, ws, 1);
-      const void* xc = as_operand(ws.xc.get(), c * D.H, ws, 0);
-      gemm(false, false, c, D.H, D.V, dl, D.V, weight(head_), D.H, 0.0f, ws.dxc.get(), D.H);
-      if (float* gh = grad(head_)) gemm(true, false, D.V, D.H, c, dl, D.V, xc, D.H, 1.0f, gh, D.H);
+      const Operand dl = operand(ws.logits.get(), c * D.V, ws, 1);
+      linear_backward(head_, dl, operand(ws.xc.get(), c * D.H, ws, 0), c, ws.dxc.get(), false);
       be_.embedding_backward(ws.dxn.get(), ws.dxc.get(), ws.rows.get(), c, D.H);  // scatter back to token rows
     }
     be_.download(loss.data(), ws.loss.get(), c * sizeof(float));
@@ -444,42 +457,42 @@ void Decoder::backward_all(Workspace& ws, const Batch& b) {
   be_.rmsnorm_backward(dR, norm_grad(final_norm_), ws.dxn.get(), ws.resid[D.L].get(), value(final_norm_), ws.rstdf.get(),
                        n, D.H);
   for (int64_t l = D.L - 1; l >= 0; --l) {
-    const LayerOffsets& o = layer_[l];
+    const LayerWeights& w = layer_[l];
     LayerActs& a = ws.layers[l];
     // --- MLP: out = mid + swiglu(gate, up) @ Wd^T ---
     be_.swiglu_forward(ws.h.get(), a.gate.get(), a.up.get(), n * D.I);  // recomputed, not saved
-    const void* dY = as_operand(dR, n * D.H, ws, 1);
-    // h is dead after the weight gradients: dh overwrites it
-    linear_backward(l, LinearKind::Down, ws.h.get(), as_operand(ws.h.get(), n * D.I, ws, 0), dR, dY, n, ws.h.get(), 0.0f);
+    // dh overwrites h (free after dWd): the seam computes dW before dx
+    linear_backward(w.down, operand(dR, n * D.H, ws, 1), operand(ws.h.get(), n * D.I, ws, 0), n, ws.h.get(), false);
     be_.swiglu_backward(ws.dgate.get(), ws.dup.get(), ws.h.get(), a.gate.get(), a.up.get(), n * D.I);
-    const void* xn2 = as_operand(a.xn2.get(), n * D.H, ws, 0);
-    linear_backward(l, LinearKind::Gate, a.xn2.get(), xn2, ws.dgate.get(), as_operand(ws.dgate.get(), n * D.I, ws, 1),
-                    n, ws.dxn.get(), 0.0f);
-    linear_backward(l, LinearKind::Up, a.xn2.get(), xn2, ws.dup.get(), as_operand(ws.dup.get(), n * D.I, ws, 1), n,
-                    ws.dxn.get(), 1.0f);
-    be_.rmsnorm_backward(dR, norm_grad(o.post_norm), ws.dxn.get(), a.mid.get(), value(o.post_norm), a.rstd2.get(), n,
+    const Operand xn2 = operand(a.xn2.get(), n * D.H, ws, 0);
+    linear_backward(w.gate, operand(ws.dgate.get(), n * D.I, ws, 1), xn2, n, ws.dxn.get(), false);
+    linear_backward(w.up, operand(ws.dup.get(), n * D.I, ws, 1), xn2, n, ws.dxn.get(), true);
+    be_.rmsnorm_backward(dR, norm_grad(w.post_norm), ws.dxn.get(), a.mid.get(), value(w.post_norm), a.rstd2.get(), n,
                          D.H);  // dR is now d loss / d mid
     // --- attention: mid = x + att @ Wo^T ---
-    linear_backward(l, LinearKind::O, a.att.get(), as_operand(a.att.get(), n * D.QD, ws, 0), dR,
-                    as_operand(dR, n * D.H, ws, 1), n, ws.datt.get(), 0.0f);
+    linear_backward(w.o, operand(dR, n * D.H, ws, 1), operand(a.att.get(), n * D.QD, ws, 0), n, ws.datt.get(),
+                    false);
     be_.attention_backward(ws.dq.get(), ws.dk.get(), ws.dv.get(), ws.datt.get(), a.q.get(), a.k.get(), a.v.get(),
                            a.att.get(), a.lse.get(), ws.doc.get(), s);
     be_.rope(ws.dq.get(), ws.pos.get(), inv_freq_.get(), n, D.Hq, D.d, true);
     be_.rope(ws.dk.get(), ws.pos.get(), inv_freq_.get(), n, D.Hkv, D.d, true);
-    const void* xn1 = as_operand(a.xn1.get(), n * D.H, ws, 0);
-    struct Proj {
-      float* d;
-      LinearKind k;
-      int64_t out;
-    };
-    bool first = true;
-    for (const Proj& p : {Proj{ws.dq.get(), LinearKind::Q, D.QD}, Proj{ws.dk.get(), LinearKind::K, D.KD},
-                          Proj{ws.dv.get(), LinearKind::V, D.KD}}) {
-      linear_backward(l, p.k, a.xn1.get(), xn1, p.d, as_operand(p.d, n * p.out, ws, 1), n, ws.dxn.get(),
-                      first ? 0.0f : 1.0f);
-      first = false;
+    float* dq = ws.dq.get();
+    float* dk = ws.dk.get();
+    if (cfg_.qk_norm) {  // through the per-head norms: gradients of the projections before them
+      be_.zero(ws.dq_raw.get(), ws.dq_raw.bytes());
+      be_.zero(ws.dk_raw.get(), ws.dk_raw.bytes());
+      be_.rmsnorm_backward(ws.dq_raw.get(), norm_grad(w.q_norm), dq, a.q_raw.get(), value(w.q_norm), a.rstd_q.get(),
+                           n * D.Hq, D.d);
+      be_.rmsnorm_backward(ws.dk_raw.get(), norm_grad(w.k_norm), dk, a.k_raw.get(), value(w.k_norm), a.rstd_k.get(),
+                           n * D.Hkv, D.d);
+      dq = ws.dq_raw.get();
+      dk = ws.dk_raw.get();
     }
-    be_.rmsnorm_backward(dR, norm_grad(o.in_norm), ws.dxn.get(), ws.resid[l].get(), value(o.in_norm), a.rstd1.get(), n,
+    const Operand xn1 = operand(a.xn1.get(), n * D.H, ws, 0);
+    linear_backward(w.q, operand(dq, n * D.QD, ws, 1), xn1, n, ws.dxn.get(), false);
+    linear_backward(w.k, operand(dk, n * D.KD, ws, 1), xn1, n, ws.dxn.get(), true);
+    linear_backward(w.v, operand(ws.dv.get(), n * D.KD, ws, 1), xn1, n, ws.dxn.get(), true);
+    be_.rmsnorm_backward(dR, norm_grad(w.in_norm), ws.dxn.get(), ws.resid[l].get(), value(w.in_norm), a.rstd1.get(), n,
                          D.H);  // dR is now d loss / d resid[l]
   }
   if (float* ge = grad(embed_)) be_.embedding_backward(ge, dR, ws.ids.get(), n, D.H);

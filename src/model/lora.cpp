@@ -47,7 +47,7 @@ std::string module_of(const std::string& tensor) { return tensor.substr(0, tenso
 
 std::vector<LinearInfo> linear_layers(const io::ModelConfig& cfg) {
   std::vector<LinearInfo> out;
-  for (const io::WeightSpec& w : io::hf_weight_specs(cfg)) {
+  for (const TensorSpec& w : tensor_table(cfg)) {
     // every 2-D weight is a linear layer's [out, in], except the input embedding table
     if (w.shape.size() != 2 || w.name == "model.embed_tokens.weight" || !ends_with(w.name, ".weight")) continue;
     out.push_back({module_of(w.name), w.shape[1], w.shape[0]});
@@ -282,7 +282,7 @@ io::LoraAdapterConfig check_adapter(const fs::path& adapter_dir, const io::Model
   for (size_t i : resolve_lora_targets(acfg, linears, where + ": target_modules")) targets[linears[i].module] = &linears[i];
   std::map<std::string, std::vector<int64_t>> base_shapes;
   std::vector<std::string> base_names;
-  for (const io::WeightSpec& w : io::hf_weight_specs(model_cfg)) {
+  for (const TensorSpec& w : tensor_table(model_cfg)) {
     base_shapes[w.name] = w.shape;
     base_names.push_back(w.name);
   }
@@ -335,7 +335,7 @@ LoraPlan plan_lora(const io::ModelConfig& cfg, const io::LoraAdapterConfig& lora
   }
   std::vector<std::string> names;
   std::map<std::string, int64_t> numel;
-  for (const io::WeightSpec& w : io::hf_weight_specs(cfg)) {
+  for (const TensorSpec& w : tensor_table(cfg)) {
     names.push_back(w.name);
     int64_t k = 1;
     for (int64_t d : w.shape) k *= d;
@@ -343,7 +343,7 @@ LoraPlan plan_lora(const io::ModelConfig& cfg, const io::LoraAdapterConfig& lora
   }
   for (const std::string& t : resolve_modules_to_save(lora, names, "--lora_modules_to_save")) p.saved_parameters += numel[t];
   p.trainable_parameters = p.adapter_parameters + p.saved_parameters;
-  p.all_parameters = cfg.num_parameters() + p.trainable_parameters;
+  p.all_parameters = num_parameters(cfg) + p.trainable_parameters;
   p.trainable_state_bytes = 16 * p.trainable_parameters;
   p.activation_bytes = 4 * (p.targets * n * lora.r + n * max_in + n * lora.r);
   return p;
@@ -359,7 +359,7 @@ std::unique_ptr<Model> load_model(const fs::path& dir, const fs::path& adapter_d
 void merge_adapter_folder(const fs::path& base_dir, const fs::path& adapter_dir, const fs::path& out_dir,
                           const std::string& dtype) {
   SFT_CHECK(dtype == "float32" || dtype == "bfloat16", "--torch_dtype must be float32 or bfloat16, got '", dtype, "'");
-  const io::ModelConfig cfg = io::load_model_config(base_dir / "config.json");
+  const io::ModelConfig cfg = load_config(base_dir / "config.json");
   std::unique_ptr<io::SafetensorsFile> af;
   const io::LoraAdapterConfig acfg = check_adapter(adapter_dir, cfg, af);
   SFT_CHECK(fs::absolute(out_dir) != fs::absolute(base_dir) && fs::absolute(out_dir) != fs::absolute(adapter_dir),
@@ -368,7 +368,7 @@ void merge_adapter_folder(const fs::path& base_dir, const fs::path& adapter_dir,
     SFT_CHECK(fs::is_directory(out_dir) && fs::directory_iterator(out_dir) == fs::directory_iterator(),
               "--output_dir ", out_dir.string(), " exists and is not an empty folder");
   const io::WeightStore store = io::WeightStore::open(base_dir);
-  const std::vector<io::WeightSpec> specs = io::hf_weight_specs(cfg);
+  const std::vector<TensorSpec> specs = tensor_table(cfg);
   std::map<std::string, std::vector<float>> values;
   const std::string prefix = io::kPeftPrefix;
   auto adapter_f32 = [&](const std::string& name) {
@@ -378,7 +378,7 @@ void merge_adapter_folder(const fs::path& base_dir, const fs::path& adapter_dir,
     return v;
   };
   const float scaling = static_cast<float>(acfg.scaling());
-  for (const io::WeightSpec& w : specs) {
+  for (const TensorSpec& w : specs) {
     std::vector<float>& v = values[w.name];
     if (af->find(prefix + w.name)) {  // modules_to_save: the adapter holds the whole trained tensor
       v = adapter_f32(prefix + w.name);
@@ -398,7 +398,7 @@ void merge_adapter_folder(const fs::path& base_dir, const fs::path& adapter_dir,
   }
   std::vector<std::vector<uint16_t>> half;
   std::vector<io::TensorToWrite> out;
-  for (const io::WeightSpec& w : specs) {
+  for (const TensorSpec& w : specs) {
     const std::vector<float>& v = values[w.name];
     if (dtype == "bfloat16") {
       half.emplace_back(v.size());
@@ -415,7 +415,7 @@ void merge_adapter_folder(const fs::path& base_dir, const fs::path& adapter_dir,
   const fs::path tmp = od.parent_path() / (".tmp-" + od.filename().string());
   fs::remove_all(tmp);
   try {
-    io::save_hf_folder(tmp, out_cfg, std::move(out), base_dir);
+    io::save_hf_folder(tmp, config_to_json(out_cfg), std::move(out), base_dir);
     if (fs::exists(od)) fs::remove(od);  // empty (checked above)
     fs::rename(tmp, od);
   } catch (...) {

@@ -14,10 +14,13 @@
 #include "io/hf_config.h"
 #include "io/peft_adapter.h"
 #include "io/safetensors.h"
-#include "model/device_buffer.h"
+#include "backend/device_buffer.h"
+#include "model/family.h"
 #include "model/model.h"
 
 namespace sft::model {
+
+using backend::DeviceBuffer;
 
 // A linear layer as LoRA sees it: transformers module name (e.g. model.layers.0.mlp.up_proj) and its shape.
 struct LinearInfo {

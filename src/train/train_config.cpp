@@ -4,6 +4,7 @@
 #include <cmath>
 #include <vector>
 
+#include "backend/device.h"
 #include "train/lr_schedule.h"
 #include "util/error.h"
 
@@ -38,8 +39,7 @@ void TrainConfig::validate() const {
   SFT_CHECK(torch_dtype == "auto" || torch_dtype == "float32" || torch_dtype == "bfloat16",
             "--torch_dtype: expected auto, float32 or bfloat16, got '", torch_dtype,
             "' (float16 is not supported: use bfloat16)");
-  SFT_CHECK(device == "cpu" || device == "cuda" || device.rfind("cuda:", 0) == 0,
-            "--device: expected cpu or cuda[:N], got '", device, "'");
+  backend::parse_device(device, "--device");  // throws naming the flag (cuda:abc included)
   SFT_CHECK(threads >= 0, "--threads must be >= 0");
   SFT_CHECK(lora_r > 0, "--lora_r must be a positive integer, got ", lora_r);
   SFT_CHECK(std::isfinite(lora_alpha), "--lora_alpha must be a finite number");

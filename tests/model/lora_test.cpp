@@ -101,7 +101,7 @@ TEST(Lora, BaseIsFrozenOnlyAdaptersAreParameters) {
   const int64_t H = 24, QD = 24, KD = 12;
   EXPECT_EQ(lora, 2 * 3 * ((H + QD) + (H + KD)));  // 2 layers x (q + v), r 3
   EXPECT_EQ(saved, 53 * 24);
-  EXPECT_EQ(m->num_all_parameters(), cfg.num_parameters() + lora + saved);
+  EXPECT_EQ(m->num_all_parameters(), num_parameters(cfg) + lora + saved);
   ASSERT_NE(m->lora_config(), nullptr);
 }
 

@@ -1,6 +1,7 @@
 """LoRA parity against the real peft (0.21): sft's decoder with a peft adapter attached vs transformers + peft.
 
-For tiny random models of each family (Qwen2 with qkv bias and tied embeddings; Llama untied, GQA), peft builds the
+For tiny random models of each family (Qwen2 with qkv bias and tied embeddings; Llama untied, GQA; Qwen3 with q/k
+norms and head_dim 16 != hidden/heads), peft builds the
 adapter (get_peft_model with init_lora_weights=False, so B is random and every LoRA term is non-zero), saves it with
 save_pretrained, and sft loads that folder unchanged (tests/model/lora_parity_tool). Compared: logits of every real
 token, the loss, and the gradient of every trainable tensor (lora_A, lora_B, modules_to_save copies) under peft's names;
@@ -36,18 +37,27 @@ CASES = {
     "qwen2_untied_embed_saved": ("qwen2", 32, 56, 2, 4, 4, 71, False,
                                  dict(r=2, lora_alpha=16, target_modules=["o_proj", "gate_proj", "up_proj", "k_proj"],
                                       modules_to_save=["embed_tokens"])),
+    # Qwen3: q/k RMSNorm per head (frozen; their gradient flows through to the LoRA of q/k), head_dim 16 != H/heads
+    "qwen3_tied_hd16_all_linear_rslora": ("qwen3", 48, 80, 2, 4, 2, 97, True,
+                                          dict(r=4, lora_alpha=8, target_modules="all-linear", use_rslora=True)),
 }
 
 
 def build(case, root: Path):
     from peft import LoraConfig, get_peft_model
-    from transformers import LlamaConfig, LlamaForCausalLM, Qwen2Config, Qwen2ForCausalLM
+    from transformers import (LlamaConfig, LlamaForCausalLM, Qwen2Config, Qwen2ForCausalLM, Qwen3Config,
+                              Qwen3ForCausalLM)
     fam, H, I, L, NH, NKV, V, tied, lora = CASES[case]
     torch.manual_seed(zlib.crc32(case.encode()))
     common = dict(vocab_size=V, hidden_size=H, intermediate_size=I, num_hidden_layers=L, num_attention_heads=NH,
                   num_key_value_heads=NKV, tie_word_embeddings=tied, max_position_embeddings=128, rms_norm_eps=1e-5,
                   rope_theta=500.0)
-    model = Qwen2ForCausalLM(Qwen2Config(**common)) if fam == "qwen2" else LlamaForCausalLM(LlamaConfig(**common))
+    if fam == "qwen2":
+        model = Qwen2ForCausalLM(Qwen2Config(**common))
+    elif fam == "qwen3":
+        model = Qwen3ForCausalLM(Qwen3Config(head_dim=16, **common))
+    else:
+        model = LlamaForCausalLM(LlamaConfig(**common))
     model.config._attn_implementation = "eager"
     with torch.no_grad():
         for p in model.parameters():
