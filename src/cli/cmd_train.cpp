@@ -61,7 +61,8 @@ class ConsoleObserver final : public train::TrainObserver {
                   100.0 * static_cast<double>(p.num_parameters) / static_cast<double>(p.all_parameters));
     if (p.start_step > 0) std::printf("resuming at step %lld\n", static_cast<long long>(p.start_step));
     start_step_ = p.start_step;
-    std::printf("%-8s%-15s%-15s%-11s%s\n", "Step", "Training Loss", "Learning Rate", "Grad Norm", "Tokens/s");
+    std::printf("%-8s%-15s%-15s%-11s%-10s%s\n", "Step", "Training Loss", "Learning Rate", "Grad Norm", "Tokens/s",
+                "Model GFLOP/s");
     std::fflush(stdout);
   }
   void on_step(int64_t step, int64_t total, double loss, double elapsed) override {
@@ -78,8 +79,8 @@ class ConsoleObserver final : public train::TrainObserver {
   }
   void on_log(const train::LogRow& r) override {
     clear_bar();
-    std::printf("%-8lld%-15.4f%-15.3e%-11.4f%.0f\n", static_cast<long long>(r.step), r.loss, r.learning_rate,
-                r.grad_norm, r.tokens_per_second);
+    std::printf("%-8lld%-15.4f%-15.3e%-11.4f%-10.0f%.1f\n", static_cast<long long>(r.step), r.loss, r.learning_rate,
+                r.grad_norm, r.tokens_per_second, r.model_flops_per_second / 1e9);
     std::fflush(stdout);
   }
   void on_eval(const train::LogRow& r) override {

@@ -3,6 +3,7 @@
 #include <cctype>
 #include <omp.h>
 
+#include "backend/cpu/cpu_dispatch.h"
 #include "backend/device.h"
 #include "util/error.h"
 
@@ -36,6 +37,7 @@ std::vector<std::string> describe_devices() {
   std::vector<std::string> out;
   std::string cpu = "cpu: " + std::to_string(omp_get_max_threads()) + " threads";
   try {
+    cpu += ", " + cpu::cpu_kernel_variant() + " kernels";
     cpu += make_cpu_backend()->fast_bf16_gemm() ? ", bf16 gemm native" : ", bf16 gemm emulated (fp32 gemm)";
   } catch (const std::exception&) {
   }
