@@ -66,6 +66,9 @@ struct TrainConfig {
   bool use_bf16() const { return bf16 || torch_dtype == "bfloat16"; }
   // The adapter config --use_peft asks for (base_model_name_or_path = model_name_or_path).
   io::LoraAdapterConfig lora_config() const;
+  // training_args.json: every field under its flag name (cli/train_flags.cpp). tests/cli/train_config_fields_test.cpp
+  // checks the two against each other: each flag changes this JSON, and each key here is a flag.
+  std::string to_json() const;
   // Throws sft::Error naming the flag on an invalid combination.
   void validate() const;
 };
