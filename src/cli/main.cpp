@@ -21,6 +21,7 @@ int main(int argc, char** argv) {
   sft::cli::register_train(app);
   sft::cli::register_eval(app);
   sft::cli::register_generate(app);
+  sft::cli::register_merge(app);
   // A mistyped subcommand gets a did-you-mean instead of CLI11's "A subcommand is required".
   if (argc >= 2 && argv[1][0] != '-') {
     const std::string given = argv[1];
@@ -33,7 +34,7 @@ int main(int argc, char** argv) {
       if (d < best_d) best_d = d, best = sub->get_name();
     }
     if (!known) {
-      std::fprintf(stderr, "sft: error: unknown command '%s'%s (commands: info, tokenize, train, eval, generate, chat; "
+      std::fprintf(stderr, "sft: error: unknown command '%s'%s (commands: info, tokenize, train, eval, generate, chat, merge; "
                    "sft --help)\n", given.c_str(), best_d <= 2 ? (" (did you mean '" + best + "'?)").c_str() : "");
       return 1;
     }

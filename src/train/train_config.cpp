@@ -1,8 +1,10 @@
 #include "train/train_config.h"
 
+#include <algorithm>
 #include <cmath>
 #include <cstdio>
 #include <string>
+#include <vector>
 
 #include <nlohmann/json.hpp>
 
@@ -85,6 +87,46 @@ void TrainConfig::validate() const {
             "--torch_dtype: expected auto, float32 or bfloat16, got '", torch_dtype,
             "' (float16 is not supported: use bfloat16)");
   backend::parse_device(device, "--device");  // throws naming the flag (cuda:abc included)
+  check_range("lora_r", lora_r, 1, 65536);
+  SFT_CHECK(std::isfinite(lora_alpha), "--lora_alpha must be a finite number");
+  SFT_CHECK(lora_dropout >= 0 && lora_dropout < 1, "--lora_dropout must be in [0, 1), got ", lora_dropout);
+  SFT_CHECK(use_peft || adapter_name_or_path.empty(), "--adapter_name_or_path needs --use_peft");
+}
+
+namespace {
+std::vector<std::string> split_list(const std::string& s, const char* flag) {
+  std::vector<std::string> out;
+  size_t b = 0;
+  while (b <= s.size()) {
+    const size_t e = std::min(s.find(',', b), s.size());
+    std::string item = s.substr(b, e - b);
+    while (!item.empty() && item.front() == ' ') item.erase(item.begin());
+    while (!item.empty() && item.back() == ' ') item.pop_back();
+    SFT_CHECK(!item.empty(), flag, ": empty module name in '", s, "'");
+    out.push_back(item);
+    b = e + 1;
+  }
+  return out;
+}
+}  // namespace
+
+io::LoraAdapterConfig TrainConfig::lora_config() const {
+  io::LoraAdapterConfig c;
+  c.base_model_name_or_path = model_name_or_path;
+  c.r = lora_r;
+  c.lora_alpha = lora_alpha;
+  c.lora_dropout = lora_dropout;
+  c.use_rslora = use_rslora;
+  if (lora_target_modules.empty()) {
+    c.target_modules = {"q_proj", "v_proj"};  // peft's default for qwen2 / llama / qwen3
+  } else if (lora_target_modules == "all-linear" || lora_target_modules == "ALL-LINEAR") {
+    c.target_modules = {"all-linear"};
+    c.target_is_string = true;
+  } else {
+    c.target_modules = split_list(lora_target_modules, "--lora_target_modules");
+  }
+  if (!lora_modules_to_save.empty()) c.modules_to_save = split_list(lora_modules_to_save, "--lora_modules_to_save");
+  return c;
 }
 
 std::string TrainConfig::to_json() const {
@@ -137,6 +179,14 @@ std::string TrainConfig::to_json() const {
   j["threads"] = threads;
   j["debug_dump_batches"] = debug_dump_batches;
   j["skip_nonfinite_steps"] = skip_nonfinite_steps;
+  j["use_peft"] = use_peft;
+  j["lora_r"] = lora_r;
+  j["lora_alpha"] = lora_alpha;
+  j["lora_dropout"] = lora_dropout;
+  j["lora_target_modules"] = lora_target_modules;
+  j["lora_modules_to_save"] = lora_modules_to_save;
+  j["use_rslora"] = use_rslora;
+  j["adapter_name_or_path"] = adapter_name_or_path;
   return j.dump(2) + "\n";
 }
 

@@ -4,6 +4,8 @@
 #include <cstdint>
 #include <string>
 
+#include "io/peft_adapter.h"
+
 namespace sft::train {
 
 struct TrainConfig {
@@ -47,6 +49,16 @@ struct TrainConfig {
   std::string metric_for_best_model = "eval_loss";
   int greater_is_better = -1;  // -1 unset: false for *loss metrics (HF rule)
 
+  // ---- LoRA (TRL ModelConfig / peft LoraConfig names and TRL's defaults) ----
+  bool use_peft = false;
+  int64_t lora_r = 16;
+  double lora_alpha = 32;
+  double lora_dropout = 0.05;
+  std::string lora_target_modules;   // comma-separated module names, or all-linear; "" = peft's default (q_proj,v_proj)
+  std::string lora_modules_to_save;  // comma-separated module names trained in full and saved with the adapter
+  bool use_rslora = false;
+  std::string adapter_name_or_path;  // continue training this peft adapter (its adapter_config.json sets r, alpha, ...)
+
   // ---- runtime ----
   std::string device = "cpu";
   int64_t threads = 0;  // 0 = all cores
@@ -58,6 +70,8 @@ struct TrainConfig {
   // Optimizer steps of the run: max_steps when > 0, else ceil(num_train_epochs * updates_per_epoch); throws naming
   // the flag when that is not a sane step count.
   int64_t total_steps(int64_t updates_per_epoch) const;
+  // The adapter config --use_peft asks for (base_model_name_or_path = model_name_or_path).
+  io::LoraAdapterConfig lora_config() const;
   // training_args.json: every field under its flag name (cli/train_flags.cpp). tests/cli/train_config_fields_test.cpp
   // checks the two against each other: each flag changes this JSON, and each key here is a flag.
   std::string to_json() const;

@@ -71,6 +71,23 @@ double evaluate(model::Model& m, data::DataLoader& ev) {
   return sum / static_cast<double>(n);
 }
 
+// ---- LoRA hooks: with an adapter attached, checkpoints and the output hold peft's adapter files, not the model ----
+bool is_lora(model::Model& m) { return m.lora_config() != nullptr; }
+
+// The weights part of a checkpoint or of the final output.
+void save_trained_weights(model::Model& m, const TrainConfig& cfg, const fs::path& dir, const std::string& dtype) {
+  if (is_lora(m)) m.save_adapter(dir, cfg.model_name_or_path);  // adapter in fp32 (exact: resume is bit-identical)
+  else m.save(dir, dtype);
+}
+
+// LoRA dropout masks of micro-batch `micro` of optimizer step `step` (1-based): a pure function of the seed and the
+// position, so a resumed run draws the same masks.
+uint64_t dropout_seed(uint64_t seed, int64_t step, int64_t micro) {
+  uint64_t z = seed * 0x9E3779B97F4A7C15ull + static_cast<uint64_t>(step) * 0xBF58476D1CE4E5B9ull +
+               static_cast<uint64_t>(micro) * 0x94D049BB133111EBull;
+  return z ^ (z >> 29);
+}
+
 }  // namespace
 
 double batch_model_flops(const data::Batch& b, int64_t n_params, const io::ModelConfig& c) {
@@ -139,6 +156,8 @@ TrainSummary run_training(const TrainJob& job, TrainObserver& obs) {
   plan.warmup_steps = resolve_warmup_steps(cfg.warmup_steps, cfg.warmup_ratio, plan.total_steps);
   plan.eval_batches = job.eval ? job.eval->batches_per_epoch() : 0;
   for (const auto& p : m.parameters()) plan.num_parameters += p.numel;
+  plan.all_parameters = is_lora(m) ? m.num_all_parameters() : plan.num_parameters;
+  plan.lora = is_lora(m);
 
   AdamW opt(m.backend(), m.parameters(), AdamWHyper{cfg.adam_beta1, cfg.adam_beta2, cfg.adam_epsilon, cfg.weight_decay});
 
@@ -234,7 +253,7 @@ TrainSummary run_training(const TrainJob& job, TrainObserver& obs) {
     }
     // exact fp32 masters: resuming from them is bit-identical
     const fs::path dir =
-        writer.write_folder(out, name, save_parts([&](const fs::path& d) { m.save(d, "float32"); }, true));
+        writer.write_folder(out, name, save_parts([&](const fs::path& d) { save_trained_weights(m, cfg, d, "float32"); }, true));
     obs.on_checkpoint(dir);
     for (const auto& d : rotate_checkpoints(out, cfg.save_total_limit, fs::path(st.best_model_checkpoint)))
       obs.on_note("deleted old checkpoint " + d.string() + " (--save_total_limit " +
@@ -257,6 +276,7 @@ TrainSummary run_training(const TrainJob& job, TrainObserver& obs) {
     for (int64_t i = 0; i < k; ++i) {
       const data::Batch b = loader.next();
       if (dump.is_open()) dump << batch_dump_json(st.global_step + 1, i, step_targets, b) << '\n';
+      m.set_dropout_seed(dropout_seed(cfg.seed, st.global_step + 1, i));
       const model::LossSum ls = m.forward_backward(to_model_batch(b), loss_scale);
       SFT_CHECK(ls.n_targets == targets[i], "micro-batch ", i, " of step ", st.global_step + 1, ": the model counted ",
                 ls.n_targets, " targets, the data layer ", targets[i]);
@@ -317,13 +337,21 @@ TrainSummary run_training(const TrainJob& job, TrainObserver& obs) {
 
   // Final model into output_dir (each file renamed into place; checkpoints stay).
   const std::string dtype = cfg.torch_dtype == "bfloat16" ? "bfloat16" : "float32";
-  std::function<void(const fs::path&)> final_model = [&](const fs::path& d) { m.save(d, dtype); };
+  std::function<void(const fs::path&)> final_model = [&](const fs::path& d) { save_trained_weights(m, cfg, d, dtype); };
   if (cfg.load_best_model_at_end && !st.best_model_checkpoint.empty()) {
     obs.on_note("loading the best checkpoint " + st.best_model_checkpoint + " (" + cfg.metric_for_best_model + " " +
                 std::to_string(*st.best_metric) + ")");
-    final_model = [&](const fs::path& d) {
-      model::Model::load(st.best_model_checkpoint, m.backend(), m.precision())->save(d, dtype);
-    };
+    if (is_lora(m)) {  // the best checkpoint's adapter files are the output
+      const fs::path best_dir = st.best_model_checkpoint;
+      final_model = [best_dir](const fs::path& d) {
+        for (const char* f : {"adapter_model.safetensors", "adapter_config.json"})
+          fs::copy_file(best_dir / f, d / f, fs::copy_options::overwrite_existing);
+      };
+    } else {
+      final_model = [&](const fs::path& d) {
+        model::Model::load(st.best_model_checkpoint, m.backend(), m.precision())->save(d, dtype);
+      };
+    }
   } else if (cfg.load_best_model_at_end) {
     obs.on_note("--load_best_model_at_end: no evaluated checkpoint, the final weights are saved");
   }
