@@ -5,6 +5,7 @@
 // oneDNN version/ISA/matmul implementations that ran and the CPU kernel variant chosen at run time.
 // usage: train_step [--shape qwen2.5-0.5b|qwen2.5-1.5b|smollm2-135m] [--batch 4] [--seq 512] [--dtype bf16|fp32]
 //                   [--steps 3] [--layers N (override, for quick runs)]
+//                   [--lora_r R (LoRA: base frozen, adapters + their AdamW only)] [--lora_targets all-linear|q_proj,...]
 #include <sys/resource.h>
 
 #include <algorithm>
@@ -19,13 +20,15 @@
 #include "backend/cpu/cpu_dispatch.h"
 #include "backend/cpu/dnnl_gemm.h"
 #include "backend/timing_backend.h"
+#include "model/family.h"
 #include "model/model.h"
 
 using namespace sft;
 
 int main(int argc, char** argv) {
   std::string shape = "qwen2.5-0.5b", dtype = "bf16";
-  int64_t batch = 4, seq = 512, steps = 3, layers = 0;
+  int64_t batch = 4, seq = 512, steps = 3, layers = 0, lora_r = 0;
+  std::string lora_targets = "all-linear";
   for (int i = 1; i + 1 < argc; i += 2) {
     const std::string k = argv[i], v = argv[i + 1];
     if (k == "--shape") shape = v;
@@ -34,6 +37,8 @@ int main(int argc, char** argv) {
     else if (k == "--seq") seq = std::stoll(v);
     else if (k == "--steps") steps = std::stoll(v);
     else if (k == "--layers") layers = std::stoll(v);
+    else if (k == "--lora_r") lora_r = std::stoll(v);
+    else if (k == "--lora_targets") lora_targets = v;
     else {
       std::fprintf(stderr, "train_step: unknown flag %s\n", k.c_str());
       return 2;
@@ -62,7 +67,24 @@ int main(int argc, char** argv) {
   auto inner = backend::make_cpu_backend();
   auto timing = std::make_unique<backend::TimingBackend>(*inner, c.vocab_size);
   backend::Backend* be = timing.get();
-  auto m = model::Model::random(c, 0, *be, dtype == "bf16" ? model::Precision::BF16 : model::Precision::F32);
+  model::LoraOptions lora;
+  lora.config.r = lora_r;
+  lora.config.lora_alpha = 2.0 * static_cast<double>(lora_r);
+  lora.config.lora_dropout = 0.0;
+  if (lora_targets == "all-linear") {
+    lora.config.target_modules = {"all-linear"};
+    lora.config.target_is_string = true;
+  } else {
+    lora.config.target_modules.clear();
+    for (size_t b = 0; b <= lora_targets.size();) {
+      const size_t e = std::min(lora_targets.find(',', b), lora_targets.size());
+      lora.config.target_modules.push_back(lora_targets.substr(b, e - b));
+      b = e + 1;
+    }
+  }
+  auto m = model::Model::random(c, 0, *be, dtype == "bf16" ? model::Precision::BF16 : model::Precision::F32,
+                                lora_r > 0 ? &lora : nullptr);
+
   std::vector<model::ParamRef> params = m->parameters();
   int64_t n_params = 0;
   std::vector<float*> mom, var;
@@ -100,7 +122,8 @@ int main(int argc, char** argv) {
   std::sort(times.begin(), times.end());
   const double dt = times[times.size() / 2];
   const double T = static_cast<double>(seq), B = static_cast<double>(batch);
-  const double flops = 6.0 * n_params * B * T +
+  // model FLOP/s counts the full-FT work (6 N per token) in both modes, so LoRA's figure shows the step-time gain
+  const double flops = 6.0 * static_cast<double>(model::num_parameters(c)) * B * T +
                        6.0 * c.num_hidden_layers * B * T * T * c.num_attention_heads * c.head_dim;  // as the peer
   // breakdown: mean seconds per step of each category over the timed steps, as a share of the mean step
   double mean = 0;
@@ -131,12 +154,13 @@ int main(int argc, char** argv) {
   getrusage(RUSAGE_SELF, &ru);
   std::printf(
       "{\"peer\": \"sft\", \"shape\": \"%s\", \"layers\": %lld, \"params\": %lld, \"batch\": %lld, \"seq\": %lld, "
-      "\"dtype\": \"%s\", \"bf16_gemm\": \"%s\", \"step_s_median\": %.3f, \"tokens_per_s\": %.1f, "
+      "\"lora_r\": %lld, \"trainable\": %lld, \"dtype\": \"%s\", \"bf16_gemm\": \"%s\", \"step_s_median\": %.3f, \"tokens_per_s\": %.1f, "
       "\"model_gflops\": %.1f, \"peak_rss_mib\": %ld, \"step_s_mean\": %.3f, \"gemm_share\": %.3f, "
       "\"gemm_gflops\": %.1f, \"breakdown_s\": {%s}, \"kernels_calls_s\": {%s}, \"gemm_lib\": \"%s\", "
       "\"cpu_kernels\": \"%s\"}\n",
-      shape.c_str(), static_cast<long long>(c.num_hidden_layers), static_cast<long long>(n_params),
-      static_cast<long long>(batch), static_cast<long long>(seq), dtype.c_str(),
+      shape.c_str(), static_cast<long long>(c.num_hidden_layers), static_cast<long long>(model::num_parameters(c)),
+      static_cast<long long>(batch), static_cast<long long>(seq), static_cast<long long>(lora_r),
+      static_cast<long long>(n_params), dtype.c_str(),
       dtype == "bf16" ? (be->fast_bf16_gemm() ? "native" : "emulated-fp32") : "n/a", dt, B * T / dt,
       flops / dt / 1e9, ru.ru_maxrss / 1024, mean, gemm_s / mean, gemm_gflops, breakdown.c_str(), kernels.c_str(),
       backend::cpu::dnnl_gemm_report().c_str(), backend::cpu::cpu_kernel_variant().c_str());

@@ -74,6 +74,10 @@ class Backend {
   // The model then emulates BF16 mode bit-exactly: operands rounded to bf16 values (round_to_bf16) but stored and
   // multiplied as fp32 — the products of bf16 values are exact in fp32, so only the accumulation order differs.
   virtual bool fast_bf16_gemm() const { return true; }
+  // Inverted dropout with a counter-based mask (LoRA's dropout on the adapter input): y[i] = keep(i) ? x[i]/(1-p) : 0,
+  // keep(i) = dropout_keep(seed, i, p). The same seed gives the same mask, so the backward re-applies it to the
+  // gradient instead of storing it. y may equal x. The default runs on the host through download/upload.
+  virtual void dropout(float* y, const float* x, int64_t n, float p, uint64_t seed);
 
   // ---- matrix multiply ----
   // C[M,N] = alpha * op(A) @ op(B) + beta * C, fp32 accumulation, C fp32 with leading dimension ldc.
@@ -130,6 +134,16 @@ class Backend {
   virtual void softmax_cross_entropy(float* logits, float* loss, uint8_t* greedy, const int32_t* targets,
                                      int64_t rows, int64_t V, float grad_scale) = 0;
 };
+
+// The keep decision of Backend::dropout for element i: a splitmix64 hash of (seed, i) mapped to [0, 1) with 24 bits,
+// kept when >= p. Pure function of its arguments, identical on every backend.
+inline bool dropout_keep(uint64_t seed, uint64_t i, float p) {
+  uint64_t z = seed + (i + 1) * 0x9E3779B97F4A7C15ull;
+  z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+  z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+  z ^= z >> 31;
+  return static_cast<float>(z >> 40) * (1.0f / 16777216.0f) >= p;
+}
 
 // The CPU backend (always built): oneDNN matmuls, OpenMP-parallel fast kernels.
 std::unique_ptr<Backend> make_cpu_backend();

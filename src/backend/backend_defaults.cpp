@@ -2,12 +2,23 @@
 // error instead of a link failure; the CUDA build defines SFT_CUDA for this target and provides the real function).
 #include "backend/backend.h"
 #include "backend/device.h"
+
+#include <vector>
+
 #include "util/error.h"
 
 namespace sft::backend {
 
 void Backend::round_to_bf16(float*, const float*, int64_t) {
   throw Error("backend " + name() + ": round_to_bf16 is not implemented (only needed when fast_bf16_gemm() is false)");
+}
+
+void Backend::dropout(float* y, const float* x, int64_t n, float p, uint64_t seed) {
+  std::vector<float> h(static_cast<size_t>(n));
+  download(h.data(), x, h.size() * sizeof(float));
+  const float inv = 1.0f / (1.0f - p);
+  for (int64_t i = 0; i < n; ++i) h[i] = dropout_keep(seed, static_cast<uint64_t>(i), p) ? h[i] * inv : 0.0f;
+  upload(y, h.data(), h.size() * sizeof(float));
 }
 
 #ifndef SFT_CUDA

@@ -4,6 +4,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <filesystem>
+#include <limits>
 #include <iostream>
 #include <sstream>
 
@@ -17,6 +18,7 @@
 #include "eval/report.h"
 #include "eval/scorer.h"
 #include "eval/tasks.h"
+#include "model/lora.h"
 #include "model/model.h"
 #include "tokenizer/tokenizer.h"
 #include "util/error.h"
@@ -28,6 +30,7 @@ namespace {
 namespace fs = std::filesystem;
 
 struct EvalArgs {
+  std::string adapter;  // peft adapter folder applied to --model (not to --compare)
   std::string model, tasks = "mmlu,hellaswag,arc_easy,arc_challenge", data_dir, output_path, compare, seed = "1234";
   std::string batch_size = "auto", dtype = "auto", device = "cpu", arc_split = "test", use_cache;
   int num_fewshot = 0;
@@ -79,7 +82,8 @@ model::Precision parse_dtype(const std::string& d, const backend::Backend& be) {
   return model::parse_precision(d, "--dtype (auto, float32 or bfloat16)");
 }
 
-eval::EvalResults run_one(const EvalArgs& a, const std::string& model_dir, backend::Backend& be) {
+eval::EvalResults run_one(const EvalArgs& a, const std::string& model_dir, backend::Backend& be,
+                          const std::string& adapter = "") {
   SFT_CHECK(fs::is_directory(model_dir), "--model: ", model_dir, " is not a directory");
   eval::TaskOptions to;
   to.data_dir = a.data_dir;
@@ -96,7 +100,7 @@ eval::EvalResults run_one(const EvalArgs& a, const std::string& model_dir, backe
                    t.name.c_str(), a.data_dir.c_str());
   auto tok = tok::Tokenizer::load(model_dir);
   const model::Precision precision = parse_dtype(a.dtype, be);
-  auto model = model::Model::load(model_dir, be, precision);
+  auto model = model::load_model(model_dir, adapter, be, precision);
   int64_t max_len = a.max_length > 0 ? a.max_length : eval::lm_eval_max_length(model->config());
   eval::Scorer scorer(*model, tok, max_len);
   if (!a.quiet) std::fprintf(stderr, "evaluating %s (%zu tasks, max_length %lld)\n", model_dir.c_str(), tasks.size(),
@@ -144,7 +148,7 @@ void run_eval(const EvalArgs& a_in) {
   auto be = backend::make_backend(a.device);
   parse_dtype(a.dtype, *be);
   if (a.compare.empty()) {
-    auto r = run_one(a, a.model, *be);
+    auto r = run_one(a, a.model, *be, a.adapter);
     std::cout << eval::results_table(r);
     std::fprintf(stdout, "\n%s: %.1f s, %lld docs\n", a.model.c_str(), r.seconds, [&] {
       long long n = 0;
@@ -155,7 +159,7 @@ void run_eval(const EvalArgs& a_in) {
     return;
   }
   auto base = run_one(a, a.compare, *be);
-  auto tuned = run_one(a, a.model, *be);
+  auto tuned = run_one(a, a.model, *be, a.adapter);
   auto rows = eval::compare_rows(base, tuned);
   std::string base_table = eval::results_table(base), tuned_table = eval::results_table(tuned);
   std::cout << "## Base: " << a.compare << "\n\n" << base_table << "\n## Tuned: " << a.model << "\n\n" << tuned_table
@@ -182,7 +186,8 @@ void register_eval(CLI::App& app) {
       ->capture_default_str();
   sub->add_option("--num_fewshot", a->num_fewshot, "Few-shot examples per question (lm-eval default 0)")
       ->capture_default_str();
-  sub->add_option("--limit", a->limit, "Evaluate only the first N documents of each task");
+  sub->add_option("--limit", a->limit, "Evaluate only the first N documents of each task")
+      ->check(CLI::Range(int64_t{1}, std::numeric_limits<int64_t>::max()));
   sub->add_option("--batch_size", a->batch_size,
                   "Documents per forward for single-token-choice tasks (MMLU): N or auto (up to 64 documents / 4096 "
                   "padded tokens). Multi-token choices (ARC, HellaSwag) go one document per forward with the choices "
@@ -198,13 +203,15 @@ void register_eval(CLI::App& app) {
   sub->add_option("--arc_split", a->arc_split, "ARC split to evaluate: test (lm-eval) or dev")->capture_default_str();
   sub->add_option("--output_path", a->output_path, "Folder for results.json (and samples_<task>.jsonl, report.md)");
   sub->add_flag("--log_samples", a->log_samples, "Also write per-document log-likelihoods (samples_<task>.jsonl)");
+  sub->add_option("--adapter", a->adapter, "peft LoRA adapter folder applied to --model (no merge needed)");
   sub->add_option("--compare", a->compare, "Base model folder: evaluate both and write a comparison report");
   sub->add_option("--dtype", a->dtype,
                   "Compute precision: auto (bfloat16 where the device has bf16 units, else float32), float32 "
                   "(lm-eval fp32 parity) or bfloat16")
       ->capture_default_str();
   sub->add_option("--device", a->device, "cpu or cuda[:N]")->capture_default_str();
-  sub->add_option("--max_length", a->max_length, "Override the context length (default: max_position_embeddings)");
+  sub->add_option("--max_length", a->max_length, "Override the context length (default: max_position_embeddings)")
+      ->check(CLI::Range(int64_t{1}, int64_t{1} << 24));
   sub->add_flag("--quiet", a->quiet, "No progress on stderr");
   sub->callback([a] { run_eval(*a); });
 }

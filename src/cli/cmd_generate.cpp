@@ -15,6 +15,7 @@
 #include "data/template.h"
 #include "generate/chat_session.h"
 #include "generate/generator.h"
+#include "model/lora.h"
 #include "model/model.h"
 #include "tokenizer/tokenizer.h"
 #include "util/error.h"
@@ -23,6 +24,7 @@ namespace sft::cli {
 namespace {
 
 struct GenArgs {
+  std::string adapter;  // peft adapter folder applied to --model
   std::string model, prompt, input, tmpl, system, dtype = "float32", device = "cpu";
   std::vector<std::string> stop;
   int64_t max_new_tokens = 0;
@@ -48,7 +50,7 @@ Session open_session(const GenArgs& a) {
   Session s;
   s.be = backend::make_backend(a.device);
   s.tok = std::make_unique<tok::Tokenizer>(tok::Tokenizer::load(a.model));
-  s.model = model::Model::load(a.model, *s.be, model::parse_precision(a.dtype));
+  s.model = model::load_model(a.model, a.adapter, *s.be, model::parse_precision(a.dtype));
   s.gen = std::make_unique<gen::Generator>(*s.model, *s.tok);
   s.gc = gen::load_generation_config(a.model);
   const gen::GenerationConfig& gc = s.gc;
@@ -62,6 +64,16 @@ Session open_session(const GenArgs& a) {
   if (a.o_top_p->count()) s.opts.sampling.top_p = a.top_p;
   if (a.o_top_k->count()) s.opts.sampling.top_k = a.top_k;
   if (a.o_rep->count()) s.opts.sampling.repetition_penalty = a.repetition_penalty;
+  {  // flags are checked with the flag's name (generation_config.json values were checked on load)
+    gen::SamplingParams given;
+    if (a.o_temp->count()) given.temperature = a.temperature;
+    if (a.o_top_p->count()) given.top_p = a.top_p;
+    if (a.o_top_k->count()) given.top_k = a.top_k;
+    if (a.o_rep->count()) given.repetition_penalty = a.repetition_penalty;
+    gen::validate_sampling(given, "--");
+    SFT_CHECK(!a.o_max_new->count() || (a.max_new_tokens >= 0 && a.max_new_tokens <= (int64_t{1} << 30)),
+              "--max_new_tokens: expected an integer in [0, 2^30], got ", a.max_new_tokens);
+  }
   if (a.do_sample) s.opts.sampling.do_sample = true;
   if (a.greedy || (a.o_temp->count() && a.temperature == 0)) s.opts.sampling.do_sample = false;
   s.opts.seed = a.seed;
@@ -141,6 +153,7 @@ void run_chat(const GenArgs& a) {
 
 void add_common(CLI::App* sub, const std::shared_ptr<GenArgs>& a) {
   sub->add_option("--model,--model_name_or_path", a->model, "HF model folder")->required();
+  sub->add_option("--adapter", a->adapter, "peft LoRA adapter folder applied to --model (no merge needed)");
   sub->add_option("--system", a->system, "System prompt (chatml)");
   a->o_max_new = sub->add_option("--max_new_tokens", a->max_new_tokens,
                                  "Tokens to generate at most (default: generation_config.json, else 256)");

@@ -17,7 +17,12 @@
 #include "io/hf_folder.h"
 #include "io/safetensors.h"
 #include "model/family.h"
+#include "model/lora.h"
 #include "model/memory_plan.h"
+#include "model/weight_check.h"
+#include "tokenizer/tokenizer.h"
+#include "util/checked_math.h"
+#include "train/train_config.h"
 #include "util/error.h"
 
 namespace sft::cli {
@@ -31,6 +36,10 @@ struct InfoArgs {
   int64_t seq_len = 512;
   int64_t batch_size = 4;
   bool json = false;
+  // LoRA plan (sft train's flags, or an existing adapter folder)
+  bool use_peft = false;
+  int64_t lora_r = 16;
+  std::string lora_target_modules, lora_modules_to_save, adapter;
 };
 
 // The two compute precisions' plans for the CPU this runs on (whether bf16 gemms are native decides the size of
@@ -40,9 +49,18 @@ struct MemoryEstimate {
 };
 
 MemoryEstimate estimate_memory(const io::ModelConfig& c, int64_t seq_len, int64_t batch) {
+  // --seq_len / --batch_size are not bounded: first an upper bound of every byte count the plan adds up (per token and
+  // layer: at most 8 bytes for each of the saved and scratch buffers), in checked arithmetic, so that an absurd
+  // request is an error naming the flags and never a wrapped (negative) figure inside the plan.
+  const std::string what = "the memory estimate for --seq_len " + std::to_string(seq_len) + " x --batch_size " +
+                           std::to_string(batch);
+  const int64_t n = checked_mul(seq_len, batch, what);
+  const int64_t width = 8 + 4 * c.hidden_size + 3 * c.q_dim() + 3 * c.kv_dim() + 3 * c.intermediate_size +
+                        c.num_attention_heads;  // config widths are bounded by model::check_config_bounds
+  (void)checked_mul(checked_mul(checked_mul(c.num_hidden_layers + 2, n, what), width, what), 8, what);
   const bool fast_bf16 = backend::make_backend(backend::DeviceSpec{})->fast_bf16_gemm();
-  return {model::plan_training_memory(c, seq_len * batch, model::Precision::F32, fast_bf16),
-          model::plan_training_memory(c, seq_len * batch, model::Precision::BF16, fast_bf16)};
+  return {model::plan_training_memory(c, n, model::Precision::F32, fast_bf16),
+          model::plan_training_memory(c, n, model::Precision::BF16, fast_bf16)};
 }
 
 std::string with_commas(int64_t v) {
@@ -62,13 +80,56 @@ std::string gib(int64_t bytes) {
   return buf;
 }
 
+// LoRA: frozen base (fp32 values, no gradient, no AdamW state), adapters + modules_to_save with fp32 value, gradient
+// and AdamW m, v, the full-FT activations plus the LoRA ones (model/lora.h plan_lora).
+void print_lora_plan(const InfoArgs& a, const io::ModelConfig& cfg, const MemoryEstimate& full) {
+  io::LoraAdapterConfig lc;
+  if (!a.adapter.empty()) {
+    std::unique_ptr<io::SafetensorsFile> f;
+    lc = model::check_adapter(a.adapter, cfg, f);
+  } else {
+    train::TrainConfig tc;
+    tc.lora_r = a.lora_r;
+    tc.lora_target_modules = a.lora_target_modules;
+    tc.lora_modules_to_save = a.lora_modules_to_save;
+    SFT_CHECK(a.lora_r > 0, "--lora_r must be a positive integer, got ", a.lora_r);
+    lc = tc.lora_config();
+  }
+  const int64_t n = a.seq_len * a.batch_size;
+  const model::LoraPlan p = model::plan_lora(cfg, lc, n);
+  const int64_t base = 4 * model::num_parameters(cfg);
+  const int64_t fp32 = base + p.trainable_state_bytes + full.f32.activations + p.activation_bytes;
+  const int64_t bf16 = base + p.trainable_state_bytes + full.bf16.activations + p.activation_bytes;
+  std::string targets;
+  for (const auto& t : lc.target_modules) targets += (targets.empty() ? "" : ",") + t;
+  std::printf("\nLoRA r %lld, target_modules %s (%lld linear layers)%s\n", static_cast<long long>(lc.r),
+              targets.c_str(), static_cast<long long>(p.targets), a.adapter.empty() ? "" : (" from " + a.adapter).c_str());
+  std::printf("trainable params: %s || all params: %s || trainable%%: %.4f\n", with_commas(p.trainable_parameters).c_str(),
+              with_commas(p.all_parameters).c_str(),
+              100.0 * static_cast<double>(p.trainable_parameters) / static_cast<double>(p.all_parameters));
+  std::printf("memory for LoRA fine-tuning, same tokens per micro-batch:\n");
+  std::printf("  frozen base weights   %12s   (fp32 storage; bf16 compute rounds them in place on CPUs without\n"
+              "                                       native bf16, devices with it add bf16 copies: %s)\n",
+              gib(base).c_str(), gib(full.bf16.compute_copies).c_str());
+  std::printf("  trainable + AdamW     %12s   (adapter %s + modules_to_save %s params, fp32 value/grad/m/v)\n",
+              gib(p.trainable_state_bytes).c_str(), with_commas(p.adapter_parameters).c_str(),
+              with_commas(p.saved_parameters).c_str());
+  std::printf("  activations           %12s   (bf16 compute: %s; LoRA part %s)\n",
+              gib(full.f32.activations + p.activation_bytes).c_str(),
+              gib(full.bf16.activations + p.activation_bytes).c_str(), gib(p.activation_bytes).c_str());
+  std::printf("  total, fp32 compute   %12s   (full fine-tuning: %s)\n", gib(fp32).c_str(), gib(full.f32.total()).c_str());
+  std::printf("  total, bf16 compute   %12s   (full fine-tuning: %s)\n", gib(bf16).c_str(), gib(full.bf16.total()).c_str());
+}
+
 void run_info(const InfoArgs& a) {
   const fs::path dir = a.model;
   SFT_CHECK(fs::is_directory(dir), a.model, ": model folder not found");
   SFT_CHECK(fs::exists(dir / "config.json"), a.model, ": no config.json (not a Hugging Face model folder)");
-  SFT_CHECK(a.seq_len > 0 && a.batch_size > 0, "--seq_len and --batch_size must be positive");
+  SFT_CHECK(a.seq_len > 0, "--seq_len must be positive, got ", a.seq_len);
+  SFT_CHECK(a.batch_size > 0, "--batch_size must be positive, got ", a.batch_size);
   const io::ModelConfig cfg = model::load_config(dir / "config.json");
   const io::WeightStore ws = io::WeightStore::open(dir);
+  model::check_weights_match_config(cfg, ws, dir / "config.json");  // layer count and shapes, before anything is sized
 
   // Every weight the config implies must be on disk with its shape; anything else is reported, not fatal
   // (e.g. an lm_head.weight copy in a tied checkpoint, which transformers ignores too).
@@ -98,6 +159,8 @@ void run_info(const InfoArgs& a) {
   std::vector<std::string> tok_files;
   for (const auto& f : io::tokenizer_file_names())
     if (fs::exists(dir / f)) tok_files.push_back(f);
+  // A folder train/generate/eval cannot use is not "fine": the tokenizer must be there and load.
+  (void)tok::Tokenizer::load(dir);  // throws naming tokenizer.json / tokenizer_config.json
 
   const int64_t P = model::num_parameters(cfg), E = model::num_embedding_parameters(cfg);
   const MemoryEstimate mem = estimate_memory(cfg, a.seq_len, a.batch_size);
@@ -182,6 +245,7 @@ void run_info(const InfoArgs& a) {
               gib(mem.bf16.activations).c_str());
   std::printf("  total, fp32 compute   %12s\n", gib(mem.f32.total()).c_str());
   std::printf("  total, bf16 compute   %12s\n", gib(mem.bf16.total()).c_str());
+  if (a.use_peft || !a.adapter.empty()) print_lora_plan(a, cfg, mem);
   std::printf("\ndevices\n");
   for (const auto& d : backend::describe_devices()) std::printf("  %s\n", d.c_str());
 }
@@ -198,6 +262,11 @@ void register_info(CLI::App& app) {
                   "Sequences per micro-batch for the activation estimate")
       ->capture_default_str();
   sub->add_flag("--json", a->json, "Print the same facts as one JSON object");
+  sub->add_flag("--use_peft", a->use_peft, "Also show the LoRA plan (trainable parameters, memory)");
+  sub->add_option("--lora_r", a->lora_r, "LoRA rank for the plan")->capture_default_str();
+  sub->add_option("--lora_target_modules", a->lora_target_modules, "q_proj,v_proj (default) ... or all-linear");
+  sub->add_option("--lora_modules_to_save", a->lora_modules_to_save, "modules trained in full (e.g. lm_head)");
+  sub->add_option("--adapter", a->adapter, "Show the plan of this peft adapter folder");
   sub->callback([a] { run_info(*a); });
 }
 

@@ -69,14 +69,18 @@ struct Options {
   std::string model, text, file;
   bool add_special = false, json = false, lines = false, bench = false, ids_only = false;
   int repeat = 3;
+  CLI::Option *o_text = nullptr, *o_file = nullptr;
 };
 
 void run(const Options& o) {
-  SFT_CHECK(!o.text.empty() || !o.file.empty(), "sft tokenize: give --text or --file");
+  // An empty --text "" is a valid input with zero tokens (as --file /dev/null is).
+  const bool has_text = o.o_text->count() > 0, has_file = o.o_file->count() > 0;
+  SFT_CHECK(has_text || has_file, "sft tokenize: give --text or --file");
+  SFT_CHECK(!(has_text && has_file), "sft tokenize: give --text or --file, not both");
   const auto load_start = std::chrono::steady_clock::now();
   const auto tok = tok::Tokenizer::load(o.model);
   const double load_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - load_start).count();
-  const std::string input = o.file.empty() ? o.text : read_file(o.file);
+  const std::string input = has_file ? read_file(o.file) : o.text;
 
   // Documents: the whole input, or one per line (line terminator "\n" removed, a "\r" before it kept).
   std::vector<std::string_view> docs;
@@ -149,8 +153,8 @@ void register_tokenize(CLI::App& app) {
   auto opts = std::make_shared<Options>();
   auto* sub = app.add_subcommand("tokenize", "Show how a model's tokenizer encodes text (ids, pieces, bytes), or time it");
   sub->add_option("--model", opts->model, "HF model folder with tokenizer.json (+ tokenizer_config.json)")->required();
-  sub->add_option("--text", opts->text, "text to encode");
-  sub->add_option("--file", opts->file, "encode this file's contents (whole file as one text unless --lines)");
+  opts->o_text = sub->add_option("--text", opts->text, "text to encode (\"\" is a valid, empty text)");
+  opts->o_file = sub->add_option("--file", opts->file, "encode this file's contents (whole file as one text unless --lines)");
   sub->add_flag("--add_special_tokens", opts->add_special, "add the post-processor's special tokens (e.g. BOS)");
   sub->add_flag("--json", opts->json, "print JSON: [{ids, pieces, decoded}] per document");
   sub->add_flag("--lines", opts->lines, "treat each line of the input as its own document");

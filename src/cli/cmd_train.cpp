@@ -13,6 +13,9 @@
 #include "cli/commands.h"
 #include "cli/train_flags.h"
 #include "data/prepare.h"
+#include "io/hf_config.h"
+#include "model/family.h"
+#include "model/lora.h"
 #include "model/model.h"
 #include "tokenizer/tokenizer.h"
 #include "train/checkpoint.h"
@@ -35,6 +38,15 @@ std::string format_duration(double s) {
   return buf;
 }
 
+std::string with_commas(int64_t v) {  // Python's f"{v:,d}"
+  std::string d = std::to_string(v), out;
+  for (size_t i = 0; i < d.size(); ++i) {
+    if (i > 0 && (d.size() - i) % 3 == 0 && d[i - 1] != '-') out += ',';
+    out += d[i];
+  }
+  return out;
+}
+
 // Prints the loss table; on a terminal also a one-line progress bar with ETA, repainted in place.
 class ConsoleObserver final : public train::TrainObserver {
  public:
@@ -44,6 +56,10 @@ class ConsoleObserver final : public train::TrainObserver {
     std::printf("training: %lld optimizer steps (%lld warmup), %lld micro-batches per epoch, %lld parameters\n",
                 static_cast<long long>(p.total_steps), static_cast<long long>(p.warmup_steps),
                 static_cast<long long>(p.batches_per_epoch), static_cast<long long>(p.num_parameters));
+    if (p.lora)  // peft's print_trainable_parameters line
+      std::printf("trainable params: %s || all params: %s || trainable%%: %.4f\n",
+                  with_commas(p.num_parameters).c_str(), with_commas(p.all_parameters).c_str(),
+                  100.0 * static_cast<double>(p.num_parameters) / static_cast<double>(p.all_parameters));
     if (p.start_step > 0) std::printf("resuming at step %lld\n", static_cast<long long>(p.start_step));
     start_step_ = p.start_step;
     std::printf("%-8s%-15s%-15s%-11s%-10s%s\n", "Step", "Training Loss", "Learning Rate", "Grad Norm", "Tokens/s",
@@ -115,6 +131,18 @@ void run_train(const std::vector<std::string>& args) {
     SFT_CHECK(fs::exists(resume_dir / "trainer_state.json"), "--resume_from_checkpoint: ", resume_dir.string(),
               " is not a checkpoint folder (no trainer_state.json)");
   }
+  if (!cfg.use_peft && (cfg.lora_r != 16 || cfg.lora_alpha != 32 || cfg.lora_dropout != 0.05 || cfg.use_rslora ||
+                        !cfg.lora_target_modules.empty() || !cfg.lora_modules_to_save.empty()))
+    std::printf("note: --lora_* flags ignored: full fine-tuning (add --use_peft for LoRA)\n");
+  if (cfg.use_peft) {  // bad LoRA settings fail before anything is written
+    const io::ModelConfig mc = model::load_config(fs::path(cfg.model_name_or_path) / "config.json");
+    if (!cfg.adapter_name_or_path.empty()) {
+      std::unique_ptr<io::SafetensorsFile> f;
+      model::check_adapter(cfg.adapter_name_or_path, mc, f);
+    } else {
+      model::plan_lora(mc, cfg.lora_config(), 1);  // resolves target_modules / modules_to_save or throws
+    }
+  }
   train::prepare_output_dir(cfg, !resume_dir.empty());
 
   auto be = backend::make_backend(cfg.device);
@@ -124,12 +152,9 @@ void run_train(const std::vector<std::string>& args) {
 
   const data::PrepareOptions po = train::prepare_options(cfg);
   data::PreparedData prepared = data::prepare_dataset(po, encoder);
-  if (prepared.train_read.rows_skipped > 0) {
-    std::printf("skipped %lld bad rows of %lld (--skip_bad_rows):\n",
-                static_cast<long long>(prepared.train_read.rows_skipped),
-                static_cast<long long>(prepared.train_read.rows_seen));
-    for (const auto& m : prepared.train_read.skip_messages) std::printf("  %s\n", m.c_str());
-  }
+  std::fputs(data::format_read_report(prepared.train_read, cfg.dataset_path).c_str(), stdout);
+  if (!cfg.eval_dataset_path.empty())
+    std::fputs(data::format_read_report(prepared.eval_read, cfg.eval_dataset_path).c_str(), stdout);
   std::printf("training data: %s\n%s", cfg.dataset_path.c_str(),
               data::format_report(prepared.train_report, po.truncation).c_str());
   if (prepared.eval && !prepared.eval->empty())
@@ -142,7 +167,22 @@ void run_train(const std::vector<std::string>& args) {
     eval_loader = std::make_unique<data::DataLoader>(prepared.eval, train::eval_loader_options(cfg, pad));
 
   const auto precision = cfg.use_bf16() ? model::Precision::BF16 : model::Precision::F32;
-  auto m = model::Model::load(resume_dir.empty() ? base : resume_dir, *be, precision);
+  std::unique_ptr<model::Model> m;
+  if (cfg.use_peft) {
+    // LoRA: the base stays the base folder; the adapter is new, continued (--adapter_name_or_path) or the checkpoint's
+    model::LoraOptions lo_opts;
+    lo_opts.config = cfg.lora_config();
+    lo_opts.seed = cfg.seed;
+    lo_opts.adapter_dir = !resume_dir.empty() ? resume_dir : fs::path(cfg.adapter_name_or_path);
+    if (!resume_dir.empty())
+      SFT_CHECK(fs::exists(resume_dir / "adapter_config.json"), "--resume_from_checkpoint: ", resume_dir.string(),
+                " holds no adapter (a full fine-tuning checkpoint): resume it without --use_peft");
+    m = model::Model::load(base, *be, precision, &lo_opts);
+  } else {
+    SFT_CHECK(resume_dir.empty() || !fs::exists(resume_dir / "adapter_config.json"), "--resume_from_checkpoint: ",
+              resume_dir.string(), " is a LoRA checkpoint: resume it with --use_peft");
+    m = model::Model::load(resume_dir.empty() ? base : resume_dir, *be, precision);
+  }
 
   train::TrainJob job;
   job.cfg = cfg;

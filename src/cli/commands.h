@@ -10,5 +10,6 @@ void register_tokenize(CLI::App& app);
 void register_train(CLI::App& app);
 void register_eval(CLI::App& app);
 void register_generate(CLI::App& app);  // also registers `chat`
+void register_merge(CLI::App& app);
 
 }  // namespace sft::cli

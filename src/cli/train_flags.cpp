@@ -1,6 +1,8 @@
 #include "cli/train_flags.h"
 
 #include <algorithm>
+#include <cerrno>
+#include <cmath>
 #include <cstdlib>
 #include <functional>
 #include <map>
@@ -32,14 +34,18 @@ bool parse_bool(const std::string& flag, const std::string& v) {
 }
 int64_t parse_int(const std::string& flag, const std::string& v) {
   char* end = nullptr;
+  errno = 0;
   const long long x = std::strtoll(v.c_str(), &end, 10);
   SFT_CHECK(!v.empty() && end && *end == '\0', "--", flag, ": expected an integer, got '", v, "'");
+  SFT_CHECK(errno != ERANGE, "--", flag, ": ", v, " is out of the 64-bit integer range");
   return x;
 }
 double parse_float(const std::string& flag, const std::string& v) {
   char* end = nullptr;
+  errno = 0;
   const double x = std::strtod(v.c_str(), &end);
   SFT_CHECK(!v.empty() && end && *end == '\0', "--", flag, ": expected a number, got '", v, "'");
+  SFT_CHECK(std::isfinite(x), "--", flag, ": expected a finite number, got '", v, "'");
   return x;
 }
 
@@ -64,6 +70,8 @@ const std::map<std::string, Flag>& flags() {
       {"group_by_length", {BOOL(group_by_length), "batch samples of similar length (HF LengthGroupedSampler)"}},
       {"validation_split", {FLT(validation_split), "hold out a fraction (<1) or a number (>=1) of training rows"}},
       {"skip_bad_rows", {BOOL(skip_bad_rows), "skip malformed rows (counted) instead of failing"}},
+      {"keep_empty_responses", {BOOL(keep_empty_responses),
+                                "keep rows whose output is empty (default: excluded and counted in the report)"}},
       {"per_device_train_batch_size", {INT(per_device_train_batch_size), "rows per micro-batch (default 8)"}},
       {"per_device_eval_batch_size", {INT(per_device_eval_batch_size), "rows per evaluation batch (default 8)"}},
       {"data_loader_drop_last", {BOOL(data_loader_drop_last), "drop each epoch's last incomplete micro-batch"}},
@@ -97,6 +105,16 @@ const std::map<std::string, Flag>& flags() {
       {"greater_is_better", {Kind::Bool, [](TrainConfig& c, const std::string& v) {
                                c.greater_is_better = parse_bool("greater_is_better", v) ? 1 : 0; },
                              "best = higher metric (default False for eval_loss)"}},
+      {"skip_nonfinite_steps", {BOOL(skip_nonfinite_steps),
+                                "skip an update whose loss or gradient norm is NaN/inf (default: stop with an error)"}},
+      {"use_peft", {BOOL(use_peft), "LoRA fine-tuning (peft adapters): base frozen, adapter + its AdamW state trained"}},
+      {"lora_r", {INT(lora_r), "LoRA rank (16)"}},
+      {"lora_alpha", {FLT(lora_alpha), "LoRA alpha; the term is scaled by alpha/r (32)"}},
+      {"lora_dropout", {FLT(lora_dropout), "dropout on the adapter input while training (0.05)"}},
+      {"lora_target_modules", {STR(lora_target_modules), "modules to adapt: q_proj,k_proj,... or all-linear (q_proj,v_proj)"}},
+      {"lora_modules_to_save", {STR(lora_modules_to_save), "modules trained in full and saved with the adapter (e.g. lm_head)"}},
+      {"use_rslora", {BOOL(use_rslora), "rank-stabilised LoRA: scale by alpha/sqrt(r)"}},
+      {"adapter_name_or_path", {STR(adapter_name_or_path), "with --use_peft: continue training this peft adapter folder"}},
       {"device", {STR(device), "cpu (default) or cuda[:N] (needs a CUDA build)"}},
       {"threads", {INT(threads), "CPU threads (default: all cores)"}},
       {"debug_dump_batches", {STR(debug_dump_batches), "debug: write every micro-batch used as JSON lines"}},
@@ -189,6 +207,14 @@ std::string json_value_text(const nlohmann::json& v, const std::string& key, con
     return buf;
   }
   if (v.is_array() && key == "report_to") return v.dump();
+  if (v.is_array() && (key == "lora_target_modules" || key == "lora_modules_to_save")) {
+    std::string out;
+    for (const auto& e : v) {
+      SFT_CHECK(e.is_string(), path, ": \"", key, "\" must be a list of module names");
+      out += (out.empty() ? "" : ",") + e.get<std::string>();
+    }
+    return out;
+  }
   throw Error(path + ": key \"" + key + "\" must be a string, number or boolean");
 }
 
@@ -234,6 +260,8 @@ ParsedTrainArgs parse_train_args(const std::vector<std::string>& args) {
           throw Error("unknown flag --" + name + suggestion(name));
         SFT_CHECK(i + 1 < args.size(), "--", name, " needs a value");
         value = args[++i];
+        if (name == "lora_target_modules" || name == "lora_modules_to_save")  // TRL: --lora_target_modules q_proj v_proj
+          while (i + 1 < args.size() && args[i + 1].rfind("--", 0) != 0) value += "," + args[++i];
       }
     }
     if (name == "config") config_path = value;

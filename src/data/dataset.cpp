@@ -17,6 +17,18 @@ namespace {
 
 using json = nlohmann::json;
 
+bool is_blank(const std::string& s) {
+  return std::all_of(s.begin(), s.end(), [](unsigned char c) { return c == ' ' || c == '\t' || c == '\n' || c == '\r'; });
+}
+
+// The response a row would train on is empty: alpaca-cleaned has such rows (an empty `output`).
+bool has_empty_response(const Example& ex) {
+  if (!ex.is_chat()) return is_blank(ex.output);
+  for (const auto& m : ex.messages)
+    if (m.role == "assistant" && !is_blank(m.content)) return false;
+  return true;
+}
+
 // Collects rows, or converts row errors into skips, in one place for every format.
 class RowSink {
  public:
@@ -29,6 +41,11 @@ class RowSink {
   }
   void add(Example&& ex) {
     ++out_.rows_seen;
+    if (!opts_.keep_empty_responses && has_empty_response(ex)) {
+      ++out_.rows_empty_response;
+      if (out_.empty_response_rows.size() < 5) out_.empty_response_rows.push_back(ex.origin);
+      return;
+    }
     out_.examples.push_back(std::move(ex));
   }
 
@@ -161,22 +178,33 @@ ReadResult parse_json_array(const std::string& text_in, const std::string& name,
     // Find the end of this element: a ',' or ']' at nesting depth 0 outside strings.
     int depth = 0;
     bool in_string = false;
+    // A value that already ended at depth 0 followed by the start of another one means a missing ','. Splitting
+    // there silently would count two lost rows as one skipped row, so it is a structural error.
+    bool value_done = false;
+    size_t missing_comma_at = std::string::npos;
     for (; i < n; ++i) {
       char c = text[i];
       if (in_string) {
         if (c == '\\') ++i;
-        else if (c == '"') in_string = false;
+        else if (c == '"') {
+          in_string = false;
+          if (depth == 0) value_done = true;
+        }
         continue;
       }
+      if ((c == '"' || c == '{' || c == '[') && depth == 0 && value_done && missing_comma_at == std::string::npos)
+        missing_comma_at = i;
       if (c == '"') in_string = true;
       else if (c == '{' || c == '[') ++depth;
       else if (c == '}' || c == ']') {
         if (depth == 0) break;
-        --depth;
+        if (--depth == 0) value_done = true;
       } else if (c == ',' && depth == 0) break;
     }
     const std::string origin = name + " element " + std::to_string(element) + " (line " +
                                std::to_string(line_at(start)) + ")";
+    SFT_CHECK(missing_comma_at == std::string::npos, origin, ": malformed JSON: missing ',' between array elements ",
+              "before line ", line_of_offset(text, missing_comma_at), " (this cannot be skipped)");
     // A structural failure leaves no way to find the next element: it is fatal even with skip_bad_rows.
     SFT_CHECK(i < n, origin, ": malformed JSON: the array is not closed (unterminated string, object or array; ",
               "this cannot be skipped)");
@@ -270,15 +298,12 @@ ReadResult parse_csv(const std::string& text, const std::string& name, const Rea
       }
     }
     if (bad) continue;
-    // CSV has no null: an empty instruction/output field is what a missing value looks like (pandas reads NaN).
+    // CSV has no null: an empty instruction field is what a missing value looks like (pandas reads NaN).
     if (rec.fields[col_instruction].empty()) {
       sink.fail(origin + ": missing \"instruction\" (empty field)");
       continue;
     }
-    if (rec.fields[col_output].empty()) {
-      sink.fail(origin + ": missing \"output\" (empty field)");
-      continue;
-    }
+    // An empty output is a value, as "" in JSON: the empty-response rule of RowSink applies to both.
     Example ex;
     ex.origin = origin;
     ex.instruction = rec.fields[col_instruction];
@@ -308,6 +333,15 @@ ReadResult read_dataset(const std::filesystem::path& path, const ReadOptions& op
     size_t k = 0;
     while (k < body.size() && is_ws(body[k])) ++k;
     fmt = (k < body.size() && body[k] == '[') ? FileFormat::JsonArray : FileFormat::Jsonl;
+    if (fmt == FileFormat::Jsonl) {
+      // One object pretty-printed over several lines is neither an array nor JSON lines: say so, instead of
+      // reporting its first line as malformed.
+      const size_t eol = body.find('\n', k);
+      const bool multi_line = eol != std::string_view::npos && body.find_first_not_of(" \t\r\n", eol) != std::string_view::npos;
+      if (multi_line && !json::accept(body.substr(k, eol - k)) && json::accept(body))
+        throw Error(name + ": holds a single JSON value spread over several lines; expected a JSON array of rows "
+                           "([{...}, {...}]) or one JSON object per line (JSON lines)");
+    }
   }
   switch (fmt) {
     case FileFormat::JsonArray: return parse_json_array(text, name, opts);

@@ -40,16 +40,22 @@ struct ReadOptions {
   FileFormat format = FileFormat::Auto;
   // false: the first bad row throws sft::Error naming file and row. true: bad rows are skipped and counted.
   bool skip_bad_rows = false;
+  // A row whose response is empty (instruction rows: `output` empty or only whitespace; chat rows: every assistant
+  // turn empty) teaches nothing but "stop at once". false (default): such rows are excluded and counted in
+  // ReadResult::rows_empty_response, the same for JSON, JSONL and CSV. true: they are kept (the target is EOS only).
+  bool keep_empty_responses = false;
 };
 
 struct ReadResult {
   std::vector<Example> examples;
-  int64_t rows_seen = 0;       // rows parsed (good + skipped)
+  int64_t rows_seen = 0;       // rows parsed (kept + skipped + empty responses excluded)
   int64_t rows_skipped = 0;    // only with skip_bad_rows
   std::vector<std::string> skip_messages;  // the first 10 reasons, same text the error would have had
+  int64_t rows_empty_response = 0;              // excluded (keep_empty_responses false)
+  std::vector<std::string> empty_response_rows;  // origins of the first 5 of them
 };
 
-// Reads a dataset file. Errors (sft::Error, one line, naming file and 1-based row): unreadable file, unknown
+// Reads a dataset file (.json holding an array, or JSON lines; .jsonl; .csv). Errors (sft::Error, one line, naming file and 1-based row): unreadable file, unknown
 // extension, malformed JSON/CSV, a row missing `instruction` or `output` (or with a non-string value), invalid UTF-8,
 // a chat row whose messages are malformed or contain no assistant turn. A malformed JSON *array* cannot be resumed
 // after, so it throws even with skip_bad_rows (the message says so); JSONL and CSV rows are independent.

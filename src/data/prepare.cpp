@@ -60,7 +60,10 @@ PreparedData prepare_dataset(const PrepareOptions& opts, const TextEncoder& enc)
   d.train_read = read_dataset(opts.dataset_path, opts.read);
   d.train_examples = std::move(d.train_read.examples);
   d.train_read.examples.clear();
-  SFT_CHECK(!d.train_examples.empty(), opts.dataset_path.string(), ": no usable rows");
+  SFT_CHECK(!d.train_examples.empty(), opts.dataset_path.string(), ": no usable rows (", d.train_read.rows_seen,
+            " read, ", d.train_read.rows_skipped, " skipped as bad, ", d.train_read.rows_empty_response,
+            " with an empty response excluded", d.train_read.rows_empty_response > 0 ? "; --keep_empty_responses True keeps them" : "",
+            ")");
   if (!opts.eval_dataset_path.empty()) {
     d.eval_read = read_dataset(opts.eval_dataset_path, opts.read);
     d.eval_examples = std::move(d.eval_read.examples);
@@ -77,6 +80,22 @@ PreparedData prepare_dataset(const PrepareOptions& opts, const TextEncoder& enc)
   d.train = std::move(train);
   d.eval = std::move(eval);
   return d;
+}
+
+std::string format_read_report(const ReadResult& r, const std::string& what) {
+  std::string s;
+  if (r.rows_skipped > 0) {
+    s += "skipped " + std::to_string(r.rows_skipped) + " bad rows of " + std::to_string(r.rows_seen) + " in " + what +
+         " (--skip_bad_rows):\n";
+    for (const auto& m : r.skip_messages) s += "  " + m + "\n";
+  }
+  if (r.rows_empty_response > 0) {
+    s += "empty responses: " + std::to_string(r.rows_empty_response) + " of " + std::to_string(r.rows_seen) +
+         " rows in " + what + " have an empty output and are excluded (--keep_empty_responses True keeps them), e.g. ";
+    for (size_t i = 0; i < r.empty_response_rows.size(); ++i) s += (i ? "; " : "") + r.empty_response_rows[i];
+    s += "\n";
+  }
+  return s;
 }
 
 std::string format_report(const TruncationReport& r, Truncation mode) {

@@ -53,4 +53,8 @@ PreparedData prepare_dataset(const PrepareOptions& opts, const TextEncoder& enc)
 //    12 samples lose all their targets (removed)"
 std::string format_report(const TruncationReport& r, Truncation mode);
 
+// Lines about rows that were read but not used (bad rows skipped, empty responses excluded); "" when none.
+// `what` names the file in the text.
+std::string format_read_report(const ReadResult& r, const std::string& what);
+
 }  // namespace sft::data

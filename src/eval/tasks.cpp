@@ -75,7 +75,12 @@ std::vector<Doc> load_mmlu_csv(const std::filesystem::path& csv) {
     // doc_to_text: "{{question.strip()}}\nA. {{choices[0]}}\nB. ...\nD. {{choices[3]}}\nAnswer:"
     d.query = py_strip(f[0]) + "\nA. " + f[1] + "\nB. " + f[2] + "\nC. " + f[3] + "\nD. " + f[4] + "\nAnswer:";
     d.choices = {"A", "B", "C", "D"};
-    d.key = json(f).dump();
+    try {
+      d.key = json(f).dump();
+    } catch (const json::type_error&) {  // found by fuzzing: an uncaught json error ("internal error") before
+      throw Error(csv.string() + " record " + std::to_string(r + 1) +
+                  ": invalid UTF-8 (lm-eval reads the task files as UTF-8)");
+    }
     docs.push_back(std::move(d));
   }
   return docs;
@@ -121,12 +126,16 @@ std::vector<Doc> load_hellaswag_jsonl(const std::filesystem::path& jsonl) {
                       py_capitalize(json_text(row["ctx_b"], jsonl, r, "ctx_b"));
     d.query = hellaswag_preprocess(json_text(row["activity_label"], jsonl, r, "activity_label") + ": " + ctx);
     for (const auto& e : row["endings"]) d.choices.push_back(hellaswag_preprocess(json_text(e, jsonl, r, "endings[]")));
+    // The label is an int or a string of digits ("2"); anything else ("abc", "2abc", 2.5) is an error naming the row.
     const auto& lab = row["label"];
-    if (lab.is_number_integer()) d.gold = lab.get<int>();
-    else if (lab.is_string() && !lab.get<std::string>().empty()) d.gold = std::stoi(lab.get<std::string>());
-    else throw Error(jsonl.string() + " row " + std::to_string(r) + ": label must be an int 0-3 (test rows have none)");
-    SFT_CHECK(d.gold >= 0 && d.gold < static_cast<int>(d.choices.size()), jsonl.string(), " row ", r,
-              ": label out of range");
+    const std::string lab_text = lab.is_string() ? lab.get<std::string>() : lab.is_number_integer() ? lab.dump() : "";
+    const bool digits = !lab_text.empty() && lab_text.size() <= 9 &&
+                        lab_text.find_first_not_of("0123456789") == std::string::npos;
+    SFT_CHECK(digits, jsonl.string(), " row ", r, ": label must be an integer index of endings (0-",
+              d.choices.size() - (d.choices.empty() ? 0 : 1), "), got ", lab.dump(), " (test rows have none)");
+    d.gold = std::stoi(lab_text);
+    SFT_CHECK(d.gold < static_cast<int>(d.choices.size()), jsonl.string(), " row ", r, ": label ", d.gold,
+              " is out of range for ", d.choices.size(), " endings");
     d.key = row.dump();
     docs.push_back(std::move(d));
   }

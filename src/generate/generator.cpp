@@ -20,23 +20,46 @@ GenerationConfig load_generation_config(const std::filesystem::path& model_dir) 
   } catch (const nlohmann::json::exception& e) {
     throw Error(path.string() + ": invalid JSON (" + e.what() + ")");
   }
+  SFT_CHECK(j.is_object(), path.string(), ": expected a JSON object, got ", j.type_name());
+  const std::string where = path.string() + ": ";
+  // A key of the wrong type is an error naming it (transformers refuses such a file too); null means unset.
+  auto present = [&](const char* key) { return j.contains(key) && !j[key].is_null(); };
   auto num = [&](const char* key, auto& out) {
-    if (j.contains(key) && j[key].is_number()) out = j[key].get<std::decay_t<decltype(out)>>();
+    if (!present(key)) return;
+    SFT_CHECK(j[key].is_number(), where, "\"", key, "\" must be a number, got ", j[key].dump());
+    out = j[key].get<std::decay_t<decltype(out)>>();
   };
-  if (j.contains("do_sample") && j["do_sample"].is_boolean()) g.sampling.do_sample = j["do_sample"].get<bool>();
+  auto integer = [&](const char* key, std::optional<int64_t>& out, int64_t lo) {
+    if (!present(key)) return;
+    SFT_CHECK(j[key].is_number_integer() && j[key].get<int64_t>() >= lo && j[key].get<int64_t>() <= (int64_t{1} << 40),
+              where, "\"", key, "\" must be an integer >= ", lo, ", got ", j[key].dump());
+    out = j[key].get<int64_t>();
+  };
+  if (present("do_sample")) {
+    SFT_CHECK(j["do_sample"].is_boolean(), where, "\"do_sample\" must be true or false, got ", j["do_sample"].dump());
+    g.sampling.do_sample = j["do_sample"].get<bool>();
+  }
   num("temperature", g.sampling.temperature);
-  num("top_k", g.sampling.top_k);
+  if (present("top_k")) {
+    SFT_CHECK(j["top_k"].is_number_integer(), where, "\"top_k\" must be an integer, got ", j["top_k"].dump());
+    g.sampling.top_k = j["top_k"].get<int64_t>();
+  }
   num("top_p", g.sampling.top_p);
   num("repetition_penalty", g.sampling.repetition_penalty);
-  if (j.contains("max_new_tokens") && j["max_new_tokens"].is_number_integer())
-    g.max_new_tokens = j["max_new_tokens"].get<int64_t>();
-  if (j.contains("max_length") && j["max_length"].is_number_integer()) g.max_length = j["max_length"].get<int64_t>();
-  if (j.contains("eos_token_id")) {
+  validate_sampling(g.sampling, where);
+  integer("max_new_tokens", g.max_new_tokens, 0);
+  integer("max_length", g.max_length, 1);
+  if (present("eos_token_id")) {
     const auto& e = j["eos_token_id"];
-    if (e.is_number_integer()) g.eos_token_ids.push_back(e.get<int32_t>());
-    else if (e.is_array())
-      for (const auto& x : e)
-        if (x.is_number_integer()) g.eos_token_ids.push_back(x.get<int32_t>());
+    auto id = [&](const nlohmann::json& x) {
+      SFT_CHECK(x.is_number_integer() && x.get<int64_t>() >= 0 && x.get<int64_t>() < (int64_t{1} << 31), where,
+                "\"eos_token_id\" must be a token id or a list of token ids, got ", e.dump());
+      return static_cast<int32_t>(x.get<int64_t>());
+    };
+    if (e.is_array())
+      for (const auto& x : e) g.eos_token_ids.push_back(id(x));
+    else
+      g.eos_token_ids.push_back(id(e));
   }
   return g;
 }

@@ -40,9 +40,19 @@ void apply_top_k(std::vector<float>& logits, int64_t top_k) {
     if (x < kth) x = kNegInf;  // scores < topk(...)[-1] are removed, ties kept
 }
 
+void validate_sampling(const SamplingParams& p, const std::string& where) {
+  SFT_CHECK(std::isfinite(p.temperature) && p.temperature >= 0, where, "temperature: expected a finite number >= 0, got ",
+            p.temperature);
+  SFT_CHECK(p.top_k >= 0, where, "top_k: expected an integer >= 0 (0 disables), got ", p.top_k);
+  SFT_CHECK(std::isfinite(p.top_p) && p.top_p >= 0 && p.top_p <= 1, where, "top_p: expected a number in [0, 1] ",
+            "(1 disables), got ", p.top_p);
+  SFT_CHECK(std::isfinite(p.repetition_penalty) && p.repetition_penalty > 0, where,
+            "repetition_penalty: expected a finite number > 0 (1 disables), got ", p.repetition_penalty);
+}
+
 void apply_top_p(std::vector<float>& logits, float top_p) {
+  SFT_CHECK(top_p >= 0.0f && top_p <= 1.0f, "top_p must be in [0, 1], got ", top_p);
   if (top_p >= 1.0f) return;
-  SFT_CHECK(top_p >= 0.0f, "top_p must be in [0, 1], got ", top_p);
   const size_t V = logits.size();
   // HF: sort ascending, cumulative softmax, remove where cumprob <= 1 - top_p, always keep the largest.
   std::vector<size_t> order(V);

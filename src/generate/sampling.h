@@ -5,6 +5,7 @@
 #pragma once
 #include <cstdint>
 #include <random>
+#include <string>
 #include <vector>
 
 namespace sft::gen {
@@ -16,6 +17,11 @@ struct SamplingParams {
   float top_p = 1.0f;               // HF TopPLogitsWarper: 1.0 disables
   float repetition_penalty = 1.0f;  // HF RepetitionPenaltyLogitsProcessor over prompt + generated ids
 };
+
+// Checks every field's range (HF GenerationConfig.validate's rules: temperature >= 0, top_k >= 0, top_p in [0, 1],
+// repetition_penalty > 0, all finite); throws sft::Error "<where><field> ..." naming the first bad one.
+// `where` is e.g. "--" for flags or "generation_config.json: " for the file.
+void validate_sampling(const SamplingParams& p, const std::string& where);
 
 // In place on one row of logits [V]. `seen` = every id of the prompt and the generated tokens so far.
 void apply_repetition_penalty(std::vector<float>& logits, const std::vector<int32_t>& seen, float penalty);

@@ -205,6 +205,7 @@ const uint8_t* SafetensorsFile::data(const TensorInfo& t) const { return map_.da
 // ---- conversion into the requested dtype (memcpy per element: the data section need not be aligned) ----
 
 void convert_to_f32(DType src, const uint8_t* p, int64_t n, float* dst, const std::string& where) {
+  if (n == 0) return;  // empty tensor: dst may be null, and memcpy(null, ..., 0) is UB (found by fuzzing)
   switch (src) {
     case DType::F32:
       std::memcpy(dst, p, static_cast<size_t>(n) * 4);
@@ -229,6 +230,7 @@ void convert_to_f32(DType src, const uint8_t* p, int64_t n, float* dst, const st
 }
 
 void convert_to_bf16(DType src, const uint8_t* p, int64_t n, uint16_t* dst, const std::string& where) {
+  if (n == 0) return;  // empty tensor: dst may be null, and memcpy(null, ..., 0) is UB (found by fuzzing)
   switch (src) {
     case DType::BF16:
       std::memcpy(dst, p, static_cast<size_t>(n) * 2);

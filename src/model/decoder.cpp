@@ -18,7 +18,7 @@ namespace sft::model {
 using backend::AttnShape;
 using backend::DType;
 
-Decoder::Decoder(const io::ModelConfig& cfg, backend::Backend& be, Precision p)
+Decoder::Decoder(const io::ModelConfig& cfg, backend::Backend& be, Precision p, const io::LoraAdapterConfig* lora)
     : cfg_(cfg), be_(be), precision_(p), dt_(p == Precision::BF16 ? DType::BF16 : DType::F32) {
   const int64_t d = cfg.head_dim > 0 ? cfg.head_dim : cfg.hidden_size / std::max<int64_t>(1, cfg.num_attention_heads);
   dims_ = {cfg.hidden_size, cfg.intermediate_size, cfg.num_hidden_layers, cfg.num_attention_heads,
@@ -62,12 +62,28 @@ Decoder::Decoder(const io::ModelConfig& cfg, backend::Backend& be, Precision p)
   SFT_CHECK(embed_ >= 0 && final_norm_ >= 0 && head_.w >= 0, "internal: incomplete tensor table for ",
             cfg.model_type);
 
+  // Trainable tensors get a gradient: all of them, or with LoRA only those of modules_to_save (the rest is frozen).
+  if (lora) {
+    setup_lora(*lora);
+  } else {
+    for (TensorSlot& t : tensors_) t.grad_offset = t.offset;
+    grad_total_ = total_;
+  }
+  bool any_trainable_matrix = false;
+  for (const TensorSlot& t : tensors_)
+    if (t.grad_offset >= 0) {
+      grad_of_[t.offset] = t.grad_offset;
+      any_trainable_matrix |= t.shape.size() == 2;
+    }
+
   params_ = DeviceBuffer<float>(be_, total_);
-  grads_ = DeviceBuffer<float>(be_, total_);
+  grads_ = DeviceBuffer<float>(be_, grad_total_);
   if (precision_ == Precision::BF16) {
     emulate_bf16_ = !be_.fast_bf16_gemm();
     if (emulate_bf16_) {
-      params_rounded_ = DeviceBuffer<float>(be_, total_);
+      // LoRA: frozen matrices are rounded to bf16 in place (they need no fp32 master), so the rounded copy is only
+      // needed for trainable matrices (modules_to_save)
+      if (!lora_ || any_trainable_matrix) params_rounded_ = DeviceBuffer<float>(be_, total_);
       dt_ = DType::F32;  // the rounded operands go through the fp32 gemm
     } else {
       params_bf16_ = DeviceBuffer<uint16_t>(be_, total_);
@@ -85,25 +101,103 @@ int64_t Decoder::add_tensor(const TensorSpec& spec) {
   return tensors_.back().offset;
 }
 
+void Decoder::setup_lora(const io::LoraAdapterConfig& lora) {
+  std::vector<std::string> names;
+  for (const TensorSlot& t : tensors_) names.push_back(t.name);
+  const std::vector<std::string> saved = resolve_modules_to_save(lora, names, "--lora_modules_to_save");
+  for (TensorSlot& t : tensors_)
+    if (std::find(saved.begin(), saved.end(), t.name) != saved.end()) {
+      t.grad_offset = grad_total_;
+      grad_total_ += (t.numel + 15) / 16 * 16;
+    }
+  const std::vector<LinearInfo> linears = linear_layers(cfg_);
+  std::vector<LinearInfo> targets;
+  for (size_t i : resolve_lora_targets(lora, linears, "--lora_target_modules")) targets.push_back(linears[i]);
+  std::unordered_map<std::string, int> index;  // module name -> target
+  for (size_t t = 0; t < targets.size(); ++t) index[targets[t].module] = static_cast<int>(t);
+  std::unordered_map<int64_t, std::string> module_at;  // weight offset -> module name
+  for (const TensorSlot& t : tensors_) module_at[t.offset] = t.name.substr(0, t.name.rfind('.'));
+  for (LayerWeights& lw : layer_)
+    for (Linear* L : {&lw.q, &lw.k, &lw.v, &lw.o, &lw.gate, &lw.up, &lw.down}) {
+      auto it = index.find(module_at.at(L->w));
+      if (it != index.end()) L->lora = it->second;
+    }
+  lora_ = std::make_unique<LoraAdapters>(be_, lora, std::move(targets));
+  norm_dw_scratch_ = DeviceBuffer<float>(be_, std::max(dims_.H, dims_.d));
+}
+
 std::vector<ParamRef> Decoder::parameters() {
   std::vector<ParamRef> out;
-  for (const TensorSlot& t : tensors_)
-    out.push_back({t.name, t.shape, value(t.offset), grad(t.offset), t.numel, t.decay});
+  if (lora_) out = lora_->parameters();
+  for (const TensorSlot& t : tensors_) {
+    if (t.grad_offset < 0) continue;
+    // with LoRA a trained base tensor (modules_to_save) carries peft's adapter-file name
+    out.push_back({lora_ ? io::kPeftPrefix + t.name : t.name, t.shape, value(t.offset), grad(t.offset), t.numel, t.decay});
+  }
   return out;
 }
 
-void Decoder::zero_grad() { be_.zero(grads_.get(), grads_.bytes()); }
+float* Decoder::grad(int64_t off) const {
+  if (!lora_) return grads_.get() + off;
+  auto it = grad_of_.find(off);
+  return it == grad_of_.end() ? nullptr : grads_.get() + it->second;
+}
+
+float* Decoder::norm_grad(int64_t off) {
+  if (float* g = grad(off)) return g;
+  return norm_dw_scratch_.get();  // frozen norm: the kernel's dw lands in scratch and is never read
+}
+
+void Decoder::zero_grad() {
+  be_.zero(grads_.get(), grads_.bytes());
+  if (lora_) lora_->zero_grad();
+}
 
 void Decoder::on_weights_updated() {
   if (precision_ != Precision::BF16) return;
-  if (emulate_bf16_) be_.round_to_bf16(params_rounded_.get(), params_.get(), total_);
-  else be_.f32_to_bf16(params_bf16_.get(), params_.get(), total_);
+  if (!lora_) {
+    if (emulate_bf16_) be_.round_to_bf16(params_rounded_.get(), params_.get(), total_);
+    else be_.f32_to_bf16(params_bf16_.get(), params_.get(), total_);
+    return;
+  }
+  for (const TensorSlot& t : tensors_) {  // LoRA: only trained base tensors change (adapters run in fp32)
+    if (t.grad_offset < 0) continue;
+    if (!emulate_bf16_) be_.f32_to_bf16(params_bf16_.get() + t.offset, value(t.offset), t.numel);
+    else if (t.shape.size() == 2) be_.round_to_bf16(params_rounded_.get() + t.offset, value(t.offset), t.numel);
+  }
+}
+
+void Decoder::refresh_all_bf16() {
+  if (precision_ != Precision::BF16) return;
+  if (!lora_) return on_weights_updated();
+  if (!emulate_bf16_) {
+    be_.f32_to_bf16(params_bf16_.get(), params_.get(), total_);
+    return;
+  }
+  for (const TensorSlot& t : tensors_) {
+    if (t.shape.size() != 2) continue;  // norms and biases stay fp32 (they are not gemm operands)
+    if (t.grad_offset < 0) be_.round_to_bf16(value(t.offset), value(t.offset), t.numel);  // frozen: bf16 in place
+    else be_.round_to_bf16(params_rounded_.get() + t.offset, value(t.offset), t.numel);
+  }
 }
 
 const void* Decoder::weight(int64_t off) const {
   if (precision_ == Precision::F32) return params_.get() + off;
-  if (emulate_bf16_) return params_rounded_.get() + off;
+  if (emulate_bf16_) return lora_ && !grad(off) ? params_.get() + off : params_rounded_.get() + off;
   return params_bf16_.get() + off;
+}
+
+int64_t Decoder::num_all_parameters() const {
+  int64_t n = num_parameters(cfg_);
+  if (!lora_) return n;
+  n += lora_->num_parameters();
+  for (const TensorSlot& t : tensors_)
+    if (t.grad_offset >= 0) n += t.numel;  // peft keeps the original module beside the trained copy
+  return n;
+}
+
+uint64_t Decoder::lora_seed(const Linear& L) const {
+  return dropout_seed_ ^ (static_cast<uint64_t>(L.layer * 32 + static_cast<int>(L.role) + 1) * 0xD1B54A32D192ED03ull);
 }
 
 Operand Decoder::operand(const float* x, int64_t n, Workspace& ws, int slot) {
@@ -123,12 +217,21 @@ Operand Decoder::operand(const float* x, int64_t n, Workspace& ws, int slot) {
 void Decoder::linear_forward(const Linear& L, Operand x, int64_t n, float* y, bool accumulate) {
   gemm(false, true, n, L.out, L.in, x.op, L.in, weight(L.w), L.in, accumulate ? 1.0f : 0.0f, y, L.out);
   if (L.b >= 0) be_.add_bias(y, value(L.b), n, L.out);
+  if (L.lora >= 0) {  // + scaling * dropout(x) A^T B^T (peft: after the base layer's bias)
+    const float p = lora_training_ ? static_cast<float>(lora_->config().lora_dropout) : 0.0f;
+    lora_->forward(static_cast<size_t>(L.lora), x.f32, n, y, p, lora_seed(L));
+  }
 }
 
 void Decoder::linear_backward(const Linear& L, Operand dy, Operand x, int64_t n, float* dx, bool accumulate_dx) {
-  gemm(true, false, L.out, L.in, n, dy.op, L.out, x.op, L.in, 1.0f, grad(L.w), L.in);
-  if (L.b >= 0) be_.bias_grad(grad(L.b), dy.f32, n, L.out);
+  if (float* gw = grad(L.w)) gemm(true, false, L.out, L.in, n, dy.op, L.out, x.op, L.in, 1.0f, gw, L.in);
+  if (L.b >= 0)
+    if (float* gb = grad(L.b)) be_.bias_grad(gb, dy.f32, n, L.out);
+  const float p = L.lora >= 0 ? static_cast<float>(lora_->config().lora_dropout) : 0.0f;  // backward = training
+  if (L.lora >= 0) lora_->backward_weights(static_cast<size_t>(L.lora), x.f32, dy.f32, n, p, lora_seed(L));
+  // x is dead from here on (dx may overwrite it)
   if (dx) gemm(false, false, n, L.in, L.out, dy.op, L.out, weight(L.w), L.in, accumulate_dx ? 1.0f : 0.0f, dx, L.in);
+  if (dx && L.lora >= 0) lora_->backward_input(static_cast<size_t>(L.lora), n, dx, p, lora_seed(L));
 }
 
 void Decoder::gemm(bool ta, bool tb, int64_t M, int64_t N, int64_t K, const void* A, int64_t lda, const void* B,
@@ -251,6 +354,8 @@ void Decoder::layer_forward(int64_t l, const float* x, float* out, LayerActs& a,
   const Dims& D = dims_;
   const LayerWeights& w = layer_[l];
   const float eps = static_cast<float>(cfg_.rms_norm_eps);
+  lora_training_ = ws.training;  // LoRA dropout only in training passes
+  if (lora_) lora_->reserve(n);
   be_.rmsnorm_forward(a.xn1.get(), a.rstd1.get(), x, value(w.in_norm), n, D.H, eps);
   const Operand xn1 = operand(a.xn1.get(), n * D.H, ws, 0);
   // With q/k norms the projections land in q_raw/k_raw and the per-head RMSNorm (over head_dim, rows = n*heads)
@@ -350,7 +455,7 @@ void Decoder::backward_all(Workspace& ws, const Batch& b) {
   s.scale = static_cast<float>(1.0 / std::sqrt(static_cast<double>(D.d)));
   float* dR = ws.dR.get();  // gradient of the residual stream, walked from the top down
   be_.zero(dR, ws.dR.bytes());
-  be_.rmsnorm_backward(dR, grad(final_norm_), ws.dxn.get(), ws.resid[D.L].get(), value(final_norm_), ws.rstdf.get(),
+  be_.rmsnorm_backward(dR, norm_grad(final_norm_), ws.dxn.get(), ws.resid[D.L].get(), value(final_norm_), ws.rstdf.get(),
                        n, D.H);
   for (int64_t l = D.L - 1; l >= 0; --l) {
     const LayerWeights& w = layer_[l];
@@ -363,7 +468,7 @@ void Decoder::backward_all(Workspace& ws, const Batch& b) {
     const Operand xn2 = operand(a.xn2.get(), n * D.H, ws, 0);
     linear_backward(w.gate, operand(ws.dgate.get(), n * D.I, ws, 1), xn2, n, ws.dxn.get(), false);
     linear_backward(w.up, operand(ws.dup.get(), n * D.I, ws, 1), xn2, n, ws.dxn.get(), true);
-    be_.rmsnorm_backward(dR, grad(w.post_norm), ws.dxn.get(), a.mid.get(), value(w.post_norm), a.rstd2.get(), n,
+    be_.rmsnorm_backward(dR, norm_grad(w.post_norm), ws.dxn.get(), a.mid.get(), value(w.post_norm), a.rstd2.get(), n,
                          D.H);  // dR is now d loss / d mid
     // --- attention: mid = x + att @ Wo^T ---
     linear_backward(w.o, operand(dR, n * D.H, ws, 1), operand(a.att.get(), n * D.QD, ws, 0), n, ws.datt.get(),
@@ -377,9 +482,9 @@ void Decoder::backward_all(Workspace& ws, const Batch& b) {
     if (cfg_.qk_norm) {  // through the per-head norms: gradients of the projections before them
       be_.zero(ws.dq_raw.get(), ws.dq_raw.bytes());
       be_.zero(ws.dk_raw.get(), ws.dk_raw.bytes());
-      be_.rmsnorm_backward(ws.dq_raw.get(), grad(w.q_norm), dq, a.q_raw.get(), value(w.q_norm), a.rstd_q.get(),
+      be_.rmsnorm_backward(ws.dq_raw.get(), norm_grad(w.q_norm), dq, a.q_raw.get(), value(w.q_norm), a.rstd_q.get(),
                            n * D.Hq, D.d);
-      be_.rmsnorm_backward(ws.dk_raw.get(), grad(w.k_norm), dk, a.k_raw.get(), value(w.k_norm), a.rstd_k.get(),
+      be_.rmsnorm_backward(ws.dk_raw.get(), norm_grad(w.k_norm), dk, a.k_raw.get(), value(w.k_norm), a.rstd_k.get(),
                            n * D.Hkv, D.d);
       dq = ws.dq_raw.get();
       dk = ws.dk_raw.get();
@@ -388,10 +493,10 @@ void Decoder::backward_all(Workspace& ws, const Batch& b) {
     linear_backward(w.q, operand(dq, n * D.QD, ws, 1), xn1, n, ws.dxn.get(), false);
     linear_backward(w.k, operand(dk, n * D.KD, ws, 1), xn1, n, ws.dxn.get(), true);
     linear_backward(w.v, operand(ws.dv.get(), n * D.KD, ws, 1), xn1, n, ws.dxn.get(), true);
-    be_.rmsnorm_backward(dR, grad(w.in_norm), ws.dxn.get(), ws.resid[l].get(), value(w.in_norm), a.rstd1.get(), n,
+    be_.rmsnorm_backward(dR, norm_grad(w.in_norm), ws.dxn.get(), ws.resid[l].get(), value(w.in_norm), a.rstd1.get(), n,
                          D.H);  // dR is now d loss / d resid[l]
   }
-  be_.embedding_backward(grad(embed_), dR, ws.ids.get(), n, D.H);
+  if (float* ge = grad(embed_)) be_.embedding_backward(ge, dR, ws.ids.get(), n, D.H);
 }
 
 // Targets after the label shift: row position t predicts labels[t+1] of the same row.

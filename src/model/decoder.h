@@ -5,12 +5,14 @@
 #include <functional>
 #include <memory>
 #include <string>
+#include <unordered_map>
 #include <vector>
 
 #include "backend/backend.h"
 #include "io/safetensors.h"
 #include "backend/device_buffer.h"
 #include "model/family.h"
+#include "model/lora.h"
 #include "model/model.h"
 
 namespace sft::model {
@@ -25,6 +27,7 @@ struct Linear {
   int64_t layer = -1;
   int64_t w = -1, b = -1;
   int64_t in = 0, out = 0;
+  int lora = -1;  // LoRA target index (model/lora.h), -1 = not adapted
 };
 
 // One layer's tensors: the linears plus the norm weights (offsets; -1 = absent for this family).
@@ -72,11 +75,15 @@ struct Workspace {
 
 class Decoder final : public Model {
  public:
-  Decoder(const io::ModelConfig& cfg, backend::Backend& be, Precision p);
+  // lora: freeze the base and attach adapters with this config (init_lora_random / load_lora fill them).
+  Decoder(const io::ModelConfig& cfg, backend::Backend& be, Precision p, const io::LoraAdapterConfig* lora = nullptr);
   ~Decoder() override = default;
 
   void init_random(uint64_t seed);
   void load_weights(const io::WeightStore& store);
+  void init_lora_random(uint64_t seed);
+  // Adapter values (and modules_to_save tensors) from a checked adapter_model.safetensors (lora.h check_adapter).
+  void load_lora(const io::SafetensorsFile& f);
 
   const io::ModelConfig& config() const override { return cfg_; }
   Precision precision() const override { return precision_; }
@@ -91,6 +98,10 @@ class Decoder final : public Model {
   std::vector<float> logits(const Batch& batch) override;
   std::unique_ptr<KVSession> new_session(int64_t max_len) override;
   void save(const std::filesystem::path& dir, const std::string& dtype) override;
+  const io::LoraAdapterConfig* lora_config() const override { return lora_ ? &lora_->config() : nullptr; }
+  void save_adapter(const std::filesystem::path& dir, const std::string& base_model) override;
+  void set_dropout_seed(uint64_t seed) override { dropout_seed_ = seed; }
+  int64_t num_all_parameters() const override;
 
   // ---- used by the KV session (kv_session.cpp) ----
   struct Dims {
@@ -118,7 +129,13 @@ class Decoder final : public Model {
     std::vector<int64_t> shape;
     int64_t offset = 0, numel = 0;
     bool decay = true;
+    int64_t grad_offset = -1;  // into grads_; -1 = frozen (LoRA base weight)
   };
+  // LoRA: freezes every tensor but modules_to_save, creates the adapters and marks the adapted Linears.
+  void setup_lora(const io::LoraAdapterConfig& lora);
+  uint64_t lora_seed(const Linear& L) const;
+  // bf16 copies of every weight (after a load; on_weights_updated refreshes only trainable tensors under LoRA).
+  void refresh_all_bf16();
   int64_t add_tensor(const TensorSpec& t);
   void check_batch(const Batch& b) const;
   void upload_batch(Workspace& ws, const Batch& b);
@@ -141,7 +158,10 @@ class Decoder final : public Model {
   void linear_forward(const Linear& L, Operand x, int64_t n, float* y, bool accumulate);
   void linear_backward(const Linear& L, Operand dy, Operand x, int64_t n, float* dx, bool accumulate_dx);
   float* value(int64_t off) const { return params_.get() + off; }
-  float* grad(int64_t off) const { return grads_.get() + off; }
+  // Gradient of the tensor at value offset off; nullptr when it is frozen.
+  float* grad(int64_t off) const;
+  // Gradient of a norm weight, or a scratch vector when frozen (the kernel always accumulates dw).
+  float* norm_grad(int64_t off);
   void gemm(bool ta, bool tb, int64_t M, int64_t N, int64_t K, const void* A, int64_t lda, const void* B,
             int64_t ldb, float beta, float* C, int64_t ldc);
 
@@ -160,6 +180,13 @@ class Decoder final : public Model {
   bool emulate_bf16_ = false;          // BF16 mode on a backend without fast bf16 gemm (see Backend::fast_bf16_gemm)
   DeviceBuffer<float> params_rounded_;  // emulated BF16: the weights rounded to bf16 values, stored as fp32
   std::unique_ptr<Workspace> ws_;
+  // LoRA: adapters, the base tensors modules_to_save keeps trainable, dropout of the current pass
+  std::unique_ptr<LoraAdapters> lora_;
+  std::unordered_map<int64_t, int64_t> grad_of_;  // value offset -> grad offset (trainable tensors only)
+  int64_t grad_total_ = 0;
+  DeviceBuffer<float> norm_dw_scratch_;
+  uint64_t dropout_seed_ = 0;
+  bool lora_training_ = false;  // the current forward is a training pass (LoRA dropout active)
 };
 
 // Rotary inverse frequencies exactly as transformers computes them in fp32 (with Llama 3 scaling when configured).

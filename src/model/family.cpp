@@ -5,6 +5,7 @@
 #include <nlohmann/json.hpp>
 
 #include "io/json_reader.h"
+#include "model/weight_check.h"
 #include "util/error.h"
 #include "util/file_util.h"
 
@@ -126,6 +127,7 @@ io::ModelConfig parse_config(const std::string& text, const std::string& where) 
     if (eos) c.eos_token_ids.push_back(*eos);
   }
   if (!c.eos_token_ids.empty()) c.eos_token_id = c.eos_token_ids.front();
+  check_config_bounds(c, where);  // every size derived from c now fits in int64
   return c;
 }
 

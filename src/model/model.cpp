@@ -6,8 +6,10 @@
 #include "io/hf_folder.h"
 #include "io/safetensors.h"
 #include "model/decoder.h"
+#include "model/weight_check.h"
 #include "util/bf16.h"
 #include "util/error.h"
+#include "util/file_util.h"
 
 namespace sft::model {
 
@@ -93,14 +95,14 @@ void Decoder::init_random(uint64_t seed) {
     for (int64_t i = 0; i < t.numel; ++i) p[i] = is_norm ? 1.0f : (is_bias ? 0.0f : normal(gen));
   }
   be_.upload(params_.get(), host.data(), host.size() * sizeof(float));
-  on_weights_updated();
+  refresh_all_bf16();
 }
 
 void Decoder::load_weights(const io::WeightStore& store) {
   std::vector<float> host(static_cast<size_t>(total_), 0.0f);
   for (const TensorSlot& t : tensors_) store.read_f32(t.name, host.data() + t.offset, t.shape);
   be_.upload(params_.get(), host.data(), host.size() * sizeof(float));
-  on_weights_updated();
+  refresh_all_bf16();
 }
 
 void Decoder::save(const std::filesystem::path& dir, const std::string& dtype) {
@@ -122,18 +124,81 @@ void Decoder::save(const std::filesystem::path& dir, const std::string& dtype) {
   io::save_hf_folder(dir, config_to_json(cfg), std::move(out), {});
 }
 
-std::unique_ptr<Model> Model::random(const io::ModelConfig& cfg, uint64_t seed, backend::Backend& be, Precision p) {
-  auto m = std::make_unique<Decoder>(cfg, be, p);
-  m->init_random(seed);
+void Decoder::init_lora_random(uint64_t seed) {
+  SFT_CHECK(lora_, "internal: init_lora_random without LoRA");
+  lora_->init_random(seed);
+}
+
+void Decoder::load_lora(const io::SafetensorsFile& f) {
+  SFT_CHECK(lora_, "internal: load_lora without LoRA");
+  lora_->load(f);
+  for (const TensorSlot& t : tensors_) {  // modules_to_save: the adapter holds the trained copy of the whole tensor
+    if (t.grad_offset < 0) continue;
+    const std::string name = io::kPeftPrefix + t.name;
+    const io::TensorInfo* ti = f.find(name);
+    SFT_CHECK(ti && ti->shape == t.shape, f.path().string(), ": tensor ", name, " is missing or has the wrong shape");
+    std::vector<float> host(static_cast<size_t>(t.numel));
+    io::convert_to_f32(ti->dtype, f.data(*ti), t.numel, host.data(), f.path().string() + ": " + name);
+    be_.upload(value(t.offset), host.data(), host.size() * sizeof(float));
+  }
+  refresh_all_bf16();
+}
+
+void Decoder::save_adapter(const std::filesystem::path& dir, const std::string& base_model) {
+  SFT_CHECK(lora_, "internal: save_adapter on a model without LoRA");
+  io::LoraAdapterConfig c = lora_->config();
+  c.base_model_name_or_path = base_model;
+  if (c.all_linear()) {  // peft stores the resolved module names
+    c.target_is_string = false;
+    c.target_modules.clear();
+    for (size_t t = 0; t < lora_->size(); ++t) c.target_modules.push_back(lora_->target(t).module);
+  }
+  std::vector<std::vector<float>> host;
+  std::vector<io::TensorToWrite> out;
+  for (const ParamRef& p : parameters()) {
+    host.emplace_back(static_cast<size_t>(p.numel));
+    be_.download(host.back().data(), p.value, host.back().size() * sizeof(float));
+    out.push_back({p.name, io::DType::F32, p.shape, host.back().data()});
+  }
+  std::filesystem::create_directories(dir);
+  io::write_safetensors(dir / "adapter_model.safetensors", std::move(out));
+  write_file_atomic(dir / "adapter_config.json", io::adapter_config_to_json(c));
+}
+
+namespace {
+
+// Builds the decoder (LoRA attached when asked), fills the base weights with `fill`, then the adapter.
+template <class Fill>
+std::unique_ptr<Model> build(const io::ModelConfig& cfg, backend::Backend& be, Precision p, const LoraOptions* lora,
+                             Fill fill) {
+  if (!lora) {
+    auto m = std::make_unique<Decoder>(cfg, be, p);
+    fill(*m);
+    return m;
+  }
+  io::LoraAdapterConfig acfg = lora->config;
+  std::unique_ptr<io::SafetensorsFile> file;
+  if (!lora->adapter_dir.empty()) acfg = check_adapter(lora->adapter_dir, cfg, file);
+  auto m = std::make_unique<Decoder>(cfg, be, p, &acfg);
+  fill(*m);
+  if (file) m->load_lora(*file);
+  else m->init_lora_random(lora->seed);
   return m;
 }
 
-std::unique_ptr<Model> Model::load(const std::filesystem::path& dir, backend::Backend& be, Precision p) {
+}  // namespace
+
+std::unique_ptr<Model> Model::random(const io::ModelConfig& cfg, uint64_t seed, backend::Backend& be, Precision p,
+                                     const LoraOptions* lora) {
+  return build(cfg, be, p, lora, [&](Decoder& m) { m.init_random(seed); });
+}
+
+std::unique_ptr<Model> Model::load(const std::filesystem::path& dir, backend::Backend& be, Precision p,
+                                   const LoraOptions* lora) {
   const io::ModelConfig cfg = load_config(dir / "config.json");
   const io::WeightStore store = io::WeightStore::open(dir);
-  auto m = std::make_unique<Decoder>(cfg, be, p);
-  m->load_weights(store);
-  return m;
+  check_weights_match_config(cfg, store, dir / "config.json");  // before any buffer is sized from cfg
+  return build(cfg, be, p, lora, [&](Decoder& m) { m.load_weights(store); });
 }
 
 }  // namespace sft::model

@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "io/hf_config.h"
+#include "io/peft_adapter.h"
 
 namespace sft::backend {
 class Backend;
@@ -51,14 +52,25 @@ struct ParamRef {
   bool decay = true;  // false for norms and biases (no weight decay)
 };
 
+// LoRA fine-tuning (model/lora.h): the base weights are frozen (no gradient buffer, no optimizer state) and
+// parameters() lists the adapter tensors (peft names) plus the tensors of modules_to_save.
+struct LoraOptions {
+  io::LoraAdapterConfig config;       // a new adapter (A kaiming-uniform from `seed`, B = 0) when adapter_dir is empty
+  std::filesystem::path adapter_dir;  // non-empty: config and weights from this peft adapter folder
+  uint64_t seed = 42;
+};
+
 class Model {
  public:
   virtual ~Model() = default;
 
   // Loads an HF folder (config.json + safetensors); weights become fp32 masters on the backend.
-  static std::unique_ptr<Model> load(const std::filesystem::path& dir, backend::Backend& be, Precision p);
+  // With lora: the base is frozen and LoRA adapters are attached (new or read from lora->adapter_dir).
+  static std::unique_ptr<Model> load(const std::filesystem::path& dir, backend::Backend& be, Precision p,
+                                     const LoraOptions* lora = nullptr);
   // Random init (normal(0, 0.02) matrices, ones for norms, zero biases) for tests and benchmarks.
-  static std::unique_ptr<Model> random(const io::ModelConfig& cfg, uint64_t seed, backend::Backend& be, Precision p);
+  static std::unique_ptr<Model> random(const io::ModelConfig& cfg, uint64_t seed, backend::Backend& be, Precision p,
+                                       const LoraOptions* lora = nullptr);
 
   virtual const io::ModelConfig& config() const = 0;
   virtual Precision precision() const = 0;
@@ -101,7 +113,21 @@ class Model {
   virtual std::unique_ptr<KVSession> new_session(int64_t max_len) = 0;
 
   // Writes config.json + model.safetensors (fp32, or bf16 when dtype == "bfloat16") atomically into dir.
+  // With LoRA attached these are the frozen base weights (use save_adapter for the trained part).
   virtual void save(const std::filesystem::path& dir, const std::string& dtype = "float32") = 0;
+
+  // ---- LoRA ----
+  // The attached adapter's config, or nullptr for full fine-tuning.
+  virtual const io::LoraAdapterConfig* lora_config() const = 0;
+  // peft's files: adapter_config.json (base_model_name_or_path = base_model) and adapter_model.safetensors (fp32,
+  // peft names, the modules_to_save tensors included), each written atomically.
+  virtual void save_adapter(const std::filesystem::path& dir, const std::string& base_model) = 0;
+  // Seeds the LoRA dropout masks of the next forward_backward (the trainer derives it from seed, step and micro-batch,
+  // so a resumed run draws the same masks). No effect without LoRA or with lora_dropout 0.
+  virtual void set_dropout_seed(uint64_t seed) = 0;
+  // Parameters of the model as peft's print_trainable_parameters counts them: every base parameter (tied head once)
+  // plus the adapters, plus a copy of each modules_to_save tensor (peft keeps the original module beside the copy).
+  virtual int64_t num_all_parameters() const = 0;
 };
 
 }  // namespace sft::model

@@ -76,8 +76,10 @@ std::optional<std::string> config_token(const json& cfg, const char* key) {
   const auto it = cfg.find(key);
   if (it == cfg.end() || it->is_null()) return std::nullopt;
   if (it->is_string()) return it->get<std::string>();
-  if (it->is_object() && it->contains("content")) return it->at("content").get<std::string>();
-  return std::nullopt;
+  if (it->is_object() && it->contains("content") && it->at("content").is_string())
+    return it->at("content").get<std::string>();
+  throw Error(std::string("\"") + key + "\" must be a token string or an object with a string \"content\", got " +
+              it->dump());
 }
 
 }  // namespace
@@ -90,12 +92,22 @@ Tokenizer::~Tokenizer() = default;
 Tokenizer Tokenizer::load(const std::filesystem::path& model_dir) {
   const auto tj_path = model_dir / "tokenizer.json";
   SFT_CHECK(std::filesystem::exists(tj_path), tj_path.string(), ": not found (a Hugging Face tokenizer.json is required)");
+  SFT_CHECK(!std::filesystem::is_directory(tj_path), tj_path.string(), ": is a folder, expected a tokenizer.json file");
+  const auto cfg_path = model_dir / "tokenizer_config.json";
+  std::optional<std::string> cfg_text;
+  if (std::filesystem::exists(cfg_path)) cfg_text = read_file(cfg_path);
+  return from_json_text(read_file(tj_path), cfg_text, tj_path.string(), cfg_path.string());
+}
+
+Tokenizer Tokenizer::from_json_text(const std::string& tokenizer_json, const std::optional<std::string>& config_json,
+                                    const std::string& tj_name, const std::string& cfg_name) {
   json tj;
   try {
-    tj = json::parse(read_file(tj_path));
+    tj = json::parse(tokenizer_json);
   } catch (const json::exception& e) {
-    throw Error(tj_path.string() + ": invalid JSON: " + e.what());
+    throw Error(tj_name + ": invalid JSON: " + e.what());
   }
+  SFT_CHECK(tj.is_object(), tj_name, ": expected a JSON object, got ", tj.type_name());
   auto impl = std::make_unique<Impl>();
   try {
     impl->normalizer = Normalizer::from_json(tj.value("normalizer", json()));
@@ -161,25 +173,30 @@ Tokenizer Tokenizer::load(const std::filesystem::path& model_dir) {
 
     parse_post_processor(tj.value("post_processor", json()), impl->added_by_content, model, impl->prefix, impl->suffix);
   } catch (const json::exception& e) {
-    throw Error(tj_path.string() + ": unexpected structure: " + e.what());
+    throw Error(tj_name + ": unexpected structure: " + e.what());
   } catch (const Error& e) {
-    throw Error(tj_path.string() + ": " + e.what());
+    throw Error(tj_name + ": " + e.what());
   }
 
-  const auto cfg_path = model_dir / "tokenizer_config.json";
-  if (std::filesystem::exists(cfg_path)) {
+  if (config_json) {
     json cfg;
     try {
-      cfg = json::parse(read_file(cfg_path));
+      cfg = json::parse(*config_json);
     } catch (const json::exception& e) {
-      throw Error(cfg_path.string() + ": invalid JSON: " + e.what());
+      throw Error(cfg_name + ": invalid JSON: " + e.what());
     }
+    SFT_CHECK(cfg.is_object(), cfg_name, ": expected a JSON object, got ", cfg.type_name());
     Tokenizer probe(std::move(impl));
     auto resolve = [&](const char* key) -> std::optional<int32_t> {
-      const auto tok = config_token(cfg, key);
+      std::optional<std::string> tok;
+      try {
+        tok = config_token(cfg, key);
+      } catch (const Error& e) {
+        throw Error(cfg_name + ": " + e.what());
+      }
       if (!tok) return std::nullopt;
       const auto id = probe.token_to_id(*tok);
-      SFT_CHECK(id.has_value(), cfg_path.string(), ": ", key, " '", *tok, "' is not a token of tokenizer.json");
+      SFT_CHECK(id.has_value(), cfg_name, ": ", key, " '", *tok, "' is not a token of tokenizer.json");
       return id;
     };
     probe.impl_->eos = resolve("eos_token");

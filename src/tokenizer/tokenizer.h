@@ -15,6 +15,11 @@ class Tokenizer {
  public:
   // Loads <dir>/tokenizer.json and (optional) <dir>/tokenizer_config.json.
   static Tokenizer load(const std::filesystem::path& model_dir);
+  // The same from in-memory texts (config_json: tokenizer_config.json, nullopt when absent); the names are used in
+  // error messages. Used by load() and by the fuzz targets.
+  static Tokenizer from_json_text(const std::string& tokenizer_json, const std::optional<std::string>& config_json,
+                                  const std::string& tokenizer_json_name = "tokenizer.json",
+                                  const std::string& config_json_name = "tokenizer_config.json");
   Tokenizer(Tokenizer&&) noexcept;
   Tokenizer& operator=(Tokenizer&&) noexcept;
   ~Tokenizer();

@@ -1,5 +1,6 @@
 #include "train/adamw.h"
 
+#include <charconv>
 #include <cmath>
 #include <map>
 #include <string>
@@ -77,7 +78,14 @@ void AdamW::load_state(const std::filesystem::path& file) {
   io::SafetensorsFile f(file);
   auto it = f.metadata().find("step");
   SFT_CHECK(it != f.metadata().end(), file.string(), ": optimizer state has no 'step' in __metadata__");
-  step_ = std::stoll(it->second);
+  {
+    const std::string& t = it->second;
+    int64_t v = -1;
+    const auto [end, ec] = std::from_chars(t.data(), t.data() + t.size(), v);
+    SFT_CHECK(ec == std::errc() && end == t.data() + t.size() && v >= 0, file.string(),
+              ": __metadata__ \"step\" must be a non-negative integer, got \"", t, "\"");
+    step_ = v;
+  }
   for (size_t i = 0; i < params_.size(); ++i) {
     const auto& p = params_[i];
     for (int k = 0; k < 2; ++k) {

@@ -1,6 +1,10 @@
 #include "train/checkpoint.h"
 
 #include <algorithm>
+#include <cerrno>
+#include <charconv>
+#include <cmath>
+#include <cstdlib>
 #include <regex>
 
 #include <nlohmann/json.hpp>
@@ -11,6 +15,25 @@
 namespace sft::train {
 
 namespace fs = std::filesystem;
+
+namespace {
+
+// Text written by %.17g; anything else (a hand-edited or corrupt file) is an error naming the key.
+double parse_double_text(const std::string& text, const std::string& where) {
+  char* end = nullptr;
+  errno = 0;
+  const double v = std::strtod(text.c_str(), &end);
+  SFT_CHECK(!text.empty() && end && *end == '\0' && errno == 0 && std::isfinite(v), where,
+            ": expected a finite number as text, got \"", text, "\"");
+  return v;
+}
+
+// Prefixes of the temporary folders sft writes into output_dir: a checkpoint or final model being built, and an
+// old checkpoint being deleted (renamed first, so that a kill mid-delete never leaves a half-deleted checkpoint-N).
+constexpr const char* kTmpPrefix = ".tmp-";
+constexpr const char* kDeletingPrefix = ".deleting-";
+
+}  // namespace
 
 std::string trainer_state_to_json(const TrainerState& s) {
   nlohmann::ordered_json j;
@@ -64,7 +87,7 @@ TrainerState trainer_state_from_json(const std::string& text, const std::string&
     const auto& r = j.at("sft_resume");
     s.loader_epoch = r.at("loader_epoch").get<int64_t>();
     s.loader_index = r.at("loader_index").get<int64_t>();
-    s.window.loss_sum = std::stod(r.at("window_loss_sum").get<std::string>());
+    s.window.loss_sum = parse_double_text(r.at("window_loss_sum").get<std::string>(), path + ": sft_resume.window_loss_sum");
     s.window.targets = r.at("window_targets").get<int64_t>();
     s.window.tokens = r.at("window_tokens").get<int64_t>();
     s.window.steps = r.at("window_steps").get<int64_t>();
@@ -73,6 +96,10 @@ TrainerState trainer_state_from_json(const std::string& text, const std::string&
   } catch (const nlohmann::json::exception& e) {
     throw Error(path + ": not a trainer_state.json written by sft train (" + e.what() + ")");
   }
+  SFT_CHECK(s.global_step >= 0 && s.max_steps >= 0 && s.loader_epoch >= 0 && s.loader_index >= 0 &&
+                s.window.targets >= 0 && s.window.tokens >= 0 && s.window.steps >= 0 && std::isfinite(s.epoch),
+            path, ": global_step, max_steps, the loader position and the window counts must be non-negative");
+  SFT_CHECK(s.global_step <= s.max_steps, path, ": global_step ", s.global_step, " is past max_steps ", s.max_steps);
   return s;
 }
 
@@ -89,7 +116,13 @@ std::vector<std::pair<int64_t, fs::path>> list_checkpoints(const fs::path& outpu
   for (const auto& e : fs::directory_iterator(output_dir)) {
     std::smatch m;
     const std::string name = e.path().filename().string();
-    if (e.is_directory() && std::regex_match(name, m, re)) out.emplace_back(std::stoll(m[1].str()), e.path());
+    if (!e.is_directory() || !std::regex_match(name, m, re)) continue;
+    int64_t step = 0;
+    const std::string digits = m[1].str();
+    const auto [end, ec] = std::from_chars(digits.data(), digits.data() + digits.size(), step);
+    SFT_CHECK(ec == std::errc() && end == digits.data() + digits.size(), e.path().string(),
+              ": the step number of this checkpoint folder is out of range (not written by sft train; move it away)");
+    out.emplace_back(step, e.path());
   }
   std::sort(out.begin(), out.end());
   return out;
@@ -109,18 +142,55 @@ std::vector<fs::path> rotate_checkpoints(const fs::path& output_dir, int64_t lim
   for (const auto& [step, dir] : all) {
     if (remaining <= limit) break;
     if (!keep.empty() && fs::weakly_canonical(dir) == fs::weakly_canonical(keep)) continue;
-    fs::remove_all(dir);
+    remove_dir_safely(dir);
     deleted.push_back(dir);
     --remaining;
   }
   return deleted;
 }
 
-void move_files_into(const fs::path& src_dir, const fs::path& dst_dir) {
-  for (const auto& e : fs::directory_iterator(src_dir)) {
-    if (e.is_regular_file()) fs::rename(e.path(), dst_dir / e.path().filename());
+void remove_dir_safely(const fs::path& dir) {
+  // Renamed first (atomic): a kill during the recursive delete leaves a .deleting-* folder, never a checkpoint-N
+  // that looks complete and is not. remove_stale_temporaries() clears such leftovers on the next run.
+  const fs::path doomed = dir.parent_path() / (std::string(kDeletingPrefix) + dir.filename().string());
+  std::error_code ec;
+  fs::remove_all(doomed, ec);
+  fs::rename(dir, doomed);
+  fs::remove_all(doomed);
+}
+
+std::vector<fs::path> remove_stale_temporaries(const fs::path& output_dir) {
+  std::vector<fs::path> removed;
+  if (!fs::is_directory(output_dir)) return removed;
+  for (const auto& e : fs::directory_iterator(output_dir)) {
+    const std::string name = e.path().filename().string();
+    if (name.rfind(kTmpPrefix, 0) == 0 || name.rfind(kDeletingPrefix, 0) == 0) removed.push_back(e.path());
   }
+  for (const auto& p : removed) fs::remove_all(p);
+  return removed;
+}
+
+void move_files_into(const fs::path& src_dir, const fs::path& dst_dir) {
+  // trainer_state.json marks a finished model folder: it moves last, after the weights.
+  std::vector<fs::path> files;
+  for (const auto& e : fs::directory_iterator(src_dir))
+    if (e.is_regular_file()) files.push_back(e.path());
+  std::stable_partition(files.begin(), files.end(), [](const fs::path& p) { return p.filename() != "trainer_state.json"; });
+  for (const auto& f : files) fs::rename(f, dst_dir / f.filename());
   fs::remove_all(src_dir);
+}
+
+void remove_previous_outputs(const fs::path& output_dir) {
+  for (const auto& [step, dir] : list_checkpoints(output_dir)) remove_dir_safely(dir);
+  std::vector<std::string> names = {"trainer_log.jsonl", "trainer_state.json", "training_args.json", "loss_curve.svg",
+                                    "config.json", "model.safetensors", "model.safetensors.index.json",
+                                    "adapter_model.safetensors", "adapter_config.json"};
+  for (const auto& f : io::tokenizer_file_names()) names.push_back(f);
+  for (const auto& e : fs::directory_iterator(output_dir)) {  // shards model-0000k-of-0000n.safetensors
+    const std::string n = e.path().filename().string();
+    if (n.rfind("model-", 0) == 0 && n.size() > 12 && n.compare(n.size() - 12, 12, ".safetensors") == 0) names.push_back(n);
+  }
+  for (const auto& n : names) fs::remove(output_dir / n);
 }
 
 }  // namespace sft::train

@@ -48,6 +48,17 @@ std::filesystem::path last_checkpoint(const std::filesystem::path& output_dir);
 std::vector<std::filesystem::path> rotate_checkpoints(const std::filesystem::path& output_dir, int64_t limit,
                                                       const std::filesystem::path& keep);
 
+// Deletes a folder by renaming it to .deleting-<name> first, then removing that: never a half-deleted folder under
+// its real name.
+void remove_dir_safely(const std::filesystem::path& dir);
+// Removes the .tmp-* (checkpoint or final model being written) and .deleting-* folders a killed or failed run left in
+// output_dir. Returns what was removed.
+std::vector<std::filesystem::path> remove_stale_temporaries(const std::filesystem::path& output_dir);
+
+// --overwrite_output_dir: removes what an earlier run wrote into output_dir (checkpoints, the final model folder's
+// files, the log); other files are left alone.
+void remove_previous_outputs(const std::filesystem::path& output_dir);
+
 // Moves every regular file of src_dir into dst_dir (rename, replacing) and removes src_dir. Both must be on the same
 // filesystem (src is always a temp folder inside dst).
 void move_files_into(const std::filesystem::path& src_dir, const std::filesystem::path& dst_dir);

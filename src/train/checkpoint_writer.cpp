@@ -47,7 +47,7 @@ fs::path CheckpointWriter::write_folder(const fs::path& output_dir, const std::s
   if (!writes_) return final_dir;
   const fs::path tmp = output_dir / (".tmp-" + name);
   fill(tmp, parts);
-  fs::remove_all(final_dir);
+  if (fs::exists(final_dir)) remove_dir_safely(final_dir);  // renamed first: never half-deleted under its name
   fs::rename(tmp, final_dir);
   fsync_dir(output_dir);
   return final_dir;

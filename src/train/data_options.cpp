@@ -13,6 +13,7 @@ data::PrepareOptions prepare_options(const TrainConfig& cfg) {
     else po.validation_split.count = static_cast<int64_t>(cfg.validation_split);
   }
   po.read.skip_bad_rows = cfg.skip_bad_rows;
+  po.read.keep_empty_responses = cfg.keep_empty_responses;
   po.templ.tmpl = data::parse_template(cfg.template_name);
   po.templ.train_on_inputs = cfg.train_on_inputs;
   po.max_seq_length = cfg.max_seq_length;

@@ -1,5 +1,11 @@
 #include "train/train_config.h"
 
+#include <algorithm>
+#include <cmath>
+#include <cstdio>
+#include <string>
+#include <vector>
+
 #include <nlohmann/json.hpp>
 
 #include "backend/device.h"
@@ -8,25 +14,68 @@
 
 namespace sft::train {
 
+namespace {
+
+// Finite and inside [lo, hi]; the message names the flag and the accepted range.
+std::string num(double v) {
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "%g", v);
+  return buf;
+}
+void check_range(const char* flag, double v, double lo, double hi, bool lo_open = false, bool hi_open = false) {
+  const bool ok = std::isfinite(v) && (lo_open ? v > lo : v >= lo) && (hi_open ? v < hi : v <= hi);
+  SFT_CHECK(ok, "--", flag, ": expected a finite number in ", lo_open ? "(" : "[", num(lo), ", ", num(hi),
+            hi_open ? ")" : "]", ", got ", num(v));
+}
+void check_range(const char* flag, int64_t v, int64_t lo, int64_t hi) {
+  SFT_CHECK(v >= lo && v <= hi, "--", flag, ": expected an integer in [", lo, ", ", hi, "], got ", v);
+}
+
+constexpr int64_t kMaxSteps = int64_t{1} << 40;  // far beyond any run; keeps step arithmetic far from overflow
+
+}  // namespace
+
+int64_t TrainConfig::total_steps(int64_t updates_per_epoch) const {
+  if (max_steps > 0) return max_steps;
+  const double steps = std::ceil(num_train_epochs * static_cast<double>(updates_per_epoch));
+  SFT_CHECK(std::isfinite(steps) && steps >= 1 && steps <= static_cast<double>(kMaxSteps), "--num_train_epochs ",
+            num(num_train_epochs), " gives ", num(steps), " optimizer steps (", updates_per_epoch,
+            " per epoch); expected between 1 and 2^40");
+  return static_cast<int64_t>(steps);
+}
+
 void TrainConfig::validate() const {
   SFT_CHECK(!model_name_or_path.empty(), "--model_name_or_path is required");
   SFT_CHECK(!dataset_path.empty(), "--dataset_path is required");
   SFT_CHECK(!output_dir.empty(), "--output_dir is required");
-  SFT_CHECK(per_device_train_batch_size >= 1, "--per_device_train_batch_size must be >= 1");
-  SFT_CHECK(per_device_eval_batch_size >= 1, "--per_device_eval_batch_size must be >= 1");
-  SFT_CHECK(gradient_accumulation_steps >= 1, "--gradient_accumulation_steps must be >= 1");
-  SFT_CHECK(max_seq_length >= 2, "--max_seq_length must be >= 2");
-  SFT_CHECK(learning_rate >= 0, "--learning_rate must be >= 0");
-  SFT_CHECK(adam_beta1 >= 0 && adam_beta1 < 1, "--adam_beta1 must be in [0, 1)");
-  SFT_CHECK(adam_beta2 >= 0 && adam_beta2 < 1, "--adam_beta2 must be in [0, 1)");
-  SFT_CHECK(adam_epsilon > 0, "--adam_epsilon must be > 0");
-  SFT_CHECK(weight_decay >= 0, "--weight_decay must be >= 0");
-  SFT_CHECK(warmup_steps >= 0, "--warmup_steps must be >= 0");
-  SFT_CHECK(warmup_ratio >= 0 && warmup_ratio <= 1, "--warmup_ratio must be in [0, 1]");
+  // Every number finite and inside what the flag can mean.
+  const int64_t big = int64_t{1} << 30;
+  // Batch x length bounds keep every activation size (tokens x width) far inside int64.
+  check_range("per_device_train_batch_size", per_device_train_batch_size, 1, int64_t{1} << 16);
+  check_range("per_device_eval_batch_size", per_device_eval_batch_size, 1, int64_t{1} << 16);
+  check_range("gradient_accumulation_steps", gradient_accumulation_steps, 1, big);
+  check_range("max_seq_length", max_seq_length, 2, int64_t{1} << 20);
+  check_range("learning_rate", learning_rate, 0, 1e6);
+  check_range("adam_beta1", adam_beta1, 0, 1, false, true);
+  check_range("adam_beta2", adam_beta2, 0, 1, false, true);
+  check_range("adam_epsilon", adam_epsilon, 0, 1, true, false);
+  check_range("weight_decay", weight_decay, 0, 1e6);
+  check_range("warmup_steps", warmup_steps, 0, kMaxSteps);
+  check_range("warmup_ratio", warmup_ratio, 0, 1);
+  check_range("max_grad_norm", max_grad_norm, -1e30, 1e30);
+  check_range("num_train_epochs", num_train_epochs, 0, 1e9);
+  check_range("max_steps", max_steps, -1, kMaxSteps);
+  check_range("logging_steps", logging_steps, 1, kMaxSteps);
+  check_range("save_steps", save_steps, 1, kMaxSteps);
+  SFT_CHECK(eval_steps == -1 || (eval_steps >= 1 && eval_steps <= kMaxSteps),
+            "--eval_steps: expected an integer >= 1 (or -1 = --logging_steps), got ", eval_steps);
+  check_range("save_total_limit", save_total_limit, -1, big);
+  check_range("threads", threads, 0, 1024);
+  check_range("validation_split", validation_split, 0, 1e12);
+  SFT_CHECK(validation_split < 1 || validation_split == std::floor(validation_split),
+            "--validation_split: expected a fraction in (0, 1) or a whole number of rows, got ", num(validation_split));
+
   SFT_CHECK(max_steps > 0 || num_train_epochs > 0, "--num_train_epochs must be > 0 (or give --max_steps)");
-  SFT_CHECK(logging_steps >= 1, "--logging_steps must be >= 1");
-  SFT_CHECK(save_steps >= 1, "--save_steps must be >= 1");
-  SFT_CHECK(validation_split >= 0, "--validation_split must be >= 0");
   parse_scheduler_type(lr_scheduler_type);
   SFT_CHECK(save_strategy == "steps" || save_strategy == "epoch" || save_strategy == "no",
             "--save_strategy: expected steps, epoch or no, got '", save_strategy, "'");
@@ -38,7 +87,46 @@ void TrainConfig::validate() const {
             "--torch_dtype: expected auto, float32 or bfloat16, got '", torch_dtype,
             "' (float16 is not supported: use bfloat16)");
   backend::parse_device(device, "--device");  // throws naming the flag (cuda:abc included)
-  SFT_CHECK(threads >= 0, "--threads must be >= 0");
+  check_range("lora_r", lora_r, 1, 65536);
+  SFT_CHECK(std::isfinite(lora_alpha), "--lora_alpha must be a finite number");
+  SFT_CHECK(lora_dropout >= 0 && lora_dropout < 1, "--lora_dropout must be in [0, 1), got ", lora_dropout);
+  SFT_CHECK(use_peft || adapter_name_or_path.empty(), "--adapter_name_or_path needs --use_peft");
+}
+
+namespace {
+std::vector<std::string> split_list(const std::string& s, const char* flag) {
+  std::vector<std::string> out;
+  size_t b = 0;
+  while (b <= s.size()) {
+    const size_t e = std::min(s.find(',', b), s.size());
+    std::string item = s.substr(b, e - b);
+    while (!item.empty() && item.front() == ' ') item.erase(item.begin());
+    while (!item.empty() && item.back() == ' ') item.pop_back();
+    SFT_CHECK(!item.empty(), flag, ": empty module name in '", s, "'");
+    out.push_back(item);
+    b = e + 1;
+  }
+  return out;
+}
+}  // namespace
+
+io::LoraAdapterConfig TrainConfig::lora_config() const {
+  io::LoraAdapterConfig c;
+  c.base_model_name_or_path = model_name_or_path;
+  c.r = lora_r;
+  c.lora_alpha = lora_alpha;
+  c.lora_dropout = lora_dropout;
+  c.use_rslora = use_rslora;
+  if (lora_target_modules.empty()) {
+    c.target_modules = {"q_proj", "v_proj"};  // peft's default for qwen2 / llama / qwen3
+  } else if (lora_target_modules == "all-linear" || lora_target_modules == "ALL-LINEAR") {
+    c.target_modules = {"all-linear"};
+    c.target_is_string = true;
+  } else {
+    c.target_modules = split_list(lora_target_modules, "--lora_target_modules");
+  }
+  if (!lora_modules_to_save.empty()) c.modules_to_save = split_list(lora_modules_to_save, "--lora_modules_to_save");
+  return c;
 }
 
 std::string TrainConfig::to_json() const {
@@ -57,6 +145,7 @@ std::string TrainConfig::to_json() const {
   j["group_by_length"] = group_by_length;
   j["validation_split"] = validation_split;
   j["skip_bad_rows"] = skip_bad_rows;
+  j["keep_empty_responses"] = keep_empty_responses;
   j["per_device_train_batch_size"] = per_device_train_batch_size;
   j["per_device_eval_batch_size"] = per_device_eval_batch_size;
   j["data_loader_drop_last"] = data_loader_drop_last;
@@ -89,6 +178,15 @@ std::string TrainConfig::to_json() const {
   j["device"] = device;
   j["threads"] = threads;
   j["debug_dump_batches"] = debug_dump_batches;
+  j["skip_nonfinite_steps"] = skip_nonfinite_steps;
+  j["use_peft"] = use_peft;
+  j["lora_r"] = lora_r;
+  j["lora_alpha"] = lora_alpha;
+  j["lora_dropout"] = lora_dropout;
+  j["lora_target_modules"] = lora_target_modules;
+  j["lora_modules_to_save"] = lora_modules_to_save;
+  j["use_rslora"] = use_rslora;
+  j["adapter_name_or_path"] = adapter_name_or_path;
   return j.dump(2) + "\n";
 }
 

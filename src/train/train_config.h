@@ -4,6 +4,8 @@
 #include <cstdint>
 #include <string>
 
+#include "io/peft_adapter.h"
+
 namespace sft::train {
 
 struct TrainConfig {
@@ -18,6 +20,7 @@ struct TrainConfig {
   int64_t max_seq_length = 1024;  // covers ~99% of alpaca-cleaned rows with Qwen/Llama tokenizers; report shows cuts
   std::string truncation = "right";
   bool packing = false, group_by_length = false, skip_bad_rows = false, data_loader_drop_last = false;
+  bool keep_empty_responses = false;  // rows with an empty output: excluded and counted (default) or kept
   double validation_split = 0.0;
   int64_t per_device_train_batch_size = 8, per_device_eval_batch_size = 8;
 
@@ -46,12 +49,29 @@ struct TrainConfig {
   std::string metric_for_best_model = "eval_loss";
   int greater_is_better = -1;  // -1 unset: false for *loss metrics (HF rule)
 
+  // ---- LoRA (TRL ModelConfig / peft LoraConfig names and TRL's defaults) ----
+  bool use_peft = false;
+  int64_t lora_r = 16;
+  double lora_alpha = 32;
+  double lora_dropout = 0.05;
+  std::string lora_target_modules;   // comma-separated module names, or all-linear; "" = peft's default (q_proj,v_proj)
+  std::string lora_modules_to_save;  // comma-separated module names trained in full and saved with the adapter
+  bool use_rslora = false;
+  std::string adapter_name_or_path;  // continue training this peft adapter (its adapter_config.json sets r, alpha, ...)
+
   // ---- runtime ----
   std::string device = "cpu";
   int64_t threads = 0;  // 0 = all cores
   std::string debug_dump_batches;  // debug: write every micro-batch trained on as JSON lines (parity tests)
 
+  bool skip_nonfinite_steps = false;  // a NaN/inf loss or gradient norm: skip the update (default: stop with an error)
+
   bool use_bf16() const { return bf16 || torch_dtype == "bfloat16"; }
+  // Optimizer steps of the run: max_steps when > 0, else ceil(num_train_epochs * updates_per_epoch); throws naming
+  // the flag when that is not a sane step count.
+  int64_t total_steps(int64_t updates_per_epoch) const;
+  // The adapter config --use_peft asks for (base_model_name_or_path = model_name_or_path).
+  io::LoraAdapterConfig lora_config() const;
   // training_args.json: every field under its flag name (cli/train_flags.cpp). tests/cli/train_config_fields_test.cpp
   // checks the two against each other: each flag changes this JSON, and each key here is a flag.
   std::string to_json() const;

@@ -71,6 +71,23 @@ double evaluate(model::Model& m, data::DataLoader& ev) {
   return sum / static_cast<double>(n);
 }
 
+// ---- LoRA hooks: with an adapter attached, checkpoints and the output hold peft's adapter files, not the model ----
+bool is_lora(model::Model& m) { return m.lora_config() != nullptr; }
+
+// The weights part of a checkpoint or of the final output.
+void save_trained_weights(model::Model& m, const TrainConfig& cfg, const fs::path& dir, const std::string& dtype) {
+  if (is_lora(m)) m.save_adapter(dir, cfg.model_name_or_path);  // adapter in fp32 (exact: resume is bit-identical)
+  else m.save(dir, dtype);
+}
+
+// LoRA dropout masks of micro-batch `micro` of optimizer step `step` (1-based): a pure function of the seed and the
+// position, so a resumed run draws the same masks.
+uint64_t dropout_seed(uint64_t seed, int64_t step, int64_t micro) {
+  uint64_t z = seed * 0x9E3779B97F4A7C15ull + static_cast<uint64_t>(step) * 0xBF58476D1CE4E5B9ull +
+               static_cast<uint64_t>(micro) * 0x94D049BB133111EBull;
+  return z ^ (z >> 29);
+}
+
 }  // namespace
 
 double batch_model_flops(const data::Batch& b, int64_t n_params, const io::ModelConfig& c) {
@@ -93,17 +110,31 @@ double batch_model_flops(const data::Batch& b, int64_t n_params, const io::Model
 
 void prepare_output_dir(const TrainConfig& cfg, bool resuming) {
   const fs::path out = cfg.output_dir;
-  if (fs::exists(out)) {
+  std::error_code ec;
+  if (fs::exists(out, ec)) {
     SFT_CHECK(fs::is_directory(out), "--output_dir ", out.string(), " exists and is not a folder");
+    remove_stale_temporaries(out);  // .tmp-* / .deleting-* of a killed or failed run
     const bool empty = fs::directory_iterator(out) == fs::directory_iterator();
     if (!empty && !resuming) {
       SFT_CHECK(cfg.overwrite_output_dir, "--output_dir ", out.string(),
                 " is not empty: pass --overwrite_output_dir True to train into it, or --resume_from_checkpoint last");
-      for (const auto& [step, dir] : list_checkpoints(out)) fs::remove_all(dir);
-      fs::remove(out / "trainer_log.jsonl");
+      // The previous run's model goes too: a failed final save must not leave it beside this run's log. Never the
+      // base model's own folder, which is still to be read.
+      SFT_CHECK(!fs::equivalent(out, cfg.model_name_or_path, ec), "--output_dir ", out.string(),
+                " is the base model folder (--model_name_or_path): --overwrite_output_dir would delete the model being "
+                "fine-tuned; choose another output folder");
+      remove_previous_outputs(out);
     }
   }
-  fs::create_directories(out);
+  fs::create_directories(out, ec);
+  SFT_CHECK(!ec && fs::is_directory(out), "--output_dir ", out.string(), ": cannot create the folder (", ec.message(), ")");
+  // Fail now, not after hours of training, when the folder cannot be written.
+  try {
+    write_file_atomic(out / ".sft-write-test", "");
+    fs::remove(out / ".sft-write-test");
+  } catch (const Error& e) {
+    throw Error("--output_dir " + out.string() + ": not writable (" + e.what() + ")");
+  }
 }
 
 TrainSummary run_training(const TrainJob& job, TrainObserver& obs) {
@@ -120,13 +151,13 @@ TrainSummary run_training(const TrainJob& job, TrainObserver& obs) {
             cfg.per_device_train_batch_size, " per batch with --data_loader_drop_last?)");
   const int64_t gas = cfg.gradient_accumulation_steps;
   plan.updates_per_epoch = std::max<int64_t>(1, (plan.batches_per_epoch + gas - 1) / gas);
-  plan.total_steps = cfg.max_steps > 0
-                         ? cfg.max_steps
-                         : static_cast<int64_t>(std::ceil(cfg.num_train_epochs * static_cast<double>(plan.updates_per_epoch)));
+  plan.total_steps = cfg.total_steps(plan.updates_per_epoch);
   const SchedulerType sched = parse_scheduler_type(cfg.lr_scheduler_type);
   plan.warmup_steps = resolve_warmup_steps(cfg.warmup_steps, cfg.warmup_ratio, plan.total_steps);
   plan.eval_batches = job.eval ? job.eval->batches_per_epoch() : 0;
   for (const auto& p : m.parameters()) plan.num_parameters += p.numel;
+  plan.all_parameters = is_lora(m) ? m.num_all_parameters() : plan.num_parameters;
+  plan.lora = is_lora(m);
 
   AdamW opt(m.backend(), m.parameters(), AdamWHyper{cfg.adam_beta1, cfg.adam_beta2, cfg.adam_epsilon, cfg.weight_decay});
 
@@ -222,7 +253,7 @@ TrainSummary run_training(const TrainJob& job, TrainObserver& obs) {
     }
     // exact fp32 masters: resuming from them is bit-identical
     const fs::path dir =
-        writer.write_folder(out, name, save_parts([&](const fs::path& d) { m.save(d, "float32"); }, true));
+        writer.write_folder(out, name, save_parts([&](const fs::path& d) { save_trained_weights(m, cfg, d, "float32"); }, true));
     obs.on_checkpoint(dir);
     for (const auto& d : rotate_checkpoints(out, cfg.save_total_limit, fs::path(st.best_model_checkpoint)))
       obs.on_note("deleted old checkpoint " + d.string() + " (--save_total_limit " +
@@ -245,6 +276,7 @@ TrainSummary run_training(const TrainJob& job, TrainObserver& obs) {
     for (int64_t i = 0; i < k; ++i) {
       const data::Batch b = loader.next();
       if (dump.is_open()) dump << batch_dump_json(st.global_step + 1, i, step_targets, b) << '\n';
+      m.set_dropout_seed(dropout_seed(cfg.seed, st.global_step + 1, i));
       const model::LossSum ls = m.forward_backward(to_model_batch(b), loss_scale);
       SFT_CHECK(ls.n_targets == targets[i], "micro-batch ", i, " of step ", st.global_step + 1, ": the model counted ",
                 ls.n_targets, " targets, the data layer ", targets[i]);
@@ -253,19 +285,34 @@ TrainSummary run_training(const TrainJob& job, TrainObserver& obs) {
       step_flops += batch_model_flops(b, plan.num_parameters, m.config());
     }
     const double norm = opt.clip_grad_norm(cfg.max_grad_norm);
-    opt.step(lr_at(st.global_step));
-    m.on_weights_updated();
+    // A non-finite loss or gradient norm would turn every weight into NaN: stop (no final model is written) or,
+    // with --skip_nonfinite_steps, leave the weights and optimizer state as they are for this step.
+    const bool finite = std::isfinite(step_sum) && std::isfinite(norm);
+    if (finite) {
+      opt.step(lr_at(st.global_step));
+      m.on_weights_updated();
+    } else {
+      const std::string what = "optimizer step " + std::to_string(st.global_step + 1) + ": non-finite " +
+                               (std::isfinite(step_sum) ? "gradient norm (" + std::to_string(norm) + ")"
+                                                        : "loss (" + std::to_string(step_sum) + ")");
+      SFT_CHECK(cfg.skip_nonfinite_steps, what, " at learning rate ", lr_at(st.global_step),
+                "; training stopped and no final model was saved (lower --learning_rate, or pass "
+                "--skip_nonfinite_steps True to skip such steps)");
+      obs.on_note(what + ": update skipped (--skip_nonfinite_steps)");
+    }
     ++st.global_step;
 
     const data::LoaderPosition after = loader.position();
     const bool epoch_end = after.index == 0;
     st.epoch = static_cast<double>(after.epoch) + static_cast<double>(after.index) / static_cast<double>(nb);
-    last_step_loss = step_sum / static_cast<double>(step_targets);
-    st.window.loss_sum += step_sum;
-    st.window.targets += step_targets;
-    st.window.tokens += step_tokens;
-    st.window.model_flops += step_flops;
-    st.window.steps += 1;
+    if (finite) {  // a skipped step does not enter the logged loss
+      last_step_loss = step_sum / static_cast<double>(step_targets);
+      st.window.loss_sum += step_sum;
+      st.window.targets += step_targets;
+      st.window.tokens += step_tokens;
+      st.window.model_flops += step_flops;
+      st.window.steps += 1;
+    }
     const double elapsed = std::chrono::duration<double>(Clock::now() - t_start).count();
     obs.on_step(st.global_step, plan.total_steps, last_step_loss, elapsed);
 
@@ -290,13 +337,21 @@ TrainSummary run_training(const TrainJob& job, TrainObserver& obs) {
 
   // Final model into output_dir (each file renamed into place; checkpoints stay).
   const std::string dtype = cfg.torch_dtype == "bfloat16" ? "bfloat16" : "float32";
-  std::function<void(const fs::path&)> final_model = [&](const fs::path& d) { m.save(d, dtype); };
+  std::function<void(const fs::path&)> final_model = [&](const fs::path& d) { save_trained_weights(m, cfg, d, dtype); };
   if (cfg.load_best_model_at_end && !st.best_model_checkpoint.empty()) {
     obs.on_note("loading the best checkpoint " + st.best_model_checkpoint + " (" + cfg.metric_for_best_model + " " +
                 std::to_string(*st.best_metric) + ")");
-    final_model = [&](const fs::path& d) {
-      model::Model::load(st.best_model_checkpoint, m.backend(), m.precision())->save(d, dtype);
-    };
+    if (is_lora(m)) {  // the best checkpoint's adapter files are the output
+      const fs::path best_dir = st.best_model_checkpoint;
+      final_model = [best_dir](const fs::path& d) {
+        for (const char* f : {"adapter_model.safetensors", "adapter_config.json"})
+          fs::copy_file(best_dir / f, d / f, fs::copy_options::overwrite_existing);
+      };
+    } else {
+      final_model = [&](const fs::path& d) {
+        model::Model::load(st.best_model_checkpoint, m.backend(), m.precision())->save(d, dtype);
+      };
+    }
   } else if (cfg.load_best_model_at_end) {
     obs.on_note("--load_best_model_at_end: no evaluated checkpoint, the final weights are saved");
   }
@@ -310,6 +365,11 @@ TrainSummary run_training(const TrainJob& job, TrainObserver& obs) {
   sum.steps = st.global_step;
   sum.seconds = std::chrono::duration<double>(Clock::now() - t_start).count();
   sum.final_loss = std::isnan(last_logged) ? last_step_loss : last_logged;
+  if (st.global_step == plan.start_step) {  // nothing left to train (resumed a finished run): the last logged loss
+    sum.final_loss = NAN;
+    for (const auto& r : st.log_history)
+      if (!r.eval_loss) sum.final_loss = r.loss;
+  }
   sum.output_dir = out;
   sum.best_model_checkpoint = st.best_model_checkpoint;
   return sum;

@@ -36,7 +36,9 @@ struct TrainPlan {
   int64_t total_steps = 0, warmup_steps = 0, start_step = 0;
   int64_t batches_per_epoch = 0, updates_per_epoch = 0;
   int64_t eval_batches = 0;
-  int64_t num_parameters = 0;
+  int64_t num_parameters = 0;      // trainable (what the optimizer updates)
+  int64_t all_parameters = 0;      // peft's print_trainable_parameters "all params" (= num_parameters without LoRA)
+  bool lora = false;
 };
 
 struct TrainSummary {

@@ -16,6 +16,9 @@
 namespace sft {
 
 std::string read_file(const fs::path& path) {
+  std::error_code ec;
+  // An ifstream opens a folder without complaint and then reads nothing: say what is wrong instead.
+  SFT_CHECK(!fs::is_directory(path, ec), path.string(), ": is a folder, expected a file");
   std::ifstream in(path, std::ios::binary);
   SFT_CHECK(in.good(), path.string(), ": cannot open (", std::strerror(errno), ")");
   std::ostringstream ss;
@@ -67,12 +70,18 @@ void write_file_atomic(const fs::path& path, std::string_view data) {
 }
 
 MappedFile::MappedFile(const fs::path& path) : path_(path) {
-  int fd = ::open(path.c_str(), O_RDONLY);
+  // O_NONBLOCK: opening a FIFO for reading would otherwise wait forever for a writer. Only regular files are mapped.
+  int fd = ::open(path.c_str(), O_RDONLY | O_NONBLOCK | O_CLOEXEC);
   SFT_CHECK(fd >= 0, path.string(), ": cannot open (", std::strerror(errno), ")");
   struct stat st {};
   if (::fstat(fd, &st) != 0) {
     ::close(fd);
     throw Error(path.string() + ": cannot stat");
+  }
+  if (!S_ISREG(st.st_mode)) {
+    ::close(fd);
+    throw Error(path.string() + (S_ISDIR(st.st_mode) ? ": is a folder" : ": is not a regular file") +
+                ", expected a regular file");
   }
   size_ = static_cast<size_t>(st.st_size);
   if (size_ > 0) {

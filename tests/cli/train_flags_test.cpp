@@ -161,5 +161,38 @@ TEST(TrainFlags, ValidateRejectsBadCombinations) {
   EXPECT_THROW(bad.validate(), Error);
 }
 
+
+// issue 17: numbers are finite and in range, named by their flag.
+TEST(TrainFlags, NumbersAreFiniteInRangeAndNamed) {
+  auto msg = [](const std::vector<std::string>& extra) -> std::string {
+    try {
+      std::vector<std::string> all = split("--model_name_or_path m --dataset_path d --output_dir o");
+      all.insert(all.end(), extra.begin(), extra.end());
+      parse_train_args(all).cfg.validate();
+      return "";
+    } catch (const Error& e) {
+      return e.what();
+    }
+  };
+  EXPECT_NE(msg({"--learning_rate", "inf"}).find("--learning_rate: expected a finite number"), std::string::npos);
+  EXPECT_NE(msg({"--learning_rate", "nan"}).find("--learning_rate"), std::string::npos);
+  EXPECT_NE(msg({"--num_train_epochs", "1e400"}).find("--num_train_epochs"), std::string::npos);
+  EXPECT_NE(msg({"--max_steps", "99999999999999999999"}).find("--max_steps: 99999999999999999999 is out of"),
+            std::string::npos);
+  EXPECT_NE(msg({"--threads", "100000"}).find("--threads: expected an integer in [0, 1024]"), std::string::npos);
+  EXPECT_NE(msg({"--validation_split", "1.5"}).find("--validation_split"), std::string::npos);
+  EXPECT_EQ(msg({"--validation_split", "0.25"}), "");
+  EXPECT_EQ(msg({"--validation_split", "3"}), "");
+  EXPECT_NE(msg({"--device", "cuda:abc"}).find("--device"), std::string::npos);
+  EXPECT_EQ(msg({"--device", "cuda:1"}), "");
+  EXPECT_NE(msg({"--warmup_ratio", "2"}).find("--warmup_ratio"), std::string::npos);
+  EXPECT_NE(msg({"--max_grad_norm", "inf"}).find("--max_grad_norm"), std::string::npos);
+  EXPECT_EQ(msg({"--skip_nonfinite_steps", "True", "--keep_empty_responses"}), "");
+  // Step count from epochs: checked against 2^40.
+  auto p = parse_train_args(split("--model_name_or_path m --dataset_path d --output_dir o --num_train_epochs 1e9"));
+  EXPECT_THROW(p.cfg.total_steps(int64_t{1} << 40), Error);
+  EXPECT_EQ(p.cfg.total_steps(3), 3000000000);
+}
+
 }  // namespace
 }  // namespace sft::cli

@@ -99,8 +99,6 @@ TEST(CsvDataset, Errors) {
                {"d.csv header (line 1)", "\"output\" appears twice"});
   expect_error([] { parse_csv("instruction,input,output\nq,,a\n,x,a\n", "d.csv", kStrict); },
                {"d.csv record 2 (line 3)", "missing \"instruction\""});
-  expect_error([] { parse_csv("instruction,input,output\nq,x,\n", "d.csv", kStrict); },
-               {"d.csv record 1 (line 2)", "missing \"output\""});
   expect_error([] { parse_csv("instruction,input,output\nq,x\n", "d.csv", kStrict); },
                {"d.csv record 1 (line 2)", "expected 3 fields as in the header, found 2"});
   expect_error([] { parse_csv("instruction,output\nq,a\nbad\"quote,a\n", "d.csv", kStrict); },
@@ -247,6 +245,97 @@ TEST(Utf8, ValidatorAcceptsValidRejectsInvalid) {
   EXPECT_EQ(find_invalid_utf8("\xF4\x90\x80\x80"), 0);    // > U+10FFFF
   EXPECT_EQ(find_invalid_utf8("ok\xE2\x82"), 2);          // truncated sequence
   EXPECT_EQ(find_invalid_utf8("\xE2(\xA1"), 0);           // bad continuation
+}
+
+}  // namespace
+}  // namespace sft::data
+
+namespace sft::data {
+namespace {
+
+// issue 17: an empty response is excluded and counted by default in every format, kept on request; the seed's CSV
+// (instruction,input,output with empty outputs) reads without an error.
+TEST(EmptyResponses, ExcludedAndCountedAlikeInCsvJsonJsonl) {
+  const ReadOptions def;
+  auto csv = parse_csv("instruction,input,output\nq1,,a1\nq2,x,\nq3,,\" \"\nq4,,a4\n", "d.csv", def);
+  auto arr = parse_json_array(R"([{"instruction":"q1","output":"a1"},{"instruction":"q2","input":"x","output":""},)"
+                              R"({"instruction":"q3","output":" "},{"instruction":"q4","output":"a4"}])",
+                              "d.json", def);
+  auto jl = parse_jsonl("{\"instruction\":\"q1\",\"output\":\"a1\"}\n{\"instruction\":\"q2\",\"output\":\"\"}\n"
+                        "{\"instruction\":\"q3\",\"output\":\"\\n\"}\n{\"instruction\":\"q4\",\"output\":\"a4\"}\n",
+                        "d.jsonl", def);
+  for (const ReadResult* r : {&csv, &arr, &jl}) {
+    ASSERT_EQ(r->examples.size(), 2u);
+    EXPECT_EQ(r->examples[0].instruction, "q1");
+    EXPECT_EQ(r->examples[1].instruction, "q4");
+    EXPECT_EQ(r->rows_seen, 4);
+    EXPECT_EQ(r->rows_skipped, 0);
+    EXPECT_EQ(r->rows_empty_response, 2);
+    ASSERT_EQ(r->empty_response_rows.size(), 2u);
+  }
+  EXPECT_EQ(csv.empty_response_rows[0], "d.csv record 2 (line 3)");
+  EXPECT_EQ(arr.empty_response_rows[1], "d.json element 3 (line 1)");
+  EXPECT_EQ(jl.empty_response_rows[0], "d.jsonl line 2");
+
+  ReadOptions keep;
+  keep.keep_empty_responses = true;
+  auto kept = parse_csv("instruction,input,output\nq1,,a1\nq2,x,\n", "d.csv", keep);
+  ASSERT_EQ(kept.examples.size(), 2u);
+  EXPECT_EQ(kept.examples[1].output, "");
+  EXPECT_EQ(kept.rows_empty_response, 0);
+}
+
+TEST(EmptyResponses, ChatRowWithOnlyEmptyAssistantTurnsIsEmpty) {
+  auto r = parse_jsonl(R"({"messages":[{"role":"user","content":"hi"},{"role":"assistant","content":""}]})"
+                       "\n"
+                       R"({"messages":[{"role":"user","content":"hi"},{"role":"assistant","content":"yo"}]})",
+                       "c.jsonl", ReadOptions{});
+  EXPECT_EQ(r.examples.size(), 1u);
+  EXPECT_EQ(r.rows_empty_response, 1);
+}
+
+// issue 17: a missing comma between two objects lost 2 rows while skip_bad_rows reported 1; now it is a structural
+// error (it cannot be skipped) naming the line.
+TEST(JsonArray, MissingCommaIsStructural) {
+  ReadOptions skip;
+  skip.skip_bad_rows = true;
+  const std::string text = "[\n{\"instruction\":\"a\",\"output\":\"b\"}\n{\"instruction\":\"c\",\"output\":\"d\"},\n"
+                           "{\"instruction\":\"e\",\"output\":\"f\"}\n]";
+  try {
+    parse_json_array(text, "m.json", skip);
+    FAIL() << "no error";
+  } catch (const Error& e) {
+    const std::string msg = e.what();
+    EXPECT_NE(msg.find("m.json element 1 (line 2)"), std::string::npos) << msg;
+    EXPECT_NE(msg.find("missing ',' between array elements before line 3"), std::string::npos) << msg;
+  }
+  // Commas inside strings and nested values are not mistaken for element boundaries.
+  auto ok = parse_json_array(R"([{"instruction":"a, [b] {c}","output":"\"}"},{"instruction":"x","output":"y"}])",
+                             "ok.json", ReadOptions{});
+  EXPECT_EQ(ok.examples.size(), 2u);
+}
+
+// issue 17: a pretty-printed single object in a .json file, and a folder named x.json, get errors saying what they are.
+TEST(ReadDataset, PrettyPrintedObjectAndFolderNamedJson) {
+  testing::TempDir tmp;
+  const auto one = tmp.write("one.json", "{\n  \"instruction\": \"a\",\n  \"output\": \"b\"\n}\n");
+  try {
+    read_dataset(one);
+    FAIL() << "no error";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("one.json: holds a single JSON value spread over several lines"),
+              std::string::npos) << e.what();
+  }
+  std::filesystem::create_directories(tmp.path() / "x.json");
+  try {
+    read_dataset(tmp.path() / "x.json");
+    FAIL() << "no error";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("x.json: is a folder, expected a file"), std::string::npos) << e.what();
+  }
+  // JSON lines in a .json file still read as JSON lines.
+  const auto jl = tmp.write("jl.json", "{\"instruction\":\"a\",\"output\":\"b\"}\n{\"instruction\":\"c\",\"output\":\"d\"}\n");
+  EXPECT_EQ(read_dataset(jl).examples.size(), 2u);
 }
 
 }  // namespace

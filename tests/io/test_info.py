@@ -44,7 +44,11 @@ def folders(tmp_path_factory):
                                                        "original_max_position_embeddings": 64},
                                          rope_theta=500000.0, max_position_embeddings=512))
     llama.save_pretrained(root / "llama", safe_serialization=True, max_shard_size="40KB")
-    (root / "qwen" / "tokenizer.json").write_text("{}")
+    # sft info checks that the tokenizer loads (a folder train/generate cannot use is an error): a real tiny one.
+    tiny = os.path.join(os.environ.get("SFT_SOURCE_DIR", os.path.join(os.path.dirname(__file__), "..", "..")),
+                        "tests", "fixtures", "train", "tiny_tokenizer", "tokenizer.json")
+    for name in ("qwen", "llama"):
+        (root / name / "tokenizer.json").write_text(open(tiny).read())
     return {"root": root, "qwen": (root / "qwen", qwen), "llama": (root / "llama", llama)}
 
 

@@ -173,5 +173,73 @@ TEST(TrainLog, RowJsonRoundTripAndSvg) {
   EXPECT_NE(loss_curve_svg({}, "empty").find("</svg>"), std::string::npos);
 }
 
+
+// issue 17: rotation renames before deleting; leftovers of a killed run are cleared; out-of-range step numbers and
+// non-numeric metadata are errors naming the folder / file instead of "internal error: stoll/stod".
+TEST(Checkpoints, SafeDeleteStaleTemporariesAndBadNames) {
+  const fs::path out = temp_dir("safe_delete");
+  fs::create_directories(out / "checkpoint-1");
+  write_file_atomic(out / "checkpoint-1" / "model.safetensors", "x");
+  remove_dir_safely(out / "checkpoint-1");
+  EXPECT_FALSE(fs::exists(out / "checkpoint-1"));
+  EXPECT_FALSE(fs::exists(out / ".deleting-checkpoint-1"));
+  for (const char* d : {".tmp-checkpoint-3", ".tmp-final", ".deleting-checkpoint-2", "checkpoint-4", "keep"})
+    fs::create_directories(out / d);
+  auto removed = remove_stale_temporaries(out);
+  EXPECT_EQ(removed.size(), 3u);
+  EXPECT_TRUE(fs::exists(out / "checkpoint-4"));
+  EXPECT_TRUE(fs::exists(out / "keep"));
+  EXPECT_FALSE(fs::exists(out / ".tmp-final"));
+  fs::create_directories(out / "checkpoint-99999999999999999999");
+  try {
+    list_checkpoints(out);
+    FAIL() << "no error";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("checkpoint-99999999999999999999: the step number"), std::string::npos);
+  }
+  fs::remove_all(out);
+}
+
+TEST(TrainerState, NonNumericOrNegativeFieldsAreErrorsNamingTheFile) {
+  TrainerState s;
+  s.global_step = 2;
+  s.max_steps = 4;
+  const std::string good = trainer_state_to_json(s);
+  EXPECT_NO_THROW(trainer_state_from_json(good, "ts.json"));
+  auto expect_msg = [](const std::string& text, const std::string& want) {
+    try {
+      trainer_state_from_json(text, "ck/trainer_state.json");
+      ADD_FAILURE() << "no error for " << want;
+    } catch (const Error& e) {
+      EXPECT_NE(std::string(e.what()).find(want), std::string::npos) << e.what();
+    }
+  };
+  std::string t = good;
+  t.replace(t.find("\"window_loss_sum\": \"0\""), 22, "\"window_loss_sum\": \"abc\"");
+  expect_msg(t, "ck/trainer_state.json: sft_resume.window_loss_sum: expected a finite number");
+  t = good;
+  t.replace(t.find("\"global_step\": 2"), 16, "\"global_step\": -2");
+  expect_msg(t, "ck/trainer_state.json: global_step");
+  t = good;
+  t.replace(t.find("\"global_step\": 2"), 16, "\"global_step\": 9");
+  expect_msg(t, "is past max_steps");
+}
+
+
+// issue 17: --overwrite_output_dir removes the previous run's model files (not the user's other files), so a failed
+// final save cannot leave the old model beside the new run's log.
+TEST(Checkpoints, RemovePreviousOutputsKeepsForeignFiles) {
+  const fs::path out = temp_dir("overwrite");
+  for (const char* f : {"model.safetensors", "model-00001-of-00002.safetensors", "model.safetensors.index.json",
+                        "config.json", "trainer_state.json", "trainer_log.jsonl", "tokenizer.json", "notes.txt"})
+    write_file_atomic(out / f, "x");
+  fs::create_directories(out / "checkpoint-3");
+  remove_previous_outputs(out);
+  std::vector<std::string> left;
+  for (const auto& e : fs::directory_iterator(out)) left.push_back(e.path().filename().string());
+  EXPECT_EQ(left, std::vector<std::string>{"notes.txt"});
+  fs::remove_all(out);
+}
+
 }  // namespace
 }  // namespace sft::train

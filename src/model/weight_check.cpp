@@ -1,0 +1,80 @@
+#include "model/weight_check.h"
+
+#include "model/family.h"
+
+#include <charconv>
+#include <cmath>
+#include <set>
+#include <string>
+
+#include "util/error.h"
+
+namespace sft::model {
+
+namespace {
+
+std::string shape_text(const std::vector<int64_t>& s) {
+  std::string out = "[";
+  for (size_t i = 0; i < s.size(); ++i) out += (i ? ", " : "") + std::to_string(s[i]);
+  return out + "]";
+}
+
+}  // namespace
+
+void check_config_bounds(const io::ModelConfig& c, const std::string& where) {
+  auto bound = [&](const char* key, int64_t v, int log2_max) {
+    SFT_CHECK(v <= (int64_t{1} << log2_max), where, ": \"", key, "\" is ", v, ", more than any model this program can ",
+              "hold (at most 2^", log2_max, ")");
+  };
+  bound("hidden_size", c.hidden_size, 20);
+  bound("intermediate_size", c.intermediate_size, 22);
+  bound("num_hidden_layers", c.num_hidden_layers, 16);
+  bound("num_attention_heads", c.num_attention_heads, 12);
+  bound("num_key_value_heads", c.num_key_value_heads, 12);
+  bound("head_dim", c.head_dim, 12);
+  bound("vocab_size", c.vocab_size, 24);
+  bound("max_position_embeddings", c.max_position_embeddings, 27);
+  SFT_CHECK(c.num_key_value_heads <= c.num_attention_heads, where, ": num_key_value_heads ", c.num_key_value_heads,
+            " is more than num_attention_heads ", c.num_attention_heads);
+  SFT_CHECK(std::isfinite(c.rope_theta) && c.rope_theta > 0, where, ": rope_theta must be a finite positive number");
+  SFT_CHECK(std::isfinite(c.rms_norm_eps) && c.rms_norm_eps > 0 && c.rms_norm_eps < 1, where,
+            ": rms_norm_eps must be a finite number in (0, 1)");
+}
+
+void check_weights_match_config(const io::ModelConfig& cfg, const io::WeightStore& ws, const std::filesystem::path& config_path) {
+  const std::string cfg_name = config_path.string();
+  // Layers present in the files: model.layers.<N>.*
+  static constexpr std::string_view kPrefix = "model.layers.";
+  std::set<int64_t> layers;
+  for (const auto& name : ws.names()) {
+    if (name.compare(0, kPrefix.size(), kPrefix) != 0) continue;
+    const char* b = name.data() + kPrefix.size();
+    const char* e = name.data() + name.size();
+    int64_t idx = -1;
+    const auto [p, ec] = std::from_chars(b, e, idx);
+    SFT_CHECK(ec == std::errc() && p != b && p < e && *p == '.' && idx >= 0 && idx < (int64_t{1} << 20),
+              ws.file_of(name).path().string(), ": tensor \"", name, "\" has no valid layer number");
+    layers.insert(idx);
+  }
+  const int64_t L = cfg.num_hidden_layers;
+  const int64_t in_files = layers.empty() ? 0 : *layers.rbegin() + 1;
+  SFT_CHECK(L <= in_files, cfg_name, ": num_hidden_layers is ", L, " but the weights hold ", in_files, " layer(s) (",
+            in_files == 0 ? std::string("no model.layers.* tensors") : "model.layers." + std::to_string(in_files) + ".* is missing",
+            ")");
+  SFT_CHECK(L >= in_files, cfg_name, ": num_hidden_layers is ", L, " but the weights hold model.layers.",
+            in_files - 1, ".* (", in_files, " layers); the extra layers would be silently dropped");
+  for (int64_t l = 0; l < L; ++l)
+    SFT_CHECK(layers.count(l), cfg_name, ": num_hidden_layers is ", L, " but no model.layers.", l, ".* tensor exists");
+
+  // The layer count is now bounded by the files: the weight list the config implies is safe to build.
+  for (const auto& w : tensor_table(cfg)) {
+    const io::TensorInfo& t = ws.info(w.name);  // throws naming the tensor when absent
+    const std::string file = ws.file_of(w.name).path().string();
+    SFT_CHECK(t.shape == w.shape, file, ": tensor \"", w.name, "\" has shape ", shape_text(t.shape), ", ", cfg_name,
+              " implies ", shape_text(w.shape));
+    SFT_CHECK(t.dtype == io::DType::F32 || t.dtype == io::DType::BF16 || t.dtype == io::DType::F16, file, ": tensor \"", w.name,
+              "\" has dtype ", io::dtype_name(t.dtype), ", expected F32, BF16 or F16");
+  }
+}
+
+}  // namespace sft::model

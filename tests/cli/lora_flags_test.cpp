@@ -1,0 +1,75 @@
+// `sft train` LoRA flags as TRL / peft spell them: comma or space-separated module lists, --config JSON arrays,
+// TrainConfig::lora_config() defaults and validation. (train_flags.cpp is compiled into train_flags_test.cpp, which
+// shares this binary, so only the public declarations are used here.)
+#include <gtest/gtest.h>
+
+#include <filesystem>
+#include <fstream>
+
+#include "cli/train_flags.h"
+#include "util/error.h"
+
+namespace sft::cli {
+namespace {
+
+const std::vector<std::string> kBase = {"--model_name_or_path", "m", "--dataset_path", "d.json", "--output_dir", "o"};
+
+std::vector<std::string> with(std::vector<std::string> extra) {
+  std::vector<std::string> a = kBase;
+  a.insert(a.end(), extra.begin(), extra.end());
+  return a;
+}
+
+TEST(LoraFlags, TrlSpellingsAndDefaults) {
+  auto p = parse_train_args(with({"--use_peft"}));
+  EXPECT_TRUE(p.cfg.use_peft);
+  io::LoraAdapterConfig c = p.cfg.lora_config();
+  EXPECT_EQ(c.r, 16);  // TRL ModelConfig defaults
+  EXPECT_EQ(c.lora_alpha, 32);
+  EXPECT_DOUBLE_EQ(c.lora_dropout, 0.05);
+  EXPECT_EQ(c.target_modules, (std::vector<std::string>{"q_proj", "v_proj"}));  // peft's qwen2/llama default
+  p = parse_train_args(with({"--use_peft", "True", "--lora_r", "8", "--lora_alpha", "16", "--lora_dropout", "0",
+                             "--lora_target_modules", "q_proj", "k_proj", "v_proj", "--use_rslora",
+                             "--lora_modules_to_save", "lm_head"}));
+  c = p.cfg.lora_config();
+  EXPECT_EQ(c.r, 8);
+  EXPECT_TRUE(c.use_rslora);
+  EXPECT_EQ(c.target_modules, (std::vector<std::string>{"q_proj", "k_proj", "v_proj"}));
+  EXPECT_EQ(c.modules_to_save, (std::vector<std::string>{"lm_head"}));
+  c = parse_train_args(with({"--use_peft", "--lora_target_modules=all-linear"})).cfg.lora_config();
+  EXPECT_TRUE(c.all_linear());
+  c = parse_train_args(with({"--use_peft", "--lora_target_modules", "q_proj,o_proj"})).cfg.lora_config();
+  EXPECT_EQ(c.target_modules, (std::vector<std::string>{"q_proj", "o_proj"}));
+}
+
+TEST(LoraFlags, ConfigFileTakesTheSameKeys) {
+  const auto path = std::filesystem::temp_directory_path() / "sft_lora_flags_test.json";
+  std::ofstream(path) << R"({"use_peft": true, "lora_r": 4, "lora_target_modules": ["up_proj", "down_proj"],
+                             "lora_modules_to_save": ["embed_tokens"]})";
+  auto p = parse_train_args(with({"--config", path.string()}));
+  const io::LoraAdapterConfig c = p.cfg.lora_config();
+  EXPECT_EQ(c.r, 4);
+  EXPECT_EQ(c.target_modules, (std::vector<std::string>{"up_proj", "down_proj"}));
+  EXPECT_EQ(c.modules_to_save, (std::vector<std::string>{"embed_tokens"}));
+  std::filesystem::remove(path);
+}
+
+TEST(LoraFlags, BadValuesNameTheFlag) {
+  auto msg = [](std::vector<std::string> extra) {
+    try {
+      parse_train_args(with(extra)).cfg.validate();
+    } catch (const Error& e) {
+      return std::string(e.what());
+    }
+    return std::string();
+  };
+  EXPECT_NE(msg({"--use_peft", "--lora_r", "0"}).find("--lora_r"), std::string::npos);
+  EXPECT_NE(msg({"--use_peft", "--lora_r", "-4"}).find("--lora_r"), std::string::npos);
+  EXPECT_NE(msg({"--use_peft", "--lora_dropout", "1.5"}).find("--lora_dropout"), std::string::npos);
+  EXPECT_NE(msg({"--lora_r", "x"}).find("--lora_r"), std::string::npos);
+  EXPECT_NE(msg({"--adapter_name_or_path", "a"}).find("--use_peft"), std::string::npos);
+  EXPECT_NE(msg({"--lora_rr", "4"}).find("did you mean --lora_r"), std::string::npos);
+}
+
+}  // namespace
+}  // namespace sft::cli
