@@ -231,6 +231,27 @@ TEST_P(KernelConformance, SwiGluForwardBackward) {
   }
 }
 
+TEST_P(KernelConformance, DropoutSameMaskOnEveryBackendAndInPlace) {
+  const int64_t n = 50001;
+  const float p = 0.1f;
+  auto x0 = randn(n, 65);
+  auto [g, r] = both([&](Backend& be) {
+    Buf<float> x(be, x0), y(be, n);
+    be.dropout(y, x, n, p, 1234);
+    be.dropout(x, x, n, p, 1234);  // y may equal x
+    return VV{y.host(), x.host()};
+  });
+  EXPECT_LE(rel_err(g[0], r[0]), tol().copy_like) << "out of place";
+  EXPECT_EQ(g[1], g[0]) << "in place == out of place";
+  int64_t kept = 0;
+  for (int64_t i = 0; i < n; ++i) {
+    const bool keep = dropout_keep(1234, uint64_t(i), p);
+    kept += keep;
+    if (!keep) ASSERT_EQ(g[0][i], 0.0f) << i;
+  }
+  EXPECT_NEAR(double(kept) / n, 1.0 - p, 0.01);  // ~5 standard deviations of the binomial keep count
+}
+
 TEST_P(KernelConformance, SoftmaxCrossEntropyLossGradGreedyTies) {
   for (int64_t V : {1000, 5003, 151936}) {
     SCOPED_TRACE(V);

@@ -24,7 +24,7 @@ namespace sft::backend::conformance {
 // Bounds on rel_err = max|got - want| / max(1e-30, max|want|) per kind of kernel (0 = bit-exact). Each instantiation
 // states why its values follow from its arithmetic.
 struct Tolerances {
-  double copy_like = 0;    // add, scale (one rounding each, same formula)
+  double copy_like = 0;    // add, scale, dropout (one rounding each, same formula)
   double elementwise = 0;  // adamw, swiglu, rope, embedding backward (scatter-add order), softmax-CE loss and grad
   double reduction = 0;    // sum-type kernels: bias_grad, rmsnorm forward/rstd, sum_squares (fp32 vs double sums)
   double norm_backward = 0;  // rmsnorm backward (two chained reductions)

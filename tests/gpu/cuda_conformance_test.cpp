@@ -1,7 +1,7 @@
 // The kernel conformance suite (tests/backend/kernel_conformance.*) on the CUDA backend of device 0; every test skips
 // (not fails) when no CUDA device is usable. Tolerances, as rel_err = max|got - want| / max|want| against the CPU
 // reference (double accumulators):
-//  - copy_like 1e-6: add and scale, one fp32 rounding each (allowing nvcc's fused multiply-add contraction);
+//  - copy_like 1e-6: add, scale, dropout: one fp32 rounding each (allowing nvcc's fused multiply-add contraction);
 //  - elementwise 1e-5: a few fp32 roundings per element with CUDA's expf/logf/sinf/cosf (<= 2 ulp) and atomic
 //    scatter-add order in the embedding backward;
 //  - reduction 1e-5, norm_backward 1e-4: fp32 tree/atomic sums of O(1000) terms vs double, chained twice in the

@@ -1,7 +1,7 @@
 // The kernel conformance suite (tests/backend/kernel_conformance.*) on the fast CPU backend (make_cpu_backend(): the
 // best kernel variant this CPU runs, or the one SFT_CPU_KERNELS names — ctest runs this binary once more with
 // "generic"). Tolerances, as rel_err = max|got - want| / max|want| against the reference (double accumulators):
-//  - copy_like 0: add and scale are one fp32 rounding of the same formula on both sides;
+//  - copy_like 0: add, scale and dropout are one fp32 rounding of the same formula on both sides;
 //  - elementwise 1e-6: a few fp32 roundings per element (exp/log/div in another order; fast_exp is ~2.5 ulp);
 //  - reduction 2e-6, norm_backward 5e-6: fp32 sums of O(1000) terms (simd/threaded order) vs double sums, twice
 //    chained in the rmsnorm backward;
