@@ -14,6 +14,7 @@
 #include "data/template.h"
 #include "generate/generator.h"
 #include "model/model.h"
+#include "template/chat_template.h"
 #include "tokenizer/tokenizer.h"
 #include "util/error.h"
 
@@ -95,21 +96,47 @@ auto stream_to_stdout() {
   };
 }
 
+// --template model|auto: the folder's own chat template. "auto" falls back to `fallback` when the folder has none.
+// Fills to.chat_template and returns the resolved template name.
+std::string resolve_model_template(const std::string& tmpl, const std::string& model_dir, const std::string& fallback,
+                                   data::TemplateOptions& to) {
+  if (tmpl != "model" && tmpl != "auto") return tmpl;
+  if (tmpl == "model") {
+    to.chat_template = std::make_shared<jinja::ChatTemplate>(jinja::ChatTemplate::load_required(model_dir));
+    return "model";
+  }
+  if (auto t = jinja::ChatTemplate::load(model_dir)) {
+    to.chat_template = std::make_shared<jinja::ChatTemplate>(std::move(*t));
+    return "model";
+  }
+  return fallback;
+}
+
+// With the model's template the end-of-turn token (<|im_end|>, <|eot_id|>, ...) ends the reply.
+void add_model_stop(Session& s, const data::TemplateOptions& to) {
+  if (to.tmpl != data::Template::Model) return;
+  data::TokenizerEncoder enc(*s.tok);
+  if (auto e = data::model_end_of_turn(to, enc)) s.opts.eos_ids.push_back(*e);
+}
+
 void run_generate(const GenArgs& a) {
-  std::string tmpl = a.tmpl.empty() ? "none" : a.tmpl;
-  SFT_CHECK(tmpl == "none" || tmpl == "alpaca" || tmpl == "chatml" || tmpl == "plain",
-            "--template must be alpaca, chatml, plain or none, got '", tmpl, "'");
+  data::TemplateOptions to;
+  std::string tmpl = resolve_model_template(a.tmpl.empty() ? "none" : a.tmpl, a.model, "none", to);
+  SFT_CHECK(tmpl == "none" || tmpl == "alpaca" || tmpl == "chatml" || tmpl == "plain" || tmpl == "model",
+            "--template must be alpaca, chatml, plain, model, auto or none, got '", tmpl, "'");
   std::string prompt = a.prompt;
   if (prompt == "-") prompt.assign(std::istreambuf_iterator<char>(std::cin), std::istreambuf_iterator<char>());
   Session s = open_session(a, tmpl == "chatml");
   std::string text = prompt;
   if (tmpl != "none") {
-    data::TemplateOptions to;
     to.tmpl = data::parse_template(tmpl);
     to.system_prompt = a.system;
     text = data::inference_prompt(prompt, a.input, to);
+    add_model_stop(s, to);
   }
-  auto ids = s.tok->encode(text, true);  // as HF tokenizer(prompt): BOS where the post-processor adds one
+  // As HF tokenizer(prompt): BOS where the post-processor adds one; a chat template writes its own BOS
+  // (apply_chat_template encodes with add_special_tokens=False).
+  auto ids = s.tok->encode(text, tmpl != "model");
   if (a.json) {  // machine-readable: one JSON object, no streaming (scripts, benchmarks, parity tests)
     auto r = s.gen->generate(ids, s.opts);
     nlohmann::json j = {{"prompt_ids", ids},          {"tokens", r.tokens},
@@ -124,16 +151,18 @@ void run_generate(const GenArgs& a) {
 }
 
 void run_chat(const GenArgs& a) {
-  std::string tmpl = a.tmpl;
+  data::TemplateOptions to;
+  std::string tmpl = resolve_model_template(a.tmpl, a.model, "", to);
   Session s = open_session(a, true);
   if (tmpl.empty()) tmpl = s.tok->token_to_id("<|im_start|>") ? "chatml" : "alpaca";
-  SFT_CHECK(tmpl == "chatml" || tmpl == "alpaca", "sft chat supports --template chatml or alpaca, got '", tmpl, "'");
+  SFT_CHECK(tmpl == "chatml" || tmpl == "alpaca" || tmpl == "model",
+            "sft chat supports --template model, auto, chatml or alpaca, got '", tmpl, "'");
   if (tmpl == "alpaca")
     if (auto e = s.tok->token_to_id("<|im_end|>"))  // not an end marker in alpaca transcripts
       std::erase(s.opts.eos_ids, *e);
-  data::TemplateOptions to;
   to.tmpl = data::parse_template(tmpl);
   to.system_prompt = a.system;
+  add_model_stop(s, to);
   std::vector<data::Message> history;
   std::string alpaca_history;  // alpaca has no turn markers: earlier exchanges are prompt + response + "\n\n"
   std::fprintf(stderr, "sft chat (%s template) — /reset clears the history, /exit quits\n", tmpl.c_str());
@@ -152,17 +181,18 @@ void run_chat(const GenArgs& a) {
     }
     if (line.empty()) continue;
     std::string text;
-    if (tmpl == "chatml") {
+    const bool turns = tmpl == "chatml" || tmpl == "model";
+    if (turns) {
       history.push_back({"user", line});
       text = data::inference_chat_prompt(history, to);
     } else {
       text = alpaca_history + data::inference_prompt(line, "", to);
     }
-    auto ids = s.tok->encode(text, true);
+    auto ids = s.tok->encode(text, tmpl != "model");
     auto r = s.gen->generate(ids, s.opts, stream_to_stdout());
     std::fputs("\n", stdout);
     if (a.stats) print_stats(r);
-    if (tmpl == "chatml") history.push_back({"assistant", r.text});
+    if (turns) history.push_back({"assistant", r.text});
     else alpaca_history = text + r.text + "\n\n";
   }
 }
@@ -195,13 +225,15 @@ void register_generate(CLI::App& app) {
       ->required();
   gen_cmd->add_option("--input", g->input, "Alpaca/plain input field");
   gen_cmd->add_flag("--json", g->json, "Print one JSON object (prompt_ids, tokens, text, stop_reason, timings)");
-  gen_cmd->add_option("--template", g->tmpl, "alpaca | chatml | plain | none (default none: the prompt as is)");
+  gen_cmd->add_option("--template", g->tmpl, "model | auto | alpaca | chatml | plain | none (default none: the prompt as is; model = the folder's own "
+                  "chat template as apply_chat_template renders it; auto = model when the folder has one, else none)");
   gen_cmd->callback([g] { run_generate(*g); });
 
   auto c = std::make_shared<GenArgs>();
   auto* chat_cmd = app.add_subcommand("chat", "Interactive chat with history (/reset, /exit)");
   add_common(chat_cmd, c);
-  chat_cmd->add_option("--template", c->tmpl, "chatml | alpaca (default: chatml when the vocab has <|im_start|>)");
+  chat_cmd->add_option("--template", c->tmpl, "model | auto | chatml | alpaca (default: chatml when the vocab has <|im_start|>, else alpaca; "
+                  "auto = the folder's chat template when it has one)");
   chat_cmd->callback([c] { run_chat(*c); });
 }
 

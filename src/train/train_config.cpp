@@ -25,6 +25,8 @@ void TrainConfig::validate() const {
   SFT_CHECK(save_steps >= 1, "--save_steps must be >= 1");
   SFT_CHECK(validation_split >= 0, "--validation_split must be >= 0");
   parse_scheduler_type(lr_scheduler_type);
+  SFT_CHECK(logging_strategy == "steps" || logging_strategy == "epoch" || logging_strategy == "no",
+            "--logging_strategy: expected steps, epoch or no, got '", logging_strategy, "'");
   SFT_CHECK(save_strategy == "steps" || save_strategy == "epoch" || save_strategy == "no",
             "--save_strategy: expected steps, epoch or no, got '", save_strategy, "'");
   SFT_CHECK(eval_strategy == "steps" || eval_strategy == "epoch" || eval_strategy == "no",
