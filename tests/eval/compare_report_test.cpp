@@ -62,7 +62,7 @@ TEST(CompareReport, MarkdownAndHtmlCarryTablesDeltasAndCurve) {
   in.entries = {{"arc_easy", "acc", 0.50, 0.56, 0.01, 0.02}, {"hellaswag", "acc_norm", 0.5, 0.49, 0.02, 0.02}};
   in.loss = {{1, 3.0, std::nullopt}, {2, 2.0, 2.5}};
   const std::string md = compare_report_markdown(in);
-  EXPECT_NE(md.find("| arc_easy"), std::string::npos) << md;
+  EXPECT_NE(md.find("|arc_easy "), std::string::npos) << md;
   EXPECT_NE(md.find("+0.0600"), std::string::npos);
   EXPECT_NE(md.find("better"), std::string::npos);
   EXPECT_NE(md.find("within noise"), std::string::npos);

@@ -38,7 +38,6 @@ def tiny_folder(name, tmp, template):
     shutil.copytree(FIX / "train" / "tiny_tokenizer", d, dirs_exist_ok=True)
     cfg = json.loads((d / "tokenizer_config.json").read_text(encoding="utf-8"))
     cfg["chat_template"] = template
-    cfg["eos_token"] = "<|im_end|>"
     (d / "tokenizer_config.json").write_text(json.dumps(cfg, ensure_ascii=False), encoding="utf-8")
     return d
 
