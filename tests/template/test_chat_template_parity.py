@@ -1,5 +1,5 @@
 """`sft tokenize --chat` (our Jinja engine + tokenizer) against transformers' apply_chat_template on the templates of
-Qwen2.5-Instruct, Qwen3 (tools-free path), Llama 3 and SmolLM2-Instruct: a few hundred seeded random conversations
+Qwen2.5-Instruct, Qwen3 (tools-free path), Llama 3, Llama 3.2-Instruct and SmolLM2-Instruct: a few hundred seeded random conversations
 (system or not, 1-4 turns, empty / unicode / whitespace-edged content, Qwen3 <think> blocks), generation prompt on
 and off; rendered text byte-identical and ids identical. Plus engine semantics on small templates against jinja2
 configured as transformers configures it."""
@@ -13,7 +13,7 @@ from transformers import AutoTokenizer
 from chat_fixtures import conversations, folders, tiny_folder
 
 SFT = os.environ.get("SFT_BIN")
-N_PER_FAMILY = 80  # x 4 families x 2 (generation prompt on/off) = 640 renderings
+N_PER_FAMILY = 80  # x 5 templates x 2 (generation prompt on/off) = 800 renderings
 
 
 @pytest.fixture(scope="module")
@@ -32,7 +32,7 @@ def sft_chat(model, convs, tmp_path, gen):
     return json.loads(res.stdout)
 
 
-@pytest.mark.parametrize("family", ["qwen2.5", "qwen3", "llama3", "smollm2"])
+@pytest.mark.parametrize("family", ["qwen2.5", "qwen3", "llama3", "llama3.2", "smollm2"])
 def test_random_conversations_match_transformers(models, family, tmp_path):
     tok = AutoTokenizer.from_pretrained(str(models[family]))
     convs = conversations(1234 + len(family), family, N_PER_FAMILY)
