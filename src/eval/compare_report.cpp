@@ -275,10 +275,10 @@ std::string compare_report_html(const CompareReportInput& in) {
       "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><title>sft eval: base vs tuned</title>\n"
       "<style>body{font-family:system-ui,sans-serif;margin:2em auto;max-width:1000px;color:#1a202c;padding:0 1em}"
       "table{border-collapse:collapse;margin:1em 0}th,td{border:1px solid #cbd5e0;padding:4px 10px;text-align:right}"
-      "th{background:#edf2f7}td:first-child,th:first-child,td:nth-child(2){text-align:left}"
+      "th{background:#edf2f7}td:nth-child(-n+2),th:nth-child(-n+2){text-align:left}"
       ".better{color:#276749;font-weight:bold}.worse{color:#c53030;font-weight:bold}.noise{color:#718096}"
       "code{background:#edf2f7;padding:1px 4px}h2{border-bottom:1px solid #e2e8f0;padding-bottom:4px}"
-      "table.res td:nth-child(-n+4){text-align:left}</style></head><body>\n";
+      "table.res td:nth-child(-n+5),table.res th:nth-child(-n+5){text-align:left}</style></head><body>\n";
   s += "<h1>sft eval: base vs tuned</h1>\n<p>base: <code>" + esc(in.base_name) + "</code><br>tuned: <code>" +
        esc(in.tuned_name) + "</code></p>\n<h2>Deltas</h2>\n<table>\n<tr><th>Task</th><th>Metric</th><th>Base ± "
        "stderr</th><th>Tuned ± stderr</th><th>Delta</th><th>95% CI of delta</th><th></th></tr>\n";
