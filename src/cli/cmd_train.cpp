@@ -10,6 +10,7 @@
 #include <memory>
 
 #include "backend/backend.h"
+#include "backend/device.h"
 #include "cli/commands.h"
 #include "cli/train_flags.h"
 #include "data/prepare.h"
@@ -47,7 +48,8 @@ class ConsoleObserver final : public train::TrainObserver {
                 static_cast<long long>(p.total_steps), static_cast<long long>(p.warmup_steps),
                 static_cast<long long>(p.batches_per_epoch), static_cast<long long>(p.num_parameters));
     if (p.start_step > 0) std::printf("resuming at step %lld\n", static_cast<long long>(p.start_step));
-    std::printf("%-8s%-15s%-15s%-11s%s\n", "Step", "Training Loss", "Learning Rate", "Grad Norm", "Tokens/s");
+    std::printf("%-8s%-15s%-15s%-11s%-10s%s\n", "Step", "Training Loss", "Learning Rate", "Grad Norm", "Tokens/s",
+                "Model GFLOP/s");
     std::fflush(stdout);
   }
   void on_progress(const train::StepProgress& p) override {
@@ -78,8 +80,8 @@ class ConsoleObserver final : public train::TrainObserver {
   }
   void on_log(const train::LogRow& r) override {
     clear_bar();
-    std::printf("%-8lld%-15.4f%-15.3e%-11.4f%.0f\n", static_cast<long long>(r.step), r.loss, r.learning_rate,
-                r.grad_norm, r.tokens_per_second);
+    std::printf("%-8lld%-15.4f%-15.3e%-11.4f%-10.0f%.1f\n", static_cast<long long>(r.step), r.loss, r.learning_rate,
+                r.grad_norm, r.tokens_per_second, r.model_flops_per_second / 1e9);
     std::fflush(stdout);
   }
   void on_eval(const train::LogRow& r) override {
@@ -108,13 +110,6 @@ class ConsoleObserver final : public train::TrainObserver {
   double last_plain_s_ = 0;
 };
 
-std::unique_ptr<backend::Backend> make_backend(const std::string& device) {
-  if (device == "cpu") return backend::make_cpu_backend();
-  int index = 0;
-  if (device.size() > 5) index = std::stoi(device.substr(5));
-  return backend::make_cuda_backend(index);  // throws a clear error in a build without CUDA
-}
-
 void run_train(const std::vector<std::string>& args) {
   ParsedTrainArgs parsed = parse_train_args(args);
   if (parsed.help) {
@@ -138,7 +133,7 @@ void run_train(const std::vector<std::string>& args) {
   }
   train::prepare_output_dir(cfg, !resume_dir.empty());
 
-  auto be = make_backend(cfg.device);
+  auto be = backend::make_backend(cfg.device);
   const fs::path base = cfg.model_name_or_path;
   tok::Tokenizer tokenizer = tok::Tokenizer::load(base);
   data::TokenizerEncoder encoder(tokenizer);

@@ -38,6 +38,8 @@ std::string trainer_state_to_json(const TrainerState& s) {
   r["window_targets"] = s.window.targets;
   r["window_tokens"] = s.window.tokens;
   r["window_steps"] = s.window.steps;
+  std::snprintf(buf, sizeof buf, "%.17g", s.window.model_flops);
+  r["window_model_flops"] = std::string(buf);
   r["seed"] = s.seed;
   j["sft_resume"] = r;
   return j.dump(2) + "\n";
@@ -66,6 +68,7 @@ TrainerState trainer_state_from_json(const std::string& text, const std::string&
     s.window.targets = r.at("window_targets").get<int64_t>();
     s.window.tokens = r.at("window_tokens").get<int64_t>();
     s.window.steps = r.at("window_steps").get<int64_t>();
+    if (r.contains("window_model_flops")) s.window.model_flops = std::stod(r.at("window_model_flops").get<std::string>());
     s.seed = r.at("seed").get<uint64_t>();
   } catch (const nlohmann::json::exception& e) {
     throw Error(path + ": not a trainer_state.json written by sft train (" + e.what() + ")");
