@@ -146,14 +146,12 @@ void run_train(const std::vector<std::string>& args) {
                                                ? std::optional<jinja::ChatTemplate>(jinja::ChatTemplate::load_required(base))
                                                : jinja::ChatTemplate::load(base);
     if (t) {
-      std::printf("template: the model's chat template (%s); loss on assistant turns + end-of-turn token
-",
+      std::printf("template: the model's chat template (%s); loss on assistant turns + end-of-turn token\n",
                   t->origin().c_str());
       po.templ.tmpl = data::Template::Model;
       po.templ.chat_template = std::make_shared<jinja::ChatTemplate>(std::move(*t));
     } else {
-      std::printf("template: %s has no chat template; --template auto uses alpaca
-", base.string().c_str());
+      std::printf("template: %s has no chat template; --template auto uses alpaca\n", base.string().c_str());
     }
   }
   data::PreparedData prepared = data::prepare_dataset(po, encoder);
