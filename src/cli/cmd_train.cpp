@@ -3,6 +3,7 @@
 #include <omp.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstdio>
 #include <filesystem>
@@ -17,6 +18,7 @@
 #include "model/family.h"
 #include "model/lora.h"
 #include "model/model.h"
+#include "template/chat_template.h"
 #include "tokenizer/tokenizer.h"
 #include "train/checkpoint.h"
 #include "train/data_options.h"
@@ -47,10 +49,12 @@ std::string with_commas(int64_t v) {  // Python's f"{v:,d}"
   return out;
 }
 
-// Prints the loss table; on a terminal also a one-line progress bar with ETA, repainted in place.
+// Prints the loss table and progress: on a terminal a live line repainted in place after every step; otherwise
+// (CI, logs, pipes) a plain line every ~5% of the steps or 60 s, whichever comes first. --disable_tqdm: neither.
 class ConsoleObserver final : public train::TrainObserver {
  public:
-  ConsoleObserver() : tty_(isatty(STDOUT_FILENO) == 1) {}
+  explicit ConsoleObserver(bool disable_progress)
+      : tty_(isatty(STDOUT_FILENO) == 1), progress_(!disable_progress) {}
 
   void on_begin(const train::TrainPlan& p) override {
     std::printf("training: %lld optimizer steps (%lld warmup), %lld micro-batches per epoch, %lld parameters\n",
@@ -61,22 +65,35 @@ class ConsoleObserver final : public train::TrainObserver {
                   with_commas(p.num_parameters).c_str(), with_commas(p.all_parameters).c_str(),
                   100.0 * static_cast<double>(p.num_parameters) / static_cast<double>(p.all_parameters));
     if (p.start_step > 0) std::printf("resuming at step %lld\n", static_cast<long long>(p.start_step));
-    start_step_ = p.start_step;
     std::printf("%-8s%-15s%-15s%-11s%-10s%s\n", "Step", "Training Loss", "Learning Rate", "Grad Norm", "Tokens/s",
                 "Model GFLOP/s");
     std::fflush(stdout);
   }
-  void on_step(int64_t step, int64_t total, double loss, double elapsed) override {
-    if (!tty_) return;
-    const double done = static_cast<double>(step - start_step_), left = static_cast<double>(total - step);
-    const double eta = done > 0 ? elapsed / done * left : NAN;
-    const int width = 30, fill = static_cast<int>(width * static_cast<double>(step) / static_cast<double>(total));
-    std::string bar(static_cast<size_t>(fill), '#');
-    bar.resize(width, '.');
-    std::printf("\r\033[K[%s] %lld/%lld loss %.4f elapsed %s ETA %s", bar.c_str(), static_cast<long long>(step),
-                static_cast<long long>(total), loss, format_duration(elapsed).c_str(), format_duration(eta).c_str());
+  void on_progress(const train::StepProgress& p) override {
+    if (!progress_) return;
+    const double done = static_cast<double>(p.step - p.start_step), left = static_cast<double>(p.total - p.step);
+    const double eta = done > 0 ? p.elapsed_s / done * left : NAN;
+    const double tps = p.elapsed_s > 0 ? static_cast<double>(p.tokens) / p.elapsed_s : 0;
+    const int pct = static_cast<int>(100.0 * static_cast<double>(p.step) / static_cast<double>(std::max<int64_t>(1, p.total)));
+    if (tty_) {
+      const int width = 24, fill = static_cast<int>(width * static_cast<double>(p.step) / static_cast<double>(p.total));
+      std::string bar(static_cast<size_t>(std::clamp(fill, 0, width)), '#');
+      bar.resize(width, '.');
+      std::printf("\r\033[K[%s] %lld/%lld %3d%% | %s<%s | %.0f tok/s | loss %.4f | epoch %.2f", bar.c_str(),
+                  static_cast<long long>(p.step), static_cast<long long>(p.total), pct,
+                  format_duration(p.elapsed_s).c_str(), format_duration(eta).c_str(), tps, p.loss, p.epoch);
+      std::fflush(stdout);
+      bar_shown_ = true;
+      return;
+    }
+    const int64_t every = std::max<int64_t>(1, p.total / 20);
+    const bool due = p.step == p.total || p.step % every == 0 || p.elapsed_s - last_plain_s_ >= 60.0;
+    if (!due) return;
+    last_plain_s_ = p.elapsed_s;
+    std::printf("progress: step %lld/%lld (%d%%) elapsed %s ETA %s %.0f tokens/s loss %.4f epoch %.2f\n",
+                static_cast<long long>(p.step), static_cast<long long>(p.total), pct,
+                format_duration(p.elapsed_s).c_str(), format_duration(eta).c_str(), tps, p.loss, p.epoch);
     std::fflush(stdout);
-    bar_shown_ = true;
   }
   void on_log(const train::LogRow& r) override {
     clear_bar();
@@ -105,9 +122,9 @@ class ConsoleObserver final : public train::TrainObserver {
   }
 
  private:
-  bool tty_;
+  bool tty_, progress_;
   bool bar_shown_ = false;
-  int64_t start_step_ = 0;
+  double last_plain_s_ = 0;
 };
 
 void run_train(const std::vector<std::string>& args) {
@@ -150,7 +167,21 @@ void run_train(const std::vector<std::string>& args) {
   tok::Tokenizer tokenizer = tok::Tokenizer::load(base);
   data::TokenizerEncoder encoder(tokenizer);
 
-  const data::PrepareOptions po = train::prepare_options(cfg);
+  data::PrepareOptions po = train::prepare_options(cfg);
+  if (cfg.template_name == "model" || cfg.template_name == "auto") {
+    // The folder's own Jinja chat template (as apply_chat_template renders it); "auto" falls back to alpaca.
+    std::optional<jinja::ChatTemplate> t = cfg.template_name == "model"
+                                               ? std::optional<jinja::ChatTemplate>(jinja::ChatTemplate::load_required(base))
+                                               : jinja::ChatTemplate::load(base);
+    if (t) {
+      std::printf("template: the model's chat template (%s); loss on assistant turns + end-of-turn token\n",
+                  t->origin().c_str());
+      po.templ.tmpl = data::Template::Model;
+      po.templ.chat_template = std::make_shared<jinja::ChatTemplate>(std::move(*t));
+    } else {
+      std::printf("template: %s has no chat template; --template auto uses alpaca\n", base.string().c_str());
+    }
+  }
   data::PreparedData prepared = data::prepare_dataset(po, encoder);
   std::fputs(data::format_read_report(prepared.train_read, cfg.dataset_path).c_str(), stdout);
   if (!cfg.eval_dataset_path.empty())
@@ -191,7 +222,7 @@ void run_train(const std::vector<std::string>& args) {
   job.eval = eval_loader.get();
   job.base_model_dir = base;
   job.resume_dir = resume_dir;
-  ConsoleObserver obs;
+  ConsoleObserver obs(cfg.disable_tqdm);
   const train::TrainSummary s = train::run_training(job, obs);
   obs.clear_bar();
   std::printf("done: %lld steps in %s, final loss %.4f; model saved to %s (loss curve: loss_curve.svg)\n",

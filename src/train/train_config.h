@@ -34,12 +34,14 @@ struct TrainConfig {
   double num_train_epochs = 3.0;
   int64_t max_steps = -1;  // > 0 overrides num_train_epochs
   uint64_t seed = 42;
-  bool bf16 = false;                 // bf16 compute, fp32 master weights and optimizer state
+  bool bf16 = false;                 // bf16 compute, fp32 master weights and optimizer state (--fp16 maps here too)
   std::string torch_dtype = "auto";  // "bfloat16" = bf16 compute (and the final model saved in bf16)
 
   // ---- logging / evaluation / checkpoints ----
+  std::string logging_strategy = "steps";  // steps | epoch | no (HF IntervalStrategy)
   int64_t logging_steps = 500;
   bool logging_first_step = false;
+  bool disable_tqdm = false;  // no live progress line (on a terminal) and no periodic progress lines (elsewhere)
   std::string save_strategy = "steps";  // steps | epoch | no
   int64_t save_steps = 500;
   int64_t save_total_limit = -1;  // <= 0: keep all

@@ -207,6 +207,7 @@ TrainSummary run_training(const TrainJob& job, TrainObserver& obs) {
   const auto t_start = Clock::now();
   auto t_window = t_start;
   double last_step_loss = 0, last_logged = NAN;
+  int64_t run_tokens = 0;
   const int64_t nb = plan.batches_per_epoch;
   auto lr_at = [&](int64_t step) { return cfg.learning_rate * lr_multiplier(sched, step, plan.warmup_steps, plan.total_steps); };
 
@@ -315,10 +316,24 @@ TrainSummary run_training(const TrainJob& job, TrainObserver& obs) {
     }
     const double elapsed = std::chrono::duration<double>(Clock::now() - t_start).count();
     obs.on_step(st.global_step, plan.total_steps, last_step_loss, elapsed);
+    run_tokens += step_tokens;
+    StepProgress prog;
+    prog.step = st.global_step;
+    prog.total = plan.total_steps;
+    prog.start_step = plan.start_step;
+    prog.epoch = st.epoch;
+    prog.loss = last_step_loss;
+    prog.elapsed_s = elapsed;
+    prog.tokens = run_tokens;
+    obs.on_progress(prog);
 
+    // HF IntervalStrategy: steps = every logging_steps (plus, here, the final step), epoch = at each epoch end,
+    // no = never; logging_first_step adds step 1 under any strategy (DefaultFlowCallback).
     const bool last = st.global_step == plan.total_steps;
-    if (st.global_step % cfg.logging_steps == 0 || (cfg.logging_first_step && st.global_step == 1) || last)
-      log_now(norm);
+    const bool log_due = cfg.logging_strategy == "steps"   ? st.global_step % cfg.logging_steps == 0 || last
+                         : cfg.logging_strategy == "epoch" ? epoch_end
+                                                           : false;
+    if (log_due || (cfg.logging_first_step && st.global_step == 1)) log_now(norm);
     if (do_eval && ((cfg.eval_strategy == "steps" && st.global_step % eval_steps == 0) ||
                     (cfg.eval_strategy == "epoch" && epoch_end))) {
       LogRow row;

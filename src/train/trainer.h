@@ -50,12 +50,20 @@ struct TrainSummary {
 };
 
 // Everything printed is the cli's business: the trainer reports through this interface.
+// What a progress display needs after each optimizer step.
+struct StepProgress {
+  int64_t step = 0, total = 0, start_step = 0;  // start_step: where this run began (resume)
+  double epoch = 0, loss = 0, elapsed_s = 0;     // loss: the step's mean token loss; elapsed since this run began
+  int64_t tokens = 0;                            // non-padding input tokens trained on since this run began
+};
+
 class TrainObserver {
  public:
   virtual ~TrainObserver() = default;
   virtual void on_begin(const TrainPlan&) {}
   // After every optimizer step: step (1-based), the step's mean token loss, seconds since the start of this run.
   virtual void on_step(int64_t step, int64_t total, double step_loss, double elapsed_s) {}
+  virtual void on_progress(const StepProgress&) {}  // right after on_step
   virtual void on_log(const LogRow&) {}
   virtual void on_eval(const LogRow&) {}
   virtual void on_checkpoint(const std::filesystem::path&) {}
