@@ -3,15 +3,21 @@
 #include <omp.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstdio>
 #include <filesystem>
 #include <memory>
+#include <thread>
 
 #include "backend/backend.h"
 #include "cli/commands.h"
 #include "cli/train_flags.h"
 #include "data/prepare.h"
+#include "dist/communicator.h"
+#ifdef SFT_HAVE_CUDA
+#include "dist/nccl/nccl_communicator.h"
+#endif
 #include "model/model.h"
 #include "tokenizer/tokenizer.h"
 #include "train/checkpoint.h"
@@ -91,25 +97,39 @@ class ConsoleObserver final : public train::TrainObserver {
   int64_t start_step_ = 0;
 };
 
-std::unique_ptr<backend::Backend> make_backend(const std::string& device) {
+// `local_rank` >= 0: a data-parallel rank, plain "cuda" means the GPU of its local rank (one rank per GPU).
+std::unique_ptr<backend::Backend> make_backend(const std::string& device, int local_rank) {
   if (device == "cpu") return backend::make_cpu_backend();
-  int index = 0;
+  int index = local_rank;
   if (device.size() > 5) index = std::stoi(device.substr(5));
   return backend::make_cuda_backend(index);  // throws a clear error in a build without CUDA
 }
 
-void run_train(const std::vector<std::string>& args) {
-  ParsedTrainArgs parsed = parse_train_args(args);
-  if (parsed.help) {
-    std::fputs(train_flags_help().c_str(), stdout);
-    return;
-  }
+void train_in_this_process(ParsedTrainArgs& parsed, std::unique_ptr<dist::Communicator>& comm) {
   train::TrainConfig& cfg = parsed.cfg;
-  cfg.validate();
+  const bool root = comm->rank() == 0;
+  // Rank 0 alone prints (the table, the report); the others keep stderr for their errors.
+  if (!root) {
+    std::fflush(stdout);
+    SFT_CHECK(std::freopen("/dev/null", "w", stdout) != nullptr, "cannot silence stdout of rank ", comm->rank());
+  }
+  if (comm->world_size() > 1) {
+    const dist::LaunchInfo li = dist::detect_launch();
+    std::printf("data parallel: %d ranks (%s, %d on this machine), per-device batch %lld -> %lld rows per micro-batch, "
+                "ZeRO stage %lld\n", comm->world_size(), li.launcher.c_str(), comm->local_size(),
+                static_cast<long long>(cfg.per_device_train_batch_size),
+                static_cast<long long>(cfg.per_device_train_batch_size * comm->world_size()),
+                static_cast<long long>(cfg.zero_stage));
+  }
   for (const auto& n : parsed.notes) std::printf("%s\n", n.c_str());
   if (cfg.eval_strategy == "no" && cfg.load_best_model_at_end)
     std::printf("note: --load_best_model_at_end ignored: no evaluation (--eval_strategy no)\n");
-  if (cfg.threads > 0) omp_set_num_threads(static_cast<int>(cfg.threads));
+  if (cfg.threads > 0) {
+    omp_set_num_threads(static_cast<int>(cfg.threads));
+  } else if (comm->local_size() > 1) {  // ranks sharing a machine split its cores (a bound rank sees only its own)
+    const int hw = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+    omp_set_num_threads(std::max(1, std::min(omp_get_num_procs(), hw / comm->local_size())));
+  }
 
   // Resume: the weights come from the checkpoint, everything else from the base model folder.
   fs::path resume_dir;
@@ -119,9 +139,18 @@ void run_train(const std::vector<std::string>& args) {
     SFT_CHECK(fs::exists(resume_dir / "trainer_state.json"), "--resume_from_checkpoint: ", resume_dir.string(),
               " is not a checkpoint folder (no trainer_state.json)");
   }
-  train::prepare_output_dir(cfg, !resume_dir.empty());
+  if (root) train::prepare_output_dir(cfg, !resume_dir.empty());
+  comm->barrier();  // nobody writes into output_dir before rank 0 has cleaned it
 
-  auto be = make_backend(cfg.device);
+  auto be = make_backend(cfg.device, comm->world_size() > 1 ? comm->local_rank() : 0);
+  if (comm->world_size() > 1 && cfg.device != "cpu") {
+#ifdef SFT_HAVE_CUDA
+    const int gpu = cfg.device.size() > 5 ? std::stoi(cfg.device.substr(5)) : comm->local_rank();
+    comm = dist::make_nccl_communicator(std::move(comm), gpu);
+#else
+    throw Error("--device " + cfg.device + " with several ranks needs a CUDA build (NCCL)");
+#endif
+  }
   const fs::path base = cfg.model_name_or_path;
   tok::Tokenizer tokenizer = tok::Tokenizer::load(base);
   data::TokenizerEncoder encoder(tokenizer);
@@ -153,7 +182,7 @@ void run_train(const std::vector<std::string>& args) {
 
   const int32_t pad = tokenizer.pad_id().value_or(tokenizer.eos_id().value_or(0));
   data::LoaderOptions lo;
-  lo.batch_size = cfg.per_device_train_batch_size;
+  lo.batch_size = cfg.per_device_train_batch_size * comm->world_size();  // global micro-batch; each rank its slice
   lo.max_seq_length = cfg.max_seq_length;
   lo.group_by_length = cfg.group_by_length;
   lo.packing = cfg.packing;
@@ -181,12 +210,39 @@ void run_train(const std::vector<std::string>& args) {
   job.eval = eval_loader.get();
   job.base_model_dir = base;
   job.resume_dir = resume_dir;
+  job.comm = comm.get();
   ConsoleObserver obs;
   const train::TrainSummary s = train::run_training(job, obs);
   obs.clear_bar();
   std::printf("done: %lld steps in %s, final loss %.4f; model saved to %s (loss curve: loss_curve.svg)\n",
               static_cast<long long>(s.steps), format_duration(s.seconds).c_str(), s.final_loss,
               s.output_dir.string().c_str());
+  if (s.world_size > 1)
+    std::printf("data parallel: rank 0 spent %.2f s in collectives (%.1f ms per optimizer step) of %.1f s\n",
+                s.comm_seconds, s.steps > 0 ? 1e3 * s.comm_seconds / static_cast<double>(s.steps) : 0.0, s.seconds);
+}
+
+void run_train(const std::vector<std::string>& args) {
+  ParsedTrainArgs parsed = parse_train_args(args);
+  if (parsed.help) {
+    std::fputs(train_flags_help().c_str(), stdout);
+    return;
+  }
+  parsed.cfg.validate();
+  // mpirun / srun: one rank of several (MPI initialised here); a plain launch: world 1.
+  std::unique_ptr<dist::Communicator> comm = dist::make_communicator_from_environment();
+  if (comm->world_size() == 1) return train_in_this_process(parsed, comm);
+  // A rank that fails must take the job down: the others would wait in the next collective (and MPI_Finalize
+  // would wait for them). The error names the rank; abort ends every process of the job.
+  const int rank = comm->rank(), world = comm->world_size();
+  try {
+    train_in_this_process(parsed, comm);
+  } catch (const std::exception& e) {
+    std::fflush(stdout);
+    std::fprintf(stderr, "sft: error: rank %d of %d: %s\n", rank, world, e.what());
+    std::fflush(stderr);
+    comm->abort(1);
+  }
 }
 
 }  // namespace

@@ -98,7 +98,10 @@ const std::map<std::string, Flag>& flags() {
                                c.greater_is_better = parse_bool("greater_is_better", v) ? 1 : 0; },
                              "best = higher metric (default False for eval_loss)"}},
       {"device", {STR(device), "cpu (default) or cuda[:N] (needs a CUDA build)"}},
-      {"threads", {INT(threads), "CPU threads (default: all cores)"}},
+      {"threads", {INT(threads), "CPU threads per rank (default: the machine's cores / ranks on it)"}},
+      {"zero_stage", {INT(zero_stage), "data parallel: 1 shards the AdamW state across ranks (ZeRO-1), 0 (default)"}},
+      {"ddp_timeout", {FLT(ddp_timeout), "data parallel: seconds to wait for the other ranks (1800)"}},
+      {"ddp_bucket_cap_mb", {FLT(ddp_bucket_cap_mb), "data parallel: gradient bucket size in MiB (25)"}},
       {"debug_dump_batches", {STR(debug_dump_batches), "debug: write every micro-batch used as JSON lines"}},
   };
   return f;
@@ -121,7 +124,7 @@ const std::map<std::string, const char*>& ignored_flags() {
       {"save_safetensors", "always safetensors"},
       {"optim", "the optimizer is AdamW (torch semantics)"},
       {"gradient_checkpointing", "activations are kept per micro-batch"},
-      {"ddp_find_unused_parameters", "no DDP here"},
+      {"ddp_find_unused_parameters", "every parameter gets a gradient"},
       {"log_level", "fixed"},
       {"eval_accumulation_steps", "evaluation keeps only loss sums"},
       {"prediction_loss_only", "evaluation computes the loss only"},

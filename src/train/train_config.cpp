@@ -37,6 +37,9 @@ void TrainConfig::validate() const {
   SFT_CHECK(device == "cpu" || device == "cuda" || device.rfind("cuda:", 0) == 0,
             "--device: expected cpu or cuda[:N], got '", device, "'");
   SFT_CHECK(threads >= 0, "--threads must be >= 0");
+  SFT_CHECK(zero_stage == 0 || zero_stage == 1, "--zero_stage: expected 0 or 1, got ", zero_stage);
+  SFT_CHECK(ddp_timeout > 0, "--ddp_timeout must be > 0 seconds");
+  SFT_CHECK(ddp_bucket_cap_mb > 0, "--ddp_bucket_cap_mb must be > 0");
 }
 
 }  // namespace sft::train
