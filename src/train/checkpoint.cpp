@@ -39,6 +39,7 @@ std::string trainer_state_to_json(const TrainerState& s) {
   r["window_tokens"] = s.window.tokens;
   r["window_steps"] = s.window.steps;
   r["seed"] = s.seed;
+  r["rows_per_micro_batch"] = s.rows_per_micro_batch;
   j["sft_resume"] = r;
   return j.dump(2) + "\n";
 }
@@ -67,6 +68,7 @@ TrainerState trainer_state_from_json(const std::string& text, const std::string&
     s.window.tokens = r.at("window_tokens").get<int64_t>();
     s.window.steps = r.at("window_steps").get<int64_t>();
     s.seed = r.at("seed").get<uint64_t>();
+    s.rows_per_micro_batch = r.value("rows_per_micro_batch", int64_t{0});
   } catch (const nlohmann::json::exception& e) {
     throw Error(path + ": not a trainer_state.json written by sft train (" + e.what() + ")");
   }

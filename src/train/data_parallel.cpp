@@ -104,6 +104,14 @@ float* DataParallelAdamW::seg_grad(const Segment& s) const {
   return opts_.zero_stage == 1 ? gshard_ + s.state_off : params_[s.param].grad + s.param_off;
 }
 
+int64_t DataParallelAdamW::sole_param(const Bucket& b) const {
+  const auto it = std::upper_bound(param_flat_.begin(), param_flat_.end(), b.begin);
+  const size_t i = static_cast<size_t>(it - param_flat_.begin()) - 1;
+  const bool inside = param_flat_[i] + params_[i].numel >= b.begin + b.len;
+  const bool unpadded = opts_.zero_stage == 0 || b.part * comm_.world_size() == b.len;
+  return inside && unpadded ? static_cast<int64_t>(i) : -1;
+}
+
 void DataParallelAdamW::pack(const Bucket& b, bool grads) {
   for (size_t i = 0; i < params_.size(); ++i) {
     const int64_t lo = std::max(b.begin, param_flat_[i]), hi = std::min(b.begin + b.len, param_flat_[i] + params_[i].numel);
@@ -134,12 +142,19 @@ void DataParallelAdamW::reduce_gradients() {
   const int64_t world = comm_.world_size();
   for (size_t bi = 0; bi < buckets_.size(); ++bi) {
     const Bucket& b = buckets_[bi];
-    pack(b, true);
+    const int64_t sole = sole_param(b);
+    float* in_place = sole >= 0 ? params_[sole].grad + (b.begin - param_flat_[sole]) : nullptr;
     if (opts_.zero_stage == 0) {
+      if (in_place) {  // large tensors: no staging copies (they would double the memory traffic)
+        comm_.all_reduce_sum(in_place, static_cast<size_t>(b.len));
+        continue;
+      }
+      pack(b, true);
       comm_.all_reduce_sum(staging_, static_cast<size_t>(b.len));
       unpack(b, true);
       continue;
     }
+    if (!in_place) pack(b, true);
     const int64_t padded = b.part * world;
     if (padded > b.len) be_.zero(staging_ + b.len, static_cast<size_t>(padded - b.len) * sizeof(float));
     // This rank's part lands at the state offset of its first owned segment of the bucket (parts are contiguous).
@@ -151,7 +166,7 @@ void DataParallelAdamW::reduce_gradients() {
       }
     // A short last part receives b.part values: the spill lands in the next bucket's part (written after this one)
     // or in the spare room after the state (gshard_ has max_part extra values), and is zero padding anyway.
-    comm_.reduce_scatter_sum(staging_, gshard_ + off, static_cast<size_t>(b.part));
+    comm_.reduce_scatter_sum(in_place ? in_place : staging_, gshard_ + off, static_cast<size_t>(b.part));
   }
 }
 
@@ -186,6 +201,10 @@ void DataParallelAdamW::step(double lr) {
   be_.synchronize();
   for (size_t bi = 0; bi < buckets_.size(); ++bi) {
     const Bucket& b = buckets_[bi];
+    if (const int64_t sole = sole_param(b); sole >= 0) {  // the updated part is already in place in the tensor
+      comm_.all_gather_inplace(params_[sole].value + (b.begin - param_flat_[sole]), static_cast<size_t>(b.part));
+      continue;
+    }
     for (const auto& s : owned_)
       if (s.bucket == bi)
         be_.copy(staging_ + (s.flat - b.begin), params_[s.param].value + s.param_off, static_cast<size_t>(s.n) * sizeof(float));

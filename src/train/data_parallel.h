@@ -72,6 +72,8 @@ class DataParallelAdamW {
     size_t param = 0, bucket = 0;
     int64_t param_off = 0, flat = 0, state_off = 0, n = 0;
   };
+  // The parameter holding the whole bucket (then collectives run in place on its buffers, no staging copies), or -1.
+  int64_t sole_param(const Bucket& b) const;
   void pack(const Bucket& b, bool grads);        // staging[0, len) <- grads or values of the bucket's range
   void unpack(const Bucket& b, bool grads);      // the reverse
   float* seg_grad(const Segment& s) const;

@@ -182,6 +182,11 @@ TrainSummary run_training(const TrainJob& job, TrainObserver& obs) {
     SFT_CHECK(st.max_steps == plan.total_steps, job.resume_dir.string(), ": the checkpoint was made for ",
               st.max_steps, " total steps but these settings give ", plan.total_steps,
               " (resume with the same data, batch size, accumulation and epochs)");
+    const int64_t rows = cfg.per_device_train_batch_size * world;
+    SFT_CHECK(st.rows_per_micro_batch == 0 || st.rows_per_micro_batch == rows, job.resume_dir.string(),
+              ": the checkpoint was made with ", st.rows_per_micro_batch,
+              " rows per micro-batch (per-device batch x ranks) but these settings give ", rows,
+              " (resume with the same product, e.g. 2 ranks x 2 after 1 rank x 4)");
     loader.seek({st.loader_epoch, st.loader_index});
     // The log restarts from the checkpoint's history (rows written after it by the interrupted run are dropped).
     std::string text;
@@ -199,6 +204,7 @@ TrainSummary run_training(const TrainJob& job, TrainObserver& obs) {
   st.eval_steps = eval_steps;
   st.train_batch_size = cfg.per_device_train_batch_size;
   st.seed = cfg.seed;
+  st.rows_per_micro_batch = cfg.per_device_train_batch_size * world;
   plan.start_step = st.global_step;
 
   const bool do_eval = cfg.eval_strategy != "no" && job.eval != nullptr;

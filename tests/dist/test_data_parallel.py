@@ -153,6 +153,17 @@ def test_resume_at_another_world_size(base, single_run, tmp_path, first, second)
     assert d <= 1e-5, f"resumed weights differ by {d:.3g}"
 
 
+def test_resume_refuses_another_micro_batch(base, single_run, tmp_path):
+    """The loader position counts global micro-batches: resuming needs the same per-device batch x ranks."""
+    base_dir, data = base
+    out = str(tmp_path / "other")
+    os.makedirs(out)
+    shutil.copytree(os.path.join(single_run, "checkpoint-4"), os.path.join(out, "checkpoint-4"))
+    res = run_sft(common(base_dir, data, out, 2, "--max_steps", "8", "--resume_from_checkpoint", "last",
+                         "--validation_split", "4"), check=False)
+    assert res.returncode != 0 and "4 rows per micro-batch" in res.stderr and "give 2" in res.stderr, res.stderr
+
+
 def rank_pids(mpirun_pid):
     """sft processes started by this mpirun, by MPI rank (from their OMPI_COMM_WORLD_RANK)."""
     found = {}
