@@ -3,16 +3,16 @@
 # thread (mpirun), the same global batch and data, in one run so all three see the same machine load. Reports each
 # run's training tokens/s (steps after the first, from trainer_log.jsonl), the ratios, and rank 0's time inside
 # collectives per optimizer step; then the loopback all-reduce bandwidth (bench/allreduce_bench).
-# usage: bench/dist_throughput.sh [BUILD_DIR] [--layers 4] [--steps 6] [--batch 4] [--seq 128]
+# usage: bench/dist_throughput.sh [BUILD_DIR] [--layers 4] [--steps 6] [--batch 4] [--seq 128] [--gas 4]
 # Model: random weights, SmolLM2-135M layer shapes, Llama-3 vocabulary (bench/make_bench_model.py); ~1.5 GB RSS a rank.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 build=${1:-$root/build}
 shift || true
-layers=4 steps=6 batch=4 seq=128
+layers=4 steps=6 batch=4 seq=128 gas=4
 while [ $# -gt 0 ]; do
   case "$1" in
-    --layers) layers=$2 ;; --steps) steps=$2 ;; --batch) batch=$2 ;; --seq) seq=$2 ;;
+    --layers) layers=$2 ;; --steps) steps=$2 ;; --batch) batch=$2 ;; --seq) seq=$2 ;; --gas) gas=$2 ;;
     *) echo "dist_throughput: unknown flag $1" >&2; exit 2 ;;
   esac
   shift 2
@@ -28,7 +28,7 @@ mpi=(mpirun --oversubscribe --bind-to none --mca btl self,vader --mca btl_vader_
 run() {  # name ranks threads
   local name=$1 ranks=$2 threads=$3 pd=$((batch / $2))
   local args=(train --model_name_or_path "$work/model" --dataset_path "$data" --output_dir "$work/$name"
-              --per_device_train_batch_size "$pd" --max_steps "$steps" --logging_steps 1 --save_strategy no
+              --per_device_train_batch_size "$pd" --gradient_accumulation_steps "$gas" --max_steps "$steps" --logging_steps 1 --save_strategy no
               --max_seq_length "$seq" --learning_rate 1e-4 --threads "$threads" --seed 1)
   if [ "$ranks" = 1 ]; then "$build/src/cli/sft" "${args[@]}" >"$work/$name.out"
   else "${mpi[@]}" -np "$ranks" "$build/src/cli/sft" "${args[@]}" >"$work/$name.out"; fi
