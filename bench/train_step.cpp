@@ -1,6 +1,8 @@
 // One training step (forward + backward + AdamW over every parameter) of a Qwen2/Llama-shaped decoder with random
 // weights on the CPU backend — sft's side of bench/train_step.sh (the PyTorch peer is bench/peers/torch_step.py).
-// Prints one JSON line with the same fields as the peer.
+// Prints one JSON line with the same fields as the peer, plus the per-step breakdown (every kernel call timed by
+// backend::TimingBackend, summed per category; "other" = step time not inside any kernel), the gemm FLOP/s, the
+// oneDNN version/ISA/matmul implementations that ran and the CPU kernel variant chosen at run time.
 // usage: train_step [--shape qwen2.5-0.5b|qwen2.5-1.5b|smollm2-135m] [--batch 4] [--seq 512] [--dtype bf16|fp32]
 //                   [--steps 3] [--layers N (override, for quick runs)]
 #include <sys/resource.h>
@@ -14,6 +16,9 @@
 #include <vector>
 
 #include "backend/backend.h"
+#include "backend/cpu/cpu_dispatch.h"
+#include "backend/cpu/dnnl_gemm.h"
+#include "backend/timing_backend.h"
 #include "model/model.h"
 
 using namespace sft;
@@ -54,7 +59,9 @@ int main(int argc, char** argv) {
   if (layers > 0) c.num_hidden_layers = layers;
   c.rms_norm_eps = 1e-6, c.max_position_embeddings = 32768;
 
-  auto be = backend::make_cpu_backend();
+  auto inner = backend::make_cpu_backend();
+  auto timing = std::make_unique<backend::TimingBackend>(*inner, c.vocab_size);
+  backend::Backend* be = timing.get();
   auto m = model::Model::random(c, 0, *be, dtype == "bf16" ? model::Precision::BF16 : model::Precision::F32);
   std::vector<model::ParamRef> params = m->parameters();
   int64_t n_params = 0;
@@ -83,6 +90,7 @@ int main(int argc, char** argv) {
     be->synchronize();
   };
   step();  // warm-up (primitive creation, first-touch of activation memory)
+  timing->reset();
   std::vector<double> times;
   for (int64_t i = 0; i < steps; ++i) {
     const auto t0 = std::chrono::steady_clock::now();
@@ -94,16 +102,44 @@ int main(int argc, char** argv) {
   const double T = static_cast<double>(seq), B = static_cast<double>(batch);
   const double flops = 6.0 * n_params * B * T +
                        6.0 * c.num_hidden_layers * B * T * T * c.num_attention_heads * c.head_dim;  // as the peer
+  // breakdown: mean seconds per step of each category over the timed steps, as a share of the mean step
+  double mean = 0;
+  for (double t : times) mean += t / static_cast<double>(times.size());
+  using Cat = backend::TimingBackend::Cat;
+  std::string breakdown;
+  double inside = 0;
+  for (int ci = 0; ci < static_cast<int>(Cat::kCount); ++ci) {
+    const double sec = timing->seconds(static_cast<Cat>(ci)) / static_cast<double>(steps);
+    inside += sec;
+    char buf[128];
+    std::snprintf(buf, sizeof buf, "\"%s\": %.4f, ", backend::TimingBackend::cat_name(static_cast<Cat>(ci)), sec);
+    breakdown += buf;
+  }
+  char buf[128];
+  std::snprintf(buf, sizeof buf, "\"other\": %.4f", std::max(0.0, mean - inside));
+  breakdown += buf;
+  const double gemm_s = (timing->seconds(Cat::Gemm) + timing->seconds(Cat::HeadGemm)) / static_cast<double>(steps);
+  const double gemm_gflops = timing->gemm_flop() / static_cast<double>(steps) / std::max(gemm_s, 1e-12) / 1e9;
+  std::string kernels;
+  for (const auto& [name, e] : timing->per_kernel()) {
+    char kb[160];
+    std::snprintf(kb, sizeof kb, "%s\"%s\": [%lld, %.4f]", kernels.empty() ? "" : ", ", name.c_str(),
+                  static_cast<long long>(e.calls / steps), e.seconds / static_cast<double>(steps));
+    kernels += kb;
+  }
   rusage ru{};
   getrusage(RUSAGE_SELF, &ru);
   std::printf(
       "{\"peer\": \"sft\", \"shape\": \"%s\", \"layers\": %lld, \"params\": %lld, \"batch\": %lld, \"seq\": %lld, "
       "\"dtype\": \"%s\", \"bf16_gemm\": \"%s\", \"step_s_median\": %.3f, \"tokens_per_s\": %.1f, "
-      "\"model_gflops\": %.1f, \"peak_rss_mib\": %ld}\n",
+      "\"model_gflops\": %.1f, \"peak_rss_mib\": %ld, \"step_s_mean\": %.3f, \"gemm_share\": %.3f, "
+      "\"gemm_gflops\": %.1f, \"breakdown_s\": {%s}, \"kernels_calls_s\": {%s}, \"gemm_lib\": \"%s\", "
+      "\"cpu_kernels\": \"%s\"}\n",
       shape.c_str(), static_cast<long long>(c.num_hidden_layers), static_cast<long long>(n_params),
       static_cast<long long>(batch), static_cast<long long>(seq), dtype.c_str(),
       dtype == "bf16" ? (be->fast_bf16_gemm() ? "native" : "emulated-fp32") : "n/a", dt, B * T / dt,
-      flops / dt / 1e9, ru.ru_maxrss / 1024);
+      flops / dt / 1e9, ru.ru_maxrss / 1024, mean, gemm_s / mean, gemm_gflops, breakdown.c_str(), kernels.c_str(),
+      backend::cpu::dnnl_gemm_report().c_str(), backend::cpu::cpu_kernel_variant().c_str());
   for (size_t i = 0; i < params.size(); ++i) be->free(mom[i]), be->free(var[i]);
   return 0;
 }

@@ -9,6 +9,7 @@
 #include <nlohmann/json.hpp>
 
 #include "backend/backend.h"
+#include "backend/device.h"
 #include "cli/commands.h"
 #include "eval/evaluator.h"
 #include "eval/report.h"
@@ -43,21 +44,6 @@ uint64_t parse_fewshot_seed(const std::string& s) {
   }
 }
 
-std::unique_ptr<backend::Backend> make_backend(const std::string& device) {
-  if (device == "cpu") return backend::make_cpu_backend();
-  if (device.rfind("cuda", 0) == 0) {
-    int idx = device.size() > 5 ? std::stoi(device.substr(5)) : 0;
-    return backend::make_cuda_backend(idx);
-  }
-  throw Error("--device must be cpu or cuda[:N], got '" + device + "'");
-}
-
-model::Precision parse_dtype(const std::string& d) {
-  if (d == "float32" || d == "fp32") return model::Precision::F32;
-  if (d == "bfloat16" || d == "bf16") return model::Precision::BF16;
-  throw Error("--dtype must be float32 or bfloat16, got '" + d + "'");
-}
-
 eval::EvalResults run_one(const EvalArgs& a, const std::string& model_dir, backend::Backend& be) {
   SFT_CHECK(fs::is_directory(model_dir), "--model: ", model_dir, " is not a directory");
   eval::TaskOptions to;
@@ -74,7 +60,7 @@ eval::EvalResults run_one(const EvalArgs& a, const std::string& model_dir, backe
                            "(the evaluated document is excluded, as lm-eval does when fewshot_split == test_split)\n",
                    t.name.c_str(), a.data_dir.c_str());
   auto tok = tok::Tokenizer::load(model_dir);
-  auto model = model::Model::load(model_dir, be, parse_dtype(a.dtype));
+  auto model = model::Model::load(model_dir, be, model::parse_precision(a.dtype));
   int64_t max_len = a.max_length > 0 ? a.max_length : eval::lm_eval_max_length(model->config());
   eval::Scorer scorer(*model, tok, max_len);
   if (!a.quiet) std::fprintf(stderr, "evaluating %s (%zu tasks, max_length %lld)\n", model_dir.c_str(), tasks.size(),
@@ -109,7 +95,7 @@ void write_outputs(const EvalArgs& a, const fs::path& dir, const std::string& mo
 void run_eval(const EvalArgs& a_in) {
   EvalArgs a = a_in;
   if (a.data_dir.empty()) a.data_dir = std::getenv("SFT_DATA_DIR") ? std::getenv("SFT_DATA_DIR") : "data";
-  auto be = make_backend(a.device);
+  auto be = backend::make_backend(a.device);
   if (a.compare.empty()) {
     auto r = run_one(a, a.model, *be);
     std::cout << eval::results_table(r);

@@ -10,6 +10,7 @@
 #include <nlohmann/json.hpp>
 
 #include "backend/backend.h"
+#include "backend/device.h"
 #include "cli/commands.h"
 #include "data/template.h"
 #include "generate/generator.h"
@@ -31,18 +32,6 @@ struct GenArgs {
   CLI::Option *o_max_new = nullptr, *o_temp = nullptr, *o_top_p = nullptr, *o_top_k = nullptr, *o_rep = nullptr;
 };
 
-std::unique_ptr<backend::Backend> make_backend(const std::string& device) {
-  if (device == "cpu") return backend::make_cpu_backend();
-  if (device.rfind("cuda", 0) == 0) return backend::make_cuda_backend(device.size() > 5 ? std::stoi(device.substr(5)) : 0);
-  throw Error("--device must be cpu or cuda[:N], got '" + device + "'");
-}
-
-model::Precision parse_dtype(const std::string& d) {
-  if (d == "float32" || d == "fp32") return model::Precision::F32;
-  if (d == "bfloat16" || d == "bf16") return model::Precision::BF16;
-  throw Error("--dtype must be float32 or bfloat16, got '" + d + "'");
-}
-
 // Everything a session needs: model, tokenizer, generator and resolved options.
 struct Session {
   std::unique_ptr<backend::Backend> be;
@@ -55,9 +44,9 @@ struct Session {
 Session open_session(const GenArgs& a, bool chatml) {
   SFT_CHECK(std::filesystem::is_directory(a.model), "--model: ", a.model, " is not a directory");
   Session s;
-  s.be = make_backend(a.device);
+  s.be = backend::make_backend(a.device);
   s.tok = std::make_unique<tok::Tokenizer>(tok::Tokenizer::load(a.model));
-  s.model = model::Model::load(a.model, *s.be, parse_dtype(a.dtype));
+  s.model = model::Model::load(a.model, *s.be, model::parse_precision(a.dtype));
   s.gen = std::make_unique<gen::Generator>(*s.model, *s.tok);
   auto gc = gen::load_generation_config(a.model);
   s.opts.sampling = gc.sampling;

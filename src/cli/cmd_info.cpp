@@ -2,16 +2,9 @@
 // of it costs in memory. Validates the folder on the way (config.json parses, every safetensors file passes the
 // reader's checks, every weight the config implies is present with its shape), so it doubles as a folder checker.
 //
-// Memory model (docs/arch/io.md): P = parameters (tied head once), n = batch_size * seq_len tokens per micro-batch.
-//   weights + optimizer: fp32 masters 4P, fp32 grads 4P, AdamW m and v 8P; bf16 compute adds bf16 weight copies 2P.
-//   activations: the training workspace of src/model/decoder.cpp (make_workspace), in floats:
-//     per layer  n*(2 + 3H + 2*QD + 2*KD + 2I + Hq)   (rstd1/2; xn1, mid, xn2; q, att; k, v; gate, up; lse)
-//     residual   (L+1)*n*H,  final norm n*(1+H),  swiglu scratch n*I
-//     backward   n*(2H + 2I + 2QD + 2KD)
-//     LM head    chunk*(2H + V + 1) floats + chunk*(1 + 8) bytes, chunk = clamp(16Mi / V, 16, 4096) rows
-//     ids        3n int32;  bf16 mode: two bf16 operand slots of max(n*max(H, I, QD), chunk*H | chunk*V) each
-//   Not included: backend scratch (oneDNN primitives, a few MB), the tokenized dataset, the page cache of the
-//   memory-mapped weight files while loading.
+// Memory: model::plan_training_memory (the decoder's own allocation code run against a sizing backend), so this
+// command never re-derives the decoder's workspace. Not included: backend scratch (oneDNN primitives, a few MB), the
+// tokenized dataset, the page cache of the memory-mapped weight files while loading.
 #include <cstdio>
 #include <iostream>
 #include <map>
@@ -19,14 +12,13 @@
 
 #include <nlohmann/json.hpp>
 
+#include "backend/device.h"
 #include "cli/commands.h"
-#include "io/hf_config.h"
 #include "io/hf_folder.h"
 #include "io/safetensors.h"
+#include "model/family.h"
+#include "model/memory_plan.h"
 #include "util/error.h"
-#ifdef SFT_HAVE_CUDA
-#include "backend/cuda/cuda_info.h"  // device description (built with -DSFT_CUDA=ON)
-#endif
 
 namespace sft::cli {
 
@@ -41,32 +33,16 @@ struct InfoArgs {
   bool json = false;
 };
 
+// The two compute precisions' plans for the CPU this runs on (whether bf16 gemms are native decides the size of
+// the bf16 weight copies).
 struct MemoryEstimate {
-  int64_t masters = 0, grads = 0, adam = 0, bf16_copies = 0;
-  int64_t activations_fp32 = 0, activations_bf16 = 0;
-  int64_t total_fp32() const { return masters + grads + adam + activations_fp32; }
-  int64_t total_bf16() const { return masters + grads + adam + bf16_copies + activations_bf16; }
+  model::MemoryPlan f32, bf16;
 };
 
 MemoryEstimate estimate_memory(const io::ModelConfig& c, int64_t seq_len, int64_t batch) {
-  const int64_t P = c.num_parameters();
-  const int64_t n = seq_len * batch, H = c.hidden_size, I = c.intermediate_size, L = c.num_hidden_layers;
-  const int64_t QD = c.q_dim(), KD = c.kv_dim(), Hq = c.num_attention_heads, V = c.vocab_size;
-  MemoryEstimate m;
-  m.masters = 4 * P;
-  m.grads = 4 * P;
-  m.adam = 8 * P;
-  m.bf16_copies = 2 * P;
-  const int64_t chunk = std::clamp<int64_t>((int64_t{16} << 20) / V, 16, 4096);
-  int64_t floats = L * n * (2 + 3 * H + 2 * QD + 2 * KD + 2 * I + Hq);  // saved per-layer activations
-  floats += (L + 1) * n * H + n * (1 + H) + n * I;                       // residuals, final norm, swiglu scratch
-  floats += n * (2 * H + 2 * I + 2 * QD + 2 * KD);                       // backward scratch
-  floats += chunk * (2 * H + V + 1);                                     // LM head chunk
-  const int64_t fixed_bytes = 4 * floats + chunk * 9 + 3 * n * 4;
-  m.activations_fp32 = fixed_bytes;
-  const int64_t widest = std::max({H, I, QD});
-  m.activations_bf16 = fixed_bytes + 2 * (std::max(n * widest, chunk * H) + std::max(n * widest, chunk * V));
-  return m;
+  const bool fast_bf16 = backend::make_backend(backend::DeviceSpec{})->fast_bf16_gemm();
+  return {model::plan_training_memory(c, seq_len * batch, model::Precision::F32, fast_bf16),
+          model::plan_training_memory(c, seq_len * batch, model::Precision::BF16, fast_bf16)};
 }
 
 std::string with_commas(int64_t v) {
@@ -91,7 +67,7 @@ void run_info(const InfoArgs& a) {
   SFT_CHECK(fs::is_directory(dir), a.model, ": model folder not found");
   SFT_CHECK(fs::exists(dir / "config.json"), a.model, ": no config.json (not a Hugging Face model folder)");
   SFT_CHECK(a.seq_len > 0 && a.batch_size > 0, "--seq_len and --batch_size must be positive");
-  const io::ModelConfig cfg = io::load_model_config(dir / "config.json");
+  const io::ModelConfig cfg = model::load_config(dir / "config.json");
   const io::WeightStore ws = io::WeightStore::open(dir);
 
   // Every weight the config implies must be on disk with its shape; anything else is reported, not fatal
@@ -99,7 +75,7 @@ void run_info(const InfoArgs& a) {
   std::map<std::string, std::pair<int64_t, int64_t>> by_dtype;  // dtype -> (elements, bytes)
   int64_t expected_numel = 0;
   std::map<std::string, bool> expected;
-  for (const auto& w : io::hf_weight_specs(cfg)) {
+  for (const auto& w : model::tensor_table(cfg)) {
     const io::TensorInfo& t = ws.info(w.name);  // throws naming the tensor
     std::string shape_got, shape_want;
     for (auto d : t.shape) shape_got += (shape_got.empty() ? "" : ", ") + std::to_string(d);
@@ -123,7 +99,7 @@ void run_info(const InfoArgs& a) {
   for (const auto& f : io::tokenizer_file_names())
     if (fs::exists(dir / f)) tok_files.push_back(f);
 
-  const int64_t P = cfg.num_parameters(), E = cfg.num_embedding_parameters();
+  const int64_t P = model::num_parameters(cfg), E = model::num_embedding_parameters(cfg);
   const MemoryEstimate mem = estimate_memory(cfg, a.seq_len, a.batch_size);
 
   if (a.json) {
@@ -151,13 +127,11 @@ void run_info(const InfoArgs& a) {
     j["tokenizer_files"] = tok_files;
     j["seq_len"] = a.seq_len;
     j["batch_size"] = a.batch_size;
-    j["memory_bytes"] = {{"fp32_master_weights", mem.masters},  {"fp32_gradients", mem.grads},
-                         {"adamw_m_v", mem.adam},               {"bf16_weight_copies", mem.bf16_copies},
-                         {"activations_fp32", mem.activations_fp32}, {"activations_bf16", mem.activations_bf16},
-                         {"total_fp32", mem.total_fp32()},      {"total_bf16", mem.total_bf16()}};
-#ifdef SFT_HAVE_CUDA
-    j["cuda"] = backend::cuda::device_description();
-#endif
+    j["memory_bytes"] = {{"fp32_master_weights", mem.f32.weights},    {"fp32_gradients", mem.f32.gradients},
+                         {"adamw_m_v", mem.f32.optimizer},            {"bf16_weight_copies", mem.bf16.compute_copies},
+                         {"activations_fp32", mem.f32.activations},   {"activations_bf16", mem.bf16.activations},
+                         {"total_fp32", mem.f32.total()},             {"total_bf16", mem.bf16.total()}};
+    j["devices"] = backend::describe_devices();
     std::cout << j.dump(2) << "\n";
     return;
   }
@@ -181,9 +155,10 @@ void run_info(const InfoArgs& a) {
   std::printf("layers         %lld\n", static_cast<long long>(cfg.num_hidden_layers));
   std::printf("hidden         %lld, intermediate %lld\n", static_cast<long long>(cfg.hidden_size),
               static_cast<long long>(cfg.intermediate_size));
-  std::printf("heads          %lld query / %lld key-value, head_dim %lld, q/k/v bias %s\n",
+  std::printf("heads          %lld query / %lld key-value, head_dim %lld, q/k/v bias %s, o bias %s, q/k norm %s\n",
               static_cast<long long>(cfg.num_attention_heads), static_cast<long long>(cfg.num_key_value_heads),
-              static_cast<long long>(cfg.head_dim), cfg.attention_bias ? "yes" : "no");
+              static_cast<long long>(cfg.head_dim), cfg.attention_bias ? "yes" : "no", cfg.o_proj_bias ? "yes" : "no",
+              cfg.qk_norm ? "yes" : "no");
   std::printf("vocab          %lld, tied embeddings %s\n", static_cast<long long>(cfg.vocab_size),
               cfg.tie_word_embeddings ? "yes" : "no");
   std::printf("rope           theta %g, scaling %s, max positions %lld\n", cfg.rope_theta, rope.c_str(),
@@ -199,17 +174,16 @@ void run_info(const InfoArgs& a) {
   std::printf("\nmemory for full fine-tuning, seq_len %lld x batch_size %lld = %lld tokens per micro-batch:\n",
               static_cast<long long>(a.seq_len), static_cast<long long>(a.batch_size),
               static_cast<long long>(a.seq_len * a.batch_size));
-  std::printf("  fp32 master weights   %12s\n", gib(mem.masters).c_str());
-  std::printf("  fp32 gradients        %12s\n", gib(mem.grads).c_str());
-  std::printf("  AdamW m + v (fp32)    %12s\n", gib(mem.adam).c_str());
-  std::printf("  bf16 weight copies    %12s   (bf16 compute only)\n", gib(mem.bf16_copies).c_str());
-  std::printf("  activations           %12s   (bf16 compute: %s)\n", gib(mem.activations_fp32).c_str(),
-              gib(mem.activations_bf16).c_str());
-  std::printf("  total, fp32 compute   %12s\n", gib(mem.total_fp32()).c_str());
-  std::printf("  total, bf16 compute   %12s\n", gib(mem.total_bf16()).c_str());
-#ifdef SFT_HAVE_CUDA
-  std::printf("\n%s\n", backend::cuda::device_description().c_str());
-#endif
+  std::printf("  fp32 master weights   %12s\n", gib(mem.f32.weights).c_str());
+  std::printf("  fp32 gradients        %12s\n", gib(mem.f32.gradients).c_str());
+  std::printf("  AdamW m + v (fp32)    %12s\n", gib(mem.f32.optimizer).c_str());
+  std::printf("  bf16 weight copies    %12s   (bf16 compute only)\n", gib(mem.bf16.compute_copies).c_str());
+  std::printf("  activations           %12s   (bf16 compute: %s)\n", gib(mem.f32.activations).c_str(),
+              gib(mem.bf16.activations).c_str());
+  std::printf("  total, fp32 compute   %12s\n", gib(mem.f32.total()).c_str());
+  std::printf("  total, bf16 compute   %12s\n", gib(mem.bf16.total()).c_str());
+  std::printf("\ndevices\n");
+  for (const auto& d : backend::describe_devices()) std::printf("  %s\n", d.c_str());
 }
 
 }  // namespace

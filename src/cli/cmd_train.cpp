@@ -11,6 +11,7 @@
 #include <thread>
 
 #include "backend/backend.h"
+#include "backend/device.h"
 #include "cli/commands.h"
 #include "cli/train_flags.h"
 #include "data/prepare.h"
@@ -50,7 +51,8 @@ class ConsoleObserver final : public train::TrainObserver {
                 static_cast<long long>(p.batches_per_epoch), static_cast<long long>(p.num_parameters));
     if (p.start_step > 0) std::printf("resuming at step %lld\n", static_cast<long long>(p.start_step));
     start_step_ = p.start_step;
-    std::printf("%-8s%-15s%-15s%-11s%s\n", "Step", "Training Loss", "Learning Rate", "Grad Norm", "Tokens/s");
+    std::printf("%-8s%-15s%-15s%-11s%-10s%s\n", "Step", "Training Loss", "Learning Rate", "Grad Norm", "Tokens/s",
+                "Model GFLOP/s");
     std::fflush(stdout);
   }
   void on_step(int64_t step, int64_t total, double loss, double elapsed) override {
@@ -67,8 +69,8 @@ class ConsoleObserver final : public train::TrainObserver {
   }
   void on_log(const train::LogRow& r) override {
     clear_bar();
-    std::printf("%-8lld%-15.4f%-15.3e%-11.4f%.0f\n", static_cast<long long>(r.step), r.loss, r.learning_rate,
-                r.grad_norm, r.tokens_per_second);
+    std::printf("%-8lld%-15.4f%-15.3e%-11.4f%-10.0f%.1f\n", static_cast<long long>(r.step), r.loss, r.learning_rate,
+                r.grad_norm, r.tokens_per_second, r.model_flops_per_second / 1e9);
     std::fflush(stdout);
   }
   void on_eval(const train::LogRow& r) override {
@@ -96,14 +98,6 @@ class ConsoleObserver final : public train::TrainObserver {
   bool bar_shown_ = false;
   int64_t start_step_ = 0;
 };
-
-// `local_rank` >= 0: a data-parallel rank, plain "cuda" means the GPU of its local rank (one rank per GPU).
-std::unique_ptr<backend::Backend> make_backend(const std::string& device, int local_rank) {
-  if (device == "cpu") return backend::make_cpu_backend();
-  int index = local_rank;
-  if (device.size() > 5) index = std::stoi(device.substr(5));
-  return backend::make_cuda_backend(index);  // throws a clear error in a build without CUDA
-}
 
 void train_in_this_process(ParsedTrainArgs& parsed, std::unique_ptr<dist::Communicator>& comm) {
   train::TrainConfig& cfg = parsed.cfg;
@@ -142,11 +136,13 @@ void train_in_this_process(ParsedTrainArgs& parsed, std::unique_ptr<dist::Commun
   if (root) train::prepare_output_dir(cfg, !resume_dir.empty());
   comm->barrier();  // nobody writes into output_dir before rank 0 has cleaned it
 
-  auto be = make_backend(cfg.device, comm->world_size() > 1 ? comm->local_rank() : 0);
-  if (comm->world_size() > 1 && cfg.device != "cpu") {
+  // Data parallel: plain "cuda" means the GPU of the rank's local rank (one rank per GPU); "cuda:N" is kept.
+  backend::DeviceSpec device = backend::parse_device(cfg.device);
+  if (comm->world_size() > 1 && cfg.device == "cuda") device.index = comm->local_rank();
+  auto be = backend::make_backend(device);
+  if (comm->world_size() > 1 && device.kind == backend::DeviceSpec::Kind::Cuda) {
 #ifdef SFT_HAVE_CUDA
-    const int gpu = cfg.device.size() > 5 ? std::stoi(cfg.device.substr(5)) : comm->local_rank();
-    comm = dist::make_nccl_communicator(std::move(comm), gpu);
+    comm = dist::make_nccl_communicator(std::move(comm), device.index);
 #else
     throw Error("--device " + cfg.device + " with several ranks needs a CUDA build (NCCL)");
 #endif

@@ -37,9 +37,9 @@ std::vector<std::string> copy_tokenizer_files(const fs::path& src_dir, const fs:
   return copied;
 }
 
-void write_config(const fs::path& dir, const ModelConfig& cfg) {
+void write_config(const fs::path& dir, const std::string& config_json) {
   fs::create_directories(dir);
-  write_file_atomic(dir / "config.json", model_config_to_json(cfg));
+  write_file_atomic(dir / "config.json", config_json);
 }
 
 namespace {
@@ -113,11 +113,11 @@ std::vector<fs::path> write_weights(const fs::path& dir, std::vector<TensorToWri
   return written;
 }
 
-void save_hf_folder(const fs::path& dir, const ModelConfig& cfg, std::vector<TensorToWrite> tensors,
+void save_hf_folder(const fs::path& dir, const std::string& config_json, std::vector<TensorToWrite> tensors,
                     const fs::path& base_dir, uint64_t max_shard_bytes) {
   fs::create_directories(dir);
   write_weights(dir, std::move(tensors), max_shard_bytes);
-  write_config(dir, cfg);
+  write_config(dir, config_json);
   if (!base_dir.empty()) copy_tokenizer_files(base_dir, dir);
 }
 

@@ -8,7 +8,6 @@
 #include <string>
 #include <vector>
 
-#include "io/hf_config.h"
 #include "io/safetensors.h"
 
 namespace sft::io {
@@ -21,8 +20,8 @@ const std::vector<std::string>& tokenizer_file_names();
 std::vector<std::string> copy_tokenizer_files(const std::filesystem::path& src_dir,
                                               const std::filesystem::path& dst_dir);
 
-// Writes dir/config.json atomically (model_config_to_json).
-void write_config(const std::filesystem::path& dir, const ModelConfig& cfg);
+// Writes dir/config.json atomically (the text comes from model::config_to_json: io knows no model family).
+void write_config(const std::filesystem::path& dir, const std::string& config_json);
 
 // Writes the weights into dir: one model.safetensors when max_shard_bytes == 0 or everything fits, otherwise
 // model-0000i-of-0000n.safetensors shards (tensors in name order, a shard closes before it would exceed the limit)
@@ -34,7 +33,8 @@ std::vector<std::filesystem::path> write_weights(const std::filesystem::path& di
 
 // The whole folder: creates dir, writes weights, config.json, then copies the tokenizer files from base_dir
 // (skipped when base_dir is empty).
-void save_hf_folder(const std::filesystem::path& dir, const ModelConfig& cfg, std::vector<TensorToWrite> tensors,
+void save_hf_folder(const std::filesystem::path& dir, const std::string& config_json,
+                    std::vector<TensorToWrite> tensors,
                     const std::filesystem::path& base_dir, uint64_t max_shard_bytes = 0);
 
 }  // namespace sft::io

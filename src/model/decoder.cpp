@@ -1,7 +1,8 @@
 // Forward and backward of the decoder (see docs/arch/model.md for the activation memory plan).
 //
 // Data flow per layer l (n token rows, x = resid[l]):
-//   xn1 = rmsnorm(x)                    q,k,v = xn1 @ W^T (+ b); rope(q,k)     att = attention(q,k,v; doc ids)
+//   xn1 = rmsnorm(x)                    q,k,v = xn1 @ W^T (+ b); [q,k = per-head rmsnorm]; rope(q,k)
+//   att = attention(q,k,v; doc ids)
 //   mid = x + att @ Wo^T                xn2 = rmsnorm(mid)                      gate,up = xn2 @ W^T
 //   resid[l+1] = mid + swiglu(gate,up) @ Wd^T
 // then xnf = rmsnorm(resid[L]) and the LM head + cross-entropy in chunks of target rows (never [n x V] at once).
@@ -28,28 +29,38 @@ Decoder::Decoder(const io::ModelConfig& cfg, backend::Backend& be, Precision p)
             D.Hkv, ", head_dim ", d, ")");
   SFT_CHECK(D.Hq % D.Hkv == 0, "model config: num_attention_heads ", D.Hq, " is not a multiple of num_key_value_heads ",
             D.Hkv);
-  const bool bias = cfg.attention_bias;
-  embed_ = add_tensor("model.embed_tokens.weight", {D.V, D.H}, true);
-  for (int64_t l = 0; l < D.L; ++l) {
-    const std::string p = "model.layers." + std::to_string(l) + ".";
-    LayerOffsets o;
-    o.in_norm = add_tensor(p + "input_layernorm.weight", {D.H}, false);
-    o.q_w = add_tensor(p + "self_attn.q_proj.weight", {D.QD, D.H}, true);
-    if (bias) o.q_b = add_tensor(p + "self_attn.q_proj.bias", {D.QD}, false);
-    o.k_w = add_tensor(p + "self_attn.k_proj.weight", {D.KD, D.H}, true);
-    if (bias) o.k_b = add_tensor(p + "self_attn.k_proj.bias", {D.KD}, false);
-    o.v_w = add_tensor(p + "self_attn.v_proj.weight", {D.KD, D.H}, true);
-    if (bias) o.v_b = add_tensor(p + "self_attn.v_proj.bias", {D.KD}, false);
-    o.o_w = add_tensor(p + "self_attn.o_proj.weight", {D.H, D.QD}, true);
-    if (bias && cfg.model_type != "qwen2") o.o_b = add_tensor(p + "self_attn.o_proj.bias", {D.H}, false);
-    o.post_norm = add_tensor(p + "post_attention_layernorm.weight", {D.H}, false);
-    o.gate = add_tensor(p + "mlp.gate_proj.weight", {D.I, D.H}, true);
-    o.up = add_tensor(p + "mlp.up_proj.weight", {D.I, D.H}, true);
-    o.down = add_tensor(p + "mlp.down_proj.weight", {D.H, D.I}, true);
-    layer_.push_back(o);
+  // The family's tensor table is the one list of weights: allocate each, then map roles to buffers.
+  layer_.resize(static_cast<size_t>(D.L));
+  auto linear = [&](const TensorSpec& t, int64_t off) {
+    return Linear{t.role, t.layer, off, -1, t.shape.at(1), t.shape.at(0)};
+  };
+  for (const TensorSpec& t : tensor_table(cfg)) {
+    const int64_t off = add_tensor(t);
+    LayerWeights* lw = t.layer >= 0 ? &layer_.at(static_cast<size_t>(t.layer)) : nullptr;
+    switch (t.role) {
+      case TensorRole::Embedding: embed_ = off; break;
+      case TensorRole::FinalNorm: final_norm_ = off; break;
+      case TensorRole::LmHead: head_ = linear(t, off); break;
+      case TensorRole::InputNorm: lw->in_norm = off; break;
+      case TensorRole::PostNorm: lw->post_norm = off; break;
+      case TensorRole::QNorm: lw->q_norm = off; break;
+      case TensorRole::KNorm: lw->k_norm = off; break;
+      case TensorRole::QProj: lw->q = linear(t, off); break;
+      case TensorRole::KProj: lw->k = linear(t, off); break;
+      case TensorRole::VProj: lw->v = linear(t, off); break;
+      case TensorRole::OProj: lw->o = linear(t, off); break;
+      case TensorRole::GateProj: lw->gate = linear(t, off); break;
+      case TensorRole::UpProj: lw->up = linear(t, off); break;
+      case TensorRole::DownProj: lw->down = linear(t, off); break;
+      case TensorRole::QBias: lw->q.b = off; break;  // biases follow their weight in the table
+      case TensorRole::KBias: lw->k.b = off; break;
+      case TensorRole::VBias: lw->v.b = off; break;
+      case TensorRole::OBias: lw->o.b = off; break;
+    }
   }
-  final_norm_ = add_tensor("model.norm.weight", {D.H}, false);
-  head_ = cfg.tie_word_embeddings ? embed_ : add_tensor("lm_head.weight", {D.V, D.H}, true);
+  if (cfg.tie_word_embeddings) head_ = Linear{TensorRole::LmHead, -1, embed_, -1, D.H, D.V};
+  SFT_CHECK(embed_ >= 0 && final_norm_ >= 0 && head_.w >= 0, "internal: incomplete tensor table for ",
+            cfg.model_type);
 
   params_ = DeviceBuffer<float>(be_, total_);
   grads_ = DeviceBuffer<float>(be_, total_);
@@ -67,12 +78,10 @@ Decoder::Decoder(const io::ModelConfig& cfg, backend::Backend& be, Precision p)
   be_.upload(inv_freq_.get(), inv.data(), inv.size() * sizeof(float));
 }
 
-int64_t Decoder::add_tensor(const std::string& name, std::vector<int64_t> shape, bool decay) {
-  int64_t numel = 1;
-  for (int64_t s : shape) numel *= s;
-  TensorSlot t{name, std::move(shape), total_, numel, decay};
+int64_t Decoder::add_tensor(const TensorSpec& spec) {
+  const int64_t numel = spec.numel();
+  tensors_.push_back(TensorSlot{spec.name, spec.shape, total_, numel, spec.decay});
   total_ += (numel + 15) / 16 * 16;  // 64-byte aligned starts
-  tensors_.push_back(std::move(t));
   return tensors_.back().offset;
 }
 
@@ -97,18 +106,29 @@ const void* Decoder::weight(int64_t off) const {
   return params_bf16_.get() + off;
 }
 
-const void* Decoder::as_operand(const float* x, int64_t n, Workspace& ws, int slot) {
-  if (precision_ == Precision::F32) return x;
+Operand Decoder::operand(const float* x, int64_t n, Workspace& ws, int slot) {
+  if (precision_ == Precision::F32) return {x, x};
   if (emulate_bf16_) {
     DeviceBuffer<float>& buf = slot == 0 ? ws.eslot0 : ws.eslot1;
     SFT_CHECK(n <= buf.size(), "internal: bf16 operand slot too small (", n, " > ", buf.size(), ")");
     be_.round_to_bf16(buf.get(), x, n);
-    return buf.get();
+    return {x, buf.get()};
   }
   DeviceBuffer<uint16_t>& buf = slot == 0 ? ws.slot0 : ws.slot1;
   SFT_CHECK(n <= buf.size(), "internal: bf16 operand slot too small (", n, " > ", buf.size(), ")");
   be_.f32_to_bf16(buf.get(), x, n);
-  return buf.get();
+  return {x, buf.get()};
+}
+
+void Decoder::linear_forward(const Linear& L, Operand x, int64_t n, float* y, bool accumulate) {
+  gemm(false, true, n, L.out, L.in, x.op, L.in, weight(L.w), L.in, accumulate ? 1.0f : 0.0f, y, L.out);
+  if (L.b >= 0) be_.add_bias(y, value(L.b), n, L.out);
+}
+
+void Decoder::linear_backward(const Linear& L, Operand dy, Operand x, int64_t n, float* dx, bool accumulate_dx) {
+  gemm(true, false, L.out, L.in, n, dy.op, L.out, x.op, L.in, 1.0f, grad(L.w), L.in);
+  if (L.b >= 0) be_.bias_grad(grad(L.b), dy.f32, n, L.out);
+  if (dx) gemm(false, false, n, L.in, L.out, dy.op, L.out, weight(L.w), L.in, accumulate_dx ? 1.0f : 0.0f, dx, L.in);
 }
 
 void Decoder::gemm(bool ta, bool tb, int64_t M, int64_t N, int64_t K, const void* A, int64_t lda, const void* B,
@@ -145,6 +165,12 @@ Workspace Decoder::make_workspace(int64_t n, bool training, int64_t chunk) {
     a.xn2 = DeviceBuffer<float>(be_, n * D.H);
     a.gate = DeviceBuffer<float>(be_, n * D.I);
     a.up = DeviceBuffer<float>(be_, n * D.I);
+    if (cfg_.qk_norm) {
+      a.q_raw = DeviceBuffer<float>(be_, n * D.QD);
+      a.k_raw = DeviceBuffer<float>(be_, n * D.KD);
+      a.rstd_q = DeviceBuffer<float>(be_, n * D.Hq);
+      a.rstd_k = DeviceBuffer<float>(be_, n * D.Hkv);
+    }
     ws.layers.push_back(std::move(a));
   }
   ws.rstdf = DeviceBuffer<float>(be_, n);
@@ -159,6 +185,10 @@ Workspace Decoder::make_workspace(int64_t n, bool training, int64_t chunk) {
     ws.dk = DeviceBuffer<float>(be_, n * D.KD);
     ws.dv = DeviceBuffer<float>(be_, n * D.KD);
     ws.datt = DeviceBuffer<float>(be_, n * D.QD);
+    if (cfg_.qk_norm) {
+      ws.dq_raw = DeviceBuffer<float>(be_, n * D.QD);
+      ws.dk_raw = DeviceBuffer<float>(be_, n * D.KD);
+    }
   }
   chunk = std::max<int64_t>(1, chunk);
   ws.xc = DeviceBuffer<float>(be_, chunk * D.H);
@@ -219,33 +249,33 @@ void Decoder::layer_forward(int64_t l, const float* x, float* out, LayerActs& a,
                             const AttnShape& s, float* k_dst, float* v_dst, const float* k_all, const float* v_all,
                             const int32_t* pos, const int32_t* doc) {
   const Dims& D = dims_;
-  const LayerOffsets& o = layer_[l];
+  const LayerWeights& w = layer_[l];
   const float eps = static_cast<float>(cfg_.rms_norm_eps);
-  be_.rmsnorm_forward(a.xn1.get(), a.rstd1.get(), x, value(o.in_norm), n, D.H, eps);
-  const void* xn1 = as_operand(a.xn1.get(), n * D.H, ws, 0);
-  gemm(false, true, n, D.QD, D.H, xn1, D.H, weight(o.q_w), D.H, 0.0f, a.q.get(), D.QD);
-  gemm(false, true, n, D.KD, D.H, xn1, D.H, weight(o.k_w), D.H, 0.0f, k_dst, D.KD);
-  gemm(false, true, n, D.KD, D.H, xn1, D.H, weight(o.v_w), D.H, 0.0f, v_dst, D.KD);
-  if (o.q_b >= 0) {
-    be_.add_bias(a.q.get(), value(o.q_b), n, D.QD);
-    be_.add_bias(k_dst, value(o.k_b), n, D.KD);
-    be_.add_bias(v_dst, value(o.v_b), n, D.KD);
+  be_.rmsnorm_forward(a.xn1.get(), a.rstd1.get(), x, value(w.in_norm), n, D.H, eps);
+  const Operand xn1 = operand(a.xn1.get(), n * D.H, ws, 0);
+  // With q/k norms the projections land in q_raw/k_raw and the per-head RMSNorm (over head_dim, rows = n*heads)
+  // writes the normalised heads where RoPE and attention expect them.
+  float* q_proj = cfg_.qk_norm ? a.q_raw.get() : a.q.get();
+  float* k_proj = cfg_.qk_norm ? a.k_raw.get() : k_dst;
+  linear_forward(w.q, xn1, n, q_proj, false);
+  linear_forward(w.k, xn1, n, k_proj, false);
+  linear_forward(w.v, xn1, n, v_dst, false);
+  if (cfg_.qk_norm) {
+    be_.rmsnorm_forward(a.q.get(), a.rstd_q.get(), q_proj, value(w.q_norm), n * D.Hq, D.d, eps);
+    be_.rmsnorm_forward(k_dst, a.rstd_k.get(), k_proj, value(w.k_norm), n * D.Hkv, D.d, eps);
   }
   be_.rope(a.q.get(), pos, inv_freq_.get(), n, D.Hq, D.d, false);
   be_.rope(k_dst, pos, inv_freq_.get(), n, D.Hkv, D.d, false);
   be_.attention_forward(a.att.get(), a.lse.get(), a.q.get(), k_all, v_all, doc, s);
   be_.copy(a.mid.get(), x, static_cast<size_t>(n * D.H) * sizeof(float));
-  gemm(false, true, n, D.H, D.QD, as_operand(a.att.get(), n * D.QD, ws, 0), D.QD, weight(o.o_w), D.QD, 1.0f,
-       a.mid.get(), D.H);
-  if (o.o_b >= 0) be_.add_bias(a.mid.get(), value(o.o_b), n, D.H);
-  be_.rmsnorm_forward(a.xn2.get(), a.rstd2.get(), a.mid.get(), value(o.post_norm), n, D.H, eps);
-  const void* xn2 = as_operand(a.xn2.get(), n * D.H, ws, 0);
-  gemm(false, true, n, D.I, D.H, xn2, D.H, weight(o.gate), D.H, 0.0f, a.gate.get(), D.I);
-  gemm(false, true, n, D.I, D.H, xn2, D.H, weight(o.up), D.H, 0.0f, a.up.get(), D.I);
+  linear_forward(w.o, operand(a.att.get(), n * D.QD, ws, 0), n, a.mid.get(), true);
+  be_.rmsnorm_forward(a.xn2.get(), a.rstd2.get(), a.mid.get(), value(w.post_norm), n, D.H, eps);
+  const Operand xn2 = operand(a.xn2.get(), n * D.H, ws, 0);
+  linear_forward(w.gate, xn2, n, a.gate.get(), false);
+  linear_forward(w.up, xn2, n, a.up.get(), false);
   be_.swiglu_forward(ws.h.get(), a.gate.get(), a.up.get(), n * D.I);
   if (out != a.mid.get()) be_.copy(out, a.mid.get(), static_cast<size_t>(n * D.H) * sizeof(float));
-  gemm(false, true, n, D.H, D.I, as_operand(ws.h.get(), n * D.I, ws, 0), D.I, weight(o.down), D.I, 1.0f, out,
-       D.H);
+  linear_forward(w.down, operand(ws.h.get(), n * D.I, ws, 0), n, out, true);
 }
 
 void Decoder::final_norm(Workspace& ws, const float* x, int64_t n) {
@@ -254,8 +284,7 @@ void Decoder::final_norm(Workspace& ws, const float* x, int64_t n) {
 }
 
 void Decoder::head_logits(Workspace& ws, const float* x, int64_t rows) {
-  gemm(false, true, rows, dims_.V, dims_.H, as_operand(x, rows * dims_.H, ws, 0), dims_.H, weight(head_), dims_.H,
-       0.0f, ws.logits.get(), dims_.V);
+  linear_forward(head_, operand(x, rows * dims_.H, ws, 0), rows, ws.logits.get(), false);
 }
 
 void Decoder::forward_all(Workspace& ws, const Batch& b) {
@@ -296,10 +325,8 @@ LossSum Decoder::head_loss(Workspace& ws, const std::vector<int32_t>& targets, b
     be_.softmax_cross_entropy(ws.logits.get(), ws.loss.get(), row_greedy ? ws.greedy.get() : nullptr,
                               ws.targets.get(), c, D.V, backward ? loss_scale : 0.0f);
     if (backward) {  // ws.logits now holds loss_scale * dloss/dlogits
-      const void* dl = as_operand(ws.logits.get(), c * D.V, ws, 1);
-      const void* xc = as_operand(ws.xc.get(), c * D.H, ws, 0);
-      gemm(false, false, c, D.H, D.V, dl, D.V, weight(head_), D.H, 0.0f, ws.dxc.get(), D.H);
-      gemm(true, false, D.V, D.H, c, dl, D.V, xc, D.H, 1.0f, grad(head_), D.H);
+      const Operand dl = operand(ws.logits.get(), c * D.V, ws, 1);
+      linear_backward(head_, dl, operand(ws.xc.get(), c * D.H, ws, 0), c, ws.dxc.get(), false);
       be_.embedding_backward(ws.dxn.get(), ws.dxc.get(), ws.rows.get(), c, D.H);  // scatter back to token rows
     }
     be_.download(loss.data(), ws.loss.get(), c * sizeof(float));
@@ -325,51 +352,42 @@ void Decoder::backward_all(Workspace& ws, const Batch& b) {
   be_.rmsnorm_backward(dR, grad(final_norm_), ws.dxn.get(), ws.resid[D.L].get(), value(final_norm_), ws.rstdf.get(),
                        n, D.H);
   for (int64_t l = D.L - 1; l >= 0; --l) {
-    const LayerOffsets& o = layer_[l];
+    const LayerWeights& w = layer_[l];
     LayerActs& a = ws.layers[l];
     // --- MLP: out = mid + swiglu(gate, up) @ Wd^T ---
     be_.swiglu_forward(ws.h.get(), a.gate.get(), a.up.get(), n * D.I);  // recomputed, not saved
-    const void* dY = as_operand(dR, n * D.H, ws, 1);
-    gemm(true, false, D.H, D.I, n, dY, D.H, as_operand(ws.h.get(), n * D.I, ws, 0), D.I, 1.0f, grad(o.down), D.I);
-    gemm(false, false, n, D.I, D.H, dY, D.H, weight(o.down), D.I, 0.0f, ws.h.get(), D.I);  // h is free now: dh
+    // dh overwrites h (free after dWd): the seam computes dW before dx
+    linear_backward(w.down, operand(dR, n * D.H, ws, 1), operand(ws.h.get(), n * D.I, ws, 0), n, ws.h.get(), false);
     be_.swiglu_backward(ws.dgate.get(), ws.dup.get(), ws.h.get(), a.gate.get(), a.up.get(), n * D.I);
-    const void* xn2 = as_operand(a.xn2.get(), n * D.H, ws, 0);
-    const void* dg = as_operand(ws.dgate.get(), n * D.I, ws, 1);
-    gemm(false, false, n, D.H, D.I, dg, D.I, weight(o.gate), D.H, 0.0f, ws.dxn.get(), D.H);
-    gemm(true, false, D.I, D.H, n, dg, D.I, xn2, D.H, 1.0f, grad(o.gate), D.H);
-    const void* du = as_operand(ws.dup.get(), n * D.I, ws, 1);
-    gemm(false, false, n, D.H, D.I, du, D.I, weight(o.up), D.H, 1.0f, ws.dxn.get(), D.H);
-    gemm(true, false, D.I, D.H, n, du, D.I, xn2, D.H, 1.0f, grad(o.up), D.H);
-    be_.rmsnorm_backward(dR, grad(o.post_norm), ws.dxn.get(), a.mid.get(), value(o.post_norm), a.rstd2.get(), n,
+    const Operand xn2 = operand(a.xn2.get(), n * D.H, ws, 0);
+    linear_backward(w.gate, operand(ws.dgate.get(), n * D.I, ws, 1), xn2, n, ws.dxn.get(), false);
+    linear_backward(w.up, operand(ws.dup.get(), n * D.I, ws, 1), xn2, n, ws.dxn.get(), true);
+    be_.rmsnorm_backward(dR, grad(w.post_norm), ws.dxn.get(), a.mid.get(), value(w.post_norm), a.rstd2.get(), n,
                          D.H);  // dR is now d loss / d mid
     // --- attention: mid = x + att @ Wo^T ---
-    if (o.o_b >= 0) be_.bias_grad(grad(o.o_b), dR, n, D.H);
-    const void* dmid = as_operand(dR, n * D.H, ws, 1);
-    gemm(false, false, n, D.QD, D.H, dmid, D.H, weight(o.o_w), D.QD, 0.0f, ws.datt.get(), D.QD);
-    gemm(true, false, D.H, D.QD, n, dmid, D.H, as_operand(a.att.get(), n * D.QD, ws, 0), D.QD, 1.0f, grad(o.o_w),
-         D.QD);
+    linear_backward(w.o, operand(dR, n * D.H, ws, 1), operand(a.att.get(), n * D.QD, ws, 0), n, ws.datt.get(),
+                    false);
     be_.attention_backward(ws.dq.get(), ws.dk.get(), ws.dv.get(), ws.datt.get(), a.q.get(), a.k.get(), a.v.get(),
                            a.att.get(), a.lse.get(), ws.doc.get(), s);
     be_.rope(ws.dq.get(), ws.pos.get(), inv_freq_.get(), n, D.Hq, D.d, true);
     be_.rope(ws.dk.get(), ws.pos.get(), inv_freq_.get(), n, D.Hkv, D.d, true);
-    if (o.q_b >= 0) {
-      be_.bias_grad(grad(o.q_b), ws.dq.get(), n, D.QD);
-      be_.bias_grad(grad(o.k_b), ws.dk.get(), n, D.KD);
-      be_.bias_grad(grad(o.v_b), ws.dv.get(), n, D.KD);
+    float* dq = ws.dq.get();
+    float* dk = ws.dk.get();
+    if (cfg_.qk_norm) {  // through the per-head norms: gradients of the projections before them
+      be_.zero(ws.dq_raw.get(), ws.dq_raw.bytes());
+      be_.zero(ws.dk_raw.get(), ws.dk_raw.bytes());
+      be_.rmsnorm_backward(ws.dq_raw.get(), grad(w.q_norm), dq, a.q_raw.get(), value(w.q_norm), a.rstd_q.get(),
+                           n * D.Hq, D.d);
+      be_.rmsnorm_backward(ws.dk_raw.get(), grad(w.k_norm), dk, a.k_raw.get(), value(w.k_norm), a.rstd_k.get(),
+                           n * D.Hkv, D.d);
+      dq = ws.dq_raw.get();
+      dk = ws.dk_raw.get();
     }
-    const void* xn1 = as_operand(a.xn1.get(), n * D.H, ws, 0);
-    struct Proj {
-      float* d;
-      int64_t w, out;
-    };
-    bool first = true;
-    for (const Proj& p : {Proj{ws.dq.get(), o.q_w, D.QD}, Proj{ws.dk.get(), o.k_w, D.KD}, Proj{ws.dv.get(), o.v_w, D.KD}}) {
-      const void* dp = as_operand(p.d, n * p.out, ws, 1);
-      gemm(false, false, n, D.H, p.out, dp, p.out, weight(p.w), D.H, first ? 0.0f : 1.0f, ws.dxn.get(), D.H);
-      gemm(true, false, p.out, D.H, n, dp, p.out, xn1, D.H, 1.0f, grad(p.w), D.H);
-      first = false;
-    }
-    be_.rmsnorm_backward(dR, grad(o.in_norm), ws.dxn.get(), ws.resid[l].get(), value(o.in_norm), a.rstd1.get(), n,
+    const Operand xn1 = operand(a.xn1.get(), n * D.H, ws, 0);
+    linear_backward(w.q, operand(dq, n * D.QD, ws, 1), xn1, n, ws.dxn.get(), false);
+    linear_backward(w.k, operand(dk, n * D.KD, ws, 1), xn1, n, ws.dxn.get(), true);
+    linear_backward(w.v, operand(ws.dv.get(), n * D.KD, ws, 1), xn1, n, ws.dxn.get(), true);
+    be_.rmsnorm_backward(dR, grad(w.in_norm), ws.dxn.get(), ws.resid[l].get(), value(w.in_norm), a.rstd1.get(), n,
                          D.H);  // dR is now d loss / d resid[l]
   }
   be_.embedding_backward(grad(embed_), dR, ws.ids.get(), n, D.H);

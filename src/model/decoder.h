@@ -1,5 +1,6 @@
-// The one implementation of model::Model: a Qwen2/Llama decoder with explicit forward and backward passes written
-// against backend::Backend (never a concrete device). Internal to model/; users see only model.h.
+// The one implementation of model::Model: the Llama-style decoder every family (model/family.h) describes, with
+// explicit forward and backward passes written against backend::Backend (never a concrete device). Internal to
+// model/; users see only model.h.
 #pragma once
 #include <memory>
 #include <string>
@@ -7,22 +8,43 @@
 
 #include "backend/backend.h"
 #include "io/safetensors.h"
-#include "model/device_buffer.h"
+#include "backend/device_buffer.h"
+#include "model/family.h"
 #include "model/model.h"
 
 namespace sft::model {
 
-// Offsets (in floats) of one layer's tensors inside the flat parameter buffer; -1 = absent (bias-free models).
-// o_b exists only for Llama with attention_bias (LlamaAttention gives o_proj a bias too; Qwen2 never does).
-struct LayerOffsets {
-  int64_t in_norm = -1, q_w = -1, q_b = -1, k_w = -1, k_b = -1, v_w = -1, v_b = -1, o_w = -1, o_b = -1, post_norm = -1,
-          gate = -1, up = -1, down = -1;
+using backend::DeviceBuffer;
+
+// One linear layer y = x W^T (+ b) with W [out, in] as HF stores it; offsets (in floats) into the flat parameter
+// buffer, b = -1 when the family has no bias there. Every projection (q, k, v, o, gate, up, down) and the LM head
+// run through Decoder::linear_forward / linear_backward: the single place where a LoRA term is added (issue 12).
+struct Linear {
+  TensorRole role = TensorRole::QProj;
+  int64_t layer = -1;
+  int64_t w = -1, b = -1;
+  int64_t in = 0, out = 0;
+};
+
+// One layer's tensors: the linears plus the norm weights (offsets; -1 = absent for this family).
+struct LayerWeights {
+  int64_t in_norm = -1, post_norm = -1, q_norm = -1, k_norm = -1;
+  Linear q, k, v, o, gate, up, down;
+};
+
+// An fp32 activation and its gemm operand (the same values in the compute dtype: bf16, bf16-rounded fp32 or the
+// fp32 itself), so several linears reading one input convert it once. LoRA reads the fp32 side (dropout, A/B).
+struct Operand {
+  const float* f32 = nullptr;
+  const void* op = nullptr;
 };
 
 // Activations of one layer for n token rows. In training every layer keeps its own (saved for the backward);
-// inference reuses a single one for all layers.
+// inference reuses a single one for all layers. q_raw/k_raw/rstd_q/rstd_k exist only with q/k norms (Qwen3):
+// the projections before the per-head RMSNorm and its saved 1/rms.
 struct LayerActs {
   DeviceBuffer<float> rstd1, xn1, q, k, v, att, lse, mid, rstd2, xn2, gate, up;
+  DeviceBuffer<float> q_raw, k_raw, rstd_q, rstd_k;
 };
 
 // Everything one forward (+ backward) over n = B*T token rows needs on the device.
@@ -36,6 +58,7 @@ struct Workspace {
   DeviceBuffer<float> h;                   // swiglu output (recomputed in the backward instead of saved)
   // backward scratch (training only)
   DeviceBuffer<float> dR, dxn, dgate, dup, dq, dk, dv, datt;
+  DeviceBuffer<float> dq_raw, dk_raw;  // q/k norm families only: gradients before the per-head norm
   // LM head chunk: gathered rows, their logits / dlogits, per-row loss and argmax flag, row indices and targets
   DeviceBuffer<float> xc, dxc, logits, loss;
   DeviceBuffer<uint8_t> greedy;
@@ -85,6 +108,7 @@ class Decoder final : public Model {
   // Logits [rows, V] of rows of xnf starting at row r0, into ws.logits (rows <= chunk capacity).
   void head_logits(Workspace& ws, const float* x, int64_t rows);
   int64_t head_chunk_rows() const;
+  int64_t buffer_floats() const { return total_; }  // floats of the flat parameter (and gradient) buffer
 
  private:
   struct TensorSlot {
@@ -93,7 +117,7 @@ class Decoder final : public Model {
     int64_t offset = 0, numel = 0;
     bool decay = true;
   };
-  int64_t add_tensor(const std::string& name, std::vector<int64_t> shape, bool decay);
+  int64_t add_tensor(const TensorSpec& t);
   void check_batch(const Batch& b) const;
   void upload_batch(Workspace& ws, const Batch& b);
   Workspace& workspace_for(int64_t n, bool training);
@@ -107,8 +131,13 @@ class Decoder final : public Model {
   void backward_all(Workspace& ws, const Batch& b);
 
   // gemm operand helpers: activation/gradient in the compute dtype (bf16 copy into a slot in BF16 mode)
-  const void* as_operand(const float* x, int64_t n, Workspace& ws, int slot);
+  Operand operand(const float* x, int64_t n, Workspace& ws, int slot);
   const void* weight(int64_t off) const;
+  // The linear seam. Forward: y = x W^T (+ b), y += when accumulate. Backward: dW += dy^T x, db += colsum(dy),
+  // then dx = dy W (+= when accumulate_dx; skipped when dx is null). dW is computed first because dx may overwrite
+  // the memory x.f32 points to (the MLP reuses its swiglu buffer for dh).
+  void linear_forward(const Linear& L, Operand x, int64_t n, float* y, bool accumulate);
+  void linear_backward(const Linear& L, Operand dy, Operand x, int64_t n, float* dx, bool accumulate_dx);
   float* value(int64_t off) const { return params_.get() + off; }
   float* grad(int64_t off) const { return grads_.get() + off; }
   void gemm(bool ta, bool tb, int64_t M, int64_t N, int64_t K, const void* A, int64_t lda, const void* B,
@@ -121,8 +150,9 @@ class Decoder final : public Model {
   Dims dims_{};
   std::vector<TensorSlot> tensors_;
   int64_t total_ = 0;
-  int64_t embed_ = -1, final_norm_ = -1, head_ = -1;  // head_ == embed_ when tied
-  std::vector<LayerOffsets> layer_;
+  int64_t embed_ = -1, final_norm_ = -1;
+  Linear head_;  // head_.w == embed_ when tied
+  std::vector<LayerWeights> layer_;
   DeviceBuffer<float> params_, grads_, inv_freq_;
   DeviceBuffer<uint16_t> params_bf16_;
   bool emulate_bf16_ = false;          // BF16 mode on a backend without fast bf16 gemm (see Backend::fast_bf16_gemm)

@@ -11,6 +11,12 @@
 
 namespace sft::model {
 
+Precision parse_precision(const std::string& d, const std::string& flag) {
+  if (d == "float32" || d == "fp32") return Precision::F32;
+  if (d == "bfloat16" || d == "bf16") return Precision::BF16;
+  throw Error(flag + " must be float32 or bfloat16, got '" + d + "'");
+}
+
 Batch Batch::from_sequences(const std::vector<std::vector<int32_t>>& seqs,
                             const std::vector<std::vector<int32_t>>& labels, int32_t pad_id) {
   SFT_CHECK(labels.empty() || labels.size() == seqs.size(), "Batch::from_sequences: ", labels.size(),
@@ -113,7 +119,7 @@ void Decoder::save(const std::filesystem::path& dir, const std::string& dtype) {
   }
   io::ModelConfig cfg = cfg_;
   cfg.torch_dtype = dtype;
-  io::save_hf_folder(dir, cfg, std::move(out), {});
+  io::save_hf_folder(dir, config_to_json(cfg), std::move(out), {});
 }
 
 std::unique_ptr<Model> Model::random(const io::ModelConfig& cfg, uint64_t seed, backend::Backend& be, Precision p) {
@@ -123,7 +129,7 @@ std::unique_ptr<Model> Model::random(const io::ModelConfig& cfg, uint64_t seed, 
 }
 
 std::unique_ptr<Model> Model::load(const std::filesystem::path& dir, backend::Backend& be, Precision p) {
-  const io::ModelConfig cfg = io::load_model_config(dir / "config.json");
+  const io::ModelConfig cfg = load_config(dir / "config.json");
   const io::WeightStore store = io::WeightStore::open(dir);
   auto m = std::make_unique<Decoder>(cfg, be, p);
   m->load_weights(store);

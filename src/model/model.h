@@ -19,6 +19,8 @@ class Backend;
 namespace sft::model {
 
 enum class Precision { F32, BF16 };  // compute precision of matmuls; master weights, grads, norms, softmax, loss: fp32
+// "float32"/"fp32" or "bfloat16"/"bf16" (as --dtype / --torch_dtype spell them); anything else throws naming flag.
+Precision parse_precision(const std::string& text, const std::string& flag = "--dtype");
 
 // A batch of B rows of T tokens (row-major [B*T]).
 // labels follow the Hugging Face convention: same positions as input_ids, the model shifts them by one inside a row

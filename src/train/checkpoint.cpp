@@ -38,6 +38,8 @@ std::string trainer_state_to_json(const TrainerState& s) {
   r["window_targets"] = s.window.targets;
   r["window_tokens"] = s.window.tokens;
   r["window_steps"] = s.window.steps;
+  std::snprintf(buf, sizeof buf, "%.17g", s.window.model_flops);
+  r["window_model_flops"] = std::string(buf);
   r["seed"] = s.seed;
   r["rows_per_micro_batch"] = s.rows_per_micro_batch;
   j["sft_resume"] = r;
@@ -67,6 +69,7 @@ TrainerState trainer_state_from_json(const std::string& text, const std::string&
     s.window.targets = r.at("window_targets").get<int64_t>();
     s.window.tokens = r.at("window_tokens").get<int64_t>();
     s.window.steps = r.at("window_steps").get<int64_t>();
+    if (r.contains("window_model_flops")) s.window.model_flops = std::stod(r.at("window_model_flops").get<std::string>());
     s.seed = r.at("seed").get<uint64_t>();
     s.rows_per_micro_batch = r.value("rows_per_micro_batch", int64_t{0});
   } catch (const nlohmann::json::exception& e) {

@@ -1,5 +1,6 @@
 #include "train/train_config.h"
 
+#include "backend/device.h"
 #include "train/lr_schedule.h"
 #include "util/error.h"
 
@@ -34,8 +35,7 @@ void TrainConfig::validate() const {
   SFT_CHECK(torch_dtype == "auto" || torch_dtype == "float32" || torch_dtype == "bfloat16",
             "--torch_dtype: expected auto, float32 or bfloat16, got '", torch_dtype,
             "' (float16 is not supported: use bfloat16)");
-  SFT_CHECK(device == "cpu" || device == "cuda" || device.rfind("cuda:", 0) == 0,
-            "--device: expected cpu or cuda[:N], got '", device, "'");
+  backend::parse_device(device, "--device");  // throws naming the flag (cuda:abc included)
   SFT_CHECK(threads >= 0, "--threads must be >= 0");
   SFT_CHECK(zero_stage == 0 || zero_stage == 1, "--zero_stage: expected 0 or 1, got ", zero_stage);
   SFT_CHECK(ddp_timeout > 0, "--ddp_timeout must be > 0 seconds");

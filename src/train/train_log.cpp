@@ -23,6 +23,7 @@ std::string log_row_json(const LogRow& r) {
     j["learning_rate"] = r.learning_rate;
     j["grad_norm"] = r.grad_norm;
     j["tokens_per_second"] = r.tokens_per_second;
+    j["model_flops_per_second"] = r.model_flops_per_second;
     j["num_tokens"] = r.tokens;
   }
   return j.dump();
@@ -40,6 +41,7 @@ LogRow log_row_from_json(const std::string& text) {
     r.learning_rate = j.value("learning_rate", 0.0);
     r.grad_norm = j.value("grad_norm", 0.0);
     r.tokens_per_second = j.value("tokens_per_second", 0.0);
+    r.model_flops_per_second = j.value("model_flops_per_second", 0.0);
     r.tokens = j.value("num_tokens", int64_t{0});
   }
   return r;

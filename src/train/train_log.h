@@ -19,6 +19,7 @@ struct LogRow {
   double grad_norm = 0;      // before clipping, of the last step of the window
   double tokens_per_second = 0;  // non-padding input tokens of the window / wall seconds of the window
   int64_t tokens = 0;            // non-padding input tokens of the window
+  double model_flops_per_second = 0;  // model FLOPs of the window (6N per token + attention) / wall seconds
   std::optional<double> eval_loss;  // set on evaluation rows (loss fields then unused)
 };
 
@@ -29,6 +30,7 @@ struct LogWindow {
   int64_t targets = 0;
   int64_t tokens = 0;
   int64_t steps = 0;
+  double model_flops = 0;  // 6 * parameters * tokens + attention (trainer.cpp model_flops)
   void reset() { *this = LogWindow{}; }
 };
 

@@ -117,6 +117,24 @@ std::string config_json(const TrainConfig& c) {
 
 }  // namespace
 
+double batch_model_flops(const data::Batch& b, int64_t n_params, const io::ModelConfig& c) {
+  const double head_dim = c.head_dim > 0 ? static_cast<double>(c.head_dim)
+                                         : static_cast<double>(c.hidden_size) / static_cast<double>(c.num_attention_heads);
+  double pairs = 0, real = 0;
+  for (int64_t r = 0; r < b.B; ++r) {
+    int64_t run = 0;
+    for (int64_t i = 0; i < b.T; ++i) {
+      const int32_t d = b.doc_ids[r * b.T + i];
+      if (d < 0) continue;
+      real += 1;
+      run = (i > 0 && b.doc_ids[r * b.T + i - 1] == d) ? run + 1 : 1;
+      pairs += static_cast<double>(2 * run - 1);  // run^2 grows by 2*run - 1 per token
+    }
+  }
+  return 6.0 * static_cast<double>(n_params) * static_cast<double>(real) +
+         6.0 * static_cast<double>(c.num_hidden_layers * c.num_attention_heads) * head_dim * pairs;
+}
+
 void prepare_output_dir(const TrainConfig& cfg, bool resuming) {
   const fs::path out = cfg.output_dir;
   if (fs::exists(out)) {
@@ -238,6 +256,7 @@ TrainSummary run_training(const TrainJob& job, TrainObserver& obs) {
     row.tokens = st.window.tokens;
     const double secs = std::chrono::duration<double>(Clock::now() - t_window).count();
     row.tokens_per_second = secs > 0 ? static_cast<double>(st.window.tokens) / secs : 0.0;
+    row.model_flops_per_second = secs > 0 ? st.window.model_flops / secs : 0.0;
     st.log_history.push_back(row);
     if (root) append_line(log_file, log_row_json(row));
     obs.on_log(row);
@@ -306,6 +325,7 @@ TrainSummary run_training(const TrainJob& job, TrainObserver& obs) {
     m.zero_grad();
     double step_sum = 0;
     int64_t step_tokens = 0;
+    double step_flops = 0;
     for (int64_t i = 0; i < k; ++i) {
       const data::Batch& b = mine[static_cast<size_t>(i)];
       if (b.B == 0) continue;  // the epoch's short last global batch may not reach this rank
@@ -315,9 +335,13 @@ TrainSummary run_training(const TrainJob& job, TrainObserver& obs) {
                 ls.n_targets, " targets, the data layer ", expected);
       step_sum += ls.sum;
       step_tokens += count_real_tokens(b);
+      step_flops += batch_model_flops(b, plan.num_parameters, m.config());
     }
     if (world > 1) {  // the logged loss and tokens/s are the whole step's, as one process would see them
-      comm.all_reduce_sum(&step_sum, 1);
+      double sums[2] = {step_sum, step_flops};
+      comm.all_reduce_sum(sums, 2);
+      step_sum = sums[0];
+      step_flops = sums[1];
       comm.all_reduce_sum(&step_tokens, 1);
     }
     opt.reduce_gradients();
@@ -333,6 +357,7 @@ TrainSummary run_training(const TrainJob& job, TrainObserver& obs) {
     st.window.loss_sum += step_sum;
     st.window.targets += step_targets;
     st.window.tokens += step_tokens;
+    st.window.model_flops += step_flops;
     st.window.steps += 1;
     const double elapsed = std::chrono::duration<double>(Clock::now() - t_start).count();
     obs.on_step(st.global_step, plan.total_steps, last_step_loss, elapsed);

@@ -24,6 +24,10 @@ class Model;
 }
 namespace sft::data {
 class DataLoader;
+struct Batch;
+}
+namespace sft::io {
+struct ModelConfig;
 }
 namespace sft::dist {
 class Communicator;
@@ -81,5 +85,11 @@ struct TrainJob {
 void prepare_output_dir(const TrainConfig& cfg, bool resuming);
 
 TrainSummary run_training(const TrainJob& job, TrainObserver& obs);
+
+// Model FLOPs of one training micro-batch, the convention of bench/train_step (and PaLM's MFU): 6 per parameter per
+// real token (forward 2 + backward 4) plus attention, 6 * layers * heads * head_dim per (query, key) pair counted over
+// the full square of each document (a document = a run of one doc id in a row; padding has doc id -1). The trainer
+// logs it per second as model_flops_per_second ("Model GFLOP/s" in the table).
+double batch_model_flops(const data::Batch& b, int64_t n_params, const io::ModelConfig& c);
 
 }  // namespace sft::train

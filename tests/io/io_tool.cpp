@@ -6,7 +6,7 @@
 //                                      writes OUT_FILE with write_safetensors (metadata {"source": "io_tool"}).
 //   io_tool resave IN_DIR OUT_DIR MAX  Reads an HF folder, writes it again with save_hf_folder (weights in their
 //                                      dtype on disk, sharded at MAX bytes, 0 = one file).
-//   io_tool config IN_JSON             Parses a config.json and prints model_config_to_json, then a line
+//   io_tool config IN_JSON             Parses a config.json (model family specs) and prints config_to_json, then a line
 //                                      "num_parameters N".
 // Errors print "io_tool: error: ..." and exit 1 (the Python tests check the messages of malformed inputs).
 #include <cstdio>
@@ -18,6 +18,7 @@
 #include <nlohmann/json.hpp>
 
 #include "io/hf_config.h"
+#include "model/family.h"
 #include "io/hf_folder.h"
 #include "io/safetensors.h"
 #include "util/error.h"
@@ -84,20 +85,20 @@ int cmd_write(const fs::path& out, const fs::path& manifest) {
 }
 
 int cmd_resave(const fs::path& in, const fs::path& out, uint64_t max_shard) {
-  ModelConfig cfg = load_model_config(in / "config.json");
+  const std::string config_text = sft::model::config_to_json(sft::model::load_config(in / "config.json"));
   WeightStore ws = WeightStore::open(in);
   std::vector<TensorToWrite> tensors;
   for (const auto& name : ws.names()) {
     const TensorInfo& t = ws.info(name);
     tensors.push_back({name, t.dtype, t.shape, ws.file_of(name).data(t)});
   }
-  save_hf_folder(out, cfg, tensors, in, max_shard);
+  save_hf_folder(out, config_text, tensors, in, max_shard);
   return 0;
 }
 
 int cmd_config(const fs::path& in) {
-  ModelConfig cfg = load_model_config(in);
-  std::cout << model_config_to_json(cfg) << "num_parameters " << cfg.num_parameters() << "\n";
+  const sft::io::ModelConfig cfg = sft::model::load_config(in);
+  std::cout << sft::model::config_to_json(cfg) << "num_parameters " << sft::model::num_parameters(cfg) << "\n";
   return 0;
 }
 

@@ -1,6 +1,6 @@
 """Parity of sft's decoder (forward, loss, every parameter gradient, scoring, KV session) against transformers.
 
-Tiny random models of both families (Qwen2 and Llama) are built with transformers, saved as HF folders, run through
+Tiny random models of every family (Qwen2, Llama, Qwen3) are built with transformers, saved as HF folders, run through
 tests/model/model_parity_tool and compared with transformers' eager fp32 CPU computation.
 
 Norms and tolerances (fp32 on both sides; the differences are summation order only):
@@ -23,7 +23,8 @@ import pytest
 import torch
 import torch.nn.functional as F
 from safetensors.numpy import load_file
-from transformers import LlamaConfig, LlamaForCausalLM, Qwen2Config, Qwen2ForCausalLM
+from transformers import (LlamaConfig, LlamaForCausalLM, Qwen2Config, Qwen2ForCausalLM, Qwen3Config,
+                          Qwen3ForCausalLM)
 
 BUILD = Path(os.environ.get("SFT_BUILD_DIR", "build"))
 TOOL = BUILD / "tests" / "model_parity_tool"
@@ -37,6 +38,9 @@ CASES = {
                                      {"rope_scaling": {"rope_type": "llama3", "factor": 8.0, "low_freq_factor": 1.0,
                                                        "high_freq_factor": 4.0,
                                                        "original_max_position_embeddings": 16}}),
+    # Qwen3: per-head q/k RMSNorm before RoPE; head_dim from the config (not hidden / heads)
+    "qwen3_tied_gqa2_hd16": ("qwen3", 48, 80, 2, 4, 2, 97, True, False, {"head_dim": 16}),
+    "qwen3_untied_bias_mha_hd10": ("qwen3", 40, 72, 2, 4, 4, 89, False, True, {"head_dim": 10}),
 }
 
 
@@ -49,6 +53,9 @@ def build_model(case, root: Path):
     if fam == "qwen2":
         cfg = Qwen2Config(**common)
         model = Qwen2ForCausalLM(cfg)
+    elif fam == "qwen3":
+        cfg = Qwen3Config(attention_bias=bias, **common, **extra)
+        model = Qwen3ForCausalLM(cfg)
     else:
         cfg = LlamaConfig(attention_bias=bias, **common, **extra)
         model = LlamaForCausalLM(cfg)
@@ -195,24 +202,26 @@ def test_padded_batch(case, tmp):
     check(model, d, padded_batch(model.config.vocab_size, [13, 7, 10], 1), tmp / (case + "_pad"))
 
 
-@pytest.mark.parametrize("case", ["qwen_tied_gqa2", "llama_untied_bias_mqa_llama3"])
+@pytest.mark.parametrize("case", ["qwen_tied_gqa2", "llama_untied_bias_mqa_llama3", "qwen3_untied_bias_mha_hd10"])
 def test_packed_batch_matches_separate_documents(case, tmp):
     model, d = build_model(case, tmp)
     check(model, d, packed_batch(model.config.vocab_size, [6, 9, 5], 23, 2), tmp / (case + "_packed"))
 
 
-@pytest.mark.parametrize("case", ["qwen_tied_gqa2", "llama_tied_gqa4"])
+@pytest.mark.parametrize("case", ["qwen_tied_gqa2", "llama_tied_gqa4", "qwen3_tied_gqa2_hd16"])
 def test_bf16_mode_within_stated_tolerance(case, tmp):
     model, d = build_model(case, tmp)
     check(model, d, padded_batch(model.config.vocab_size, [12, 9], 3), tmp / (case + "_bf16"), "bf16")
 
 
-def test_save_roundtrip_loads_in_transformers(tmp):
+@pytest.mark.parametrize("case,cls", [("qwen_tied_gqa2", Qwen2ForCausalLM),
+                                      ("qwen3_untied_bias_mha_hd10", Qwen3ForCausalLM)])
+def test_save_roundtrip_loads_in_transformers(case, cls, tmp):
     """Model::save output (written by the tool-independent path) loads in transformers with identical weights."""
-    model, d = build_model("qwen_tied_gqa2", tmp)
-    out = tmp / "saved"
+    model, d = build_model(case, tmp)
+    out = tmp / ("saved_" + case)
     r = subprocess.run([str(BUILD / "tests" / "model_save_tool"), str(d), str(out)], capture_output=True, text=True)
     assert r.returncode == 0, r.stderr
-    again = Qwen2ForCausalLM.from_pretrained(out, torch_dtype=torch.float32)
+    again = cls.from_pretrained(out, torch_dtype=torch.float32)
     for (n1, p1), (n2, p2) in zip(model.state_dict().items(), again.state_dict().items()):
         assert n1 == n2 and torch.equal(p1, p2), n1

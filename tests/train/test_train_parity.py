@@ -1,5 +1,5 @@
 """Training parity: `sft train` (fp32) vs a reference loop written with transformers + torch on a tiny random Qwen2
-(biases, tied embeddings), 30 optimizer steps, batch 2, gradient accumulation 2, AdamW with weight decay (none on
+(biases, tied embeddings) and a tiny random Qwen3 (q/k norms, head_dim from the config), 30 optimizer steps, batch 2, gradient accumulation 2, AdamW with weight decay (none on
 norms and biases), linear schedule with warmup, gradient clipping at 1.0.
 
 The reference consumes exactly the micro-batches sft trained on (`--debug_dump_batches`), normalises the loss of
@@ -24,10 +24,10 @@ from train_test_util import make_tiny_model, read_log, run_sft, DATASET
 STEPS, BATCH, ACCUM, LR, WARMUP, WD = 30, 2, 2, 1e-3, 3, 0.01
 
 
-@pytest.fixture(scope="module")
-def trained(tmp_path_factory):
-    d = tmp_path_factory.mktemp("parity")
-    base = make_tiny_model(str(d / "base"))
+@pytest.fixture(scope="module", params=["qwen2", "qwen3"])
+def trained(tmp_path_factory, request):
+    d = tmp_path_factory.mktemp("parity_" + request.param)
+    base = make_tiny_model(str(d / "base"), family=request.param)
     out = str(d / "out")
     dump = str(d / "batches.jsonl")
     res = run_sft(["--model_name_or_path", base, "--dataset_path", DATASET, "--output_dir", out,

@@ -1,5 +1,5 @@
-"""Shared helpers of the `sft train` Python tests: a tiny random Qwen2 model folder made with transformers (with the
-tiny byte-level BPE tokenizer of tests/fixtures/train), and running the sft binary."""
+"""Shared helpers of the `sft train` Python tests: a tiny random Qwen2 (or Qwen3) model folder made with transformers
+(with the tiny byte-level BPE tokenizer of tests/fixtures/train), and running the sft binary."""
 import json
 import os
 import shutil
@@ -11,14 +11,17 @@ FIX = os.path.join(SRC, "tests", "fixtures", "train")
 DATASET = os.path.join(FIX, "alpaca_tiny.json")
 
 
-def make_tiny_model(dirname, seed=0, vocab=320, tie=True):
+def make_tiny_model(dirname, seed=0, vocab=320, tie=True, family="qwen2"):
     import torch
-    from transformers import Qwen2Config, Qwen2ForCausalLM
-    cfg = Qwen2Config(vocab_size=vocab, hidden_size=64, intermediate_size=128, num_hidden_layers=2,
-                      num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=512, rope_theta=10000.0,
-                      rms_norm_eps=1e-6, tie_word_embeddings=tie, eos_token_id=0, pad_token_id=0, bos_token_id=None)
+    from transformers import Qwen2Config, Qwen2ForCausalLM, Qwen3Config, Qwen3ForCausalLM
+    common = dict(vocab_size=vocab, hidden_size=64, intermediate_size=128, num_hidden_layers=2,
+                  num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=512, rope_theta=10000.0,
+                  rms_norm_eps=1e-6, tie_word_embeddings=tie, eos_token_id=0, pad_token_id=0, bos_token_id=None)
     torch.manual_seed(seed)
-    model = Qwen2ForCausalLM(cfg).float()
+    if family == "qwen3":  # q/k norms, no bias, head_dim from the config (24, not 64 / 4)
+        model = Qwen3ForCausalLM(Qwen3Config(head_dim=24, attention_bias=False, **common)).float()
+    else:
+        model = Qwen2ForCausalLM(Qwen2Config(**common)).float()
     with torch.no_grad():  # non-trivial norm weights and biases, so that a missed no-decay rule shows
         for name, p in model.named_parameters():
             if name.endswith("bias"):

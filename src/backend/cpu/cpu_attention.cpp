@@ -14,7 +14,8 @@
 
 #include "util/error.h"
 
-namespace sft::backend::cpu {
+SFT_CPU_TARGET_BEGIN
+namespace sft::backend::cpu::SFT_CPU_VARIANT {
 namespace {
 
 // lo[t] = the first position in t's row whose doc id equals doc[t] (keys before it are all masked).
@@ -160,4 +161,5 @@ void attention_backward_tiled(float* dq, float* dk, float* dv, const float* dout
       }
 }
 
-}  // namespace sft::backend::cpu
+}  // namespace sft::backend::cpu::SFT_CPU_VARIANT
+SFT_CPU_TARGET_END

@@ -3,8 +3,9 @@
 #include <cstdint>
 
 #include "backend/backend.h"
+#include "backend/cpu/cpu_variant.h"
 
-namespace sft::backend::cpu {
+namespace sft::backend::cpu::SFT_CPU_VARIANT {
 
 void attention_forward_tiled(float* out, float* lse, const float* q, const float* k, const float* v,
                              const int32_t* doc, const AttnShape& s);
@@ -12,4 +13,4 @@ void attention_backward_tiled(float* dq, float* dk, float* dv, const float* dout
                               const float* v, const float* out, const float* lse, const int32_t* doc,
                               const AttnShape& s);
 
-}  // namespace sft::backend::cpu
+}  // namespace sft::backend::cpu::SFT_CPU_VARIANT

@@ -15,10 +15,16 @@ namespace {
 
 using Key = std::tuple<bool, bool, int64_t, int64_t, int64_t, int64_t, int64_t, int64_t, int, float, float>;
 
+struct Cached {
+  dnnl::matmul prim;
+  std::string impl;  // oneDNN's implementation name (e.g. "gemm:jit", "brg:avx512_core_amx"), for the bench report
+  int64_t calls = 0;
+};
+
 struct DnnlState {
   dnnl::engine engine{dnnl::engine::kind::cpu, 0};
   dnnl::stream stream{engine};
-  std::map<Key, dnnl::matmul> cache;
+  std::map<Key, Cached> cache;
   std::mutex mu;
 };
 
@@ -33,20 +39,28 @@ dnnl::memory::desc md(int64_t rows, int64_t cols, bool trans, int64_t ld, dnnl::
   return dnnl::memory::desc({rows, cols}, dt, strides);
 }
 
-dnnl::matmul make_primitive(const Key& key) {
+// Builds against oneDNN 2.x (Debian 12) and 3.x (newer distributions / the onednn-cpu-gomp wheel) alike.
+Cached make_primitive(const Key& key) {
   auto [ta, tb, M, N, K, lda, ldb, ldc, dti, alpha, beta] = key;
   auto dt = dti == 0 ? dnnl::memory::data_type::f32 : dnnl::memory::data_type::bf16;
   auto a = md(M, K, ta, lda, dt), b = md(K, N, tb, ldb, dt);
   auto c = dnnl::memory::desc({M, N}, dnnl::memory::data_type::f32, dnnl::memory::dims{ldc, 1});
   dnnl::primitive_attr attr;
+  dnnl::post_ops po;
+#if DNNL_VERSION_MAJOR >= 3
+  // 3.x dropped output scales: alpha becomes a linear post-op on the product, applied before the sum (beta * C).
+  if (alpha != 1.0f) po.append_eltwise(dnnl::algorithm::eltwise_linear, alpha, 0.0f);
+#else
   if (alpha != 1.0f) attr.set_output_scales(0, {alpha});
-  if (beta != 0.0f) {
-    dnnl::post_ops po;
-    po.append_sum(beta);
-    attr.set_post_ops(po);
-  }
+#endif
+  if (beta != 0.0f) po.append_sum(beta);
+  if (po.len() > 0) attr.set_post_ops(po);
+#if DNNL_VERSION_MAJOR >= 3
+  dnnl::matmul::primitive_desc pd(state().engine, a, b, c, attr);
+#else
   dnnl::matmul::primitive_desc pd(dnnl::matmul::desc(a, b, c), attr, state().engine);
-  return dnnl::matmul(pd);
+#endif
+  return Cached{dnnl::matmul(pd), pd.impl_info_str(), 0};
 }
 
 void run(bool ta, bool tb, int64_t M, int64_t N, int64_t K, float alpha, const void* A, int64_t lda, const void* B,
@@ -58,7 +72,8 @@ void run(bool ta, bool tb, int64_t M, int64_t N, int64_t K, float alpha, const v
     std::lock_guard<std::mutex> lock(s.mu);
     auto it = s.cache.find(key);
     if (it == s.cache.end()) it = s.cache.emplace(key, make_primitive(key)).first;
-    prim = it->second;
+    prim = it->second.prim;
+    ++it->second.calls;
   }
   auto dt = dti == 0 ? dnnl::memory::data_type::f32 : dnnl::memory::data_type::bf16;
   dnnl::memory am(md(M, K, ta, lda, dt), s.engine, const_cast<void*>(A));
@@ -86,13 +101,40 @@ bool dnnl_has_fast_bf16() {
     try {
       auto a = md(64, 64, false, 64, dnnl::memory::data_type::bf16);
       auto c = dnnl::memory::desc({64, 64}, dnnl::memory::data_type::f32, dnnl::memory::dims{64, 1});
+#if DNNL_VERSION_MAJOR >= 3
+      dnnl::matmul::primitive_desc pd(state().engine, a, a, c);
+#else
       dnnl::matmul::primitive_desc pd(dnnl::matmul::desc(a, a, c), state().engine);
+#endif
       return std::string(pd.impl_info_str()).find("ref") == std::string::npos;
     } catch (const dnnl::error&) {
       return false;
     }
   }();
   return fast;
+}
+
+std::string dnnl_gemm_report() {
+  const dnnl_version_t* v = dnnl_version();
+  std::string isa;
+  switch (dnnl::get_effective_cpu_isa()) {
+    case dnnl::cpu_isa::avx2: isa = "avx2"; break;
+    case dnnl::cpu_isa::avx512_core: isa = "avx512_core"; break;
+    case dnnl::cpu_isa::avx512_core_vnni: isa = "avx512_core_vnni"; break;
+    case dnnl::cpu_isa::avx512_core_bf16: isa = "avx512_core_bf16"; break;
+    case dnnl::cpu_isa::avx512_core_amx: isa = "avx512_core_amx"; break;
+    default: isa = "other"; break;
+  }
+  std::map<std::string, int64_t> calls;  // implementation -> calls
+  {
+    DnnlState& s = state();
+    std::lock_guard<std::mutex> lock(s.mu);
+    for (const auto& [key, c] : s.cache) calls[c.impl] += c.calls;
+  }
+  std::string out = "onednn " + std::to_string(v->major) + "." + std::to_string(v->minor) + "." +
+                    std::to_string(v->patch) + " isa " + isa + "; matmul impls:";
+  for (const auto& [impl, n] : calls) out += " " + impl + " x" + std::to_string(n);
+  return out;
 }
 
 void dnnl_gemm(bool ta, bool tb, int64_t M, int64_t N, int64_t K, float alpha, const void* A, int64_t lda,

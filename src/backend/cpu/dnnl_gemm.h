@@ -2,6 +2,7 @@
 // cached (creating a oneDNN primitive costs far more than running a small one).
 #pragma once
 #include <cstdint>
+#include <string>
 
 #include "backend/backend.h"
 
@@ -14,5 +15,9 @@ void dnnl_gemm(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, floa
 // True when oneDNN has a native (non-reference) bf16 matmul on this CPU (AVX512-BF16 / AMX); otherwise bf16 gemms
 // are computed by widening the operands to fp32 (same numbers: bf16 products are exact in fp32) and an fp32 matmul.
 bool dnnl_has_fast_bf16();
+
+// "onednn 2.6.3 isa avx2; matmul impls: gemm:jit x1234": the library version, the ISA oneDNN dispatches to on this
+// CPU and the implementation of every matmul run so far with its call count (bench/train_step prints it).
+std::string dnnl_gemm_report();
 
 }  // namespace sft::backend::cpu

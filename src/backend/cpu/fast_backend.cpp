@@ -1,10 +1,15 @@
 // The fast CPU backend: oneDNN matmuls (dnnl_gemm.cpp), OpenMP-parallel elementwise/norm/softmax kernels, and a
 // tiled attention (cpu_attention.cpp). Every kernel here has its scalar oracle in reference_backend.cpp and a test in
 // tests/backend/cpu comparing the two on random inputs.
+// This file (with cpu_attention.cpp) is compiled once per CPU variant: as itself for the baseline x86-64 build, and
+// included by fast_backend_avx2.cpp / fast_backend_avx512.cpp with SFT_CPU_VARIANT set, so the same loops are
+// vectorised for each ISA and cpu_dispatch.cpp picks the best one the running CPU supports (see cpu_variant.h).
 #include <omp.h>
 
 #include <algorithm>
 #include <cmath>
+#include <cstdint>
+#include <cstring>
 #include <limits>
 #include <vector>
 
@@ -14,7 +19,9 @@
 #include "backend/cpu/fast_math.h"
 #include "util/bf16.h"
 
-namespace sft::backend::cpu {
+SFT_CPU_TARGET_BEGIN
+namespace sft::backend::cpu::SFT_CPU_VARIANT {
+#include "backend/cpu/cpu_vec.h"
 namespace {
 
 constexpr int64_t kGrain = 1 << 14;  // elementwise loops below this size are not worth waking threads for
@@ -22,6 +29,7 @@ constexpr int64_t kGrain = 1 << 14;  // elementwise loops below this size are no
 class CpuBackend final : public CpuMemoryBackend {
  public:
   std::string name() const override { return "cpu"; }
+  std::string variant() const { return SFT_CPU_VARIANT_NAME; }
 
   void adamw_step(float* p, const float* g, float* m, float* v, int64_t n, const AdamWArgs& a) override {
     const float bc1 = static_cast<float>(1.0 - std::pow(static_cast<double>(a.beta1), static_cast<double>(a.step)));
@@ -195,20 +203,38 @@ class CpuBackend final : public CpuMemoryBackend {
     attention_backward_tiled(dq, dk, dv, dout, q, k, v, out, lse, doc, s);
   }
 
+  // SwiGLU loops in explicit vectors (cpu_vec.h) + a scalar tail with the same math; blocks of 4096 per OpenMP task.
   void swiglu_forward(float* h, const float* gate, const float* up, int64_t n) override {
-#pragma omp parallel for simd if (n > kGrain) schedule(static)
-    for (int64_t i = 0; i < n; ++i) {
-      const float g = gate[i];
-      h[i] = g / (1.0f + fast_exp(-g)) * up[i];
+#pragma omp parallel for if (n > kGrain) schedule(static)
+    for (int64_t b = 0; b < n; b += 4096) {
+      const int64_t e = std::min(n, b + 4096);
+      int64_t i = b;
+      for (; i + kVec <= e; i += kVec) {
+        const vfloat g = vload(gate + i);
+        vstore(h + i, g / (1.0f + vexp(-g)) * vload(up + i));
+      }
+      for (; i < e; ++i) {
+        const float g = gate[i];
+        h[i] = g / (1.0f + fast_exp(-g)) * up[i];
+      }
     }
   }
   void swiglu_backward(float* dgate, float* dup, const float* dh, const float* gate, const float* up,
                        int64_t n) override {
-#pragma omp parallel for simd if (n > kGrain) schedule(static)
-    for (int64_t i = 0; i < n; ++i) {
-      const float g = gate[i], sg = 1.0f / (1.0f + fast_exp(-g));
-      dup[i] = dh[i] * g * sg;
-      dgate[i] = dh[i] * up[i] * sg * (1.0f + g * (1.0f - sg));
+#pragma omp parallel for if (n > kGrain) schedule(static)
+    for (int64_t b = 0; b < n; b += 4096) {
+      const int64_t e = std::min(n, b + 4096);
+      int64_t i = b;
+      for (; i + kVec <= e; i += kVec) {
+        const vfloat g = vload(gate + i), d = vload(dh + i), sg = 1.0f / (1.0f + vexp(-g));
+        vstore(dup + i, d * g * sg);
+        vstore(dgate + i, d * vload(up + i) * sg * (1.0f + g * (1.0f - sg)));
+      }
+      for (; i < e; ++i) {
+        const float g = gate[i], sg = 1.0f / (1.0f + fast_exp(-g));
+        dup[i] = dh[i] * g * sg;
+        dgate[i] = dh[i] * up[i] * sg * (1.0f + g * (1.0f - sg));
+      }
     }
   }
 
@@ -224,19 +250,58 @@ class CpuBackend final : public CpuMemoryBackend {
         if (grad_scale != 0.0f) std::fill(x, x + V, 0.0f);
         continue;
       }
+      // One pass for max and sum: blocks of 2048 logits (8 KB, in L1) get their max, the running sum is rescaled
+      // when the max grows, and the block's exp-sum is taken while it is still in L1 (the row itself, 600 KB for a
+      // 151,936 vocabulary, does not fit in L2: a separate max pass would stream it from memory once more).
+      // With a gradient to produce, the block's exp(x - block max) values are stored in place and the gradient pass
+      // only rescales them by exp(block max - lse): one exp per logit instead of two. (When the argmax flag is also
+      // wanted the logits must survive the first pass, so that rare combination keeps the two-exp form.)
+      const bool store = grad_scale != 0.0f && greedy == nullptr;
+      const int64_t n_blocks = (V + 2047) / 2048;
+      float block_max_small[128];
+      std::vector<float> block_max_big;
+      float* bmax = block_max_small;
+      if (store && n_blocks > 128) {
+        block_max_big.resize(static_cast<size_t>(n_blocks));
+        bmax = block_max_big.data();
+      }
       float mx = -std::numeric_limits<float>::infinity();
-#pragma omp simd reduction(max : mx)
-      for (int64_t j = 0; j < V; ++j) mx = std::max(mx, x[j]);
       double sum = 0;  // double across blocks of fp32 partial sums
-      for (int64_t c = 0; c < V; c += 2048) {
+      const float xt = x[t];
+      for (int64_t c = 0, blk = 0; c < V; c += 2048, ++blk) {
         const int64_t e = std::min(V, c + 2048);
-        float part = 0;
-#pragma omp simd reduction(+ : part)
-        for (int64_t j = c; j < e; ++j) part += fast_exp(x[j] - mx);
-        sum += part;
+        vfloat vm = vsplat(-std::numeric_limits<float>::infinity());
+        int64_t j = c;
+        for (; j + kVec <= e; j += kVec) vm = vmax(vm, vload(x + j));
+        float bm = hmax(vm);
+        for (; j < e; ++j) bm = std::max(bm, x[j]);
+        if (bm > mx) {
+          if (sum != 0) sum *= std::exp(static_cast<double>(mx) - static_cast<double>(bm));
+          mx = bm;
+        }
+        float part;
+        if (store) {  // p = exp(x - bm) kept in place; sum in units of exp(mx)
+          vfloat vs = vfloat{};
+          const vfloat vb = vsplat(bm);
+          for (j = c; j + kVec <= e; j += kVec) {
+            const vfloat pj = vexp(vload(x + j) - vb);
+            vstore(x + j, pj);
+            vs += pj;
+          }
+          part = hsum(vs);
+          for (; j < e; ++j) part += (x[j] = fast_exp(x[j] - bm));
+          bmax[blk] = bm;
+          sum += static_cast<double>(part) * std::exp(static_cast<double>(bm) - static_cast<double>(mx));
+        } else {
+          vfloat vs = vfloat{};
+          const vfloat vmx = vsplat(mx);
+          for (j = c; j + kVec <= e; j += kVec) vs += vexp(vload(x + j) - vmx);
+          part = hsum(vs);
+          for (; j < e; ++j) part += fast_exp(x[j] - mx);
+          sum += part;
+        }
       }
       const float lse = mx + static_cast<float>(std::log(sum));
-      const float xt = x[t];
       loss[r] = lse - xt;
       if (greedy) {
         // argmax with lowest-index ties equals t  <=>  x[t] == max and no earlier index reaches it
@@ -244,9 +309,21 @@ class CpuBackend final : public CpuMemoryBackend {
         for (int64_t j = 0; g && j < t; ++j) g = x[j] < mx;
         greedy[r] = g ? 1 : 0;
       }
-      if (grad_scale != 0.0f) {
-#pragma omp simd
-        for (int64_t j = 0; j < V; ++j) x[j] = grad_scale * fast_exp(x[j] - lse);
+      if (store) {
+        for (int64_t c = 0, blk = 0; c < V; c += 2048, ++blk) {
+          const int64_t e = std::min(V, c + 2048);
+          const float f = grad_scale * static_cast<float>(std::exp(static_cast<double>(bmax[blk]) - lse));
+          const vfloat vf = vsplat(f);
+          int64_t j = c;
+          for (; j + kVec <= e; j += kVec) vstore(x + j, vload(x + j) * vf);
+          for (; j < e; ++j) x[j] *= f;
+        }
+        x[t] -= grad_scale;
+      } else if (grad_scale != 0.0f) {
+        const vfloat vl = vsplat(lse);
+        int64_t j = 0;
+        for (; j + kVec <= V; j += kVec) vstore(x + j, grad_scale * vexp(vload(x + j) - vl));
+        for (; j < V; ++j) x[j] = grad_scale * fast_exp(x[j] - lse);
         x[t] -= grad_scale;
       }
     }
@@ -254,8 +331,8 @@ class CpuBackend final : public CpuMemoryBackend {
 };
 
 }  // namespace
-}  // namespace sft::backend::cpu
 
-namespace sft::backend {
-std::unique_ptr<Backend> make_cpu_backend() { return std::make_unique<cpu::CpuBackend>(); }
-}  // namespace sft::backend
+std::unique_ptr<Backend> make_backend() { return std::make_unique<CpuBackend>(); }
+
+}  // namespace sft::backend::cpu::SFT_CPU_VARIANT
+SFT_CPU_TARGET_END

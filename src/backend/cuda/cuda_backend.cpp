@@ -1,6 +1,7 @@
 // CudaBackend: memory, streams, cuBLASLt GEMMs (cached plans), and the Backend methods that launch the kernels of
 // this folder. Every CUDA / cuBLASLt call is checked and named in the error (cuda_check.h).
 #include "backend/cuda/cuda_backend.h"
+#include "backend/device.h"
 
 #include <algorithm>
 #include <cmath>
@@ -435,6 +436,7 @@ void CudaBackend::attention_backward(float* dq, float* dk, float* dv, const floa
 }  // namespace sft::backend::cuda
 
 namespace sft::backend {
+std::string cuda_device_description() { return cuda::device_description(); }  // backend/device.h
 std::unique_ptr<Backend> make_cuda_backend(int device_index) {
   return std::make_unique<cuda::CudaBackend>(device_index);
 }

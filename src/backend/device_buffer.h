@@ -6,13 +6,13 @@
 
 #include "backend/backend.h"
 
-namespace sft::model {
+namespace sft::backend {
 
 template <class T>
 class DeviceBuffer {
  public:
   DeviceBuffer() = default;
-  DeviceBuffer(backend::Backend& be, int64_t n) : be_(&be), n_(n) {
+  DeviceBuffer(Backend& be, int64_t n) : be_(&be), n_(n) {
     p_ = static_cast<T*>(be.alloc(static_cast<size_t>(n > 0 ? n : 1) * sizeof(T)));
   }
   DeviceBuffer(DeviceBuffer&& o) noexcept : be_(o.be_), p_(std::exchange(o.p_, nullptr)), n_(o.n_) {}
@@ -36,9 +36,9 @@ class DeviceBuffer {
   size_t bytes() const { return static_cast<size_t>(n_) * sizeof(T); }
 
  private:
-  backend::Backend* be_ = nullptr;
+  Backend* be_ = nullptr;
   T* p_ = nullptr;
   int64_t n_ = 0;
 };
 
-}  // namespace sft::model
+}  // namespace sft::backend

@@ -1,14 +1,15 @@
-// config.json parsing against the published configs of the supported models (tests/fixtures/io/configs, written from
-// the values on the Hugging Face hub). Parameter counts are the ones transformers' num_parameters() reports
-// (cross-checked against transformers itself in test_hf_config.py).
+// config.json parsing by the model family specs (model/family.h) against the published configs of the supported
+// models (tests/fixtures/io/configs, written from the values on the Hugging Face hub). Parameter counts are the ones
+// transformers' num_parameters() reports (cross-checked against transformers itself in tests/io/test_hf_config.py).
 #include <gtest/gtest.h>
 
 #include <nlohmann/json.hpp>
 
-#include "io/hf_config.h"
+#include "model/family.h"
 #include "util/error.h"
 
 using namespace sft::io;
+using namespace sft::model;
 
 namespace {
 
@@ -25,7 +26,7 @@ std::string llama_with(const std::string& key, const std::string& value) {
 
 void expect_error(const std::string& text, const std::string& needle) {
   try {
-    parse_model_config(text, "cfg.json");
+    parse_config(text, "cfg.json");
     FAIL() << "no error for " << text;
   } catch (const sft::Error& e) {
     std::string msg = e.what();
@@ -37,7 +38,7 @@ void expect_error(const std::string& text, const std::string& needle) {
 }  // namespace
 
 TEST(HfConfig, Qwen25_05B) {
-  ModelConfig c = load_model_config(fixture("qwen2.5-0.5b.json"));
+  ModelConfig c = load_config(fixture("qwen2.5-0.5b.json"));
   EXPECT_EQ(c.model_type, "qwen2");
   EXPECT_EQ(c.architecture, "Qwen2ForCausalLM");
   EXPECT_EQ(c.hidden_size, 896);
@@ -56,23 +57,23 @@ TEST(HfConfig, Qwen25_05B) {
   EXPECT_EQ(c.bos_token_id, 151643);
   EXPECT_EQ(c.eos_token_id, 151643);
   EXPECT_FALSE(c.pad_token_id.has_value());
-  EXPECT_EQ(c.num_parameters(), 494'032'768);
-  EXPECT_EQ(c.num_embedding_parameters(), 136'134'656);
+  EXPECT_EQ(num_parameters(c), 494'032'768);
+  EXPECT_EQ(num_embedding_parameters(c), 136'134'656);
 }
 
 TEST(HfConfig, Qwen25_15B) {
-  ModelConfig c = load_model_config(fixture("qwen2.5-1.5b.json"));
+  ModelConfig c = load_config(fixture("qwen2.5-1.5b.json"));
   EXPECT_EQ(c.hidden_size, 1536);
   EXPECT_EQ(c.intermediate_size, 8960);
   EXPECT_EQ(c.num_hidden_layers, 28);
   EXPECT_EQ(c.num_attention_heads, 12);
   EXPECT_EQ(c.num_key_value_heads, 2);
   EXPECT_EQ(c.head_dim, 128);
-  EXPECT_EQ(c.num_parameters(), 1'543'714'304);
+  EXPECT_EQ(num_parameters(c), 1'543'714'304);
 }
 
 TEST(HfConfig, Llama32_1B_RopeScaling) {
-  ModelConfig c = load_model_config(fixture("llama-3.2-1b.json"));
+  ModelConfig c = load_config(fixture("llama-3.2-1b.json"));
   EXPECT_EQ(c.model_type, "llama");
   EXPECT_EQ(c.head_dim, 64);
   EXPECT_FALSE(c.attention_bias);
@@ -84,11 +85,11 @@ TEST(HfConfig, Llama32_1B_RopeScaling) {
   EXPECT_DOUBLE_EQ(c.rope_scaling.high_freq_factor, 4.0);
   EXPECT_EQ(c.rope_scaling.original_max_position_embeddings, 8192);
   EXPECT_EQ(c.eos_token_id, 128001);
-  EXPECT_EQ(c.num_parameters(), 1'235'814'400);
+  EXPECT_EQ(num_parameters(c), 1'235'814'400);
 }
 
 TEST(HfConfig, SmolLM2_135M) {
-  ModelConfig c = load_model_config(fixture("smollm2-135m.json"));
+  ModelConfig c = load_config(fixture("smollm2-135m.json"));
   EXPECT_EQ(c.hidden_size, 576);
   EXPECT_EQ(c.intermediate_size, 1536);
   EXPECT_EQ(c.num_hidden_layers, 30);
@@ -99,70 +100,70 @@ TEST(HfConfig, SmolLM2_135M) {
   EXPECT_DOUBLE_EQ(c.rope_theta, 1e5);  // written as the integer 100000 in the published file
   EXPECT_TRUE(c.tie_word_embeddings);
   EXPECT_EQ(c.rope_scaling.type, "");  // "rope_scaling": null
-  EXPECT_EQ(c.num_parameters(), 134'515'008);
+  EXPECT_EQ(num_parameters(c), 134'515'008);
 }
 
 TEST(HfConfig, Transformers5RopeParametersAndDtype) {
   // The folder scripts/convert_smollm2.py writes with transformers 5 ("rope_parameters", "dtype", explicit head_dim).
-  ModelConfig c = load_model_config(fixture("smollm2-135m-instruct-tf5.json"));
+  ModelConfig c = load_config(fixture("smollm2-135m-instruct-tf5.json"));
   EXPECT_DOUBLE_EQ(c.rope_theta, 1e5);
   EXPECT_EQ(c.rope_scaling.type, "");
   EXPECT_EQ(c.torch_dtype, "float32");
   EXPECT_EQ(c.bos_token_id, 1);
   EXPECT_EQ(c.eos_token_id, 2);
   EXPECT_EQ(c.pad_token_id, 2);
-  EXPECT_EQ(c.num_parameters(), 134'515'008);
+  EXPECT_EQ(num_parameters(c), 134'515'008);
 
   auto j = nlohmann::json::parse(llama_with("rope_parameters", R"({"rope_type":"llama3","rope_theta":500000.0,
       "factor":8.0,"low_freq_factor":1.0,"high_freq_factor":4.0,"original_max_position_embeddings":8192})"));
-  ModelConfig l3 = parse_model_config(j.dump(), "cfg.json");
+  ModelConfig l3 = parse_config(j.dump(), "cfg.json");
   EXPECT_DOUBLE_EQ(l3.rope_theta, 500000.0);
   EXPECT_EQ(l3.rope_scaling.type, "llama3");
   EXPECT_DOUBLE_EQ(l3.rope_scaling.factor, 8.0);
 }
 
 TEST(HfConfig, RopeScalingOldTypeKeyAndDefault) {
-  ModelConfig c = parse_model_config(llama_with("rope_scaling", R"({"type":"llama3","factor":8.0,
+  ModelConfig c = parse_config(llama_with("rope_scaling", R"({"type":"llama3","factor":8.0,
       "low_freq_factor":1.0,"high_freq_factor":4.0,"original_max_position_embeddings":8192})"), "cfg.json");
   EXPECT_EQ(c.rope_scaling.type, "llama3");
   EXPECT_DOUBLE_EQ(c.rope_scaling.factor, 8.0);
-  ModelConfig d = parse_model_config(llama_with("rope_scaling", R"({"rope_type":"default"})"), "cfg.json");
+  ModelConfig d = parse_config(llama_with("rope_scaling", R"({"rope_type":"default"})"), "cfg.json");
   EXPECT_EQ(d.rope_scaling.type, "");
   expect_error(llama_with("rope_scaling", R"({"rope_type":"yarn","factor":4.0})"), "yarn");
   expect_error(llama_with("rope_scaling", R"({"rope_type":"linear","factor":4.0})"), "not supported");
 }
 
 TEST(HfConfig, EosTokenIdList) {
-  ModelConfig c = parse_model_config(llama_with("eos_token_id", "[128001, 128008, 128009]"), "cfg.json");
+  ModelConfig c = parse_config(llama_with("eos_token_id", "[128001, 128008, 128009]"), "cfg.json");
   EXPECT_EQ(c.eos_token_id, 128001);
   EXPECT_EQ(c.eos_token_ids, (std::vector<int64_t>{128001, 128008, 128009}));
   // The list survives serialisation.
-  ModelConfig back = parse_model_config(model_config_to_json(c), "out.json");
+  ModelConfig back = parse_config(config_to_json(c), "out.json");
   EXPECT_EQ(back.eos_token_ids, c.eos_token_ids);
   expect_error(llama_with("eos_token_id", R"([1, "2"])"), "eos_token_id");
 }
 
 TEST(HfConfig, DefaultsFollowTransformers) {
-  ModelConfig c = parse_model_config(llama_with("num_key_value_heads", "<absent>"), "cfg.json");
+  ModelConfig c = parse_config(llama_with("num_key_value_heads", "<absent>"), "cfg.json");
   EXPECT_EQ(c.num_key_value_heads, 4);  // LlamaConfig: kv heads default to attention heads
   EXPECT_EQ(c.head_dim, 16);
   EXPECT_FALSE(c.tie_word_embeddings);
   EXPECT_DOUBLE_EQ(c.rope_theta, 10000.0);
   EXPECT_EQ(c.bos_token_id, 1);  // LlamaConfig defaults bos 1, eos 2
   EXPECT_EQ(c.eos_token_id, 2);
-  ModelConfig hd = parse_model_config(llama_with("head_dim", "32"), "cfg.json");
+  ModelConfig hd = parse_config(llama_with("head_dim", "32"), "cfg.json");
   EXPECT_EQ(hd.head_dim, 32);  // explicit head_dim wins over hidden/heads
   EXPECT_EQ(hd.q_dim(), 128);
-  ModelConfig bias = parse_model_config(llama_with("attention_bias", "true"), "cfg.json");
+  ModelConfig bias = parse_config(llama_with("attention_bias", "true"), "cfg.json");
   EXPECT_TRUE(bias.attention_bias);
-  EXPECT_TRUE(bias.o_proj_bias());  // LlamaAttention: o_proj bias follows attention_bias (Qwen2: never)
-  ModelConfig nobias = parse_model_config(llama_with("attention_bias", "false"), "cfg.json");
+  EXPECT_TRUE(bias.o_proj_bias);  // LlamaAttention: o_proj bias follows attention_bias (Qwen2: never)
+  ModelConfig nobias = parse_config(llama_with("attention_bias", "false"), "cfg.json");
   // q (64) + k (32) + v (32) + o (64) biases per layer, 2 layers.
-  EXPECT_EQ(bias.num_parameters() - nobias.num_parameters(), 2 * (64 + 32 + 32 + 64));
+  EXPECT_EQ(num_parameters(bias) - num_parameters(nobias), 2 * (64 + 32 + 32 + 64));
   // Untied: lm_head counted.
-  ModelConfig untied = parse_model_config(llama_with("tie_word_embeddings", "false"), "cfg.json");
-  ModelConfig tied = parse_model_config(llama_with("tie_word_embeddings", "true"), "cfg.json");
-  EXPECT_EQ(untied.num_parameters() - tied.num_parameters(), 100 * 64);
+  ModelConfig untied = parse_config(llama_with("tie_word_embeddings", "false"), "cfg.json");
+  ModelConfig tied = parse_config(llama_with("tie_word_embeddings", "true"), "cfg.json");
+  EXPECT_EQ(num_parameters(untied) - num_parameters(tied), 100 * 64);
 }
 
 TEST(HfConfig, ErrorsNameFileAndKey) {
@@ -183,15 +184,15 @@ TEST(HfConfig, ErrorsNameFileAndKey) {
   auto j = nlohmann::json::parse(llama_with("model_type", R"("qwen2")"));
   j["use_sliding_window"] = true;
   expect_error(j.dump(), "use_sliding_window");
-  EXPECT_THROW(load_model_config("/nonexistent/dir/config.json"), sft::Error);
+  EXPECT_THROW(load_config("/nonexistent/dir/config.json"), sft::Error);
 }
 
 TEST(HfConfig, JsonRoundTripKeepsEveryField) {
   for (const char* name : {"qwen2.5-0.5b.json", "qwen2.5-1.5b.json", "llama-3.2-1b.json", "smollm2-135m.json",
-                           "smollm2-135m-instruct-tf5.json"}) {
+                           "smollm2-135m-instruct-tf5.json", "qwen3-0.6b.json"}) {
     SCOPED_TRACE(name);
-    ModelConfig a = load_model_config(fixture(name));
-    ModelConfig b = parse_model_config(model_config_to_json(a), "roundtrip.json");
+    ModelConfig a = load_config(fixture(name));
+    ModelConfig b = parse_config(config_to_json(a), "roundtrip.json");
     EXPECT_EQ(a.model_type, b.model_type);
     EXPECT_EQ(a.architecture, b.architecture);
     EXPECT_EQ(a.hidden_size, b.hidden_size);
@@ -206,17 +207,19 @@ TEST(HfConfig, JsonRoundTripKeepsEveryField) {
     EXPECT_DOUBLE_EQ(a.rms_norm_eps, b.rms_norm_eps);
     EXPECT_EQ(a.tie_word_embeddings, b.tie_word_embeddings);
     EXPECT_EQ(a.attention_bias, b.attention_bias);
+    EXPECT_EQ(a.o_proj_bias, b.o_proj_bias);
+    EXPECT_EQ(a.qk_norm, b.qk_norm);
     EXPECT_EQ(a.rope_scaling.type, b.rope_scaling.type);
     EXPECT_DOUBLE_EQ(a.rope_scaling.factor, b.rope_scaling.factor);
     EXPECT_EQ(a.torch_dtype, b.torch_dtype);
     EXPECT_EQ(a.bos_token_id, b.bos_token_id);
     EXPECT_EQ(a.eos_token_ids, b.eos_token_ids);
     EXPECT_EQ(a.pad_token_id, b.pad_token_id);
-    EXPECT_EQ(a.num_parameters(), b.num_parameters());
+    EXPECT_EQ(num_parameters(a), num_parameters(b));
   }
   // Keys sft does not interpret survive (they matter to transformers).
-  ModelConfig q = load_model_config(fixture("qwen2.5-0.5b.json"));
-  auto out = nlohmann::json::parse(model_config_to_json(q));
+  ModelConfig q = load_config(fixture("qwen2.5-0.5b.json"));
+  auto out = nlohmann::json::parse(config_to_json(q));
   EXPECT_EQ(out["max_window_layers"], 24);
   EXPECT_EQ(out["use_mrope"], false);
   EXPECT_FALSE(out.contains("head_dim"));  // Qwen2Config has none and it equals hidden/heads
@@ -232,25 +235,52 @@ TEST(HfConfig, JsonRoundTripKeepsEveryField) {
   fresh.vocab_size = 50;
   fresh.max_position_embeddings = 128;
   fresh.attention_bias = true;
-  ModelConfig fb = parse_model_config(model_config_to_json(fresh), "fresh.json");
-  EXPECT_EQ(fb.num_parameters(), fresh.num_parameters());
+  ModelConfig fb = parse_config(config_to_json(fresh), "fresh.json");
+  EXPECT_EQ(num_parameters(fb), num_parameters(fresh));
   EXPECT_EQ(fb.architecture, "Qwen2ForCausalLM");
 }
 
-TEST(HfConfig, WeightSpecsSumToParameterCount) {
-  for (const char* name : {"qwen2.5-0.5b.json", "llama-3.2-1b.json", "smollm2-135m.json"}) {
-    ModelConfig c = load_model_config(fixture(name));
+TEST(HfConfig, TensorTableSumsToParameterCount) {
+  for (const char* name : {"qwen2.5-0.5b.json", "llama-3.2-1b.json", "smollm2-135m.json", "qwen3-0.6b.json"}) {
+    ModelConfig c = load_config(fixture(name));
     int64_t n = 0;
-    for (const auto& w : hf_weight_specs(c)) {
-      int64_t e = 1;
-      for (int64_t d : w.shape) e *= d;
-      n += e;
-    }
-    EXPECT_EQ(n, c.num_parameters()) << name;
+    for (const auto& w : tensor_table(c)) n += w.numel();
+    EXPECT_EQ(n, num_parameters(c)) << name;
   }
-  ModelConfig q = load_model_config(fixture("qwen2.5-0.5b.json"));
-  auto specs = hf_weight_specs(q);
+  ModelConfig q = load_config(fixture("qwen2.5-0.5b.json"));
+  auto specs = tensor_table(q);
   EXPECT_EQ(specs.size(), 1 + 24 * 12 + 1u);  // embed, 12 per layer (with 3 biases), final norm; tied: no lm_head
   EXPECT_EQ(specs[2].name, "model.layers.0.self_attn.q_proj.weight");
-  EXPECT_EQ(specs[3].shape, (std::vector<int64_t>{128, 896}));  // k_proj: kv heads 2 * head_dim 64
+  EXPECT_EQ(specs[3].name, "model.layers.0.self_attn.q_proj.bias");  // HF order: each bias follows its weight
+  EXPECT_EQ(specs[4].shape, (std::vector<int64_t>{128, 896}));  // k_proj: kv heads 2 * head_dim 64
+  EXPECT_EQ(specs[4].role, TensorRole::KProj);
+  EXPECT_FALSE(specs[3].decay);  // biases and norms: no weight decay
+}
+
+TEST(HfConfig, Qwen3_06B) {
+  ModelConfig c = load_config(fixture("qwen3-0.6b.json"));
+  EXPECT_EQ(c.model_type, "qwen3");
+  EXPECT_EQ(c.architecture, "Qwen3ForCausalLM");
+  EXPECT_EQ(c.head_dim, 128);  // from the config, not hidden 1024 / 16 heads = 64
+  EXPECT_EQ(c.q_dim(), 2048);
+  EXPECT_TRUE(c.qk_norm);
+  EXPECT_FALSE(c.attention_bias);
+  EXPECT_FALSE(c.o_proj_bias);
+  EXPECT_EQ(c.eos_token_id, 151645);
+  // embed 151936*1024 + 28 * (q 2048*1024 + k,v 2*1024*1024 + o 1024*2048 + q/k norms 2*128 + norms 2*1024
+  // + mlp 3*1024*3072) + final norm 1024 (tied head)
+  EXPECT_EQ(num_parameters(c), 596'049'920);  // transformers: tests/io/test_hf_config.py
+  auto t = tensor_table(c);
+  EXPECT_EQ(t[6].name, "model.layers.0.self_attn.q_norm.weight");
+  EXPECT_EQ(t[6].shape, (std::vector<int64_t>{128}));
+  EXPECT_EQ(t[6].role, TensorRole::QNorm);
+  // Qwen3Config defaults: head_dim 128 even when hidden/heads differs; attention_bias gives o_proj a bias too.
+  nlohmann::json j = nlohmann::json::parse(R"({"model_type":"qwen3","hidden_size":64,"intermediate_size":128,
+    "num_hidden_layers":1,"num_attention_heads":4,"num_key_value_heads":2,"vocab_size":100,"attention_bias":true})");
+  ModelConfig d = parse_config(j.dump(), "cfg.json");
+  EXPECT_EQ(d.head_dim, 128);
+  EXPECT_TRUE(d.attention_bias && d.o_proj_bias);
+  auto back = nlohmann::json::parse(config_to_json(d));
+  EXPECT_EQ(back["head_dim"], 128);
+  EXPECT_EQ(back["attention_bias"], true);
 }
