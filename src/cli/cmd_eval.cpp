@@ -1,4 +1,5 @@
 // `sft eval`: lm-evaluation-harness-compatible multiple-choice evaluation (MMLU, ARC, HellaSwag) on local data.
+#include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
@@ -12,6 +13,7 @@
 #include "backend/device.h"
 #include "cli/commands.h"
 #include "eval/evaluator.h"
+#include "eval/results_cache.h"
 #include "eval/report.h"
 #include "eval/scorer.h"
 #include "eval/tasks.h"
@@ -27,7 +29,7 @@ namespace fs = std::filesystem;
 
 struct EvalArgs {
   std::string model, tasks = "mmlu,hellaswag,arc_easy,arc_challenge", data_dir, output_path, compare, seed = "1234";
-  std::string batch_size = "1", dtype = "float32", device = "cpu", arc_split = "test";
+  std::string batch_size = "auto", dtype = "auto", device = "cpu", arc_split = "test", use_cache;
   int num_fewshot = 0;
   int64_t limit = -1, max_length = 0;
   bool log_samples = false, quiet = false;
@@ -42,6 +44,39 @@ uint64_t parse_fewshot_seed(const std::string& s) {
   } catch (...) {
     throw Error("--seed: expected an integer or lm-eval's 'a,b,c,d' list, got '" + s + "'");
   }
+}
+
+eval::BatchLimits parse_batch_size(const std::string& s) {
+  // lm-eval spells it N, "auto" or "auto:N"; here auto = the default limits (documents and padded tokens per forward).
+  eval::BatchLimits b;
+  if (s == "auto" || s.rfind("auto:", 0) == 0) return b;
+  try {
+    size_t used = 0;
+    const long long n = std::stoll(s, &used);
+    if (used == s.size() && n >= 1) {
+      b.max_docs = n;
+      b.max_tokens = std::max<int64_t>(b.max_tokens, n * 512);
+      return b;
+    }
+  } catch (...) {
+  }
+  throw Error("--batch_size: expected a positive integer or auto, got '" + s + "'");
+}
+
+std::string format_seconds(double s) {
+  if (s < 0) return "?";
+  const long long t = static_cast<long long>(s + 0.5);
+  char buf[32];
+  if (t >= 3600) std::snprintf(buf, sizeof buf, "%lldh%02lldm", t / 3600, (t / 60) % 60);
+  else std::snprintf(buf, sizeof buf, "%lldm%02llds", t / 60, t % 60);
+  return buf;
+}
+
+model::Precision parse_dtype(const std::string& d, const backend::Backend& be) {
+  // auto: bf16 gemm operands where the device has bf16 units (AMX / AVX512-BF16 / tensor cores), fp32 elsewhere
+  // (on AVX2 bf16 is only emulated: same numbers as bf16, fp32 speed). float32 is the lm-eval parity mode.
+  if (d == "auto") return be.fast_bf16_gemm() ? model::Precision::BF16 : model::Precision::F32;
+  return model::parse_precision(d, "--dtype (auto, float32 or bfloat16)");
 }
 
 eval::EvalResults run_one(const EvalArgs& a, const std::string& model_dir, backend::Backend& be) {
@@ -60,29 +95,39 @@ eval::EvalResults run_one(const EvalArgs& a, const std::string& model_dir, backe
                            "(the evaluated document is excluded, as lm-eval does when fewshot_split == test_split)\n",
                    t.name.c_str(), a.data_dir.c_str());
   auto tok = tok::Tokenizer::load(model_dir);
-  auto model = model::Model::load(model_dir, be, model::parse_precision(a.dtype));
+  const model::Precision precision = parse_dtype(a.dtype, be);
+  auto model = model::Model::load(model_dir, be, precision);
   int64_t max_len = a.max_length > 0 ? a.max_length : eval::lm_eval_max_length(model->config());
   eval::Scorer scorer(*model, tok, max_len);
   if (!a.quiet) std::fprintf(stderr, "evaluating %s (%zu tasks, max_length %lld)\n", model_dir.c_str(), tasks.size(),
                              static_cast<long long>(max_len));
   auto last = std::chrono::steady_clock::now();
-  std::vector<std::string> names;
-  for (const auto& t : tasks) names.push_back(t.name);
-  auto progress = [&](size_t ti, int64_t done, int64_t total) {
+  auto progress = [&](const eval::ProgressInfo& p) {
     auto now = std::chrono::steady_clock::now();
-    if (a.quiet || (done != total && now - last < std::chrono::seconds(2))) return;
+    if (a.quiet || (p.task_done != p.task_docs && now - last < std::chrono::seconds(2))) return;
     last = now;
-    std::fprintf(stderr, "  [%zu/%zu] %s %lld/%lld\n", ti + 1, names.size(), names[ti].c_str(),
-                 static_cast<long long>(done), static_cast<long long>(total));
+    std::fprintf(stderr, "  [%zu/%zu] %s %lld/%lld | all %lld/%lld docs%s, %.1f docs/s, elapsed %s, ETA %s\n",
+                 p.task_index + 1, p.n_tasks, p.task.c_str(), static_cast<long long>(p.task_done),
+                 static_cast<long long>(p.task_docs), static_cast<long long>(p.done), static_cast<long long>(p.total),
+                 p.resumed ? (" (" + std::to_string(p.resumed) + " from cache)").c_str() : "", p.docs_per_s,
+                 format_seconds(p.elapsed_s).c_str(), format_seconds(p.eta_s).c_str());
   };
-  return eval::evaluate(scorer, std::move(tasks), progress);
+  eval::EvalOptions eo;
+  eo.batch = parse_batch_size(a.batch_size);
+  if (!a.use_cache.empty()) {
+    eo.cache_dir = a.use_cache;
+    eo.cache_identity = eval::model_identity(model_dir) + ";dtype=" +
+                        (precision == model::Precision::BF16 ? "bfloat16" : "float32") + ";device=" + a.device +
+                        ";max_length=" + std::to_string(max_len);
+  }
+  return eval::evaluate(scorer, std::move(tasks), progress, eo);
 }
 
 nlohmann::json run_config(const EvalArgs& a, const std::string& model_dir) {
   return {{"model", model_dir},         {"tasks", a.tasks},       {"num_fewshot", a.num_fewshot},
           {"limit", a.limit},           {"fewshot_seed", parse_fewshot_seed(a.seed)},
           {"data_dir", a.data_dir},     {"dtype", a.dtype},       {"device", a.device},
-          {"arc_split", a.arc_split},   {"batch_size", a.batch_size}};
+          {"arc_split", a.arc_split},   {"batch_size", a.batch_size}, {"use_cache", a.use_cache}};
 }
 
 void write_outputs(const EvalArgs& a, const fs::path& dir, const std::string& model_dir, const eval::EvalResults& r) {
@@ -95,7 +140,9 @@ void write_outputs(const EvalArgs& a, const fs::path& dir, const std::string& mo
 void run_eval(const EvalArgs& a_in) {
   EvalArgs a = a_in;
   if (a.data_dir.empty()) a.data_dir = std::getenv("SFT_DATA_DIR") ? std::getenv("SFT_DATA_DIR") : "data";
+  parse_batch_size(a.batch_size);  // bad flag values fail before any model is loaded
   auto be = backend::make_backend(a.device);
+  parse_dtype(a.dtype, *be);
   if (a.compare.empty()) {
     auto r = run_one(a, a.model, *be);
     std::cout << eval::results_table(r);
@@ -137,8 +184,13 @@ void register_eval(CLI::App& app) {
       ->capture_default_str();
   sub->add_option("--limit", a->limit, "Evaluate only the first N documents of each task");
   sub->add_option("--batch_size", a->batch_size,
-                  "Accepted for lm-eval compatibility; scoring shares each context through the KV cache instead of "
-                  "padded batches, so this does not change speed or results");
+                  "Documents per forward for single-token-choice tasks (MMLU): N or auto (up to 64 documents / 4096 "
+                  "padded tokens). Multi-token choices (ARC, HellaSwag) go one document per forward with the choices "
+                  "batched after the shared context. Results do not depend on it")
+      ->capture_default_str();
+  sub->add_option("--use_cache", a->use_cache,
+                  "Folder for a resumable per-task results cache: an interrupted run (or a larger --limit) only "
+                  "scores the documents not yet in it");
   sub->add_option("--seed", a->seed, "Few-shot sampling seed (or lm-eval's 'a,b,c,fewshot' list)")->capture_default_str();
   sub->add_option("--data_dir", a->data_dir,
                   "Folder with mmlu/{dev,test}/*.csv, arc/ARC-*-{Test,Dev,Train}.jsonl, hellaswag/hellaswag_{val,train}"
@@ -147,7 +199,10 @@ void register_eval(CLI::App& app) {
   sub->add_option("--output_path", a->output_path, "Folder for results.json (and samples_<task>.jsonl, report.md)");
   sub->add_flag("--log_samples", a->log_samples, "Also write per-document log-likelihoods (samples_<task>.jsonl)");
   sub->add_option("--compare", a->compare, "Base model folder: evaluate both and write a comparison report");
-  sub->add_option("--dtype", a->dtype, "Compute precision: float32 (lm-eval parity) or bfloat16")->capture_default_str();
+  sub->add_option("--dtype", a->dtype,
+                  "Compute precision: auto (bfloat16 where the device has bf16 units, else float32), float32 "
+                  "(lm-eval fp32 parity) or bfloat16")
+      ->capture_default_str();
   sub->add_option("--device", a->device, "cpu or cuda[:N]")->capture_default_str();
   sub->add_option("--max_length", a->max_length, "Override the context length (default: max_position_embeddings)");
   sub->add_flag("--quiet", a->quiet, "No progress on stderr");

@@ -13,6 +13,7 @@
 #include "backend/device.h"
 #include "cli/commands.h"
 #include "data/template.h"
+#include "generate/chat_session.h"
 #include "generate/generator.h"
 #include "model/model.h"
 #include "tokenizer/tokenizer.h"
@@ -38,17 +39,19 @@ struct Session {
   std::unique_ptr<model::Model> model;
   std::unique_ptr<tok::Tokenizer> tok;
   std::unique_ptr<gen::Generator> gen;
+  gen::GenerationConfig gc;
   gen::GenerateOptions opts;
 };
 
-Session open_session(const GenArgs& a, bool chatml) {
+Session open_session(const GenArgs& a) {
   SFT_CHECK(std::filesystem::is_directory(a.model), "--model: ", a.model, " is not a directory");
   Session s;
   s.be = backend::make_backend(a.device);
   s.tok = std::make_unique<tok::Tokenizer>(tok::Tokenizer::load(a.model));
   s.model = model::Model::load(a.model, *s.be, model::parse_precision(a.dtype));
   s.gen = std::make_unique<gen::Generator>(*s.model, *s.tok);
-  auto gc = gen::load_generation_config(a.model);
+  s.gc = gen::load_generation_config(a.model);
+  const gen::GenerationConfig& gc = s.gc;
   s.opts.sampling = gc.sampling;
   s.opts.max_new_tokens = gc.max_new_tokens.value_or(256);  // HF's max_length=20 default is too short for a CLI
   if (a.o_max_new->count()) s.opts.max_new_tokens = a.max_new_tokens;
@@ -63,10 +66,6 @@ Session open_session(const GenArgs& a, bool chatml) {
   if (a.greedy || (a.o_temp->count() && a.temperature == 0)) s.opts.sampling.do_sample = false;
   s.opts.seed = a.seed;
   s.opts.stop_strings = a.stop;
-  s.opts.eos_ids = gc.eos_token_ids;
-  if (auto e = s.tok->eos_id()) s.opts.eos_ids.push_back(*e);
-  if (chatml)
-    if (auto e = s.tok->token_to_id("<|im_end|>")) s.opts.eos_ids.push_back(*e);
   return s;
 }
 
@@ -90,7 +89,9 @@ void run_generate(const GenArgs& a) {
             "--template must be alpaca, chatml, plain or none, got '", tmpl, "'");
   std::string prompt = a.prompt;
   if (prompt == "-") prompt.assign(std::istreambuf_iterator<char>(std::cin), std::istreambuf_iterator<char>());
-  Session s = open_session(a, tmpl == "chatml");
+  Session s = open_session(a);
+  s.opts.eos_ids =
+      gen::stop_token_ids(s.gc, *s.tok, tmpl == "chatml" ? data::Template::ChatML : data::Template::Alpaca);
   std::string text = prompt;
   if (tmpl != "none") {
     data::TemplateOptions to;
@@ -113,19 +114,13 @@ void run_generate(const GenArgs& a) {
 }
 
 void run_chat(const GenArgs& a) {
-  std::string tmpl = a.tmpl;
-  Session s = open_session(a, true);
-  if (tmpl.empty()) tmpl = s.tok->token_to_id("<|im_start|>") ? "chatml" : "alpaca";
-  SFT_CHECK(tmpl == "chatml" || tmpl == "alpaca", "sft chat supports --template chatml or alpaca, got '", tmpl, "'");
-  if (tmpl == "alpaca")
-    if (auto e = s.tok->token_to_id("<|im_end|>"))  // not an end marker in alpaca transcripts
-      std::erase(s.opts.eos_ids, *e);
-  data::TemplateOptions to;
-  to.tmpl = data::parse_template(tmpl);
-  to.system_prompt = a.system;
-  std::vector<data::Message> history;
-  std::string alpaca_history;  // alpaca has no turn markers: earlier exchanges are prompt + response + "\n\n"
-  std::fprintf(stderr, "sft chat (%s template) — /reset clears the history, /exit quits\n", tmpl.c_str());
+  SFT_CHECK(a.tmpl.empty() || a.tmpl == "chatml" || a.tmpl == "alpaca",
+            "sft chat supports --template chatml or alpaca, got '", a.tmpl, "'");
+  Session s = open_session(a);
+  const data::Template tmpl = a.tmpl.empty() ? gen::default_chat_template(*s.tok) : data::parse_template(a.tmpl);
+  gen::ChatSession chat(*s.gen, *s.tok, s.gc, s.opts, tmpl, a.system);
+  std::fprintf(stderr, "sft chat (%s template) — /reset clears the history, /exit quits\n",
+               data::template_name(tmpl));
   std::string line;
   while (true) {
     std::fputs("\n>>> ", stdout);
@@ -133,26 +128,14 @@ void run_chat(const GenArgs& a) {
     if (!std::getline(std::cin, line)) break;
     if (line == "/exit" || line == "/quit") break;
     if (line == "/reset") {
-      history.clear();
-      alpaca_history.clear();
-      s.gen->reset();
+      chat.reset();
       std::fputs("(history cleared)\n", stdout);
       continue;
     }
     if (line.empty()) continue;
-    std::string text;
-    if (tmpl == "chatml") {
-      history.push_back({"user", line});
-      text = data::inference_chat_prompt(history, to);
-    } else {
-      text = alpaca_history + data::inference_prompt(line, "", to);
-    }
-    auto ids = s.tok->encode(text, true);
-    auto r = s.gen->generate(ids, s.opts, stream_to_stdout());
+    auto r = chat.send(line, stream_to_stdout());
     std::fputs("\n", stdout);
     if (a.stats) print_stats(r);
-    if (tmpl == "chatml") history.push_back({"assistant", r.text});
-    else alpaca_history = text + r.text + "\n\n";
   }
 }
 

@@ -22,6 +22,7 @@
 #include "model/model.h"
 #include "tokenizer/tokenizer.h"
 #include "train/checkpoint.h"
+#include "train/data_options.h"
 #include "train/trainer.h"
 #include "util/error.h"
 
@@ -151,19 +152,7 @@ void train_in_this_process(ParsedTrainArgs& parsed, std::unique_ptr<dist::Commun
   tok::Tokenizer tokenizer = tok::Tokenizer::load(base);
   data::TokenizerEncoder encoder(tokenizer);
 
-  data::PrepareOptions po;
-  po.dataset_path = cfg.dataset_path;
-  po.eval_dataset_path = cfg.eval_dataset_path;
-  if (cfg.validation_split > 0) {
-    if (cfg.validation_split < 1) po.validation_split.fraction = cfg.validation_split;
-    else po.validation_split.count = static_cast<int64_t>(cfg.validation_split);
-  }
-  po.read.skip_bad_rows = cfg.skip_bad_rows;
-  po.templ.tmpl = data::parse_template(cfg.template_name);
-  po.templ.train_on_inputs = cfg.train_on_inputs;
-  po.max_seq_length = cfg.max_seq_length;
-  po.truncation = data::parse_truncation(cfg.truncation);
-  po.seed = cfg.seed;
+  const data::PrepareOptions po = train::prepare_options(cfg);
   data::PreparedData prepared = data::prepare_dataset(po, encoder);
   if (prepared.train_read.rows_skipped > 0) {
     std::printf("skipped %lld bad rows of %lld (--skip_bad_rows):\n",
@@ -177,24 +166,12 @@ void train_in_this_process(ParsedTrainArgs& parsed, std::unique_ptr<dist::Commun
     std::printf("evaluation data:\n%s", data::format_report(prepared.eval_report, po.truncation).c_str());
 
   const int32_t pad = tokenizer.pad_id().value_or(tokenizer.eos_id().value_or(0));
-  data::LoaderOptions lo;
-  lo.batch_size = cfg.per_device_train_batch_size * comm->world_size();  // global micro-batch; each rank its slice
-  lo.max_seq_length = cfg.max_seq_length;
-  lo.group_by_length = cfg.group_by_length;
-  lo.packing = cfg.packing;
-  lo.drop_last = cfg.data_loader_drop_last;
-  lo.seed = cfg.seed;
-  lo.pad_id = pad;
+  data::LoaderOptions lo = train::train_loader_options(cfg, pad);
+  lo.batch_size *= comm->world_size();  // data parallel: the global micro-batch; each rank trains on its slice
   data::DataLoader train_loader(prepared.train, lo);
   std::unique_ptr<data::DataLoader> eval_loader;
-  if (prepared.eval && !prepared.eval->empty()) {
-    data::LoaderOptions eo = lo;
-    eo.batch_size = cfg.per_device_eval_batch_size;
-    eo.shuffle = false;
-    eo.group_by_length = false;
-    eo.drop_last = false;
-    eval_loader = std::make_unique<data::DataLoader>(prepared.eval, eo);
-  }
+  if (prepared.eval && !prepared.eval->empty())
+    eval_loader = std::make_unique<data::DataLoader>(prepared.eval, train::eval_loader_options(cfg, pad));
 
   const auto precision = cfg.use_bf16() ? model::Precision::BF16 : model::Precision::F32;
   auto m = model::Model::load(resume_dir.empty() ? base : resume_dir, *be, precision);

@@ -261,6 +261,12 @@ ParsedTrainArgs parse_train_args(const std::vector<std::string>& args) {
   return out;
 }
 
+std::vector<std::string> train_flag_names() {
+  std::vector<std::string> out;
+  for (const auto& [name, flag] : flags()) out.push_back(name);
+  return out;
+}
+
 std::string train_flags_help() {
   std::string s =
       "sft train --model_name_or_path M --dataset_path D --output_dir O [flags]\n"

@@ -18,6 +18,8 @@ struct ParsedTrainArgs {
 // args: everything after `sft train`. Throws sft::Error on an unknown flag, a missing or malformed value.
 ParsedTrainArgs parse_train_args(const std::vector<std::string>& args);
 std::string train_flags_help();
+// Every flag of the table (aliases included), for tests that check the table against TrainConfig::to_json.
+std::vector<std::string> train_flag_names();
 
 // Levenshtein distance (did-you-mean suggestions).
 size_t edit_distance(const std::string& a, const std::string& b);

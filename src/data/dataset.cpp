@@ -10,6 +10,7 @@
 
 #include "util/error.h"
 #include "util/file_util.h"
+#include "util/utf8.h"
 
 namespace sft::data {
 namespace {
@@ -127,31 +128,7 @@ bool is_ws(char c) { return c == ' ' || c == '\t' || c == '\n' || c == '\r'; }
 
 }  // namespace
 
-int64_t find_invalid_utf8(const std::string& s) {
-  const auto* p = reinterpret_cast<const unsigned char*>(s.data());
-  size_t n = s.size(), i = 0;
-  while (i < n) {
-    unsigned char c = p[i];
-    if (c < 0x80) {
-      ++i;
-      continue;
-    }
-    size_t len;
-    uint32_t cp, min;
-    if ((c & 0xE0) == 0xC0) len = 2, cp = c & 0x1F, min = 0x80;
-    else if ((c & 0xF0) == 0xE0) len = 3, cp = c & 0x0F, min = 0x800;
-    else if ((c & 0xF8) == 0xF0) len = 4, cp = c & 0x07, min = 0x10000;
-    else return static_cast<int64_t>(i);
-    if (i + len > n) return static_cast<int64_t>(i);
-    for (size_t k = 1; k < len; ++k) {
-      if ((p[i + k] & 0xC0) != 0x80) return static_cast<int64_t>(i);
-      cp = (cp << 6) | (p[i + k] & 0x3F);
-    }
-    if (cp < min || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF)) return static_cast<int64_t>(i);
-    i += len;
-  }
-  return -1;
-}
+int64_t find_invalid_utf8(const std::string& s) { return utf8::find_invalid(s); }
 
 ReadResult parse_json_array(const std::string& text_in, const std::string& name, const ReadOptions& opts) {
   ReadResult out;
@@ -235,68 +212,8 @@ ReadResult parse_jsonl(const std::string& text_in, const std::string& name, cons
   return out;
 }
 
-std::vector<CsvRecord> parse_csv_records(const std::string& text_in, const std::string& name) {
-  std::string_view text = strip_bom(text_in);
-  std::vector<CsvRecord> records;
-  size_t i = 0, n = text.size();
-  int64_t line = 1;
-  while (i < n) {
-    CsvRecord rec;
-    rec.line = line;
-    std::string field;
-    bool record_done = false;
-    while (!record_done) {
-      field.clear();
-      if (i < n && text[i] == '"') {
-        // Quoted field: everything up to the closing quote; "" is a literal quote; CR/LF are data.
-        const int64_t open_line = line;
-        ++i;
-        while (true) {
-          SFT_CHECK(i < n, name, " record ", records.size() + 1, " (line ", rec.line,
-                    "): malformed CSV: unterminated quoted field opened on line ", open_line);
-          char c = text[i];
-          if (c == '"') {
-            if (i + 1 < n && text[i + 1] == '"') {
-              field += '"';
-              i += 2;
-              continue;
-            }
-            ++i;
-            break;
-          }
-          if (c == '\n') ++line;
-          field += c;
-          ++i;
-        }
-        // After the closing quote only a delimiter or a line end may follow.
-        if (i < n && text[i] != ',' && text[i] != '\n' && !(text[i] == '\r' && i + 1 < n && text[i + 1] == '\n') &&
-            !(text[i] == '\r' && i + 1 == n)) {
-          if (rec.error.empty()) rec.error = "malformed CSV: text after a closing quote";
-          while (i < n && text[i] != ',' && text[i] != '\n') field += text[i++];
-        }
-      } else {
-        while (i < n && text[i] != ',' && text[i] != '\n') {
-          if (text[i] == '\r' && (i + 1 == n || text[i + 1] == '\n')) break;
-          if (text[i] == '"' && rec.error.empty())
-            rec.error = "malformed CSV: a quote inside an unquoted field (quote the whole field and double the quote)";
-          field += text[i++];
-        }
-      }
-      rec.fields.push_back(field);
-      if (i >= n) {
-        record_done = true;
-      } else if (text[i] == ',') {
-        ++i;
-      } else {  // line end: LF or CRLF
-        if (text[i] == '\r') ++i;
-        if (i < n && text[i] == '\n') ++i;
-        ++line;
-        record_done = true;
-      }
-    }
-    records.push_back(std::move(rec));
-  }
-  return records;
+std::vector<CsvRecord> parse_csv_records(const std::string& text, const std::string& name) {
+  return csv::read_records(text, name, csv::Options{csv::LineEnds::Rfc4180, /*strict=*/true, /*strip_bom=*/true});
 }
 
 ReadResult parse_csv(const std::string& text, const std::string& name, const ReadOptions& opts) {
@@ -330,7 +247,7 @@ ReadResult parse_csv(const std::string& text, const std::string& name, const Rea
   for (size_t r = 1; r < records.size(); ++r) {
     const CsvRecord& rec = records[r];
     // pandas-style: a blank line is not a row.
-    if (rec.fields.size() == 1 && rec.fields[0].empty()) continue;
+    if (rec.fields.empty() || (rec.fields.size() == 1 && rec.fields[0].empty())) continue;
     const std::string origin = name + " record " + std::to_string(r) + " (line " + std::to_string(rec.line) + ")";
     if (!rec.error.empty()) {
       sink.fail(origin + ": " + rec.error);

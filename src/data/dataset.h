@@ -8,6 +8,8 @@
 #include <string>
 #include <vector>
 
+#include "util/csv.h"
+
 namespace sft::data {
 
 struct Message {
@@ -58,15 +60,12 @@ ReadResult parse_json_array(const std::string& text, const std::string& name, co
 ReadResult parse_jsonl(const std::string& text, const std::string& name, const ReadOptions& opts);
 ReadResult parse_csv(const std::string& text, const std::string& name, const ReadOptions& opts);
 
-// RFC 4180 tokenizer used by parse_csv: records of fields. Quoted fields may hold commas, CR/LF and "" (a quote);
-// records end with LF or CRLF; a final record without a line end is accepted. Each record carries the 1-based line
-// on which it starts. An unterminated quote throws (everything after it would be misread); a problem local to one
-// record (a quote inside an unquoted field, text after a closing quote) is reported in that record's `error`.
-struct CsvRecord {
-  std::vector<std::string> fields;
-  int64_t line = 0;
-  std::string error;  // empty when the record is well formed
-};
+// RFC 4180 records for parse_csv (util/csv.h in strict Rfc4180 mode, BOM stripped): quoted fields may hold commas,
+// CR/LF and "" (a quote); records end with LF or CRLF; a final record without a line end is accepted; a blank line is a
+// record without fields. Each record carries the 1-based line on which it starts. An unterminated quote throws
+// (everything after it would be misread); a problem local to one record (a quote inside an unquoted field, text after
+// a closing quote) is reported in that record's `error`.
+using CsvRecord = csv::Record;
 std::vector<CsvRecord> parse_csv_records(const std::string& text, const std::string& name);
 
 // Returns the byte offset of the first invalid UTF-8 sequence (overlongs, surrogates, > U+10FFFF included), or -1.

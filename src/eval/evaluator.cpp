@@ -1,10 +1,13 @@
 #include "eval/evaluator.h"
 
+#include <algorithm>
 #include <chrono>
+#include <ctime>
 #include <cmath>
 
 #include "eval/mmlu_subjects.h"
 #include "eval/py_text.h"
+#include "eval/results_cache.h"
 #include "util/error.h"
 
 namespace sft::eval {
@@ -92,32 +95,87 @@ std::vector<GroupResult> mmlu_groups(const std::vector<TaskResult>& tasks) {
   return out;
 }
 
-EvalResults evaluate(Scorer& scorer, std::vector<Task> tasks, const Progress& progress) {
+EvalResults evaluate(Scorer& scorer, std::vector<Task> tasks, const Progress& progress, const EvalOptions& opts) {
+  using clock = std::chrono::steady_clock;
   EvalResults res;
-  auto t0 = std::chrono::steady_clock::now();
+  const auto t0 = clock::now();
+  const std::clock_t cpu0 = std::clock();
+  auto since = [](clock::time_point t) { return std::chrono::duration<double>(clock::now() - t).count(); };
+  ProgressInfo info;
+  info.n_tasks = tasks.size();
+  for (const auto& t : tasks) info.total += static_cast<int64_t>(t.docs.size());
+  double scoring_s = 0;
+  int64_t scored = 0;
+  const size_t chunk_docs = static_cast<size_t>(std::max(opts.chunk_docs, opts.batch.max_docs));
   for (size_t ti = 0; ti < tasks.size(); ++ti) {
     TaskResult tr;
     tr.task = std::move(tasks[ti]);
-    auto ts = std::chrono::steady_clock::now();
+    const auto ts = clock::now();
     const auto& task = tr.task;
+    const int64_t n = static_cast<int64_t>(task.docs.size());
+    ResultsCache cache = opts.cache_dir.empty() ? ResultsCache()
+                                                : ResultsCache(opts.cache_dir, opts.cache_identity, task.name);
+    std::vector<std::vector<std::string>> conts(n);
+    std::vector<std::string> keys(n);
+    std::vector<std::vector<LoglikelihoodResult>> lls(n);
+    std::vector<int64_t> todo;
+    for (int64_t d = 0; d < n; ++d) {
+      for (const auto& c : task.docs[d].choices) conts[d].push_back(task.target_delimiter + c);
+      if (cache.enabled()) keys[d] = ResultsCache::doc_key(task.contexts[d], conts[d]);
+      const auto* hit = cache.enabled() ? cache.find(keys[d]) : nullptr;
+      if (hit && hit->size() == conts[d].size()) lls[d] = *hit;
+      else todo.push_back(d);
+    }
+    info.resumed += n - static_cast<int64_t>(todo.size());
+    info.done += n - static_cast<int64_t>(todo.size());
+    info.task_index = ti;
+    info.task = task.name;
+    info.task_docs = n;
+    info.task_done = n - static_cast<int64_t>(todo.size());
+    auto last_save = clock::now();
+    for (size_t c0 = 0; c0 < todo.size(); c0 += chunk_docs) {
+      const size_t c1 = std::min(todo.size(), c0 + chunk_docs);
+      std::vector<std::pair<std::string, std::vector<std::string>>> chunk;
+      for (size_t i = c0; i < c1; ++i) chunk.emplace_back(task.contexts[todo[i]], conts[todo[i]]);
+      const auto cs = clock::now();
+      auto scored_chunk = scorer.score_docs(chunk, opts.batch);
+      scoring_s += since(cs);
+      for (size_t i = c0; i < c1; ++i) {
+        lls[todo[i]] = std::move(scored_chunk[i - c0]);
+        cache.put(keys[todo[i]], lls[todo[i]]);
+      }
+      scored += static_cast<int64_t>(c1 - c0);
+      info.done += static_cast<int64_t>(c1 - c0);
+      info.task_done += static_cast<int64_t>(c1 - c0);
+      if (cache.enabled() && (c1 == todo.size() || since(last_save) > 30.0)) {  // checkpoint
+        cache.save();
+        last_save = clock::now();
+      }
+      info.elapsed_s = since(t0);
+      info.docs_per_s = scoring_s > 0 ? static_cast<double>(scored) / scoring_s : 0;
+      info.eta_s = info.docs_per_s > 0 ? static_cast<double>(info.total - info.done) / info.docs_per_s : -1;
+      if (progress) progress(info);
+    }
+    if (todo.empty() && progress) {
+      info.elapsed_s = since(t0);
+      progress(info);
+    }
     std::vector<double> acc, acc_norm;
-    for (size_t d = 0; d < task.docs.size(); ++d) {
-      std::vector<std::string> conts;
-      for (const auto& c : task.docs[d].choices) conts.push_back(task.target_delimiter + c);
-      auto lls = scorer.score(task.contexts[d], conts);
-      tr.docs.push_back(score_doc(task.docs[d], lls, static_cast<int64_t>(d)));
+    for (int64_t d = 0; d < n; ++d) {
+      tr.docs.push_back(score_doc(task.docs[d], lls[d], d));
       acc.push_back(tr.docs.back().acc);
       acc_norm.push_back(tr.docs.back().acc_norm);
-      if (progress) progress(ti, static_cast<int64_t>(d) + 1, static_cast<int64_t>(task.docs.size()));
     }
     tr.metrics.push_back(mean_metric("acc", acc));
     if (task.has_acc_norm) tr.metrics.push_back(mean_metric("acc_norm", acc_norm));
-    tr.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - ts).count();
+    tr.seconds = since(ts);
     res.tasks.push_back(std::move(tr));
   }
   res.groups = mmlu_groups(res.tasks);
-  res.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  res.seconds = since(t0);
   res.stats = scorer.stats();
+  res.resumed_docs = info.resumed;
+  res.cpu_seconds = static_cast<double>(std::clock() - cpu0) / CLOCKS_PER_SEC;
   return res;
 }
 

@@ -50,11 +50,32 @@ struct EvalResults {
   std::vector<GroupResult> groups;
   double seconds = 0;
   ScorerStats stats;
+  int64_t resumed_docs = 0;  // documents whose scores came from the --use_cache results cache
+  double cpu_seconds = 0;    // process CPU time (all threads) spent in evaluate(): robust to a loaded machine
 };
 
-// progress(task_index, doc_index, docs_in_task) is called after every doc (the CLI prints from it).
-using Progress = std::function<void(size_t, int64_t, int64_t)>;
-EvalResults evaluate(Scorer& scorer, std::vector<Task> tasks, const Progress& progress = {});
+// Reported after every scored chunk of documents (the CLI prints it; the layer never prints).
+struct ProgressInfo {
+  size_t task_index = 0, n_tasks = 0;
+  std::string task;
+  int64_t task_done = 0, task_docs = 0;  // documents of this task done / in it
+  int64_t done = 0, total = 0;           // documents of all tasks done / in all
+  int64_t resumed = 0;                   // documents taken from the results cache so far (not scored in this run)
+  double elapsed_s = 0;                  // since evaluate() started
+  double docs_per_s = 0;                 // scored (not resumed) documents per second so far
+  double eta_s = -1;                     // remaining seconds at that rate (-1 until known)
+};
+using Progress = std::function<void(const ProgressInfo&)>;
+
+struct EvalOptions {
+  BatchLimits batch;          // --batch_size
+  int64_t chunk_docs = 64;    // documents per score_docs() call (progress / cache granularity)
+  // --use_cache DIR: per-task results cache (see results_cache.h); empty = none. `cache_identity` names the model
+  // and settings the scores depend on (the CLI builds it); the requests themselves are hashed in here.
+  std::string cache_dir, cache_identity;
+};
+EvalResults evaluate(Scorer& scorer, std::vector<Task> tasks, const Progress& progress = {},
+                     const EvalOptions& opts = {});
 
 // Helpers exposed for tests.
 DocResult score_doc(const Doc& doc, const std::vector<LoglikelihoodResult>& results, int64_t doc_id);

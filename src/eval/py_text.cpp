@@ -1,10 +1,12 @@
-// UTF-8 helpers with Python semantics. Invalid UTF-8 never reaches here in practice (datasets are UTF-8 JSON/CSV);
-// a stray byte is treated as one code point so nothing is dropped.
+// Python str semantics over UTF-8 (util/utf8.h decodes). The task readers reject invalid UTF-8 as Python's decoding
+// would; should a stray byte reach here anyway it counts as one code point, so nothing is dropped.
 #include "eval/py_text.h"
 
 #include <unicode/uchar.h>
 
 #include <vector>
+
+#include "util/utf8.h"
 
 namespace sft::eval {
 namespace {
@@ -16,35 +18,11 @@ struct CodePoint {
 
 std::vector<CodePoint> decode_utf8(std::string_view s) {
   std::vector<CodePoint> out;
-  size_t i = 0;
-  while (i < s.size()) {
-    unsigned char c = static_cast<unsigned char>(s[i]);
-    size_t n = c < 0x80 ? 1 : (c >> 5) == 6 ? 2 : (c >> 4) == 14 ? 3 : (c >> 3) == 30 ? 4 : 1;
-    if (i + n > s.size()) n = 1;
-    char32_t cp = n == 1 ? c : (c & (0x7F >> n));
-    for (size_t k = 1; k < n; ++k) cp = (cp << 6) | (static_cast<unsigned char>(s[i + k]) & 0x3F);
-    out.push_back({cp, i, i + n});
-    i += n;
+  for (size_t i = 0, len = 0; i < s.size(); i += len) {
+    const uint32_t cp = utf8::decode_lenient(s, i, len);
+    out.push_back({cp, i, i + len});
   }
   return out;
-}
-
-void append_utf8(std::string& out, char32_t cp) {
-  if (cp < 0x80) {
-    out += static_cast<char>(cp);
-  } else if (cp < 0x800) {
-    out += static_cast<char>(0xC0 | (cp >> 6));
-    out += static_cast<char>(0x80 | (cp & 0x3F));
-  } else if (cp < 0x10000) {
-    out += static_cast<char>(0xE0 | (cp >> 12));
-    out += static_cast<char>(0x80 | ((cp >> 6) & 0x3F));
-    out += static_cast<char>(0x80 | (cp & 0x3F));
-  } else {
-    out += static_cast<char>(0xF0 | (cp >> 18));
-    out += static_cast<char>(0x80 | ((cp >> 12) & 0x3F));
-    out += static_cast<char>(0x80 | ((cp >> 6) & 0x3F));
-    out += static_cast<char>(0x80 | (cp & 0x3F));
-  }
 }
 
 }  // namespace
@@ -86,18 +64,14 @@ std::string py_capitalize(std::string_view s) {
   out.reserve(s.size());
   bool first = true;
   for (const auto& c : decode_utf8(s)) {
-    append_utf8(out, static_cast<char32_t>(first ? u_totitle(static_cast<UChar32>(c.cp))
+    utf8::append(out, static_cast<uint32_t>(first ? u_totitle(static_cast<UChar32>(c.cp))
                                                  : u_tolower(static_cast<UChar32>(c.cp))));
     first = false;
   }
   return out;
 }
 
-int64_t py_len(std::string_view s) {
-  int64_t n = 0;
-  for (unsigned char c : s) n += (c & 0xC0) != 0x80;  // count lead bytes
-  return n;
-}
+int64_t py_len(std::string_view s) { return utf8::count_code_points(s); }
 
 std::string replace_all(std::string s, std::string_view from, std::string_view to) {
   if (from.empty()) return s;

@@ -159,7 +159,9 @@ json results_json(const EvalResults& r, const json& run_config) {
   j["config"] = run_config;
   j["sft"] = {{"total_seconds", r.seconds},
               {"tokens_forwarded", r.stats.tokens_forwarded},
-              {"tokens_requested", r.stats.tokens_requested}};
+              {"tokens_requested", r.stats.tokens_requested},
+              {"resumed_docs", r.resumed_docs},
+              {"cpu_seconds", r.cpu_seconds}};
   json per_task = json::object();
   for (const auto& t : r.tasks)
     per_task[t.task.name] = {{"seconds", t.seconds}, {"eval_file", t.task.eval_file},

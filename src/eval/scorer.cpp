@@ -129,6 +129,150 @@ LoglikelihoodResult TokenScorer::score_tokens(const std::vector<int32_t>& contex
   return r;
 }
 
+// A branch of a batch: the model input of one request (or of all choices of a single-row document) and the rows
+// whose next-token distribution scores a target.
+struct TokenScorer::Unit {
+  std::vector<int32_t> input;  // (context + continuation)[-(max_length+1):][:-1]
+  int64_t first_out = 0;       // row whose logits score targets[0]; later targets use the following rows
+  bool single_row = false;     // one row scores every choice (targets[c] = choice c's only token)
+  std::vector<int32_t> targets;
+  std::vector<LoglikelihoodResult*> results;  // single_row: one per choice; else one
+};
+
+std::vector<std::vector<LoglikelihoodResult>> TokenScorer::score_docs(
+    const std::vector<std::vector<TokenRequest>>& docs, const BatchLimits& limits) {
+  SFT_CHECK(limits.max_docs >= 1 && limits.max_tokens >= 1, "batch limits must be positive");
+  std::vector<std::vector<LoglikelihoodResult>> out(docs.size());
+  std::vector<std::vector<Unit>> units(docs.size());
+  for (size_t d = 0; d < docs.size(); ++d) {
+    out[d].resize(docs[d].size());
+    std::vector<Unit> per_choice;
+    for (size_t c = 0; c < docs[d].size(); ++c) {
+      const auto& req = docs[d][c];
+      SFT_CHECK(!req.continuation.empty(), "continuation encodes to zero tokens (lm-eval requires at least one)");
+      SFT_CHECK(static_cast<int64_t>(req.continuation.size()) <= max_length_, "continuation of ",
+                req.continuation.size(), " tokens exceeds max length ", max_length_);
+      LoglikelihoodResult& r = out[d][c];
+      r.n_context_tokens = static_cast<int64_t>(req.context.size());
+      r.n_continuation_tokens = static_cast<int64_t>(req.continuation.size());
+      std::vector<int32_t> full(req.context);
+      full.insert(full.end(), req.continuation.begin(), req.continuation.end());
+      if (static_cast<int64_t>(full.size()) > max_length_ + 1) {
+        full.erase(full.begin(), full.end() - (max_length_ + 1));
+        r.truncated = true;
+      }
+      full.pop_back();
+      SFT_CHECK(full.size() >= req.continuation.size(), "scoring needs at least one context token");
+      stats_.tokens_requested += static_cast<int64_t>(full.size());
+      Unit u;
+      u.first_out = static_cast<int64_t>(full.size() - req.continuation.size());
+      u.input = std::move(full);
+      u.targets = req.continuation;
+      u.results = {&r};
+      per_choice.push_back(std::move(u));
+    }
+    bool one_row = !per_choice.empty();
+    for (const auto& u : per_choice)
+      one_row = one_row && u.targets.size() == 1 && u.input == per_choice[0].input;
+    if (one_row) {  // MMLU: the choices differ only in the token after a shared input
+      Unit u = std::move(per_choice[0]);
+      u.single_row = true;
+      for (size_t c = 1; c < per_choice.size(); ++c) {
+        u.targets.push_back(per_choice[c].targets[0]);
+        u.results.push_back(per_choice[c].results[0]);
+      }
+      units[d].push_back(std::move(u));
+    } else {
+      units[d] = std::move(per_choice);
+    }
+  }
+  // Single-row documents: longest first (as lm-eval's Collator), packed up to the limits; the others one by one.
+  std::vector<size_t> single, multi;
+  for (size_t d = 0; d < docs.size(); ++d) {
+    if (units[d].empty()) continue;
+    (units[d].size() == 1 && units[d][0].single_row ? single : multi).push_back(d);
+  }
+  std::stable_sort(single.begin(), single.end(),
+                   [&](size_t a, size_t b) { return units[a][0].input.size() > units[b][0].input.size(); });
+  std::vector<Unit*> batch;
+  int64_t longest = 0;
+  for (size_t d : single) {
+    Unit* u = &units[d][0];
+    const int64_t len = static_cast<int64_t>(u->input.size());
+    const int64_t padded = std::max(longest, len) * static_cast<int64_t>(batch.size() + 1);
+    if (!batch.empty() && (static_cast<int64_t>(batch.size()) >= limits.max_docs || padded > limits.max_tokens)) {
+      run_batch(batch);
+      batch.clear();
+      longest = 0;
+    }
+    batch.push_back(u);
+    longest = std::max(longest, len);
+  }
+  if (!batch.empty()) run_batch(batch);
+  for (size_t d : multi) {
+    batch.clear();
+    for (auto& u : units[d]) batch.push_back(&u);
+    run_batch(batch);
+  }
+  return out;
+}
+
+void TokenScorer::run_batch(std::vector<Unit*>& units) {
+  // Shared prefix: the longest common prefix of all inputs, ending before the first scored row of any unit so that
+  // every branch keeps at least the row that scores its first target.
+  size_t P = units[0]->input.size();
+  for (const Unit* u : units) {
+    P = std::min<size_t>(P, static_cast<size_t>(u->first_out));
+    size_t k = 0;
+    while (k < P && u->input[k] == units[0]->input[k]) ++k;
+    P = k;
+  }
+  int64_t longest = 0;
+  for (const Unit* u : units) longest = std::max<int64_t>(longest, static_cast<int64_t>(u->input.size()) - P);
+  ensure_capacity(static_cast<int64_t>(P) + longest);
+  if (P > 0) {
+    set_prefix(std::vector<int32_t>(units[0]->input.begin(), units[0]->input.begin() + static_cast<std::ptrdiff_t>(P)));
+  } else {
+    session_->truncate(0);
+    cached_.clear();
+    last_logits_.clear();
+  }
+  std::vector<std::vector<int32_t>> branches;
+  std::vector<std::vector<int64_t>> rows;
+  for (const Unit* u : units) {
+    branches.emplace_back(u->input.begin() + static_cast<std::ptrdiff_t>(P), u->input.end());
+    std::vector<int64_t> r;
+    const int64_t n_rows = u->single_row ? 1 : static_cast<int64_t>(u->targets.size());
+    for (int64_t i = 0; i < n_rows; ++i) r.push_back(u->first_out - static_cast<int64_t>(P) + i);
+    rows.push_back(std::move(r));
+    stats_.tokens_forwarded += static_cast<int64_t>(branches.back().size());
+  }
+  const auto logits = session_->append_branches(branches, rows);
+  SFT_CHECK(logits.size() == units.size(), "KVSession::append_branches returned ", logits.size(), " branches, expected ",
+            units.size());
+  for (size_t b = 0; b < units.size(); ++b) {
+    Unit* u = units[b];
+    SFT_CHECK(static_cast<int64_t>(logits[b].size()) == vocab_ * static_cast<int64_t>(rows[b].size()),
+              "KVSession::append_branches returned ", logits[b].size(), " logits for branch ", b);
+    if (u->single_row) {
+      for (size_t c = 0; c < u->targets.size(); ++c) {
+        auto [lp, g] = token_logprob(logits[b].data(), vocab_, u->targets[c]);
+        u->results[c]->logprob = lp;
+        u->results[c]->is_greedy = g;
+      }
+    } else {
+      LoglikelihoodResult& r = *u->results[0];
+      r.logprob = 0;
+      r.is_greedy = true;
+      for (size_t i = 0; i < u->targets.size(); ++i) {
+        auto [lp, g] = token_logprob(logits[b].data() + static_cast<int64_t>(i) * vocab_, vocab_, u->targets[i]);
+        r.logprob += lp;
+        r.is_greedy = r.is_greedy && g;
+      }
+    }
+  }
+}
+
 Scorer::Scorer(model::Model& model, const tok::Tokenizer& tok, int64_t max_length)
     : enc_(tok), engine_(model, max_length) {}
 
@@ -140,6 +284,21 @@ std::vector<LoglikelihoodResult> Scorer::score(const std::string& context, const
     out.push_back(engine_.score_tokens(ctx_enc, cont_enc));
   }
   return out;
+}
+
+}  // namespace sft::eval
+
+namespace sft::eval {
+
+std::vector<std::vector<LoglikelihoodResult>> Scorer::score_docs(
+    const std::vector<std::pair<std::string, std::vector<std::string>>>& docs, const BatchLimits& limits) {
+  std::vector<std::vector<TokenRequest>> reqs(docs.size());
+  for (size_t d = 0; d < docs.size(); ++d)
+    for (const auto& c : docs[d].second) {
+      auto [ctx, cont] = enc_.encode_pair(docs[d].first, c);
+      reqs[d].push_back({std::move(ctx), std::move(cont)});
+    }
+  return engine_.score_docs(reqs, limits);
 }
 
 }  // namespace sft::eval

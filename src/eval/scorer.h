@@ -7,11 +7,15 @@
 //  - the model input is (context_enc + continuation_enc)[-(max_length+1):][:-1] (left truncation);
 //  - ll = sum of log p(continuation token), is_greedy = every continuation token is the argmax.
 //
-// Engine: a KV session (model::Model::KVSession). The prefix (normally context_enc) is computed once and every choice
-// of the question is scored by appending its continuation (all_positions) and truncating back. Consecutive questions
-// reuse the longest common token prefix still in the cache (few-shot blocks of a task are identical), so a 5-shot MMLU
-// question costs only its own tokens. This does fewer FLOPs than lm-eval's padded batches, which recompute the
-// context for every choice; the results are the same numbers up to fp32 summation order.
+// Engine: a KV session (model::Model::KVSession) plus branch scoring (KVSession::append_branches). score_docs() cuts
+// the documents into batches; a batch's longest common token prefix (description + few-shot block, or a question's
+// own context) is put into the session once (reusing whatever the session already holds), and everything after it
+// goes through the model as one batch of branches that each see the prefix and only themselves:
+//   - single-token choices sharing one input (MMLU's " A".." D"): ONE branch per document, its last row scores every
+//     choice; up to `batch` documents per forward (sorted by length to limit padding), all after the shared prefix;
+//   - multi-token choices (ARC, HellaSwag): one document per forward, its context in the session, its choices as
+//     branches (the context is computed once, not once per choice as in lm-eval's padded batches).
+// The numbers equal a fresh full forward per request up to fp32 summation order.
 #pragma once
 #include <cstdint>
 #include <memory>
@@ -51,19 +55,37 @@ class PairEncoder {
   std::string prefix_text_;
 };
 
-// The token-level engine: KV session, prefix reuse, left truncation (no tokenizer; tested on a fake model).
+// One choice of a document in tokens (PairEncoder::encode_pair's output).
+struct TokenRequest {
+  std::vector<int32_t> context, continuation;
+};
+
+// Batching limits for score_docs: at most max_docs single-row documents and max_tokens padded branch tokens per
+// forward (one multi-token document always goes alone).
+struct BatchLimits {
+  int64_t max_docs = 64;
+  int64_t max_tokens = 4096;
+};
+
+// The token-level engine: KV session, prefix reuse, branch batching, left truncation (no tokenizer; tested on a fake
+// model).
 class TokenScorer {
  public:
   // max_length: lm-eval's resolve_max_length (config n_positions / max_position_embeddings / n_ctx, else 2048).
   TokenScorer(model::Model& model, int64_t max_length);
   // context_enc must be non-empty unless the truncated input still leaves a prefix (lm-eval's rules).
   LoglikelihoodResult score_tokens(const std::vector<int32_t>& context_enc, const std::vector<int32_t>& cont_enc);
+  // Every choice of every document (docs[d][c]); same numbers as score_tokens one by one, batched as above.
+  std::vector<std::vector<LoglikelihoodResult>> score_docs(const std::vector<std::vector<TokenRequest>>& docs,
+                                                           const BatchLimits& limits);
   const ScorerStats& stats() const { return stats_; }
 
  private:
   // Makes the session hold exactly `prefix` and returns the logits after its last token.
   const std::vector<float>& set_prefix(const std::vector<int32_t>& prefix);
   void ensure_capacity(int64_t n);
+  struct Unit;
+  void run_batch(std::vector<Unit*>& units);
 
   model::Model& model_;
   int64_t max_length_;
@@ -81,6 +103,9 @@ class Scorer {
   Scorer(model::Model& model, const tok::Tokenizer& tok, int64_t max_length);
   // Scores every continuation after the same context.
   std::vector<LoglikelihoodResult> score(const std::string& context, const std::vector<std::string>& continuations);
+  // Several documents at once: (context, continuations) per document.
+  std::vector<std::vector<LoglikelihoodResult>> score_docs(
+      const std::vector<std::pair<std::string, std::vector<std::string>>>& docs, const BatchLimits& limits);
   const ScorerStats& stats() const { return engine_.stats(); }
   const PairEncoder& encoder() const { return enc_; }
 

@@ -13,7 +13,9 @@
 #include "eval/py_random.h"
 #include "eval/py_text.h"
 #include "util/error.h"
+#include "util/csv.h"
 #include "util/file_util.h"
+#include "util/utf8.h"
 
 namespace sft::eval {
 namespace {
@@ -52,74 +54,21 @@ std::string json_text(const json& v, const std::filesystem::path& p, int64_t row
 
 }  // namespace
 
-std::vector<std::vector<std::string>> parse_csv(const std::string& raw, const std::string& path) {
-  // Python opens the file in text mode (universal newlines): "\r\n" and "\r" become "\n" everywhere.
-  std::string text;
-  text.reserve(raw.size());
-  for (size_t i = 0; i < raw.size(); ++i) {
-    if (raw[i] == '\r') {
-      text += '\n';
-      if (i + 1 < raw.size() && raw[i + 1] == '\n') ++i;
-    } else {
-      text += raw[i];
-    }
-  }
-  enum State { StartRecord, StartField, InField, InQuoted, QuoteInQuoted };
-  std::vector<std::vector<std::string>> rows;
-  std::vector<std::string> row;
-  std::string field;
-  State st = StartRecord;
-  auto end_field = [&] {
-    row.push_back(field);
-    field.clear();
-  };
-  auto end_record = [&] {
-    end_field();
-    rows.push_back(std::move(row));
-    row.clear();
-    st = StartRecord;
-  };
-  for (char c : text) {
-    switch (st) {
-      case StartRecord:
-        if (c == '\n') break;  // csv.reader yields [] for an empty line; callers skip those anyway
-        [[fallthrough]];
-      case StartField:
-        if (c == '"') st = InQuoted;
-        else if (c == ',') { end_field(); st = StartField; }
-        else if (c == '\n') end_record();
-        else { field += c; st = InField; }
-        break;
-      case InField:
-        if (c == ',') { end_field(); st = StartField; }
-        else if (c == '\n') end_record();
-        else field += c;  // a quote inside an unquoted field is literal
-        break;
-      case InQuoted:
-        if (c == '"') st = QuoteInQuoted;
-        else field += c;
-        break;
-      case QuoteInQuoted:
-        if (c == '"') { field += '"'; st = InQuoted; }
-        else if (c == ',') { end_field(); st = StartField; }
-        else if (c == '\n') end_record();
-        else { field += c; st = InField; }  // non-strict: the closing quote is dropped, text continues
-        break;
-    }
-  }
-  SFT_CHECK(st != InQuoted, path, ": unexpected end of file inside a quoted field");
-  if (st != StartRecord) end_record();
-  return rows;
-}
-
 std::vector<Doc> load_mmlu_csv(const std::filesystem::path& csv) {
-  auto rows = parse_csv(read_existing(csv, "mmlu"), csv.string());
+  // The MMLU loading script iterates the file as binary lines, decodes each as UTF-8 (an invalid byte raises) and
+  // hands them to csv.reader: CR/LF outside quotes end a record, "\r\n" inside a quoted field is kept verbatim.
+  const std::string text = read_existing(csv, "mmlu");
+  if (int64_t bad = utf8::find_invalid(text); bad >= 0)
+    throw Error(csv.string() + ": invalid UTF-8 at byte " + std::to_string(bad) + " (MMLU files are UTF-8)");
   std::vector<Doc> docs;
-  for (size_t r = 0; r < rows.size(); ++r) {
-    const auto& f = rows[r];
-    SFT_CHECK(f.size() == 6, csv.string(), " record ", r + 1, ": expected 6 fields (question,A,B,C,D,answer), got ",
-              f.size());
-    SFT_CHECK(f[5].size() == 1 && f[5][0] >= 'A' && f[5][0] <= 'D', csv.string(), " record ", r + 1,
+  int64_t r = 0;
+  for (const auto& rec : sft::csv::read_records(text, csv.string(), {sft::csv::LineEnds::PythonBinaryLines})) {
+    if (rec.fields.empty()) continue;  // a blank line (none in MMLU): no question
+    ++r;
+    const auto& f = rec.fields;
+    SFT_CHECK(f.size() == 6, csv.string(), " record ", r, " (line ", rec.line,
+              "): expected 6 fields (question,A,B,C,D,answer), got ", f.size());
+    SFT_CHECK(f[5].size() == 1 && f[5][0] >= 'A' && f[5][0] <= 'D', csv.string(), " record ", r, " (line ", rec.line, ")",
               ": answer must be one of A, B, C, D, got '", f[5], "'");
     Doc d;
     d.gold = f[5][0] - 'A';
@@ -184,6 +133,72 @@ std::vector<Doc> load_hellaswag_jsonl(const std::filesystem::path& jsonl) {
   return docs;
 }
 
+namespace {
+
+std::string mmlu_description(const std::string& subject) {
+  return "The following are multiple choice questions (with answers) about " + replace_all(subject, "_", " ") + ".\n\n";
+}
+
+// THE TASK TABLE: one row per task family, in the order `--tasks` lists them. Each row is lm-eval 0.4.13's task YAML
+// for that family with the dataset swapped for local files:
+//   files      eval file and few-shot file under --data_dir ("{subject}" = MMLU subject, "{ARC}" = ARC-Easy /
+//              ARC-Challenge, "{split}" = Test / Dev per --arc_split); `fallback_to_eval` = few-shot examples come
+//              from the evaluated split when the few-shot file is absent (ARC/HellaSwag ship no train file here);
+//   loader     file -> Doc{query (doc_to_text), choices (doc_to_choice), gold (doc_to_target)};
+//   metrics    acc always, acc_norm where the YAML lists it;
+//   few-shot   sampler (first_n | default random) and `exclude_eval_doc`: lm-eval passes the evaluated document to the
+//              sampler (draw n+1, drop it, keep n) when `fewshot_split == test_split`. For hellaswag both are null
+//              (no test split, no fewshot_split), so the check is always true; for ARC (test_split "test", no
+//              fewshot_split) it is true only when the pool is the evaluated split; for MMLU (dev vs test) never.
+enum class Sampler { FirstN, Random };
+enum class ExcludeEvalDoc { Never, WhenPoolIsEvalSplit, Always };
+
+struct TaskSpec {
+  std::vector<std::string> names;  // leaf tasks of this family
+  std::string eval_file, fewshot_file;
+  bool fallback_to_eval = false;
+  std::vector<Doc> (*load)(const std::filesystem::path&) = nullptr;
+  bool has_acc_norm = false;
+  int version = 1;
+  Sampler sampler = Sampler::Random;
+  ExcludeEvalDoc exclude_eval_doc = ExcludeEvalDoc::Never;
+  std::string (*description)(const std::string& subject) = nullptr;  // null = no description
+};
+
+const std::vector<TaskSpec>& task_table() {
+  static const std::vector<TaskSpec> table = [] {
+    std::vector<std::string> mmlu;
+    for (const auto& s : mmlu_subjects()) mmlu.push_back(std::string("mmlu_") + s.name);
+    return std::vector<TaskSpec>{
+        // tasks/mmlu/default/_default_template_yaml + mmlu_<subject>.yaml
+        {mmlu, "mmlu/test/{subject}_test.csv", "mmlu/dev/{subject}_dev.csv", false, load_mmlu_csv, false, 1,
+         Sampler::FirstN, ExcludeEvalDoc::Never, mmlu_description},
+        // tasks/arc/arc_easy.yaml, arc_challenge.yaml
+        {{"arc_easy", "arc_challenge"}, "arc/{ARC}-{split}.jsonl", "arc/{ARC}-Train.jsonl", true, load_arc_jsonl, true,
+         1, Sampler::Random, ExcludeEvalDoc::WhenPoolIsEvalSplit, nullptr},
+        // tasks/hellaswag/hellaswag.yaml + utils.py
+        {{"hellaswag"}, "hellaswag/hellaswag_val.jsonl", "hellaswag/hellaswag_train.jsonl", true,
+         load_hellaswag_jsonl, true, 1, Sampler::Random, ExcludeEvalDoc::Always, nullptr},
+    };
+  }();
+  return table;
+}
+
+const TaskSpec* find_spec(const std::string& name) {
+  for (const auto& spec : task_table())
+    for (const auto& n : spec.names)
+      if (n == name) return &spec;
+  return nullptr;
+}
+
+std::string expand_path(std::string pattern, const std::string& name, const TaskOptions& opts) {
+  if (name.rfind("mmlu_", 0) == 0) pattern = replace_all(pattern, "{subject}", name.substr(5));
+  pattern = replace_all(pattern, "{ARC}", name == "arc_easy" ? "ARC-Easy" : "ARC-Challenge");
+  return replace_all(pattern, "{split}", opts.arc_split == "dev" ? "Dev" : "Test");
+}
+
+}  // namespace
+
 std::vector<std::string> expand_task_names(const std::string& comma_list) {
   std::vector<std::string> out;
   auto add = [&out](const std::string& n) {
@@ -202,9 +217,7 @@ std::vector<std::string> expand_task_names(const std::string& comma_list) {
                name == "mmlu_humanities") {
       for (const auto& s : mmlu_subjects())
         if (name == std::string("mmlu_") + s.category) add(std::string("mmlu_") + s.name);
-    } else if (name.rfind("mmlu_", 0) == 0 && find_mmlu_subject(name.substr(5))) {
-      add(name);
-    } else if (name == "arc_easy" || name == "arc_challenge" || name == "hellaswag") {
+    } else if (find_spec(name)) {
       add(name);
     } else {
       throw Error("unknown task '" + name +
@@ -220,7 +233,7 @@ namespace {
 
 std::string shot_text(const Doc& d) { return d.query + " " + d.choices[d.gold] + "\n\n"; }
 
-// ContextSampler.sample for the "default" (random) sampler; eval_doc_key non-null when the pool is the eval split.
+// ContextSampler.sample for the "default" (random) sampler; eval_doc non-null when lm-eval passes it (see the table).
 std::vector<const Doc*> random_shots(PyRandom& rnd, const std::vector<Doc>& pool, int n, const Doc* eval_doc) {
   std::vector<const Doc*> res;
   if (!eval_doc) {
@@ -242,76 +255,53 @@ std::vector<const Doc*> random_shots(PyRandom& rnd, const std::vector<Doc>& pool
 }  // namespace
 
 Task build_task(const std::string& name, const TaskOptions& opts) {
+  const TaskSpec* spec = find_spec(name);
+  SFT_CHECK(spec, "unknown task '", name, "'");
+  SFT_CHECK(opts.num_fewshot >= 0, "--num_fewshot must be >= 0");
+  SFT_CHECK(opts.arc_split == "test" || opts.arc_split == "dev", "--arc_split must be test or dev, got '",
+            opts.arc_split, "'");
   Task t;
   t.name = name;
   t.alias = name;
   t.num_fewshot = opts.num_fewshot;
-  SFT_CHECK(opts.num_fewshot >= 0, "--num_fewshot must be >= 0");
-  const auto& dir = opts.data_dir;
-  std::vector<Doc> pool;
-  bool first_n = false, pool_is_eval = false;
-  std::string description;
-  if (name.rfind("mmlu_", 0) == 0) {
-    const MmluSubject* s = find_mmlu_subject(name.substr(5));
-    SFT_CHECK(s, "unknown MMLU subject in task ", name);
+  t.version = spec->version;
+  t.has_acc_norm = spec->has_acc_norm;
+  std::string subject;
+  if (const MmluSubject* s = name.rfind("mmlu_", 0) == 0 ? find_mmlu_subject(name.substr(5)) : nullptr) {
+    subject = s->name;
     t.alias = s->name;
     t.group = std::string("mmlu_") + s->category;
-    t.version = 1;
-    t.eval_file = (dir / "mmlu" / "test" / (std::string(s->name) + "_test.csv")).string();
-    t.docs = load_mmlu_csv(t.eval_file);
-    if (opts.num_fewshot > 0) {
-      t.fewshot_file = (dir / "mmlu" / "dev" / (std::string(s->name) + "_dev.csv")).string();
-      pool = load_mmlu_csv(t.fewshot_file);
-      SFT_CHECK(opts.num_fewshot <= static_cast<int>(pool.size()), name, ": --num_fewshot ", opts.num_fewshot,
-                " exceeds the ", pool.size(), " dev examples in ", t.fewshot_file);
-    }
-    first_n = true;
-    description = "The following are multiple choice questions (with answers) about " +
-                  replace_all(s->name, "_", " ") + ".\n\n";
-  } else if (name == "arc_easy" || name == "arc_challenge") {
-    std::string base = name == "arc_easy" ? "ARC-Easy" : "ARC-Challenge";
-    SFT_CHECK(opts.arc_split == "test" || opts.arc_split == "dev", "--arc_split must be test or dev, got '",
-              opts.arc_split, "'");
-    t.has_acc_norm = true;
-    t.eval_file = (dir / "arc" / (base + (opts.arc_split == "test" ? "-Test.jsonl" : "-Dev.jsonl"))).string();
-    t.docs = load_arc_jsonl(t.eval_file);
-    if (opts.num_fewshot > 0) {
-      auto train = dir / "arc" / (base + "-Train.jsonl");
-      pool_is_eval = !std::filesystem::exists(train);
-      t.fewshot_file = pool_is_eval ? t.eval_file : train.string();
-      pool = pool_is_eval ? t.docs : load_arc_jsonl(train);
-    }
-  } else if (name == "hellaswag") {
-    t.has_acc_norm = true;
-    t.eval_file = (dir / "hellaswag" / "hellaswag_val.jsonl").string();
-    t.docs = load_hellaswag_jsonl(t.eval_file);
-    if (opts.num_fewshot > 0) {
-      auto train = dir / "hellaswag" / "hellaswag_train.jsonl";
-      pool_is_eval = !std::filesystem::exists(train);
-      t.fewshot_file = pool_is_eval ? t.eval_file : train.string();
-      pool = pool_is_eval ? t.docs : load_hellaswag_jsonl(train);
-    }
-  } else {
-    throw Error("unknown task '" + name + "'");
   }
+  const auto& dir = opts.data_dir;
+  t.eval_file = (dir / expand_path(spec->eval_file, name, opts)).string();
+  t.docs = spec->load(t.eval_file);
   SFT_CHECK(!t.docs.empty(), name, ": no documents in ", t.eval_file);
+  std::vector<Doc> pool;
+  bool pool_is_eval = false;
+  if (opts.num_fewshot > 0) {
+    auto fewshot = dir / expand_path(spec->fewshot_file, name, opts);
+    pool_is_eval = spec->fallback_to_eval && !std::filesystem::exists(fewshot);
+    t.fewshot_file = pool_is_eval ? t.eval_file : fewshot.string();
+    pool = pool_is_eval ? t.docs : spec->load(fewshot);
+  }
+  const bool exclude = spec->exclude_eval_doc == ExcludeEvalDoc::Always ||
+                       (spec->exclude_eval_doc == ExcludeEvalDoc::WhenPoolIsEvalSplit && pool_is_eval);
   t.n_original = static_cast<int64_t>(t.docs.size());
   if (opts.limit >= 0 && opts.limit < t.n_original) t.docs.resize(static_cast<size_t>(opts.limit));
-  if (opts.num_fewshot > 0 && !first_n)
-    SFT_CHECK(static_cast<int64_t>(pool.size()) >= opts.num_fewshot + (pool_is_eval ? 1 : 0), name,
-              ": --num_fewshot ", opts.num_fewshot, " needs more examples than the ", pool.size(), " in ",
-              t.fewshot_file);
+  if (opts.num_fewshot > 0)
+    SFT_CHECK(static_cast<int64_t>(pool.size()) >= opts.num_fewshot + (exclude ? 1 : 0), name, ": --num_fewshot ",
+              opts.num_fewshot, " needs more examples than the ", pool.size(), " in ", t.fewshot_file);
 
+  const std::string description = spec->description ? spec->description(subject) : "";
   // lm-eval: task.set_fewshot_seed(seed) then one sampler call per eval doc, in document order.
   PyRandom rnd(opts.fewshot_seed);
   for (const auto& doc : t.docs) {
     std::string ctx = description;
     if (opts.num_fewshot > 0) {
-      if (first_n) {
+      if (spec->sampler == Sampler::FirstN) {  // FirstNSampler: pool[:n] (eval_doc is never passed for MMLU)
         for (int i = 0; i < opts.num_fewshot; ++i) ctx += shot_text(pool[i]);
       } else {
-        for (const Doc* s : random_shots(rnd, pool, opts.num_fewshot, pool_is_eval ? &doc : nullptr))
-          ctx += shot_text(*s);
+        for (const Doc* s : random_shots(rnd, pool, opts.num_fewshot, exclude ? &doc : nullptr)) ctx += shot_text(*s);
       }
     }
     ctx += doc.query;

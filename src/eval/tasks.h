@@ -59,7 +59,5 @@ Task build_task(const std::string& name, const TaskOptions& opts);
 std::vector<Doc> load_mmlu_csv(const std::filesystem::path& csv);
 std::vector<Doc> load_arc_jsonl(const std::filesystem::path& jsonl);
 std::vector<Doc> load_hellaswag_jsonl(const std::filesystem::path& jsonl);
-// Python csv.reader (default dialect) over a whole file: quoted fields, doubled quotes, newlines inside quotes.
-std::vector<std::vector<std::string>> parse_csv(const std::string& text, const std::string& path_for_errors);
 
 }  // namespace sft::eval

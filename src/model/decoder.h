@@ -2,6 +2,7 @@
 // explicit forward and backward passes written against backend::Backend (never a concrete device). Internal to
 // model/; users see only model.h.
 #pragma once
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
@@ -100,10 +101,11 @@ class Decoder final : public Model {
   // Embedding of ids already in ws.ids into x.
   void embed(Workspace& ws, float* x);
   // One decoder layer: out = layer(x) for n query rows. New K/V rows are written to k_dst/v_dst, attention reads keys
-  // from k_all/v_all per `s` (s.Tq = n). out may equal x.
+  // from k_all/v_all per `s` (s.Tq = n). out may equal x. before_attention (optional) runs after the new K/V rows
+  // are written and rotated, before attention reads k_all/v_all (branch scoring scatters them into per-row layouts).
   void layer_forward(int64_t l, const float* x, float* out, LayerActs& a, Workspace& ws, int64_t n,
                      const backend::AttnShape& s, float* k_dst, float* v_dst, const float* k_all, const float* v_all,
-                     const int32_t* pos, const int32_t* doc);
+                     const int32_t* pos, const int32_t* doc, const std::function<void()>& before_attention = {});
   void final_norm(Workspace& ws, const float* x, int64_t n);
   // Logits [rows, V] of rows of xnf starting at row r0, into ws.logits (rows <= chunk capacity).
   void head_logits(Workspace& ws, const float* x, int64_t rows);

@@ -90,6 +90,13 @@ class Model {
     // token [n*V] when all_positions (eval scores a continuation after a cached context this way).
     virtual std::vector<float> append(const std::vector<int32_t>& tokens, bool all_positions = false) = 0;
     virtual void truncate(int64_t new_length) = 0;  // drop cached positions >= new_length
+    // Scores independent continuations ("branches") of the cached sequence in ONE forward (eval: the choices of a
+    // question after its context, or many questions after a shared few-shot prefix): branch b sees the cached
+    // positions [0, length()) and its own earlier tokens, never another branch; the cache is left as it was.
+    // Returns, per branch, fp32 logits [out_rows[b].size() * V] after each listed branch token (indices into
+    // branches[b]). The default implementation (append(all_positions) + truncate per branch) is the reference.
+    virtual std::vector<std::vector<float>> append_branches(const std::vector<std::vector<int32_t>>& branches,
+                                                            const std::vector<std::vector<int64_t>>& out_rows);
   };
   virtual std::unique_ptr<KVSession> new_session(int64_t max_len) = 0;
 

@@ -297,8 +297,7 @@ std::string StreamDecoder::push(int32_t id) {
       continue;
     }
     const size_t bad = utf8::maximal_invalid_subpart(pending_, i);
-    const auto lead = static_cast<unsigned char>(pending_[i]);
-    const size_t need = lead >= 0xF0 && lead <= 0xF4 ? 4 : lead >= 0xE0 && lead <= 0xEF ? 3 : lead >= 0xC2 && lead <= 0xDF ? 2 : 1;
+    const size_t need = utf8::expected_length(static_cast<uint8_t>(pending_[i]));
     if (i + bad == pending_.size() && bad < need) break;  // may still be completed by the next token
     out.append("\xEF\xBF\xBD");
     i += bad;

@@ -57,6 +57,9 @@ struct TrainConfig {
   std::string debug_dump_batches;  // debug: write every micro-batch trained on as JSON lines (parity tests)
 
   bool use_bf16() const { return bf16 || torch_dtype == "bfloat16"; }
+  // training_args.json: every field under its flag name (cli/train_flags.cpp). tests/cli/train_config_fields_test.cpp
+  // checks the two against each other: each flag changes this JSON, and each key here is a flag.
+  std::string to_json() const;
   // Throws sft::Error naming the flag on an invalid combination.
   void validate() const;
 };

@@ -3,6 +3,7 @@
 #include <chrono>
 #include <cmath>
 #include <fstream>
+#include <functional>
 
 #include <nlohmann/json.hpp>
 
@@ -12,6 +13,7 @@
 #include "model/model.h"
 #include "train/checkpoint.h"
 #include "train/data_parallel.h"
+#include "train/checkpoint_writer.h"
 #include "train/lr_schedule.h"
 #include "util/error.h"
 #include "util/file_util.h"
@@ -72,47 +74,6 @@ double evaluate(model::Model& m, data::DataLoader& ev, dist::Communicator& comm)
   comm.all_reduce_sum(&n, 1);
   SFT_CHECK(n > 0, "evaluation data has no target tokens");
   return sum / static_cast<double>(n);
-}
-
-std::string config_json(const TrainConfig& c) {
-  nlohmann::ordered_json j;
-  j["model_name_or_path"] = c.model_name_or_path;
-  j["dataset_path"] = c.dataset_path;
-  j["output_dir"] = c.output_dir;
-  j["eval_dataset_path"] = c.eval_dataset_path;
-  j["template"] = c.template_name;
-  j["train_on_inputs"] = c.train_on_inputs;
-  j["max_seq_length"] = c.max_seq_length;
-  j["truncation"] = c.truncation;
-  j["packing"] = c.packing;
-  j["group_by_length"] = c.group_by_length;
-  j["validation_split"] = c.validation_split;
-  j["per_device_train_batch_size"] = c.per_device_train_batch_size;
-  j["per_device_eval_batch_size"] = c.per_device_eval_batch_size;
-  j["data_loader_drop_last"] = c.data_loader_drop_last;
-  j["learning_rate"] = c.learning_rate;
-  j["adam_beta1"] = c.adam_beta1;
-  j["adam_beta2"] = c.adam_beta2;
-  j["adam_epsilon"] = c.adam_epsilon;
-  j["weight_decay"] = c.weight_decay;
-  j["lr_scheduler_type"] = c.lr_scheduler_type;
-  j["warmup_steps"] = c.warmup_steps;
-  j["warmup_ratio"] = c.warmup_ratio;
-  j["max_grad_norm"] = c.max_grad_norm;
-  j["gradient_accumulation_steps"] = c.gradient_accumulation_steps;
-  j["num_train_epochs"] = c.num_train_epochs;
-  j["max_steps"] = c.max_steps;
-  j["seed"] = c.seed;
-  j["bf16"] = c.use_bf16();
-  j["logging_steps"] = c.logging_steps;
-  j["save_strategy"] = c.save_strategy;
-  j["save_steps"] = c.save_steps;
-  j["save_total_limit"] = c.save_total_limit;
-  j["eval_strategy"] = c.eval_strategy;
-  j["eval_steps"] = c.eval_steps;
-  j["load_best_model_at_end"] = c.load_best_model_at_end;
-  j["metric_for_best_model"] = c.metric_for_best_model;
-  return j.dump(2) + "\n";
 }
 
 }  // namespace
@@ -265,31 +226,36 @@ TrainSummary run_training(const TrainJob& job, TrainObserver& obs) {
     t_window = Clock::now();
   };
 
+  // Both saves (checkpoint-N and the final model) go through one writer; only their parts differ.
+  const CheckpointWriter writer(root);  // data parallel: rank 0 alone writes
+  auto save_parts = [&](std::function<void(const fs::path&)> model_files, bool with_optimizer) {
+    SaveParts p;
+    p.model = std::move(model_files);
+    if (with_optimizer) p.optimizer = [&](const fs::path& d) { opt.save_state(d / "optimizer.safetensors"); };
+    p.base_model_dir = job.base_model_dir;
+    st.loader_epoch = loader.position().epoch;
+    st.loader_index = loader.position().index;
+    p.files = {{"trainer_state.json", trainer_state_to_json(st)}, {"training_args.json", cfg.to_json()}};
+    return p;
+  };
+
   auto save_checkpoint = [&]() {
     const std::string name = "checkpoint-" + std::to_string(st.global_step);
-    const fs::path final_dir = out / name, tmp = out / (".tmp-" + name);
     if (last_eval && last_eval->first == st.global_step) {
       const double v = last_eval->second;
       if (!st.best_metric || (greater ? v > *st.best_metric : v < *st.best_metric)) {
         st.best_metric = v;
-        st.best_model_checkpoint = final_dir.string();
+        st.best_model_checkpoint = (out / name).string();
       }
     }
-    if (root) {
-      fs::remove_all(tmp);
-      fs::create_directories(tmp);
-      m.save(tmp, "float32");  // exact fp32 masters: resuming from them is bit-identical
-      copy_model_side_files(job.base_model_dir, tmp);
+    if (!root) {  // rank 0's writer gathers the optimizer state: the other ranks take part in that collective only
+      opt.save_state({});
+      return;
     }
-    opt.save_state(tmp / "optimizer.safetensors");  // collective: the state is gathered to rank 0, which writes it
-    if (!root) return;
-    st.loader_epoch = loader.position().epoch;
-    st.loader_index = loader.position().index;
-    write_file_atomic(tmp / "trainer_state.json", trainer_state_to_json(st));
-    write_file_atomic(tmp / "training_args.json", config_json(cfg));
-    fs::remove_all(final_dir);
-    fs::rename(tmp, final_dir);
-    obs.on_checkpoint(final_dir);
+    // exact fp32 masters: resuming from them is bit-identical
+    const fs::path dir =
+        writer.write_folder(out, name, save_parts([&](const fs::path& d) { m.save(d, "float32"); }, true));
+    obs.on_checkpoint(dir);
     for (const auto& d : rotate_checkpoints(out, cfg.save_total_limit, fs::path(st.best_model_checkpoint)))
       obs.on_note("deleted old checkpoint " + d.string() + " (--save_total_limit " +
                   std::to_string(cfg.save_total_limit) + ")");
@@ -381,6 +347,25 @@ TrainSummary run_training(const TrainJob& job, TrainObserver& obs) {
       save_checkpoint();
   }
 
+  // Final model into output_dir (each file renamed into place; checkpoints stay).
+  const std::string dtype = cfg.torch_dtype == "bfloat16" ? "bfloat16" : "float32";
+  std::function<void(const fs::path&)> final_model = [&](const fs::path& d) { m.save(d, dtype); };
+  if (cfg.load_best_model_at_end && !st.best_model_checkpoint.empty()) {
+    obs.on_note("loading the best checkpoint " + st.best_model_checkpoint + " (" + cfg.metric_for_best_model + " " +
+                std::to_string(*st.best_metric) + ")");
+    final_model = [&](const fs::path& d) {
+      model::Model::load(st.best_model_checkpoint, m.backend(), m.precision())->save(d, dtype);
+    };
+  } else if (cfg.load_best_model_at_end) {
+    obs.on_note("--load_best_model_at_end: no evaluated checkpoint, the final weights are saved");
+  }
+  SaveParts final_parts = save_parts(final_model, false);
+  final_parts.files.emplace_back(
+      "loss_curve.svg",
+      loss_curve_svg(st.log_history, "sft train: " + fs::path(cfg.model_name_or_path).filename().string()));
+  writer.write_into(out, final_parts);
+
+  comm.barrier();  // every rank returns once rank 0's output folder is complete
   TrainSummary sum;
   sum.steps = st.global_step;
   sum.final_loss = std::isnan(last_logged) ? last_step_loss : last_logged;
@@ -388,36 +373,6 @@ TrainSummary run_training(const TrainJob& job, TrainObserver& obs) {
   sum.best_model_checkpoint = st.best_model_checkpoint;
   sum.world_size = world;
   sum.comm_seconds = comm.comm_seconds() - comm_at_start;
-  if (!root) {  // rank 0 writes the output; the others wait so that every rank returns with the folder complete
-    comm.barrier();
-    sum.seconds = std::chrono::duration<double>(Clock::now() - t_start).count();
-    return sum;
-  }
-
-  // Final model into output_dir: built in a temp folder, then each file renamed into place.
-  const fs::path tmp = out / ".tmp-final";
-  fs::remove_all(tmp);
-  fs::create_directories(tmp);
-  const std::string dtype = cfg.torch_dtype == "bfloat16" ? "bfloat16" : "float32";
-  if (cfg.load_best_model_at_end && !st.best_model_checkpoint.empty()) {
-    obs.on_note("loading the best checkpoint " + st.best_model_checkpoint + " (" + cfg.metric_for_best_model + " " +
-                std::to_string(*st.best_metric) + ")");
-    auto best = model::Model::load(st.best_model_checkpoint, m.backend(), m.precision());
-    best->save(tmp, dtype);
-  } else {
-    if (cfg.load_best_model_at_end)
-      obs.on_note("--load_best_model_at_end: no evaluated checkpoint, the final weights are saved");
-    m.save(tmp, dtype);
-  }
-  copy_model_side_files(job.base_model_dir, tmp);
-  st.loader_epoch = loader.position().epoch;
-  st.loader_index = loader.position().index;
-  write_file_atomic(tmp / "trainer_state.json", trainer_state_to_json(st));
-  write_file_atomic(tmp / "training_args.json", config_json(cfg));
-  write_file_atomic(tmp / "loss_curve.svg",
-                    loss_curve_svg(st.log_history, "sft train: " + fs::path(cfg.model_name_or_path).filename().string()));
-  move_files_into(tmp, out);
-  comm.barrier();
   sum.seconds = std::chrono::duration<double>(Clock::now() - t_start).count();
   return sum;
 }

@@ -7,8 +7,10 @@ Rowan/hellaswag, the same conversion their loading scripts do) and served throug
 Prompt formatting, few-shot sampling, tokenisation, scoring and metrics are lm-eval's.
 
 Split mapping, as `sft eval` documents it: MMLU test + dev (first_n few-shot); ARC Dev file as the evaluated split;
-HellaSwag val. ARC/HellaSwag have no local train split, so the few-shot pool is the evaluated split itself
-(fewshot_split == test_split: lm-eval samples n+1 and drops the evaluated doc).
+HellaSwag val. With a local train file (ARC-*-Train.jsonl, hellaswag_train.jsonl) the YAML's own splits are kept
+(train = few-shot pool; hellaswag has test_split null, so lm-eval passes the evaluated doc to the sampler: n+1 drawn,
+the doc dropped). Without one, the few-shot pool is the evaluated split itself (fewshot_split == test_split: lm-eval
+samples n+1 and drops the evaluated doc).
 
 Usage: python lm_eval_oracle.py --model DIR --data_dir D --tasks t1,t2 --num_fewshot 0,5 --limit L --out out.json
 Writes {num_fewshot: {task: {"metrics": {...}, "samples": [{doc_id, arguments, lls, greedy, acc[, acc_norm]}]}}}.
@@ -25,33 +27,8 @@ os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 
 
-def _stub_accelerate_if_missing():
-    """lm_eval.models.huggingface imports `accelerate` at module level, but a single-process CPU run with an
-    already-loaded model never calls it. The oracle venv (tests/requirements.txt) lacks the package, so stand in for
-    the import only; every stub raises if lm-eval ever calls it, so a stub can never alter a result silently."""
-    import importlib.util
-    import sys
-    import types
-    if importlib.util.find_spec("accelerate") is not None:
-        return
-
-    def _unavailable(*_a, **_k):
-        raise RuntimeError("accelerate is not installed; the lm-eval oracle only supports single-process CPU runs")
-
-    mod = types.ModuleType("accelerate")
-    mod.Accelerator = mod.InitProcessGroupKwargs = mod.find_executable_batch_size = _unavailable
-    utils = types.ModuleType("accelerate.utils")
-    utils.get_max_memory = _unavailable
-    mod.utils = utils
-    sys.modules["accelerate"] = mod
-    sys.modules["accelerate.utils"] = utils
-
-
 import torch  # noqa: E402
-import transformers  # noqa: E402  (before the stub: transformers probes for the real accelerate package)
-import transformers.modeling_utils  # noqa: E402,F401
-
-_stub_accelerate_if_missing()
+import transformers  # noqa: E402
 import lm_eval  # noqa: E402
 from lm_eval.api.task import ConfigurableTask  # noqa: E402
 from lm_eval.models.huggingface import HFLM  # noqa: E402
@@ -67,9 +44,11 @@ def write_jsonl(path, rows):
 
 
 def mmlu_rows(csv_path, subject):
-    with open(csv_path, encoding="utf-8") as f:  # as the original hendrycks_test loading script: csv.reader
+    # As the hendrycks_test loading script behind cais/mmlu: the file iterated as BINARY lines, each decoded and fed
+    # to csv.reader, so a "\r\n" inside a quoted field stays "\r\n" (college_mathematics_dev.csv row 3).
+    with open(csv_path, "rb") as f:
         return [{"question": r[0], "subject": subject, "choices": r[1:5], "answer": "ABCD".index(r[5])}
-                for r in csv.reader(f) if r]
+                for r in csv.reader(line.decode("utf-8") for line in f)]
 
 
 def arc_rows(jsonl_path):  # allenai/ai2_arc schema
@@ -113,13 +92,26 @@ def make_task(name, data_dir, tmp):
         p = Path(tmp) / f"{name}.jsonl"
         write_jsonl(p, arc_rows(data_dir / "arc" / f"{base}-Dev.jsonl"))
         files = {"test": str(p)}
-        cfg.update(training_split=None, validation_split=None, test_split="test", fewshot_split="test")
+        train = data_dir / "arc" / f"{base}-Train.jsonl"
+        if train.exists():  # the YAML's own splits: train is the few-shot pool, no fewshot_split (eval_doc not passed)
+            pt = Path(tmp) / f"{name}_train.jsonl"
+            write_jsonl(pt, arc_rows(train))
+            files["train"] = str(pt)
+            cfg.update(validation_split=None)
+        else:
+            cfg.update(training_split=None, validation_split=None, test_split="test", fewshot_split="test")
     elif name == "hellaswag":
         cfg = load_yaml(TASKS_DIR / "hellaswag" / "hellaswag.yaml")
         p = Path(tmp) / "hellaswag.jsonl"
         write_jsonl(p, hellaswag_rows(data_dir / "hellaswag" / "hellaswag_val.jsonl"))
-        files = {"test": str(p)}
-        cfg.update(training_split=None, validation_split=None, test_split="test", fewshot_split="test")
+        train = data_dir / "hellaswag" / "hellaswag_train.jsonl"
+        if train.exists():  # the YAML unchanged: train + validation, test_split null (so eval_doc IS passed)
+            pt = Path(tmp) / "hellaswag_train.jsonl"
+            write_jsonl(pt, hellaswag_rows(train))
+            files = {"train": str(pt), "validation": str(p)}
+        else:
+            files = {"test": str(p)}
+            cfg.update(training_split=None, validation_split=None, test_split="test", fewshot_split="test")
     else:
         raise SystemExit(f"unknown task {name}")
     cfg.pop("tag", None)

@@ -153,6 +153,45 @@ TEST(Scorer, MatchesBruteForceWithPrefixReuseAndTruncation) {
   EXPECT_EQ(scorer.stats().tokens_forwarded, m.appended);
 }
 
+TEST(Scorer, BatchedDocsMatchBruteForce) {
+  // score_docs: MMLU-like documents (4 single-token choices after one context; batched across documents after the
+  // shared prefix) and ARC-like documents (multi-token choices as branches after the context), with truncation.
+  const int64_t L = 24;
+  std::mt19937 rng(77);
+  auto rand_ids = [&](int n) {
+    std::vector<int32_t> v(static_cast<size_t>(n));
+    for (auto& x : v) x = static_cast<int32_t>(rng() % kVocab);
+    return v;
+  };
+  const std::vector<int32_t> shots = rand_ids(10);
+  std::vector<std::vector<sft::eval::TokenRequest>> docs;
+  for (int q = 0; q < 23; ++q) {
+    std::vector<int32_t> ctx = shots;
+    auto own = rand_ids(1 + static_cast<int>(rng() % 16));  // some exceed L: left truncation
+    ctx.insert(ctx.end(), own.begin(), own.end());
+    std::vector<sft::eval::TokenRequest> doc;
+    const bool single = q % 2 == 0;
+    for (int c = 0; c < (single ? 4 : 2 + q % 4); ++c)
+      doc.push_back({ctx, single ? std::vector<int32_t>{c} : rand_ids(1 + static_cast<int>(rng() % 5))});
+    docs.push_back(doc);
+  }
+  for (int64_t max_docs : {1, 3, 64}) {
+    FakeModel m;
+    sft::eval::TokenScorer scorer(m, L);
+    auto got = scorer.score_docs(docs, {max_docs, 4096});
+    int truncated = 0;
+    for (size_t d = 0; d < docs.size(); ++d)
+      for (size_t c = 0; c < docs[d].size(); ++c) {
+        auto [ll, greedy] = brute(docs[d][c].context, docs[d][c].continuation, L);
+        EXPECT_NEAR(got[d][c].logprob, ll, 1e-9) << "doc " << d << " choice " << c << " max_docs " << max_docs;
+        EXPECT_EQ(got[d][c].is_greedy, greedy);
+        truncated += got[d][c].truncated;
+      }
+    EXPECT_GT(truncated, 0);
+    EXPECT_LT(scorer.stats().tokens_forwarded, scorer.stats().tokens_requested);
+  }
+}
+
 TEST(Scorer, ContextComputedOncePerQuestion) {
   FakeModel m;
   sft::eval::TokenScorer scorer(m, 64);

@@ -15,15 +15,6 @@ namespace {
 using namespace sft::eval;
 const std::filesystem::path kData = std::filesystem::path(SFT_SOURCE_DIR) / "tests/fixtures/eval/data";
 
-TEST(Csv, QuotesDoubledQuotesAndNewlines) {
-  auto rows = parse_csv("a,\"b,c\",\"say \"\"hi\"\"\"\r\n\"multi\nline\",x\"y,\n\nlast,\"q\"tail", "t.csv");
-  ASSERT_EQ(rows.size(), 3u);
-  EXPECT_EQ(rows[0], (std::vector<std::string>{"a", "b,c", "say \"hi\""}));
-  EXPECT_EQ(rows[1], (std::vector<std::string>{"multi\nline", "x\"y", ""}));
-  EXPECT_EQ(rows[2], (std::vector<std::string>{"last", "qtail"}));  // csv non-strict: text after a closing quote
-  EXPECT_THROW(parse_csv("a,\"open", "t.csv"), sft::Error);
-}
-
 TEST(Tasks, MmluPromptZeroAndFewShot) {
   TaskOptions o;
   o.data_dir = kData;

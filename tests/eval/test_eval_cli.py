@@ -50,3 +50,42 @@ def test_compare_writes_report(model_dir, tmp_path):
     report = (out / "report.md").read_text()
     assert "comparison.svg" in report and "+0.0000" in report
     xml.dom.minidom.parseString((out / "comparison.svg").read_text())  # well-formed SVG
+
+
+def test_results_cache_resumes_and_batch_size_does_not_change_results(model_dir, tmp_path):
+    tasks = "mmlu_marketing,arc_easy"
+    common = [sft(), "eval", "--model", model_dir, "--tasks", tasks, "--arc_split", "dev", "--data_dir", str(DATA),
+              "--dtype", "float32", "--log_samples"]
+    cache = tmp_path / "cache"
+    # An "interrupted" run: the first 2 documents of each task land in the cache.
+    r = subprocess.run(common + ["--limit", "2", "--use_cache", str(cache), "--output_path", str(tmp_path / "a"),
+                                 "--quiet"], capture_output=True, text=True, env=ENV)
+    assert r.returncode == 0, r.stderr
+    assert len(list(cache.glob("*.json"))) == 2
+    # The continued run scores only the 3 new documents per task, and prints progress with a rate and an ETA.
+    r = subprocess.run(common + ["--limit", "5", "--use_cache", str(cache), "--output_path", str(tmp_path / "b")],
+                       capture_output=True, text=True, env=ENV)
+    assert r.returncode == 0, r.stderr
+    assert "docs/s" in r.stderr and "ETA" in r.stderr and "from cache" in r.stderr, r.stderr
+    resumed = json.loads((tmp_path / "b" / "results.json").read_text())
+    assert resumed["sft"]["resumed_docs"] == 4
+    # A fresh run with another batch size gives the same per-document log-likelihoods (to fp32 reassociation).
+    r = subprocess.run(common + ["--limit", "5", "--batch_size", "1", "--output_path", str(tmp_path / "c"),
+                                 "--quiet"], capture_output=True, text=True, env=ENV)
+    assert r.returncode == 0, r.stderr
+    fresh = json.loads((tmp_path / "c" / "results.json").read_text())
+    assert fresh["sft"]["resumed_docs"] == 0
+    for t in tasks.split(","):
+        a = [json.loads(x) for x in (tmp_path / "b" / f"samples_{t}.jsonl").read_text().splitlines()]
+        b = [json.loads(x) for x in (tmp_path / "c" / f"samples_{t}.jsonl").read_text().splitlines()]
+        assert len(a) == len(b) == 5
+        for x, y in zip(a, b):
+            assert x["acc"] == y["acc"]
+            for p, q in zip(x["resps"], y["resps"]):
+                assert abs(p[0] - q[0]) <= 1e-4 + 1e-5 * abs(q[0]), (t, x["doc_id"], p, q)
+
+
+def test_bad_batch_size_is_a_one_line_error(model_dir):
+    r = subprocess.run([sft(), "eval", "--model", model_dir, "--tasks", "arc_easy", "--batch_size", "lots",
+                        "--data_dir", str(DATA)], capture_output=True, text=True, env=ENV)
+    assert r.returncode == 1 and "--batch_size" in r.stderr, r.stderr

@@ -73,3 +73,23 @@ def test_greedy_matches_transformers(model_dir):
             print(f"{prompt!r}: {len(got)} tokens identical ({ours['stop_reason']})")
             compared += len(got)
     assert compared >= 40, "at least 40 generated tokens must be compared"
+
+
+def test_chat_first_turn_equals_generate_and_reset_forgets(model_dir):
+    """`sft chat` (generate/chat_session): the first alpaca turn is `sft generate --template alpaca`; after a second
+    turn (which carries the history), /reset starts over: the same line gets the first turn's reply again."""
+    binary = os.environ.get("SFT_BIN", str(SRC / "build" / "src" / "cli" / "sft"))
+    q = "Give three tips for staying healthy."
+    one = subprocess.run([binary, "generate", "--model", model_dir, "--template", "alpaca", "--prompt", q, "--greedy",
+                          "--max_new_tokens", "12", "--json"], capture_output=True, text=True)
+    assert one.returncode == 0, one.stderr
+    first = json.loads(one.stdout)["text"]
+    r = subprocess.run([binary, "chat", "--model", model_dir, "--greedy", "--max_new_tokens", "12"],
+                       input=f"{q}\n{q}\n/reset\n{q}\n/exit\n", capture_output=True, text=True,
+                       env=dict(os.environ, OMP_NUM_THREADS="1"))
+    assert r.returncode == 0, r.stderr
+    assert "alpaca template" in r.stderr  # the tiny tokenizer has no <|im_start|>: alpaca by default
+    replies = [part.strip("\n") for part in r.stdout.split(">>> ")[1:]]
+    assert replies[0] == first.strip("\n")
+    assert "(history cleared)" in replies[2]
+    assert replies[3] == first.strip("\n")

@@ -130,6 +130,50 @@ TEST(Model, KvSessionMatchesBatchForward) {
   EXPECT_THROW(s->append(std::vector<int32_t>(9, 1)), Error);
 }
 
+TEST(Model, KvSessionBranchesMatchSequentialAndFullForward) {
+  auto be = backend::make_cpu_backend();
+  auto m = Model::random(tiny(false, true), 8, *be, Precision::F32);
+  std::mt19937 g(11);
+  auto rnd = [&](size_t n) {
+    std::vector<int32_t> v(n);
+    for (auto& x : v) x = static_cast<int32_t>(g() % 53);
+    return v;
+  };
+  for (size_t prefix_len : {size_t{0}, size_t{7}}) {
+    const std::vector<int32_t> prefix = rnd(prefix_len);
+    const std::vector<std::vector<int32_t>> branches = {rnd(3), rnd(1), rnd(5), rnd(2)};
+    const std::vector<std::vector<int64_t>> rows = {{0, 1, 2}, {0}, {4, 1}, {}};
+    auto fast = m->new_session(20), ref = m->new_session(20);
+    if (!prefix.empty()) {
+      fast->append(prefix);
+      ref->append(prefix);
+    }
+    const auto got = fast->append_branches(branches, rows);
+    const auto want = ref->KVSession::append_branches(branches, rows);  // the sequential reference
+    ASSERT_EQ(got.size(), branches.size());
+    EXPECT_EQ(fast->length(), static_cast<int64_t>(prefix_len));  // the cache is unchanged
+    for (size_t b = 0; b < branches.size(); ++b) {
+      ASSERT_EQ(got[b].size(), rows[b].size() * 53);
+      if (!rows[b].empty()) EXPECT_LT(rel(got[b], want[b]), 1e-5) << "prefix " << prefix_len << " branch " << b;
+      // and against a fresh full forward of prefix + branch
+      std::vector<int32_t> seq = prefix;
+      seq.insert(seq.end(), branches[b].begin(), branches[b].end());
+      const auto full = m->logits(Batch::from_sequences({seq}, {}, 0));
+      for (size_t i = 0; i < rows[b].size(); ++i) {
+        const size_t at = (prefix_len + static_cast<size_t>(rows[b][i])) * 53;
+        const std::vector<float> w(full.begin() + at, full.begin() + at + 53),
+            gv(got[b].begin() + i * 53, got[b].begin() + (i + 1) * 53);
+        EXPECT_LT(rel(gv, w), 1e-5);
+      }
+    }
+    // The session still continues correctly after branch scoring.
+    if (!prefix.empty()) EXPECT_LT(rel(fast->append({3}), ref->append({3})), 1e-5);
+  }
+  auto s = m->new_session(8);
+  EXPECT_THROW(s->append_branches({std::vector<int32_t>(9, 1)}, {{0}}), Error);  // beyond max_len
+  EXPECT_THROW(s->append_branches({{1, 2}}, {{2}}), Error);                      // row outside the branch
+}
+
 TEST(Model, Bf16ModeCloseToFp32) {
   auto be = backend::make_cpu_backend();
   auto a = Model::random(tiny(true, true), 6, *be, Precision::F32);

@@ -1,0 +1,45 @@
+#include "train/data_options.h"
+
+#include "data/template.h"
+
+namespace sft::train {
+
+data::PrepareOptions prepare_options(const TrainConfig& cfg) {
+  data::PrepareOptions po;
+  po.dataset_path = cfg.dataset_path;
+  po.eval_dataset_path = cfg.eval_dataset_path;
+  if (cfg.validation_split > 0) {  // HF-style: a fraction below 1, a row count from 1 up
+    if (cfg.validation_split < 1) po.validation_split.fraction = cfg.validation_split;
+    else po.validation_split.count = static_cast<int64_t>(cfg.validation_split);
+  }
+  po.read.skip_bad_rows = cfg.skip_bad_rows;
+  po.templ.tmpl = data::parse_template(cfg.template_name);
+  po.templ.train_on_inputs = cfg.train_on_inputs;
+  po.max_seq_length = cfg.max_seq_length;
+  po.truncation = data::parse_truncation(cfg.truncation);
+  po.seed = cfg.seed;
+  return po;
+}
+
+data::LoaderOptions train_loader_options(const TrainConfig& cfg, int32_t pad_id) {
+  data::LoaderOptions lo;
+  lo.batch_size = cfg.per_device_train_batch_size;
+  lo.max_seq_length = cfg.max_seq_length;
+  lo.group_by_length = cfg.group_by_length;
+  lo.packing = cfg.packing;
+  lo.drop_last = cfg.data_loader_drop_last;
+  lo.seed = cfg.seed;
+  lo.pad_id = pad_id;
+  return lo;
+}
+
+data::LoaderOptions eval_loader_options(const TrainConfig& cfg, int32_t pad_id) {
+  data::LoaderOptions eo = train_loader_options(cfg, pad_id);
+  eo.batch_size = cfg.per_device_eval_batch_size;
+  eo.shuffle = false;
+  eo.group_by_length = false;
+  eo.drop_last = false;
+  return eo;
+}
+
+}  // namespace sft::train
