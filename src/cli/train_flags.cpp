@@ -119,7 +119,10 @@ const std::map<std::string, Flag>& flags() {
       {"use_rslora", {BOOL(use_rslora), "rank-stabilised LoRA: scale by alpha/sqrt(r)"}},
       {"adapter_name_or_path", {STR(adapter_name_or_path), "with --use_peft: continue training this peft adapter folder"}},
       {"device", {STR(device), "cpu (default) or cuda[:N] (needs a CUDA build)"}},
-      {"threads", {INT(threads), "CPU threads (default: all cores)"}},
+      {"threads", {INT(threads), "CPU threads per rank (default: the machine's cores / ranks on it)"}},
+      {"zero_stage", {INT(zero_stage), "data parallel: 1 shards the AdamW state across ranks (ZeRO-1), 0 (default)"}},
+      {"ddp_timeout", {FLT(ddp_timeout), "data parallel: seconds to wait for the other ranks (1800)"}},
+      {"ddp_bucket_cap_mb", {FLT(ddp_bucket_cap_mb), "data parallel: gradient bucket size in MiB (25)"}},
       {"debug_dump_batches", {STR(debug_dump_batches), "debug: write every micro-batch used as JSON lines"}},
   };
   return f;
@@ -143,7 +146,7 @@ const std::map<std::string, const char*>& ignored_flags() {
                                  "(about 120 MiB per layer for Qwen2.5-0.5B at 4 x 512 tokens; the SwiGLU product is "
                                  "recomputed) and the LM head never holds more than ~64 MiB of logits; to use less "
                                  "memory lower --per_device_train_batch_size and raise --gradient_accumulation_steps"},
-      {"ddp_find_unused_parameters", "no DDP here"},
+      {"ddp_find_unused_parameters", "every parameter gets a gradient"},
       {"log_level", "fixed"},
       {"eval_accumulation_steps", "evaluation keeps only loss sums"},
       {"prediction_loss_only", "evaluation computes the loss only"},

@@ -89,6 +89,9 @@ void TrainConfig::validate() const {
             "--torch_dtype: expected auto, float32 or bfloat16, got '", torch_dtype,
             "' (float16 is not supported: use bfloat16)");
   backend::parse_device(device, "--device");  // throws naming the flag (cuda:abc included)
+  check_range("zero_stage", zero_stage, 0, 1);
+  check_range("ddp_timeout", ddp_timeout, 0, 1e9, true, false);
+  check_range("ddp_bucket_cap_mb", ddp_bucket_cap_mb, 0, 1e6, true, false);
   check_range("lora_r", lora_r, 1, 65536);
   SFT_CHECK(std::isfinite(lora_alpha), "--lora_alpha must be a finite number");
   SFT_CHECK(lora_dropout >= 0 && lora_dropout < 1, "--lora_dropout must be in [0, 1), got ", lora_dropout);

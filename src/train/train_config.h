@@ -62,8 +62,13 @@ struct TrainConfig {
   std::string adapter_name_or_path;  // continue training this peft adapter (its adapter_config.json sets r, alpha, ...)
 
   // ---- runtime ----
-  std::string device = "cpu";
-  int64_t threads = 0;  // 0 = all cores
+  std::string device = "cpu";  // with several ranks, "cuda" = the GPU of the rank's local rank
+  int64_t threads = 0;  // per rank; 0 = this machine's cores / ranks on it
+
+  // ---- data parallel (mpirun / srun; docs/arch/dist.md) ----
+  int64_t zero_stage = 0;            // 1: AdamW state sharded across ranks (ZeRO-1)
+  double ddp_timeout = 1800;         // seconds a collective may wait for the other ranks (HF's default)
+  double ddp_bucket_cap_mb = 25;     // gradient bucket size of the reductions (torch DDP's default)
   std::string debug_dump_batches;  // debug: write every micro-batch trained on as JSON lines (parity tests)
 
   bool skip_nonfinite_steps = false;  // a NaN/inf loss or gradient norm: skip the update (default: stop with an error)
