@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
 # Compile/link-only check of the CUDA build (no GPU needed): configures build-cuda-ci with -DSFT_CUDA=ON and builds
+# (the sft binary includes the NCCL communicator, src/dist/nccl: NCCL must be found, see its CMakeLists.txt)
 # the sft binary, the GPU tests (tests/gpu) and the GPU benchmark. Nothing is run: the GPU tests run on a GPU machine
 # through scripts/gpu-check.sh. Exits 0 with "SKIPPED" when the machine has no CUDA toolkit (nvcc).
 # Usage: scripts/build-cuda-check.sh    (env: SFT_CUDA_BUILD_DIR, SFT_BUILD_JOBS, SFT_CUDA_ARCHS)
@@ -14,7 +15,7 @@ if [ -z "$nvcc" ]; then
 fi
 export CUDACXX="$nvcc"
 cmake -S "$root" -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=Release -DSFT_CUDA=ON -DSFT_TESTS=ON \
-  -DSFT_CUDA_ARCHS="${SFT_CUDA_ARCHS:-90a-real;80}" >/dev/null
+  -DSFT_CUDA_ARCHS="${SFT_CUDA_ARCHS:-90a-real;80}" ${SFT_NCCL_ROOT:+-DSFT_NCCL_ROOT="$SFT_NCCL_ROOT"} >/dev/null
 targets=(sft test_gpu_kernels)
 if grep -q "test_gpu_model" "$build/build.ninja"; then targets+=(test_gpu_model gpu_step_bench); fi
 cmake --build "$build" -j "${SFT_BUILD_JOBS:-$(nproc)}" --target "${targets[@]}"

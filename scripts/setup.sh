@@ -4,7 +4,7 @@
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 pkgs=(build-essential cmake ninja-build ccache pkg-config libdnnl-dev nlohmann-json3-dev libpcre2-dev libicu-dev
-      libcli11-dev libgtest-dev libgmock-dev libomp-dev zstd python3-venv)
+      libcli11-dev libgtest-dev libgmock-dev libomp-dev zstd python3-venv libopenmpi-dev openmpi-bin)
 missing=()
 for p in "${pkgs[@]}"; do dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p"); done
 if [ ${#missing[@]} -gt 0 ]; then

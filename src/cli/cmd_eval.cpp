@@ -14,6 +14,7 @@
 #include "backend/device.h"
 #include "cli/commands.h"
 #include "eval/evaluator.h"
+#include "eval/compare_report.h"
 #include "eval/results_cache.h"
 #include "eval/report.h"
 #include "eval/scorer.h"
@@ -168,9 +169,19 @@ void run_eval(const EvalArgs& a_in) {
   write_outputs(a, out / "base", a.compare, base);
   write_outputs(a, out / "tuned", a.model, tuned);
   write_file_atomic(out / "comparison.svg", eval::compare_svg(rows, a.compare, a.model));
-  write_file_atomic(out / "report.md",
-                    eval::compare_markdown(rows, a.compare, a.model, "comparison.svg", base_table, tuned_table));
-  std::cout << "\nreport: " << (out / "report.md").string() << "\n";
+  // report.md + report.html: results tables, deltas with 95% intervals, the tuned model's loss curve.
+  eval::CompareReportInput rep;
+  rep.base_name = a.compare;
+  rep.tuned_name = a.model;
+  rep.base_table = base_table;
+  rep.tuned_table = tuned_table;
+  rep.entries = eval::compare_entries(base, tuned);
+  rep.loss = eval::read_trainer_log(a.model);
+  write_file_atomic(out / "delta.svg", eval::delta_svg(rep.entries));
+  if (!rep.loss.empty()) write_file_atomic(out / "loss_curve.svg", eval::loss_curve_svg(rep.loss));
+  write_file_atomic(out / "report.md", eval::compare_report_markdown(rep));
+  write_file_atomic(out / "report.html", eval::compare_report_html(rep));
+  std::cout << "\nreport: " << (out / "report.md").string() << " and " << (out / "report.html").string() << "\n";
 }
 
 }  // namespace

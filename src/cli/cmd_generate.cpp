@@ -17,6 +17,7 @@
 #include "generate/generator.h"
 #include "model/lora.h"
 #include "model/model.h"
+#include "template/chat_template.h"
 #include "tokenizer/tokenizer.h"
 #include "util/error.h"
 
@@ -95,10 +96,34 @@ auto stream_to_stdout() {
   };
 }
 
+// --template model|auto: the folder's own chat template. "auto" falls back to `fallback` when the folder has none.
+// Fills to.chat_template and returns the resolved template name.
+std::string resolve_model_template(const std::string& tmpl, const std::string& model_dir, const std::string& fallback,
+                                   data::TemplateOptions& to) {
+  if (tmpl != "model" && tmpl != "auto") return tmpl;
+  if (tmpl == "model") {
+    to.chat_template = std::make_shared<jinja::ChatTemplate>(jinja::ChatTemplate::load_required(model_dir));
+    return "model";
+  }
+  if (auto t = jinja::ChatTemplate::load(model_dir)) {
+    to.chat_template = std::make_shared<jinja::ChatTemplate>(std::move(*t));
+    return "model";
+  }
+  return fallback;
+}
+
+// With the model's template the end-of-turn token (<|im_end|>, <|eot_id|>, ...) ends the reply.
+void add_model_stop(Session& s, const data::TemplateOptions& to) {
+  if (to.tmpl != data::Template::Model) return;
+  data::TokenizerEncoder enc(*s.tok);
+  if (auto e = data::model_end_of_turn(to, enc)) s.opts.eos_ids.push_back(*e);
+}
+
 void run_generate(const GenArgs& a) {
-  std::string tmpl = a.tmpl.empty() ? "none" : a.tmpl;
-  SFT_CHECK(tmpl == "none" || tmpl == "alpaca" || tmpl == "chatml" || tmpl == "plain",
-            "--template must be alpaca, chatml, plain or none, got '", tmpl, "'");
+  data::TemplateOptions to;
+  std::string tmpl = resolve_model_template(a.tmpl.empty() ? "none" : a.tmpl, a.model, "none", to);
+  SFT_CHECK(tmpl == "none" || tmpl == "alpaca" || tmpl == "chatml" || tmpl == "plain" || tmpl == "model",
+            "--template must be alpaca, chatml, plain, model, auto or none, got '", tmpl, "'");
   std::string prompt = a.prompt;
   if (prompt == "-") prompt.assign(std::istreambuf_iterator<char>(std::cin), std::istreambuf_iterator<char>());
   Session s = open_session(a);
@@ -106,12 +131,14 @@ void run_generate(const GenArgs& a) {
       gen::stop_token_ids(s.gc, *s.tok, tmpl == "chatml" ? data::Template::ChatML : data::Template::Alpaca);
   std::string text = prompt;
   if (tmpl != "none") {
-    data::TemplateOptions to;
     to.tmpl = data::parse_template(tmpl);
     to.system_prompt = a.system;
     text = data::inference_prompt(prompt, a.input, to);
+    add_model_stop(s, to);
   }
-  auto ids = s.tok->encode(text, true);  // as HF tokenizer(prompt): BOS where the post-processor adds one
+  // As HF tokenizer(prompt): BOS where the post-processor adds one; a chat template writes its own BOS
+  // (apply_chat_template encodes with add_special_tokens=False).
+  auto ids = s.tok->encode(text, tmpl != "model");
   if (a.json) {  // machine-readable: one JSON object, no streaming (scripts, benchmarks, parity tests)
     auto r = s.gen->generate(ids, s.opts);
     nlohmann::json j = {{"prompt_ids", ids},          {"tokens", r.tokens},
@@ -125,9 +152,50 @@ void run_generate(const GenArgs& a) {
   if (a.stats) print_stats(r);
 }
 
+// sft chat with the model folder's own chat template: the transcript is re-rendered by the template each turn
+// (as apply_chat_template(messages, add_generation_prompt=True) would) and encoded without extra specials.
+void run_chat_model_template(const GenArgs& a, data::TemplateOptions to) {
+  Session s = open_session(a);
+  s.opts.eos_ids = gen::stop_token_ids(s.gc, *s.tok, data::Template::ChatML);
+  to.tmpl = data::Template::Model;
+  to.system_prompt = a.system;
+  add_model_stop(s, to);
+  std::vector<data::Message> history;
+  std::fprintf(stderr, "sft chat (model template) — /reset clears the history, /exit quits\n");
+  std::string line;
+  while (true) {
+    std::fputs("\n>>> ", stdout);
+    std::fflush(stdout);
+    if (!std::getline(std::cin, line)) break;
+    if (line == "/exit" || line == "/quit") break;
+    if (line == "/reset") {
+      history.clear();
+      s.gen->reset();
+      std::fputs("(history cleared)\n", stdout);
+      continue;
+    }
+    if (line.empty()) continue;
+    history.push_back({"user", line});
+    const std::string text = data::inference_chat_prompt(history, to);
+    auto r = s.gen->generate(s.tok->encode(text, false), s.opts, stream_to_stdout());
+    std::fputs("\n", stdout);
+    if (a.stats) print_stats(r);
+    history.push_back({"assistant", r.text});
+  }
+}
+
 void run_chat(const GenArgs& a) {
+  {
+    data::TemplateOptions to;
+    if (resolve_model_template(a.tmpl, a.model, "", to) == "model") return run_chat_model_template(a, std::move(to));
+  }
+  if (a.tmpl == "auto") {  // no template in the folder: the built-in default below
+    GenArgs b = a;
+    b.tmpl.clear();
+    return run_chat(b);
+  }
   SFT_CHECK(a.tmpl.empty() || a.tmpl == "chatml" || a.tmpl == "alpaca",
-            "sft chat supports --template chatml or alpaca, got '", a.tmpl, "'");
+            "sft chat supports --template model, auto, chatml or alpaca, got '", a.tmpl, "'");
   Session s = open_session(a);
   const data::Template tmpl = a.tmpl.empty() ? gen::default_chat_template(*s.tok) : data::parse_template(a.tmpl);
   gen::ChatSession chat(*s.gen, *s.tok, s.gc, s.opts, tmpl, a.system);
@@ -180,13 +248,15 @@ void register_generate(CLI::App& app) {
       ->required();
   gen_cmd->add_option("--input", g->input, "Alpaca/plain input field");
   gen_cmd->add_flag("--json", g->json, "Print one JSON object (prompt_ids, tokens, text, stop_reason, timings)");
-  gen_cmd->add_option("--template", g->tmpl, "alpaca | chatml | plain | none (default none: the prompt as is)");
+  gen_cmd->add_option("--template", g->tmpl, "model | auto | alpaca | chatml | plain | none (default none: the prompt as is; model = the folder's own "
+                  "chat template as apply_chat_template renders it; auto = model when the folder has one, else none)");
   gen_cmd->callback([g] { run_generate(*g); });
 
   auto c = std::make_shared<GenArgs>();
   auto* chat_cmd = app.add_subcommand("chat", "Interactive chat with history (/reset, /exit)");
   add_common(chat_cmd, c);
-  chat_cmd->add_option("--template", c->tmpl, "chatml | alpaca (default: chatml when the vocab has <|im_start|>)");
+  chat_cmd->add_option("--template", c->tmpl, "model | auto | chatml | alpaca (default: chatml when the vocab has <|im_start|>, else alpaca; "
+                  "auto = the folder's chat template when it has one)");
   chat_cmd->callback([c] { run_chat(*c); });
 }
 

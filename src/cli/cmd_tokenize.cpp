@@ -5,6 +5,7 @@
 #include <vector>
 
 #include "cli/commands.h"
+#include "template/chat_template.h"
 #include "tokenizer/tokenizer.h"
 #include "tokenizer/utf8.h"
 #include "util/error.h"
@@ -66,17 +67,65 @@ std::string json_string(std::string_view s) {
 }
 
 struct Options {
-  std::string model, text, file;
-  bool add_special = false, json = false, lines = false, bench = false, ids_only = false;
+  std::string model, text, file, chat;
+  bool add_special = false, json = false, lines = false, bench = false, ids_only = false, add_generation_prompt = false;
   int repeat = 3;
   CLI::Option *o_text = nullptr, *o_file = nullptr;
 };
 
+// --chat FILE.jsonl: one conversation per line ({"messages": [...]} or a bare message list), rendered with the
+// model's own chat template as transformers' apply_chat_template(messages, tokenize=False, add_generation_prompt=..)
+// does, and encoded like apply_chat_template(tokenize=True) (add_special_tokens=False: the template writes BOS).
+void run_chat(const Options& o) {
+  const auto tok = tok::Tokenizer::load(o.model);
+  const auto tmpl = jinja::ChatTemplate::load_required(o.model);
+  const std::string input = read_file(o.chat);
+  std::printf("[");
+  size_t line_no = 0, n = 0;
+  for (size_t pos = 0; pos < input.size();) {
+    size_t nl = input.find('\n', pos);
+    if (nl == std::string::npos) nl = input.size();
+    std::string line = input.substr(pos, nl - pos);
+    pos = nl + 1;
+    ++line_no;
+    if (line.find_first_not_of(" \t\r") == std::string::npos) continue;
+    const std::string where = o.chat + " line " + std::to_string(line_no);
+    jinja::Value row = jinja::value_from_json_text(line, where);
+    jinja::List messages;
+    if (row.is_list()) {
+      messages = row.as_list();
+    } else {
+      const jinja::Value* m = row.is_dict() ? row.as_dict().find("messages") : nullptr;
+      SFT_CHECK(m && m->is_list(), where, ": expected {\"messages\": [...]} or a list of messages");
+      messages = m->as_list();
+    }
+    SFT_CHECK(!messages.empty(), where, ": empty conversation");
+    std::string text;
+    try {
+      text = tmpl.render(messages, o.add_generation_prompt).text;
+    } catch (const Error& e) {
+      throw Error(where + ": " + e.what());
+    }
+    const auto ids = tok.encode(text, false);
+    std::printf("%s{\"text\":%s,\"ids\":[", n++ ? ",\n" : "", json_string(text).c_str());
+    for (size_t k = 0; k < ids.size(); ++k) std::printf("%s%d", k ? "," : "", ids[k]);
+    std::printf("]}");
+  }
+  std::printf("]\n");
+}
+
 void run(const Options& o) {
   // An empty --text "" is a valid input with zero tokens (as --file /dev/null is).
   const bool has_text = o.o_text->count() > 0, has_file = o.o_file->count() > 0;
-  SFT_CHECK(has_text || has_file, "sft tokenize: give --text or --file");
+  if (!o.chat.empty()) {
+    SFT_CHECK(!has_text && !has_file, "sft tokenize: --chat cannot be combined with --text/--file");
+    SFT_CHECK(o.json, "sft tokenize: --chat prints JSON; add --json");
+    run_chat(o);
+    return;
+  }
+  SFT_CHECK(has_text || has_file, "sft tokenize: give --text, --file or --chat");
   SFT_CHECK(!(has_text && has_file), "sft tokenize: give --text or --file, not both");
+  SFT_CHECK(!o.add_generation_prompt, "sft tokenize: --add_generation_prompt needs --chat");
   const auto load_start = std::chrono::steady_clock::now();
   const auto tok = tok::Tokenizer::load(o.model);
   const double load_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - load_start).count();
@@ -155,6 +204,11 @@ void register_tokenize(CLI::App& app) {
   sub->add_option("--model", opts->model, "HF model folder with tokenizer.json (+ tokenizer_config.json)")->required();
   opts->o_text = sub->add_option("--text", opts->text, "text to encode (\"\" is a valid, empty text)");
   opts->o_file = sub->add_option("--file", opts->file, "encode this file's contents (whole file as one text unless --lines)");
+  sub->add_option("--chat", opts->chat,
+                  "JSONL of conversations ({\"messages\":[...]} per line): render each with the model's chat template "
+                  "(as transformers' apply_chat_template) and print [{\"text\", \"ids\"}] (needs --json)");
+  sub->add_flag("--add_generation_prompt", opts->add_generation_prompt,
+                "with --chat: end each rendering with the assistant generation prompt");
   sub->add_flag("--add_special_tokens", opts->add_special, "add the post-processor's special tokens (e.g. BOS)");
   sub->add_flag("--json", opts->json, "print JSON: [{ids, pieces, decoded}] per document");
   sub->add_flag("--lines", opts->lines, "treat each line of the input as its own document");

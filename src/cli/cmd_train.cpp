@@ -3,10 +3,12 @@
 #include <omp.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstdio>
 #include <filesystem>
 #include <memory>
+#include <thread>
 
 #include "backend/backend.h"
 #include "backend/device.h"
@@ -16,7 +18,12 @@
 #include "io/hf_config.h"
 #include "model/family.h"
 #include "model/lora.h"
+#include "dist/communicator.h"
+#ifdef SFT_HAVE_CUDA
+#include "dist/nccl/nccl_communicator.h"
+#endif
 #include "model/model.h"
+#include "template/chat_template.h"
 #include "tokenizer/tokenizer.h"
 #include "train/checkpoint.h"
 #include "train/data_options.h"
@@ -47,10 +54,12 @@ std::string with_commas(int64_t v) {  // Python's f"{v:,d}"
   return out;
 }
 
-// Prints the loss table; on a terminal also a one-line progress bar with ETA, repainted in place.
+// Prints the loss table and progress: on a terminal a live line repainted in place after every step; otherwise
+// (CI, logs, pipes) a plain line every ~5% of the steps or 60 s, whichever comes first. --disable_tqdm: neither.
 class ConsoleObserver final : public train::TrainObserver {
  public:
-  ConsoleObserver() : tty_(isatty(STDOUT_FILENO) == 1) {}
+  explicit ConsoleObserver(bool disable_progress)
+      : tty_(isatty(STDOUT_FILENO) == 1), progress_(!disable_progress) {}
 
   void on_begin(const train::TrainPlan& p) override {
     std::printf("training: %lld optimizer steps (%lld warmup), %lld micro-batches per epoch, %lld parameters\n",
@@ -61,22 +70,35 @@ class ConsoleObserver final : public train::TrainObserver {
                   with_commas(p.num_parameters).c_str(), with_commas(p.all_parameters).c_str(),
                   100.0 * static_cast<double>(p.num_parameters) / static_cast<double>(p.all_parameters));
     if (p.start_step > 0) std::printf("resuming at step %lld\n", static_cast<long long>(p.start_step));
-    start_step_ = p.start_step;
     std::printf("%-8s%-15s%-15s%-11s%-10s%s\n", "Step", "Training Loss", "Learning Rate", "Grad Norm", "Tokens/s",
                 "Model GFLOP/s");
     std::fflush(stdout);
   }
-  void on_step(int64_t step, int64_t total, double loss, double elapsed) override {
-    if (!tty_) return;
-    const double done = static_cast<double>(step - start_step_), left = static_cast<double>(total - step);
-    const double eta = done > 0 ? elapsed / done * left : NAN;
-    const int width = 30, fill = static_cast<int>(width * static_cast<double>(step) / static_cast<double>(total));
-    std::string bar(static_cast<size_t>(fill), '#');
-    bar.resize(width, '.');
-    std::printf("\r\033[K[%s] %lld/%lld loss %.4f elapsed %s ETA %s", bar.c_str(), static_cast<long long>(step),
-                static_cast<long long>(total), loss, format_duration(elapsed).c_str(), format_duration(eta).c_str());
+  void on_progress(const train::StepProgress& p) override {
+    if (!progress_) return;
+    const double done = static_cast<double>(p.step - p.start_step), left = static_cast<double>(p.total - p.step);
+    const double eta = done > 0 ? p.elapsed_s / done * left : NAN;
+    const double tps = p.elapsed_s > 0 ? static_cast<double>(p.tokens) / p.elapsed_s : 0;
+    const int pct = static_cast<int>(100.0 * static_cast<double>(p.step) / static_cast<double>(std::max<int64_t>(1, p.total)));
+    if (tty_) {
+      const int width = 24, fill = static_cast<int>(width * static_cast<double>(p.step) / static_cast<double>(p.total));
+      std::string bar(static_cast<size_t>(std::clamp(fill, 0, width)), '#');
+      bar.resize(width, '.');
+      std::printf("\r\033[K[%s] %lld/%lld %3d%% | %s<%s | %.0f tok/s | loss %.4f | epoch %.2f", bar.c_str(),
+                  static_cast<long long>(p.step), static_cast<long long>(p.total), pct,
+                  format_duration(p.elapsed_s).c_str(), format_duration(eta).c_str(), tps, p.loss, p.epoch);
+      std::fflush(stdout);
+      bar_shown_ = true;
+      return;
+    }
+    const int64_t every = std::max<int64_t>(1, p.total / 20);
+    const bool due = p.step == p.total || p.step % every == 0 || p.elapsed_s - last_plain_s_ >= 60.0;
+    if (!due) return;
+    last_plain_s_ = p.elapsed_s;
+    std::printf("progress: step %lld/%lld (%d%%) elapsed %s ETA %s %.0f tokens/s loss %.4f epoch %.2f\n",
+                static_cast<long long>(p.step), static_cast<long long>(p.total), pct,
+                format_duration(p.elapsed_s).c_str(), format_duration(eta).c_str(), tps, p.loss, p.epoch);
     std::fflush(stdout);
-    bar_shown_ = true;
   }
   void on_log(const train::LogRow& r) override {
     clear_bar();
@@ -105,23 +127,36 @@ class ConsoleObserver final : public train::TrainObserver {
   }
 
  private:
-  bool tty_;
+  bool tty_, progress_;
   bool bar_shown_ = false;
-  int64_t start_step_ = 0;
+  double last_plain_s_ = 0;
 };
 
-void run_train(const std::vector<std::string>& args) {
-  ParsedTrainArgs parsed = parse_train_args(args);
-  if (parsed.help) {
-    std::fputs(train_flags_help().c_str(), stdout);
-    return;
-  }
+void train_in_this_process(ParsedTrainArgs& parsed, std::unique_ptr<dist::Communicator>& comm) {
   train::TrainConfig& cfg = parsed.cfg;
-  cfg.validate();
+  const bool root = comm->rank() == 0;
+  // Rank 0 alone prints (the table, the report); the others keep stderr for their errors.
+  if (!root) {
+    std::fflush(stdout);
+    SFT_CHECK(std::freopen("/dev/null", "w", stdout) != nullptr, "cannot silence stdout of rank ", comm->rank());
+  }
+  if (comm->world_size() > 1) {
+    const dist::LaunchInfo li = dist::detect_launch();
+    std::printf("data parallel: %d ranks (%s, %d on this machine), per-device batch %lld -> %lld rows per micro-batch, "
+                "ZeRO stage %lld\n", comm->world_size(), li.launcher.c_str(), comm->local_size(),
+                static_cast<long long>(cfg.per_device_train_batch_size),
+                static_cast<long long>(cfg.per_device_train_batch_size * comm->world_size()),
+                static_cast<long long>(cfg.zero_stage));
+  }
   for (const auto& n : parsed.notes) std::printf("%s\n", n.c_str());
   if (cfg.eval_strategy == "no" && cfg.load_best_model_at_end)
     std::printf("note: --load_best_model_at_end ignored: no evaluation (--eval_strategy no)\n");
-  if (cfg.threads > 0) omp_set_num_threads(static_cast<int>(cfg.threads));
+  if (cfg.threads > 0) {
+    omp_set_num_threads(static_cast<int>(cfg.threads));
+  } else if (comm->local_size() > 1) {  // ranks sharing a machine split its cores (a bound rank sees only its own)
+    const int hw = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+    omp_set_num_threads(std::max(1, std::min(omp_get_num_procs(), hw / comm->local_size())));
+  }
 
   // Resume: the weights come from the checkpoint, everything else from the base model folder.
   fs::path resume_dir;
@@ -143,14 +178,39 @@ void run_train(const std::vector<std::string>& args) {
       model::plan_lora(mc, cfg.lora_config(), 1);  // resolves target_modules / modules_to_save or throws
     }
   }
-  train::prepare_output_dir(cfg, !resume_dir.empty());
+  if (root) train::prepare_output_dir(cfg, !resume_dir.empty());
+  comm->barrier();  // nobody writes into output_dir before rank 0 has cleaned it
 
-  auto be = backend::make_backend(cfg.device);
+  // Data parallel: plain "cuda" means the GPU of the rank's local rank (one rank per GPU); "cuda:N" is kept.
+  backend::DeviceSpec device = backend::parse_device(cfg.device);
+  if (comm->world_size() > 1 && cfg.device == "cuda") device.index = comm->local_rank();
+  auto be = backend::make_backend(device);
+  if (comm->world_size() > 1 && device.kind == backend::DeviceSpec::Kind::Cuda) {
+#ifdef SFT_HAVE_CUDA
+    comm = dist::make_nccl_communicator(std::move(comm), device.index);
+#else
+    throw Error("--device " + cfg.device + " with several ranks needs a CUDA build (NCCL)");
+#endif
+  }
   const fs::path base = cfg.model_name_or_path;
   tok::Tokenizer tokenizer = tok::Tokenizer::load(base);
   data::TokenizerEncoder encoder(tokenizer);
 
-  const data::PrepareOptions po = train::prepare_options(cfg);
+  data::PrepareOptions po = train::prepare_options(cfg);
+  if (cfg.template_name == "model" || cfg.template_name == "auto") {
+    // The folder's own Jinja chat template (as apply_chat_template renders it); "auto" falls back to alpaca.
+    std::optional<jinja::ChatTemplate> t = cfg.template_name == "model"
+                                               ? std::optional<jinja::ChatTemplate>(jinja::ChatTemplate::load_required(base))
+                                               : jinja::ChatTemplate::load(base);
+    if (t) {
+      std::printf("template: the model's chat template (%s); loss on assistant turns + end-of-turn token\n",
+                  t->origin().c_str());
+      po.templ.tmpl = data::Template::Model;
+      po.templ.chat_template = std::make_shared<jinja::ChatTemplate>(std::move(*t));
+    } else {
+      std::printf("template: %s has no chat template; --template auto uses alpaca\n", base.string().c_str());
+    }
+  }
   data::PreparedData prepared = data::prepare_dataset(po, encoder);
   std::fputs(data::format_read_report(prepared.train_read, cfg.dataset_path).c_str(), stdout);
   if (!cfg.eval_dataset_path.empty())
@@ -161,7 +221,9 @@ void run_train(const std::vector<std::string>& args) {
     std::printf("evaluation data:\n%s", data::format_report(prepared.eval_report, po.truncation).c_str());
 
   const int32_t pad = tokenizer.pad_id().value_or(tokenizer.eos_id().value_or(0));
-  data::DataLoader train_loader(prepared.train, train::train_loader_options(cfg, pad));
+  data::LoaderOptions lo = train::train_loader_options(cfg, pad);
+  lo.batch_size *= comm->world_size();  // data parallel: the global micro-batch; each rank trains on its slice
+  data::DataLoader train_loader(prepared.train, lo);
   std::unique_ptr<data::DataLoader> eval_loader;
   if (prepared.eval && !prepared.eval->empty())
     eval_loader = std::make_unique<data::DataLoader>(prepared.eval, train::eval_loader_options(cfg, pad));
@@ -191,12 +253,39 @@ void run_train(const std::vector<std::string>& args) {
   job.eval = eval_loader.get();
   job.base_model_dir = base;
   job.resume_dir = resume_dir;
-  ConsoleObserver obs;
+  job.comm = comm.get();
+  ConsoleObserver obs(cfg.disable_tqdm);
   const train::TrainSummary s = train::run_training(job, obs);
   obs.clear_bar();
   std::printf("done: %lld steps in %s, final loss %.4f; model saved to %s (loss curve: loss_curve.svg)\n",
               static_cast<long long>(s.steps), format_duration(s.seconds).c_str(), s.final_loss,
               s.output_dir.string().c_str());
+  if (s.world_size > 1)
+    std::printf("data parallel: rank 0 spent %.2f s in collectives (%.1f ms per optimizer step) of %.1f s\n",
+                s.comm_seconds, s.steps > 0 ? 1e3 * s.comm_seconds / static_cast<double>(s.steps) : 0.0, s.seconds);
+}
+
+void run_train(const std::vector<std::string>& args) {
+  ParsedTrainArgs parsed = parse_train_args(args);
+  if (parsed.help) {
+    std::fputs(train_flags_help().c_str(), stdout);
+    return;
+  }
+  parsed.cfg.validate();
+  // mpirun / srun: one rank of several (MPI initialised here); a plain launch: world 1.
+  std::unique_ptr<dist::Communicator> comm = dist::make_communicator_from_environment();
+  if (comm->world_size() == 1) return train_in_this_process(parsed, comm);
+  // A rank that fails must take the job down: the others would wait in the next collective (and MPI_Finalize
+  // would wait for them). The error names the rank; abort ends every process of the job.
+  const int rank = comm->rank(), world = comm->world_size();
+  try {
+    train_in_this_process(parsed, comm);
+  } catch (const std::exception& e) {
+    std::fflush(stdout);
+    std::fprintf(stderr, "sft: error: rank %d of %d: %s\n", rank, world, e.what());
+    std::fflush(stderr);
+    comm->abort(1);
+  }
 }
 
 }  // namespace

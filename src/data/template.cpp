@@ -95,7 +95,8 @@ Template parse_template(std::string_view name) {
   if (name == "alpaca") return Template::Alpaca;
   if (name == "chatml") return Template::ChatML;
   if (name == "plain") return Template::Plain;
-  throw Error("unknown template \"" + std::string(name) + "\" (expected alpaca, chatml or plain)");
+  if (name == "model") return Template::Model;
+  throw Error("unknown template \"" + std::string(name) + "\" (expected alpaca, chatml, plain, model or auto)");
 }
 
 const char* template_name(Template t) {
@@ -103,11 +104,13 @@ const char* template_name(Template t) {
     case Template::Alpaca: return "alpaca";
     case Template::ChatML: return "chatml";
     case Template::Plain: return "plain";
+    case Template::Model: return "model";
   }
   return "?";
 }
 
 std::vector<Segment> render(const Example& ex, const TemplateOptions& opts) {
+  SFT_CHECK(opts.tmpl != Template::Model, "internal: the model template is rendered by model_template.cpp");
   if (opts.tmpl == Template::ChatML) return chatml_segments(as_messages(ex), opts, false);
   SFT_CHECK(!ex.is_chat(), ex.origin, ": a chat row (\"messages\") needs --template chatml, not ",
             template_name(opts.tmpl));
@@ -133,16 +136,28 @@ std::string inference_prompt(const std::string& instruction, const std::string& 
       std::string user = instruction + (input.empty() ? "" : "\n\n" + input);
       return render_text(chatml_segments({{"user", user}}, opts, true));
     }
+    case Template::Model: {
+      std::string user = instruction + (input.empty() ? "" : "\n\n" + input);
+      return model_inference_prompt({{"user", user}}, opts);
+    }
   }
   return "";
 }
 
 std::string inference_chat_prompt(const std::vector<Message>& messages, const TemplateOptions& opts) {
-  SFT_CHECK(opts.tmpl == Template::ChatML, "chat prompts need the chatml template, not ", template_name(opts.tmpl));
+  if (opts.tmpl == Template::Model) return model_inference_prompt(messages, opts);
+  SFT_CHECK(opts.tmpl == Template::ChatML, "chat prompts need the chatml or model template, not ",
+            template_name(opts.tmpl));
   return render_text(chatml_segments(messages, opts, true));
 }
 
+std::string TextEncoder::token_bytes(int32_t) const {
+  throw Error("this encoder cannot give token bytes (needed by --template model)");
+}
+bool TextEncoder::is_special(int32_t) const { return false; }
+
 Sample tokenize_example(const Example& ex, const TemplateOptions& opts, const TextEncoder& enc) {
+  if (opts.tmpl == Template::Model) return tokenize_with_model_template(ex, opts, enc);
   std::vector<Segment> segs = render(ex, opts);
   Sample s;
   auto push = [&](int32_t id, bool target) {

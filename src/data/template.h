@@ -26,6 +26,7 @@
 // alone and the model continues it. Separate encoding is exact by construction.
 #pragma once
 #include <cstdint>
+#include <memory>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -36,19 +37,30 @@
 namespace sft::tok {
 class Tokenizer;
 }
+namespace sft::jinja {
+class ChatTemplate;
+}
 
 namespace sft::data {
 
 inline constexpr int32_t kIgnoreIndex = -100;
 
-enum class Template { Alpaca, ChatML, Plain };
-Template parse_template(std::string_view name);  // "alpaca" | "chatml" | "plain"; throws listing the valid names
+//   model   the model folder's own Jinja chat template (template/chat_template.h), rendered exactly as transformers'
+//           apply_chat_template; instruction rows become [system_prompt?, user, assistant] messages as for chatml.
+//           The whole rendered text is encoded at once (as apply_chat_template(tokenize=True) does) and a token is a
+//           target when it overlaps an assistant span (ChatTemplate::assistant_spans: from the end of the generation
+//           prompt to the end of the assistant content) or is the special token that starts right where the
+//           content ends (the end-of-turn token: <|im_end|>, <|eot_id|>, ...). See docs/arch/template.md.
+enum class Template { Alpaca, ChatML, Plain, Model };
+// "alpaca" | "chatml" | "plain" | "model"; throws listing the valid names ("auto" is resolved by the caller).
+Template parse_template(std::string_view name);
 const char* template_name(Template t);
 
 struct TemplateOptions {
   Template tmpl = Template::Alpaca;
   bool train_on_inputs = false;  // true: every token is a target (labels = ids, except the first token of a sample)
-  std::string system_prompt;     // chatml only: used when a row has no system message; empty = no system block
+  std::string system_prompt;     // chatml/model: used when a row has no system message; empty = no system block
+  std::shared_ptr<const jinja::ChatTemplate> chat_template;  // Template::Model: the folder's template (required)
 };
 
 // A rendered example: pieces in order, each prompt (masked) or target. A piece is either text (encoded as one unit)
@@ -81,6 +93,9 @@ class TextEncoder {
   virtual std::optional<int32_t> token_to_id(std::string_view token) const = 0;
   // Prepended once at the start of every sample when set (Llama 3 / SmolLM-style BOS); masked.
   virtual std::optional<int32_t> bos_id() const { return std::nullopt; }
+  // Template::Model needs token byte offsets: the bytes an id decodes to, and whether it is a special token.
+  virtual std::string token_bytes(int32_t id) const;
+  virtual bool is_special(int32_t id) const;
 };
 
 class TokenizerEncoder final : public TextEncoder {
@@ -92,6 +107,8 @@ class TokenizerEncoder final : public TextEncoder {
   std::optional<int32_t> eos_id() const override;
   std::optional<int32_t> token_to_id(std::string_view token) const override;
   std::optional<int32_t> bos_id() const override;
+  std::string token_bytes(int32_t id) const override;
+  bool is_special(int32_t id) const override;
 
  private:
   const tok::Tokenizer& tok_;
@@ -110,5 +127,17 @@ struct Sample {
 // Renders and tokenizes one example. Throws sft::Error naming ex.origin when the template cannot apply
 // (chat row with alpaca/plain, missing eos_id, chatml without <|im_start|>/<|im_end|>, no target tokens).
 Sample tokenize_example(const Example& ex, const TemplateOptions& opts, const TextEncoder& enc);
+
+// Template::Model pieces (model_template.cpp). The inference prompt is the template rendered with
+// add_generation_prompt=True; it already contains any BOS the template writes, so it must be encoded WITHOUT
+// special tokens (as apply_chat_template(tokenize=True) does).
+std::string model_inference_prompt(const std::vector<Message>& messages, const TemplateOptions& opts);
+Sample tokenize_with_model_template(const Example& ex, const TemplateOptions& opts, const TextEncoder& enc);
+// The messages a row becomes under chatml/model: chat rows as they are, instruction rows as one user turn
+// (instruction, "\n\n" + input when non-empty) and one assistant turn; opts.system_prompt first when the row has none.
+std::vector<Message> row_messages(const Example& ex, const TemplateOptions& opts);
+// The model template's end-of-turn token: the special token right after an assistant reply's content (rendered on a
+// probe conversation); what generation must stop on. nullopt when the template ends replies with plain text.
+std::optional<int32_t> model_end_of_turn(const TemplateOptions& opts, const TextEncoder& enc);
 
 }  // namespace sft::data

@@ -15,5 +15,7 @@ std::vector<int32_t> TokenizerEncoder::encode(std::string_view text) const { ret
 std::optional<int32_t> TokenizerEncoder::eos_id() const { return tok_.eos_id(); }
 std::optional<int32_t> TokenizerEncoder::token_to_id(std::string_view token) const { return tok_.token_to_id(token); }
 std::optional<int32_t> TokenizerEncoder::bos_id() const { return bos_; }
+std::string TokenizerEncoder::token_bytes(int32_t id) const { return std::string(tok_.token_bytes(id)); }
+bool TokenizerEncoder::is_special(int32_t id) const { return tok_.is_special(id); }
 
 }  // namespace sft::data

@@ -64,6 +64,7 @@ std::string trainer_state_to_json(const TrainerState& s) {
   std::snprintf(buf, sizeof buf, "%.17g", s.window.model_flops);
   r["window_model_flops"] = std::string(buf);
   r["seed"] = s.seed;
+  r["rows_per_micro_batch"] = s.rows_per_micro_batch;
   j["sft_resume"] = r;
   return j.dump(2) + "\n";
 }
@@ -93,6 +94,7 @@ TrainerState trainer_state_from_json(const std::string& text, const std::string&
     s.window.steps = r.at("window_steps").get<int64_t>();
     if (r.contains("window_model_flops")) s.window.model_flops = std::stod(r.at("window_model_flops").get<std::string>());
     s.seed = r.at("seed").get<uint64_t>();
+    s.rows_per_micro_batch = r.value("rows_per_micro_batch", int64_t{0});
   } catch (const nlohmann::json::exception& e) {
     throw Error(path + ": not a trainer_state.json written by sft train (" + e.what() + ")");
   }

@@ -30,6 +30,8 @@ struct TrainerState {
   int64_t loader_epoch = 0, loader_index = 0;
   LogWindow window;
   uint64_t seed = 0;
+  // Rows of a global micro-batch (per-device batch x ranks): loader_index counts these; 0 = not recorded.
+  int64_t rows_per_micro_batch = 0;
 };
 
 std::string trainer_state_to_json(const TrainerState& s);

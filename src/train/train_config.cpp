@@ -77,6 +77,8 @@ void TrainConfig::validate() const {
 
   SFT_CHECK(max_steps > 0 || num_train_epochs > 0, "--num_train_epochs must be > 0 (or give --max_steps)");
   parse_scheduler_type(lr_scheduler_type);
+  SFT_CHECK(logging_strategy == "steps" || logging_strategy == "epoch" || logging_strategy == "no",
+            "--logging_strategy: expected steps, epoch or no, got '", logging_strategy, "'");
   SFT_CHECK(save_strategy == "steps" || save_strategy == "epoch" || save_strategy == "no",
             "--save_strategy: expected steps, epoch or no, got '", save_strategy, "'");
   SFT_CHECK(eval_strategy == "steps" || eval_strategy == "epoch" || eval_strategy == "no",
@@ -87,6 +89,9 @@ void TrainConfig::validate() const {
             "--torch_dtype: expected auto, float32 or bfloat16, got '", torch_dtype,
             "' (float16 is not supported: use bfloat16)");
   backend::parse_device(device, "--device");  // throws naming the flag (cuda:abc included)
+  check_range("zero_stage", zero_stage, 0, 1);
+  check_range("ddp_timeout", ddp_timeout, 0, 1e9, true, false);
+  check_range("ddp_bucket_cap_mb", ddp_bucket_cap_mb, 0, 1e6, true, false);
   check_range("lora_r", lora_r, 1, 65536);
   SFT_CHECK(std::isfinite(lora_alpha), "--lora_alpha must be a finite number");
   SFT_CHECK(lora_dropout >= 0 && lora_dropout < 1, "--lora_dropout must be in [0, 1), got ", lora_dropout);
@@ -164,7 +169,9 @@ std::string TrainConfig::to_json() const {
   j["seed"] = seed;
   j["bf16"] = bf16;
   j["torch_dtype"] = torch_dtype;
+  j["logging_strategy"] = logging_strategy;
   j["logging_steps"] = logging_steps;
+  j["disable_tqdm"] = disable_tqdm;
   j["logging_first_step"] = logging_first_step;
   j["save_strategy"] = save_strategy;
   j["save_steps"] = save_steps;

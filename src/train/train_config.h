@@ -34,12 +34,14 @@ struct TrainConfig {
   double num_train_epochs = 3.0;
   int64_t max_steps = -1;  // > 0 overrides num_train_epochs
   uint64_t seed = 42;
-  bool bf16 = false;                 // bf16 compute, fp32 master weights and optimizer state
+  bool bf16 = false;                 // bf16 compute, fp32 master weights and optimizer state (--fp16 maps here too)
   std::string torch_dtype = "auto";  // "bfloat16" = bf16 compute (and the final model saved in bf16)
 
   // ---- logging / evaluation / checkpoints ----
+  std::string logging_strategy = "steps";  // steps | epoch | no (HF IntervalStrategy)
   int64_t logging_steps = 500;
   bool logging_first_step = false;
+  bool disable_tqdm = false;  // no live progress line (on a terminal) and no periodic progress lines (elsewhere)
   std::string save_strategy = "steps";  // steps | epoch | no
   int64_t save_steps = 500;
   int64_t save_total_limit = -1;  // <= 0: keep all
@@ -60,8 +62,13 @@ struct TrainConfig {
   std::string adapter_name_or_path;  // continue training this peft adapter (its adapter_config.json sets r, alpha, ...)
 
   // ---- runtime ----
-  std::string device = "cpu";
-  int64_t threads = 0;  // 0 = all cores
+  std::string device = "cpu";  // with several ranks, "cuda" = the GPU of the rank's local rank
+  int64_t threads = 0;  // per rank; 0 = this machine's cores / ranks on it
+
+  // ---- data parallel (mpirun / srun; docs/arch/dist.md) ----
+  int64_t zero_stage = 0;            // 1: AdamW state sharded across ranks (ZeRO-1)
+  double ddp_timeout = 1800;         // seconds a collective may wait for the other ranks (HF's default)
+  double ddp_bucket_cap_mb = 25;     // gradient bucket size of the reductions (torch DDP's default)
   std::string debug_dump_batches;  // debug: write every micro-batch trained on as JSON lines (parity tests)
 
   bool skip_nonfinite_steps = false;  // a NaN/inf loss or gradient norm: skip the update (default: stop with an error)

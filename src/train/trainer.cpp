@@ -9,9 +9,10 @@
 
 #include "backend/backend.h"
 #include "data/batching.h"
+#include "dist/communicator.h"
 #include "model/model.h"
-#include "train/adamw.h"
 #include "train/checkpoint.h"
+#include "train/data_parallel.h"
 #include "train/checkpoint_writer.h"
 #include "train/lr_schedule.h"
 #include "util/error.h"
@@ -41,7 +42,6 @@ int64_t count_real_tokens(const data::Batch& b) {
   return n;
 }
 
-
 std::string batch_dump_json(int64_t step, int64_t micro, int64_t step_targets, const data::Batch& b) {
   nlohmann::json j;
   j["step"] = step;
@@ -57,16 +57,21 @@ std::string batch_dump_json(int64_t step, int64_t micro, int64_t step_targets, c
 }
 
 // Mean token loss of the evaluation set: sum of target losses / number of targets (token-weighted).
-double evaluate(model::Model& m, data::DataLoader& ev) {
+// Data parallel: rank r scores batches r, r + world, ...; the sums are all-reduced.
+double evaluate(model::Model& m, data::DataLoader& ev, dist::Communicator& comm) {
   ev.seek({0, 0});
   double sum = 0;
   int64_t n = 0;
   const int64_t nb = ev.batches_per_epoch();
   for (int64_t i = 0; i < nb; ++i) {
-    auto ls = m.forward_loss(to_model_batch(ev.next()));
+    const data::Batch b = ev.next();
+    if (i % comm.world_size() != comm.rank()) continue;
+    auto ls = m.forward_loss(to_model_batch(b));
     sum += ls.sum;
     n += ls.n_targets;
   }
+  comm.all_reduce_sum(&sum, 1);
+  comm.all_reduce_sum(&n, 1);
   SFT_CHECK(n > 0, "evaluation data has no target tokens");
   return sum / static_cast<double>(n);
 }
@@ -159,25 +164,46 @@ TrainSummary run_training(const TrainJob& job, TrainObserver& obs) {
   plan.all_parameters = is_lora(m) ? m.num_all_parameters() : plan.num_parameters;
   plan.lora = is_lora(m);
 
-  AdamW opt(m.backend(), m.parameters(), AdamWHyper{cfg.adam_beta1, cfg.adam_beta2, cfg.adam_epsilon, cfg.weight_decay});
+  // Data parallel (train/data_parallel.h): rank 0 alone writes files; every rank runs the same steps.
+  std::unique_ptr<dist::Communicator> own_comm;
+  if (!job.comm) own_comm = dist::make_single_process_communicator();
+  dist::Communicator& comm = job.comm ? *job.comm : *own_comm;
+  const int world = comm.world_size(), rank = comm.rank();
+  const bool root = rank == 0;
+  comm.set_timeout(cfg.ddp_timeout);
+  DataParallelOptions dpo;
+  dpo.zero_stage = static_cast<int>(cfg.zero_stage);
+  dpo.bucket_floats = std::max<int64_t>(1, static_cast<int64_t>(cfg.ddp_bucket_cap_mb * (1 << 20) / sizeof(float)));
+  DataParallelAdamW opt(comm, m.backend(), m.parameters(),
+                        AdamWHyper{cfg.adam_beta1, cfg.adam_beta2, cfg.adam_epsilon, cfg.weight_decay}, dpo);
+  if (world > 1) {
+    opt.broadcast_parameters();  // every rank starts from rank 0's weights
+    m.on_weights_updated();
+  }
 
   TrainerState st;
   if (!job.resume_dir.empty()) {
-    st = trainer_state_from_json(read_file(job.resume_dir / "trainer_state.json"),
-                                 (job.resume_dir / "trainer_state.json").string());
+    const fs::path state_file = job.resume_dir / "trainer_state.json";
+    st = trainer_state_from_json(dist::broadcast_string(comm, root ? read_file(state_file) : std::string()),
+                                 state_file.string());
     opt.load_state(job.resume_dir / "optimizer.safetensors");
     SFT_CHECK(opt.steps_done() == st.global_step, (job.resume_dir / "optimizer.safetensors").string(),
               ": optimizer step ", opt.steps_done(), " does not match global_step ", st.global_step);
     SFT_CHECK(st.max_steps == plan.total_steps, job.resume_dir.string(), ": the checkpoint was made for ",
               st.max_steps, " total steps but these settings give ", plan.total_steps,
               " (resume with the same data, batch size, accumulation and epochs)");
+    const int64_t rows = cfg.per_device_train_batch_size * world;
+    SFT_CHECK(st.rows_per_micro_batch == 0 || st.rows_per_micro_batch == rows, job.resume_dir.string(),
+              ": the checkpoint was made with ", st.rows_per_micro_batch,
+              " rows per micro-batch (per-device batch x ranks) but these settings give ", rows,
+              " (resume with the same product, e.g. 2 ranks x 2 after 1 rank x 4)");
     loader.seek({st.loader_epoch, st.loader_index});
     // The log restarts from the checkpoint's history (rows written after it by the interrupted run are dropped).
     std::string text;
     for (const auto& r : st.log_history) text += log_row_json(r) + "\n";
-    write_file_atomic(log_file, text);
+    if (root) write_file_atomic(log_file, text);
     obs.on_note("resuming from " + job.resume_dir.string() + " at step " + std::to_string(st.global_step));
-  } else {
+  } else if (root) {
     write_file_atomic(log_file, "");
   }
   st.max_steps = plan.total_steps;
@@ -188,6 +214,7 @@ TrainSummary run_training(const TrainJob& job, TrainObserver& obs) {
   st.eval_steps = eval_steps;
   st.train_batch_size = cfg.per_device_train_batch_size;
   st.seed = cfg.seed;
+  st.rows_per_micro_batch = cfg.per_device_train_batch_size * world;
   plan.start_step = st.global_step;
 
   const bool do_eval = cfg.eval_strategy != "no" && job.eval != nullptr;
@@ -199,14 +226,16 @@ TrainSummary run_training(const TrainJob& job, TrainObserver& obs) {
 
   obs.on_begin(plan);
   std::ofstream dump;
-  if (!cfg.debug_dump_batches.empty()) {
+  if (!cfg.debug_dump_batches.empty() && root) {
     dump.open(cfg.debug_dump_batches, std::ios::trunc);
     SFT_CHECK(dump.good(), "--debug_dump_batches: cannot write ", cfg.debug_dump_batches);
   }
 
   const auto t_start = Clock::now();
+  const double comm_at_start = comm.comm_seconds();  // setup collectives (broadcasts, resume) are not counted
   auto t_window = t_start;
   double last_step_loss = 0, last_logged = NAN;
+  int64_t run_tokens = 0;
   const int64_t nb = plan.batches_per_epoch;
   auto lr_at = [&](int64_t step) { return cfg.learning_rate * lr_multiplier(sched, step, plan.warmup_steps, plan.total_steps); };
 
@@ -222,7 +251,7 @@ TrainSummary run_training(const TrainJob& job, TrainObserver& obs) {
     row.tokens_per_second = secs > 0 ? static_cast<double>(st.window.tokens) / secs : 0.0;
     row.model_flops_per_second = secs > 0 ? st.window.model_flops / secs : 0.0;
     st.log_history.push_back(row);
-    append_line(log_file, log_row_json(row));
+    if (root) append_line(log_file, log_row_json(row));
     obs.on_log(row);
     last_logged = row.loss;
     st.window.reset();
@@ -230,7 +259,7 @@ TrainSummary run_training(const TrainJob& job, TrainObserver& obs) {
   };
 
   // Both saves (checkpoint-N and the final model) go through one writer; only their parts differ.
-  const CheckpointWriter writer;
+  const CheckpointWriter writer(root);  // data parallel: rank 0 alone writes
   auto save_parts = [&](std::function<void(const fs::path&)> model_files, bool with_optimizer) {
     SaveParts p;
     p.model = std::move(model_files);
@@ -251,6 +280,10 @@ TrainSummary run_training(const TrainJob& job, TrainObserver& obs) {
         st.best_model_checkpoint = (out / name).string();
       }
     }
+    if (!root) {  // rank 0's writer gathers the optimizer state: the other ranks take part in that collective only
+      opt.save_state({});
+      return;
+    }
     // exact fp32 masters: resuming from them is bit-identical
     const fs::path dir =
         writer.write_folder(out, name, save_parts([&](const fs::path& d) { save_trained_weights(m, cfg, d, "float32"); }, true));
@@ -269,21 +302,49 @@ TrainSummary run_training(const TrainJob& job, TrainObserver& obs) {
     SFT_CHECK(step_targets > 0, "optimizer step ", st.global_step + 1, " has no target tokens");
     const float loss_scale = 1.0f / static_cast<float>(step_targets);
 
+    // This rank's slices of the step's global micro-batches; their target counts are reduced BEFORE the backward:
+    // the sum must equal the data layer's count of the whole step (ranks holding different data stop here).
+    std::vector<data::Batch> mine(static_cast<size_t>(k));
+    int64_t local_targets = 0;
+    for (int64_t i = 0; i < k; ++i) {
+      data::Batch b = loader.next();
+      if (dump.is_open()) dump << batch_dump_json(st.global_step + 1, i, step_targets, b) << '\n';
+      mine[static_cast<size_t>(i)] = world > 1 ? shard_rows(b, rank, cfg.per_device_train_batch_size) : std::move(b);
+      local_targets += mine[static_cast<size_t>(i)].count_targets();
+    }
+    if (world > 1) {
+      int64_t all = local_targets;
+      comm.all_reduce_sum(&all, 1);
+      SFT_CHECK(all == step_targets, "optimizer step ", st.global_step + 1, ": the ranks hold ", all,
+                " target tokens but the step has ", step_targets,
+                " (do all ranks read the same dataset with the same settings?)");
+    }
+
     m.zero_grad();
     double step_sum = 0;
     int64_t step_tokens = 0;
     double step_flops = 0;
     for (int64_t i = 0; i < k; ++i) {
-      const data::Batch b = loader.next();
-      if (dump.is_open()) dump << batch_dump_json(st.global_step + 1, i, step_targets, b) << '\n';
-      m.set_dropout_seed(dropout_seed(cfg.seed, st.global_step + 1, i));
+      const data::Batch& b = mine[static_cast<size_t>(i)];
+      if (b.B == 0) continue;  // the epoch's short last global batch may not reach this rank
+      // LoRA dropout masks: one stream per (step, micro-batch, rank); one process reproduces the old seeds exactly.
+      m.set_dropout_seed(dropout_seed(cfg.seed, st.global_step + 1, i * world + rank));
       const model::LossSum ls = m.forward_backward(to_model_batch(b), loss_scale);
-      SFT_CHECK(ls.n_targets == targets[i], "micro-batch ", i, " of step ", st.global_step + 1, ": the model counted ",
-                ls.n_targets, " targets, the data layer ", targets[i]);
+      const int64_t expected = world > 1 ? b.count_targets() : targets[static_cast<size_t>(i)];
+      SFT_CHECK(ls.n_targets == expected, "micro-batch ", i, " of step ", st.global_step + 1, ": the model counted ",
+                ls.n_targets, " targets, the data layer ", expected);
       step_sum += ls.sum;
       step_tokens += count_real_tokens(b);
       step_flops += batch_model_flops(b, plan.num_parameters, m.config());
     }
+    if (world > 1) {  // the logged loss and tokens/s are the whole step's, as one process would see them
+      double sums[2] = {step_sum, step_flops};
+      comm.all_reduce_sum(sums, 2);
+      step_sum = sums[0];
+      step_flops = sums[1];
+      comm.all_reduce_sum(&step_tokens, 1);
+    }
+    opt.reduce_gradients();
     const double norm = opt.clip_grad_norm(cfg.max_grad_norm);
     // A non-finite loss or gradient norm would turn every weight into NaN: stop (no final model is written) or,
     // with --skip_nonfinite_steps, leave the weights and optimizer state as they are for this step.
@@ -315,19 +376,33 @@ TrainSummary run_training(const TrainJob& job, TrainObserver& obs) {
     }
     const double elapsed = std::chrono::duration<double>(Clock::now() - t_start).count();
     obs.on_step(st.global_step, plan.total_steps, last_step_loss, elapsed);
+    run_tokens += step_tokens;
+    StepProgress prog;
+    prog.step = st.global_step;
+    prog.total = plan.total_steps;
+    prog.start_step = plan.start_step;
+    prog.epoch = st.epoch;
+    prog.loss = last_step_loss;
+    prog.elapsed_s = elapsed;
+    prog.tokens = run_tokens;
+    obs.on_progress(prog);
 
+    // HF IntervalStrategy: steps = every logging_steps (plus, here, the final step), epoch = at each epoch end,
+    // no = never; logging_first_step adds step 1 under any strategy (DefaultFlowCallback).
     const bool last = st.global_step == plan.total_steps;
-    if (st.global_step % cfg.logging_steps == 0 || (cfg.logging_first_step && st.global_step == 1) || last)
-      log_now(norm);
+    const bool log_due = cfg.logging_strategy == "steps"   ? st.global_step % cfg.logging_steps == 0 || last
+                         : cfg.logging_strategy == "epoch" ? epoch_end
+                                                           : false;
+    if (log_due || (cfg.logging_first_step && st.global_step == 1)) log_now(norm);
     if (do_eval && ((cfg.eval_strategy == "steps" && st.global_step % eval_steps == 0) ||
                     (cfg.eval_strategy == "epoch" && epoch_end))) {
       LogRow row;
       row.step = st.global_step;
       row.epoch = st.epoch;
-      row.eval_loss = evaluate(m, *job.eval);
+      row.eval_loss = evaluate(m, *job.eval, comm);
       last_eval = std::make_pair(st.global_step, *row.eval_loss);
       st.log_history.push_back(row);
-      append_line(log_file, log_row_json(row));
+      if (root) append_line(log_file, log_row_json(row));
       obs.on_eval(row);
     }
     if ((cfg.save_strategy == "steps" && st.global_step % cfg.save_steps == 0) ||
@@ -361,9 +436,9 @@ TrainSummary run_training(const TrainJob& job, TrainObserver& obs) {
       loss_curve_svg(st.log_history, "sft train: " + fs::path(cfg.model_name_or_path).filename().string()));
   writer.write_into(out, final_parts);
 
+  comm.barrier();  // every rank returns once rank 0's output folder is complete
   TrainSummary sum;
   sum.steps = st.global_step;
-  sum.seconds = std::chrono::duration<double>(Clock::now() - t_start).count();
   sum.final_loss = std::isnan(last_logged) ? last_step_loss : last_logged;
   if (st.global_step == plan.start_step) {  // nothing left to train (resumed a finished run): the last logged loss
     sum.final_loss = NAN;
@@ -372,6 +447,9 @@ TrainSummary run_training(const TrainJob& job, TrainObserver& obs) {
   }
   sum.output_dir = out;
   sum.best_model_checkpoint = st.best_model_checkpoint;
+  sum.world_size = world;
+  sum.comm_seconds = comm.comm_seconds() - comm_at_start;
+  sum.seconds = std::chrono::duration<double>(Clock::now() - t_start).count();
   return sum;
 }
 

@@ -29,6 +29,9 @@ struct Batch;
 namespace sft::io {
 struct ModelConfig;
 }
+namespace sft::dist {
+class Communicator;
+}
 
 namespace sft::train {
 
@@ -47,15 +50,25 @@ struct TrainSummary {
   double final_loss = 0;  // loss of the last logging window (or last step when no row was logged)
   std::filesystem::path output_dir;
   std::string best_model_checkpoint;
+  int world_size = 1;
+  double comm_seconds = 0;  // time inside collectives (data parallel), this rank
 };
 
 // Everything printed is the cli's business: the trainer reports through this interface.
+// What a progress display needs after each optimizer step.
+struct StepProgress {
+  int64_t step = 0, total = 0, start_step = 0;  // start_step: where this run began (resume)
+  double epoch = 0, loss = 0, elapsed_s = 0;     // loss: the step's mean token loss; elapsed since this run began
+  int64_t tokens = 0;                            // non-padding input tokens trained on since this run began
+};
+
 class TrainObserver {
  public:
   virtual ~TrainObserver() = default;
   virtual void on_begin(const TrainPlan&) {}
   // After every optimizer step: step (1-based), the step's mean token loss, seconds since the start of this run.
   virtual void on_step(int64_t step, int64_t total, double step_loss, double elapsed_s) {}
+  virtual void on_progress(const StepProgress&) {}  // right after on_step
   virtual void on_log(const LogRow&) {}
   virtual void on_eval(const LogRow&) {}
   virtual void on_checkpoint(const std::filesystem::path&) {}
@@ -65,10 +78,16 @@ class TrainObserver {
 struct TrainJob {
   TrainConfig cfg;
   model::Model* model = nullptr;        // loaded from the base folder, or from resume_dir when resuming
-  data::DataLoader* train = nullptr;    // position 0 (the trainer seeks it when resuming)
+  // Position 0 (the trainer seeks it when resuming). Data parallel: it hands out GLOBAL micro-batches of
+  // per_device_train_batch_size x world rows (the same order on every rank, a function of the seed only) and each
+  // rank trains on its slice (train/data_parallel.h), so N ranks x batch b follow 1 rank x batch N*b.
+  data::DataLoader* train = nullptr;
   data::DataLoader* eval = nullptr;     // nullptr: no evaluation data
   std::filesystem::path base_model_dir; // tokenizer / generation_config copied from here
   std::filesystem::path resume_dir;     // empty: fresh start
+  // nullptr: one process. Otherwise every rank calls run_training with the same job; rank 0 alone writes files and
+  // reports to the observer's logging calls (other ranks still get on_begin/on_step).
+  dist::Communicator* comm = nullptr;
 };
 
 // Checks output_dir like HF: a non-empty folder is refused unless overwrite_output_dir or resuming; with

@@ -55,8 +55,9 @@ TEST(TrainFlags, SeedArgumentListParsesVerbatim) {
   EXPECT_EQ(c.greater_is_better, 0);
   EXPECT_TRUE(c.data_loader_drop_last);
   EXPECT_EQ(c.metric_for_best_model, "eval_loss");
-  // report_to, remove_unused_columns, logging_dir, logging_strategy: noted once each.
-  EXPECT_EQ(p.notes.size(), 4u);
+  // report_to, remove_unused_columns, logging_dir: noted once each (logging_strategy is a real flag now).
+  EXPECT_EQ(p.notes.size(), 3u);
+  EXPECT_EQ(c.logging_strategy, "steps");
   EXPECT_NO_THROW(c.validate());
 }
 
@@ -99,9 +100,39 @@ TEST(TrainFlags, BadValuesAreErrors) {
   EXPECT_THROW(parse_train_args({"--max_steps", "ten"}), Error);
   EXPECT_THROW(parse_train_args({"--learning_rate", "1e-4x"}), Error);
   EXPECT_THROW(parse_train_args({"--learning_rate"}), Error);
-  EXPECT_THROW(parse_train_args({"--fp16", "True"}), Error);
-  EXPECT_NO_THROW(parse_train_args({"--fp16", "False"}));
   EXPECT_THROW(parse_train_args({"--optim", "sgd"}), Error);
+  EXPECT_THROW(parse_train_args({"--optim", "adamw_8bit"}), Error);
+  EXPECT_THROW(parse_train_args({"--logging_strategy", "sometimes"}).cfg.validate(), Error);
+}
+
+TEST(TrainFlags, HfFlagsThatChangeWhatUsersGet) {
+  // --fp16 True maps to bf16 compute (with a note saying so); False changes nothing.
+  auto fp16 = parse_train_args({"--fp16", "True"});
+  EXPECT_TRUE(fp16.cfg.bf16);
+  ASSERT_EQ(fp16.notes.size(), 1u);
+  EXPECT_NE(fp16.notes[0].find("bf16"), std::string::npos) << fp16.notes[0];
+  auto no16 = parse_train_args({"--fp16", "False"});
+  EXPECT_FALSE(no16.cfg.bf16);
+  EXPECT_TRUE(no16.notes.empty());
+  // --optim: the three AdamW spellings are accepted; the error for others lists them.
+  for (const char* o : {"adamw_torch", "adamw_torch_fused", "adamw_hf"})
+    EXPECT_NO_THROW(parse_train_args({"--optim", o})) << o;
+  try {
+    parse_train_args({"--optim", "adafactor"});
+    FAIL() << "no error";
+  } catch (const Error& e) {
+    const std::string m = e.what();
+    EXPECT_NE(m.find("adamw_torch, adamw_torch_fused, adamw_hf"), std::string::npos) << m;
+  }
+  // --gradient_checkpointing True says what the memory plan does instead.
+  auto gc = parse_train_args({"--gradient_checkpointing", "True"});
+  ASSERT_EQ(gc.notes.size(), 1u);
+  EXPECT_NE(gc.notes[0].find("memory plan"), std::string::npos) << gc.notes[0];
+  // --logging_strategy / --disable_tqdm are real settings.
+  auto ls = parse_train_args({"--logging_strategy", "epoch", "--disable_tqdm", "True"});
+  EXPECT_EQ(ls.cfg.logging_strategy, "epoch");
+  EXPECT_TRUE(ls.cfg.disable_tqdm);
+  EXPECT_TRUE(ls.notes.empty());
 }
 
 TEST(TrainFlags, ConfigFileThenCommandLineOverrides) {

@@ -1,6 +1,7 @@
 // Driver for tests/data/test_alignment.py: reads a dataset, applies a template with the real tokenizer and prints
 // one JSON line per sample: {"origin", "ids", "labels"}; with --loader it instead prints the batches of one epoch.
-//   data_tool <tokenizer_dir> <dataset> <alpaca|chatml|plain> [--train_on_inputs] [--system S]
+//   data_tool <tokenizer_dir> <dataset> <alpaca|chatml|plain|model> [--train_on_inputs] [--system S]
+//             (model: the folder's own chat template, template/chat_template.h)
 //             [--loader batch_size max_seq_length packing(0|1) seed]
 //   data_tool --csv-records <file>   prints parse_csv_records as one JSON array of {"fields", "line", "error"}
 //   data_tool --length-grouped <batch_size> <seed> <len,len,...>
@@ -13,6 +14,7 @@
 
 #include "data/batching.h"
 #include "data/prepare.h"
+#include "template/chat_template.h"
 #include "tokenizer/tokenizer.h"
 #include "util/error.h"
 #include "util/file_util.h"
@@ -51,6 +53,8 @@ int main(int argc, char** argv) {
     TokenizerEncoder enc(tok);
     TemplateOptions opts;
     opts.tmpl = parse_template(argv[3]);
+    if (opts.tmpl == Template::Model)
+      opts.chat_template = std::make_shared<sft::jinja::ChatTemplate>(sft::jinja::ChatTemplate::load_required(argv[1]));
     bool loader = false;
     LoaderOptions lo;
     for (int i = 4; i < argc; ++i) {

@@ -82,11 +82,12 @@ TEST(Template, ParseNames) {
   EXPECT_EQ(parse_template("alpaca"), Template::Alpaca);
   EXPECT_EQ(parse_template("chatml"), Template::ChatML);
   EXPECT_EQ(parse_template("plain"), Template::Plain);
+  EXPECT_EQ(parse_template("model"), Template::Model);
   try {
     parse_template("vicuna");
     FAIL();
   } catch (const Error& e) {
-    EXPECT_STREQ(e.what(), "unknown template \"vicuna\" (expected alpaca, chatml or plain)");
+    EXPECT_STREQ(e.what(), "unknown template \"vicuna\" (expected alpaca, chatml, plain, model or auto)");
   }
 }
 

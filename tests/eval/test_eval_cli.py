@@ -1,5 +1,7 @@
 """`sft eval` command line: a clear error naming the missing data file, and `--compare` writing the comparison table,
-report.md, comparison.svg and both results.json files (same model as base and tuned, so every delta is exactly 0)."""
+report.md + report.html (deltas with 95% intervals, results tables, the tuned model's loss curve from its
+trainer_log.jsonl), comparison.svg / delta.svg / loss_curve.svg and both results.json files (same weights as base and
+tuned, so every delta is exactly 0)."""
 import json
 import os
 import subprocess
@@ -37,7 +39,15 @@ def test_missing_data_names_the_file(model_dir, tmp_path):
 
 def test_compare_writes_report(model_dir, tmp_path):
     out = tmp_path / "cmp"
-    r = subprocess.run([sft(), "eval", "--model", model_dir, "--compare", model_dir, "--tasks",
+    tuned_dir = tmp_path / "tuned"  # the same weights plus a training log, as `sft train` leaves it
+    tuned_dir.mkdir()
+    for f in Path(model_dir).iterdir():
+        if f.is_file():
+            (tuned_dir / f.name).symlink_to(f)
+    (tuned_dir / "trainer_log.jsonl").write_text(
+        "".join(json.dumps(r) + "\n" for r in [{"step": 2, "epoch": 0.1, "loss": 2.5}, {"step": 4, "epoch": 0.2, "loss": 1.75},
+                                              {"step": 4, "epoch": 0.2, "eval_loss": 1.9}, {"step": 6, "epoch": 0.3, "loss": 1.5}]))
+    r = subprocess.run([sft(), "eval", "--model", str(tuned_dir), "--compare", model_dir, "--tasks",
                         "arc_easy,mmlu_marketing,mmlu_world_religions", "--arc_split", "dev", "--limit", "2",
                         "--data_dir", str(DATA), "--output_path", str(out), "--quiet"],
                        capture_output=True, text=True, env=ENV)
@@ -48,8 +58,15 @@ def test_compare_writes_report(model_dir, tmp_path):
     assert base["results"]["arc_easy"] == tuned["results"]["arc_easy"]
     assert "mmlu" in base["groups"]
     report = (out / "report.md").read_text()
-    assert "comparison.svg" in report and "+0.0000" in report
-    xml.dom.minidom.parseString((out / "comparison.svg").read_text())  # well-formed SVG
+    assert "delta.svg" in report and "+0.0000" in report and "loss_curve.svg" in report
+    assert "2.5000 at step 2" in report and "1.5000 at step 6" in report
+    assert "within noise" in report and "95% CI" in report
+    for svg in ("comparison.svg", "delta.svg", "loss_curve.svg"):
+        xml.dom.minidom.parseString((out / svg).read_text())  # well-formed SVG
+    html = (out / "report.html").read_text()
+    assert html.startswith("<!DOCTYPE html>") and html.rstrip().endswith("</html>")
+    assert "<svg" in html and "training loss" in html and "+0.0000" in html and "http" not in html.replace(
+        "http://www.w3.org/2000/svg", "")  # self-contained: nothing fetched
 
 
 def test_results_cache_resumes_and_batch_size_does_not_change_results(model_dir, tmp_path):

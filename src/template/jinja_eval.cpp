@@ -1,0 +1,780 @@
+// Evaluator of the Jinja subset: scopes, statements, expressions, filters, tests, Python methods.
+#include <algorithm>
+#include <cmath>
+#include <optional>
+#include <ctime>
+#include <unordered_map>
+
+#include "template/jinja.h"
+#include "template/jinja_ast.h"
+#include "template/jinja_builtins.h"
+#include "template/py_string.h"
+#include "util/error.h"
+
+namespace sft::jinja {
+
+struct Template::Impl {
+  std::string name;
+  std::vector<Node> nodes;
+  bool has_generation = false;
+};
+
+namespace {
+
+bool contains_generation(const std::vector<Node>& nodes) {
+  for (const auto& n : nodes) {
+    if (n.kind == Node::Kind::Generation) return true;
+    for (const auto& b : n.branches)
+      if (contains_generation(b.second)) return true;
+    if (contains_generation(n.body) || contains_generation(n.else_body)) return true;
+  }
+  return false;
+}
+
+enum class Flow { Normal, Break, Continue };
+
+
+class Renderer {
+ public:
+  Renderer(const Template::Impl& t, const Dict& ctx, const RenderLimits& lim) : t_(t), ctx_(ctx), lim_(lim) {
+    frames_.emplace_back();
+  }
+
+  RenderResult run() {
+    exec_body(t_.nodes);
+    return std::move(res_);
+  }
+
+ private:
+  [[noreturn]] void fail(int line, const std::string& what) const {
+    throw Error(t_.name + ":" + std::to_string(line) + ": " + what);
+  }
+
+  void emit(const std::string& s, int line) {
+    if (res_.text.size() + s.size() > lim_.max_output_bytes)
+      fail(line, "rendered output exceeds " + std::to_string(lim_.max_output_bytes) + " bytes");
+    res_.text += s;
+  }
+
+  // ---- scopes
+  Value lookup(const std::string& name) const {
+    for (auto it = frames_.rbegin(); it != frames_.rend(); ++it) {
+      auto f = it->find(name);
+      if (f != it->end()) return f->second;
+    }
+    if (const Value* v = ctx_.find(name)) return *v;
+    return builtin(name);
+  }
+  Value builtin(const std::string& name) const { return builtin_global(name); }
+  void assign(const std::string& name, Value v) { frames_.back()[name] = std::move(v); }
+
+  // ---- statements
+  Flow exec_body(const std::vector<Node>& nodes) {
+    if (++depth_ > lim_.max_depth) fail(nodes.empty() ? 0 : nodes[0].line, "template nested too deeply");
+    for (const auto& n : nodes) {
+      const Flow f = exec(n);
+      if (f != Flow::Normal) {
+        --depth_;
+        return f;
+      }
+    }
+    --depth_;
+    return Flow::Normal;
+  }
+
+  Flow exec(const Node& n) {
+    switch (n.kind) {
+      case Node::Kind::Text: emit(n.text, n.line); return Flow::Normal;
+      case Node::Kind::Output: emit(eval(*n.expr).str(), n.line); return Flow::Normal;
+      case Node::Kind::If:
+        for (const auto& [cond, body] : n.branches)
+          if (eval(*cond).truthy()) return exec_body(body);
+        return exec_body(n.else_body);
+      case Node::Kind::Set: {
+        Value v = eval(*n.expr);
+        if (!n.attr.empty()) {
+          Value ns = lookup(n.targets[0]);
+          if (!ns.is_namespace()) fail(n.line, "cannot set attribute '" + n.attr + "' of a non-namespace '" + n.targets[0] + "'");
+          ns.as_namespace().attrs.set(n.attr, std::move(v));
+        } else if (n.targets.size() == 1) {
+          assign(n.targets[0], std::move(v));
+        } else {
+          const List items = iterate(v, n.line);
+          if (items.size() != n.targets.size()) fail(n.line, "cannot unpack " + std::to_string(items.size()) + " values into " + std::to_string(n.targets.size()) + " names");
+          for (size_t i = 0; i < items.size(); ++i) assign(n.targets[i], items[i]);
+        }
+        return Flow::Normal;
+      }
+      case Node::Kind::SetBlock: {
+        std::string saved;
+        saved.swap(res_.text);
+        const auto spans = res_.generation_spans.size();
+        exec_body(n.body);
+        std::string captured;
+        captured.swap(res_.text);
+        res_.text.swap(saved);
+        res_.generation_spans.resize(spans);
+        assign(n.targets[0], Value(std::move(captured)));
+        return Flow::Normal;
+      }
+      case Node::Kind::Generation: {
+        const size_t b = res_.text.size();
+        const Flow f = exec_body(n.body);
+        res_.generation_spans.emplace_back(b, res_.text.size());
+        return f;
+      }
+      case Node::Kind::Break: return Flow::Break;
+      case Node::Kind::Continue: return Flow::Continue;
+      case Node::Kind::For: return exec_for(n);
+    }
+    return Flow::Normal;
+  }
+
+  Flow exec_for(const Node& n) {
+    List items = iterate(eval(*n.expr), n.line);
+    if (n.loop_filter) {
+      List kept;
+      for (auto& it : items) {
+        frames_.emplace_back();
+        bind_targets(n, it);
+        const bool keep = eval(*n.loop_filter).truthy();
+        frames_.pop_back();
+        if (keep) kept.push_back(std::move(it));
+      }
+      items = std::move(kept);
+    }
+    if (items.empty()) return exec_body(n.else_body);
+    const auto len = static_cast<int64_t>(items.size());
+    for (int64_t i = 0; i < len; ++i) {
+      if (++iterations_ > lim_.max_loop_iterations) fail(n.line, "too many loop iterations");
+      frames_.emplace_back();
+      bind_targets(n, items[static_cast<size_t>(i)]);
+      Dict loop;
+      loop.set("index", Value(i + 1));
+      loop.set("index0", Value(i));
+      loop.set("revindex", Value(len - i));
+      loop.set("revindex0", Value(len - i - 1));
+      loop.set("first", Value(i == 0));
+      loop.set("last", Value(i == len - 1));
+      loop.set("length", Value(len));
+      loop.set("previtem", i > 0 ? items[static_cast<size_t>(i - 1)] : Value());
+      loop.set("nextitem", i + 1 < len ? items[static_cast<size_t>(i + 1)] : Value());
+      loop.set("depth", Value(1));
+      loop.set("depth0", Value(0));
+      frames_.back()["loop"] = Value(std::move(loop));
+      const Flow f = exec_body(n.body);
+      frames_.pop_back();
+      if (f == Flow::Break) break;
+    }
+    return Flow::Normal;
+  }
+
+  void bind_targets(const Node& n, const Value& item) {
+    if (n.targets.size() == 1) {
+      frames_.back()[n.targets[0]] = item;
+      return;
+    }
+    const List parts = iterate(item, n.line);
+    if (parts.size() != n.targets.size()) fail(n.line, "cannot unpack " + std::to_string(parts.size()) + " values into " + std::to_string(n.targets.size()) + " loop variables");
+    for (size_t k = 0; k < parts.size(); ++k) frames_.back()[n.targets[k]] = parts[k];
+  }
+
+  // Python iteration: list items, dict keys, string code points, undefined = nothing.
+  List iterate(const Value& v, int line) const {
+    if (v.is_list()) return v.as_list();
+    if (v.is_dict()) {
+      List keys;
+      for (const auto& kv : v.as_dict().items) keys.emplace_back(kv.first);
+      return keys;
+    }
+    if (v.is_string()) {
+      const auto cps = py::code_points(v.as_string());
+      List out;
+      for (size_t i = 0; i < cps.size(); ++i) out.emplace_back(py::from_code_points(cps, i, i + 1));
+      return out;
+    }
+    if (v.is_undefined()) return {};
+    fail(line, std::string("'") + v.type_name() + "' object is not iterable");
+  }
+
+  // ---- expressions
+  Value eval(const Expr& e) {
+    if (++depth_ > lim_.max_depth) fail(e.line, "expression nested too deeply");
+    Value v = eval_inner(e);
+    --depth_;
+    return v;
+  }
+
+  Value eval_inner(const Expr& e) {
+    using K = Expr::Kind;
+    switch (e.kind) {
+      case K::Literal: return e.literal;
+      case K::Name: return lookup(e.name);
+      case K::List:
+      case K::Tuple: {
+        List l;
+        for (const auto& a : e.args) l.push_back(eval(*a));
+        return Value(std::move(l));
+      }
+      case K::Dict: {
+        Dict d;
+        for (size_t i = 0; i + 1 < e.args.size(); i += 2) {
+          const Value k = eval(*e.args[i]);
+          if (!k.is_string()) fail(e.line, "only string keys are supported in dict literals");
+          d.set(k.as_string(), eval(*e.args[i + 1]));
+        }
+        return Value(std::move(d));
+      }
+      case K::Attr: {
+        const Value obj = eval(*e.args[0]);
+        if (obj.is_undefined()) fail(e.line, "'" + describe(*e.args[0]) + "' is undefined (accessing ." + e.name + ")");
+        return get_attr(obj, e.name, e.line);
+      }
+      case K::Index: {
+        const Value obj = eval(*e.args[0]);
+        const Value key = eval(*e.args[1]);
+        if (obj.is_undefined()) fail(e.line, "'" + describe(*e.args[0]) + "' is undefined (subscript)");
+        return get_item(obj, key, e.line);
+      }
+      case K::Slice: return slice(e);
+      case K::Call: {
+        const Value fn = eval(*e.args[0]);
+        List args;
+        for (size_t i = 1; i < e.args.size(); ++i) args.push_back(eval(*e.args[i]));
+        KwArgs kw;
+        for (const auto& [k, v] : e.kwargs) kw.emplace_back(k, eval(*v));
+        if (!fn.is_function()) {
+          if (fn.is_undefined()) fail(e.line, "'" + describe(*e.args[0]) + "' is undefined");
+          fail(e.line, std::string("'") + fn.type_name() + "' object is not callable");
+        }
+        try {
+          return fn.as_function().call(args, kw);
+        } catch (const Error& err) {
+          fail(e.line, err.what());
+        }
+      }
+      case K::Filter: return filter(e);
+      case K::Test: {
+        const bool r = test(e);
+        return Value(e.negated ? !r : r);
+      }
+      case K::Unary: {
+        const Value v = eval(*e.args[0]);
+        if (e.name == "not") return Value(!v.truthy());
+        if (v.is_int()) return e.name == "-" ? Value(-v.as_int()) : v;
+        if (v.is_bool()) return Value(static_cast<int64_t>(e.name == "-" ? -int(v.as_bool()) : int(v.as_bool())));
+        if (v.is_float()) return e.name == "-" ? Value(-v.as_float()) : v;
+        fail(e.line, std::string("bad operand type for unary ") + e.name + ": '" + v.type_name() + "'");
+      }
+      case K::Binary: return binary(e);
+      case K::Compare: {
+        Value left = eval(*e.args[0]);
+        for (size_t i = 0; i < e.ops.size(); ++i) {
+          Value right = eval(*e.args[i + 1]);
+          if (!compare(e.ops[i], left, right, e.line)) return Value(false);
+          left = std::move(right);
+        }
+        return Value(true);
+      }
+      case K::Cond: {
+        if (eval(*e.args[1]).truthy()) return eval(*e.args[0]);
+        return e.args.size() > 2 ? eval(*e.args[2]) : Value();
+      }
+    }
+    return Value();
+  }
+
+  static std::string describe(const Expr& e) {
+    if (e.kind == Expr::Kind::Name) return e.name;
+    if (e.kind == Expr::Kind::Attr) return describe(*e.args[0]) + "." + e.name;
+    if (e.kind == Expr::Kind::Index) return describe(*e.args[0]) + "[...]";
+    return "expression";
+  }
+
+  bool compare(const std::string& op, const Value& a, const Value& b, int line) const {
+    try {
+      if (op == "==") return values_equal(a, b);
+      if (op == "!=") return !values_equal(a, b);
+      if (op == "<") return value_less(a, b);
+      if (op == ">") return value_less(b, a);
+      if (op == "<=") return !value_less(b, a);
+      if (op == ">=") return !value_less(a, b);
+      if (op == "in") return contains(b, a, line);
+      if (op == "not in") return !contains(b, a, line);
+    } catch (const Error& err) {
+      fail(line, err.what());
+    }
+    fail(line, "unknown comparison " + op);
+  }
+
+  bool contains(const Value& container, const Value& item, int line) const {
+    if (container.is_string()) {
+      if (!item.is_string()) fail(line, "'in <string>' requires string as left operand");
+      return container.as_string().find(item.as_string()) != std::string::npos;
+    }
+    if (container.is_list()) {
+      for (const auto& x : container.as_list())
+        if (values_equal(x, item)) return true;
+      return false;
+    }
+    if (container.is_dict()) return item.is_string() && container.as_dict().find(item.as_string()) != nullptr;
+    if (container.is_undefined()) return false;
+    fail(line, std::string("argument of type '") + container.type_name() + "' is not iterable");
+  }
+
+  Value binary(const Expr& e) {
+    const std::string& op = e.name;
+    if (op == "and") {
+      Value l = eval(*e.args[0]);
+      return l.truthy() ? eval(*e.args[1]) : l;
+    }
+    if (op == "or") {
+      Value l = eval(*e.args[0]);
+      return l.truthy() ? l : eval(*e.args[1]);
+    }
+    const Value a = eval(*e.args[0]);
+    const Value b = eval(*e.args[1]);
+    if (op == "~") return Value(a.str() + b.str());
+    const bool num = (a.is_number() || a.is_bool()) && (b.is_number() || b.is_bool());
+    const bool ints = num && !a.is_float() && !b.is_float();
+    auto as_i = [](const Value& v) { return v.is_bool() ? int64_t{v.as_bool()} : v.as_int(); };
+    auto type_error = [&]() -> Value {
+      fail(e.line, "unsupported operand type(s) for " + op + ": '" + a.type_name() + "' and '" + b.type_name() + "'");
+    };
+    if (op == "+") {
+      if (ints) return Value(as_i(a) + as_i(b));
+      if (num) return Value(a.as_number() + b.as_number());
+      if (a.is_string() && b.is_string()) return Value(a.as_string() + b.as_string());
+      if (a.is_list() && b.is_list()) {
+        List l = a.as_list();
+        for (const auto& x : b.as_list()) l.push_back(x);
+        return Value(std::move(l));
+      }
+      return type_error();
+    }
+    if (op == "-") {
+      if (ints) return Value(as_i(a) - as_i(b));
+      if (num) return Value(a.as_number() - b.as_number());
+      return type_error();
+    }
+    if (op == "*") {
+      if (ints) return Value(as_i(a) * as_i(b));
+      if (num) return Value(a.as_number() * b.as_number());
+      const Value* s = a.is_string() || a.is_list() ? &a : b.is_string() || b.is_list() ? &b : nullptr;
+      const Value* n = s == &a ? &b : &a;
+      if (s && (n->is_int() || n->is_bool())) {
+        const int64_t times = as_i(*n);
+        if (times > 0 && (s->is_string() ? s->as_string().size() : s->as_list().size()) * static_cast<size_t>(times) > lim_.max_output_bytes)
+          fail(e.line, "repetition result too large");
+        if (s->is_string()) {
+          std::string out;
+          for (int64_t i = 0; i < times; ++i) out += s->as_string();
+          return Value(std::move(out));
+        }
+        List out;
+        for (int64_t i = 0; i < times; ++i)
+          for (const auto& x : s->as_list()) out.push_back(x);
+        return Value(std::move(out));
+      }
+      return type_error();
+    }
+    if (op == "/" || op == "//" || op == "%") {
+      if (!num) {
+        if (op == "%" && a.is_string()) fail(e.line, "printf-style string formatting ('%') is not supported");
+        return type_error();
+      }
+      if (b.as_number() == 0) fail(e.line, "division by zero");
+      if (op == "/") return Value(a.as_number() / b.as_number());
+      if (ints) {
+        const int64_t x = as_i(a), y = as_i(b);
+        int64_t q = x / y, r = x % y;
+        if (r != 0 && ((r < 0) != (y < 0))) {
+          --q;
+          r += y;
+        }
+        return op == "//" ? Value(q) : Value(r);
+      }
+      const double x = a.as_number(), y = b.as_number();
+      const double q = std::floor(x / y);
+      return op == "//" ? Value(q) : Value(x - q * y);
+    }
+    if (op == "**") {
+      if (ints && as_i(b) >= 0) {
+        int64_t r = 1;
+        for (int64_t i = 0; i < as_i(b); ++i) r *= as_i(a);
+        return Value(r);
+      }
+      if (num) return Value(std::pow(a.as_number(), b.as_number()));
+      return type_error();
+    }
+    fail(e.line, "unknown operator " + op);
+  }
+
+  Value slice(const Expr& e) {
+    const Value obj = eval(*e.args[0]);
+    auto opt = [&](size_t k) -> std::optional<int64_t> {
+      if (!e.args[k]) return std::nullopt;
+      const Value v = eval(*e.args[k]);
+      if (v.is_none()) return std::nullopt;
+      if (!v.is_int()) fail(e.line, "slice indices must be integers");
+      return v.as_int();
+    };
+    const auto start = opt(1), stop = opt(2), step_o = opt(3);
+    const int64_t step = step_o.value_or(1);
+    if (step == 0) fail(e.line, "slice step cannot be zero");
+    std::vector<uint32_t> cps;
+    int64_t n = 0;
+    if (obj.is_list()) n = static_cast<int64_t>(obj.as_list().size());
+    else if (obj.is_string()) {
+      cps = py::code_points(obj.as_string());
+      n = static_cast<int64_t>(cps.size());
+    } else fail(e.line, std::string("'") + obj.type_name() + "' object is not subscriptable");
+    // Python's slice.indices()
+    auto norm = [&](std::optional<int64_t> v, int64_t def_pos, int64_t def_neg) {
+      if (!v) return step > 0 ? def_pos : def_neg;
+      int64_t x = *v;
+      if (x < 0) x += n;
+      if (step > 0) return std::clamp<int64_t>(x, 0, n);
+      return std::clamp<int64_t>(x, -1, n - 1);
+    };
+    const int64_t b = norm(start, 0, n - 1), en = norm(stop, n, -1);
+    std::vector<int64_t> idx;
+    for (int64_t i = b; step > 0 ? i < en : i > en; i += step) idx.push_back(i);
+    if (obj.is_list()) {
+      List out;
+      for (int64_t i : idx) out.push_back(obj.as_list()[static_cast<size_t>(i)]);
+      return Value(std::move(out));
+    }
+    std::vector<uint32_t> sel;
+    for (int64_t i : idx) sel.push_back(cps[static_cast<size_t>(i)]);
+    return Value(py::from_code_points(sel, 0, sel.size()));
+  }
+
+  Value get_item(const Value& obj, const Value& key, int line) {
+    if (obj.is_dict()) {
+      if (key.is_string()) {
+        if (const Value* v = obj.as_dict().find(key.as_string())) return *v;
+        return get_attr(obj, key.as_string(), line);
+      }
+      return Value();
+    }
+    if (obj.is_list() || obj.is_string()) {
+      if (!key.is_int() && !key.is_bool()) return key.is_string() ? get_attr(obj, key.as_string(), line) : Value();
+      int64_t i = key.is_bool() ? int64_t{key.as_bool()} : key.as_int();
+      if (obj.is_list()) {
+        const auto n = static_cast<int64_t>(obj.as_list().size());
+        if (i < 0) i += n;
+        if (i < 0 || i >= n) return Value();
+        return obj.as_list()[static_cast<size_t>(i)];
+      }
+      const auto cps = py::code_points(obj.as_string());
+      const auto n = static_cast<int64_t>(cps.size());
+      if (i < 0) i += n;
+      if (i < 0 || i >= n) return Value();
+      return Value(py::from_code_points(cps, static_cast<size_t>(i), static_cast<size_t>(i) + 1));
+    }
+    if (obj.is_namespace() && key.is_string()) return get_attr(obj, key.as_string(), line);
+    return Value();
+  }
+
+  Value get_attr(const Value& obj, const std::string& name, int line) {
+    if (obj.is_namespace()) {
+      const Value* v = obj.as_namespace().attrs.find(name);
+      return v ? *v : Value();
+    }
+    if (obj.is_dict()) {
+      if (name == "items" || name == "keys" || name == "values" || name == "get") return dict_method(obj, name);
+      if (name == "pop" || name == "update" || name == "clear" || name == "setdefault" || name == "popitem" ||
+          name == "copy")
+        fail(line, "dict." + name + "() is not supported (the sandbox forbids mutation)");
+      const Value* v = obj.as_dict().find(name);
+      return v ? *v : Value();
+    }
+    if (obj.is_string()) return string_method(obj, name, line);
+    if (obj.is_list()) {
+      if (name == "append" || name == "extend" || name == "pop" || name == "insert" || name == "remove" ||
+          name == "sort" || name == "reverse" || name == "clear")
+        fail(line, "list." + name + "() is not supported (the sandbox forbids mutation)");
+      if (name == "index" || name == "count")
+        return make_fn("list." + name, [obj, name](const List& a, const KwArgs&) -> Value {
+          SFT_CHECK(a.size() == 1, "chat template: list.", name, "() takes one argument");
+          int64_t n = 0;
+          const auto& l = obj.as_list();
+          for (size_t i = 0; i < l.size(); ++i)
+            if (values_equal(l[i], a[0])) {
+              if (name == "index") return Value(static_cast<int64_t>(i));
+              ++n;
+            }
+          SFT_CHECK(name == "count", "chat template: list.index(x): x not in list");
+          return Value(n);
+        });
+      return Value();
+    }
+    return Value();
+  }
+
+  Value string_method(const Value& obj, const std::string& name, int line) {
+    if (!is_string_method(name)) fail(line, "str." + name + " is not supported by sft's template engine");
+    return jinja::string_method(obj, name);
+  }
+
+  Value filter(const Expr& e);
+  bool test(const Expr& e);
+
+  const Template::Impl& t_;
+  const Dict& ctx_;
+  const RenderLimits& lim_;
+  std::vector<std::unordered_map<std::string, Value>> frames_;
+  RenderResult res_;
+  int depth_ = 0;
+  int64_t iterations_ = 0;
+};
+
+Value Renderer::filter(const Expr& e) {
+  const std::string& f = e.name;
+  if ((f == "default" || f == "d")) {
+    const Value v = eval(*e.args[0]);
+    const Value def = e.args.size() > 1 ? eval(*e.args[1]) : Value(std::string());
+    const Value* boolean = nullptr;
+    Value bval;
+    if (e.args.size() > 2) {
+      bval = eval(*e.args[2]);
+      boolean = &bval;
+    }
+    for (const auto& [k, x] : e.kwargs)
+      if (k == "boolean") {
+        bval = eval(*x);
+        boolean = &bval;
+      }
+    const bool use_default = v.is_undefined() || (boolean && boolean->truthy() && !v.truthy());
+    return use_default ? def : v;
+  }
+  const Value v = eval(*e.args[0]);
+  List a;
+  for (size_t i = 1; i < e.args.size(); ++i) a.push_back(eval(*e.args[i]));
+  KwArgs kw;
+  for (const auto& [k, x] : e.kwargs) kw.emplace_back(k, eval(*x));
+  try {
+    if (f == "trim") {
+      const Value* c = arg(a, kw, 0, "chars");
+      std::string chars;
+      if (c && !c->is_none()) chars = need_str(*c, "trim");
+      return Value(py::strip(v.str(), c && !c->is_none() ? &chars : nullptr, py::Side::Both));
+    }
+    if (f == "tojson") {
+      const Value* ensure_ascii = arg(a, kw, 0, "ensure_ascii");
+      SFT_CHECK(!ensure_ascii || !ensure_ascii->truthy(), "tojson(ensure_ascii=True) is not supported");
+      const Value* indent = arg(a, kw, 1, "indent");
+      const Value* separators = arg(a, kw, 2, "separators");
+      SFT_CHECK(!separators || separators->is_none(), "tojson(separators=...) is not supported");
+      const Value* sort_keys = arg(a, kw, 3, "sort_keys");
+      if (v.is_undefined()) throw Error("tojson of an undefined value");
+      return Value(v.to_json(indent && indent->is_int() ? static_cast<int>(indent->as_int()) : -1,
+                             sort_keys && sort_keys->truthy()));
+    }
+    if (f == "length" || f == "count") {
+      if (v.is_string()) return Value(static_cast<int64_t>(py::length(v.as_string())));
+      if (v.is_list()) return Value(static_cast<int64_t>(v.as_list().size()));
+      if (v.is_dict()) return Value(static_cast<int64_t>(v.as_dict().items.size()));
+      if (v.is_undefined()) return Value(int64_t{0});
+      throw Error(std::string("object of type '") + v.type_name() + "' has no len()");
+    }
+    if (f == "string") return Value(v.str());
+    if (f == "safe") return v;
+    if (f == "int") {
+      if (v.is_int()) return v;
+      if (v.is_bool()) return Value(int64_t{v.as_bool()});
+      if (v.is_float()) return Value(static_cast<int64_t>(v.as_float()));
+      if (v.is_string()) {
+        try {
+          size_t used = 0;
+          const std::string s = py::strip(v.as_string(), nullptr, py::Side::Both);
+          const int64_t x = std::stoll(s, &used);
+          if (used == s.size()) return Value(x);
+        } catch (...) {
+        }
+      }
+      return a.empty() ? Value(int64_t{0}) : a[0];
+    }
+    if (f == "float") {
+      if (v.is_number() || v.is_bool()) return Value(v.as_number());
+      if (v.is_string()) {
+        try {
+          return Value(std::stod(v.as_string()));
+        } catch (...) {
+        }
+      }
+      return a.empty() ? Value(0.0) : a[0];
+    }
+    if (f == "lower") return Value(py::lower(v.str()));
+    if (f == "upper") return Value(py::upper(v.str()));
+    if (f == "title") return Value(py::title(v.str()));
+    if (f == "capitalize") return Value(py::capitalize(v.str()));
+    if (f == "replace") {
+      SFT_CHECK(a.size() >= 2, "replace filter needs two arguments");
+      const int64_t count = a.size() > 2 && a[2].is_int() ? a[2].as_int() : -1;
+      return Value(py::replace(v.str(), a[0].str(), a[1].str(), count));
+    }
+    if (f == "join") {
+      const Value* sep = arg(a, kw, 0, "d");
+      const Value* attribute = arg(a, kw, 1, "attribute");
+      std::string out;
+      const List items = iterate(v, e.line);
+      for (size_t i = 0; i < items.size(); ++i) {
+        if (i && sep) out += sep->str();
+        out += attribute ? get_item(items[i], *attribute, e.line).str() : items[i].str();
+      }
+      return Value(std::move(out));
+    }
+    if (f == "first" || f == "last") {
+      const List items = iterate(v, e.line);
+      if (items.empty()) return Value();
+      return f == "first" ? items.front() : items.back();
+    }
+    if (f == "list") return Value(iterate(v, e.line));
+    if (f == "items") {
+      if (v.is_undefined()) return Value(List{});
+      SFT_CHECK(v.is_dict(), "items filter needs a dict");
+      List out;
+      for (const auto& [k, x] : v.as_dict().items) out.emplace_back(List{Value(k), x});
+      return Value(std::move(out));
+    }
+    if (f == "reverse") {
+      if (v.is_string()) {
+        auto cps = py::code_points(v.as_string());
+        std::reverse(cps.begin(), cps.end());
+        return Value(py::from_code_points(cps, 0, cps.size()));
+      }
+      List items = iterate(v, e.line);
+      std::reverse(items.begin(), items.end());
+      return Value(std::move(items));
+    }
+    if (f == "abs") {
+      if (v.is_int()) return Value(v.as_int() < 0 ? -v.as_int() : v.as_int());
+      if (v.is_float()) return Value(std::fabs(v.as_float()));
+      throw Error("abs of a non-number");
+    }
+    if (f == "selectattr" || f == "rejectattr") {
+      SFT_CHECK(!a.empty() && a[0].is_string(), f, " needs an attribute name");
+      List out;
+      for (const auto& item : iterate(v, e.line)) {
+        const Value attr = get_item(item, a[0], e.line);
+        bool r = attr.truthy();
+        if (a.size() > 1) {
+          const std::string tname = need_str(a[1], f.c_str());
+          Expr te;
+          te.kind = Expr::Kind::Test;
+          te.name = tname;
+          te.line = e.line;
+          auto lit = std::make_unique<Expr>();
+          lit->literal = attr;
+          te.args.push_back(std::move(lit));
+          for (size_t k = 2; k < a.size(); ++k) {
+            auto x = std::make_unique<Expr>();
+            x->literal = a[k];
+            te.args.push_back(std::move(x));
+          }
+          r = test(te);
+        }
+        if (r == (f == "selectattr")) out.push_back(item);
+      }
+      return Value(std::move(out));
+    }
+    if (f == "map") {
+      const Value* attribute = kwarg(kw, "attribute");
+      SFT_CHECK(attribute && a.empty(), "only map(attribute=...) is supported");
+      List out;
+      for (const auto& item : iterate(v, e.line)) {
+        Value x = get_item(item, *attribute, e.line);
+        if (x.is_undefined()) {
+          if (const Value* d = kwarg(kw, "default")) x = *d;
+        }
+        out.push_back(std::move(x));
+      }
+      return Value(std::move(out));
+    }
+  } catch (const Error& err) {
+    fail(e.line, std::string(err.what()));
+  }
+  fail(e.line, "unsupported filter '" + f + "'");
+}
+
+bool Renderer::test(const Expr& e) {
+  const std::string& t = e.name;
+  const Value v = eval(*e.args[0]);
+  List a;
+  for (size_t i = 1; i < e.args.size(); ++i) a.push_back(eval(*e.args[i]));
+  auto need1 = [&]() -> const Value& {
+    if (a.size() != 1) fail(e.line, "test '" + t + "' takes one argument");
+    return a[0];
+  };
+  if (t == "defined") return !v.is_undefined();
+  if (t == "undefined") return v.is_undefined();
+  if (t == "none") return v.is_none();
+  if (t == "string") return v.is_string();
+  if (t == "number") return v.is_number() || v.is_bool();
+  if (t == "integer") return v.is_int();
+  if (t == "float") return v.is_float();
+  if (t == "boolean") return v.is_bool();
+  if (t == "true") return v.is_bool() && v.as_bool();
+  if (t == "false") return v.is_bool() && !v.as_bool();
+  if (t == "mapping") return v.is_dict();
+  if (t == "iterable") return v.is_list() || v.is_dict() || v.is_string() || v.is_undefined();
+  if (t == "sequence") return v.is_list() || v.is_dict() || v.is_string();
+  if (t == "callable") return v.is_function();
+  if (t == "even" || t == "odd") {
+    if (!v.is_int()) fail(e.line, "test '" + t + "' needs an integer");
+    return (v.as_int() % 2 == 0) == (t == "even");
+  }
+  if (t == "divisibleby") {
+    const Value& d = need1();
+    if (!v.is_int() || !d.is_int() || d.as_int() == 0) fail(e.line, "divisibleby needs non-zero integers");
+    return v.as_int() % d.as_int() == 0;
+  }
+  if (t == "eq" || t == "equalto" || t == "==") return values_equal(v, need1());
+  if (t == "ne" || t == "!=") return !values_equal(v, need1());
+  if (t == "lt" || t == "lessthan" || t == "<") return compare("<", v, need1(), e.line);
+  if (t == "le" || t == "<=") return compare("<=", v, need1(), e.line);
+  if (t == "gt" || t == "greaterthan" || t == ">") return compare(">", v, need1(), e.line);
+  if (t == "ge" || t == ">=") return compare(">=", v, need1(), e.line);
+  if (t == "in") return contains(need1(), v, e.line);
+  if (t == "sameas") {
+    const Value& o = need1();
+    if (v.is_none() || o.is_none()) return v.is_none() && o.is_none();
+    if (v.is_bool() || o.is_bool()) return v.is_bool() && o.is_bool() && v.as_bool() == o.as_bool();
+    if (v.is_undefined() || o.is_undefined()) return false;
+    if (v.storage().index() != o.storage().index()) return false;
+    if (v.is_list()) return &v.as_list() == &o.as_list();
+    if (v.is_dict()) return &v.as_dict() == &o.as_dict();
+    return values_equal(v, o);
+  }
+  if (t == "lower" || t == "upper") {
+    if (!v.is_string()) return false;
+    return t == "lower" ? py::lower(v.as_string()) == v.as_string() : py::upper(v.as_string()) == v.as_string();
+  }
+  fail(e.line, "unsupported test '" + t + "'");
+}
+
+}  // namespace
+
+Template::Template() : impl_(std::make_unique<Impl>()) {}
+Template::Template(Template&&) noexcept = default;
+Template& Template::operator=(Template&&) noexcept = default;
+Template::~Template() = default;
+
+Template Template::parse(const std::string& source, const std::string& name) {
+  Template t;
+  t.impl_->name = name;
+  t.impl_->nodes = parse_template(source, name);
+  t.impl_->has_generation = contains_generation(t.impl_->nodes);
+  return t;
+}
+
+bool Template::uses_generation_blocks() const { return impl_->has_generation; }
+
+RenderResult Template::render(const Dict& context, const RenderLimits& limits) const {
+  Renderer r(*impl_, context, limits);
+  return r.run();
+}
+
+}  // namespace sft::jinja

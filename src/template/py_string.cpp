@@ -1,0 +1,196 @@
+#include "template/py_string.h"
+
+#include <algorithm>
+
+#include "util/error.h"
+
+namespace sft::jinja::py {
+
+std::vector<uint32_t> code_points(std::string_view s) {
+  std::vector<uint32_t> out;
+  out.reserve(s.size());
+  for (size_t i = 0; i < s.size();) {
+    const auto c = static_cast<unsigned char>(s[i]);
+    int len = c < 0x80 ? 1 : (c >> 5) == 6 ? 2 : (c >> 4) == 14 ? 3 : (c >> 3) == 30 ? 4 : 0;
+    if (len == 0 || i + static_cast<size_t>(len) > s.size()) {
+      out.push_back(c);
+      ++i;
+      continue;
+    }
+    uint32_t cp = len == 1 ? c : len == 2 ? (c & 0x1F) : len == 3 ? (c & 0x0F) : (c & 0x07);
+    bool ok = true;
+    for (int k = 1; k < len; ++k) {
+      const auto b = static_cast<unsigned char>(s[i + static_cast<size_t>(k)]);
+      if ((b & 0xC0) != 0x80) ok = false;
+      cp = (cp << 6) | (b & 0x3F);
+    }
+    if (!ok) {
+      out.push_back(c);
+      ++i;
+      continue;
+    }
+    out.push_back(cp);
+    i += static_cast<size_t>(len);
+  }
+  return out;
+}
+
+namespace {
+void put(std::string& out, uint32_t cp) {
+  if (cp < 0x80) {
+    out += static_cast<char>(cp);
+  } else if (cp < 0x800) {
+    out += static_cast<char>(0xC0 | (cp >> 6));
+    out += static_cast<char>(0x80 | (cp & 0x3F));
+  } else if (cp < 0x10000) {
+    out += static_cast<char>(0xE0 | (cp >> 12));
+    out += static_cast<char>(0x80 | ((cp >> 6) & 0x3F));
+    out += static_cast<char>(0x80 | (cp & 0x3F));
+  } else {
+    out += static_cast<char>(0xF0 | (cp >> 18));
+    out += static_cast<char>(0x80 | ((cp >> 12) & 0x3F));
+    out += static_cast<char>(0x80 | ((cp >> 6) & 0x3F));
+    out += static_cast<char>(0x80 | (cp & 0x3F));
+  }
+}
+}  // namespace
+
+std::string from_code_points(const std::vector<uint32_t>& cps, size_t begin, size_t end) {
+  std::string out;
+  for (size_t i = begin; i < end && i < cps.size(); ++i) put(out, cps[i]);
+  return out;
+}
+
+size_t length(std::string_view s) { return code_points(s).size(); }
+
+bool is_space(uint32_t cp) {
+  return (cp >= 0x09 && cp <= 0x0D) || (cp >= 0x1C && cp <= 0x20) || cp == 0x85 || cp == 0xA0 || cp == 0x1680 ||
+         (cp >= 0x2000 && cp <= 0x200A) || cp == 0x2028 || cp == 0x2029 || cp == 0x202F || cp == 0x205F ||
+         cp == 0x3000;
+}
+
+std::string strip(std::string_view s, const std::string* chars, Side side) {
+  const auto cps = code_points(s);
+  std::vector<uint32_t> set;
+  if (chars) set = code_points(*chars);
+  auto drop = [&](uint32_t cp) {
+    return chars ? std::find(set.begin(), set.end(), cp) != set.end() : is_space(cp);
+  };
+  size_t b = 0, e = cps.size();
+  if (side != Side::Right)
+    while (b < e && drop(cps[b])) ++b;
+  if (side != Side::Left)
+    while (e > b && drop(cps[e - 1])) --e;
+  return from_code_points(cps, b, e);
+}
+
+std::vector<std::string> split(std::string_view s, const std::string* sep, int64_t maxsplit) {
+  std::vector<std::string> out;
+  if (sep) {
+    SFT_CHECK(!sep->empty(), "chat template: split() with an empty separator");
+    size_t pos = 0;
+    while (maxsplit < 0 || static_cast<int64_t>(out.size()) < maxsplit) {
+      const size_t f = s.find(*sep, pos);
+      if (f == std::string_view::npos) break;
+      out.emplace_back(s.substr(pos, f - pos));
+      pos = f + sep->size();
+    }
+    out.emplace_back(s.substr(pos));
+    return out;
+  }
+  const auto cps = code_points(s);
+  size_t i = 0;
+  while (i < cps.size()) {
+    while (i < cps.size() && is_space(cps[i])) ++i;
+    if (i >= cps.size()) break;
+    if (maxsplit >= 0 && static_cast<int64_t>(out.size()) == maxsplit) {
+      size_t e = cps.size();
+      while (e > i && is_space(cps[e - 1])) --e;
+      out.push_back(from_code_points(cps, i, e));
+      break;
+    }
+    size_t j = i;
+    while (j < cps.size() && !is_space(cps[j])) ++j;
+    out.push_back(from_code_points(cps, i, j));
+    i = j;
+  }
+  return out;
+}
+
+std::string replace(std::string_view s, std::string_view old, std::string_view repl, int64_t count) {
+  std::string out;
+  if (old.empty()) {
+    // Python inserts repl between every code point (and at both ends).
+    const auto cps = code_points(s);
+    int64_t n = 0;
+    for (size_t i = 0; i <= cps.size(); ++i) {
+      if (count < 0 || n < count) {
+        out += repl;
+        ++n;
+      }
+      if (i < cps.size()) out += from_code_points(cps, i, i + 1);
+    }
+    return out;
+  }
+  size_t pos = 0;
+  int64_t n = 0;
+  while (count < 0 || n < count) {
+    const size_t f = s.find(old, pos);
+    if (f == std::string_view::npos) break;
+    out.append(s.substr(pos, f - pos));
+    out.append(repl);
+    pos = f + old.size();
+    ++n;
+  }
+  out.append(s.substr(pos));
+  return out;
+}
+
+int64_t count(std::string_view s, std::string_view sub) {
+  if (sub.empty()) return static_cast<int64_t>(length(s)) + 1;
+  int64_t n = 0;
+  for (size_t pos = s.find(sub); pos != std::string_view::npos; pos = s.find(sub, pos + sub.size())) ++n;
+  return n;
+}
+
+namespace {
+void require_ascii(std::string_view s, const char* what) {
+  for (unsigned char c : s)
+    SFT_CHECK(c < 0x80, "chat template: ", what, "() on non-ASCII text is not supported (Python's Unicode case "
+              "mappings are not implemented)");
+}
+bool is_alpha(char c) { return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z'); }
+char up(char c) { return (c >= 'a' && c <= 'z') ? static_cast<char>(c - 32) : c; }
+char low(char c) { return (c >= 'A' && c <= 'Z') ? static_cast<char>(c + 32) : c; }
+}  // namespace
+
+std::string upper(std::string_view s) {
+  require_ascii(s, "upper");
+  std::string out(s);
+  for (char& c : out) c = up(c);
+  return out;
+}
+std::string lower(std::string_view s) {
+  require_ascii(s, "lower");
+  std::string out(s);
+  for (char& c : out) c = low(c);
+  return out;
+}
+std::string title(std::string_view s) {
+  require_ascii(s, "title");
+  std::string out(s);
+  bool prev_cased = false;
+  for (char& c : out) {
+    c = prev_cased ? low(c) : up(c);
+    prev_cased = is_alpha(c);
+  }
+  return out;
+}
+std::string capitalize(std::string_view s) {
+  require_ascii(s, "capitalize");
+  std::string out(s);
+  for (size_t i = 0; i < out.size(); ++i) out[i] = i == 0 ? up(out[i]) : low(out[i]);
+  return out;
+}
+
+}  // namespace sft::jinja::py

@@ -1,0 +1,30 @@
+// Python str semantics on UTF-8 text, as chat templates call them (len, indexing and slicing by code point,
+// strip/split with Python's Unicode whitespace, ...). Internal to src/template.
+#pragma once
+#include <cstdint>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace sft::jinja::py {
+
+std::vector<uint32_t> code_points(std::string_view s);  // invalid bytes map to themselves (U+0080..U+00FF range)
+std::string from_code_points(const std::vector<uint32_t>& cps, size_t begin, size_t end);
+size_t length(std::string_view s);  // len(): code points
+bool is_space(uint32_t cp);         // str.isspace()
+
+enum class Side { Both, Left, Right };
+// str.strip(chars) / lstrip / rstrip; chars == nullptr strips whitespace.
+std::string strip(std::string_view s, const std::string* chars, Side side);
+// str.split(sep, maxsplit); sep == nullptr splits on runs of whitespace and drops empty parts.
+std::vector<std::string> split(std::string_view s, const std::string* sep, int64_t maxsplit);
+std::string replace(std::string_view s, std::string_view old, std::string_view repl, int64_t count);
+int64_t count(std::string_view s, std::string_view sub);
+// ASCII-only case mappings (upper/lower/title/capitalize); throw sft::Error for non-ASCII letters rather than map
+// them differently from Python.
+std::string upper(std::string_view s);
+std::string lower(std::string_view s);
+std::string title(std::string_view s);
+std::string capitalize(std::string_view s);
+
+}  // namespace sft::jinja::py
