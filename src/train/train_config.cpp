@@ -194,6 +194,9 @@ std::string TrainConfig::to_json() const {
   j["lora_modules_to_save"] = lora_modules_to_save;
   j["use_rslora"] = use_rslora;
   j["adapter_name_or_path"] = adapter_name_or_path;
+  j["zero_stage"] = zero_stage;
+  j["ddp_timeout"] = ddp_timeout;
+  j["ddp_bucket_cap_mb"] = ddp_bucket_cap_mb;
   return j.dump(2) + "\n";
 }
 

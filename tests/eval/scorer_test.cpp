@@ -71,6 +71,10 @@ class FakeModel : public Model {
     return std::make_unique<FakeSession>(max_len, &appended);
   }
   void save(const std::filesystem::path&, const std::string&) override {}
+  const sft::io::LoraAdapterConfig* lora_config() const override { return nullptr; }
+  void save_adapter(const std::filesystem::path&, const std::string&) override { throw std::logic_error("unused"); }
+  void set_dropout_seed(uint64_t) override {}
+  int64_t num_all_parameters() const override { return 0; }
 
  private:
   sft::io::ModelConfig cfg_;

@@ -1,11 +1,15 @@
 // lm-eval task readers: MMLU CSV (and the Python-csv tokenizer), ARC JSONL, HellaSwag JSONL, from the same bytes.
 #include "eval/tasks.h"
+#include "util/csv.h"
 #include "fuzz_util.h"
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   const std::string_view bytes(reinterpret_cast<const char*>(data), size);
   const auto dir = sft::fuzz::scratch_dir();
-  sft::fuzz::expect_clean([&] { (void)sft::eval::parse_csv(std::string(bytes), "x.csv"); });
+  for (const auto ends : {sft::csv::LineEnds::PythonBinaryLines, sft::csv::LineEnds::PythonTextMode,
+                          sft::csv::LineEnds::Rfc4180})
+    for (const bool strict : {false, true})
+      sft::fuzz::expect_clean([&] { (void)sft::csv::read_records(bytes, "x.csv", {ends, strict, strict}); });
   sft::fuzz::write_bytes(dir / "task.csv", bytes);
   sft::fuzz::expect_clean([&] { (void)sft::eval::load_mmlu_csv(dir / "task.csv"); });
   sft::fuzz::write_bytes(dir / "task.jsonl", bytes);
