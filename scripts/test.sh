@@ -3,7 +3,8 @@
 # builds the same tree with ASan + UBSan (build-asan/) and runs the unit, robustness and fuzz-corpus suites there
 # (the Python parity suites, `slow` and `cuda` tests are not repeated under the sanitizers).
 # Usage: scripts/test.sh [ctest args, e.g. -L tokenizer or -R safetensors]
-#   SFT_ASAN=0 skips the sanitizer pass; SFT_ASAN_BUILD_DIR overrides its folder.
+#   SFT_ASAN=1 adds the sanitizer pass (off by default until a complete pass has been seen within the CI budget:
+#   docs/arch/hardening.md); SFT_ASAN_BUILD_DIR overrides its folder.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 venv=$("$root/scripts/setup-venv.sh")
@@ -13,7 +14,7 @@ cd "$build"
 status=0
 ctest --output-on-failure --timeout 1800 "$@" || status=$?
 
-if [ "${SFT_ASAN:-1}" != 0 ]; then
+if [ "${SFT_ASAN:-0}" != 0 ]; then
   asan="${SFT_ASAN_BUILD_DIR:-$root/build-asan}"
   t0=$(date +%s)
   "$root/scripts/build-asan.sh" "$asan"
