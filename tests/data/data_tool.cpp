@@ -72,7 +72,11 @@ int main(int argc, char** argv) {
         return 2;
       }
     }
-    ReadResult r = read_dataset(argv[2]);
+    // Every row is printed, empty responses included: the parity tests compare each row's tokens with HF (sft train
+    // excludes such rows by default; that policy is tested in readers_test.cpp).
+    ReadOptions ro;
+    ro.keep_empty_responses = true;
+    ReadResult r = read_dataset(argv[2], ro);
     if (!loader) {
       for (const Example& ex : r.examples) {
         Sample s = tokenize_example(ex, opts, enc);
