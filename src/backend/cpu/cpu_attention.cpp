@@ -34,6 +34,13 @@ constexpr int64_t kQueryTile = 32;  // queries per task tile (rows of S)
 constexpr int64_t kKeyBlock = 64;   // keys per block (columns of S); a multiple of 2 vectors for every variant
 static_assert(kKeyBlock % (2 * kVec) == 0);
 
+// Vector load/store through the may_alias, 4-byte-aligned vector type: a plain (unaligned) vector move. cpu_vec.h's
+// memcpy form compiles to the same thing in simple loops, but inside the micro-kernel GCC 12 routed it through stack
+// copies and spilled every accumulator (objdump), so the kernel ran at scalar speed.
+static inline vfloat ld(const float* p) { return *reinterpret_cast<const vfloat*>(p); }
+static inline void st(float* p, vfloat v) { *reinterpret_cast<vfloat*>(p) = v; }
+static inline vfloat bc(float x) { return x - vfloat{}; }  // broadcast (x - 0 == x exactly: no add is emitted)
+
 // ---- the micro-kernel: C[M x N] (= or +=) A[M x K] * B[K x N] ----
 // A(m, k) = a[m * ars + k * aks] (so A^T is the same call with the strides swapped), B row-major with leading
 // dimension ldb, N a multiple of kVec. Blocks of kMR rows x kNV vectors of C stay in registers across the K loop.
@@ -44,14 +51,14 @@ inline void micro_tile(float* c, int64_t ldc, const float* a, int64_t ars, int64
 #pragma GCC unroll 8
   for (int r = 0; r < MR; ++r)
 #pragma GCC unroll 4
-    for (int v = 0; v < NV; ++v) acc[r][v] = kAccumulate ? vload(c + r * ldc + v * kVec) : vfloat{};
+    for (int v = 0; v < NV; ++v) acc[r][v] = kAccumulate ? ld(c + r * ldc + v * kVec) : vfloat{};
   for (int64_t k = 0; k < K; ++k) {
     vfloat bv[NV];
 #pragma GCC unroll 4
-    for (int v = 0; v < NV; ++v) bv[v] = vload(b + k * ldb + v * kVec);
+    for (int v = 0; v < NV; ++v) bv[v] = ld(b + k * ldb + v * kVec);
 #pragma GCC unroll 8
     for (int r = 0; r < MR; ++r) {
-      const vfloat ar = vsplat(a[r * ars + k * aks]);
+      const vfloat ar = bc(a[r * ars + k * aks]);
 #pragma GCC unroll 4
       for (int v = 0; v < NV; ++v) acc[r][v] += ar * bv[v];
     }
@@ -59,7 +66,7 @@ inline void micro_tile(float* c, int64_t ldc, const float* a, int64_t ars, int64
 #pragma GCC unroll 8
   for (int r = 0; r < MR; ++r)
 #pragma GCC unroll 4
-    for (int v = 0; v < NV; ++v) vstore(c + r * ldc + v * kVec, acc[r][v]);
+    for (int v = 0; v < NV; ++v) st(c + r * ldc + v * kVec, acc[r][v]);
 }
 
 template <int NV, bool kAccumulate>
@@ -226,26 +233,26 @@ void attention_forward_tiled(float* out, float* lse, const float* q, const float
                 std::fill(sr, sr + nbv, 0.0f);  // no visible key here: P row 0
                 continue;
               }
-              for (int64_t c = 0; c < nbv; c += kVec) vstore(sr + c, vload(sr + c) * s.scale);
+              for (int64_t c = 0; c < nbv; c += kVec) st(sr + c, ld(sr + c) * s.scale);
               std::fill(sr, sr + sp.c0, kNegInf);
               std::fill(sr + sp.c1, sr + nbv, kNegInf);
               if (!rows.exact[r])
                 for (int64_t c = sp.c0; c < sp.c1; ++c)
                   if (doc[b * T + j0 + c] != rows.doc[r]) sr[c] = kNegInf;
-              vfloat vm = vsplat(kNegInf);
-              for (int64_t c = 0; c < nbv; c += kVec) vm = vmax(vm, vload(sr + c));
+              vfloat vm = bc(kNegInf);
+              for (int64_t c = 0; c < nbv; c += kVec) vm = vmax(vm, ld(sr + c));
               const float m_new = std::max(m[r], hmax(vm));
               vfloat vs{};
               for (int64_t c = 0; c < nbv; c += kVec) {
-                const vfloat p = vexp(vload(sr + c) - m_new);
-                vstore(sr + c, p);
+                const vfloat p = vexp(ld(sr + c) - m_new);
+                st(sr + c, p);
                 vs += p;
               }
               if (m_new > m[r]) {
                 const float alpha = std::exp(m[r] - m_new);  // 0 on the first visible block (m = -inf)
                 l[r] *= alpha;
                 float* orow = o.data() + r * dp;
-                for (int64_t e = 0; e < dp; e += kVec) vstore(orow + e, vload(orow + e) * alpha);
+                for (int64_t e = 0; e < dp; e += kVec) st(orow + e, ld(orow + e) * alpha);
                 m[r] = m_new;
               }
               l[r] += hsum(vs);
@@ -322,11 +329,11 @@ void attention_backward_tiled(float* dq, float* dk, float* dv, const float* dout
                 std::fill(dr, dr + nbv, 0.0f);
                 continue;
               }
-              const vfloat vl = vsplat(lr[r]), vD = vsplat(Dr[r]);
+              const vfloat vl = bc(lr[r]), vD = bc(Dr[r]);
               for (int64_t c = 0; c < nbv; c += kVec) {
-                const vfloat p = vexp(vload(pr + c) * s.scale - vl);
-                vstore(pr + c, p);
-                vstore(dr + c, p * (vload(dr + c) - vD) * s.scale);
+                const vfloat p = vexp(ld(pr + c) * s.scale - vl);
+                st(pr + c, p);
+                st(dr + c, p * (ld(dr + c) - vD) * s.scale);
               }
               std::fill(pr, pr + sp.c0, 0.0f);
               std::fill(dr, dr + sp.c0, 0.0f);
