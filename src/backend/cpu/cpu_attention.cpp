@@ -69,10 +69,10 @@ inline void micro_tile(float* c, int64_t ldc, const float* a, int64_t ars, int64
     for (int v = 0; v < NV; ++v) st(c + r * ldc + v * kVec, acc[r][v]);
 }
 
-template <int NV, bool kAccumulate>
+template <int NV, int kMR, bool kAccumulate>
 inline void rows_tile(float* c, int64_t ldc, const float* a, int64_t ars, int64_t aks, const float* b, int64_t ldb,
                       int64_t M, int64_t K) {
-  constexpr int kMR = 4;
+  static_assert(kMR <= 4);
   int64_t m = 0;
   for (; m + kMR <= M; m += kMR)
     micro_tile<kMR, NV, kAccumulate>(c + m * ldc, ldc, a + m * ars, ars, aks, b, ldb, K);
@@ -84,12 +84,15 @@ inline void rows_tile(float* c, int64_t ldc, const float* a, int64_t ars, int64_
   }
 }
 
+// Column panels of 4 vectors x 3 rows (12 accumulators: per k, 4 vector loads of B and 3 broadcasts feed 12 FMAs),
+// then 2 x 4 and 1 x 4 for the rest (head dims that are not a multiple of 4 vectors).
 template <bool kAccumulate>
 void gemm_tile(float* c, int64_t ldc, const float* a, int64_t ars, int64_t aks, const float* b, int64_t ldb, int64_t M,
                int64_t N, int64_t K) {
   int64_t n = 0;
-  for (; n + 2 * kVec <= N; n += 2 * kVec) rows_tile<2, kAccumulate>(c + n, ldc, a, ars, aks, b + n, ldb, M, K);
-  if (n < N) rows_tile<1, kAccumulate>(c + n, ldc, a, ars, aks, b + n, ldb, M, K);
+  for (; n + 4 * kVec <= N; n += 4 * kVec) rows_tile<4, 3, kAccumulate>(c + n, ldc, a, ars, aks, b + n, ldb, M, K);
+  for (; n + 2 * kVec <= N; n += 2 * kVec) rows_tile<2, 4, kAccumulate>(c + n, ldc, a, ars, aks, b + n, ldb, M, K);
+  if (n < N) rows_tile<1, 4, kAccumulate>(c + n, ldc, a, ars, aks, b + n, ldb, M, K);
 }
 
 inline int64_t round_up(int64_t x, int64_t m) { return (x + m - 1) / m * m; }
