@@ -248,7 +248,7 @@ int64_t num_parameters(const io::ModelConfig& c) {
 }
 
 int64_t num_embedding_parameters(const io::ModelConfig& c) {
-  return c.vocab_size * c.hidden_size;
+  return checked_mul(c.vocab_size, c.hidden_size, "embedding parameter count");
 }
 
 }  // namespace sft::model
