@@ -10,7 +10,8 @@
 // ranks, (b) rows dealt first (largest first, even row counts), then sorted into micro-batches per rank and swapped,
 // (c) the loader's own split (rank r: rows [r*b, (r+1)*b) of every global micro-batch), so it is never worse than (c).
 // Every rank runs it on the same global batches and gets the same plan (integer costs: no floating-point result that
-// could differ between machines). One process does not use it (it trains on the loader's micro-batches as they are).
+// could differ between machines). One process with gradient accumulation uses it too (world 1: its micro-batches
+// regrouped by length); without accumulation it trains on the loader's micro-batches as they are.
 #pragma once
 #include <cstdint>
 #include <vector>

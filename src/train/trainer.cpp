@@ -308,7 +308,7 @@ TrainSummary run_training(const TrainJob& job, TrainObserver& obs) {
     const float loss_scale = 1.0f / static_cast<float>(step_targets);
 
     // This rank's share of the step's global batch (train/row_balance.h: the step's rows sorted by length and dealt
-    // out so that the ranks' compute is even); one process keeps the loader's micro-batches as they are. The
+    // out so that the ranks' compute is even; with accumulation one process regroups its micro-batches too). The
     // ranks' target counts are reduced BEFORE the backward: the sum must equal the data layer's count of the whole
     // step (ranks holding different data stop here).
     std::vector<data::Batch> mine(static_cast<size_t>(k));
@@ -316,7 +316,10 @@ TrainSummary run_training(const TrainJob& job, TrainObserver& obs) {
       mine[static_cast<size_t>(i)] = loader.next();
       if (dump.is_open()) dump << batch_dump_json(st.global_step + 1, i, step_targets, mine[static_cast<size_t>(i)]) << '\n';
     }
-    if (world > 1) {
+    // One process with accumulation regroups too: rows of similar length share a micro-batch (less padding; the
+    // step's gradient is the same token-normalised sum, only its floating-point order changes).
+    const bool regroup = world > 1 || k > 1;
+    if (regroup) {
       const std::vector<RankPlan> plan = balance_step_rows(step_rows(mine), world, cfg.per_device_train_batch_size, row_cost);
       std::vector<data::Batch> share;
       for (const auto& rows : plan[static_cast<size_t>(rank)]) share.push_back(gather_rows(mine, rows, loader.pad_id()));
@@ -341,7 +344,7 @@ TrainSummary run_training(const TrainJob& job, TrainObserver& obs) {
       // LoRA dropout masks: one stream per (step, micro-batch, rank); one process reproduces the old seeds exactly.
       m.set_dropout_seed(dropout_seed(cfg.seed, st.global_step + 1, i * world + rank));
       const model::LossSum ls = m.forward_backward(to_model_batch(b), loss_scale);
-      const int64_t expected = world > 1 ? b.count_targets() : targets[static_cast<size_t>(i)];
+      const int64_t expected = regroup ? b.count_targets() : targets[static_cast<size_t>(i)];
       SFT_CHECK(ls.n_targets == expected, "micro-batch ", i, " of step ", st.global_step + 1, ": the model counted ",
                 ls.n_targets, " targets, the data layer ", expected);
       step_sum += ls.sum;
