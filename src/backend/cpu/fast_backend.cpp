@@ -169,15 +169,42 @@ class CpuBackend final : public CpuMemoryBackend {
   void rope(float* x, const int32_t* pos, const float* inv_freq, int64_t n, int64_t heads, int64_t d,
             bool inverse) override {
     const int64_t half = d / 2;
+    // cos/sin once per distinct position of the call (rows of a batch share positions 0..T-1; computing them per row
+    // cost more than the rotation itself), when the position range is not much wider than the row count. The same
+    // float expression either way, so the numbers do not depend on the path.
+    int32_t pmin = 0, pmax = -1;
+    if (n > 0) {
+      pmin = pmax = pos[0];
+      for (int64_t i = 1; i < n; ++i) pmin = std::min(pmin, pos[i]), pmax = std::max(pmax, pos[i]);
+    }
+    const int64_t span = static_cast<int64_t>(pmax) - pmin + 1;
+    std::vector<float> table;
+    if (n > 0 && span <= 2 * n) {
+      table.resize(static_cast<size_t>(span * 2 * half));
+#pragma omp parallel for if (span * half > kGrain) schedule(static)
+      for (int64_t p = 0; p < span; ++p)
+        for (int64_t f = 0; f < half; ++f) {
+          const float angle = static_cast<float>(pmin + p) * inv_freq[f];
+          table[(p * 2) * half + f] = std::cos(angle);
+          table[(p * 2 + 1) * half + f] = inverse ? -std::sin(angle) : std::sin(angle);
+        }
+    }
 #pragma omp parallel if (n * heads * d > kGrain)
     {
-      std::vector<float> cs(half), sn(half);
+      std::vector<float> cs_row(half), sn_row(half);
 #pragma omp for schedule(static)
       for (int64_t i = 0; i < n; ++i) {
-        for (int64_t f = 0; f < half; ++f) {
-          const float angle = static_cast<float>(pos[i]) * inv_freq[f];
-          cs[f] = std::cos(angle);
-          sn[f] = inverse ? -std::sin(angle) : std::sin(angle);
+        const float* cs = cs_row.data();
+        const float* sn = sn_row.data();
+        if (!table.empty()) {
+          cs = table.data() + (static_cast<int64_t>(pos[i] - pmin) * 2) * half;
+          sn = cs + half;
+        } else {
+          for (int64_t f = 0; f < half; ++f) {
+            const float angle = static_cast<float>(pos[i]) * inv_freq[f];
+            cs_row[f] = std::cos(angle);
+            sn_row[f] = inverse ? -std::sin(angle) : std::sin(angle);
+          }
         }
         for (int64_t h = 0; h < heads; ++h) {
           float* lo = x + (i * heads + h) * d;
