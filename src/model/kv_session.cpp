@@ -297,8 +297,10 @@ std::vector<std::vector<std::vector<float>>> Session::append_groups(const std::v
       for (int64_t i = 0; i < nbr; ++i) {
         float* bk = bk_.get() + i * Tbr * D.KD;
         float* bv = bv_.get() + i * Tbr * D.KD;
-        be.copy(bk, gk_.get() + group_of[i] * Tp * D.KD, Tp * row_bytes);
-        be.copy(bv, gv_.get() + group_of[i] * Tp * D.KD, Tp * row_bytes);
+        if (Tp > 0) {
+          be.copy(bk, gk_.get() + group_of[i] * Tp * D.KD, Tp * row_bytes);
+          be.copy(bv, gv_.get() + group_of[i] * Tp * D.KD, Tp * row_bytes);
+        }
         be.copy(bk + Tp * D.KD, a.k.get() + (n_pre + i * Tb) * D.KD, Tb * row_bytes);
         be.copy(bv + Tp * D.KD, a.v.get() + (n_pre + i * Tb) * D.KD, Tb * row_bytes);
       }

@@ -224,6 +224,14 @@ TEST(Model, KvSessionGroupsMatchSequentialAndFullForward) {
     }
     if (!cached.empty()) EXPECT_LT(rel(fast->append({3}), ref->append({3})), 1e-5);
   }
+  {  // no context at all (every prefix empty, nothing cached): branches alone
+    auto fast = m->new_session(8), ref = m->new_session(8);
+    const std::vector<Group> only = {{{}, {rnd(3), rnd(2)}, {{0, 2}, {1}}}, {{}, {rnd(4)}, {{3}}}};
+    const auto got = fast->append_groups(only);
+    const auto want = ref->KVSession::append_groups(only);
+    for (size_t gi = 0; gi < only.size(); ++gi)
+      for (size_t b = 0; b < only[gi].branches.size(); ++b) EXPECT_LT(rel(got[gi][b], want[gi][b]), 1e-5);
+  }
   auto s = m->new_session(8);
   EXPECT_THROW(s->append_groups({Group{std::vector<int32_t>(5, 1), {{1, 2, 3, 4}}, {{0}}}}), Error);  // > max_len
   EXPECT_THROW(s->append_groups({Group{{1}, {{1, 2}}, {{2}}}}), Error);  // row outside the branch
