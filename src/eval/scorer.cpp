@@ -209,12 +209,93 @@ std::vector<std::vector<LoglikelihoodResult>> TokenScorer::score_docs(
     longest = std::max(longest, len);
   }
   if (!batch.empty()) run_batch(batch);
-  for (size_t d : multi) {
-    batch.clear();
-    for (auto& u : units[d]) batch.push_back(&u);
-    run_batch(batch);
+  // Multi-row documents: each is a group (its own context once, its choices as branches); groups of similar size
+  // (largest first) are packed into one forward up to the limits, counting padded rows as the model lays them out.
+  std::vector<DocPlan> plans;
+  for (size_t d : multi) plans.push_back(plan_doc(units[d]));
+  std::stable_sort(plans.begin(), plans.end(), [](const DocPlan& a, const DocPlan& b) {
+    return a.prefix + a.longest > b.prefix + b.longest;
+  });
+  std::vector<DocPlan*> group;
+  int64_t pmax = 0, tb = 0, nbr = 0;
+  for (DocPlan& p : plans) {
+    const int64_t pm = std::max(pmax, p.prefix), t = std::max(tb, p.longest);
+    const int64_t nb = nbr + static_cast<int64_t>(p.units->size());
+    const int64_t rows = pm * static_cast<int64_t>(group.size() + 1) + nb * t;
+    if (!group.empty() && (static_cast<int64_t>(group.size()) >= limits.max_docs || rows > limits.max_tokens)) {
+      run_groups(group);
+      group.clear();
+      pmax = tb = nbr = 0;
+    }
+    group.push_back(&p);
+    pmax = std::max(pmax, p.prefix);
+    tb = std::max(tb, p.longest);
+    nbr += static_cast<int64_t>(p.units->size());
   }
+  if (!group.empty()) run_groups(group);
   return out;
+}
+
+TokenScorer::DocPlan TokenScorer::plan_doc(std::vector<Unit>& units) {
+  // The document's shared context: the longest common prefix of its inputs, ending before the first scored row of
+  // any choice so that every branch keeps at least the row that scores its first target.
+  DocPlan p;
+  p.units = &units;
+  size_t P = units[0].input.size();
+  for (const Unit& u : units) {
+    P = std::min<size_t>(P, static_cast<size_t>(u.first_out));
+    size_t k = 0;
+    while (k < P && u.input[k] == units[0].input[k]) ++k;
+    P = k;
+  }
+  p.prefix = static_cast<int64_t>(P);
+  for (const Unit& u : units) p.longest = std::max<int64_t>(p.longest, static_cast<int64_t>(u.input.size()) - p.prefix);
+  return p;
+}
+
+void TokenScorer::run_groups(const std::vector<DocPlan*>& plans) {
+  std::vector<model::Model::KVSession::Group> groups;
+  int64_t need = 1;
+  for (const DocPlan* p : plans) {
+    model::Model::KVSession::Group g;
+    const std::vector<Unit>& units = *p->units;
+    g.prefix.assign(units[0].input.begin(), units[0].input.begin() + static_cast<std::ptrdiff_t>(p->prefix));
+    for (const Unit& u : units) {
+      g.branches.emplace_back(u.input.begin() + static_cast<std::ptrdiff_t>(p->prefix), u.input.end());
+      std::vector<int64_t> r;
+      for (size_t i = 0; i < u.targets.size(); ++i) r.push_back(u.first_out - p->prefix + static_cast<int64_t>(i));
+      g.out_rows.push_back(std::move(r));
+      stats_.tokens_forwarded += static_cast<int64_t>(g.branches.back().size());
+    }
+    stats_.tokens_forwarded += p->prefix;
+    need = std::max(need, p->prefix + p->longest);
+    groups.push_back(std::move(g));
+  }
+  ensure_capacity(need);
+  session_->truncate(0);  // the groups see nothing else
+  cached_.clear();
+  last_logits_.clear();
+  const auto logits = session_->append_groups(groups);
+  SFT_CHECK(logits.size() == groups.size(), "KVSession::append_groups returned ", logits.size(), " groups, expected ",
+            groups.size());
+  for (size_t g = 0; g < plans.size(); ++g) {
+    std::vector<Unit>& units = *plans[g]->units;
+    SFT_CHECK(logits[g].size() == units.size(), "KVSession::append_groups returned ", logits[g].size(),
+              " branches for group ", g);
+    for (size_t b = 0; b < units.size(); ++b) {
+      const Unit& u = units[b];
+      SFT_CHECK(static_cast<int64_t>(logits[g][b].size()) == vocab_ * static_cast<int64_t>(u.targets.size()),
+                "KVSession::append_groups returned ", logits[g][b].size(), " logits for group ", g, " branch ", b);
+      LoglikelihoodResult& r = *u.results[0];
+      r.logprob = 0;
+      r.is_greedy = true;
+      for (size_t i = 0; i < u.targets.size(); ++i) {
+        auto [lp, gr] = token_logprob(logits[g][b].data() + static_cast<int64_t>(i) * vocab_, vocab_, u.targets[i]);
+        r.logprob += lp;
+        r.is_greedy = r.is_greedy && gr;
+      }
+    }
+  }
 }
 
 void TokenScorer::run_batch(std::vector<Unit*>& units) {

@@ -86,6 +86,13 @@ class TokenScorer {
   void ensure_capacity(int64_t n);
   struct Unit;
   void run_batch(std::vector<Unit*>& units);
+  // A multi-row document as a group of append_groups: its context length and longest branch.
+  struct DocPlan {
+    std::vector<Unit>* units = nullptr;
+    int64_t prefix = 0, longest = 0;
+  };
+  static DocPlan plan_doc(std::vector<Unit>& units);
+  void run_groups(const std::vector<DocPlan*>& plans);
 
   model::Model& model_;
   int64_t max_length_;

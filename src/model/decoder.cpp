@@ -350,7 +350,8 @@ void Decoder::embed(Workspace& ws, float* x) { be_.embedding_forward(x, value(em
 
 void Decoder::layer_forward(int64_t l, const float* x, float* out, LayerActs& a, Workspace& ws, int64_t n,
                             const AttnShape& s, float* k_dst, float* v_dst, const float* k_all, const float* v_all,
-                            const int32_t* pos, const int32_t* doc, const std::function<void()>& before_attention) {
+                            const int32_t* pos, const int32_t* doc, const std::function<void()>& before_attention,
+                            const std::function<void()>& attend) {
   const Dims& D = dims_;
   const LayerWeights& w = layer_[l];
   const float eps = static_cast<float>(cfg_.rms_norm_eps);
@@ -372,7 +373,8 @@ void Decoder::layer_forward(int64_t l, const float* x, float* out, LayerActs& a,
   be_.rope(a.q.get(), pos, inv_freq_.get(), n, D.Hq, D.d, false);
   be_.rope(k_dst, pos, inv_freq_.get(), n, D.Hkv, D.d, false);
   if (before_attention) before_attention();
-  be_.attention_forward(a.att.get(), a.lse.get(), a.q.get(), k_all, v_all, doc, s);
+  if (attend) attend();
+  else be_.attention_forward(a.att.get(), a.lse.get(), a.q.get(), k_all, v_all, doc, s);
   be_.copy(a.mid.get(), x, static_cast<size_t>(n * D.H) * sizeof(float));
   linear_forward(w.o, operand(a.att.get(), n * D.QD, ws, 0), n, a.mid.get(), true);
   be_.rmsnorm_forward(a.xn2.get(), a.rstd2.get(), a.mid.get(), value(w.post_norm), n, D.H, eps);

@@ -114,9 +114,12 @@ class Decoder final : public Model {
   // One decoder layer: out = layer(x) for n query rows. New K/V rows are written to k_dst/v_dst, attention reads keys
   // from k_all/v_all per `s` (s.Tq = n). out may equal x. before_attention (optional) runs after the new K/V rows
   // are written and rotated, before attention reads k_all/v_all (branch scoring scatters them into per-row layouts).
+  // attend (optional) replaces the single attention call: it must fill a.att / a.lse for all n rows from a.q (group
+  // scoring runs two attention calls of different geometry over one batch of rows).
   void layer_forward(int64_t l, const float* x, float* out, LayerActs& a, Workspace& ws, int64_t n,
                      const backend::AttnShape& s, float* k_dst, float* v_dst, const float* k_all, const float* v_all,
-                     const int32_t* pos, const int32_t* doc, const std::function<void()>& before_attention = {});
+                     const int32_t* pos, const int32_t* doc, const std::function<void()>& before_attention = {},
+                     const std::function<void()>& attend = {});
   void final_norm(Workspace& ws, const float* x, int64_t n);
   // Logits [rows, V] of rows of xnf starting at row r0, into ws.logits (rows <= chunk capacity).
   void head_logits(Workspace& ws, const float* x, int64_t rows);

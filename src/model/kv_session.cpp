@@ -31,6 +31,7 @@ class Session final : public Model::KVSession {
 
   std::vector<std::vector<float>> append_branches(const std::vector<std::vector<int32_t>>& branches,
                                                   const std::vector<std::vector<int64_t>>& out_rows) override;
+  std::vector<std::vector<std::vector<float>>> append_groups(const std::vector<Group>& groups) override;
 
   std::vector<float> append(const std::vector<int32_t>& tokens, bool all_positions) override {
     const auto& D = m_.dims();
@@ -75,11 +76,46 @@ class Session final : public Model::KVSession {
   int64_t max_len_, len_ = 0;
   std::vector<DeviceBuffer<float>> k_, v_;
   DeviceBuffer<int32_t> doc_;
-  // branch scoring scratch, grown on demand and kept between calls
+  // Workspace for n rows (grown on demand, kept between calls).
+  Workspace& branch_workspace(int64_t n);
+  // LM head logits of the listed rows of ws.xnf (final norm already applied), in chunks.
+  std::vector<float> row_logits(Workspace& ws, const std::vector<int32_t>& rows);
+  // Grows a scratch buffer to at least n elements (contents are not kept).
+  template <class T>
+  void reserve(DeviceBuffer<T>& buf, int64_t n) {
+    if (buf.size() < n) buf = DeviceBuffer<T>(m_.backend(), n);
+  }
+
+  // branch / group scoring scratch, grown on demand and kept between calls
   std::unique_ptr<Workspace> bws_;
-  DeviceBuffer<float> bk_, bv_;
-  DeviceBuffer<int32_t> bdoc_;
+  DeviceBuffer<float> bk_, bv_, gk_, gv_;
+  DeviceBuffer<int32_t> bdoc_, gdoc_;
 };
+
+Workspace& Session::branch_workspace(int64_t n) {
+  if (!bws_ || bws_->n < n) {
+    bws_.reset();
+    bws_ = std::make_unique<Workspace>(m_.make_workspace(n, false, m_.head_chunk_rows()));
+  }
+  bws_->n = n;  // the buffers may be larger; embed() reads ws.n rows
+  return *bws_;
+}
+
+std::vector<float> Session::row_logits(Workspace& ws, const std::vector<int32_t>& rows) {
+  const auto& D = m_.dims();
+  backend::Backend& be = m_.backend();
+  const int64_t n_out = static_cast<int64_t>(rows.size());
+  std::vector<float> all(static_cast<size_t>(n_out * D.V));
+  const int64_t chunk = ws.rows.size();
+  for (int64_t r0 = 0; r0 < n_out; r0 += chunk) {
+    const int64_t c = std::min(chunk, n_out - r0);
+    be.upload(ws.rows.get(), rows.data() + r0, c * sizeof(int32_t));
+    be.embedding_forward(ws.xc.get(), ws.xnf.get(), ws.rows.get(), c, D.H);  // gather
+    m_.head_logits(ws, ws.xc.get(), c);
+    be.download(all.data() + r0 * D.V, ws.logits.get(), static_cast<size_t>(c * D.V) * sizeof(float));
+  }
+  return all;
+}
 
 // All branches go through the layers as one batch of nb rows padded to the longest branch (Tb tokens): row b's keys
 // are [cached prefix | branch b | padding (doc -1)], so the attention kernel's row/doc masking gives exactly
@@ -106,17 +142,10 @@ std::vector<std::vector<float>> Session::append_branches(const std::vector<std::
   const int64_t P = len_, T = P + Tb, n = nb * Tb;
   SFT_CHECK(T <= max_len_, "KV session: a branch of ", Tb, " tokens after ", P, " cached exceeds max_len ", max_len_);
   backend::Backend& be = m_.backend();
-  if (!bws_ || bws_->n < n) {
-    bws_.reset();
-    bws_ = std::make_unique<Workspace>(m_.make_workspace(n, false, m_.head_chunk_rows()));
-  }
-  Workspace& ws = *bws_;
-  ws.n = n;  // the buffers may be larger; embed() reads ws.n rows
-  if (bk_.size() < nb * T * D.KD) {
-    bk_ = DeviceBuffer<float>(be, nb * T * D.KD);
-    bv_ = DeviceBuffer<float>(be, nb * T * D.KD);
-    bdoc_ = DeviceBuffer<int32_t>(be, nb * T);
-  }
+  Workspace& ws = branch_workspace(n);
+  reserve(bk_, nb * T * D.KD);
+  reserve(bv_, nb * T * D.KD);
+  reserve(bdoc_, nb * T);
   std::vector<int32_t> ids(n, 0), pos(n), doc(nb * T, -1);
   for (int64_t b = 0; b < nb; ++b) {
     const auto& br = branches[b];
@@ -156,15 +185,7 @@ std::vector<std::vector<float>> Session::append_branches(const std::vector<std::
   rows.reserve(static_cast<size_t>(n_out));
   for (int64_t b = 0; b < nb; ++b)
     for (int64_t r : out_rows[b]) rows.push_back(static_cast<int32_t>(b * Tb + r));
-  std::vector<float> all(static_cast<size_t>(n_out * D.V));
-  const int64_t chunk = ws.rows.size();
-  for (int64_t r0 = 0; r0 < n_out; r0 += chunk) {
-    const int64_t c = std::min(chunk, n_out - r0);
-    be.upload(ws.rows.get(), rows.data() + r0, c * sizeof(int32_t));
-    be.embedding_forward(ws.xc.get(), ws.xnf.get(), ws.rows.get(), c, D.H);  // gather
-    m_.head_logits(ws, ws.xc.get(), c);
-    be.download(all.data() + r0 * D.V, ws.logits.get(), static_cast<size_t>(c * D.V) * sizeof(float));
-  }
+  const std::vector<float> all = row_logits(ws, rows);
   std::vector<std::vector<float>> out(static_cast<size_t>(nb));
   size_t off = 0;
   for (int64_t b = 0; b < nb; ++b) {
@@ -172,6 +193,135 @@ std::vector<std::vector<float>> Session::append_branches(const std::vector<std::
     out[b].assign(all.begin() + static_cast<std::ptrdiff_t>(off), all.begin() + static_cast<std::ptrdiff_t>(off + cnt));
     off += cnt;
   }
+  return out;
+}
+
+// Groups: rows = [G prefixes, each padded on the LEFT to Pmax | every branch padded on the right to Tb], one pass
+// through the gemms. Attention runs twice per layer over per-row key layouts (C = cached length):
+//   prefix part: G rows of keys [cache C | pad | prefix_g]             queries = its Pmax rows
+//   branch part: one row per branch [cache C | pad | prefix_g | branch] queries = its Tb rows
+// The left padding keeps every group's prefix ending at C + Pmax, so each branch's queries sit after all of its keys
+// in index order (the kernel's causal j <= i); padding has doc id -1 and is never attended.
+std::vector<std::vector<std::vector<float>>> Session::append_groups(const std::vector<Group>& groups) {
+  const auto& D = m_.dims();
+  const int64_t G = static_cast<int64_t>(groups.size());
+  if (G == 0) return {};
+  int64_t Pmax = 0, Tb = 0, nbr = 0;
+  for (size_t g = 0; g < groups.size(); ++g) {
+    const Group& gr = groups[g];
+    SFT_CHECK(gr.out_rows.size() == gr.branches.size(), "append_groups: group ", g, " has ", gr.out_rows.size(),
+              " out_rows lists for ", gr.branches.size(), " branches");
+    SFT_CHECK(!gr.branches.empty(), "append_groups: group ", g, " has no branch");
+    Pmax = std::max<int64_t>(Pmax, static_cast<int64_t>(gr.prefix.size()));
+    for (int32_t t : gr.prefix)
+      SFT_CHECK(t >= 0 && t < D.V, "KV session: token id ", t, " is outside the vocabulary [0, ", D.V, ")");
+    for (size_t b = 0; b < gr.branches.size(); ++b) {
+      SFT_CHECK(!gr.branches[b].empty(), "append_groups: group ", g, " branch ", b, " is empty");
+      Tb = std::max<int64_t>(Tb, static_cast<int64_t>(gr.branches[b].size()));
+      for (int32_t t : gr.branches[b])
+        SFT_CHECK(t >= 0 && t < D.V, "KV session: token id ", t, " is outside the vocabulary [0, ", D.V, ")");
+      for (int64_t r : gr.out_rows[b])
+        SFT_CHECK(r >= 0 && r < static_cast<int64_t>(gr.branches[b].size()), "append_groups: output row ", r,
+                  " outside branch ", b, " of group ", g);
+      ++nbr;
+    }
+  }
+  const int64_t C = len_, Tp = C + Pmax, Tbr = C + Pmax + Tb;
+  for (const Group& gr : groups)
+    for (const auto& br : gr.branches)
+      SFT_CHECK(C + static_cast<int64_t>(gr.prefix.size() + br.size()) <= max_len_, "KV session: a group of ",
+                gr.prefix.size(), " + ", br.size(), " tokens after ", C, " cached exceeds max_len ", max_len_);
+  const int64_t n_pre = G * Pmax, n = n_pre + nbr * Tb;
+  backend::Backend& be = m_.backend();
+  Workspace& ws = branch_workspace(n);
+  reserve(gk_, G * Tp * D.KD);
+  reserve(gv_, G * Tp * D.KD);
+  reserve(gdoc_, G * Tp);
+  reserve(bk_, nbr * Tbr * D.KD);
+  reserve(bv_, nbr * Tbr * D.KD);
+  reserve(bdoc_, nbr * Tbr);
+  std::vector<int32_t> ids(n, 0), pos(n, static_cast<int32_t>(C)), gdoc(G * Tp, -1), bdoc(nbr * Tbr, -1);
+  std::vector<int64_t> group_of(nbr);  // branch -> group
+  std::vector<int32_t> rows;
+  int64_t b = 0;
+  for (int64_t g = 0; g < G; ++g) {
+    const Group& gr = groups[g];
+    const int64_t Pg = static_cast<int64_t>(gr.prefix.size()), pad = Pmax - Pg;
+    for (int64_t j = 0; j < Pg; ++j) {
+      ids[g * Pmax + pad + j] = gr.prefix[j];
+      pos[g * Pmax + pad + j] = static_cast<int32_t>(C + j);
+    }
+    std::fill(gdoc.begin() + g * Tp, gdoc.begin() + g * Tp + C, 0);
+    std::fill(gdoc.begin() + g * Tp + C + pad, gdoc.begin() + (g + 1) * Tp, 0);
+    for (size_t k = 0; k < gr.branches.size(); ++k, ++b) {
+      group_of[b] = g;
+      const auto& br = gr.branches[k];
+      const int64_t r0 = n_pre + b * Tb;
+      for (int64_t j = 0; j < static_cast<int64_t>(br.size()); ++j) {
+        ids[r0 + j] = br[j];
+        pos[r0 + j] = static_cast<int32_t>(C + Pg + j);
+      }
+      int32_t* d = bdoc.data() + b * Tbr;
+      std::fill(d, d + C, 0);
+      std::fill(d + C + pad, d + Tp + static_cast<int64_t>(br.size()), 0);
+      for (int64_t r : gr.out_rows[k]) rows.push_back(static_cast<int32_t>(r0 + r));
+    }
+  }
+  be.upload(ws.ids.get(), ids.data(), n * sizeof(int32_t));
+  be.upload(ws.pos.get(), pos.data(), n * sizeof(int32_t));
+  be.upload(gdoc_.get(), gdoc.data(), G * Tp * sizeof(int32_t));
+  be.upload(bdoc_.get(), bdoc.data(), nbr * Tbr * sizeof(int32_t));
+  backend::AttnShape sp, sb;
+  sp.B = G, sp.T = Tp, sp.Tq = Pmax, sp.n_heads = D.Hq, sp.n_kv_heads = D.Hkv, sp.head_dim = D.d;
+  sp.scale = static_cast<float>(1.0 / std::sqrt(static_cast<double>(D.d)));
+  sb = sp;
+  sb.B = nbr, sb.T = Tbr, sb.Tq = Tb;
+  float* x = ws.resid[0].get();
+  LayerActs& a = ws.layers[0];
+  m_.embed(ws, x);
+  const size_t row_bytes = static_cast<size_t>(D.KD) * sizeof(float);
+  for (int64_t l = 0; l < D.L; ++l) {
+    const float* kc = k_[l].get();
+    const float* vc = v_[l].get();
+    auto attend = [&] {
+      // keys of each group: [cache | its left-padded prefix rows as computed]; of each branch: the same, then its own
+      for (int64_t g = 0; g < G; ++g) {
+        float* gk = gk_.get() + g * Tp * D.KD;
+        float* gv = gv_.get() + g * Tp * D.KD;
+        if (C > 0) be.copy(gk, kc, C * row_bytes), be.copy(gv, vc, C * row_bytes);
+        if (Pmax > 0) {
+          be.copy(gk + C * D.KD, a.k.get() + g * Pmax * D.KD, Pmax * row_bytes);
+          be.copy(gv + C * D.KD, a.v.get() + g * Pmax * D.KD, Pmax * row_bytes);
+        }
+      }
+      for (int64_t i = 0; i < nbr; ++i) {
+        float* bk = bk_.get() + i * Tbr * D.KD;
+        float* bv = bv_.get() + i * Tbr * D.KD;
+        if (Tp > 0) {
+          be.copy(bk, gk_.get() + group_of[i] * Tp * D.KD, Tp * row_bytes);
+          be.copy(bv, gv_.get() + group_of[i] * Tp * D.KD, Tp * row_bytes);
+        }
+        be.copy(bk + Tp * D.KD, a.k.get() + (n_pre + i * Tb) * D.KD, Tb * row_bytes);
+        be.copy(bv + Tp * D.KD, a.v.get() + (n_pre + i * Tb) * D.KD, Tb * row_bytes);
+      }
+      if (Pmax > 0) be.attention_forward(a.att.get(), a.lse.get(), a.q.get(), gk_.get(), gv_.get(), gdoc_.get(), sp);
+      be.attention_forward(a.att.get() + n_pre * D.QD, a.lse.get() + n_pre * D.Hq, a.q.get() + n_pre * D.QD,
+                           bk_.get(), bv_.get(), bdoc_.get(), sb);
+    };
+    m_.layer_forward(l, x, x, a, ws, n, sb, a.k.get(), a.v.get(), nullptr, nullptr, ws.pos.get(), nullptr, {},
+                     attend);
+  }
+  m_.final_norm(ws, x, n);
+  const std::vector<float> all = row_logits(ws, rows);
+  std::vector<std::vector<std::vector<float>>> out(static_cast<size_t>(G));
+  size_t off = 0;
+  for (int64_t g = 0; g < G; ++g)
+    for (const auto& r : groups[g].out_rows) {
+      const size_t cnt = r.size() * static_cast<size_t>(D.V);
+      out[g].emplace_back(all.begin() + static_cast<std::ptrdiff_t>(off),
+                          all.begin() + static_cast<std::ptrdiff_t>(off + cnt));
+      off += cnt;
+    }
   return out;
 }
 
@@ -195,6 +345,17 @@ std::vector<std::vector<float>> Model::KVSession::append_branches(const std::vec
                     logits.begin() + static_cast<std::ptrdiff_t>((r + 1) * V));
     }
     out.push_back(std::move(picked));
+    truncate(keep);
+  }
+  return out;
+}
+
+std::vector<std::vector<std::vector<float>>> Model::KVSession::append_groups(const std::vector<Group>& groups) {
+  const int64_t keep = length();
+  std::vector<std::vector<std::vector<float>>> out;
+  for (const Group& g : groups) {
+    if (!g.prefix.empty()) append(g.prefix, false);
+    out.push_back(append_branches(g.branches, g.out_rows));
     truncate(keep);
   }
   return out;

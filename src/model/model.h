@@ -109,6 +109,17 @@ class Model {
     // branches[b]). The default implementation (append(all_positions) + truncate per branch) is the reference.
     virtual std::vector<std::vector<float>> append_branches(const std::vector<std::vector<int32_t>>& branches,
                                                             const std::vector<std::vector<int64_t>>& out_rows);
+    // Several independent documents in ONE forward (eval: ARC/HellaSwag questions, each a context whose choices are
+    // branches): group g's prefix follows the cached positions, and each of its branches sees [cache | prefix_g | own
+    // earlier tokens], never another group or branch; the cache is left as it was. Returns, per group and branch,
+    // fp32 logits [out_rows.size() * V] after each listed branch token. The default implementation (append(prefix) +
+    // append_branches + truncate per group) is the reference.
+    struct Group {
+      std::vector<int32_t> prefix;
+      std::vector<std::vector<int32_t>> branches;
+      std::vector<std::vector<int64_t>> out_rows;
+    };
+    virtual std::vector<std::vector<std::vector<float>>> append_groups(const std::vector<Group>& groups);
   };
   virtual std::unique_ptr<KVSession> new_session(int64_t max_len) = 0;
 

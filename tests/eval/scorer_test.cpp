@@ -179,10 +179,11 @@ TEST(Scorer, BatchedDocsMatchBruteForce) {
       doc.push_back({ctx, single ? std::vector<int32_t>{c} : rand_ids(1 + static_cast<int>(rng() % 5))});
     docs.push_back(doc);
   }
-  for (int64_t max_docs : {1, 3, 64}) {
+  // (documents, padded rows) per forward: one at a time, a few, all; and a row limit that splits the batches
+  for (auto [max_docs, max_tokens] : {std::pair<int64_t, int64_t>{1, 4096}, {3, 4096}, {64, 4096}, {64, 60}}) {
     FakeModel m;
     sft::eval::TokenScorer scorer(m, L);
-    auto got = scorer.score_docs(docs, {max_docs, 4096});
+    auto got = scorer.score_docs(docs, {max_docs, max_tokens});
     int truncated = 0;
     for (size_t d = 0; d < docs.size(); ++d)
       for (size_t c = 0; c < docs[d].size(); ++c) {

@@ -174,6 +174,70 @@ TEST(Model, KvSessionBranchesMatchSequentialAndFullForward) {
   EXPECT_THROW(s->append_branches({{1, 2}}, {{2}}), Error);                      // row outside the branch
 }
 
+TEST(Model, KvSessionGroupsMatchSequentialAndFullForward) {
+  // Several documents in one forward: groups with different prefix lengths (0 included), branch counts and lengths,
+  // after an empty and a non-empty cache; every scored row against the sequential reference and a full forward.
+  auto be = backend::make_cpu_backend();
+  auto m = Model::random(tiny(true, true), 9, *be, Precision::F32);
+  std::mt19937 g(12);
+  auto rnd = [&](size_t n) {
+    std::vector<int32_t> v(n);
+    for (auto& x : v) x = static_cast<int32_t>(g() % 53);
+    return v;
+  };
+  using Group = Model::KVSession::Group;
+  for (size_t cached_len : {size_t{0}, size_t{4}}) {
+    const std::vector<int32_t> cached = rnd(cached_len);
+    std::vector<Group> groups(4);
+    groups[0] = {rnd(6), {rnd(3), rnd(1), rnd(4)}, {{0, 1, 2}, {0}, {3, 0}}};
+    groups[1] = {rnd(0), {rnd(2), rnd(5)}, {{1}, {0, 4}}};
+    groups[2] = {rnd(9), {rnd(1)}, {{0}}};
+    groups[3] = {rnd(2), {rnd(2), rnd(2), rnd(1), rnd(3)}, {{0, 1}, {}, {0}, {2}}};
+    auto fast = m->new_session(24), ref = m->new_session(24);
+    if (!cached.empty()) {
+      fast->append(cached);
+      ref->append(cached);
+    }
+    const auto got = fast->append_groups(groups);
+    const auto want = ref->KVSession::append_groups(groups);  // the sequential reference
+    ASSERT_EQ(got.size(), groups.size());
+    EXPECT_EQ(fast->length(), static_cast<int64_t>(cached_len));  // the cache is unchanged
+    for (size_t gi = 0; gi < groups.size(); ++gi) {
+      ASSERT_EQ(got[gi].size(), groups[gi].branches.size());
+      for (size_t b = 0; b < groups[gi].branches.size(); ++b) {
+        const auto& rows = groups[gi].out_rows[b];
+        ASSERT_EQ(got[gi][b].size(), rows.size() * 53);
+        if (rows.empty()) continue;
+        EXPECT_LT(rel(got[gi][b], want[gi][b]), 1e-5) << "cache " << cached_len << " group " << gi << " branch " << b;
+        std::vector<int32_t> seq = cached;
+        seq.insert(seq.end(), groups[gi].prefix.begin(), groups[gi].prefix.end());
+        const size_t start = seq.size();
+        seq.insert(seq.end(), groups[gi].branches[b].begin(), groups[gi].branches[b].end());
+        const auto full = m->logits(Batch::from_sequences({seq}, {}, 0));
+        for (size_t i = 0; i < rows.size(); ++i) {
+          const size_t at = (start + static_cast<size_t>(rows[i])) * 53;
+          const std::vector<float> w(full.begin() + at, full.begin() + at + 53),
+              gv(got[gi][b].begin() + i * 53, got[gi][b].begin() + (i + 1) * 53);
+          EXPECT_LT(rel(gv, w), 1e-5) << "cache " << cached_len << " group " << gi << " branch " << b;
+        }
+      }
+    }
+    if (!cached.empty()) EXPECT_LT(rel(fast->append({3}), ref->append({3})), 1e-5);
+  }
+  {  // no context at all (every prefix empty, nothing cached): branches alone
+    auto fast = m->new_session(8), ref = m->new_session(8);
+    const std::vector<Group> only = {{{}, {rnd(3), rnd(2)}, {{0, 2}, {1}}}, {{}, {rnd(4)}, {{3}}}};
+    const auto got = fast->append_groups(only);
+    const auto want = ref->KVSession::append_groups(only);
+    for (size_t gi = 0; gi < only.size(); ++gi)
+      for (size_t b = 0; b < only[gi].branches.size(); ++b) EXPECT_LT(rel(got[gi][b], want[gi][b]), 1e-5);
+  }
+  auto s = m->new_session(8);
+  EXPECT_THROW(s->append_groups({Group{std::vector<int32_t>(5, 1), {{1, 2, 3, 4}}, {{0}}}}), Error);  // > max_len
+  EXPECT_THROW(s->append_groups({Group{{1}, {{1, 2}}, {{2}}}}), Error);  // row outside the branch
+  EXPECT_THROW(s->append_groups({Group{{1}, {}, {}}}), Error);           // a group without branches
+}
+
 TEST(Model, Bf16ModeCloseToFp32) {
   auto be = backend::make_cpu_backend();
   auto a = Model::random(tiny(true, true), 6, *be, Precision::F32);
