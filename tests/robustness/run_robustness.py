@@ -324,9 +324,16 @@ def output_under_file(env, d):
 
 
 def nonfinite(*extra):
+    """Training on a model whose final norm weight is +inf: the logits, hence the loss, are NaN from step 1 in every
+    build. (A blow-up from --learning_rate 1e6 is not used: whether it reaches inf/NaN within a few steps depends on
+    the rounding of the build — the Release build hits NaN at step 2, the -O1 sanitizer build saturates to finite
+    losses.)"""
     def make(env, d):
-        return ["train", *env.train_args(env.data, os.path.join(d, "out")), "--max_steps", "3",
-                "--learning_rate", "1e6", "--max_grad_norm", "0", *extra]
+        tensors = [(n, s, [float("inf")] * len(v) if n == "model.norm.weight" else v)
+                   for n, s, v in random_tensors(CFG)]
+        m = os.path.join(d, "inf_norm_model")
+        write_model(m, tensors=tensors)
+        return ["train", *env.train_args(env.data, os.path.join(d, "out"), model=m), "--max_steps", "3", *extra]
     return make
 
 
