@@ -10,6 +10,7 @@
 #include "tokenizer/utf8.h"
 #include "util/error.h"
 #include "util/file_util.h"
+#include "util/json_text.h"
 
 namespace sft::cli {
 
@@ -41,29 +42,6 @@ std::string show_bytes(std::string_view s) {
     i += len;
   }
   return out;
-}
-
-std::string json_string(std::string_view s) {
-  // s is valid UTF-8 here (pieces and repaired text); escape per RFC 8259.
-  std::string out = "\"";
-  for (unsigned char c : s) {
-    switch (c) {
-      case '"': out += "\\\""; break;
-      case '\\': out += "\\\\"; break;
-      case '\n': out += "\\n"; break;
-      case '\r': out += "\\r"; break;
-      case '\t': out += "\\t"; break;
-      default:
-        if (c < 0x20) {
-          char buf[8];
-          std::snprintf(buf, sizeof buf, "\\u%04x", c);
-          out += buf;
-        } else {
-          out.push_back(static_cast<char>(c));
-        }
-    }
-  }
-  return out + "\"";
 }
 
 struct Options {
@@ -107,7 +85,7 @@ void run_chat(const Options& o) {
       throw Error(where + ": " + e.what());
     }
     const auto ids = tok.encode(text, false);
-    std::printf("%s{\"text\":%s,\"ids\":[", n++ ? ",\n" : "", json_string(text).c_str());
+    std::printf("%s{\"text\":%s,\"ids\":[", n++ ? ",\n" : "", json_text::quoted(text).c_str());
     for (size_t k = 0; k < ids.size(); ++k) std::printf("%s%d", k ? "," : "", ids[k]);
     std::printf("]}");
   }
@@ -175,8 +153,8 @@ void run(const Options& o) {
       std::printf("]");
       if (!o.ids_only) {
         std::printf(",\"pieces\":[");
-        for (size_t k = 0; k < ids.size(); ++k) std::printf("%s%s", k ? "," : "", json_string(tok.id_to_token(ids[k])).c_str());
-        std::printf("],\"decoded\":%s", json_string(tok.decode(ids)).c_str());
+        for (size_t k = 0; k < ids.size(); ++k) std::printf("%s%s", k ? "," : "", json_text::quoted(tok.id_to_token(ids[k])).c_str());
+        std::printf("],\"decoded\":%s", json_text::quoted(tok.decode(ids)).c_str());
       }
       std::printf("}");
     }

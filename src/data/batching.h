@@ -78,6 +78,7 @@ class DataLoader {
   int64_t batches_per_epoch() const;
   int64_t rows_per_epoch() const;  // samples (or packed rows) per epoch, before drop_last
   LoaderPosition position() const { return pos_; }
+  int32_t pad_id() const { return opts_.pad_id; }  // input id of padding positions
   void seek(const LoaderPosition& pos);  // throws when index >= batches_per_epoch()
 
   Batch next();  // the batch at position(), then advances (to the next epoch after the last batch)

@@ -6,6 +6,7 @@
 
 #include "io/json_reader.h"
 #include "model/weight_check.h"
+#include "util/checked_math.h"
 #include "util/error.h"
 #include "util/file_util.h"
 
@@ -196,7 +197,7 @@ std::string config_to_json(const io::ModelConfig& c) {
 
 int64_t TensorSpec::numel() const {
   int64_t n = 1;
-  for (int64_t s : shape) n *= s;
+  for (int64_t s : shape) n = checked_mul(n, s, name + " element count");
   return n;
 }
 
@@ -234,13 +235,20 @@ std::vector<TensorSpec> tensor_table(const io::ModelConfig& c) {
 }
 
 int64_t num_parameters(const io::ModelConfig& c) {
-  int64_t n = 0;
-  for (const TensorSpec& t : tensor_table(c)) n += t.numel();
-  return n;
+  // Every decoder layer has the same tensors: count one and multiply, so a config claiming 10^9 layers costs nothing
+  // here (the load checks the layer count against the tensors present).
+  io::ModelConfig one = c;
+  one.num_hidden_layers = 1;
+  int64_t per_layer = 0, rest = 0;
+  for (const TensorSpec& t : tensor_table(one)) {
+    int64_t& sum = t.layer >= 0 ? per_layer : rest;
+    sum = checked_add(sum, t.numel(), "parameter count");
+  }
+  return checked_add(rest, checked_mul(per_layer, c.num_hidden_layers, "parameter count"), "parameter count");
 }
 
 int64_t num_embedding_parameters(const io::ModelConfig& c) {
-  return c.vocab_size * c.hidden_size;
+  return checked_mul(c.vocab_size, c.hidden_size, "embedding parameter count");
 }
 
 }  // namespace sft::model

@@ -5,6 +5,7 @@
 #include <cstring>
 
 #include "util/error.h"
+#include "util/utf8.h"
 
 namespace sft::jinja::lex {
 
@@ -45,24 +46,6 @@ bool is_ws(char c) { return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c
 // Expression tokens
 
 
-static void append_utf8(std::string& out, uint32_t cp) {
-  if (cp < 0x80) {
-    out += static_cast<char>(cp);
-  } else if (cp < 0x800) {
-    out += static_cast<char>(0xC0 | (cp >> 6));
-    out += static_cast<char>(0x80 | (cp & 0x3F));
-  } else if (cp < 0x10000) {
-    out += static_cast<char>(0xE0 | (cp >> 12));
-    out += static_cast<char>(0x80 | ((cp >> 6) & 0x3F));
-    out += static_cast<char>(0x80 | (cp & 0x3F));
-  } else {
-    out += static_cast<char>(0xF0 | (cp >> 18));
-    out += static_cast<char>(0x80 | ((cp >> 12) & 0x3F));
-    out += static_cast<char>(0x80 | ((cp >> 6) & 0x3F));
-    out += static_cast<char>(0x80 | (cp & 0x3F));
-  }
-}
-
 // Python's "unicode-escape" decoding of a string literal body (what jinja2's lexer applies).
 static std::string unescape(const std::string& body, const std::string& name, int line) {
   std::string out;
@@ -96,16 +79,16 @@ static std::string unescape(const std::string& body, const std::string& name, in
       case 'f': out += '\f'; break;
       case 'v': out += '\v'; break;
       case '\n': break;  // line continuation
-      case 'x': append_utf8(out, hex(2)); break;
-      case 'u': append_utf8(out, hex(4)); break;
-      case 'U': append_utf8(out, hex(8)); break;
+      case 'x': utf8::append(out, hex(2)); break;
+      case 'u': utf8::append(out, hex(4)); break;
+      case 'U': utf8::append(out, hex(8)); break;
       case 'N': fail(name, line, "\\N{...} escapes are not supported");
       default:
         if (n >= '0' && n <= '7') {
           uint32_t v = static_cast<uint32_t>(n - '0');
           for (int k = 0; k < 2 && i + 1 < body.size() && body[i + 1] >= '0' && body[i + 1] <= '7'; ++k)
             v = v * 8 + static_cast<uint32_t>(body[++i] - '0');
-          append_utf8(out, v);
+          utf8::append(out, v);
         } else {
           out += '\\';
           out += n;  // unknown escapes stay as they are (Python keeps the backslash)

@@ -3,6 +3,7 @@
 #include <algorithm>
 
 #include "util/error.h"
+#include "util/utf8.h"
 
 namespace sft::jinja::py {
 
@@ -35,29 +36,9 @@ std::vector<uint32_t> code_points(std::string_view s) {
   return out;
 }
 
-namespace {
-void put(std::string& out, uint32_t cp) {
-  if (cp < 0x80) {
-    out += static_cast<char>(cp);
-  } else if (cp < 0x800) {
-    out += static_cast<char>(0xC0 | (cp >> 6));
-    out += static_cast<char>(0x80 | (cp & 0x3F));
-  } else if (cp < 0x10000) {
-    out += static_cast<char>(0xE0 | (cp >> 12));
-    out += static_cast<char>(0x80 | ((cp >> 6) & 0x3F));
-    out += static_cast<char>(0x80 | (cp & 0x3F));
-  } else {
-    out += static_cast<char>(0xF0 | (cp >> 18));
-    out += static_cast<char>(0x80 | ((cp >> 12) & 0x3F));
-    out += static_cast<char>(0x80 | ((cp >> 6) & 0x3F));
-    out += static_cast<char>(0x80 | (cp & 0x3F));
-  }
-}
-}  // namespace
-
 std::string from_code_points(const std::vector<uint32_t>& cps, size_t begin, size_t end) {
   std::string out;
-  for (size_t i = begin; i < end && i < cps.size(); ++i) put(out, cps[i]);
+  for (size_t i = begin; i < end && i < cps.size(); ++i) utf8::append(out, cps[i]);
   return out;
 }
 

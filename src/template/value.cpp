@@ -6,6 +6,7 @@
 #include <cstdio>
 
 #include "util/error.h"
+#include "util/json_text.h"
 
 namespace sft::jinja {
 
@@ -120,30 +121,6 @@ std::string python_str_repr(const std::string& s) {
   return out + q;
 }
 
-void json_string(const std::string& s, std::string& out) {
-  out += '"';
-  for (unsigned char c : s) {
-    switch (c) {
-      case '"': out += "\\\""; break;
-      case '\\': out += "\\\\"; break;
-      case '\n': out += "\\n"; break;
-      case '\r': out += "\\r"; break;
-      case '\t': out += "\\t"; break;
-      case '\b': out += "\\b"; break;
-      case '\f': out += "\\f"; break;
-      default:
-        if (c < 0x20) {
-          char b[8];
-          std::snprintf(b, sizeof b, "\\u%04x", c);
-          out += b;
-        } else {
-          out += static_cast<char>(c);
-        }
-    }
-  }
-  out += '"';
-}
-
 void json_dump(const Value& v, int indent, bool sort_keys, int depth, std::string& out) {
   SFT_CHECK(depth < 256, "chat template: tojson nesting deeper than 256");
   const std::string nl = indent >= 0 ? "\n" + std::string(static_cast<size_t>(indent * (depth + 1)), ' ') : "";
@@ -159,7 +136,7 @@ void json_dump(const Value& v, int indent, bool sort_keys, int depth, std::strin
     const double d = v.as_float();
     out += std::isnan(d) ? "NaN" : std::isinf(d) ? (d > 0 ? "Infinity" : "-Infinity") : python_float_repr(d);
   } else if (v.is_string()) {
-    json_string(v.as_string(), out);
+    json_text::append_quoted(out, v.as_string());
   } else if (v.is_list()) {
     const auto& l = v.as_list();
     if (l.empty()) {
@@ -186,7 +163,7 @@ void json_dump(const Value& v, int indent, bool sort_keys, int depth, std::strin
     for (size_t i = 0; i < items.size(); ++i) {
       out += i ? item_sep : "";
       out += nl;
-      json_string(items[i]->first, out);
+      json_text::append_quoted(out, items[i]->first);
       out += ": ";
       json_dump(items[i]->second, indent, sort_keys, depth + 1, out);
     }

@@ -11,30 +11,6 @@
 
 namespace sft::train {
 
-data::Batch shard_rows(const data::Batch& g, int rank, int64_t per_device) {
-  data::Batch b;
-  const int64_t first = std::min<int64_t>(g.B, rank * per_device);
-  const int64_t last = std::min<int64_t>(g.B, first + per_device);
-  b.B = last - first;
-  if (b.B == 0) return b;
-  for (int64_t r = first; r < last; ++r) {
-    int64_t len = 0;  // right padding: the row's length is one past its last real token
-    for (int64_t t = 0; t < g.T; ++t)
-      if (g.doc_ids[static_cast<size_t>(r * g.T + t)] >= 0) len = t + 1;
-    b.T = std::max(b.T, len);
-  }
-  const auto copy_rows = [&](const std::vector<int32_t>& src, std::vector<int32_t>& dst) {
-    dst.resize(static_cast<size_t>(b.B * b.T));
-    for (int64_t r = 0; r < b.B; ++r)
-      std::copy_n(src.begin() + (first + r) * g.T, b.T, dst.begin() + r * b.T);
-  };
-  copy_rows(g.input_ids, b.input_ids);
-  copy_rows(g.position_ids, b.position_ids);
-  copy_rows(g.doc_ids, b.doc_ids);
-  copy_rows(g.labels, b.labels);
-  return b;
-}
-
 DataParallelAdamW::DataParallelAdamW(dist::Communicator& comm, backend::Backend& be,
                                      std::vector<model::ParamRef> params, AdamWHyper hyper, DataParallelOptions opts)
     : comm_(comm), be_(be), params_(std::move(params)), hyper_(hyper), opts_(opts) {

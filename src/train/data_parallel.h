@@ -1,5 +1,5 @@
-// Data-parallel hooks of the trainer (train -> dist): the rank's slice of a global micro-batch, and AdamW whose
-// gradients are reduced across ranks, optionally with its state sharded (ZeRO-1).
+// Data-parallel AdamW of the trainer (train -> dist): gradients reduced across ranks, optionally with the optimizer
+// state sharded (ZeRO-1). Which rows each rank trains on: train/row_balance.h.
 //
 // Flat layout: the parameters (Model::parameters() order) form one flat index space of P values, cut into buckets of
 // `bucket_floats` (HF --ddp_bucket_cap_mb). Each bucket's gradients are packed into one staging buffer and reduced in
@@ -20,7 +20,6 @@
 #include <memory>
 #include <vector>
 
-#include "data/batching.h"
 #include "train/adamw.h"
 
 namespace sft::dist {
@@ -28,10 +27,6 @@ class Communicator;
 }
 
 namespace sft::train {
-
-// Rows [rank * per_device, min(B, (rank + 1) * per_device)) of a global micro-batch, with T cut to the longest of
-// those rows (rows are right-padded). B may be 0: the epoch's last, short global batch may not reach this rank.
-data::Batch shard_rows(const data::Batch& global, int rank, int64_t per_device);
 
 struct DataParallelOptions {
   int zero_stage = 0;                   // 0 or 1

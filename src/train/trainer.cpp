@@ -1,5 +1,6 @@
 #include "train/trainer.h"
 
+#include <algorithm>
 #include <chrono>
 #include <cmath>
 #include <fstream>
@@ -15,6 +16,7 @@
 #include "train/data_parallel.h"
 #include "train/checkpoint_writer.h"
 #include "train/lr_schedule.h"
+#include "train/row_balance.h"
 #include "util/error.h"
 #include "util/file_util.h"
 
@@ -231,11 +233,14 @@ TrainSummary run_training(const TrainJob& job, TrainObserver& obs) {
     SFT_CHECK(dump.good(), "--debug_dump_batches: cannot write ", cfg.debug_dump_batches);
   }
 
+  const RowCost row_cost = row_cost_from_config(m.config());  // data parallel: how the step's rows are dealt out
   const auto t_start = Clock::now();
   const double comm_at_start = comm.comm_seconds();  // setup collectives (broadcasts, resume) are not counted
   auto t_window = t_start;
   double last_step_loss = 0, last_logged = NAN;
   int64_t run_tokens = 0;
+  double wait_seconds = 0, exchange_seconds = 0;  // data parallel: see TrainSummary
+  int64_t padded_positions = 0;                    // B x T of every micro-batch this rank trained on
   const int64_t nb = plan.batches_per_epoch;
   auto lr_at = [&](int64_t step) { return cfg.learning_rate * lr_multiplier(sched, step, plan.warmup_steps, plan.total_steps); };
 
@@ -302,16 +307,23 @@ TrainSummary run_training(const TrainJob& job, TrainObserver& obs) {
     SFT_CHECK(step_targets > 0, "optimizer step ", st.global_step + 1, " has no target tokens");
     const float loss_scale = 1.0f / static_cast<float>(step_targets);
 
-    // This rank's slices of the step's global micro-batches; their target counts are reduced BEFORE the backward:
-    // the sum must equal the data layer's count of the whole step (ranks holding different data stop here).
+    // This rank's share of the step's global batch (train/row_balance.h: the step's rows sorted by length and dealt
+    // out so that the ranks' compute is even); one process keeps the loader's micro-batches as they are. The
+    // ranks' target counts are reduced BEFORE the backward: the sum must equal the data layer's count of the whole
+    // step (ranks holding different data stop here).
     std::vector<data::Batch> mine(static_cast<size_t>(k));
-    int64_t local_targets = 0;
     for (int64_t i = 0; i < k; ++i) {
-      data::Batch b = loader.next();
-      if (dump.is_open()) dump << batch_dump_json(st.global_step + 1, i, step_targets, b) << '\n';
-      mine[static_cast<size_t>(i)] = world > 1 ? shard_rows(b, rank, cfg.per_device_train_batch_size) : std::move(b);
-      local_targets += mine[static_cast<size_t>(i)].count_targets();
+      mine[static_cast<size_t>(i)] = loader.next();
+      if (dump.is_open()) dump << batch_dump_json(st.global_step + 1, i, step_targets, mine[static_cast<size_t>(i)]) << '\n';
     }
+    if (world > 1) {
+      const std::vector<RankPlan> plan = balance_step_rows(step_rows(mine), world, cfg.per_device_train_batch_size, row_cost);
+      std::vector<data::Batch> share;
+      for (const auto& rows : plan[static_cast<size_t>(rank)]) share.push_back(gather_rows(mine, rows, loader.pad_id()));
+      mine = std::move(share);
+    }
+    int64_t local_targets = 0;
+    for (const data::Batch& b : mine) local_targets += b.count_targets();
     if (world > 1) {
       int64_t all = local_targets;
       comm.all_reduce_sum(&all, 1);
@@ -324,9 +336,8 @@ TrainSummary run_training(const TrainJob& job, TrainObserver& obs) {
     double step_sum = 0;
     int64_t step_tokens = 0;
     double step_flops = 0;
-    for (int64_t i = 0; i < k; ++i) {
+    for (int64_t i = 0; i < static_cast<int64_t>(mine.size()); ++i) {
       const data::Batch& b = mine[static_cast<size_t>(i)];
-      if (b.B == 0) continue;  // the epoch's short last global batch may not reach this rank
       // LoRA dropout masks: one stream per (step, micro-batch, rank); one process reproduces the old seeds exactly.
       m.set_dropout_seed(dropout_seed(cfg.seed, st.global_step + 1, i * world + rank));
       const model::LossSum ls = m.forward_backward(to_model_batch(b), loss_scale);
@@ -335,8 +346,10 @@ TrainSummary run_training(const TrainJob& job, TrainObserver& obs) {
                 ls.n_targets, " targets, the data layer ", expected);
       step_sum += ls.sum;
       step_tokens += count_real_tokens(b);
+      padded_positions += b.B * b.T;
       step_flops += batch_model_flops(b, plan.num_parameters, m.config());
     }
+    const double comm_before_sums = comm.comm_seconds();
     if (world > 1) {  // the logged loss and tokens/s are the whole step's, as one process would see them
       double sums[2] = {step_sum, step_flops};
       comm.all_reduce_sum(sums, 2);
@@ -344,6 +357,9 @@ TrainSummary run_training(const TrainJob& job, TrainObserver& obs) {
       step_flops = sums[1];
       comm.all_reduce_sum(&step_tokens, 1);
     }
+    // The first collective after the backward holds this rank until the slowest rank has finished its backward.
+    wait_seconds += comm.comm_seconds() - comm_before_sums;
+    const double comm_before_exchange = comm.comm_seconds();
     opt.reduce_gradients();
     const double norm = opt.clip_grad_norm(cfg.max_grad_norm);
     // A non-finite loss or gradient norm would turn every weight into NaN: stop (no final model is written) or,
@@ -361,6 +377,7 @@ TrainSummary run_training(const TrainJob& job, TrainObserver& obs) {
                 "--skip_nonfinite_steps True to skip such steps)");
       obs.on_note(what + ": update skipped (--skip_nonfinite_steps)");
     }
+    exchange_seconds += comm.comm_seconds() - comm_before_exchange;
     ++st.global_step;
 
     const data::LoaderPosition after = loader.position();
@@ -409,6 +426,7 @@ TrainSummary run_training(const TrainJob& job, TrainObserver& obs) {
         (cfg.save_strategy == "epoch" && epoch_end))
       save_checkpoint();
   }
+  const double steps_seconds = std::chrono::duration<double>(Clock::now() - t_start).count();
 
   // Final model into output_dir (each file renamed into place; checkpoints stay).
   const std::string dtype = cfg.torch_dtype == "bfloat16" ? "bfloat16" : "float32";
@@ -449,6 +467,17 @@ TrainSummary run_training(const TrainJob& job, TrainObserver& obs) {
   sum.best_model_checkpoint = st.best_model_checkpoint;
   sum.world_size = world;
   sum.comm_seconds = comm.comm_seconds() - comm_at_start;
+  sum.exchange_seconds = exchange_seconds;
+  sum.steps_seconds = steps_seconds;
+  sum.padded_positions = padded_positions;
+  sum.tokens = run_tokens;
+  if (world > 1) {  // every rank's wait, so that rank 0 can report the imbalance (not counted as communication)
+    std::vector<double> waits(static_cast<size_t>(world), 0.0);
+    waits[static_cast<size_t>(rank)] = wait_seconds;
+    comm.all_reduce_sum(waits.data(), waits.size());
+    sum.max_wait_seconds = *std::max_element(waits.begin(), waits.end());
+    comm.all_reduce_sum(&sum.padded_positions, 1);
+  }
   sum.seconds = std::chrono::duration<double>(Clock::now() - t_start).count();
   return sum;
 }

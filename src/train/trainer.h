@@ -52,6 +52,12 @@ struct TrainSummary {
   std::string best_model_checkpoint;
   int world_size = 1;
   double comm_seconds = 0;  // time inside collectives (data parallel), this rank
+  // Of comm_seconds: the gradient exchange (reduction, clipping norm, ZeRO-1 all-gather), this rank; and the most any
+  // rank spent at the first collective after its backward, i.e. waiting for the slowest rank (load imbalance).
+  double exchange_seconds = 0, max_wait_seconds = 0;
+  double steps_seconds = 0;  // the training loop alone (seconds also counts the final save)
+  // Positions the model computed (B x T of every micro-batch, all ranks) and the real tokens among them.
+  int64_t padded_positions = 0, tokens = 0;
 };
 
 // Everything printed is the cli's business: the trainer reports through this interface.

@@ -191,9 +191,10 @@ TEST_P(KernelConformance, RmsNormForwardBackward) {
 }
 
 TEST_P(KernelConformance, RopeForwardAndInverse) {
-  // d 16 / theta 1e4 with small positions; d 64 / theta 1e6 (Qwen) with positions up to 4096.
-  for (auto [n, heads, d, theta, max_pos] : std::vector<std::array<double, 5>>{{45, 3, 16, 1e4, 40},
-                                                                               {70, 3, 64, 1e6, 4096}}) {
+  // d 16 / theta 1e4 with small positions; d 64 / theta 1e6 (Qwen) with positions up to 4096; many tokens sharing
+  // few positions (a batch of rows: the fast backend's per-position cos/sin table, used when max_pos < n).
+  for (auto [n, heads, d, theta, max_pos] : std::vector<std::array<double, 5>>{
+           {45, 3, 16, 1e4, 40}, {70, 3, 64, 1e6, 4096}, {256, 4, 64, 1e6, 63}}) {
     SCOPED_TRACE(testing::Message() << "d=" << d << " theta=" << theta);
     const auto N = int64_t(n), Hh = int64_t(heads), D = int64_t(d);
     std::vector<float> inv(D / 2);
@@ -289,7 +290,8 @@ TEST_P(KernelConformance, SoftmaxCrossEntropyLossGradGreedyTies) {
 }
 
 // Doc ids for B rows of T: row 0 packs three documents (doc 0 reappears non-contiguously: general doc ids must still
-// attend), row 1 one document then padding, further rows one each.
+// attend), row 1 one document then padding, row 2 many short documents (7 tokens: query tiles and key blocks of the
+// tiled kernels straddle several) then padding, further rows one each.
 std::vector<int32_t> make_docs(int64_t B, int64_t T) {
   std::vector<int32_t> doc(B * T);
   for (int64_t b = 0; b < B; ++b)
@@ -297,6 +299,7 @@ std::vector<int32_t> make_docs(int64_t B, int64_t T) {
       int32_t d = int32_t(b * 10);
       if (b == 0) d = i < T / 3 ? 0 : (i < T / 2 ? 1 : 2);
       if (b == 1 && i >= T - T / 4) d = -1;
+      if (b == 2) d = i >= T - T / 8 ? -1 : int32_t(100 + i / 7);
       doc[b * T + i] = d;
     }
   if (T > 20) doc[T / 2 + 2] = 0;
@@ -306,7 +309,11 @@ std::vector<int32_t> make_docs(int64_t B, int64_t T) {
 TEST_P(KernelConformance, AttentionDocMaskedGqaPaddedForwardBackward) {
   for (auto [B, T, H, KV, d] : std::vector<std::array<int64_t, 5>>{
            {2, 37, 6, 2, 8}, {2, 37, 4, 2, 16}, {3, 64, 4, 4, 32}, {2, 128, 14, 2, 64}, {1, 96, 12, 2, 128},
-           {2, 50, 9, 3, 64}}) {
+           {2, 50, 9, 3, 64},
+           // tiled-kernel edges (cpu_attention.cpp: 32-query tiles, 64-key blocks, vectors of 8/16 floats): T below
+           // one vector and below a tile, T a few blocks long and not a multiple of either, a head dim that is not a
+           // multiple of the vector (zero-padded), GQA rep 1 and 4, many short documents per row (row 2)
+           {2, 5, 2, 1, 16}, {3, 20, 4, 2, 32}, {3, 150, 4, 1, 20}, {3, 201, 8, 2, 64}}) {
     SCOPED_TRACE(testing::Message() << "B=" << B << " T=" << T << " H=" << H << " KV=" << KV << " d=" << d);
     AttnShape s{B, T, H, KV, d, 1.0f / std::sqrt(float(d))};
     const int64_t N = B * T;
@@ -324,12 +331,14 @@ TEST_P(KernelConformance, AttentionDocMaskedGqaPaddedForwardBackward) {
     const char* names[] = {"out", "lse", "dq", "dk", "dv"};
     for (int i = 0; i < 5; ++i)
       EXPECT_LE(rel_err(g[i], r[i]), i < 2 ? tol().attention : tol().attention_backward) << names[i];
-    // padding (row 1, last T/4 tokens): zero output, lse 0, no gradient
-    for (int64_t tok = 2 * T - T / 4; B > 1 && tok < 2 * T; ++tok) {
+    // padding (rows 1 and 2, doc -1): zero output, lse 0, no gradient
+    for (int64_t tok = 0; tok < N; ++tok) {
+      if (doc[tok] >= 0) continue;
       for (int64_t e = 0; e < H * d; ++e) ASSERT_EQ(g[0][tok * H * d + e], 0.0f) << "out of padding token " << tok;
       for (int64_t e = 0; e < H; ++e) ASSERT_EQ(g[1][tok * H + e], 0.0f) << "lse of padding token " << tok;
       for (int64_t e = 0; e < H * d; ++e) ASSERT_EQ(g[2][tok * H * d + e], 0.0f) << "dq of padding token " << tok;
       for (int64_t e = 0; e < KV * d; ++e) ASSERT_EQ(g[3][tok * KV * d + e], 0.0f) << "dk of padding token " << tok;
+      for (int64_t e = 0; e < KV * d; ++e) ASSERT_EQ(g[4][tok * KV * d + e], 0.0f) << "dv of padding token " << tok;
     }
   }
 }
@@ -338,7 +347,8 @@ TEST_P(KernelConformance, AttentionLastTqQueriesKvCache) {
   // KV-cache decoding: queries are the last Tq positions of each row, keys/values all T. Checked against the
   // reference with Tq and against the rows of this backend's own full (Tq = T) computation.
   for (auto [B, T, H, KV, d, Tq] : std::vector<std::array<int64_t, 6>>{
-           {1, 29, 4, 1, 8, 3}, {1, 40, 4, 2, 32, 1}, {1, 33, 4, 2, 32, 7}, {2, 64, 4, 2, 32, 5}}) {
+           {1, 29, 4, 1, 8, 3}, {1, 40, 4, 2, 32, 1}, {1, 33, 4, 2, 32, 7}, {2, 64, 4, 2, 32, 5},
+           {3, 150, 4, 2, 24, 70}}) {  // Tq spanning several query tiles, packed short documents in row 2
     SCOPED_TRACE(testing::Message() << "B=" << B << " T=" << T << " Tq=" << Tq);
     AttnShape full{B, T, H, KV, d, 1.0f / std::sqrt(float(d))};
     AttnShape s = full;

@@ -1,5 +1,5 @@
-// dist layer without MPI: launch detection from each launcher's environment, the single-process communicator, and
-// the trainer's per-rank slice of a global micro-batch (train/data_parallel.h).
+// dist layer without MPI: launch detection from each launcher's environment and the single-process communicator
+// (how rows are dealt to ranks: row_balance_test.cpp).
 #include <gtest/gtest.h>
 
 #include <cstdlib>
@@ -7,7 +7,6 @@
 #include <vector>
 
 #include "dist/communicator.h"
-#include "train/data_parallel.h"
 #include "util/error.h"
 
 namespace {
@@ -94,39 +93,6 @@ TEST(SingleProcess, CollectivesAreIdentity) {
   c->reduce_scatter_sum(in, out, 3);
   EXPECT_EQ(out[2], 3.0f);
   EXPECT_EQ(sft::dist::broadcast_string(*c, "state"), "state");
-}
-
-sft::data::Batch global_batch() {
-  // 3 rows of T = 5, right-padded: lengths 5, 2, 3 (doc id -1 = padding).
-  sft::data::Batch g;
-  g.B = 3;
-  g.T = 5;
-  const int lens[3] = {5, 2, 3};
-  for (int r = 0; r < 3; ++r)
-    for (int t = 0; t < 5; ++t) {
-      const bool real = t < lens[r];
-      g.input_ids.push_back(real ? 10 * r + t : 0);
-      g.position_ids.push_back(real ? t : 0);
-      g.doc_ids.push_back(real ? 0 : -1);
-      g.labels.push_back(real && t > 0 ? 10 * r + t : -100);
-    }
-  return g;
-}
-
-TEST(ShardRows, EachRankItsRowsTrimmed) {
-  const auto g = global_batch();
-  const auto r0 = sft::train::shard_rows(g, 0, 2);
-  EXPECT_EQ(r0.B, 2);
-  EXPECT_EQ(r0.T, 5);
-  const auto r1 = sft::train::shard_rows(g, 1, 2);
-  ASSERT_EQ(r1.B, 1);
-  EXPECT_EQ(r1.T, 3);  // its only row has 3 real tokens: padding to 5 is dropped
-  EXPECT_EQ(r1.input_ids, (std::vector<int32_t>{20, 21, 22}));
-  EXPECT_EQ(r1.labels, (std::vector<int32_t>{-100, 21, 22}));
-  EXPECT_EQ(r0.count_targets() + r1.count_targets(), g.count_targets());
-  const auto r2 = sft::train::shard_rows(g, 2, 2);  // the short last global batch does not reach rank 2
-  EXPECT_EQ(r2.B, 0);
-  EXPECT_EQ(r2.count_targets(), 0);
 }
 
 }  // namespace

@@ -53,7 +53,8 @@ def mpirun(n, args, timeout=300, check=True, popen=False):
 @pytest.fixture(scope="module")
 def base(tmp_path_factory):
     d = tmp_path_factory.mktemp("dp")
-    # 22 rows: global micro-batches of 4 -> 6 per epoch, the last holds 2 rows (rank 1 of 2 gets none of it).
+    # 22 rows: global micro-batches of 4 -> 6 per epoch, the last holds 2 rows (the step's rows are dealt
+    # to the ranks by train/row_balance.h, so a rank may train on rows of several global micro-batches).
     return make_tiny_model(str(d / "base"), seed=3), subset_dataset(str(d / "rows22.json"), 22)
 
 

@@ -166,28 +166,41 @@ class CpuBackend final : public CpuMemoryBackend {
       for (int64_t h = 0; h < H; ++h) dw[h] += dw_part[t * H + h];
   }
 
+  // cos/sin are the expensive part (scalar libm calls, d/2 of each per token against d*heads multiply-adds), and a
+  // batch repeats positions (every row starts at 0; packed documents restart), so they are computed once per
+  // distinct position into a [max_pos + 1, d/2] table (the same float(pos) * inv_freq angle: bit-identical values),
+  // unless the positions are sparse (max_pos >= n: then per token, as the reference does).
   void rope(float* x, const int32_t* pos, const float* inv_freq, int64_t n, int64_t heads, int64_t d,
             bool inverse) override {
     const int64_t half = d / 2;
-#pragma omp parallel if (n * heads * d > kGrain)
-    {
-      std::vector<float> cs(half), sn(half);
-#pragma omp for schedule(static)
-      for (int64_t i = 0; i < n; ++i) {
-        for (int64_t f = 0; f < half; ++f) {
-          const float angle = static_cast<float>(pos[i]) * inv_freq[f];
-          cs[f] = std::cos(angle);
-          sn[f] = inverse ? -std::sin(angle) : std::sin(angle);
-        }
-        for (int64_t h = 0; h < heads; ++h) {
-          float* lo = x + (i * heads + h) * d;
-          float* hi = lo + half;
+    int32_t max_pos = -1;
+    bool nonneg = true;
+    for (int64_t i = 0; i < n; ++i) {
+      max_pos = std::max(max_pos, pos[i]);
+      nonneg = nonneg && pos[i] >= 0;
+    }
+    const bool table = nonneg && max_pos < n;
+    const int64_t rows = table ? int64_t(max_pos) + 1 : n;
+    std::vector<float> cs(static_cast<size_t>(rows * half)), sn(cs.size());
+#pragma omp parallel for if (rows * half > 4096) schedule(static)
+    for (int64_t r = 0; r < rows; ++r)
+      for (int64_t f = 0; f < half; ++f) {
+        const float angle = static_cast<float>(table ? int32_t(r) : pos[r]) * inv_freq[f];
+        cs[r * half + f] = std::cos(angle);
+        sn[r * half + f] = inverse ? -std::sin(angle) : std::sin(angle);
+      }
+#pragma omp parallel for if (n * heads * d > kGrain) schedule(static)
+    for (int64_t i = 0; i < n; ++i) {
+      const float* c = cs.data() + (table ? pos[i] : i) * half;
+      const float* sv = sn.data() + (table ? pos[i] : i) * half;
+      for (int64_t h = 0; h < heads; ++h) {
+        float* lo = x + (i * heads + h) * d;
+        float* hi = lo + half;
 #pragma omp simd
-          for (int64_t f = 0; f < half; ++f) {
-            const float a = lo[f], b = hi[f];
-            lo[f] = a * cs[f] - b * sn[f];
-            hi[f] = b * cs[f] + a * sn[f];
-          }
+        for (int64_t f = 0; f < half; ++f) {
+          const float a = lo[f], b = hi[f];
+          lo[f] = a * c[f] - b * sv[f];
+          hi[f] = b * c[f] + a * sv[f];
         }
       }
     }
