@@ -16,7 +16,7 @@ status=0
 ctest --output-on-failure --timeout 1800 -j "$(nproc)" "$@" || status=$?
 
 if [ "${SFT_ASAN:-1}" != 0 ]; then
-  asan="${SFT_ASAN_BUILD_DIR:-$build-asan}"
+  asan="${SFT_ASAN_BUILD_DIR:-${build%/}-asan}"  # beside the Release tree, never inside it
   source "$root/scripts/sanitizer-env.sh"
   t0=$(date +%s)
   "$root/scripts/build-asan.sh" "$asan"
