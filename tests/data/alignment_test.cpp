@@ -10,6 +10,7 @@
 #include <cstdlib>
 #include <filesystem>
 
+#include "source_dir.h"
 #include "data/dataset.h"
 #include "data/prepare.h"
 #include "data/template.h"
@@ -23,7 +24,7 @@ namespace fs = std::filesystem;
 // Materialises a tokenizer fixture of the tokenizer layer (compressed in the repo) into a temp folder.
 fs::path fixture_tokenizer_dir(const std::string& which) {
   {
-    const fs::path src = fs::path(SFT_SOURCE_DIR) / "tests" / "fixtures" / "tokenizers" / which;
+    const fs::path src = fs::path(sft::test::source_dir()) / "tests" / "fixtures" / "tokenizers" / which;
     const fs::path out = fs::temp_directory_path() / ("sft_data_" + which + "_" + std::to_string(::getpid()));
     fs::create_directories(out);
     for (const char* name : {"tokenizer.json", "tokenizer_config.json"}) {
@@ -52,7 +53,7 @@ class QwenAlignment : public ::testing::Test {
     if (ok) tok_ = new tok::Tokenizer(tok::Tokenizer::load(dir));
     fs::remove_all(dir);
     if (!ok) return;
-    rows_ = new std::vector<Example>(read_dataset(fs::path(SFT_SOURCE_DIR) / "data" / "alpaca_demo.json").examples);
+    rows_ = new std::vector<Example>(read_dataset(fs::path(sft::test::source_dir()) / "data" / "alpaca_demo.json").examples);
   }
   static void TearDownTestSuite() {
     delete tok_;
@@ -156,7 +157,7 @@ TEST_F(QwenAlignment, ChatmlTargetsAreAssistantTurnsAndImEnd) {
 TEST_F(QwenAlignment, PrepareDatasetIsIdenticalOnSeveralThreads) {
   TokenizerEncoder enc(*tok_);
   PrepareOptions po;
-  po.dataset_path = fs::path(SFT_SOURCE_DIR) / "data" / "alpaca_demo.json";
+  po.dataset_path = fs::path(sft::test::source_dir()) / "data" / "alpaca_demo.json";
   po.max_seq_length = 256;
   po.validation_split = parse_validation_split("0.1");
   po.num_threads = 1;

@@ -4,6 +4,7 @@
 #include <filesystem>
 #include <fstream>
 
+#include "source_dir.h"
 #include "data/dataset.h"
 #include "temp_dir.h"
 #include "util/error.h"
@@ -225,7 +226,7 @@ TEST(ReadDataset, ExtensionAndSniffing) {
 }
 
 TEST(ReadDataset, BundledDemoDataset) {
-  auto r = read_dataset(fs::path(SFT_SOURCE_DIR) / "data" / "alpaca_demo.json");
+  auto r = read_dataset(fs::path(sft::test::source_dir()) / "data" / "alpaca_demo.json");
   ASSERT_EQ(r.examples.size(), 300u);
   EXPECT_EQ(r.rows_skipped, 0);
   EXPECT_EQ(r.examples[0].instruction, "Describe a process of making crepes.");

@@ -6,6 +6,7 @@
 #include <cmath>
 #include <random>
 
+#include "source_dir.h"
 #include "eval/evaluator.h"
 #include "eval/tasks.h"
 #include "util/error.h"
@@ -13,7 +14,7 @@
 namespace {
 
 using namespace sft::eval;
-const std::filesystem::path kData = std::filesystem::path(SFT_SOURCE_DIR) / "tests/fixtures/eval/data";
+const std::filesystem::path kData = std::filesystem::path(sft::test::source_dir()) / "tests/fixtures/eval/data";
 
 TEST(Tasks, MmluPromptZeroAndFewShot) {
   TaskOptions o;

@@ -5,6 +5,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "source_dir.h"
 #include "model/family.h"
 #include "util/error.h"
 
@@ -13,7 +14,7 @@ using namespace sft::model;
 
 namespace {
 
-std::string fixture(const std::string& name) { return std::string(SFT_SOURCE_DIR) + "/tests/fixtures/io/configs/" + name; }
+std::string fixture(const std::string& name) { return std::string(sft::test::source_dir()) + "/tests/fixtures/io/configs/" + name; }
 
 // A minimal valid llama config with one key replaced (or removed when value is "<absent>").
 std::string llama_with(const std::string& key, const std::string& value) {

@@ -9,6 +9,7 @@
 #include <map>
 #include <random>
 
+#include "source_dir.h"
 #include "backend/backend.h"
 #include "model/family.h"
 #include "model/memory_plan.h"
@@ -100,7 +101,7 @@ class CountingBackend final : public backend::Backend {
 
 std::vector<std::filesystem::path> fixture_configs() {
   std::vector<std::filesystem::path> out;
-  for (const auto& e : std::filesystem::directory_iterator(std::string(SFT_SOURCE_DIR) + "/tests/fixtures/io/configs"))
+  for (const auto& e : std::filesystem::directory_iterator(std::string(sft::test::source_dir()) + "/tests/fixtures/io/configs"))
     if (e.path().extension() == ".json") out.push_back(e.path());
   std::sort(out.begin(), out.end());
   return out;

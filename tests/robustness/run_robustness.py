@@ -326,7 +326,8 @@ def output_under_file(env, d):
 def nonfinite(*extra):
     # A finite model whose forward overflows: the final norm's weight 3e38 scales the normalised hidden state past
     # float's range, so the logits (and the loss) are inf/NaN at step 1, as they are in transformers. (A huge learning
-    # rate is no reliable trigger: transformers and sft both saturate to a finite, constant loss after one such step.)
+    # rate is no reliable trigger: whether --learning_rate 1e6 reaches inf/NaN within a few steps depends on rounding;
+    # transformers and sft's current Release build saturate to a finite, constant loss after one such step.)
     def make(env, d):
         tensors = [(n, s, [3e38] * len(v) if n == "model.norm.weight" else v) for n, s, v in random_tensors(CFG)]
         model = write_model(os.path.join(d, "model"), CFG, tensors)

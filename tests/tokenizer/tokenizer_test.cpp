@@ -15,6 +15,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "source_dir.h"
 #include "tokenizer/bpe.h"
 #include "tokenizer/tokenizer.h"
 #include "tokenizer/utf8.h"
@@ -30,7 +31,7 @@ namespace {
 fs::path fixture_dir(const std::string& name) {
   static std::map<std::string, fs::path> done;
   if (auto it = done.find(name); it != done.end()) return it->second;
-  const fs::path src = fs::path(SFT_SOURCE_DIR) / "tests/fixtures/tokenizers" / name;
+  const fs::path src = fs::path(sft::test::source_dir()) / "tests/fixtures/tokenizers" / name;
   static const fs::path root = [] {
     fs::path p = fs::temp_directory_path() / ("sft_tok_test_" + std::to_string(::getpid()));
     std::atexit([] {
