@@ -61,9 +61,9 @@ m = re.search(r"\(([\d.]+) ms per optimizer step\).*gradient exchange ([\d.]+) m
               r"longest wait for the slowest rank ([\d.]+) ms", out)
 comm, exchange, share, wait = (float(g) for g in m.groups()) if m else (0.0, 0.0, 0.0, 0.0)
 m = re.search(r"([\d.]+)% of the positions computed were padding", out)
-if m:  # data parallel: the ranks' own micro-batches (train/row_balance.h)
+if m:  # what the run computed (sft train's summary; ranks and one process with accumulation regroup rows by length)
     padding = float(m.group(1))
-else:  # one process computes the loader's global micro-batches as they are
+else:  # builds that print no padding line: the loader's global micro-batches as they are
     real = total = 0
     for line in open(sys.argv[1] + ".batches.jsonl"):
         b = json.loads(line)
@@ -89,7 +89,7 @@ print(f"communication per optimizer step at 2 ranks (rank 0, inside collectives)
       f"gradient exchange {c['exchange_ms_per_step']:.0f} ms ({c['exchange_share_pct']:.1f}% of the step) + waits; "
       f"longest wait of a rank for the slowest one: {c['max_wait_ms_per_step']:.0f} ms")
 print(f"padding share of the computed positions: 1 rank {a['padding_pct']:.1f}%, 2 ranks {c['padding_pct']:.1f}% "
-      "(2 ranks deal out the step's rows sorted by length)")
+      "(both regroup a step's rows by length: train/row_balance.h)")
 pos = lambda r: r["tokens_per_s"] / (1 - r["padding_pct"] / 100)  # positions computed per second, padding included
 print(f"without the padding saved (positions computed per second): 2 ranks x 1 thread vs 1 rank x 1 thread "
       f"{pos(c) / pos(a):.2f}x (a lower bound of the scaling without the padding saved: padding does not reach the "

@@ -73,7 +73,7 @@ int main(int argc, char** argv) {
 
   timing.reset();
   eval::EvalOptions eo;
-  if (batch > 0) eo.batch.max_docs = batch;
+  if (batch > 0) eo.batch.max_docs = eo.batch.max_group_docs = batch;
   t = clock::now();
   const eval::EvalResults res = eval::evaluate(scorer, std::move(tasks), {}, eo);
   const double score_s = since(t);

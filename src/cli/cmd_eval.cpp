@@ -58,7 +58,7 @@ eval::BatchLimits parse_batch_size(const std::string& s) {
     size_t used = 0;
     const long long n = std::stoll(s, &used);
     if (used == s.size() && n >= 1) {
-      b.max_docs = n;
+      b.max_docs = b.max_group_docs = n;
       b.max_tokens = std::max<int64_t>(b.max_tokens, n * 512);
       return b;
     }

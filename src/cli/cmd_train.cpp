@@ -257,9 +257,11 @@ void train_in_this_process(ParsedTrainArgs& parsed, std::unique_ptr<dist::Commun
   ConsoleObserver obs(cfg.disable_tqdm);
   const train::TrainSummary s = train::run_training(job, obs);
   obs.clear_bar();
-  std::printf("done: %lld steps in %s, final loss %.4f; model saved to %s (loss curve: loss_curve.svg)\n",
-              static_cast<long long>(s.steps), format_duration(s.seconds).c_str(), s.final_loss,
-              s.output_dir.string().c_str());
+  char loss[64];
+  if (std::isfinite(s.final_loss)) std::snprintf(loss, sizeof loss, "%.4f", s.final_loss);
+  else std::snprintf(loss, sizeof loss, "n/a (no step was applied)");
+  std::printf("done: %lld steps in %s, final loss %s; model saved to %s (loss curve: loss_curve.svg)\n",
+              static_cast<long long>(s.steps), format_duration(s.seconds).c_str(), loss, s.output_dir.string().c_str());
   if (s.world_size > 1) {
     const double per_step = s.steps > 0 ? 1e3 / static_cast<double>(s.steps) : 0.0;  // s -> ms per optimizer step
     std::printf("data parallel: rank 0 spent %.2f s in collectives (%.1f ms per optimizer step) of %.1f s; per step: "
@@ -268,6 +270,9 @@ void train_in_this_process(ParsedTrainArgs& parsed, std::unique_ptr<dist::Commun
                 s.comm_seconds, s.comm_seconds * per_step, s.seconds, s.exchange_seconds * per_step,
                 s.steps_seconds > 0 ? 100.0 * s.exchange_seconds / s.steps_seconds : 0.0, s.max_wait_seconds * per_step,
                 s.padded_positions > 0 ? 100.0 * (1.0 - static_cast<double>(s.tokens) / static_cast<double>(s.padded_positions)) : 0.0);
+  } else if (s.padded_positions > 0) {  // micro-batches are right-padded to their longest row
+    std::printf("batches: %.1f%% of the positions computed were padding\n",
+                100.0 * (1.0 - static_cast<double>(s.tokens) / static_cast<double>(s.padded_positions)));
   }
 }
 

@@ -141,7 +141,7 @@ struct TokenScorer::Unit {
 
 std::vector<std::vector<LoglikelihoodResult>> TokenScorer::score_docs(
     const std::vector<std::vector<TokenRequest>>& docs, const BatchLimits& limits) {
-  SFT_CHECK(limits.max_docs >= 1 && limits.max_tokens >= 1, "batch limits must be positive");
+  SFT_CHECK(limits.max_docs >= 1 && limits.max_group_docs >= 1 && limits.max_tokens >= 1, "batch limits must be positive");
   std::vector<std::vector<LoglikelihoodResult>> out(docs.size());
   std::vector<std::vector<Unit>> units(docs.size());
   for (size_t d = 0; d < docs.size(); ++d) {
@@ -222,7 +222,7 @@ std::vector<std::vector<LoglikelihoodResult>> TokenScorer::score_docs(
     const int64_t pm = std::max(pmax, p.prefix), t = std::max(tb, p.longest);
     const int64_t nb = nbr + static_cast<int64_t>(p.units->size());
     const int64_t rows = pm * static_cast<int64_t>(group.size() + 1) + nb * t;
-    if (!group.empty() && (static_cast<int64_t>(group.size()) >= limits.max_docs || rows > limits.max_tokens)) {
+    if (!group.empty() && (static_cast<int64_t>(group.size()) >= limits.max_group_docs || rows > limits.max_tokens)) {
       run_groups(group);
       group.clear();
       pmax = tb = nbr = 0;

@@ -1,11 +1,13 @@
 #include "tokenizer/bpe.h"
 
 #include <algorithm>
+#include <limits>
 
 #include <nlohmann/json.hpp>
 
 #include "tokenizer/utf8.h"
 #include "util/error.h"
+#include "util/json_number.h"
 
 namespace sft::tok {
 
@@ -43,8 +45,8 @@ BpeModel BpeModel::from_json(const nlohmann::json& j, bool byte_level) {
   m.vocab_.reserve(vocab.size());
   int32_t max_id = -1;
   for (auto it = vocab.begin(); it != vocab.end(); ++it) {
-    const int32_t id = it.value().get<int32_t>();
-    SFT_CHECK(id >= 0, "tokenizer.json: negative id for vocab entry '", it.key(), "'");
+    const auto id = static_cast<int32_t>(json_integer(it.value(), "tokenizer.json: id of vocab entry '" + it.key() + "'", 0,
+                                                      kMaxTokenId));
     m.vocab_.emplace(it.key(), id);
     max_id = std::max(max_id, id);
   }

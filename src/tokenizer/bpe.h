@@ -15,6 +15,10 @@
 
 namespace sft::tok {
 
+// Token ids index dense tables (id -> piece), so tokenizer.json ids above this are refused rather than allocating
+// gigabytes for one absurd id; real vocabularies stay far below it (the largest are ~10^6).
+inline constexpr int64_t kMaxTokenId = (int64_t{1} << 24) - 1;
+
 struct StringHash {
   using is_transparent = void;
   size_t operator()(std::string_view s) const noexcept { return std::hash<std::string_view>{}(s); }

@@ -7,6 +7,7 @@
 #include "tokenizer/added_tokens.h"
 #include "tokenizer/bpe.h"
 #include "tokenizer/normalizer.h"
+#include "util/json_number.h"
 #include "tokenizer/pre_tokenizer.h"
 #include "tokenizer/utf8.h"
 #include "util/error.h"
@@ -59,7 +60,9 @@ void parse_post_processor(const json& j, const VocabMap& added, const BpeModel& 
       }
       const std::string name = item.at("SpecialToken").at("id").get<std::string>();
       const auto& spec = j.at("special_tokens").at(name);
-      for (const auto& id : spec.at("ids")) (seen_sequence ? suffix : prefix).push_back(id.get<int32_t>());
+      for (const auto& id : spec.at("ids")) (seen_sequence ? suffix : prefix)
+            .push_back(static_cast<int32_t>(json_integer(id, "tokenizer.json: post_processor special token '" + name + "' id", 0,
+                                                         kMaxTokenId)));
     }
     return;
   }
@@ -126,7 +129,8 @@ Tokenizer Tokenizer::from_json_text(const std::string& tokenizer_json, const std
     for (const auto& a : tj.value("added_tokens", json::array())) {
       AddedToken t;
       t.content = a.at("content").get<std::string>();
-      t.id = a.at("id").get<int32_t>();
+      t.id = static_cast<int32_t>(json_integer(a.at("id"), "tokenizer.json: added token '" + t.content + "' id", 0,
+                                               kMaxTokenId));
       t.single_word = a.value("single_word", false);
       t.lstrip = a.value("lstrip", false);
       t.rstrip = a.value("rstrip", false);

@@ -11,6 +11,7 @@
 
 #include "io/hf_folder.h"
 #include "util/error.h"
+#include "util/json_number.h"
 
 namespace sft::train {
 
@@ -73,28 +74,34 @@ TrainerState trainer_state_from_json(const std::string& text, const std::string&
   TrainerState s;
   try {
     auto j = nlohmann::json::parse(text);
-    s.global_step = j.at("global_step").get<int64_t>();
+    // Integers through json_integer: a float there (1e300) would be undefined behaviour in get<int64_t>().
+    const auto integer = [&](const nlohmann::json& o, const char* key) { return json_integer(o.at(key), path + ": " + key, 0); };
+    const auto integer_or = [&](const nlohmann::json& o, const char* key, int64_t dflt) {  // -1 allowed (eval_steps)
+      return o.contains(key) ? json_integer(o.at(key), path + ": " + key, -1) : dflt;
+    };
+    s.global_step = integer(j, "global_step");
     s.epoch = j.value("epoch", 0.0);
-    s.max_steps = j.value("max_steps", int64_t{0});
+    s.max_steps = integer_or(j, "max_steps", 0);
     s.num_train_epochs = j.value("num_train_epochs", 0.0);
-    s.logging_steps = j.value("logging_steps", int64_t{0});
-    s.save_steps = j.value("save_steps", int64_t{0});
-    s.eval_steps = j.value("eval_steps", int64_t{0});
-    s.train_batch_size = j.value("train_batch_size", int64_t{0});
+    s.logging_steps = integer_or(j, "logging_steps", 0);
+    s.save_steps = integer_or(j, "save_steps", 0);
+    s.eval_steps = integer_or(j, "eval_steps", 0);
+    s.train_batch_size = integer_or(j, "train_batch_size", 0);
     if (j.contains("best_metric") && !j["best_metric"].is_null()) s.best_metric = j["best_metric"].get<double>();
     if (j.contains("best_model_checkpoint") && !j["best_model_checkpoint"].is_null())
       s.best_model_checkpoint = j["best_model_checkpoint"].get<std::string>();
     for (const auto& row : j.at("log_history")) s.log_history.push_back(log_row_from_json(row.dump()));
     const auto& r = j.at("sft_resume");
-    s.loader_epoch = r.at("loader_epoch").get<int64_t>();
-    s.loader_index = r.at("loader_index").get<int64_t>();
+    s.loader_epoch = integer(r, "loader_epoch");
+    s.loader_index = integer(r, "loader_index");
     s.window.loss_sum = parse_double_text(r.at("window_loss_sum").get<std::string>(), path + ": sft_resume.window_loss_sum");
-    s.window.targets = r.at("window_targets").get<int64_t>();
-    s.window.tokens = r.at("window_tokens").get<int64_t>();
-    s.window.steps = r.at("window_steps").get<int64_t>();
+    s.window.targets = integer(r, "window_targets");
+    s.window.tokens = integer(r, "window_tokens");
+    s.window.steps = integer(r, "window_steps");
     if (r.contains("window_model_flops")) s.window.model_flops = std::stod(r.at("window_model_flops").get<std::string>());
+    SFT_CHECK(r.at("seed").is_number_integer(), path, ": seed: expected an integer, got ", r.at("seed").dump());
     s.seed = r.at("seed").get<uint64_t>();
-    s.rows_per_micro_batch = r.value("rows_per_micro_batch", int64_t{0});
+    s.rows_per_micro_batch = integer_or(r, "rows_per_micro_batch", 0);
   } catch (const nlohmann::json::exception& e) {
     throw Error(path + ": not a trainer_state.json written by sft train (" + e.what() + ")");
   }

@@ -237,7 +237,7 @@ TrainSummary run_training(const TrainJob& job, TrainObserver& obs) {
   const auto t_start = Clock::now();
   const double comm_at_start = comm.comm_seconds();  // setup collectives (broadcasts, resume) are not counted
   auto t_window = t_start;
-  double last_step_loss = 0, last_logged = NAN;
+  double last_step_loss = NAN, last_logged = NAN;  // NaN until a step is applied (all may be skipped)
   int64_t run_tokens = 0;
   double wait_seconds = 0, exchange_seconds = 0;  // data parallel: see TrainSummary
   int64_t padded_positions = 0;                    // B x T of every micro-batch this rank trained on
@@ -258,7 +258,7 @@ TrainSummary run_training(const TrainJob& job, TrainObserver& obs) {
     st.log_history.push_back(row);
     if (root) append_line(log_file, log_row_json(row));
     obs.on_log(row);
-    last_logged = row.loss;
+    if (st.window.targets > 0) last_logged = row.loss;  // a window of skipped steps has no loss
     st.window.reset();
     t_window = Clock::now();
   };

@@ -183,7 +183,10 @@ TEST(Scorer, BatchedDocsMatchBruteForce) {
   for (auto [max_docs, max_tokens] : {std::pair<int64_t, int64_t>{1, 4096}, {3, 4096}, {64, 4096}, {64, 60}}) {
     FakeModel m;
     sft::eval::TokenScorer scorer(m, L);
-    auto got = scorer.score_docs(docs, {max_docs, max_tokens});
+    sft::eval::BatchLimits limits;
+    limits.max_docs = limits.max_group_docs = max_docs;
+    limits.max_tokens = max_tokens;
+    auto got = scorer.score_docs(docs, limits);
     int truncated = 0;
     for (size_t d = 0; d < docs.size(); ++d)
       for (size_t c = 0; c < docs[d].size(); ++c) {

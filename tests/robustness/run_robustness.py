@@ -627,7 +627,8 @@ CASES = [
 # Extra checks on the outcome (beyond rc and message): name -> fn(case_dir, result) -> None or a failure text.
 EXTRA = {
     "train/nonfinite_loss_stops": no_final_model,
-    "train/nonfinite_skipped_on_request": lambda d, r: final_model_saved(d, r) or stdout_has("update skipped")(d, r),
+    "train/nonfinite_skipped_on_request": lambda d, r: (final_model_saved(d, r) or stdout_has("update skipped")(d, r)
+                                                        or stdout_has("final loss n/a")(d, r)),
     "checkpoint/resume_finished_run": lambda d, r: stdout_lacks("final loss 0.0000")(d, r) or stdout_has("final loss")(d, r),
     "data/seed_csv_with_empty_outputs_trains": final_model_saved,
     "tokenizer/empty_text_is_valid": lambda d, r: None if r.stdout.strip() == "" else f"stdout {r.stdout!r}",

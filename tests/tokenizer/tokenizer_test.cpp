@@ -194,6 +194,26 @@ TEST(Tokenizer, LoadErrorsNameTheProblem) {
   } catch (const sft::Error& e) {
     EXPECT_NE(std::string(e.what()).find("WordPiece"), std::string::npos) << e.what();
   }
+  // Ids that are not small non-negative integers (a fuzz finding: a float id of 2e108 was undefined behaviour in the
+  // integer conversion; a huge id would size the id -> piece table): one error naming the entry, never a conversion.
+  const std::vector<std::pair<std::string, std::string>> bad_ids = {
+      {R"({"model": {"type": "BPE", "vocab": {"a": 2.18e108}, "merges": []}})", "vocab entry 'a'"},
+      {R"({"model": {"type": "BPE", "vocab": {"a": 1.5}, "merges": []}})", "vocab entry 'a'"},
+      {R"({"model": {"type": "BPE", "vocab": {"a": 4000000000}, "merges": []}})", "out of range"},
+      {R"({"model": {"type": "BPE", "vocab": {"a": -3}, "merges": []}})", "out of range"},
+      {R"({"added_tokens": [{"content": "<x>", "id": 1e300}], "model": {"type": "BPE", "vocab": {"a": 0}, "merges": []}})",
+       "added token '<x>'"},
+  };
+  for (const auto& [json, want] : bad_ids) {
+    sft::write_file_atomic(dir / "tokenizer.json", json);
+    try {
+      Tokenizer::load(dir);
+      ADD_FAILURE() << "expected an error for " << json;
+    } catch (const sft::Error& e) {
+      EXPECT_NE(std::string(e.what()).find(want), std::string::npos) << e.what();
+      EXPECT_NE(std::string(e.what()).find("tokenizer.json"), std::string::npos) << e.what();
+    }
+  }
   fs::remove_all(dir);
 }
 
