@@ -43,17 +43,22 @@ double AdamW::clip_grad_norm(double max_norm) {
   return norm;
 }
 
+backend::AdamWArgs AdamWHyper::args(double lr, bool decay, int64_t step) const {
+  backend::AdamWArgs a;
+  a.lr = static_cast<float>(lr);
+  a.beta1 = static_cast<float>(beta1);
+  a.beta2 = static_cast<float>(beta2);
+  a.eps = static_cast<float>(eps);
+  a.weight_decay = decay ? static_cast<float>(weight_decay) : 0.0f;
+  a.step = step;
+  return a;
+}
+
 void AdamW::step(double lr) {
   ++step_;
   for (size_t i = 0; i < params_.size(); ++i) {
     const auto& p = params_[i];
-    backend::AdamWArgs a;
-    a.lr = static_cast<float>(lr);
-    a.beta1 = static_cast<float>(hyper_.beta1);
-    a.beta2 = static_cast<float>(hyper_.beta2);
-    a.eps = static_cast<float>(hyper_.eps);
-    a.weight_decay = p.decay ? static_cast<float>(hyper_.weight_decay) : 0.0f;
-    a.step = step_;
+    const backend::AdamWArgs a = hyper_.args(lr, p.decay, step_);
     be_.adamw_step(p.value, p.grad, m_[i], v_[i], p.numel, a);
   }
 }

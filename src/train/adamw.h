@@ -8,6 +8,7 @@
 #include "model/model.h"
 
 namespace sft::backend {
+struct AdamWArgs;
 class Backend;
 }
 
@@ -15,6 +16,8 @@ namespace sft::train {
 
 struct AdamWHyper {
   double beta1 = 0.9, beta2 = 0.999, eps = 1e-8, weight_decay = 0.0;
+  // The backend's per-call arguments for one parameter (weight decay only where the parameter takes it).
+  backend::AdamWArgs args(double lr, bool decay, int64_t step) const;
 };
 
 class AdamW {

@@ -164,13 +164,7 @@ void DataParallelAdamW::step(double lr) {
   ++step_;
   for (const auto& s : owned_) {
     const auto& p = params_[s.param];
-    backend::AdamWArgs a;
-    a.lr = static_cast<float>(lr);
-    a.beta1 = static_cast<float>(hyper_.beta1);
-    a.beta2 = static_cast<float>(hyper_.beta2);
-    a.eps = static_cast<float>(hyper_.eps);
-    a.weight_decay = p.decay ? static_cast<float>(hyper_.weight_decay) : 0.0f;
-    a.step = step_;
+    const backend::AdamWArgs a = hyper_.args(lr, p.decay, step_);
     be_.adamw_step(p.value + s.param_off, seg_grad(s), m_ + s.state_off, v_ + s.state_off, s.n, a);
   }
   if (opts_.zero_stage == 0) return;
