@@ -257,7 +257,6 @@ Workspace Decoder::make_workspace(int64_t n, bool training, int64_t chunk) {
   for (int64_t i = 0; i < n_layers; ++i) {
     LayerActs a;
     a.rstd1 = DeviceBuffer<float>(be_, n);
-    a.xn1 = DeviceBuffer<float>(be_, n * D.H);
     a.q = DeviceBuffer<float>(be_, n * D.QD);
     a.k = DeviceBuffer<float>(be_, n * D.KD);
     a.v = DeviceBuffer<float>(be_, n * D.KD);
@@ -265,7 +264,6 @@ Workspace Decoder::make_workspace(int64_t n, bool training, int64_t chunk) {
     a.lse = DeviceBuffer<float>(be_, n * D.Hq);
     a.mid = DeviceBuffer<float>(be_, n * D.H);
     a.rstd2 = DeviceBuffer<float>(be_, n);
-    a.xn2 = DeviceBuffer<float>(be_, n * D.H);
     a.gate = DeviceBuffer<float>(be_, n * D.I);
     a.up = DeviceBuffer<float>(be_, n * D.I);
     if (cfg_.qk_norm) {
@@ -279,6 +277,8 @@ Workspace Decoder::make_workspace(int64_t n, bool training, int64_t chunk) {
   ws.rstdf = DeviceBuffer<float>(be_, n);
   ws.xnf = DeviceBuffer<float>(be_, n * D.H);
   ws.h = DeviceBuffer<float>(be_, n * D.I);
+  ws.xn = DeviceBuffer<float>(be_, n * D.H);
+  if (training) ws.rstd = DeviceBuffer<float>(be_, n);
   if (training) {
     ws.dR = DeviceBuffer<float>(be_, n * D.H);
     ws.dxn = DeviceBuffer<float>(be_, n * D.H);
@@ -357,8 +357,8 @@ void Decoder::layer_forward(int64_t l, const float* x, float* out, LayerActs& a,
   const float eps = static_cast<float>(cfg_.rms_norm_eps);
   lora_training_ = ws.training;  // LoRA dropout only in training passes
   if (lora_) lora_->reserve(n);
-  be_.rmsnorm_forward(a.xn1.get(), a.rstd1.get(), x, value(w.in_norm), n, D.H, eps);
-  const Operand xn1 = operand(a.xn1.get(), n * D.H, ws, 0);
+  be_.rmsnorm_forward(ws.xn.get(), a.rstd1.get(), x, value(w.in_norm), n, D.H, eps);
+  const Operand xn1 = operand(ws.xn.get(), n * D.H, ws, 0);
   // With q/k norms the projections land in q_raw/k_raw and the per-head RMSNorm (over head_dim, rows = n*heads)
   // writes the normalised heads where RoPE and attention expect them.
   float* q_proj = cfg_.qk_norm ? a.q_raw.get() : a.q.get();
@@ -377,13 +377,20 @@ void Decoder::layer_forward(int64_t l, const float* x, float* out, LayerActs& a,
   else be_.attention_forward(a.att.get(), a.lse.get(), a.q.get(), k_all, v_all, doc, s);
   be_.copy(a.mid.get(), x, static_cast<size_t>(n * D.H) * sizeof(float));
   linear_forward(w.o, operand(a.att.get(), n * D.QD, ws, 0), n, a.mid.get(), true);
-  be_.rmsnorm_forward(a.xn2.get(), a.rstd2.get(), a.mid.get(), value(w.post_norm), n, D.H, eps);
-  const Operand xn2 = operand(a.xn2.get(), n * D.H, ws, 0);
+  be_.rmsnorm_forward(ws.xn.get(), a.rstd2.get(), a.mid.get(), value(w.post_norm), n, D.H, eps);
+  const Operand xn2 = operand(ws.xn.get(), n * D.H, ws, 0);
   linear_forward(w.gate, xn2, n, a.gate.get(), false);
   linear_forward(w.up, xn2, n, a.up.get(), false);
   be_.swiglu_forward(ws.h.get(), a.gate.get(), a.up.get(), n * D.I);
   if (out != a.mid.get()) be_.copy(out, a.mid.get(), static_cast<size_t>(n * D.H) * sizeof(float));
   linear_forward(w.down, operand(ws.h.get(), n * D.I, ws, 0), n, out, true);
+}
+
+const float* Decoder::recompute_norm(Workspace& ws, const float* x, int64_t norm_weight, int64_t n) {
+  // Same kernel and input as the forward, so the same bits; 1/rms goes to scratch (the saved one stays untouched).
+  be_.rmsnorm_forward(ws.xn.get(), ws.rstd.get(), x, value(norm_weight), n, dims_.H,
+                      static_cast<float>(cfg_.rms_norm_eps));
+  return ws.xn.get();
 }
 
 void Decoder::final_norm(Workspace& ws, const float* x, int64_t n) {
@@ -467,7 +474,7 @@ void Decoder::backward_all(Workspace& ws, const Batch& b) {
     // dh overwrites h (free after dWd): the seam computes dW before dx
     linear_backward(w.down, operand(dR, n * D.H, ws, 1), operand(ws.h.get(), n * D.I, ws, 0), n, ws.h.get(), false);
     be_.swiglu_backward(ws.dgate.get(), ws.dup.get(), ws.h.get(), a.gate.get(), a.up.get(), n * D.I);
-    const Operand xn2 = operand(a.xn2.get(), n * D.H, ws, 0);
+    const Operand xn2 = operand(recompute_norm(ws, a.mid.get(), w.post_norm, n), n * D.H, ws, 0);
     linear_backward(w.gate, operand(ws.dgate.get(), n * D.I, ws, 1), xn2, n, ws.dxn.get(), false);
     linear_backward(w.up, operand(ws.dup.get(), n * D.I, ws, 1), xn2, n, ws.dxn.get(), true);
     be_.rmsnorm_backward(dR, norm_grad(w.post_norm), ws.dxn.get(), a.mid.get(), value(w.post_norm), a.rstd2.get(), n,
@@ -491,7 +498,7 @@ void Decoder::backward_all(Workspace& ws, const Batch& b) {
       dq = ws.dq_raw.get();
       dk = ws.dk_raw.get();
     }
-    const Operand xn1 = operand(a.xn1.get(), n * D.H, ws, 0);
+    const Operand xn1 = operand(recompute_norm(ws, ws.resid[l].get(), w.in_norm, n), n * D.H, ws, 0);
     linear_backward(w.q, operand(dq, n * D.QD, ws, 1), xn1, n, ws.dxn.get(), false);
     linear_backward(w.k, operand(dk, n * D.KD, ws, 1), xn1, n, ws.dxn.get(), true);
     linear_backward(w.v, operand(ws.dv.get(), n * D.KD, ws, 1), xn1, n, ws.dxn.get(), true);

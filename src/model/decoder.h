@@ -44,10 +44,12 @@ struct Operand {
 };
 
 // Activations of one layer for n token rows. In training every layer keeps its own (saved for the backward);
-// inference reuses a single one for all layers. q_raw/k_raw/rstd_q/rstd_k exist only with q/k norms (Qwen3):
+// inference reuses a single one for all layers. The normalised inputs of the projections are not saved: the backward
+// recomputes them from the saved residual (resid / mid) and 1/rms (Workspace::xn), which costs one elementwise pass and
+// saves 2 x hidden floats per token per layer. q_raw/k_raw/rstd_q/rstd_k exist only with q/k norms (Qwen3):
 // the projections before the per-head RMSNorm and its saved 1/rms.
 struct LayerActs {
-  DeviceBuffer<float> rstd1, xn1, q, k, v, att, lse, mid, rstd2, xn2, gate, up;
+  DeviceBuffer<float> rstd1, q, k, v, att, lse, mid, rstd2, gate, up;
   DeviceBuffer<float> q_raw, k_raw, rstd_q, rstd_k;
 };
 
@@ -60,6 +62,7 @@ struct Workspace {
   std::vector<LayerActs> layers;           // training: L; inference: 1
   DeviceBuffer<float> rstdf, xnf;          // final norm
   DeviceBuffer<float> h;                   // swiglu output (recomputed in the backward instead of saved)
+  DeviceBuffer<float> xn, rstd;            // a norm's output, the projections' input (recomputed in the backward)
   // backward scratch (training only)
   DeviceBuffer<float> dR, dxn, dgate, dup, dq, dk, dv, datt;
   DeviceBuffer<float> dq_raw, dk_raw;  // q/k norm families only: gradients before the per-head norm
@@ -121,6 +124,8 @@ class Decoder final : public Model {
                      const int32_t* pos, const int32_t* doc, const std::function<void()>& before_attention = {},
                      const std::function<void()>& attend = {});
   void final_norm(Workspace& ws, const float* x, int64_t n);
+  // The normalised input of a projection, recomputed in the backward from the saved residual x (into ws.xn).
+  const float* recompute_norm(Workspace& ws, const float* x, int64_t norm_weight, int64_t n);
   // Logits [rows, V] of rows of xnf starting at row r0, into ws.logits (rows <= chunk capacity).
   void head_logits(Workspace& ws, const float* x, int64_t rows);
   int64_t head_chunk_rows() const;
