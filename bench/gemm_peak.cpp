@@ -3,7 +3,9 @@
 // training step of a model shape (forward, dX and dW of each linear layer and the LM head chunk), so that a library
 // version can be judged on the shapes that matter rather than on a square. The PyTorch peer is
 // bench/peers/torch_gemm.py; bench/train_step.sh runs both in the same run. Prints JSON lines.
-// usage: gemm_peak [--size 2048] [--reps 5] [--shapes qwen2.5-0.5b|smollm2-135m] [--tokens 2048]
+// usage: gemm_peak [--size 2048] [--reps 5] [--shapes qwen2.5-0.5b|smollm2-135m] [--tokens 2048] [--head_chunk_mib 64]
+// (--head_chunk_mib: the fp32 logits of one LM-head chunk, as model/decoder.cpp head_chunk_rows sizes it; to weigh
+// the chunk size against the gemm efficiency of its shapes)
 // Builds against oneDNN 2.x (Debian) and 3.x (the PyPI wheel) alike, so one source can compare the two.
 #include <algorithm>
 #include <chrono>
@@ -101,12 +103,12 @@ struct Shape {
 };
 
 // The gemms of one training step for n token rows (decoder.cpp's calls: Y = X W^T, dX = dY W, dW += dY^T X).
-std::vector<Shape> step_shapes(const std::string& model, int64_t n) {
+std::vector<Shape> step_shapes(const std::string& model, int64_t n, int64_t head_chunk_mib) {
   int64_t H, I, QD, KD, V;
   if (model == "qwen2.5-0.5b") H = 896, I = 4864, QD = 896, KD = 128, V = 151936;
   else if (model == "smollm2-135m") H = 576, I = 1536, QD = 576, KD = 192, V = 49152;
   else return {};
-  const int64_t chunk = std::clamp<int64_t>((int64_t{16} << 20) / V, 16, 4096);
+  const int64_t chunk = std::clamp<int64_t>((head_chunk_mib << 18) / V, 16, 4096);  // MiB / 4 B per logit
   std::vector<Shape> s;
   auto linear = [&](const char* what, int64_t out, int64_t in) {
     s.push_back({what, n, out, in, false, true, 0.0f});   // forward
@@ -126,7 +128,7 @@ std::vector<Shape> step_shapes(const std::string& model, int64_t n) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  int64_t size = 2048, tokens = 2048;
+  int64_t size = 2048, tokens = 2048, head_chunk_mib = 64;
   int reps = 5;
   std::string shapes;
   for (int i = 1; i + 1 < argc; i += 2) {
@@ -135,6 +137,7 @@ int main(int argc, char** argv) {
     else if (k == "--reps") reps = std::stoi(v);
     else if (k == "--shapes") shapes = v;
     else if (k == "--tokens") tokens = std::stoll(v);
+    else if (k == "--head_chunk_mib") head_chunk_mib = std::stoll(v);
     else {
       std::fprintf(stderr, "gemm_peak: unknown flag %s\n", k.c_str());
       return 2;
@@ -159,7 +162,7 @@ int main(int argc, char** argv) {
     std::fflush(stdout);
   }
   double flop = 0, secs = 0;
-  for (const Shape& s : step_shapes(shapes, tokens)) {
+  for (const Shape& s : step_shapes(shapes, tokens, head_chunk_mib)) {
     const Result r = time_matmul(eng, st, s.M, s.N, s.K, s.ta, s.tb, dt::f32, reps, s.beta);
     const double f = 2.0 * s.M * s.N * s.K;
     flop += f, secs += f / (r.gflops * 1e9);

@@ -127,7 +127,7 @@ void add_json_row(std::string_view text, const std::string& origin, RowSink& sin
   json row;
   try {
     row = json::parse(s);
-  } catch (const json::parse_error& e) {
+  } catch (const json::exception& e) {  // parse_error, and out_of_range for a number that overflows a double (1e999)
     sink.fail(origin + ": malformed JSON: " + e.what());
     return;
   }

@@ -98,7 +98,9 @@ TrainerState trainer_state_from_json(const std::string& text, const std::string&
     s.window.targets = integer(r, "window_targets");
     s.window.tokens = integer(r, "window_tokens");
     s.window.steps = integer(r, "window_steps");
-    if (r.contains("window_model_flops")) s.window.model_flops = std::stod(r.at("window_model_flops").get<std::string>());
+    if (r.contains("window_model_flops"))
+      s.window.model_flops = parse_double_text(r.at("window_model_flops").get<std::string>(),
+                                               path + ": sft_resume.window_model_flops");
     SFT_CHECK(r.at("seed").is_number_integer(), path, ": seed: expected an integer, got ", r.at("seed").dump());
     s.seed = r.at("seed").get<uint64_t>();
     s.rows_per_micro_batch = integer_or(r, "rows_per_micro_batch", 0);

@@ -9,6 +9,7 @@
 #include <nlohmann/json.hpp>
 
 #include "util/error.h"
+#include "util/json_number.h"
 
 namespace sft::train {
 
@@ -32,7 +33,7 @@ std::string log_row_json(const LogRow& r) {
 LogRow log_row_from_json(const std::string& text) {
   auto j = nlohmann::json::parse(text);
   LogRow r;
-  r.step = j.at("step").get<int64_t>();
+  r.step = json_integer(j.at("step"), "log_history: step", 0);  // a float there would be UB in get<int64_t>()
   r.epoch = j.value("epoch", 0.0);
   if (j.contains("eval_loss")) {
     r.eval_loss = j["eval_loss"].get<double>();
@@ -42,7 +43,7 @@ LogRow log_row_from_json(const std::string& text) {
     r.grad_norm = j.value("grad_norm", 0.0);
     r.tokens_per_second = j.value("tokens_per_second", 0.0);
     r.model_flops_per_second = j.value("model_flops_per_second", 0.0);
-    r.tokens = j.value("num_tokens", int64_t{0});
+    r.tokens = j.contains("num_tokens") ? json_integer(j.at("num_tokens"), "log_history: num_tokens", 0) : 0;
   }
   return r;
 }
