@@ -93,13 +93,14 @@ int64_t json_uint(const json& v, const std::string& what) {
   return static_cast<int64_t>(u);
 }
 
+}  // namespace
+
 std::string shape_str(const std::vector<int64_t>& s) {
   std::string out = "[";
   for (size_t i = 0; i < s.size(); ++i) out += (i ? ", " : "") + std::to_string(s[i]);
   return out + "]";
 }
 
-}  // namespace
 
 size_t dtype_size(DType d) { return dtype_entry(d).size; }
 const char* dtype_name(DType d) { return dtype_entry(d).name; }

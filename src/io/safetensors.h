@@ -23,6 +23,7 @@ struct TensorInfo {
   size_t begin = 0, end = 0;  // byte offsets relative to the data section
   int64_t numel() const;
 };
+std::string shape_str(const std::vector<int64_t>& shape);  // "[896, 151936]", for error messages
 
 // One .safetensors file, memory-mapped. The constructor validates every rule of the format and throws sft::Error
 // naming the file and tensor on the first violation.

@@ -120,20 +120,12 @@ std::vector<std::string> WeightStore::names() const {
   return out;
 }
 
-namespace {
-std::string shape_text(const std::vector<int64_t>& s) {
-  std::string out = "[";
-  for (size_t i = 0; i < s.size(); ++i) out += (i ? ", " : "") + std::to_string(s[i]);
-  return out + "]";
-}
-}  // namespace
-
 void WeightStore::read_f32(const std::string& name, float* dst, const std::vector<int64_t>& expected_shape) const {
   const TensorInfo& t = info(name);
   const SafetensorsFile& f = file_of(name);
   const std::string where = f.path().string() + ": tensor \"" + name + "\"";
-  SFT_CHECK(expected_shape.empty() || expected_shape == t.shape, where, ": shape ", shape_text(t.shape),
-            ", expected ", shape_text(expected_shape));
+  SFT_CHECK(expected_shape.empty() || expected_shape == t.shape, where, ": shape ", shape_str(t.shape),
+            ", expected ", shape_str(expected_shape));
   convert_to_f32(t.dtype, f.data(t), t.numel(), dst, where);
 }
 
@@ -141,8 +133,8 @@ void WeightStore::read_bf16(const std::string& name, uint16_t* dst, const std::v
   const TensorInfo& t = info(name);
   const SafetensorsFile& f = file_of(name);
   const std::string where = f.path().string() + ": tensor \"" + name + "\"";
-  SFT_CHECK(expected_shape.empty() || expected_shape == t.shape, where, ": shape ", shape_text(t.shape),
-            ", expected ", shape_text(expected_shape));
+  SFT_CHECK(expected_shape.empty() || expected_shape == t.shape, where, ": shape ", shape_str(t.shape),
+            ", expected ", shape_str(expected_shape));
   convert_to_bf16(t.dtype, f.data(t), t.numel(), dst, where);
 }
 

@@ -27,12 +27,6 @@ bool module_matches(const std::string& module, const std::string& entry) {
   return module == entry || ends_with(module, "." + entry);
 }
 
-std::string shape_str(const std::vector<int64_t>& s) {
-  std::string out = "[";
-  for (size_t i = 0; i < s.size(); ++i) out += (i ? ", " : "") + std::to_string(s[i]);
-  return out + "]";
-}
-
 std::string short_names(const std::vector<LinearInfo>& linears) {
   std::set<std::string> kinds;
   for (const auto& l : linears) kinds.insert(l.module.substr(l.module.rfind('.') + 1));
@@ -160,8 +154,8 @@ void LoraAdapters::load(const io::SafetensorsFile& f) {
       const std::vector<int64_t> want = ab == 0 ? std::vector<int64_t>{r_, L.in} : std::vector<int64_t>{L.out, r_};
       const io::TensorInfo* ti = f.find(name);
       SFT_CHECK(ti, f.path().string(), ": tensor ", name, " is missing (the adapter does not cover this layer)");
-      SFT_CHECK(ti->shape == want, f.path().string(), ": tensor ", name, " has shape ", shape_str(ti->shape),
-                " but this model needs ", shape_str(want));
+      SFT_CHECK(ti->shape == want, f.path().string(), ": tensor ", name, " has shape ", io::shape_str(ti->shape),
+                " but this model needs ", io::shape_str(want));
       io::convert_to_f32(ti->dtype, f.data(*ti), ti->numel(), host.data() + (ab == 0 ? off_a_[t] : off_b_[t]),
                          f.path().string() + ": " + name);
     }
@@ -304,15 +298,15 @@ io::LoraAdapterConfig check_adapter(const fs::path& adapter_dir, const io::Model
                 model_cfg.model_type, ", ", model_cfg.num_hidden_layers, " layers)");
       const LinearInfo& L = *it->second;
       const std::vector<int64_t> want = is_a ? std::vector<int64_t>{acfg.r, L.in} : std::vector<int64_t>{L.out, acfg.r};
-      SFT_CHECK(t.shape == want, wfile.string(), ": tensor ", name, " has shape ", shape_str(t.shape),
+      SFT_CHECK(t.shape == want, wfile.string(), ": tensor ", name, " has shape ", io::shape_str(t.shape),
                 " but the base model's ", module, " is [", L.out, ", ", L.in, "] with r ", acfg.r, ", so it must be ",
-                shape_str(want));
+                io::shape_str(want));
     } else {
       auto it = base_shapes.find(rest);
       SFT_CHECK(it != base_shapes.end() && saved.count(rest), wfile.string(), ": tensor ", name,
                 " is neither a LoRA tensor nor a tensor of a module in modules_to_save");
-      SFT_CHECK(t.shape == it->second, wfile.string(), ": tensor ", name, " has shape ", shape_str(t.shape),
-                " but the base model's ", rest, " is ", shape_str(it->second));
+      SFT_CHECK(t.shape == it->second, wfile.string(), ": tensor ", name, " has shape ", io::shape_str(t.shape),
+                " but the base model's ", rest, " is ", io::shape_str(it->second));
     }
     seen.insert(name);
   }

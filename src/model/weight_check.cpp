@@ -11,16 +11,6 @@
 
 namespace sft::model {
 
-namespace {
-
-std::string shape_text(const std::vector<int64_t>& s) {
-  std::string out = "[";
-  for (size_t i = 0; i < s.size(); ++i) out += (i ? ", " : "") + std::to_string(s[i]);
-  return out + "]";
-}
-
-}  // namespace
-
 void check_config_bounds(const io::ModelConfig& c, const std::string& where) {
   auto bound = [&](const char* key, int64_t v, int log2_max) {
     SFT_CHECK(v <= (int64_t{1} << log2_max), where, ": \"", key, "\" is ", v, ", more than any model this program can ",
@@ -70,8 +60,8 @@ void check_weights_match_config(const io::ModelConfig& cfg, const io::WeightStor
   for (const auto& w : tensor_table(cfg)) {
     const io::TensorInfo& t = ws.info(w.name);  // throws naming the tensor when absent
     const std::string file = ws.file_of(w.name).path().string();
-    SFT_CHECK(t.shape == w.shape, file, ": tensor \"", w.name, "\" has shape ", shape_text(t.shape), ", ", cfg_name,
-              " implies ", shape_text(w.shape));
+    SFT_CHECK(t.shape == w.shape, file, ": tensor \"", w.name, "\" has shape ", io::shape_str(t.shape), ", ", cfg_name,
+              " implies ", io::shape_str(w.shape));
     SFT_CHECK(t.dtype == io::DType::F32 || t.dtype == io::DType::BF16 || t.dtype == io::DType::F16, file, ": tensor \"", w.name,
               "\" has dtype ", io::dtype_name(t.dtype), ", expected F32, BF16 or F16");
   }
