@@ -10,22 +10,6 @@
 
 namespace sft::backend::conformance {
 
-std::vector<float> randn(size_t n, uint64_t seed, float stddev) {
-  std::mt19937_64 rng(seed);
-  std::normal_distribution<float> d(0.0f, stddev);
-  std::vector<float> v(n);
-  for (auto& x : v) x = d(rng);
-  return v;
-}
-
-std::vector<int32_t> randint(size_t n, int32_t lo, int32_t hi, uint64_t seed) {
-  std::mt19937_64 rng(seed);
-  std::uniform_int_distribution<int32_t> d(lo, hi - 1);
-  std::vector<int32_t> v(n);
-  for (auto& x : v) x = d(rng);
-  return v;
-}
-
 double rel_err(const std::vector<float>& got, const std::vector<float>& want) {
   if (got.size() != want.size()) return INFINITY;
   double mx = 0, mref = 0;

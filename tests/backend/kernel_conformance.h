@@ -18,6 +18,7 @@
 #include <vector>
 
 #include "backend/backend.h"
+#include "backend_test_buffers.h"
 
 namespace sft::backend::conformance {
 
@@ -42,33 +43,9 @@ struct BackendCase {
 
 inline std::string case_name(const ::testing::TestParamInfo<BackendCase>& info) { return info.param.name; }
 
-// A buffer of n elements of T on a backend (device memory on CUDA, host memory on the CPU backends), freed with it.
-template <class T>
-class Buf {
- public:
-  Buf(Backend& be, size_t n) : be_(&be), n_(n), p_(static_cast<T*>(be.alloc(std::max<size_t>(n, 1) * sizeof(T)))) {}
-  Buf(Backend& be, const std::vector<T>& host) : Buf(be, host.size()) { set(host); }
-  ~Buf() { be_->free(p_); }
-  Buf(const Buf&) = delete;
-  Buf& operator=(const Buf&) = delete;
-  T* get() const { return p_; }
-  operator T*() const { return p_; }
-  size_t size() const { return n_; }
-  void set(const std::vector<T>& host) { be_->upload(p_, host.data(), host.size() * sizeof(T)); }
-  std::vector<T> host() const {
-    std::vector<T> out(n_);
-    be_->download(out.data(), p_, n_ * sizeof(T));
-    return out;
-  }
-
- private:
-  Backend* be_;
-  size_t n_;
-  T* p_;
-};
-
-std::vector<float> randn(size_t n, uint64_t seed, float stddev = 1.0f);
-std::vector<int32_t> randint(size_t n, int32_t lo, int32_t hi, uint64_t seed);
+using test_buffers::Buf;  // backend_test_buffers.h (shared with the GPU tests)
+using test_buffers::randint;
+using test_buffers::randn;
 // max|got - want| / max|want| (absolute when want is all zero); sizes must match.
 double rel_err(const std::vector<float>& got, const std::vector<float>& want);
 

@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "backend/backend.h"
+#include "../backend/backend_test_buffers.h"
 #include "util/error.h"
 
 namespace sft::gputest {
@@ -32,46 +33,9 @@ inline std::unique_ptr<backend::Backend> try_cuda(std::string* why) {
   auto var = ::sft::gputest::try_cuda(&var##_why);              \
   if (!var) GTEST_SKIP() << "no CUDA device: " << var##_why
 
-// A buffer of n elements of T on a backend, freed with it.
-template <class T>
-class Buf {
- public:
-  Buf(backend::Backend& be, size_t n) : be_(&be), n_(n), p_(static_cast<T*>(be.alloc(std::max<size_t>(n, 1) * sizeof(T)))) {}
-  Buf(backend::Backend& be, const std::vector<T>& host) : Buf(be, host.size()) { set(host); }
-  ~Buf() { be_->free(p_); }
-  Buf(const Buf&) = delete;
-  Buf& operator=(const Buf&) = delete;
-  T* get() const { return p_; }
-  operator T*() const { return p_; }
-  size_t size() const { return n_; }
-  void set(const std::vector<T>& host) { be_->upload(p_, host.data(), host.size() * sizeof(T)); }
-  std::vector<T> host() const {
-    std::vector<T> out(n_);
-    be_->download(out.data(), p_, n_ * sizeof(T));
-    return out;
-  }
-
- private:
-  backend::Backend* be_;
-  size_t n_;
-  T* p_;
-};
-
-inline std::vector<float> randn(size_t n, uint64_t seed, float stddev = 1.0f) {
-  std::mt19937_64 rng(seed);
-  std::normal_distribution<float> d(0.0f, stddev);
-  std::vector<float> v(n);
-  for (auto& x : v) x = d(rng);
-  return v;
-}
-
-inline std::vector<int32_t> randint(size_t n, int32_t lo, int32_t hi, uint64_t seed) {
-  std::mt19937_64 rng(seed);
-  std::uniform_int_distribution<int32_t> d(lo, hi - 1);
-  std::vector<int32_t> v(n);
-  for (auto& x : v) x = d(rng);
-  return v;
-}
+using backend::test_buffers::Buf;  // tests/backend/backend_test_buffers.h (shared with the kernel conformance suite)
+using backend::test_buffers::randint;
+using backend::test_buffers::randn;
 
 // Every |got - want| <= atol + rtol * |want|; reports the worst element.
 inline ::testing::AssertionResult close(const std::vector<float>& got, const std::vector<float>& want, float atol,
