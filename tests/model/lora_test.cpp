@@ -10,6 +10,7 @@
 #include "backend/backend.h"
 #include "model/lora.h"
 #include "model/model.h"
+#include "model_test_util.h"
 #include "util/error.h"
 
 namespace sft::model {
@@ -58,21 +59,8 @@ void randomize_b(Model& m, uint64_t seed) {
   }
 }
 
-std::vector<float> grads_of(Model& m) {
-  std::vector<float> out;
-  for (const ParamRef& p : m.parameters()) {
-    std::vector<float> h(p.numel);
-    m.backend().download(h.data(), p.grad, p.numel * sizeof(float));
-    out.insert(out.end(), h.begin(), h.end());
-  }
-  return out;
-}
-
-double rel(const std::vector<float>& a, const std::vector<float>& b) {
-  double num = 0, den = 0;
-  for (size_t i = 0; i < a.size(); ++i) num += (a[i] - b[i]) * double(a[i] - b[i]), den += double(b[i]) * b[i];
-  return std::sqrt(num / den);
-}
+using test::grads_of;
+using test::rel;
 
 TEST(Lora, NewAdapterLeavesOutputBitIdentical) {
   auto be = backend::make_cpu_backend();

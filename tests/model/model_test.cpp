@@ -8,6 +8,7 @@
 
 #include "backend/backend.h"
 #include "model/model.h"
+#include "model_test_util.h"
 #include "util/error.h"
 
 namespace sft::model {
@@ -33,21 +34,8 @@ Batch random_batch(int64_t B, int64_t T, int64_t V, uint64_t seed) {
   return Batch::from_sequences(seqs, {}, 0);
 }
 
-std::vector<float> grads_of(Model& m) {
-  std::vector<float> out;
-  for (const ParamRef& p : m.parameters()) {
-    std::vector<float> h(p.numel);
-    m.backend().download(h.data(), p.grad, p.numel * sizeof(float));
-    out.insert(out.end(), h.begin(), h.end());
-  }
-  return out;
-}
-
-double rel(const std::vector<float>& a, const std::vector<float>& b) {
-  double num = 0, den = 0;
-  for (size_t i = 0; i < a.size(); ++i) num += (a[i] - b[i]) * double(a[i] - b[i]), den += double(b[i]) * b[i];
-  return std::sqrt(num / den);
-}
+using test::grads_of;
+using test::rel;
 
 TEST(Batch, FromSequencesAndTargetCount) {
   Batch b = Batch::from_sequences({{5, 6, 7}, {8}}, {{-100, 6, 7}, {8}}, 0);
