@@ -121,6 +121,8 @@ class Backend {
                                   const int32_t* doc, const AttnShape& s) = 0;
 
   // ---- SwiGLU: h = silu(gate) * up (n elements) ----
+  // The backward may run in place: dgate == gate and dup == up (the decoder does this to need no dgate/dup scratch);
+  // every implementation reads an element's gate, up and dh before it writes that element's dgate and dup.
   virtual void swiglu_forward(float* h, const float* gate, const float* up, int64_t n) = 0;
   virtual void swiglu_backward(float* dgate, float* dup, const float* dh, const float* gate, const float* up,
                                int64_t n) = 0;

@@ -282,8 +282,6 @@ Workspace Decoder::make_workspace(int64_t n, bool training, int64_t chunk) {
   if (training) {
     ws.dR = DeviceBuffer<float>(be_, n * D.H);
     ws.dxn = DeviceBuffer<float>(be_, n * D.H);
-    ws.dgate = DeviceBuffer<float>(be_, n * D.I);
-    ws.dup = DeviceBuffer<float>(be_, n * D.I);
     ws.dq = DeviceBuffer<float>(be_, n * D.QD);
     ws.dk = DeviceBuffer<float>(be_, n * D.KD);
     ws.dv = DeviceBuffer<float>(be_, n * D.KD);
@@ -473,10 +471,13 @@ void Decoder::backward_all(Workspace& ws, const Batch& b) {
     be_.swiglu_forward(ws.h.get(), a.gate.get(), a.up.get(), n * D.I);  // recomputed, not saved
     // dh overwrites h (free after dWd): the seam computes dW before dx
     linear_backward(w.down, operand(dR, n * D.H, ws, 1), operand(ws.h.get(), n * D.I, ws, 0), n, ws.h.get(), false);
-    be_.swiglu_backward(ws.dgate.get(), ws.dup.get(), ws.h.get(), a.gate.get(), a.up.get(), n * D.I);
+    // In place: dgate over gate, dup over up (this layer's gate/up are not read again).
+    float* dgate = a.gate.get();
+    float* dup = a.up.get();
+    be_.swiglu_backward(dgate, dup, ws.h.get(), a.gate.get(), a.up.get(), n * D.I);
     const Operand xn2 = operand(recompute_norm(ws, a.mid.get(), w.post_norm, n), n * D.H, ws, 0);
-    linear_backward(w.gate, operand(ws.dgate.get(), n * D.I, ws, 1), xn2, n, ws.dxn.get(), false);
-    linear_backward(w.up, operand(ws.dup.get(), n * D.I, ws, 1), xn2, n, ws.dxn.get(), true);
+    linear_backward(w.gate, operand(dgate, n * D.I, ws, 1), xn2, n, ws.dxn.get(), false);
+    linear_backward(w.up, operand(dup, n * D.I, ws, 1), xn2, n, ws.dxn.get(), true);
     be_.rmsnorm_backward(dR, norm_grad(w.post_norm), ws.dxn.get(), a.mid.get(), value(w.post_norm), a.rstd2.get(), n,
                          D.H);  // dR is now d loss / d mid
     // --- attention: mid = x + att @ Wo^T ---

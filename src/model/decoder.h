@@ -64,7 +64,7 @@ struct Workspace {
   DeviceBuffer<float> h;                   // swiglu output (recomputed in the backward instead of saved)
   DeviceBuffer<float> xn, rstd;            // a norm's output, the projections' input (recomputed in the backward)
   // backward scratch (training only)
-  DeviceBuffer<float> dR, dxn, dgate, dup, dq, dk, dv, datt;
+  DeviceBuffer<float> dR, dxn, dq, dk, dv, datt;  // dgate/dup: in place over the layer's gate/up
   DeviceBuffer<float> dq_raw, dk_raw;  // q/k norm families only: gradients before the per-head norm
   // LM head chunk: gathered rows, their logits / dlogits, per-row loss and argmax flag, row indices and targets
   DeviceBuffer<float> xc, dxc, logits, loss;

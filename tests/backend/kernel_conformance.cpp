@@ -213,6 +213,16 @@ TEST_P(KernelConformance, SwiGluForwardBackward) {
     });
     const char* names[] = {"h", "dgate", "dup"};
     for (int i = 0; i < 3; ++i) EXPECT_LE(rel_err(g[i], r[i]), tol().elementwise) << names[i] << " n=" << n;
+    // In place (dgate over gate, dup over up, as the decoder calls it): the same bits as into separate buffers.
+    auto [gi, ri] = both([&](Backend& be) {
+      Buf<float> G(be, ga), U(be, up), D(be, dh);
+      be.swiglu_backward(G, U, D, G, U, n);
+      return VV{G.host(), U.host()};
+    });
+    EXPECT_EQ(gi[0], g[1]) << "dgate in place, n=" << n;
+    EXPECT_EQ(gi[1], g[2]) << "dup in place, n=" << n;
+    EXPECT_EQ(ri[0], r[1]) << "reference dgate in place, n=" << n;
+    EXPECT_EQ(ri[1], r[2]) << "reference dup in place, n=" << n;
   }
 }
 

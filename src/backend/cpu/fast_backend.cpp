@@ -239,14 +239,14 @@ class CpuBackend final : public CpuMemoryBackend {
       const int64_t e = std::min(n, b + 4096);
       int64_t i = b;
       for (; i + kVec <= e; i += kVec) {
-        const vfloat g = vload(gate + i), d = vload(dh + i), sg = 1.0f / (1.0f + vexp(-g));
-        vstore(dup + i, d * g * sg);
-        vstore(dgate + i, d * vload(up + i) * sg * (1.0f + g * (1.0f - sg)));
+        const vfloat g = vload(gate + i), u = vload(up + i), d = vload(dh + i), sg = 1.0f / (1.0f + vexp(-g));
+        vstore(dup + i, d * g * sg);  // every load above comes first: dup/dgate may be up/gate (in place)
+        vstore(dgate + i, d * u * sg * (1.0f + g * (1.0f - sg)));
       }
       for (; i < e; ++i) {
-        const float g = gate[i], sg = 1.0f / (1.0f + fast_exp(-g));
-        dup[i] = dh[i] * g * sg;
-        dgate[i] = dh[i] * up[i] * sg * (1.0f + g * (1.0f - sg));
+        const float g = gate[i], u = up[i], d = dh[i], sg = 1.0f / (1.0f + fast_exp(-g));
+        dup[i] = d * g * sg;
+        dgate[i] = d * u * sg * (1.0f + g * (1.0f - sg));
       }
     }
   }

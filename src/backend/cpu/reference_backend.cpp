@@ -219,9 +219,9 @@ class CpuReferenceBackend final : public CpuMemoryBackend {
   void swiglu_backward(float* dgate, float* dup, const float* dh, const float* gate, const float* up,
                        int64_t n) override {
     for (int64_t i = 0; i < n; ++i) {
-      const double g = gate[i], sg = 1.0 / (1.0 + std::exp(-g));
-      dup[i] = static_cast<float>(dh[i] * g * sg);
-      dgate[i] = static_cast<float>(dh[i] * up[i] * sg * (1.0 + g * (1.0 - sg)));
+      const double g = gate[i], u = up[i], d = dh[i], sg = 1.0 / (1.0 + std::exp(-g));  // read all before writing
+      dup[i] = static_cast<float>(d * g * sg);
+      dgate[i] = static_cast<float>(d * u * sg * (1.0 + g * (1.0 - sg)));
     }
   }
 

@@ -106,9 +106,9 @@ __global__ void swiglu_forward_kernel(float* __restrict__ h, const float* __rest
   }
 }
 
-__global__ void swiglu_backward_kernel(float* __restrict__ dgate, float* __restrict__ dup,
-                                       const float* __restrict__ dh, const float* __restrict__ gate,
-                                       const float* __restrict__ up, int64_t n) {
+// No __restrict__: the decoder calls it in place (dgate == gate, dup == up); each thread reads its element first.
+__global__ void swiglu_backward_kernel(float* dgate, float* dup, const float* dh, const float* gate, const float* up,
+                                       int64_t n) {
   GRID_STRIDE(i, n) {
     const float g = gate[i], u = up[i], d = dh[i];
     const float sig = 1.0f / (1.0f + expf(-g));
