@@ -3,9 +3,9 @@
 // training step of a model shape (forward, dX and dW of each linear layer and the LM head chunk), so that a library
 // version can be judged on the shapes that matter rather than on a square. The PyTorch peer is
 // bench/peers/torch_gemm.py; bench/train_step.sh runs both in the same run. Prints JSON lines.
-// usage: gemm_peak [--size 2048] [--reps 5] [--shapes qwen2.5-0.5b|smollm2-135m] [--tokens 2048] [--head_chunk_mib 64]
-// (--head_chunk_mib: the fp32 logits of one LM-head chunk, as model/decoder.cpp head_chunk_rows sizes it; to weigh
-// the chunk size against the gemm efficiency of its shapes)
+// usage: gemm_peak [--size 2048] [--reps 5] [--shapes qwen2.5-0.5b|smollm2-135m] [--tokens 2048] [--head_chunk_mib M]
+// (--head_chunk_mib: size the LM-head chunk by M MiB of fp32 logits instead of model/decoder.cpp's head_chunk_rows
+// rule, to weigh the chunk size against the gemm efficiency of its shapes)
 // Builds against oneDNN 2.x (Debian) and 3.x (the PyPI wheel) alike, so one source can compare the two.
 #include <algorithm>
 #include <chrono>
@@ -108,7 +108,11 @@ std::vector<Shape> step_shapes(const std::string& model, int64_t n, int64_t head
   if (model == "qwen2.5-0.5b") H = 896, I = 4864, QD = 896, KD = 128, V = 151936;
   else if (model == "smollm2-135m") H = 576, I = 1536, QD = 576, KD = 192, V = 49152;
   else return {};
-  const int64_t chunk = std::clamp<int64_t>((head_chunk_mib << 18) / V, 16, 4096);  // MiB / 4 B per logit
+  // Decoder::head_chunk_rows (model/decoder.cpp) unless --head_chunk_mib sizes the chunk's logits instead.
+  const int64_t chunk = head_chunk_mib > 0
+                            ? std::clamp<int64_t>((head_chunk_mib << 18) / V, 16, 4096)  // MiB / 4 B per logit
+                            : std::max<int64_t>(16, std::min(std::clamp<int64_t>((int64_t{16} << 20) / V, 384, 4096),
+                                                             (int64_t{64} << 20) / V));
   std::vector<Shape> s;
   auto linear = [&](const char* what, int64_t out, int64_t in) {
     s.push_back({what, n, out, in, false, true, 0.0f});   // forward
@@ -128,7 +132,7 @@ std::vector<Shape> step_shapes(const std::string& model, int64_t n, int64_t head
 }  // namespace
 
 int main(int argc, char** argv) {
-  int64_t size = 2048, tokens = 2048, head_chunk_mib = 64;
+  int64_t size = 2048, tokens = 2048, head_chunk_mib = 0;
   int reps = 5;
   std::string shapes;
   for (int i = 1; i + 1 < argc; i += 2) {

@@ -240,8 +240,12 @@ void Decoder::gemm(bool ta, bool tb, int64_t M, int64_t N, int64_t K, const void
 }
 
 int64_t Decoder::head_chunk_rows() const {
-  // ~64 MiB of fp32 logits per chunk: large enough for an efficient gemm, small enough to never matter in memory.
-  return std::clamp<int64_t>((int64_t{16} << 20) / dims_.V, 16, 4096);
+  // The chunk's three gemms have the chunk's rows as M (logits, dX) and as K (dW += dlogits^T X): below a few hundred
+  // rows they run well under the gemm's plateau (bench/gemm_peak --head_chunk_mib, Qwen2.5 shapes on AVX2: 110 rows
+  // ~118 GFLOP/s, 441 rows ~137), and every chunk streams the whole [V, H] weight and gradient once more. So at least
+  // 384 rows (or 64 MiB of fp32 logits when that is more rows), never more than 256 MiB of logits nor 4096 rows.
+  const int64_t rows = std::clamp<int64_t>((int64_t{16} << 20) / dims_.V, 384, 4096);
+  return std::max<int64_t>(16, std::min(rows, (int64_t{64} << 20) / dims_.V));
 }
 
 Workspace Decoder::make_workspace(int64_t n, bool training, int64_t chunk) {
@@ -317,7 +321,7 @@ Workspace& Decoder::workspace_for(int64_t n, bool training) {
   // Reused across calls of the same size (a training run sees one shape); a mode change or new size reallocates.
   if (!ws_ || ws_->n != n || ws_->training != training) {
     ws_.reset();
-    ws_ = std::make_unique<Workspace>(make_workspace(n, training, head_chunk_rows()));
+    ws_ = std::make_unique<Workspace>(make_workspace(n, training, std::min(n, head_chunk_rows())));
   }
   return *ws_;
 }
