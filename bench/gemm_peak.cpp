@@ -16,6 +16,7 @@
 #include <vector>
 
 #include "dnnl.hpp"
+#include "model/decoder.h"
 
 namespace {
 
@@ -111,8 +112,7 @@ std::vector<Shape> step_shapes(const std::string& model, int64_t n, int64_t head
   // Decoder::head_chunk_rows (model/decoder.cpp) unless --head_chunk_mib sizes the chunk's logits instead.
   const int64_t chunk = head_chunk_mib > 0
                             ? std::clamp<int64_t>((head_chunk_mib << 18) / V, 16, 4096)  // MiB / 4 B per logit
-                            : std::max<int64_t>(16, std::min(std::clamp<int64_t>((int64_t{16} << 20) / V, 384, 4096),
-                                                             (int64_t{64} << 20) / V));
+                            : sft::model::head_chunk_rows_for_vocab(V);
   std::vector<Shape> s;
   auto linear = [&](const char* what, int64_t out, int64_t in) {
     s.push_back({what, n, out, in, false, true, 0.0f});   // forward

@@ -239,14 +239,16 @@ void Decoder::gemm(bool ta, bool tb, int64_t M, int64_t N, int64_t K, const void
   be_.gemm(ta, tb, M, N, K, 1.0f, A, lda, B, ldb, beta, C, ldc, dt_);
 }
 
-int64_t Decoder::head_chunk_rows() const {
+int64_t head_chunk_rows_for_vocab(int64_t V) {
   // The chunk's three gemms have the chunk's rows as M (logits, dX) and as K (dW += dlogits^T X): below a few hundred
   // rows they run well under the gemm's plateau (bench/gemm_peak --head_chunk_mib, Qwen2.5 shapes on AVX2: 110 rows
   // ~118 GFLOP/s, 441 rows ~137), and every chunk streams the whole [V, H] weight and gradient once more. So at least
   // 384 rows (or 64 MiB of fp32 logits when that is more rows), never more than 256 MiB of logits nor 4096 rows.
-  const int64_t rows = std::clamp<int64_t>((int64_t{16} << 20) / dims_.V, 384, 4096);
-  return std::max<int64_t>(16, std::min(rows, (int64_t{64} << 20) / dims_.V));
+  const int64_t rows = std::clamp<int64_t>((int64_t{16} << 20) / V, 384, 4096);
+  return std::max<int64_t>(16, std::min(rows, (int64_t{64} << 20) / V));
 }
+
+int64_t Decoder::head_chunk_rows() const { return head_chunk_rows_for_vocab(dims_.V); }
 
 Workspace Decoder::make_workspace(int64_t n, bool training, int64_t chunk) {
   const Dims& D = dims_;

@@ -76,6 +76,9 @@ struct Workspace {
   DeviceBuffer<float> eslot0, eslot1;
 };
 
+// Rows per LM-head chunk for a vocabulary of V (Decoder::head_chunk_rows; bench/gemm_peak times these shapes).
+int64_t head_chunk_rows_for_vocab(int64_t V);
+
 class Decoder final : public Model {
  public:
   // lora: freeze the base and attach adapters with this config (init_lora_random / load_lora fill them).
