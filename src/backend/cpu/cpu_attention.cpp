@@ -72,11 +72,13 @@ inline void micro_tile(float* c, int64_t ldc, const float* a, int64_t ars, int64
 template <int NV, int kMR, bool kAccumulate>
 inline void rows_tile(float* c, int64_t ldc, const float* a, int64_t ars, int64_t aks, const float* b, int64_t ldb,
                       int64_t M, int64_t K) {
-  static_assert(kMR <= 4);
+  static_assert(kMR <= 6);
   int64_t m = 0;
   for (; m + kMR <= M; m += kMR)
     micro_tile<kMR, NV, kAccumulate>(c + m * ldc, ldc, a + m * ars, ars, aks, b, ldb, K);
   switch (M - m) {
+    case 5: micro_tile<5, NV, kAccumulate>(c + m * ldc, ldc, a + m * ars, ars, aks, b, ldb, K); break;
+    case 4: micro_tile<4, NV, kAccumulate>(c + m * ldc, ldc, a + m * ars, ars, aks, b, ldb, K); break;
     case 3: micro_tile<3, NV, kAccumulate>(c + m * ldc, ldc, a + m * ars, ars, aks, b, ldb, K); break;
     case 2: micro_tile<2, NV, kAccumulate>(c + m * ldc, ldc, a + m * ars, ars, aks, b, ldb, K); break;
     case 1: micro_tile<1, NV, kAccumulate>(c + m * ldc, ldc, a + m * ars, ars, aks, b, ldb, K); break;
@@ -84,15 +86,17 @@ inline void rows_tile(float* c, int64_t ldc, const float* a, int64_t ars, int64_
   }
 }
 
-// Column panels of 4 vectors x 3 rows (12 accumulators: per k, 4 vector loads of B and 3 broadcasts feed 12 FMAs),
-// then 2 x 4 and 1 x 4 for the rest (head dims that are not a multiple of 4 vectors).
+// Column panels of 2 vectors x 6 rows: 12 accumulators + 2 vectors of B + 1 broadcast fit the 16 vector registers
+// of AVX2 (the classic 6 x 16 sgemm kernel), so B is loaded once per k instead of once per row and FMA; then
+// 1 vector x 6 rows for a remaining vector (head dims that are not a multiple of 2 vectors).
+// (A 3 x 4-vector panel needed 17 registers: GCC folded the B loads into every FMA, 15 loads per 12 FMAs, and the
+// kernel ran at about a third of the FMA peak; bench/attention_bench.)
 template <bool kAccumulate>
 void gemm_tile(float* c, int64_t ldc, const float* a, int64_t ars, int64_t aks, const float* b, int64_t ldb, int64_t M,
                int64_t N, int64_t K) {
   int64_t n = 0;
-  for (; n + 4 * kVec <= N; n += 4 * kVec) rows_tile<4, 3, kAccumulate>(c + n, ldc, a, ars, aks, b + n, ldb, M, K);
-  for (; n + 2 * kVec <= N; n += 2 * kVec) rows_tile<2, 4, kAccumulate>(c + n, ldc, a, ars, aks, b + n, ldb, M, K);
-  if (n < N) rows_tile<1, 4, kAccumulate>(c + n, ldc, a, ars, aks, b + n, ldb, M, K);
+  for (; n + 2 * kVec <= N; n += 2 * kVec) rows_tile<2, 6, kAccumulate>(c + n, ldc, a, ars, aks, b + n, ldb, M, K);
+  if (n < N) rows_tile<1, 6, kAccumulate>(c + n, ldc, a, ars, aks, b + n, ldb, M, K);
 }
 
 inline int64_t round_up(int64_t x, int64_t m) { return (x + m - 1) / m * m; }
