@@ -162,19 +162,32 @@ inline RowSpan row_span(const TileRows& t, int64_t r, int64_t j0, int64_t nb) {
   return {std::clamp<int64_t>(t.first[r] - j0, 0, nb), std::clamp<int64_t>(t.last[r] - j0 + 1, 0, nb)};
 }
 
-// Packs one tensor [B*T, KV, d] per (row, kv head): transposed [d, Tp] (Tp = T + kKeyBlock, zero past T) and/or
+// Packs one tensor [B*T, KV, d] per (row, kv head): transposed in key blocks, [Tp / kKeyBlock][d][kKeyBlock]
+// (Tp = T rounded up to a block, zero past T), so the B operand of S = Q K^T is one contiguous 16 KB panel per block
+// (a [d, T] layout read 64 rows a row length apart, and S ran 1.5x slower than O += P V), and/or
 // row-major [T, dp] (head dim zero-padded to a vector).
 struct Packed {
   int64_t Tp = 0, dp = 0;
   std::vector<float> t, r;  // transposed, row-major
   const float* trans(int64_t b, int64_t g, int64_t KV, int64_t d) const { return t.data() + (b * KV + g) * d * Tp; }
+  // Block of keys [j0, j0 + kKeyBlock) of a trans() panel (j0 a multiple of kKeyBlock); leading dimension kKeyBlock.
+  static const float* block(const float* trans, int64_t j0, int64_t d) { return trans + j0 * d; }
   const float* rows(int64_t b, int64_t g, int64_t KV, int64_t T) const { return r.data() + (b * KV + g) * T * dp; }
 };
 
-Packed pack(const float* x, const AttnShape& s, bool transposed, bool row_major) {
+// n floats, vector by vector (std::copy of a 64-float head row was a memmove call per row: ~5 % of the kernel).
+inline void copy_floats(float* dst, const float* src, int64_t n) {
+  int64_t i = 0;
+  for (; i + kVec <= n; i += kVec) st(dst + i, ld(src + i));
+  for (; i < n; ++i) dst[i] = src[i];
+}
+
+// Packs into `p`, reusing its storage: the callers keep one Packed per role in thread_local storage, because fresh
+// multi-megabyte vectors every call cost page faults and kernel page clearing (~5 % of the kernel, perf). The
+// retained size is that of the largest call's K and V, per calling thread.
+void pack(Packed& p, const float* x, const AttnShape& s, bool transposed, bool row_major) {
   const int64_t d = s.head_dim, KV = s.n_kv_heads, T = s.T;
-  Packed p;
-  p.Tp = T + kKeyBlock;
+  p.Tp = round_up(T, kKeyBlock);
   p.dp = round_up(d, kVec);
   if (transposed) p.t.assign(static_cast<size_t>(s.B * KV * d * p.Tp), 0.0f);
   if (row_major) p.r.assign(static_cast<size_t>(s.B * KV * T * p.dp), 0.0f);
@@ -183,20 +196,19 @@ Packed pack(const float* x, const AttnShape& s, bool transposed, bool row_major)
     for (int64_t g = 0; g < KV; ++g) {
       for (int64_t j = 0; j < T; ++j) {
         const float* src = x + ((b * T + j) * KV + g) * d;
-        if (row_major) std::copy(src, src + d, p.r.data() + ((b * KV + g) * T + j) * p.dp);
+        if (row_major) copy_floats(p.r.data() + ((b * KV + g) * T + j) * p.dp, src, d);
         if (transposed) {
-          float* dst = p.t.data() + (b * KV + g) * d * p.Tp + j;
-          for (int64_t e = 0; e < d; ++e) dst[e * p.Tp] = src[e];
+          float* dst = p.t.data() + (b * KV + g) * d * p.Tp + (j / kKeyBlock) * d * kKeyBlock + j % kKeyBlock;
+          for (int64_t e = 0; e < d; ++e) dst[e * kKeyBlock] = src[e];
         }
       }
     }
-  return p;
 }
 
 // Copies n rows of one head (row stride `stride`) into a [kQueryTile, dp] tile, zero-padding the head dim.
 void load_rows(float* dst, int64_t dp, const float* src, int64_t stride, int64_t n, int64_t d) {
   for (int64_t r = 0; r < n; ++r) {
-    std::copy(src + r * stride, src + r * stride + d, dst + r * dp);
+    copy_floats(dst + r * dp, src + r * stride, d);
     std::fill(dst + r * dp + d, dst + (r + 1) * dp, 0.0f);
   }
 }
@@ -208,8 +220,12 @@ void attention_forward_tiled(float* out, float* lse, const float* q, const float
   const int64_t d = s.head_dim, H = s.n_heads, KV = s.n_kv_heads, rep = H / KV, T = s.T;
   const int64_t Tq = s.q_len();
   const KeyRanges kr = key_ranges(doc, s);
-  const Packed kp = pack(k, s, /*transposed=*/true, /*row_major=*/false);
-  const Packed vp = pack(v, s, /*transposed=*/false, /*row_major=*/true);
+  // Locals name the calling thread's scratch: inside the parallel region a thread_local would be each worker's own.
+  static thread_local Packed k_scratch, v_scratch;
+  Packed& kp = k_scratch;
+  Packed& vp = v_scratch;
+  pack(kp, k, s, /*transposed=*/true, /*row_major=*/false);
+  pack(vp, v, s, /*transposed=*/false, /*row_major=*/true);
   const int64_t dp = vp.dp, tiles = (Tq + kQueryTile - 1) / kQueryTile;
   constexpr float kNegInf = -INFINITY;
 #pragma omp parallel
@@ -230,9 +246,10 @@ void attention_forward_tiled(float* out, float* lse, const float* q, const float
           std::fill(o.begin(), o.end(), 0.0f);
           std::fill(m, m + kQueryTile, kNegInf);
           std::fill(l, l + kQueryTile, 0.0f);
-          for (int64_t j0 = rows.jmin; j0 <= rows.jmax; j0 += kKeyBlock) {
+          // Blocks on the packed grid; keys before jmin in the first block are masked like any other.
+          for (int64_t j0 = rows.jmin / kKeyBlock * kKeyBlock; j0 <= rows.jmax; j0 += kKeyBlock) {
             const int64_t nb = std::min(kKeyBlock, rows.jmax + 1 - j0), nbv = round_up(nb, kVec);
-            gemm_tile<false>(sc.data(), kKeyBlock, qt.data(), dp, 1, kt + j0, kp.Tp, n, nbv, d);
+            gemm_tile<false>(sc.data(), kKeyBlock, qt.data(), dp, 1, Packed::block(kt, j0, d), kKeyBlock, n, nbv, d);
             for (int64_t r = 0; r < n; ++r) {
               float* sr = sc.data() + r * kKeyBlock;
               const RowSpan sp = row_span(rows, r, j0, nb);
@@ -288,12 +305,19 @@ void attention_backward_tiled(float* dq, float* dk, float* dv, const float* dout
   const int64_t d = s.head_dim, H = s.n_heads, KV = s.n_kv_heads, rep = H / KV, T = s.T;
   SFT_CHECK(s.q_len() == T, "attention_backward: needs queries at every position (Tq=", s.Tq, " T=", T, ")");
   const KeyRanges kr = key_ranges(doc, s);
-  const Packed kp = pack(k, s, /*transposed=*/true, /*row_major=*/true);
-  const Packed vp = pack(v, s, /*transposed=*/true, /*row_major=*/false);
+  static thread_local Packed k_scratch, v_scratch;  // see attention_forward_tiled
+  Packed& kp = k_scratch;
+  Packed& vp = v_scratch;
+  pack(kp, k, s, /*transposed=*/true, /*row_major=*/true);
+  pack(vp, v, s, /*transposed=*/true, /*row_major=*/false);
   const int64_t dp = kp.dp, tiles = (T + kQueryTile - 1) / kQueryTile;
   // dK/dV of query head h go to a private [T, dp] strip per (row, head), summed over the heads of a GQA group at the
   // end: no atomics, and work splits over B*n_heads equal tasks (each walks all query tiles of its head).
-  std::vector<float> dk_h(static_cast<size_t>(s.B * H * T * dp)), dv_h(dk_h.size());
+  static thread_local std::vector<float> dk_scratch, dv_scratch;  // reused like the packed K/V (see pack)
+  std::vector<float>& dk_h = dk_scratch;
+  std::vector<float>& dv_h = dv_scratch;
+  dk_h.assign(static_cast<size_t>(s.B * H * T * dp), 0.0f);
+  dv_h.assign(dk_h.size(), 0.0f);
 #pragma omp parallel
   {
     std::vector<float> qt(kQueryTile * dp), dot_tile(kQueryTile * dp), dqt(kQueryTile * dp);
@@ -323,10 +347,11 @@ void attention_backward_tiled(float* dq, float* dk, float* dv, const float* dout
             Dr[r] = D;
             lr[r] = lse[base + r * H];
           }
-          for (int64_t j0 = rows.jmin; j0 <= rows.jmax; j0 += kKeyBlock) {
+          for (int64_t j0 = rows.jmin / kKeyBlock * kKeyBlock; j0 <= rows.jmax; j0 += kKeyBlock) {
             const int64_t nb = std::min(kKeyBlock, rows.jmax + 1 - j0), nbv = round_up(nb, kVec);
-            gemm_tile<false>(pm.data(), kKeyBlock, qt.data(), dp, 1, kt + j0, kp.Tp, n, nbv, d);      // S
-            gemm_tile<false>(dsm.data(), kKeyBlock, dot_tile.data(), dp, 1, vt + j0, vp.Tp, n, nbv, d);  // dP
+            gemm_tile<false>(pm.data(), kKeyBlock, qt.data(), dp, 1, Packed::block(kt, j0, d), kKeyBlock, n, nbv, d);
+            gemm_tile<false>(dsm.data(), kKeyBlock, dot_tile.data(), dp, 1, Packed::block(vt, j0, d), kKeyBlock, n,
+                             nbv, d);  // S and dP
             for (int64_t r = 0; r < n; ++r) {
               float* pr = pm.data() + r * kKeyBlock;
               float* dr = dsm.data() + r * kKeyBlock;
@@ -355,7 +380,7 @@ void attention_backward_tiled(float* dq, float* dk, float* dv, const float* dout
             gemm_tile<true>(gk + j0 * dp, dp, dsm.data(), 1, kKeyBlock, qt.data(), dp, nb, dp, n);
             gemm_tile<true>(dqt.data(), dp, dsm.data(), kKeyBlock, 1, k_rows + j0 * dp, dp, n, dp, nb);
           }
-          for (int64_t r = 0; r < n; ++r) std::copy(dqt.data() + r * dp, dqt.data() + r * dp + d, dq + (base + r * H) * d);
+          for (int64_t r = 0; r < n; ++r) copy_floats(dq + (base + r * H) * d, dqt.data() + r * dp, d);
         }
       }
   }
