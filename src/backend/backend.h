@@ -38,6 +38,10 @@ struct AttnShape {
   // Queries are the LAST Tq positions of each row (0 = all T). With Tq < T (KV-cache decoding) q/out/lse hold B*Tq
   // rows while k/v/doc hold B*T; the backward requires Tq == 0 or T.
   int64_t Tq = 0;
+  // Keys [0, shared_keys) of every row are row 0's: the forward reads their K and V from row 0, so rows b > 0 need
+  // not hold them (the evaluator's branches after one cached prefix: model/kv_session.cpp). doc is still read per
+  // row. Forward only, and only on a backend whose attention_shares_keys() is true.
+  int64_t shared_keys = 0;
   int64_t q_len() const { return Tq == 0 ? T : Tq; }
 };
 
@@ -115,6 +119,8 @@ class Backend {
   // scores of each query (saved for the backward; -inf-free: 0 for padding).
   virtual void attention_forward(float* out, float* lse, const float* q, const float* k, const float* v,
                                  const int32_t* doc, const AttnShape& s) = 0;
+  // Whether attention_forward honours AttnShape::shared_keys (otherwise callers give every row its own copy).
+  virtual bool attention_shares_keys() const { return false; }
   // dq [B*T,n_heads,d], dk, dv [B*T,n_kv_heads,d] are overwritten.
   virtual void attention_backward(float* dq, float* dk, float* dv, const float* dout, const float* q,
                                   const float* k, const float* v, const float* out, const float* lse,

@@ -119,8 +119,9 @@ std::vector<float> Session::row_logits(Workspace& ws, const std::vector<int32_t>
 
 // All branches go through the layers as one batch of nb rows padded to the longest branch (Tb tokens): row b's keys
 // are [cached prefix | branch b | padding (doc -1)], so the attention kernel's row/doc masking gives exactly
-// "prefix + own earlier tokens". The prefix K/V are copied into every row per layer and the branches' new K/V are
-// scattered behind them (before_attention hook); the cache itself is never written.
+// "prefix + own earlier tokens". The prefix K/V are copied into the rows per layer (into row 0 only where the backend
+// reads shared keys from row 0: AttnShape::shared_keys) and the branches' new K/V are scattered behind them
+// (before_attention hook); the cache itself is never written.
 std::vector<std::vector<float>> Session::append_branches(const std::vector<std::vector<int32_t>>& branches,
                                                          const std::vector<std::vector<int64_t>>& out_rows) {
   const auto& D = m_.dims();
@@ -161,12 +162,14 @@ std::vector<std::vector<float>> Session::append_branches(const std::vector<std::
   backend::AttnShape s;
   s.B = nb, s.T = T, s.Tq = Tb, s.n_heads = D.Hq, s.n_kv_heads = D.Hkv, s.head_dim = D.d;
   s.scale = static_cast<float>(1.0 / std::sqrt(static_cast<double>(D.d)));
+  const bool share = be.attention_shares_keys();
+  if (share) s.shared_keys = P;
   float* x = ws.resid[0].get();
   LayerActs& a = ws.layers[0];
   m_.embed(ws, x);
   const size_t row_bytes = static_cast<size_t>(D.KD) * sizeof(float);
   for (int64_t l = 0; l < D.L; ++l) {
-    for (int64_t b = 0; b < nb && P > 0; ++b) {
+    for (int64_t b = 0; b < (share ? 1 : nb) && P > 0; ++b) {
       be.copy(bk_.get() + b * T * D.KD, k_[l].get(), P * row_bytes);
       be.copy(bv_.get() + b * T * D.KD, v_[l].get(), P * row_bytes);
     }

@@ -371,6 +371,52 @@ TEST_P(KernelConformance, AttentionLastTqQueriesKvCache) {
   }
 }
 
+TEST_P(KernelConformance, AttentionSharedKeysReadRowZero) {
+  // Branch scoring (model/kv_session.cpp): rows of [prefix | own tokens | padding] whose prefix K/V only row 0 holds.
+  // Rows b > 0 hold NaN there, so reading them would show; the result must equal the run where every row holds its
+  // own copy (bit for bit on this backend: same keys in the same order) and the reference.
+  if (!be_->attention_shares_keys()) GTEST_SKIP() << GetParam().name << " does not implement shared_keys";
+  for (auto [B, T, H, KV, d, Tq, P] : std::vector<std::array<int64_t, 7>>{
+           {3, 40, 4, 2, 16, 9, 31},    // prefix inside the first key block
+           {4, 150, 6, 2, 32, 40, 110},  // prefix ending mid-block after whole shared blocks
+           {2, 200, 4, 1, 64, 72, 128},  // prefix ending on a block boundary
+           {1, 70, 4, 2, 24, 6, 64}}) {  // one row: nothing to share
+    SCOPED_TRACE(testing::Message() << "B=" << B << " T=" << T << " Tq=" << Tq << " P=" << P);
+    AttnShape s{B, T, H, KV, d, 1.0f / std::sqrt(float(d))};
+    s.Tq = Tq;
+    AttnShape shared = s;
+    shared.shared_keys = P;
+    const int64_t kv_row = KV * d;
+    auto q0 = randn(B * Tq * H * d, 95), k0 = randn(B * T * kv_row, 96), v0 = randn(B * T * kv_row, 97);
+    std::vector<int32_t> doc(B * T, -1);
+    for (int64_t b = 0; b < B; ++b) {
+      const int64_t own = Tq - (b * 5) % Tq;  // branches of different lengths, padded on the right
+      for (int64_t j = 0; j < T - Tq + own; ++j) doc[b * T + j] = 0;
+      for (int64_t j = 0; j < P; ++j)  // every row's copy of the prefix is row 0's
+        for (int64_t e = 0; e < kv_row; ++e) {
+          k0[(b * T + j) * kv_row + e] = k0[j * kv_row + e];
+          v0[(b * T + j) * kv_row + e] = v0[j * kv_row + e];
+        }
+    }
+    auto ks = k0, vs = v0;
+    for (int64_t b = 1; b < B; ++b)
+      for (int64_t j = 0; j < P; ++j)
+        for (int64_t e = 0; e < kv_row; ++e) ks[(b * T + j) * kv_row + e] = vs[(b * T + j) * kv_row + e] = NAN;
+    auto [g, r] = both([&](Backend& be) {
+      Buf<float> q(be, q0), k(be, ks), v(be, vs), kf(be, k0), vf(be, v0), out(be, B * Tq * H * d), lse(be, B * Tq * H);
+      Buf<float> of(be, B * Tq * H * d), lf(be, B * Tq * H);
+      Buf<int32_t> dc(be, doc);
+      be.attention_forward(out, lse, q, k, v, dc, shared);
+      be.attention_forward(of, lf, q, kf, vf, dc, s);
+      return VV{out.host(), lse.host(), of.host(), lf.host()};
+    });
+    EXPECT_LE(rel_err(g[0], r[0]), tol().attention) << "out vs reference";
+    EXPECT_LE(rel_err(g[1], r[1]), tol().attention) << "lse vs reference";
+    EXPECT_EQ(g[0], g[2]) << "out equals the run with every row's own copy";
+    EXPECT_EQ(g[1], g[3]) << "lse equals the run with every row's own copy";
+  }
+}
+
 }  // namespace
 
 // The oracle itself: the reference attention backward against central differences of the reference forward (fp32,

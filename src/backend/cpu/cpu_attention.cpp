@@ -12,6 +12,8 @@
 // covering the union of its rows' intervals, so other documents' keys, the future and padding cost nothing; inside a
 // visited block the out-of-interval scores are masked (-inf before the exp in the forward, P = 0 in the backward).
 // Padding queries (doc < 0) produce output 0, lse 0, and no gradient.
+// Shared keys (AttnShape::shared_keys, forward only): rows after the first read the key blocks below the shared
+// length from row 0's packed panels, so a batch of branches after one prefix packs that prefix once.
 #include "backend/cpu/cpu_attention.h"
 
 #include <omp.h>
@@ -182,6 +184,9 @@ inline void copy_floats(float* dst, const float* src, int64_t n) {
   for (; i < n; ++i) dst[i] = src[i];
 }
 
+// First key of the blocks that rows b > 0 hold themselves under AttnShape::shared_keys (0 without it).
+inline int64_t shared_block_start(const AttnShape& s) { return s.shared_keys / kKeyBlock * kKeyBlock; }
+
 // Packs into `p`, reusing its storage: the callers keep one Packed per role in thread_local storage, because fresh
 // multi-megabyte vectors every call cost page faults and kernel page clearing (~5 % of the kernel, perf). The
 // retained size is that of the largest call's K and V, per calling thread.
@@ -191,11 +196,14 @@ void pack(Packed& p, const float* x, const AttnShape& s, bool transposed, bool r
   p.dp = round_up(d, kVec);
   if (transposed) p.t.assign(static_cast<size_t>(s.B * KV * d * p.Tp), 0.0f);
   if (row_major) p.r.assign(static_cast<size_t>(s.B * KV * T * p.dp), 0.0f);
+  // Shared keys (AttnShape::shared_keys): rows b > 0 read the whole blocks below S0 from row 0's panels, so only
+  // their blocks from S0 on are packed (the block that straddles the boundary takes its shared keys from row 0).
+  const int64_t S0 = shared_block_start(s);
 #pragma omp parallel for collapse(2) schedule(static)
   for (int64_t b = 0; b < s.B; ++b)
     for (int64_t g = 0; g < KV; ++g) {
-      for (int64_t j = 0; j < T; ++j) {
-        const float* src = x + ((b * T + j) * KV + g) * d;
+      for (int64_t j = b == 0 ? 0 : S0; j < T; ++j) {
+        const float* src = x + (((j < s.shared_keys ? 0 : b) * T + j) * KV + g) * d;
         if (row_major) copy_floats(p.r.data() + ((b * KV + g) * T + j) * p.dp, src, d);
         if (transposed) {
           float* dst = p.t.data() + (b * KV + g) * d * p.Tp + (j / kKeyBlock) * d * kKeyBlock + j % kKeyBlock;
@@ -219,6 +227,8 @@ void attention_forward_tiled(float* out, float* lse, const float* q, const float
                              const int32_t* doc, const AttnShape& s) {
   const int64_t d = s.head_dim, H = s.n_heads, KV = s.n_kv_heads, rep = H / KV, T = s.T;
   const int64_t Tq = s.q_len();
+  SFT_CHECK(s.shared_keys >= 0 && s.shared_keys <= T, "attention_forward: shared_keys ", s.shared_keys, " outside [0, T=",
+            T, "]");
   const KeyRanges kr = key_ranges(doc, s);
   // Locals name the calling thread's scratch: inside the parallel region a thread_local would be each worker's own.
   static thread_local Packed k_scratch, v_scratch;
@@ -226,7 +236,7 @@ void attention_forward_tiled(float* out, float* lse, const float* q, const float
   Packed& vp = v_scratch;
   pack(kp, k, s, /*transposed=*/true, /*row_major=*/false);
   pack(vp, v, s, /*transposed=*/false, /*row_major=*/true);
-  const int64_t dp = vp.dp, tiles = (Tq + kQueryTile - 1) / kQueryTile;
+  const int64_t dp = vp.dp, tiles = (Tq + kQueryTile - 1) / kQueryTile, S0 = shared_block_start(s);
   constexpr float kNegInf = -INFINITY;
 #pragma omp parallel
   {
@@ -242,6 +252,8 @@ void attention_forward_tiled(float* out, float* lse, const float* q, const float
           const TileRows rows = tile_rows(doc, kr, b, T, T - Tq + iq0, n);
           const float* kt = kp.trans(b, g, KV, d);
           const float* vr = vp.rows(b, g, KV, T);
+          const float* kt0 = kp.trans(0, g, KV, d);  // blocks below S0 (shared keys)
+          const float* vr0 = vp.rows(0, g, KV, T);
           load_rows(qt.data(), dp, q + ((b * Tq + iq0) * H + h) * d, H * d, n, d);
           std::fill(o.begin(), o.end(), 0.0f);
           std::fill(m, m + kQueryTile, kNegInf);
@@ -249,7 +261,9 @@ void attention_forward_tiled(float* out, float* lse, const float* q, const float
           // Blocks on the packed grid; keys before jmin in the first block are masked like any other.
           for (int64_t j0 = rows.jmin / kKeyBlock * kKeyBlock; j0 <= rows.jmax; j0 += kKeyBlock) {
             const int64_t nb = std::min(kKeyBlock, rows.jmax + 1 - j0), nbv = round_up(nb, kVec);
-            gemm_tile<false>(sc.data(), kKeyBlock, qt.data(), dp, 1, Packed::block(kt, j0, d), kKeyBlock, n, nbv, d);
+            const bool shared = j0 < S0;
+            gemm_tile<false>(sc.data(), kKeyBlock, qt.data(), dp, 1, Packed::block(shared ? kt0 : kt, j0, d), kKeyBlock,
+                             n, nbv, d);
             for (int64_t r = 0; r < n; ++r) {
               float* sr = sc.data() + r * kKeyBlock;
               const RowSpan sp = row_span(rows, r, j0, nb);
@@ -281,7 +295,7 @@ void attention_forward_tiled(float* out, float* lse, const float* q, const float
               }
               l[r] += hsum(vs);
             }
-            gemm_tile<true>(o.data(), dp, sc.data(), kKeyBlock, 1, vr + j0 * dp, dp, n, dp, nb);
+            gemm_tile<true>(o.data(), dp, sc.data(), kKeyBlock, 1, (shared ? vr0 : vr) + j0 * dp, dp, n, dp, nb);
           }
           for (int64_t r = 0; r < n; ++r) {
             const int64_t qrow = b * Tq + iq0 + r;
@@ -304,6 +318,7 @@ void attention_backward_tiled(float* dq, float* dk, float* dv, const float* dout
                               const AttnShape& s) {
   const int64_t d = s.head_dim, H = s.n_heads, KV = s.n_kv_heads, rep = H / KV, T = s.T;
   SFT_CHECK(s.q_len() == T, "attention_backward: needs queries at every position (Tq=", s.Tq, " T=", T, ")");
+  SFT_CHECK(s.shared_keys == 0, "attention_backward: shared_keys is a forward-only layout");
   const KeyRanges kr = key_ranges(doc, s);
   static thread_local Packed k_scratch, v_scratch;  // see attention_forward_tiled
   Packed& kp = k_scratch;

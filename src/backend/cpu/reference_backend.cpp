@@ -131,6 +131,7 @@ class CpuReferenceBackend final : public CpuMemoryBackend {
       }
   }
 
+  bool attention_shares_keys() const override { return true; }
   void attention_forward(float* out, float* lse, const float* q, const float* k, const float* v, const int32_t* doc,
                          const AttnShape& s) override {
     const int64_t d = s.head_dim, rep = s.n_heads / s.n_kv_heads;
@@ -150,7 +151,8 @@ class CpuReferenceBackend final : public CpuMemoryBackend {
           for (int64_t j = 0; j <= i; ++j) {
             const int64_t tj = b * s.T + j;
             if (doc[tj] != doc[ti]) continue;
-            const float* kj = k + (tj * s.n_kv_heads + h / rep) * d;
+            const int64_t kvj = (j < s.shared_keys ? 0 : b) * s.T + j;  // shared keys live in row 0
+            const float* kj = k + (kvj * s.n_kv_heads + h / rep) * d;
             double dot = 0;
             for (int64_t e = 0; e < d; ++e) dot += static_cast<double>(qi[e]) * kj[e];
             sc[j] = dot * s.scale;
@@ -163,7 +165,8 @@ class CpuReferenceBackend final : public CpuMemoryBackend {
             if (doc[tj] != doc[ti]) continue;
             const double p = std::exp(sc[j] - mx);
             sum += p;
-            const float* vj = v + (tj * s.n_kv_heads + h / rep) * d;
+            const int64_t kvj = (j < s.shared_keys ? 0 : b) * s.T + j;
+            const float* vj = v + (kvj * s.n_kv_heads + h / rep) * d;
             for (int64_t e = 0; e < d; ++e) acc[e] += p * vj[e];
           }
           for (int64_t e = 0; e < d; ++e) o[e] = static_cast<float>(acc[e] / sum);
@@ -176,6 +179,7 @@ class CpuReferenceBackend final : public CpuMemoryBackend {
                           const AttnShape& s) override {
     const int64_t d = s.head_dim, rep = s.n_heads / s.n_kv_heads, N = s.B * s.T;
     SFT_CHECK(s.q_len() == s.T, "attention_backward: needs queries at every position (Tq=", s.Tq, " T=", s.T, ")");
+    SFT_CHECK(s.shared_keys == 0, "attention_backward: shared_keys is a forward-only layout");
     std::vector<double> gq(N * s.n_heads * d, 0.0), gk(N * s.n_kv_heads * d, 0.0), gv(N * s.n_kv_heads * d, 0.0);
     for (int64_t b = 0; b < s.B; ++b)
       for (int64_t h = 0; h < s.n_heads; ++h)

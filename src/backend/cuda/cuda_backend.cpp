@@ -420,6 +420,7 @@ class CudaAttnOps final : public AttnOps {
 
 void CudaBackend::attention_forward(float* out, float* lse, const float* q, const float* k, const float* v,
                                     const int32_t* doc, const AttnShape& s) {
+  SFT_CHECK(s.shared_keys == 0, "cuda attention_forward: shared_keys is not supported (attention_shares_keys)");
   CudaAttnOps ops(*this, stream_, [this](int slot, size_t bytes) { return scratch(slot, bytes); });
   attention_forward_impl(ops, out, lse, q, k, v, doc, s, attention_chunk_rows(s, 1, attn_scratch_limit_),
                          attn_tf32_ ? GemmCompute::TF32 : GemmCompute::F32);
