@@ -16,12 +16,11 @@ constexpr int kVec = SFT_CPU_VEC_FLOATS;
 typedef float vfloat __attribute__((vector_size(kVec * 4), aligned(4), may_alias));
 typedef int32_t vint __attribute__((vector_size(kVec * 4), aligned(4), may_alias));
 
-static inline vfloat vload(const float* p) {
-  vfloat v;
-  std::memcpy(&v, p, sizeof v);
-  return v;
-}
-static inline void vstore(float* p, vfloat v) { std::memcpy(p, &v, sizeof v); }
+// Loads and stores through the may_alias, 4-byte-aligned vector type: one unaligned vector move. (The memcpy form
+// compiled, in the AVX2 variant, to two 16-byte stores to the stack and a 32-byte reload per load, and a stack
+// round trip per store — a store-forwarding stall each: SwiGLU ran at 0.35 G elements/s in L1, objdump.)
+static inline vfloat vload(const float* p) { return *reinterpret_cast<const vfloat*>(p); }
+static inline void vstore(float* p, vfloat v) { *reinterpret_cast<vfloat*>(p) = v; }
 static inline vfloat vsplat(float x) { return vfloat{} + x; }
 static inline vfloat vmax(vfloat a, vfloat b) { return a > b ? a : b; }
 static inline float hmax(vfloat v) {
