@@ -36,11 +36,9 @@ constexpr int64_t kQueryTile = 32;  // queries per task tile (rows of S)
 constexpr int64_t kKeyBlock = 64;   // keys per block (columns of S); a multiple of 2 vectors for every variant
 static_assert(kKeyBlock % (2 * kVec) == 0);
 
-// Vector load/store through the may_alias, 4-byte-aligned vector type: a plain (unaligned) vector move. cpu_vec.h's
-// memcpy form compiles to the same thing in simple loops, but inside the micro-kernel GCC 12 routed it through stack
-// copies and spilled every accumulator (objdump), so the kernel ran at scalar speed.
-static inline vfloat ld(const float* p) { return *reinterpret_cast<const vfloat*>(p); }
-static inline void st(float* p, vfloat v) { *reinterpret_cast<vfloat*>(p) = v; }
+// Short names for cpu_vec.h's vector load and store (one unaligned vector move each).
+static inline vfloat ld(const float* p) { return vload(p); }
+static inline void st(float* p, vfloat v) { vstore(p, v); }
 static inline vfloat bc(float x) { return x - vfloat{}; }  // broadcast (x - 0 == x exactly: no add is emitted)
 
 // ---- the micro-kernel: C[M x N] (= or +=) A[M x K] * B[K x N] ----
