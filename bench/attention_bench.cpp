@@ -105,11 +105,13 @@ Case training(const std::string& name, int64_t H, int64_t KV) {
   return c;
 }
 
-// append_branches' layout: nb rows of [prefix P | branch (its own length) | padding to Tb].
-Case branches(const std::string& name, int64_t nb, int64_t P, int64_t Tb, int64_t H, int64_t KV) {
+// append_branches' layout: nb rows of [prefix P | branch (its own length) | padding to Tb]; shared: the prefix's K/V
+// only in row 0 (AttnShape::shared_keys, as append_branches runs it on a backend that supports it).
+Case branches(const std::string& name, int64_t nb, int64_t P, int64_t Tb, int64_t H, int64_t KV, bool shared) {
   Case c;
   c.name = name;
   c.s.B = nb, c.s.T = P + Tb, c.s.Tq = Tb, c.s.n_heads = H, c.s.n_kv_heads = KV, c.s.head_dim = 64;
+  c.s.shared_keys = shared ? P : 0;
   c.s.scale = 0.125f;
   c.doc.assign(static_cast<size_t>(nb * c.s.T), -1);
   for (int64_t b = 0; b < nb; ++b) {
@@ -135,6 +137,7 @@ int main(int argc, char** argv) {
     }
   }
   auto be = backend::make_cpu_backend();
+  const bool can_share = be->attention_shares_keys();
   // Yardstick: the projection gemm of a training step (2048 tokens x 576 -> 3 x 576), fp32, same backend.
   const int64_t M = 2048, K = 576, N = 1728;
   auto a = randn(static_cast<size_t>(M * K), 5), w = randn(static_cast<size_t>(N * K), 6);
@@ -148,9 +151,10 @@ int main(int argc, char** argv) {
               be->name().c_str(), backend::cpu::cpu_kernel_variant().c_str(), omp_get_max_threads(), M, N, K,
               gemm_gflops);
   const std::vector<Case> cases = {training("train smollm2-135m", 9, 3), training("train qwen2.5-0.5b", 14, 2),
-                                   branches("eval 5-shot branches smollm2-135m", 8, 600, 90, 9, 3),
-                                   branches("eval 0-shot branches smollm2-135m", 8, 16, 60, 9, 3)};
+                                   branches("eval 5-shot branches smollm2-135m", 8, 600, 90, 9, 3, false),
+                                   branches("eval 5-shot branches, shared prefix, smollm2-135m", 8, 600, 90, 9, 3, true),
+                                   branches("eval 0-shot branches smollm2-135m", 8, 16, 60, 9, 3, false)};
   for (const Case& c : cases)
-    if (c.name.find(only) != std::string::npos) run_case(*be, c, reps, gemm_gflops);
+    if (c.name.find(only) != std::string::npos && (c.s.shared_keys == 0 || can_share)) run_case(*be, c, reps, gemm_gflops);
   return 0;
 }
