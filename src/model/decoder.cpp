@@ -266,7 +266,7 @@ Workspace Decoder::make_workspace(int64_t n, bool training, int64_t chunk) {
     a.q = DeviceBuffer<float>(be_, n * D.QD);
     a.k = DeviceBuffer<float>(be_, n * D.KD);
     a.v = DeviceBuffer<float>(be_, n * D.KD);
-    if (!training) a.att = DeviceBuffer<float>(be_, n * D.QD);
+    a.att = DeviceBuffer<float>(be_, n * D.QD);
     a.lse = DeviceBuffer<float>(be_, n * D.Hq);
     a.mid = DeviceBuffer<float>(be_, n * D.H);
     a.rstd2 = DeviceBuffer<float>(be_, n);
@@ -285,7 +285,6 @@ Workspace Decoder::make_workspace(int64_t n, bool training, int64_t chunk) {
   ws.h = DeviceBuffer<float>(be_, n * D.I);
   ws.xn = DeviceBuffer<float>(be_, n * D.H);
   if (training) ws.rstd = DeviceBuffer<float>(be_, n);
-  if (training) ws.att = DeviceBuffer<float>(be_, n * D.QD);
   if (training) {
     ws.dR = DeviceBuffer<float>(be_, n * D.H);
     ws.dxn = DeviceBuffer<float>(be_, n * D.H);
@@ -378,11 +377,10 @@ void Decoder::layer_forward(int64_t l, const float* x, float* out, LayerActs& a,
   be_.rope(a.q.get(), pos, inv_freq_.get(), n, D.Hq, D.d, false);
   be_.rope(k_dst, pos, inv_freq_.get(), n, D.Hkv, D.d, false);
   if (before_attention) before_attention();
-  float* att = a.att.get() ? a.att.get() : ws.att.get();  // training: the shared buffer (see Workspace::att)
   if (attend) attend();
-  else be_.attention_forward(att, a.lse.get(), a.q.get(), k_all, v_all, doc, s);
+  else be_.attention_forward(a.att.get(), a.lse.get(), a.q.get(), k_all, v_all, doc, s);
   be_.copy(a.mid.get(), x, static_cast<size_t>(n * D.H) * sizeof(float));
-  linear_forward(w.o, operand(att, n * D.QD, ws, 0), n, a.mid.get(), true);
+  linear_forward(w.o, operand(a.att.get(), n * D.QD, ws, 0), n, a.mid.get(), true);
   be_.rmsnorm_forward(ws.xn.get(), a.rstd2.get(), a.mid.get(), value(w.post_norm), n, D.H, eps);
   const Operand xn2 = operand(ws.xn.get(), n * D.H, ws, 0);
   linear_forward(w.gate, xn2, n, a.gate.get(), false);
@@ -489,13 +487,10 @@ void Decoder::backward_all(Workspace& ws, const Batch& b) {
     be_.rmsnorm_backward(dR, norm_grad(w.post_norm), ws.dxn.get(), a.mid.get(), value(w.post_norm), a.rstd2.get(), n,
                          D.H);  // dR is now d loss / d mid
     // --- attention: mid = x + att @ Wo^T ---
-    // The output is recomputed from the saved q/k/v (same kernel and inputs: the forward's values), not saved: one
-    // attention forward per layer buys n x q_dim floats per layer of activation memory.
-    be_.attention_forward(ws.att.get(), a.lse.get(), a.q.get(), a.k.get(), a.v.get(), ws.doc.get(), s);
-    linear_backward(w.o, operand(dR, n * D.H, ws, 1), operand(ws.att.get(), n * D.QD, ws, 0), n, ws.datt.get(),
+    linear_backward(w.o, operand(dR, n * D.H, ws, 1), operand(a.att.get(), n * D.QD, ws, 0), n, ws.datt.get(),
                     false);
     be_.attention_backward(ws.dq.get(), ws.dk.get(), ws.dv.get(), ws.datt.get(), a.q.get(), a.k.get(), a.v.get(),
-                           ws.att.get(), a.lse.get(), ws.doc.get(), s);
+                           a.att.get(), a.lse.get(), ws.doc.get(), s);
     be_.rope(ws.dq.get(), ws.pos.get(), inv_freq_.get(), n, D.Hq, D.d, true);
     be_.rope(ws.dk.get(), ws.pos.get(), inv_freq_.get(), n, D.Hkv, D.d, true);
     float* dq = ws.dq.get();

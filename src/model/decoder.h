@@ -63,9 +63,6 @@ struct Workspace {
   DeviceBuffer<float> rstdf, xnf;          // final norm
   DeviceBuffer<float> h;                   // swiglu output (recomputed in the backward instead of saved)
   DeviceBuffer<float> xn, rstd;            // a norm's output, the projections' input (recomputed in the backward)
-  // training: the attention output of the layer at hand (recomputed in the backward from the saved q/k/v, so no
-  // layer keeps one; LayerActs::att is then empty). Inference keeps LayerActs::att.
-  DeviceBuffer<float> att;
   // backward scratch (training only)
   DeviceBuffer<float> dR, dxn, dq, dk, dv, datt;  // dgate/dup: in place over the layer's gate/up
   DeviceBuffer<float> dq_raw, dk_raw;  // q/k norm families only: gradients before the per-head norm
