@@ -297,7 +297,7 @@ Workspace Decoder::make_workspace(int64_t n, bool training, int64_t chunk) {
       ws.dk_raw = DeviceBuffer<float>(be_, n * D.KD);
     }
   }
-  chunk = std::max<int64_t>(1, chunk);
+  chunk = std::max<int64_t>(1, std::min(chunk, n));  // a chunk never holds more rows than the workspace has tokens
   ws.xc = DeviceBuffer<float>(be_, chunk * D.H);
   ws.dxc = DeviceBuffer<float>(be_, chunk * D.H);
   ws.logits = DeviceBuffer<float>(be_, chunk * D.V);
@@ -323,7 +323,7 @@ Workspace& Decoder::workspace_for(int64_t n, bool training) {
   // Reused across calls of the same size (a training run sees one shape); a mode change or new size reallocates.
   if (!ws_ || ws_->n != n || ws_->training != training) {
     ws_.reset();
-    ws_ = std::make_unique<Workspace>(make_workspace(n, training, std::min(n, head_chunk_rows())));
+    ws_ = std::make_unique<Workspace>(make_workspace(n, training, head_chunk_rows()));
   }
   return *ws_;
 }

@@ -114,6 +114,7 @@ class Decoder final : public Model {
     int64_t H, I, L, Hq, Hkv, d, V, QD, KD;  // QD = Hq*d, KD = Hkv*d
   };
   const Dims& dims() const { return dims_; }
+  // head_chunk_rows: LM-head rows per chunk, capped at n (no chunk holds more rows than the workspace has tokens).
   Workspace make_workspace(int64_t n, bool training, int64_t head_chunk_rows);
   // Embedding of ids already in ws.ids into x.
   void embed(Workspace& ws, float* x);

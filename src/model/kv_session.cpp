@@ -95,7 +95,7 @@ class Session final : public Model::KVSession {
 Workspace& Session::branch_workspace(int64_t n) {
   if (!bws_ || bws_->n < n) {
     bws_.reset();
-    bws_ = std::make_unique<Workspace>(m_.make_workspace(n, false, std::min(n, m_.head_chunk_rows())));
+    bws_ = std::make_unique<Workspace>(m_.make_workspace(n, false, m_.head_chunk_rows()));
   }
   bws_->n = n;  // the buffers may be larger; embed() reads ws.n rows
   return *bws_;

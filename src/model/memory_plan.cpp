@@ -1,6 +1,5 @@
 #include "model/memory_plan.h"
 
-#include <algorithm>
 #include <stdexcept>
 
 #include "model/decoder.h"
@@ -76,7 +75,7 @@ MemoryPlan plan_training_memory(const io::ModelConfig& cfg, int64_t n_tokens, Pr
     m.optimizer += 8 * r.numel;  // train/adamw.cpp: m and v per parameter tensor
   }
   const int64_t before = be.bytes;
-  { Workspace ws = dec.make_workspace(n_tokens, true, std::min(n_tokens, dec.head_chunk_rows())); }
+  { Workspace ws = dec.make_workspace(n_tokens, true, dec.head_chunk_rows()); }
   m.activations = be.bytes - before;
   return m;
 }
