@@ -258,7 +258,8 @@ Workspace Decoder::make_workspace(int64_t n, bool training, int64_t chunk) {
   ws.ids = DeviceBuffer<int32_t>(be_, n);
   ws.pos = DeviceBuffer<int32_t>(be_, n);
   ws.doc = DeviceBuffer<int32_t>(be_, n);
-  const int64_t n_resid = training ? D.L + 1 : 1, n_layers = training ? D.L : 1;
+  ws.checkpointed = training && checkpoint_layers_;
+  const int64_t n_resid = training ? D.L + 1 : 1, n_layers = training && !ws.checkpointed ? D.L : 1;
   for (int64_t i = 0; i < n_resid; ++i) ws.resid.emplace_back(be_, n * D.H);
   for (int64_t i = 0; i < n_layers; ++i) {
     LayerActs a;
@@ -321,7 +322,7 @@ Workspace Decoder::make_workspace(int64_t n, bool training, int64_t chunk) {
 
 Workspace& Decoder::workspace_for(int64_t n, bool training) {
   // Reused across calls of the same size (a training run sees one shape); a mode change or new size reallocates.
-  if (!ws_ || ws_->n != n || ws_->training != training) {
+  if (!ws_ || ws_->n != n || ws_->training != training || ws_->checkpointed != (training && checkpoint_layers_)) {
     ws_.reset();
     ws_ = std::make_unique<Workspace>(make_workspace(n, training, head_chunk_rows()));
   }
@@ -385,6 +386,7 @@ void Decoder::layer_forward(int64_t l, const float* x, float* out, LayerActs& a,
   const Operand xn2 = operand(ws.xn.get(), n * D.H, ws, 0);
   linear_forward(w.gate, xn2, n, a.gate.get(), false);
   linear_forward(w.up, xn2, n, a.up.get(), false);
+  if (!out) return;  // checkpointed backward: h and the layer output are not needed (the backward recomputes h)
   be_.swiglu_forward(ws.h.get(), a.gate.get(), a.up.get(), n * D.I);
   if (out != a.mid.get()) be_.copy(out, a.mid.get(), static_cast<size_t>(n * D.H) * sizeof(float));
   linear_forward(w.down, operand(ws.h.get(), n * D.I, ws, 0), n, out, true);
@@ -414,7 +416,7 @@ void Decoder::forward_all(Workspace& ws, const Batch& b) {
   s.scale = static_cast<float>(1.0 / std::sqrt(static_cast<double>(D.d)));
   embed(ws, ws.resid[0].get());
   for (int64_t l = 0; l < D.L; ++l) {
-    LayerActs& a = ws.layers[ws.training ? l : 0];
+    LayerActs& a = ws.acts(l);
     const float* x = ws.resid[ws.training ? l : 0].get();
     float* out = ws.resid[ws.training ? l + 1 : 0].get();
     layer_forward(l, x, out, a, ws, n, s, a.k.get(), a.v.get(), a.k.get(), a.v.get(), ws.pos.get(), ws.doc.get());
@@ -472,7 +474,10 @@ void Decoder::backward_all(Workspace& ws, const Batch& b) {
                        n, D.H);
   for (int64_t l = D.L - 1; l >= 0; --l) {
     const LayerWeights& w = layer_[l];
-    LayerActs& a = ws.layers[l];
+    LayerActs& a = ws.acts(l);
+    if (ws.checkpointed)  // refill the shared activations with this layer's forward (same kernels, same bits)
+      layer_forward(l, ws.resid[l].get(), nullptr, a, ws, n, s, a.k.get(), a.v.get(), a.k.get(), a.v.get(),
+                    ws.pos.get(), ws.doc.get());
     // --- MLP: out = mid + swiglu(gate, up) @ Wd^T ---
     be_.swiglu_forward(ws.h.get(), a.gate.get(), a.up.get(), n * D.I);  // recomputed, not saved
     // dh overwrites h (free after dWd): the seam computes dW before dx

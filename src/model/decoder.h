@@ -43,8 +43,9 @@ struct Operand {
   const void* op = nullptr;
 };
 
-// Activations of one layer for n token rows. In training every layer keeps its own (saved for the backward);
-// inference reuses a single one for all layers. The normalised inputs of the projections are not saved: the backward
+// Activations of one layer for n token rows. In training every layer keeps its own (saved for the backward), except
+// with gradient checkpointing, where one set is shared and the backward re-runs each layer's forward into it from
+// the saved residual; inference reuses a single one for all layers. The normalised inputs of the projections are not saved: the backward
 // recomputes them from the saved residual (resid / mid) and 1/rms (Workspace::xn), which costs one elementwise pass and
 // saves 2 x hidden floats per token per layer. q_raw/k_raw/rstd_q/rstd_k exist only with q/k norms (Qwen3):
 // the projections before the per-head RMSNorm and its saved 1/rms.
@@ -57,9 +58,11 @@ struct LayerActs {
 struct Workspace {
   int64_t n = 0;
   bool training = false;
+  bool checkpointed = false;  // training with gradient checkpointing: `layers` holds one set, refilled per layer
   DeviceBuffer<int32_t> ids, pos, doc;
   std::vector<DeviceBuffer<float>> resid;  // training: L+1 residual streams; inference: 1, updated in place
-  std::vector<LayerActs> layers;           // training: L; inference: 1
+  std::vector<LayerActs> layers;           // training: L (1 when checkpointed); inference: 1
+  LayerActs& acts(int64_t layer) { return layers[layers.size() == 1 ? 0 : static_cast<size_t>(layer)]; }
   DeviceBuffer<float> rstdf, xnf;          // final norm
   DeviceBuffer<float> h;                   // swiglu output (recomputed in the backward instead of saved)
   DeviceBuffer<float> xn, rstd;            // a norm's output, the projections' input (recomputed in the backward)
@@ -107,6 +110,7 @@ class Decoder final : public Model {
   const io::LoraAdapterConfig* lora_config() const override { return lora_ ? &lora_->config() : nullptr; }
   void save_adapter(const std::filesystem::path& dir, const std::string& base_model) override;
   void set_dropout_seed(uint64_t seed) override { dropout_seed_ = seed; }
+  void set_gradient_checkpointing(bool on) override { checkpoint_layers_ = on; }
   int64_t num_all_parameters() const override;
 
   // ---- used by the KV session (kv_session.cpp) ----
@@ -115,10 +119,12 @@ class Decoder final : public Model {
   };
   const Dims& dims() const { return dims_; }
   // head_chunk_rows: LM-head rows per chunk, capped at n (no chunk holds more rows than the workspace has tokens).
+  // A training workspace follows set_gradient_checkpointing (one layer's activations instead of L).
   Workspace make_workspace(int64_t n, bool training, int64_t head_chunk_rows);
   // Embedding of ids already in ws.ids into x.
   void embed(Workspace& ws, float* x);
-  // One decoder layer: out = layer(x) for n query rows. New K/V rows are written to k_dst/v_dst, attention reads keys
+  // One decoder layer: out = layer(x) for n query rows. out == nullptr stops after the gate/up projections (the
+  // backward's recompute under gradient checkpointing: everything the layer's backward reads is then in `a`). New K/V rows are written to k_dst/v_dst, attention reads keys
   // from k_all/v_all per `s` (s.Tq = n). out may equal x. before_attention (optional) runs after the new K/V rows
   // are written and rotated, before attention reads k_all/v_all (branch scoring scatters them into per-row layouts).
   // attend (optional) replaces the single attention call: it must fill a.att / a.lse for all n rows from a.q (group
@@ -198,6 +204,7 @@ class Decoder final : public Model {
   int64_t grad_total_ = 0;
   DeviceBuffer<float> norm_dw_scratch_;
   uint64_t dropout_seed_ = 0;
+  bool checkpoint_layers_ = false;  // gradient checkpointing (set_gradient_checkpointing)
   bool lora_training_ = false;  // the current forward is a training pass (LoRA dropout active)
 };
 

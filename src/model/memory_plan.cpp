@@ -61,7 +61,8 @@ class SizingBackend final : public backend::Backend {
 
 }  // namespace
 
-MemoryPlan plan_training_memory(const io::ModelConfig& cfg, int64_t n_tokens, Precision p, bool fast_bf16_gemm) {
+MemoryPlan plan_training_memory(const io::ModelConfig& cfg, int64_t n_tokens, Precision p, bool fast_bf16_gemm,
+                                bool gradient_checkpointing) {
   SFT_CHECK(n_tokens > 0, "memory plan: tokens per micro-batch must be positive, got ", n_tokens);
   SizingBackend be(fast_bf16_gemm);
   Decoder dec(cfg, be, p);
@@ -74,6 +75,7 @@ MemoryPlan plan_training_memory(const io::ModelConfig& cfg, int64_t n_tokens, Pr
     m.parameters += r.numel;
     m.optimizer += 8 * r.numel;  // train/adamw.cpp: m and v per parameter tensor
   }
+  dec.set_gradient_checkpointing(gradient_checkpointing);
   const int64_t before = be.bytes;
   { Workspace ws = dec.make_workspace(n_tokens, true, dec.head_chunk_rows()); }
   m.activations = be.bytes - before;

@@ -21,7 +21,9 @@ struct MemoryPlan {
 };
 
 // Full fine-tuning with AdamW, n_tokens = batch_size * seq_len per micro-batch. fast_bf16_gemm: the device's
-// Backend::fast_bf16_gemm() (decides the size of the BF16 weight copies and operand slots).
-MemoryPlan plan_training_memory(const io::ModelConfig& cfg, int64_t n_tokens, Precision p, bool fast_bf16_gemm);
+// Backend::fast_bf16_gemm() (decides the size of the BF16 weight copies and operand slots). gradient_checkpointing:
+// the workspace of Model::set_gradient_checkpointing(true).
+MemoryPlan plan_training_memory(const io::ModelConfig& cfg, int64_t n_tokens, Precision p, bool fast_bf16_gemm,
+                                bool gradient_checkpointing = false);
 
 }  // namespace sft::model

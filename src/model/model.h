@@ -85,6 +85,10 @@ class Model {
   virtual std::vector<ParamRef> parameters() = 0;  // in a fixed order (HF names); tied head appears once
   // Call after the optimizer changed fp32 masters (refreshes bf16 weight copies in BF16 mode).
   virtual void on_weights_updated() = 0;
+  // Gradient checkpointing (HF --gradient_checkpointing): training keeps only each layer's input and re-runs the
+  // layer's forward in the backward. Same gradients bit for bit (same kernels on the same inputs); activation memory
+  // drops from ~L layers' worth to one, for about one more forward pass of the layers per step.
+  virtual void set_gradient_checkpointing(bool on) = 0;
 
   // Scoring (eval): for every position t of every row, log p(input_ids[t+1] | prefix) and whether it was the argmax;
   // out vectors have B*T entries, the last position of each row and padding get 0 / false (so does the last token

@@ -63,6 +63,7 @@ class FakeModel : public Model {
   void zero_grad() override {}
   std::vector<sft::model::ParamRef> parameters() override { return {}; }
   void on_weights_updated() override {}
+  void set_gradient_checkpointing(bool) override {}
   void next_token_logprobs(const sft::model::Batch&, std::vector<float>&, std::vector<uint8_t>&) override {
     throw std::logic_error("unused");
   }

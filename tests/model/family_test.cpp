@@ -138,25 +138,33 @@ TEST(Family, EveryFixtureHasAFamilyAndTheDecoderAllocatesItsTable) {
 
 TEST(Family, MemoryPlanEqualsCountedAllocations) {
   for (const auto& path : fixture_configs()) {
-    for (Precision p : {Precision::F32, Precision::BF16}) {
-      SCOPED_TRACE(path.filename().string() + (p == Precision::BF16 ? " bf16" : " f32"));
-      const io::ModelConfig c = cut(load_config(path));
-      CountingBackend be(backend::make_cpu_backend());
-      const Batch b = Batch::from_sequences({{1, 2, 3, 4, 5, 6}, {7, 8, 9}}, {}, 0);  // n = 2 * 6 tokens
-      const MemoryPlan plan = plan_training_memory(c, b.B * b.T, p, be.fast_bf16_gemm());
-      {
-        auto m = Model::random(c, 3, be, p);
-        const int64_t after_model = be.live;
-        EXPECT_EQ(after_model, plan.weights + plan.gradients + plan.compute_copies);
-        train::AdamW opt(be, m->parameters(), {});
-        EXPECT_EQ(be.live - after_model, plan.optimizer);
-        m->forward_backward(b, 1.0f / static_cast<float>(b.count_targets()));
-        opt.step(1e-3);
-        m->on_weights_updated();
-        EXPECT_EQ(be.peak, plan.total());
-        EXPECT_EQ(plan.parameters, num_parameters(c));
+    for (bool ckpt : {false, true}) {
+      for (Precision p : {Precision::F32, Precision::BF16}) {
+        if (ckpt && p == Precision::BF16) continue;  // the workspace difference is the same; keeps the test short
+        SCOPED_TRACE(path.filename().string() + (p == Precision::BF16 ? " bf16" : " f32") + (ckpt ? " checkpointed" : ""));
+        io::ModelConfig c = cut(load_config(path));
+        if (ckpt) c.num_hidden_layers = 2;  // checkpointing keeps one layer's activations instead of two
+        CountingBackend be(backend::make_cpu_backend());
+        const Batch b = Batch::from_sequences({{1, 2, 3, 4, 5, 6}, {7, 8, 9}}, {}, 0);  // n = 2 * 6 tokens
+        const MemoryPlan plan = plan_training_memory(c, b.B * b.T, p, be.fast_bf16_gemm(), ckpt);
+        if (ckpt) {
+          EXPECT_LT(plan.activations, plan_training_memory(c, b.B * b.T, p, be.fast_bf16_gemm()).activations);
+        }
+        {
+          auto m = Model::random(c, 3, be, p);
+          m->set_gradient_checkpointing(ckpt);
+          const int64_t after_model = be.live;
+          EXPECT_EQ(after_model, plan.weights + plan.gradients + plan.compute_copies);
+          train::AdamW opt(be, m->parameters(), {});
+          EXPECT_EQ(be.live - after_model, plan.optimizer);
+          m->forward_backward(b, 1.0f / static_cast<float>(b.count_targets()));
+          opt.step(1e-3);
+          m->on_weights_updated();
+          EXPECT_EQ(be.peak, plan.total());
+          EXPECT_EQ(plan.parameters, num_parameters(c));
+        }
+        EXPECT_EQ(be.live, 0);  // everything freed
       }
-      EXPECT_EQ(be.live, 0);  // everything freed
     }
   }
 }

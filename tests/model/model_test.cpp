@@ -74,6 +74,42 @@ TEST(Model, GradientsAccumulateAndScale) {
   EXPECT_GT(rel(once, std::vector<float>(once.size(), 0.0f)), 0.0);  // not all zero
 }
 
+// Gradient checkpointing re-runs each layer's forward with the same kernels on the same inputs, so loss and every
+// gradient must be bit-identical to the run that saved all activations (EXPECT_EQ, no tolerance), in both compute
+// precisions, with and without biases and q/k norms, over two steps (the second reuses the checkpointed workspace).
+TEST(Model, GradientCheckpointingGivesIdenticalGradients) {
+  auto be = backend::make_cpu_backend();
+  for (int variant = 0; variant < 3; ++variant)
+    for (Precision p : {Precision::F32, Precision::BF16}) {
+      SCOPED_TRACE(std::to_string(variant) + (p == Precision::BF16 ? " bf16" : " f32"));
+      io::ModelConfig c = tiny(variant == 0, variant == 1);
+      c.num_hidden_layers = 3;
+      if (variant == 2) c.model_type = "qwen3", c.qk_norm = true;
+      auto plain = Model::random(c, 5, *be, p), ckpt = Model::random(c, 5, *be, p);
+      ckpt->set_gradient_checkpointing(true);
+      for (uint64_t step = 0; step < 2; ++step) {
+        const Batch batch = random_batch(3, 10, 53, 20 + step);
+        plain->zero_grad();
+        ckpt->zero_grad();
+        const LossSum a = plain->forward_backward(batch, 0.05f), b = ckpt->forward_backward(batch, 0.05f);
+        EXPECT_EQ(a.sum, b.sum);
+        const auto ga = grads_of(*plain), gb = grads_of(*ckpt);
+        ASSERT_EQ(ga.size(), gb.size());
+        size_t differ = 0;
+        for (size_t i = 0; i < ga.size(); ++i) differ += ga[i] != gb[i];
+        EXPECT_EQ(differ, 0u) << "of " << ga.size() << " gradient elements";
+        EXPECT_GT(rel(ga, std::vector<float>(ga.size(), 0.0f)), 0.0);  // not all zero
+      }
+      // Switching it off again gives the plain workspace (and the same numbers).
+      ckpt->set_gradient_checkpointing(false);
+      const Batch batch = random_batch(2, 7, 53, 30);
+      plain->zero_grad();
+      ckpt->zero_grad();
+      EXPECT_EQ(plain->forward_backward(batch, 0.1f).sum, ckpt->forward_backward(batch, 0.1f).sum);
+      EXPECT_EQ(grads_of(*plain), grads_of(*ckpt));
+    }
+}
+
 TEST(Model, PackedRowEqualsSeparateRows) {
   auto be = backend::make_cpu_backend();
   auto m = Model::random(tiny(false, false), 4, *be, Precision::F32);
