@@ -6,6 +6,7 @@
 // usage: train_step [--shape qwen2.5-0.5b|qwen2.5-1.5b|smollm2-135m] [--batch 4] [--seq 512] [--dtype bf16|fp32]
 //                   [--steps 3] [--layers N (override, for quick runs)]
 //                   [--lora_r R (LoRA: base frozen, adapters + their AdamW only)] [--lora_targets all-linear|q_proj,...]
+//                   [--gradient_checkpointing 0|1 (re-run each layer's forward in the backward)]
 #include <sys/resource.h>
 
 #include <algorithm>
@@ -27,7 +28,7 @@ using namespace sft;
 
 int main(int argc, char** argv) {
   std::string shape = "qwen2.5-0.5b", dtype = "bf16";
-  int64_t batch = 4, seq = 512, steps = 3, layers = 0, lora_r = 0;
+  int64_t batch = 4, seq = 512, steps = 3, layers = 0, lora_r = 0, checkpointing = 0;
   std::string lora_targets = "all-linear";
   for (int i = 1; i + 1 < argc; i += 2) {
     const std::string k = argv[i], v = argv[i + 1];
@@ -39,6 +40,7 @@ int main(int argc, char** argv) {
     else if (k == "--layers") layers = std::stoll(v);
     else if (k == "--lora_r") lora_r = std::stoll(v);
     else if (k == "--lora_targets") lora_targets = v;
+    else if (k == "--gradient_checkpointing") checkpointing = std::stoll(v);
     else {
       std::fprintf(stderr, "train_step: unknown flag %s\n", k.c_str());
       return 2;
@@ -85,6 +87,7 @@ int main(int argc, char** argv) {
   auto m = model::Model::random(c, 0, *be, dtype == "bf16" ? model::Precision::BF16 : model::Precision::F32,
                                 lora_r > 0 ? &lora : nullptr);
 
+  m->set_gradient_checkpointing(checkpointing != 0);
   std::vector<model::ParamRef> params = m->parameters();
   int64_t n_params = 0;
   std::vector<float*> mom, var;
@@ -154,13 +157,13 @@ int main(int argc, char** argv) {
   getrusage(RUSAGE_SELF, &ru);
   std::printf(
       "{\"peer\": \"sft\", \"shape\": \"%s\", \"layers\": %lld, \"params\": %lld, \"batch\": %lld, \"seq\": %lld, "
-      "\"lora_r\": %lld, \"trainable\": %lld, \"dtype\": \"%s\", \"bf16_gemm\": \"%s\", \"step_s_median\": %.3f, \"tokens_per_s\": %.1f, "
+      "\"lora_r\": %lld, \"gradient_checkpointing\": %s, \"trainable\": %lld, \"dtype\": \"%s\", \"bf16_gemm\": \"%s\", \"step_s_median\": %.3f, \"tokens_per_s\": %.1f, "
       "\"model_gflops\": %.1f, \"peak_rss_mib\": %ld, \"step_s_mean\": %.3f, \"gemm_share\": %.3f, "
       "\"gemm_gflops\": %.1f, \"breakdown_s\": {%s}, \"kernels_calls_s\": {%s}, \"gemm_lib\": \"%s\", "
       "\"cpu_kernels\": \"%s\"}\n",
       shape.c_str(), static_cast<long long>(c.num_hidden_layers), static_cast<long long>(model::num_parameters(c)),
       static_cast<long long>(batch), static_cast<long long>(seq), static_cast<long long>(lora_r),
-      static_cast<long long>(n_params), dtype.c_str(),
+      checkpointing ? "true" : "false", static_cast<long long>(n_params), dtype.c_str(),
       dtype == "bf16" ? (be->fast_bf16_gemm() ? "native" : "emulated-fp32") : "n/a", dt, B * T / dt,
       flops / dt / 1e9, ru.ru_maxrss / 1024, mean, gemm_s / mean, gemm_gflops, breakdown.c_str(), kernels.c_str(),
       backend::cpu::dnnl_gemm_report().c_str(), backend::cpu::cpu_kernel_variant().c_str());

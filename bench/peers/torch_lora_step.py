@@ -2,7 +2,9 @@
 transformers model with a peft LoRA adapter, on the CPU — what a user of transformers + peft runs. Random weights
 (speed does not depend on their values). Prints one JSON line with the fields of bench/train_step.
 usage: python torch_lora_step.py --shape qwen2.5-0.5b --layers 4 --batch 1 --seq 512 --lora_r 16
-       [--lora_targets all-linear] [--dtype fp32|bf16] [--threads N] [--steps 2]
+       [--lora_targets all-linear] [--dtype fp32|bf16] [--threads N] [--steps 2] [--gradient_checkpointing 0|1]
+--gradient_checkpointing 1: transformers' gradient_checkpointing_enable (non-reentrant) + enable_input_require_grads,
+the usual peft recipe, to compare with sft's --gradient_checkpointing.
 """
 import argparse
 import json
@@ -30,6 +32,7 @@ def main():
     ap.add_argument("--dtype", default="fp32", choices=["fp32", "bf16"])
     ap.add_argument("--threads", type=int, default=os.cpu_count())
     ap.add_argument("--steps", type=int, default=2)
+    ap.add_argument("--gradient_checkpointing", type=int, default=0)
     a = ap.parse_args()
     from peft import LoraConfig, get_peft_model
     from transformers import LlamaConfig, LlamaForCausalLM, Qwen2Config, Qwen2ForCausalLM
@@ -42,6 +45,9 @@ def main():
                   max_position_embeddings=32768)
     model = Qwen2ForCausalLM(Qwen2Config(**common)) if qwen else LlamaForCausalLM(LlamaConfig(**common))
     n_all = sum(p.numel() for p in model.parameters())
+    if a.gradient_checkpointing:
+        model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+        model.enable_input_require_grads()
     targets = "all-linear" if a.lora_targets == "all-linear" else a.lora_targets.split(",")
     pm = get_peft_model(model, LoraConfig(r=a.lora_r, lora_alpha=2 * a.lora_r, lora_dropout=0.0,
                                           target_modules=targets, task_type="CAUSAL_LM"))
@@ -69,7 +75,8 @@ def main():
     flops = 6 * n_all * B * T + 6 * L * B * T * T * NH * HD  # full-FT model FLOPs, as bench/train_step counts them
     print(json.dumps({"peer": "pytorch+peft", "torch": torch.__version__, "shape": a.shape, "layers": L,
                       "params": n_all, "batch": B, "seq": T, "lora_r": a.lora_r, "trainable": trainable,
-                      "dtype": a.dtype, "threads": a.threads, "step_s_median": round(dt, 3),
+                      "dtype": a.dtype, "threads": a.threads,
+                      "gradient_checkpointing": bool(a.gradient_checkpointing), "step_s_median": round(dt, 3),
                       "tokens_per_s": round(B * T / dt, 1), "model_gflops": round(flops / dt / 1e9, 1),
                       "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024}))
 

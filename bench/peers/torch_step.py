@@ -1,6 +1,8 @@
 """Peer measurement copied verbatim from /work/shared/bench/torch_step.py (the project's shared benchmark peer),
-with one addition: --layers N overrides the layer count (default: the shape's own), so that bench/train_step.sh can
-run a quick comparison on a small machine with both sides at the same size."""
+with two additions: --layers N overrides the layer count (default: the shape's own), so that bench/train_step.sh can
+run a quick comparison on a small machine with both sides at the same size; --gradient_checkpointing 1 runs every
+block under torch.utils.checkpoint (non-reentrant, as transformers' gradient_checkpointing_enable), to compare with
+sft's --gradient_checkpointing."""
 
 """Peer measurement: one training step (forward + backward + AdamW) of a Qwen2/Llama-shaped decoder in PyTorch on the CPU.
 
@@ -61,13 +63,17 @@ class Decoder(nn.Module):
         self.embed = nn.Embedding(V, H)
         self.blocks = nn.ModuleList([Block(H, I, NH, NKV, HD, bias) for _ in range(L)])
         self.norm = RMSNorm(H)
+        self.ckpt = False
     def forward(self, ids):
         T = ids.shape[1]
         inv = 1.0 / (self.theta ** (torch.arange(0, self.HD, 2).float() / self.HD))
         f = torch.outer(torch.arange(T).float(), inv); emb = torch.cat((f, f), -1)
         x = self.embed(ids); cos, sin = emb.cos().to(x.dtype), emb.sin().to(x.dtype)
         for b in self.blocks:
-            x = b(x, cos.to(x.dtype), sin.to(x.dtype))
+            if self.ckpt:
+                x = torch.utils.checkpoint.checkpoint(b, x, cos.to(x.dtype), sin.to(x.dtype), use_reentrant=False)
+            else:
+                x = b(x, cos.to(x.dtype), sin.to(x.dtype))
         logits = F.linear(self.norm(x), self.embed.weight)
         return F.cross_entropy(logits[:, :-1].float().reshape(-1, self.V), ids[:, 1:].reshape(-1))
 
@@ -78,12 +84,13 @@ def main():
     ap.add_argument("--dtype", default="bf16", choices=["bf16", "fp32"])
     ap.add_argument("--threads", type=int, default=os.cpu_count()); ap.add_argument("--steps", type=int, default=3)
     ap.add_argument("--layers", type=int, default=0)  # sft.cpp addition: 0 = the shape's own layer count
+    ap.add_argument("--gradient_checkpointing", type=int, default=0)  # sft.cpp addition
     a = ap.parse_args()
     torch.manual_seed(0); torch.set_num_threads(a.threads)
     shape = SHAPES[a.shape]
     if a.layers > 0:
         shape = shape[:2] + (a.layers,) + shape[3:]
-    m = Decoder(shape); n = sum(p.numel() for p in m.parameters())
+    m = Decoder(shape); n = sum(p.numel() for p in m.parameters()); m.ckpt = bool(a.gradient_checkpointing)
     ids = torch.randint(0, shape[5], (a.batch, a.seq)); opt = torch.optim.AdamW(m.parameters(), lr=1e-5)
     def step():
         opt.zero_grad(set_to_none=True)
@@ -98,7 +105,7 @@ def main():
     H, L, T, B = shape[0], shape[2], a.seq, a.batch
     flops = 6 * n * B * T + 6 * L * B * T * T * shape[3] * shape[6]  # 6N per token + causal attention fwd+bwd
     print(json.dumps({"peer": "pytorch", "torch": torch.__version__, "shape": a.shape, "layers": L, "params": n, "batch": B, "seq": T,
-                      "dtype": a.dtype, "threads": a.threads, "step_s_median": round(dt, 3),
+                      "dtype": a.dtype, "threads": a.threads, "gradient_checkpointing": bool(a.gradient_checkpointing), "step_s_median": round(dt, 3),
                       "tokens_per_s": round(B * T / dt, 1), "model_gflops": round(flops / dt / 1e9, 1),
                       "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024}))
 

@@ -46,6 +46,7 @@ struct InfoArgs {
 // the bf16 weight copies).
 struct MemoryEstimate {
   model::MemoryPlan f32, bf16;
+  model::MemoryPlan f32_ckpt, bf16_ckpt;  // with --gradient_checkpointing True
 };
 
 MemoryEstimate estimate_memory(const io::ModelConfig& c, int64_t seq_len, int64_t batch) {
@@ -60,7 +61,9 @@ MemoryEstimate estimate_memory(const io::ModelConfig& c, int64_t seq_len, int64_
   (void)checked_mul(checked_mul(checked_mul(c.num_hidden_layers + 2, n, what), width, what), 8, what);
   const bool fast_bf16 = backend::make_backend(backend::DeviceSpec{})->fast_bf16_gemm();
   return {model::plan_training_memory(c, n, model::Precision::F32, fast_bf16),
-          model::plan_training_memory(c, n, model::Precision::BF16, fast_bf16)};
+          model::plan_training_memory(c, n, model::Precision::BF16, fast_bf16),
+          model::plan_training_memory(c, n, model::Precision::F32, fast_bf16, true),
+          model::plan_training_memory(c, n, model::Precision::BF16, fast_bf16, true)};
 }
 
 std::string with_commas(int64_t v) {
@@ -193,7 +196,9 @@ void run_info(const InfoArgs& a) {
     j["memory_bytes"] = {{"fp32_master_weights", mem.f32.weights},    {"fp32_gradients", mem.f32.gradients},
                          {"adamw_m_v", mem.f32.optimizer},            {"bf16_weight_copies", mem.bf16.compute_copies},
                          {"activations_fp32", mem.f32.activations},   {"activations_bf16", mem.bf16.activations},
-                         {"total_fp32", mem.f32.total()},             {"total_bf16", mem.bf16.total()}};
+                         {"total_fp32", mem.f32.total()},             {"total_bf16", mem.bf16.total()},
+                         {"activations_fp32_gradient_checkpointing", mem.f32_ckpt.activations},
+                         {"activations_bf16_gradient_checkpointing", mem.bf16_ckpt.activations}};
     j["devices"] = backend::describe_devices();
     std::cout << j.dump(2) << "\n";
     return;
@@ -245,6 +250,9 @@ void run_info(const InfoArgs& a) {
               gib(mem.bf16.activations).c_str());
   std::printf("  total, fp32 compute   %12s\n", gib(mem.f32.total()).c_str());
   std::printf("  total, bf16 compute   %12s\n", gib(mem.bf16.total()).c_str());
+  std::printf("  --gradient_checkpointing True: activations %s (bf16 compute: %s), total %s (bf16 compute: %s)\n",
+              gib(mem.f32_ckpt.activations).c_str(), gib(mem.bf16_ckpt.activations).c_str(),
+              gib(mem.f32_ckpt.total()).c_str(), gib(mem.bf16_ckpt.total()).c_str());
   if (a.use_peft || !a.adapter.empty()) print_lora_plan(a, cfg, mem);
   std::printf("\ndevices\n");
   for (const auto& d : backend::describe_devices()) std::printf("  %s\n", d.c_str());

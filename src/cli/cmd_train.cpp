@@ -246,6 +246,11 @@ void train_in_this_process(ParsedTrainArgs& parsed, std::unique_ptr<dist::Commun
     m = model::Model::load(resume_dir.empty() ? base : resume_dir, *be, precision);
   }
 
+  m->set_gradient_checkpointing(cfg.gradient_checkpointing);
+  if (cfg.gradient_checkpointing)
+    std::printf("gradient checkpointing: each layer's forward runs again in the backward (activations of one layer "
+                "kept instead of %lld)\n", static_cast<long long>(m->config().num_hidden_layers));
+
   train::TrainJob job;
   job.cfg = cfg;
   job.model = m.get();

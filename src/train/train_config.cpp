@@ -185,6 +185,7 @@ std::string TrainConfig::to_json() const {
   j["device"] = device;
   j["threads"] = threads;
   j["debug_dump_batches"] = debug_dump_batches;
+  j["gradient_checkpointing"] = gradient_checkpointing;
   j["skip_nonfinite_steps"] = skip_nonfinite_steps;
   j["use_peft"] = use_peft;
   j["lora_r"] = lora_r;

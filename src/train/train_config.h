@@ -71,6 +71,7 @@ struct TrainConfig {
   double ddp_bucket_cap_mb = 25;     // gradient bucket size of the reductions (torch DDP's default)
   std::string debug_dump_batches;  // debug: write every micro-batch trained on as JSON lines (parity tests)
 
+  bool gradient_checkpointing = false;  // re-run each layer's forward in the backward instead of saving activations
   bool skip_nonfinite_steps = false;  // a NaN/inf loss or gradient norm: skip the update (default: stop with an error)
 
   bool use_bf16() const { return bf16 || torch_dtype == "bfloat16"; }
