@@ -122,6 +122,12 @@ void print_lora_plan(const InfoArgs& a, const io::ModelConfig& cfg, const Memory
               gib(full.bf16.activations + p.activation_bytes).c_str(), gib(p.activation_bytes).c_str());
   std::printf("  total, fp32 compute   %12s   (full fine-tuning: %s)\n", gib(fp32).c_str(), gib(full.f32.total()).c_str());
   std::printf("  total, bf16 compute   %12s   (full fine-tuning: %s)\n", gib(bf16).c_str(), gib(full.bf16.total()).c_str());
+  // the adapters' own saved rows (x A^T per target) are kept either way; only the base layers' activations shrink
+  std::printf("  --gradient_checkpointing True: activations %s (bf16 compute: %s), total %s (bf16 compute: %s)\n",
+              gib(full.f32_ckpt.activations + p.activation_bytes).c_str(),
+              gib(full.bf16_ckpt.activations + p.activation_bytes).c_str(),
+              gib(fp32 - full.f32.activations + full.f32_ckpt.activations).c_str(),
+              gib(bf16 - full.bf16.activations + full.bf16_ckpt.activations).c_str());
 }
 
 void run_info(const InfoArgs& a) {

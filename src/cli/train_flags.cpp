@@ -110,7 +110,7 @@ const std::map<std::string, Flag>& flags() {
                              "best = higher metric (default False for eval_loss)"}},
       {"gradient_checkpointing", {BOOL(gradient_checkpointing),
                                   "keep only each layer's input and re-run its forward in the backward: activation "
-                                  "memory of one layer instead of all (sft info shows both), ~20-25% more time a step"}},
+                                  "memory of one layer instead of all (sft info shows both), ~15-30% more time a step"}},
       {"skip_nonfinite_steps", {BOOL(skip_nonfinite_steps),
                                 "skip an update whose loss or gradient norm is NaN/inf (default: stop with an error)"}},
       {"use_peft", {BOOL(use_peft), "LoRA fine-tuning (peft adapters): base frozen, adapter + its AdamW state trained"}},
