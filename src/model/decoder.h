@@ -155,6 +155,7 @@ class Decoder final : public Model {
   // bf16 copies of every weight (after a load; on_weights_updated refreshes only trainable tensors under LoRA).
   void refresh_all_bf16();
   int64_t add_tensor(const TensorSpec& t);
+  int64_t largest_tensor() const;  // elements of the largest weight tensor (host staging buffer size)
   void check_batch(const Batch& b) const;
   void upload_batch(Workspace& ws, const Batch& b);
   Workspace& workspace_for(int64_t n, bool training);

@@ -1,4 +1,5 @@
 // Model factories (load from an HF folder, random init), parameter I/O (load/save), Batch helpers, RoPE frequencies.
+#include <algorithm>
 #include <cmath>
 #include <numbers>
 #include <random>
@@ -84,24 +85,36 @@ std::vector<float> rope_inv_freq(const io::ModelConfig& cfg) {
   return inv;
 }
 
+// Host staging goes tensor by tensor through one buffer the size of the largest tensor (not a copy of the whole
+// model): a whole-model copy was the peak of a LoRA run's memory (2 GiB for Qwen2.5-0.5B on top of the 2 GiB of
+// weights). Same values in the same order as before (one generator walked across the tensors).
+int64_t Decoder::largest_tensor() const {
+  int64_t m = 0;
+  for (const TensorSlot& t : tensors_) m = std::max(m, t.numel);
+  return m;
+}
+
 void Decoder::init_random(uint64_t seed) {
-  std::vector<float> host(static_cast<size_t>(total_), 0.0f);
+  std::vector<float> host(static_cast<size_t>(largest_tensor()));
   std::mt19937_64 gen(seed);
   std::normal_distribution<float> normal(0.0f, 0.02f);
+  be_.zero(params_.get(), params_.bytes());  // the alignment gaps between tensors
   for (const TensorSlot& t : tensors_) {
-    float* p = host.data() + t.offset;
     const bool is_norm = t.name.find("norm") != std::string::npos;
     const bool is_bias = t.name.size() > 5 && t.name.compare(t.name.size() - 5, 5, ".bias") == 0;
-    for (int64_t i = 0; i < t.numel; ++i) p[i] = is_norm ? 1.0f : (is_bias ? 0.0f : normal(gen));
+    for (int64_t i = 0; i < t.numel; ++i) host[i] = is_norm ? 1.0f : (is_bias ? 0.0f : normal(gen));
+    be_.upload(value(t.offset), host.data(), static_cast<size_t>(t.numel) * sizeof(float));
   }
-  be_.upload(params_.get(), host.data(), host.size() * sizeof(float));
   refresh_all_bf16();
 }
 
 void Decoder::load_weights(const io::WeightStore& store) {
-  std::vector<float> host(static_cast<size_t>(total_), 0.0f);
-  for (const TensorSlot& t : tensors_) store.read_f32(t.name, host.data() + t.offset, t.shape);
-  be_.upload(params_.get(), host.data(), host.size() * sizeof(float));
+  std::vector<float> host(static_cast<size_t>(largest_tensor()));
+  be_.zero(params_.get(), params_.bytes());  // the alignment gaps between tensors
+  for (const TensorSlot& t : tensors_) {
+    store.read_f32(t.name, host.data(), t.shape);
+    be_.upload(value(t.offset), host.data(), static_cast<size_t>(t.numel) * sizeof(float));
+  }
   refresh_all_bf16();
 }
 
