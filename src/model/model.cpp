@@ -87,7 +87,8 @@ std::vector<float> rope_inv_freq(const io::ModelConfig& cfg) {
 
 // Host staging goes tensor by tensor through one buffer the size of the largest tensor (not a copy of the whole
 // model): a whole-model copy was the peak of a LoRA run's memory (2 GiB for Qwen2.5-0.5B on top of the 2 GiB of
-// weights). Same values in the same order as before (one generator walked across the tensors).
+// weights). Same values in the same order as before (one generator walked across the tensors); the alignment gaps
+// between tensors stay zero (Backend::alloc zero-initialises).
 int64_t Decoder::largest_tensor() const {
   int64_t m = 0;
   for (const TensorSlot& t : tensors_) m = std::max(m, t.numel);
@@ -98,7 +99,6 @@ void Decoder::init_random(uint64_t seed) {
   std::vector<float> host(static_cast<size_t>(largest_tensor()));
   std::mt19937_64 gen(seed);
   std::normal_distribution<float> normal(0.0f, 0.02f);
-  be_.zero(params_.get(), params_.bytes());  // the alignment gaps between tensors
   for (const TensorSlot& t : tensors_) {
     const bool is_norm = t.name.find("norm") != std::string::npos;
     const bool is_bias = t.name.size() > 5 && t.name.compare(t.name.size() - 5, 5, ".bias") == 0;
@@ -110,7 +110,6 @@ void Decoder::init_random(uint64_t seed) {
 
 void Decoder::load_weights(const io::WeightStore& store) {
   std::vector<float> host(static_cast<size_t>(largest_tensor()));
-  be_.zero(params_.get(), params_.bytes());  // the alignment gaps between tensors
   for (const TensorSlot& t : tensors_) {
     store.read_f32(t.name, host.data(), t.shape);
     be_.upload(value(t.offset), host.data(), static_cast<size_t>(t.numel) * sizeof(float));
@@ -120,17 +119,24 @@ void Decoder::load_weights(const io::WeightStore& store) {
 
 void Decoder::save(const std::filesystem::path& dir, const std::string& dtype) {
   SFT_CHECK(dtype == "float32" || dtype == "bfloat16", "save: dtype must be float32 or bfloat16, got '", dtype, "'");
-  std::vector<float> host(static_cast<size_t>(total_));
-  be_.download(host.data(), params_.get(), host.size() * sizeof(float));
+  // The masters in place where device memory is the host's (no 4 bytes/parameter copy at every checkpoint).
+  be_.synchronize();
+  std::vector<float> copy;
+  const float* host = static_cast<const float*>(be_.host_view(params_.get()));
+  if (!host) {
+    copy.resize(static_cast<size_t>(total_));
+    be_.download(copy.data(), params_.get(), copy.size() * sizeof(float));
+    host = copy.data();
+  }
   std::vector<uint16_t> half;
   if (dtype == "bfloat16") {
-    half.resize(host.size());
-    for (size_t i = 0; i < host.size(); ++i) half[i] = float_to_bf16(host[i]);
+    half.resize(static_cast<size_t>(total_));
+    for (size_t i = 0; i < half.size(); ++i) half[i] = float_to_bf16(host[i]);
   }
   std::vector<io::TensorToWrite> out;
   for (const TensorSlot& t : tensors_) {
     if (dtype == "bfloat16") out.push_back({t.name, io::DType::BF16, t.shape, half.data() + t.offset});
-    else out.push_back({t.name, io::DType::F32, t.shape, host.data() + t.offset});
+    else out.push_back({t.name, io::DType::F32, t.shape, host + t.offset});
   }
   io::ModelConfig cfg = cfg_;
   cfg.torch_dtype = dtype;

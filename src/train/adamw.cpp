@@ -64,16 +64,23 @@ void AdamW::step(double lr) {
 }
 
 void AdamW::save_state(const std::filesystem::path& file) const {
-  // Download to host buffers that stay alive until the file is written.
+  // Read in place where the device memory is the host's; otherwise download to host buffers that stay alive until
+  // the file is written.
+  be_.synchronize();
   std::vector<std::vector<float>> host(2 * params_.size());
   std::vector<io::TensorToWrite> tensors;
   for (size_t i = 0; i < params_.size(); ++i) {
     const auto& p = params_[i];
     for (int k = 0; k < 2; ++k) {
-      auto& buf = host[2 * i + k];
-      buf.resize(static_cast<size_t>(p.numel));
-      be_.download(buf.data(), k == 0 ? m_[i] : v_[i], buf.size() * sizeof(float));
-      tensors.push_back({(k == 0 ? "exp_avg." : "exp_avg_sq.") + p.name, io::DType::F32, p.shape, buf.data()});
+      const float* dev = k == 0 ? m_[i] : v_[i];
+      const void* data = be_.host_view(dev);
+      if (!data) {
+        auto& buf = host[2 * i + k];
+        buf.resize(static_cast<size_t>(p.numel));
+        be_.download(buf.data(), dev, buf.size() * sizeof(float));
+        data = buf.data();
+      }
+      tensors.push_back({(k == 0 ? "exp_avg." : "exp_avg_sq.") + p.name, io::DType::F32, p.shape, data});
     }
   }
   io::write_safetensors(file, std::move(tensors), {{"step", std::to_string(step_)}, {"optimizer", "adamw"}});
