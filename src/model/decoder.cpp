@@ -486,7 +486,10 @@ void Decoder::backward_all(Workspace& ws, const Batch& b) {
     float* dgate = a.gate.get();
     float* dup = a.up.get();
     be_.swiglu_backward(dgate, dup, ws.h.get(), a.gate.get(), a.up.get(), n * D.I);
-    const Operand xn2 = operand(recompute_norm(ws, a.mid.get(), w.post_norm, n), n * D.H, ws, 0);
+    // Checkpointed: the forward re-run above left this layer's xn2 in ws.xn (nothing since wrote it), so it is not
+    // normalised a second time.
+    const float* xn2_f32 = ws.checkpointed ? ws.xn.get() : recompute_norm(ws, a.mid.get(), w.post_norm, n);
+    const Operand xn2 = operand(xn2_f32, n * D.H, ws, 0);
     linear_backward(w.gate, operand(dgate, n * D.I, ws, 1), xn2, n, ws.dxn.get(), false);
     linear_backward(w.up, operand(dup, n * D.I, ws, 1), xn2, n, ws.dxn.get(), true);
     be_.rmsnorm_backward(dR, norm_grad(w.post_norm), ws.dxn.get(), a.mid.get(), value(w.post_norm), a.rstd2.get(), n,

@@ -45,10 +45,10 @@ struct Operand {
 
 // Activations of one layer for n token rows. In training every layer keeps its own (saved for the backward), except
 // with gradient checkpointing, where one set is shared and the backward re-runs each layer's forward into it from
-// the saved residual; inference reuses a single one for all layers. The normalised inputs of the projections are not saved: the backward
-// recomputes them from the saved residual (resid / mid) and 1/rms (Workspace::xn), which costs one elementwise pass and
-// saves 2 x hidden floats per token per layer. q_raw/k_raw/rstd_q/rstd_k exist only with q/k norms (Qwen3):
-// the projections before the per-head RMSNorm and its saved 1/rms.
+// the saved residual; inference reuses a single one for all layers. The normalised inputs of the projections are not
+// saved: the backward recomputes them from the saved residual (resid / mid) and 1/rms (Workspace::xn), which costs
+// one elementwise pass and saves 2 x hidden floats per token per layer. q_raw/k_raw/rstd_q/rstd_k exist only with
+// q/k norms (Qwen3): the projections before the per-head RMSNorm and its saved 1/rms.
 struct LayerActs {
   DeviceBuffer<float> rstd1, q, k, v, att, lse, mid, rstd2, gate, up;
   DeviceBuffer<float> q_raw, k_raw, rstd_q, rstd_k;
@@ -124,7 +124,8 @@ class Decoder final : public Model {
   // Embedding of ids already in ws.ids into x.
   void embed(Workspace& ws, float* x);
   // One decoder layer: out = layer(x) for n query rows. out == nullptr stops after the gate/up projections (the
-  // backward's recompute under gradient checkpointing: everything the layer's backward reads is then in `a`). New K/V rows are written to k_dst/v_dst, attention reads keys
+  // backward's recompute under gradient checkpointing: everything the layer's backward reads is then in `a`, and
+  // ws.xn holds the post-attention norm's output). New K/V rows are written to k_dst/v_dst, attention reads keys
   // from k_all/v_all per `s` (s.Tq = n). out may equal x. before_attention (optional) runs after the new K/V rows
   // are written and rotated, before attention reads k_all/v_all (branch scoring scatters them into per-row layouts).
   // attend (optional) replaces the single attention call: it must fill a.att / a.lse for all n rows from a.q (group
