@@ -9,7 +9,7 @@
 #include <string>
 #include <vector>
 
-#include "dist/communicator.h"
+#include "parallel/communicator.h"
 
 using Clock = std::chrono::steady_clock;
 
@@ -25,7 +25,7 @@ int main(int argc, char** argv) {
       return 2;
     }
   }
-  auto comm = sft::dist::make_communicator_from_environment();
+  auto comm = sft::parallel::make_communicator_from_environment();
   const int n = comm->world_size();
   if (comm->rank() == 0) std::printf("allreduce_bench: %d ranks (%s)\n", n, comm->name().c_str());
   if (n < 2) return 0;

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Compile/link-only check of the CUDA build (no GPU needed): configures build-cuda-ci with -DSFT_CUDA=ON and builds
-# (the sft binary includes the NCCL communicator, src/dist/nccl: NCCL must be found, see its CMakeLists.txt)
+# (the sft binary includes the NCCL communicator, src/parallel/nccl: NCCL must be found, see its CMakeLists.txt)
 # the sft binary, the GPU tests (tests/gpu) and the GPU benchmark. Nothing is run: the GPU tests run on a GPU machine
 # through scripts/gpu-check.sh. Exits 0 with "SKIPPED" when the machine has no CUDA toolkit (nvcc).
 # Usage: scripts/build-cuda-check.sh    (env: SFT_CUDA_BUILD_DIR, SFT_BUILD_JOBS, SFT_CUDA_ARCHS)

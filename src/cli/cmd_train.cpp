@@ -18,9 +18,9 @@
 #include "io/hf_config.h"
 #include "model/family.h"
 #include "model/lora.h"
-#include "dist/communicator.h"
+#include "parallel/communicator.h"
 #ifdef SFT_HAVE_CUDA
-#include "dist/nccl/nccl_communicator.h"
+#include "parallel/nccl/nccl_communicator.h"
 #endif
 #include "model/model.h"
 #include "template/chat_template.h"
@@ -132,7 +132,7 @@ class ConsoleObserver final : public train::TrainObserver {
   double last_plain_s_ = 0;
 };
 
-void train_in_this_process(ParsedTrainArgs& parsed, std::unique_ptr<dist::Communicator>& comm) {
+void train_in_this_process(ParsedTrainArgs& parsed, std::unique_ptr<parallel::Communicator>& comm) {
   train::TrainConfig& cfg = parsed.cfg;
   const bool root = comm->rank() == 0;
   // Rank 0 alone prints (the table, the report); the others keep stderr for their errors.
@@ -141,7 +141,7 @@ void train_in_this_process(ParsedTrainArgs& parsed, std::unique_ptr<dist::Commun
     SFT_CHECK(std::freopen("/dev/null", "w", stdout) != nullptr, "cannot silence stdout of rank ", comm->rank());
   }
   if (comm->world_size() > 1) {
-    const dist::LaunchInfo li = dist::detect_launch();
+    const parallel::LaunchInfo li = parallel::detect_launch();
     std::printf("data parallel: %d ranks (%s, %d on this machine), per-device batch %lld -> %lld rows per micro-batch, "
                 "ZeRO stage %lld\n", comm->world_size(), li.launcher.c_str(), comm->local_size(),
                 static_cast<long long>(cfg.per_device_train_batch_size),
@@ -187,7 +187,7 @@ void train_in_this_process(ParsedTrainArgs& parsed, std::unique_ptr<dist::Commun
   auto be = backend::make_backend(device);
   if (comm->world_size() > 1 && device.kind == backend::DeviceSpec::Kind::Cuda) {
 #ifdef SFT_HAVE_CUDA
-    comm = dist::make_nccl_communicator(std::move(comm), device.index);
+    comm = parallel::make_nccl_communicator(std::move(comm), device.index);
 #else
     throw Error("--device " + cfg.device + " with several ranks needs a CUDA build (NCCL)");
 #endif
@@ -289,7 +289,7 @@ void run_train(const std::vector<std::string>& args) {
   }
   parsed.cfg.validate();
   // mpirun / srun: one rank of several (MPI initialised here); a plain launch: world 1.
-  std::unique_ptr<dist::Communicator> comm = dist::make_communicator_from_environment();
+  std::unique_ptr<parallel::Communicator> comm = parallel::make_communicator_from_environment();
   if (comm->world_size() == 1) return train_in_this_process(parsed, comm);
   // A rank that fails must take the job down: the others would wait in the next collective (and MPI_Finalize
   // would wait for them). The error names the rank; abort ends every process of the job.

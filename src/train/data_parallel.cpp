@@ -5,13 +5,13 @@
 #include <string>
 
 #include "backend/backend.h"
-#include "dist/communicator.h"
+#include "parallel/communicator.h"
 #include "io/safetensors.h"
 #include "util/error.h"
 
 namespace sft::train {
 
-DataParallelAdamW::DataParallelAdamW(dist::Communicator& comm, backend::Backend& be,
+DataParallelAdamW::DataParallelAdamW(parallel::Communicator& comm, backend::Backend& be,
                                      std::vector<model::ParamRef> params, AdamWHyper hyper, DataParallelOptions opts)
     : comm_(comm), be_(be), params_(std::move(params)), hyper_(hyper), opts_(opts) {
   SFT_CHECK(opts_.zero_stage == 0 || opts_.zero_stage == 1, "--zero_stage ", opts_.zero_stage,

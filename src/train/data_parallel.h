@@ -1,4 +1,4 @@
-// Data-parallel AdamW of the trainer (train -> dist): gradients reduced across ranks, optionally with the optimizer
+// Data-parallel AdamW of the trainer (train -> parallel): gradients reduced across ranks, optionally with the optimizer
 // state sharded (ZeRO-1). Which rows each rank trains on: train/row_balance.h.
 //
 // Flat layout: the parameters (Model::parameters() order) form one flat index space of P values, cut into buckets of
@@ -22,7 +22,7 @@
 
 #include "train/adamw.h"
 
-namespace sft::dist {
+namespace sft::parallel {
 class Communicator;
 }
 
@@ -35,7 +35,7 @@ struct DataParallelOptions {
 
 class DataParallelAdamW {
  public:
-  DataParallelAdamW(dist::Communicator& comm, backend::Backend& be, std::vector<model::ParamRef> params,
+  DataParallelAdamW(parallel::Communicator& comm, backend::Backend& be, std::vector<model::ParamRef> params,
                     AdamWHyper hyper, DataParallelOptions opts);
   ~DataParallelAdamW();
   DataParallelAdamW(const DataParallelAdamW&) = delete;
@@ -73,7 +73,7 @@ class DataParallelAdamW {
   void unpack(const Bucket& b, bool grads);      // the reverse
   float* seg_grad(const Segment& s) const;
 
-  dist::Communicator& comm_;
+  parallel::Communicator& comm_;
   backend::Backend& be_;
   std::vector<model::ParamRef> params_;
   std::vector<int64_t> param_flat_;  // flat offset of each parameter

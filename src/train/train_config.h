@@ -65,7 +65,7 @@ struct TrainConfig {
   std::string device = "cpu";  // with several ranks, "cuda" = the GPU of the rank's local rank
   int64_t threads = 0;  // per rank; 0 = this machine's cores / ranks on it
 
-  // ---- data parallel (mpirun / srun; docs/arch/dist.md) ----
+  // ---- data parallel (mpirun / srun; docs/arch/parallel.md) ----
   int64_t zero_stage = 0;            // 1: AdamW state sharded across ranks (ZeRO-1)
   double ddp_timeout = 1800;         // seconds a collective may wait for the other ranks (HF's default)
   double ddp_bucket_cap_mb = 25;     // gradient bucket size of the reductions (torch DDP's default)

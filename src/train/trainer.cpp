@@ -10,7 +10,7 @@
 
 #include "backend/backend.h"
 #include "data/batching.h"
-#include "dist/communicator.h"
+#include "parallel/communicator.h"
 #include "model/model.h"
 #include "train/checkpoint.h"
 #include "train/data_parallel.h"
@@ -60,7 +60,7 @@ std::string batch_dump_json(int64_t step, int64_t micro, int64_t step_targets, c
 
 // Mean token loss of the evaluation set: sum of target losses / number of targets (token-weighted).
 // Data parallel: rank r scores batches r, r + world, ...; the sums are all-reduced.
-double evaluate(model::Model& m, data::DataLoader& ev, dist::Communicator& comm) {
+double evaluate(model::Model& m, data::DataLoader& ev, parallel::Communicator& comm) {
   ev.seek({0, 0});
   double sum = 0;
   int64_t n = 0;
@@ -167,9 +167,9 @@ TrainSummary run_training(const TrainJob& job, TrainObserver& obs) {
   plan.lora = is_lora(m);
 
   // Data parallel (train/data_parallel.h): rank 0 alone writes files; every rank runs the same steps.
-  std::unique_ptr<dist::Communicator> own_comm;
-  if (!job.comm) own_comm = dist::make_single_process_communicator();
-  dist::Communicator& comm = job.comm ? *job.comm : *own_comm;
+  std::unique_ptr<parallel::Communicator> own_comm;
+  if (!job.comm) own_comm = parallel::make_single_process_communicator();
+  parallel::Communicator& comm = job.comm ? *job.comm : *own_comm;
   const int world = comm.world_size(), rank = comm.rank();
   const bool root = rank == 0;
   comm.set_timeout(cfg.ddp_timeout);
@@ -186,7 +186,7 @@ TrainSummary run_training(const TrainJob& job, TrainObserver& obs) {
   TrainerState st;
   if (!job.resume_dir.empty()) {
     const fs::path state_file = job.resume_dir / "trainer_state.json";
-    st = trainer_state_from_json(dist::broadcast_string(comm, root ? read_file(state_file) : std::string()),
+    st = trainer_state_from_json(parallel::broadcast_string(comm, root ? read_file(state_file) : std::string()),
                                  state_file.string());
     opt.load_state(job.resume_dir / "optimizer.safetensors");
     SFT_CHECK(opt.steps_done() == st.global_step, (job.resume_dir / "optimizer.safetensors").string(),

@@ -29,7 +29,7 @@ struct Batch;
 namespace sft::io {
 struct ModelConfig;
 }
-namespace sft::dist {
+namespace sft::parallel {
 class Communicator;
 }
 
@@ -93,7 +93,7 @@ struct TrainJob {
   std::filesystem::path resume_dir;     // empty: fresh start
   // nullptr: one process. Otherwise every rank calls run_training with the same job; rank 0 alone writes files and
   // reports to the observer's logging calls (other ranks still get on_begin/on_step).
-  dist::Communicator* comm = nullptr;
+  parallel::Communicator* comm = nullptr;
 };
 
 // Checks output_dir like HF: a non-empty folder is refused unless overwrite_output_dir or resuming; with

@@ -1,9 +1,9 @@
 #include <cstdlib>
 #include <cstring>
 
-#include "dist/communicator.h"
+#include "parallel/communicator.h"
 
-namespace sft::dist {
+namespace sft::parallel {
 
 namespace {
 
@@ -31,4 +31,4 @@ class SingleProcess final : public Communicator {
 
 std::unique_ptr<Communicator> make_single_process_communicator() { return std::make_unique<SingleProcess>(); }
 
-}  // namespace sft::dist
+}  // namespace sft::parallel

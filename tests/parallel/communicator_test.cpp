@@ -1,4 +1,4 @@
-// dist layer without MPI: launch detection from each launcher's environment and the single-process communicator
+// parallel layer without MPI: launch detection from each launcher's environment and the single-process communicator
 // (how rows are dealt to ranks: row_balance_test.cpp).
 #include <gtest/gtest.h>
 
@@ -6,7 +6,7 @@
 #include <string>
 #include <vector>
 
-#include "dist/communicator.h"
+#include "parallel/communicator.h"
 #include "util/error.h"
 
 namespace {
@@ -40,18 +40,18 @@ class ScopedEnv {
 
 TEST(Launch, PlainProcessIsWorldOne) {
   ScopedEnv env(Vars{});
-  const auto li = sft::dist::detect_launch();
+  const auto li = sft::parallel::detect_launch();
   EXPECT_FALSE(li.distributed);
   EXPECT_EQ(li.world_size, 1);
   EXPECT_EQ(li.launcher, "none");
-  auto c = sft::dist::make_communicator_from_environment();
+  auto c = sft::parallel::make_communicator_from_environment();
   EXPECT_EQ(c->name(), "single");
 }
 
 TEST(Launch, OpenMpiEnvironment) {
   ScopedEnv env(Vars{{"OMPI_COMM_WORLD_SIZE", "4"}, {"OMPI_COMM_WORLD_RANK", "3"}, {"OMPI_COMM_WORLD_LOCAL_RANK", "1"},
                  {"OMPI_COMM_WORLD_LOCAL_SIZE", "2"}});
-  const auto li = sft::dist::detect_launch();
+  const auto li = sft::parallel::detect_launch();
   EXPECT_TRUE(li.distributed);
   EXPECT_EQ(li.world_size, 4);
   EXPECT_EQ(li.rank, 3);
@@ -63,7 +63,7 @@ TEST(Launch, SrunStepButNotBatchShell) {
   {
     ScopedEnv env(Vars{{"SLURM_NTASKS", "8"}, {"SLURM_PROCID", "5"}, {"SLURM_LOCALID", "1"}, {"SLURM_STEP_ID", "0"},
                    {"SLURM_NTASKS_PER_NODE", "4"}});
-    const auto li = sft::dist::detect_launch();
+    const auto li = sft::parallel::detect_launch();
     EXPECT_TRUE(li.distributed);
     EXPECT_EQ(li.launcher, "srun (Slurm)");
     EXPECT_EQ(li.rank, 5);
@@ -73,17 +73,17 @@ TEST(Launch, SrunStepButNotBatchShell) {
   }
   {  // the batch script's own shell: the allocation has 8 tasks, but no rank was started
     ScopedEnv env(Vars{{"SLURM_NTASKS", "8"}, {"SLURM_PROCID", "0"}, {"SLURM_STEP_ID", "batch"}});
-    EXPECT_FALSE(sft::dist::detect_launch().distributed);
+    EXPECT_FALSE(sft::parallel::detect_launch().distributed);
   }
 }
 
 TEST(Launch, BadValueIsAnError) {
   ScopedEnv env(Vars{{"OMPI_COMM_WORLD_SIZE", "two"}});
-  EXPECT_THROW(sft::dist::detect_launch(), sft::Error);
+  EXPECT_THROW(sft::parallel::detect_launch(), sft::Error);
 }
 
 TEST(SingleProcess, CollectivesAreIdentity) {
-  auto c = sft::dist::make_single_process_communicator();
+  auto c = sft::parallel::make_single_process_communicator();
   EXPECT_EQ(c->rank(), 0);
   EXPECT_EQ(c->world_size(), 1);
   double d[2] = {1.5, -2.0};
@@ -92,7 +92,7 @@ TEST(SingleProcess, CollectivesAreIdentity) {
   float in[3] = {1, 2, 3}, out[3] = {0, 0, 0};
   c->reduce_scatter_sum(in, out, 3);
   EXPECT_EQ(out[2], 3.0f);
-  EXPECT_EQ(sft::dist::broadcast_string(*c, "state"), "state");
+  EXPECT_EQ(sft::parallel::broadcast_string(*c, "state"), "state");
 }
 
 }  // namespace

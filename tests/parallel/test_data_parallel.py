@@ -1,4 +1,4 @@
-"""Data-parallel `sft train` over MPI (label `dist`): `mpirun --oversubscribe -np 2` on a tiny random Qwen2
+"""Data-parallel `sft train` over MPI (label `parallel`): `mpirun --oversubscribe -np 2` on a tiny random Qwen2
 (tests/train/train_test_util.py), so each run takes seconds on the 2-core CI machine.
 
 What is compared and why these tolerances:

@@ -3,12 +3,12 @@
 #pragma once
 #include <memory>
 
-#include "dist/communicator.h"
+#include "parallel/communicator.h"
 
-namespace sft::dist {
+namespace sft::parallel {
 
 // `bootstrap` must be the MPI communicator of the same job; `device` the CUDA device of this rank (its local rank).
 // Rank 0 creates the NCCL unique id and broadcasts it over MPI.
 std::unique_ptr<Communicator> make_nccl_communicator(std::unique_ptr<Communicator> bootstrap, int device);
 
-}  // namespace sft::dist
+}  // namespace sft::parallel

@@ -11,10 +11,10 @@
 #include <mutex>
 #include <thread>
 
-#include "dist/communicator.h"
+#include "parallel/communicator.h"
 #include "util/error.h"
 
-namespace sft::dist {
+namespace sft::parallel {
 
 namespace {
 
@@ -178,4 +178,4 @@ class MpiCommunicator final : public Communicator {
 std::unique_ptr<Communicator> make_mpi_communicator() { return std::make_unique<MpiCommunicator>(); }
 bool mpi_available() { return true; }
 
-}  // namespace sft::dist
+}  // namespace sft::parallel

@@ -1,4 +1,4 @@
-#include "dist/nccl/nccl_communicator.h"
+#include "parallel/nccl/nccl_communicator.h"
 
 #include <cuda_runtime.h>
 #include <nccl.h>
@@ -7,7 +7,7 @@
 
 #include "util/error.h"
 
-namespace sft::dist {
+namespace sft::parallel {
 
 namespace {
 
@@ -95,4 +95,4 @@ std::unique_ptr<Communicator> make_nccl_communicator(std::unique_ptr<Communicato
   return std::make_unique<NcclCommunicator>(std::move(bootstrap), device);
 }
 
-}  // namespace sft::dist
+}  // namespace sft::parallel

@@ -1,4 +1,4 @@
-// The data-parallel communication layer (train -> dist): who am I (rank, world size, rank on this machine) and the
+// The data-parallel communication layer (train -> parallel): who am I (rank, world size, rank on this machine) and the
 // collectives data-parallel training needs. Implementations: single process (world 1, no MPI), MPI (CPU ranks,
 // OpenMPI from Debian) and NCCL (GPU ranks; built only with -DSFT_CUDA=ON, bootstrapped over MPI).
 //
@@ -14,7 +14,7 @@
 #include <memory>
 #include <string>
 
-namespace sft::dist {
+namespace sft::parallel {
 
 class Communicator {
  public:
@@ -72,4 +72,4 @@ bool mpi_available();  // this build has the MPI implementation
 // Root's string on every rank (collective): a file only rank 0 reads, e.g. a checkpoint's trainer_state.json.
 std::string broadcast_string(Communicator& comm, std::string s, int root = 0);
 
-}  // namespace sft::dist
+}  // namespace sft::parallel

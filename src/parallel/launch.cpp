@@ -1,10 +1,10 @@
 #include <cstdlib>
 #include <string>
 
-#include "dist/communicator.h"
+#include "parallel/communicator.h"
 #include "util/error.h"
 
-namespace sft::dist {
+namespace sft::parallel {
 
 namespace {
 
@@ -72,4 +72,4 @@ std::string broadcast_string(Communicator& comm, std::string s, int root) {
   return s;
 }
 
-}  // namespace sft::dist
+}  // namespace sft::parallel
