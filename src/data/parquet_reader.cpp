@@ -147,9 +147,18 @@ std::vector<std::pair<int, std::string>> read_columns(const arrow::Schema& schem
     SFT_CHECK(err.empty(), name, ": ", err);
     cols.emplace_back(k, field);
   }
-  SFT_CHECK(!cols.empty(), name, ": no known columns: expected instruction and output (alpaca), messages ",
-            "(conversational), prompt and completion (prompt-completion) or ", opts.dataset_text_field,
-            " (language modelling); the file has ", one_line(schema.ToString()));
+  if (cols.empty()) {
+    std::string names;
+    for (const auto& f : schema.fields()) names += (names.empty() ? "" : ", ") + f->name();
+    if (names.size() > 200) {  // cut on a UTF-8 character boundary
+      size_t cut = 200;
+      while (cut > 0 && (static_cast<unsigned char>(names[cut]) & 0xC0) == 0x80) --cut;
+      names = names.substr(0, cut) + "...";
+    }
+    throw Error(name + ": no known columns: expected instruction and output (alpaca), messages (conversational), "
+                       "prompt and completion (prompt-completion) or " + opts.dataset_text_field +
+                " (language modelling); the file has: " + one_line(names));
+  }
   return cols;
 }
 
@@ -195,13 +204,16 @@ T value_or_throw(arrow::Result<T> r, const std::string& what) {
   return std::move(r).ValueOrDie();
 }
 
-// The leaf column indices (Parquet's numbering) under the top-level fields `cols`.
+// The leaf column indices (Parquet's numbering) under the top-level fields `cols`; of a message struct only "role"
+// and "content" (other keys, e.g. tool calls, are neither decoded nor type-checked, as the JSON reader ignores them).
 std::vector<int> leaf_columns(const parquet::arrow::SchemaManifest& manifest,
                               const std::vector<std::pair<int, std::string>>& cols) {
   std::vector<int> leaves;
   std::function<void(const parquet::arrow::SchemaField&)> walk = [&](const parquet::arrow::SchemaField& f) {
     if (f.is_leaf()) leaves.push_back(f.column_index);
-    for (const auto& child : f.children) walk(child);
+    const bool message = f.field->type()->id() == arrow::Type::STRUCT;
+    for (const auto& child : f.children)
+      if (!message || child.field->name() == "role" || child.field->name() == "content") walk(child);
   };
   for (const auto& [k, name] : cols) walk(manifest.schema_fields.at(static_cast<size_t>(k)));
   return leaves;

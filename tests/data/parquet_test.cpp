@@ -122,6 +122,18 @@ TEST(Parquet, EveryFormatReadsAsFromJsonLines) {
     EXPECT_EQ(summary(parse_arrow_ipc(ipc_bytes(*c.t, false, 2), "f.arrow", keep_all())), want) << c.jsonl;
     EXPECT_EQ(summary(parse_arrow_ipc(ipc_bytes(*c.t, true, 2), "f.arrow", keep_all())), want) << c.jsonl;
   }
+  // Other keys of a message (tool calls, weights...) are ignored whatever their type, as in JSON.
+  auto extra = arrow::list(arrow::struct_({arrow::field("role", arrow::utf8()), arrow::field("content", arrow::utf8()),
+                                           arrow::field("weight", arrow::float64()),
+                                           arrow::field("tool_calls", arrow::list(arrow::int64()))}));
+  auto with_extra = table({{"messages", extra,
+                            R"([[{"role":"user","content":"u","weight":0.5,"tool_calls":[1,2]},
+                                 {"role":"assistant","content":"a","weight":null,"tool_calls":null}]])"}});
+  const auto plain = summary(
+      parse_jsonl(R"({"messages":[{"role":"user","content":"u"},{"role":"assistant","content":"a"}]})", "f.jsonl",
+                  keep_all()));
+  EXPECT_EQ(summary(parse_parquet(parquet_bytes(*with_extra, 10), "f.parquet", keep_all())), plain);
+  EXPECT_EQ(summary(parse_arrow_ipc(ipc_bytes(*with_extra, false, 10), "f.arrow", keep_all())), plain);
   // Dictionary-encoded strings (pandas categoricals) read as strings.
   auto dict = arrow::DictionaryArray::FromArrays(
                   arrow::dictionary(arrow::int32(), arrow::utf8()),
