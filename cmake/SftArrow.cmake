@@ -27,7 +27,8 @@ if(NOT SFT_PARQUET STREQUAL "OFF")
     # The wheel's headers are compiled by us with GCC and the new libstdc++ ABI, as the wheel itself was
     # (manylinux_2_28): check that a program using both links and runs before relying on it.
     set(sft_arrow_probe ${CMAKE_BINARY_DIR}/arrow_abi_probe.cpp)
-    file(WRITE ${sft_arrow_probe} "#include <arrow/api.h>\n#include <arrow/io/memory.h>\n#include <parquet/arrow/reader.h>\n"
+    file(WRITE ${sft_arrow_probe}
+         "#include <arrow/api.h>\n#include <arrow/io/memory.h>\n#include <parquet/arrow/reader.h>\n"
          "int main() {\n  std::string s = arrow::utf8()->ToString();\n"
          "  auto buf = std::make_shared<arrow::io::BufferReader>(std::make_shared<arrow::Buffer>(nullptr, 0));\n"
          "  auto r = parquet::arrow::OpenFile(buf, arrow::system_memory_pool());\n"
@@ -46,13 +47,16 @@ if(NOT SFT_PARQUET STREQUAL "OFF")
       # link-time rpath of a full library path in the build tree; installs are not done).
       message(STATUS "Apache Arrow for Parquet datasets: ${SFT_ARROW_ROOT} (${sft_arrow_version_line})")
     else()
-      message(STATUS "Apache Arrow in ${SFT_ARROW_ROOT} does not compile/run with this compiler:\n${sft_arrow_compile_out}${sft_arrow_run_out}")
+      message(STATUS "Apache Arrow in ${SFT_ARROW_ROOT} does not compile/run with this compiler:\n"
+                     "${sft_arrow_compile_out}${sft_arrow_run_out}")
     endif()
   endif()
   if(NOT SFT_HAVE_ARROW)
     if(SFT_PARQUET STREQUAL "ON")
-      message(FATAL_ERROR "SFT_PARQUET=ON but Apache Arrow C++ was not found in ${SFT_ARROW_ROOT}: run scripts/setup-arrow.sh")
+      message(FATAL_ERROR
+              "SFT_PARQUET=ON but no usable Apache Arrow C++ in ${SFT_ARROW_ROOT}: run scripts/setup-arrow.sh")
     endif()
-    message(STATUS "Apache Arrow not found in ${SFT_ARROW_ROOT}: building without Parquet/Arrow datasets (scripts/setup-arrow.sh)")
+    message(STATUS "Apache Arrow not found in ${SFT_ARROW_ROOT}: building without Parquet/Arrow datasets "
+                   "(scripts/setup-arrow.sh)")
   endif()
 endif()

@@ -28,8 +28,9 @@ echo "$sha256  $tmp/$wheel" | sha256sum -c --quiet - >&2
 python3 - "$tmp/$wheel" "$tmp/x" <<'EOF'
 import sys, zipfile
 with zipfile.ZipFile(sys.argv[1]) as z:
-    z.extractall(sys.argv[2], [n for n in z.namelist() if n.startswith(("pyarrow/include/arrow/", "pyarrow/include/parquet/"))
-                               or n in ("pyarrow/libarrow.so.2600", "pyarrow/libparquet.so.2600")])
+    wanted = [n for n in z.namelist() if n.startswith(("pyarrow/include/arrow/", "pyarrow/include/parquet/"))
+              or n in ("pyarrow/libarrow.so.2600", "pyarrow/libparquet.so.2600")]
+    z.extractall(sys.argv[2], wanted)
 EOF
 rm -rf "$dest.partial"
 mkdir -p "$dest.partial/lib"
