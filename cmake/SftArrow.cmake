@@ -45,7 +45,8 @@ if(NOT SFT_PARQUET STREQUAL "OFF")
       add_library(sft::arrow ALIAS sft_arrow)
       # The libraries live outside the system paths: every executable finds them through its rpath (CMake keeps the
       # link-time rpath of a full library path in the build tree; installs are not done).
-      message(STATUS "Apache Arrow for Parquet datasets: ${SFT_ARROW_ROOT} (${sft_arrow_version_line})")
+      string(REGEX REPLACE ".*\"(.*)\".*" "\\1" sft_arrow_version "${sft_arrow_version_line}")
+      message(STATUS "Apache Arrow ${sft_arrow_version} for Parquet datasets: ${SFT_ARROW_ROOT}")
     else()
       message(STATUS "Apache Arrow in ${SFT_ARROW_ROOT} does not compile/run with this compiler:\n"
                      "${sft_arrow_compile_out}${sft_arrow_run_out}")
