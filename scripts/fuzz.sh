@@ -2,7 +2,8 @@
 # Fuzzes sft's input parsers with libFuzzer (clang from Debian: clang-14 + libclang-rt-14-dev) under ASan + UBSan.
 # Usage: scripts/fuzz.sh [TARGET|all] [SECONDS per target, default 60] [extra libFuzzer flags...]
 # Targets (tests/fuzz/fuzz_<name>.cpp): safetensors safetensors_index tokenizer_load tokenizer_encode dataset
-#   eval_tasks hf_config. Corpora grow in build-fuzz/corpus/<target> (seeded from tests/fuzz/seeds and the test
+#   eval_tasks hf_config, and parquet in a build with Apache Arrow (scripts/setup-arrow.sh).
+#   Corpora grow in build-fuzz/corpus/<target> (seeded from tests/fuzz/seeds and the test
 #   fixtures); crashes land in build-fuzz/crashes/<target>/. Prints executions and crashes per target; exits 1 on a
 #   crash. Campaigns run at nice 19. CI does not fuzz: it replays the seed corpora (ctest -L fuzz, ASan build).
 set -euo pipefail
@@ -21,6 +22,7 @@ if [ ! -f "$build/build.ninja" ]; then
     >/dev/null
 fi
 all=(safetensors safetensors_index tokenizer_load tokenizer_encode dataset eval_tasks hf_config)
+grep -q 'fuzz_parquet' "$build/build.ninja" && all+=(parquet)  # only in a build with Apache Arrow
 if [ "$target" = all ]; then targets=("${all[@]}"); else targets=("$target"); fi
 if [ "${SFT_FUZZ_NO_BUILD:-0}" != 1 ]; then  # 1: the targets are built already (several campaigns in parallel)
   nice -n 19 cmake --build "$build" -j "${SFT_FUZZ_BUILD_JOBS:-2}" --target $(printf 'fuzz_%s ' "${targets[@]}") >/dev/null
@@ -42,7 +44,7 @@ export SFT_FUZZ_TOKENIZERS=$(IFS=:; echo "${toks[*]}")
 seeds_of() {
   local s="$root/tests/fuzz/seeds/$1" f="$root/tests/fixtures"
   case $1 in
-    dataset) echo "$s $f/data" ;;
+    dataset | parquet) echo "$s $f/data" ;;
     eval_tasks) echo "$s $f/eval/data/mmlu/dev" ;;
     hf_config) echo "$s $f/io/configs" ;;
     *) echo "$s" ;;

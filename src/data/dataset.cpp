@@ -7,7 +7,9 @@
 #include <algorithm>
 #include <cctype>
 #include <optional>
+#include <set>
 
+#include "data/row_parser.h"
 #include "util/error.h"
 #include "util/file_util.h"
 #include "util/utf8.h"
@@ -17,42 +19,8 @@ namespace {
 
 using json = nlohmann::json;
 
-bool is_blank(const std::string& s) {
-  return std::all_of(s.begin(), s.end(), [](unsigned char c) { return c == ' ' || c == '\t' || c == '\n' || c == '\r'; });
-}
-
-// The response a row would train on is empty: alpaca-cleaned has such rows (an empty `output`).
-bool has_empty_response(const Example& ex) {
-  if (!ex.is_chat()) return is_blank(ex.output);
-  for (const auto& m : ex.messages)
-    if (m.role == "assistant" && !is_blank(m.content)) return false;
-  return true;
-}
-
-// Collects rows, or converts row errors into skips, in one place for every format.
-class RowSink {
- public:
-  RowSink(const ReadOptions& opts, ReadResult& out) : opts_(opts), out_(out) {}
-  void fail(const std::string& msg) {
-    ++out_.rows_seen;
-    if (!opts_.skip_bad_rows) throw Error(msg);
-    ++out_.rows_skipped;
-    if (out_.skip_messages.size() < 10) out_.skip_messages.push_back(msg);
-  }
-  void add(Example&& ex) {
-    ++out_.rows_seen;
-    if (!opts_.keep_empty_responses && has_empty_response(ex)) {
-      ++out_.rows_empty_response;
-      if (out_.empty_response_rows.size() < 5) out_.empty_response_rows.push_back(ex.origin);
-      return;
-    }
-    out_.examples.push_back(std::move(ex));
-  }
-
- private:
-  const ReadOptions& opts_;
-  ReadResult& out_;
-};
+using detail::RowParser;
+using detail::RowSink;
 
 int64_t line_of_offset(const std::string& text, size_t offset) {
   return 1 + std::count(text.begin(), text.begin() + static_cast<std::ptrdiff_t>(std::min(offset, text.size())), '\n');
@@ -65,59 +33,8 @@ std::string_view strip_bom(std::string_view s) {
   return s;
 }
 
-// Returns an error text ("" when fine) for a string field value: absent/null -> missing; non-string -> wrong type.
-std::optional<std::string> string_field(const json& obj, const char* key, bool required, std::string& err) {
-  auto it = obj.find(key);
-  if (it == obj.end() || it->is_null()) {
-    if (required) err = std::string("missing \"") + key + "\"";
-    return std::nullopt;
-  }
-  if (!it->is_string()) {
-    err = std::string("\"") + key + "\" must be a string, got " + it->type_name();
-    return std::nullopt;
-  }
-  return it->get<std::string>();
-}
-
-// Converts one parsed JSON row (instruction row or chat row) into an Example; "" on success, else the reason.
-std::string example_from_json(const json& row, Example& ex) {
-  if (!row.is_object()) return std::string("expected a JSON object, got ") + row.type_name();
-  std::string err;
-  if (row.contains("messages")) {
-    const json& msgs = row["messages"];
-    if (!msgs.is_array() || msgs.empty()) return "\"messages\" must be a non-empty array";
-    bool has_assistant = false;
-    for (size_t i = 0; i < msgs.size(); ++i) {
-      const json& m = msgs[i];
-      std::string where = "message " + std::to_string(i + 1) + ": ";
-      if (!m.is_object()) return where + "expected an object with \"role\" and \"content\"";
-      auto role = string_field(m, "role", true, err);
-      if (!role) return where + err;
-      auto content = string_field(m, "content", true, err);
-      if (!content) return where + err;
-      if (*role != "system" && *role != "user" && *role != "assistant")
-        return where + "role must be system, user or assistant, got \"" + *role + "\"";
-      if (*role == "system" && i != 0) return where + "a system message must come first";
-      has_assistant |= *role == "assistant";
-      ex.messages.push_back({*role, *content});
-    }
-    if (!has_assistant) return "\"messages\" has no assistant turn (nothing to train on)";
-    return "";
-  }
-  auto instruction = string_field(row, "instruction", true, err);
-  if (!instruction) return err;
-  auto output = string_field(row, "output", true, err);
-  if (!output) return err;
-  auto input = string_field(row, "input", false, err);
-  if (!err.empty()) return err;
-  ex.instruction = std::move(*instruction);
-  ex.output = std::move(*output);
-  ex.input = input ? std::move(*input) : std::string();
-  return "";
-}
-
 // Parses one JSON row text and appends it, or reports it.
-void add_json_row(std::string_view text, const std::string& origin, RowSink& sink) {
+void add_json_row(std::string_view text, const std::string& origin, RowParser& parser, RowSink& sink) {
   std::string s(text);
   int64_t bad = find_invalid_utf8(s);
   if (bad >= 0) {
@@ -133,7 +50,7 @@ void add_json_row(std::string_view text, const std::string& origin, RowSink& sin
   }
   Example ex;
   ex.origin = origin;
-  std::string err = example_from_json(row, ex);
+  std::string err = parser.parse(row, origin, ex);
   if (!err.empty()) {
     sink.fail(origin + ": " + err);
     return;
@@ -150,6 +67,7 @@ int64_t find_invalid_utf8(const std::string& s) { return utf8::find_invalid(s); 
 ReadResult parse_json_array(const std::string& text_in, const std::string& name, const ReadOptions& opts) {
   ReadResult out;
   RowSink sink(opts, out);
+  RowParser parser(opts);
   std::string_view all = strip_bom(text_in);
   const size_t base = text_in.size() - all.size();
   const std::string& text = text_in;
@@ -209,7 +127,7 @@ ReadResult parse_json_array(const std::string& text_in, const std::string& name,
     SFT_CHECK(i < n, origin, ": malformed JSON: the array is not closed (unterminated string, object or array; ",
               "this cannot be skipped)");
     SFT_CHECK(text[i] != '}', origin, ": malformed JSON: unbalanced '}' (this cannot be skipped)");
-    add_json_row(std::string_view(text).substr(start, i - start), origin, sink);
+    add_json_row(std::string_view(text).substr(start, i - start), origin, parser, sink);
     if (text[i] == ']') {
       ++i;
       break;
@@ -224,6 +142,7 @@ ReadResult parse_json_array(const std::string& text_in, const std::string& name,
 ReadResult parse_jsonl(const std::string& text_in, const std::string& name, const ReadOptions& opts) {
   ReadResult out;
   RowSink sink(opts, out);
+  RowParser parser(opts);
   std::string_view text = strip_bom(text_in);
   int64_t line_no = 0;
   size_t pos = 0;
@@ -235,7 +154,7 @@ ReadResult parse_jsonl(const std::string& text_in, const std::string& name, cons
     ++line_no;
     if (!line.empty() && line.back() == '\r') line.remove_suffix(1);
     if (std::all_of(line.begin(), line.end(), is_ws)) continue;
-    add_json_row(line, name + " line " + std::to_string(line_no), sink);
+    add_json_row(line, name + " line " + std::to_string(line_no), parser, sink);
   }
   return out;
 }
@@ -244,60 +163,117 @@ std::vector<CsvRecord> parse_csv_records(const std::string& text, const std::str
   return csv::read_records(text, name, csv::Options{csv::LineEnds::Rfc4180, /*strict=*/true, /*strip_bom=*/true});
 }
 
-ReadResult parse_csv(const std::string& text, const std::string& name, const ReadOptions& opts) {
+namespace {
+
+std::string trimmed(const std::string& h) {
+  auto first = h.find_first_not_of(" \t"), last = h.find_last_not_of(" \t");
+  return first == std::string::npos ? "" : h.substr(first, last - first + 1);
+}
+
+// The checks every CSV record gets before its fields are read: blank lines are no rows (pandas), then the record's
+// own error, the field count and UTF-8 in the columns that are read. Returns the record's origin, or "" to skip it.
+std::string checked_record(const CsvRecord& rec, size_t r, const std::string& name, const CsvRecord& header,
+                           const std::vector<char>& read_column, RowSink& sink) {
+  if (rec.fields.empty() || (rec.fields.size() == 1 && rec.fields[0].empty())) return "";
+  const std::string origin = name + " record " + std::to_string(r) + " (line " + std::to_string(rec.line) + ")";
+  if (!rec.error.empty()) {
+    sink.fail(origin + ": " + rec.error);
+    return "";
+  }
+  if (rec.fields.size() != header.fields.size()) {
+    sink.fail(origin + ": malformed CSV: expected " + std::to_string(header.fields.size()) +
+              " fields as in the header, found " + std::to_string(rec.fields.size()));
+    return "";
+  }
+  for (size_t c = 0; c < rec.fields.size(); ++c) {
+    if (!read_column[c]) continue;
+    const int64_t off = find_invalid_utf8(rec.fields[c]);
+    if (off >= 0) {
+      sink.fail(origin + ": invalid UTF-8 in column \"" + header.fields[c] + "\" at byte " + std::to_string(off));
+      return "";
+    }
+  }
+  return origin;
+}
+
+// CSV rows of TRL's string formats (language modelling, prompt-completion): each record becomes a JSON object of the
+// columns (names trimmed, case kept, as `datasets` reads them) and goes through the same RowParser as JSON rows.
+// An empty field is an empty string. Message lists cannot be written in CSV: conversational rows fail as a string
+// "messages" would in JSON.
+ReadResult parse_csv_rows_as_objects(const std::vector<CsvRecord>& records, const std::string& name,
+                                     const ReadOptions& opts) {
   ReadResult out;
   RowSink sink(opts, out);
+  RowParser parser(opts);
+  const CsvRecord& header = records[0];
+  std::vector<std::string> keys;
+  std::set<std::string> seen;
+  const std::vector<std::string> known = parser.known_fields();
+  std::vector<char> read_column;
+  for (const std::string& h : header.fields) {
+    keys.push_back(trimmed(h));
+    SFT_CHECK(seen.insert(keys.back()).second, name, " header (line 1): column \"", keys.back(), "\" appears twice");
+    read_column.push_back(std::find(known.begin(), known.end(), keys.back()) != known.end());
+  }
+  for (size_t r = 1; r < records.size(); ++r) {
+    const std::string origin = checked_record(records[r], r, name, header, read_column, sink);
+    if (origin.empty()) continue;
+    nlohmann::json row = nlohmann::json::object();
+    for (size_t c = 0; c < keys.size(); ++c)
+      if (read_column[c]) row[keys[c]] = records[r].fields[c];
+    Example ex;
+    ex.origin = origin;
+    const std::string err = parser.parse(row, origin, ex);
+    if (!err.empty()) {
+      sink.fail(origin + ": " + err);
+      continue;
+    }
+    sink.add(std::move(ex));
+  }
+  return out;
+}
+
+}  // namespace
+
+ReadResult parse_csv(const std::string& text, const std::string& name, const ReadOptions& opts) {
   std::vector<CsvRecord> records = parse_csv_records(text, name);
   SFT_CHECK(!records.empty(), name, ": empty CSV file: expected a header row naming instruction, input, output");
   // Header: case-insensitive, surrounding spaces ignored; extra columns are ignored.
   const CsvRecord& header = records[0];
   SFT_CHECK(header.error.empty(), name, " header (line 1): ", header.error);
   int col_instruction = -1, col_input = -1, col_output = -1;
+  bool trl_columns = false;
   for (size_t c = 0; c < header.fields.size(); ++c) {
-    std::string h = header.fields[c];
-    auto first = h.find_first_not_of(" \t"), last = h.find_last_not_of(" \t");
-    h = first == std::string::npos ? "" : h.substr(first, last - first + 1);
+    std::string h = trimmed(header.fields[c]);
+    trl_columns |= h == opts.dataset_text_field || h == "prompt" || h == "completion";
     std::transform(h.begin(), h.end(), h.begin(), [](unsigned char ch) { return std::tolower(ch); });
     int* slot = h == "instruction" ? &col_instruction : h == "input" ? &col_input : h == "output" ? &col_output : nullptr;
     if (!slot) continue;
     SFT_CHECK(*slot < 0, name, " header (line 1): column \"", h, "\" appears twice");
     *slot = static_cast<int>(c);
   }
-  SFT_CHECK(col_instruction >= 0 && col_output >= 0, name,
-            " header (line 1): expected columns named instruction and output (input optional, any order), got \"",
+  const bool alpaca_columns = col_instruction >= 0 && col_output >= 0;
+  const bool alpaca = opts.dataset_format == DatasetFormat::Alpaca ||
+                      (opts.dataset_format == DatasetFormat::Auto && (alpaca_columns || !trl_columns));
+  if (!alpaca) return parse_csv_rows_as_objects(records, name, opts);
+  SFT_CHECK(alpaca_columns, name,
+            " header (line 1): expected columns named instruction and output (input optional, any order), ",
+            "or TRL's text / prompt and completion, got \"",
             [&] {
               std::string s;
               for (size_t c = 0; c < header.fields.size(); ++c) s += (c ? "," : "") + header.fields[c];
               return s;
             }(),
             "\"");
-  const size_t ncols = header.fields.size();
+  ReadResult out;
+  RowSink sink(opts, out);
+  std::vector<char> read_column(header.fields.size(), 0);
+  for (int c : {col_instruction, col_input, col_output})
+    if (c >= 0) read_column[static_cast<size_t>(c)] = 1;
   for (size_t r = 1; r < records.size(); ++r) {
     const CsvRecord& rec = records[r];
-    // pandas-style: a blank line is not a row.
-    if (rec.fields.empty() || (rec.fields.size() == 1 && rec.fields[0].empty())) continue;
-    const std::string origin = name + " record " + std::to_string(r) + " (line " + std::to_string(rec.line) + ")";
-    if (!rec.error.empty()) {
-      sink.fail(origin + ": " + rec.error);
-      continue;
-    }
-    if (rec.fields.size() != ncols) {
-      sink.fail(origin + ": malformed CSV: expected " + std::to_string(ncols) + " fields as in the header, found " +
-                std::to_string(rec.fields.size()));
-      continue;
-    }
-    bool bad = false;
-    for (size_t c = 0; c < rec.fields.size() && !bad; ++c) {
-      if (static_cast<int>(c) != col_instruction && static_cast<int>(c) != col_input &&
-          static_cast<int>(c) != col_output)
-        continue;
-      int64_t off = find_invalid_utf8(rec.fields[c]);
-      if (off >= 0) {
-        sink.fail(origin + ": invalid UTF-8 in column \"" + header.fields[c] + "\" at byte " + std::to_string(off));
-        bad = true;
-      }
-    }
-    if (bad) continue;
+    const std::string origin = checked_record(rec, r, name, header, read_column, sink);
+    if (origin.empty()) continue;
     // CSV has no null: an empty instruction field is what a missing value looks like (pandas reads NaN).
     if (rec.fields[col_instruction].empty()) {
       sink.fail(origin + ": missing \"instruction\" (empty field)");
@@ -322,10 +298,16 @@ ReadResult read_dataset(const std::filesystem::path& path, const ReadOptions& op
     std::transform(ext.begin(), ext.end(), ext.begin(), [](unsigned char ch) { return std::tolower(ch); });
     if (ext == ".jsonl") fmt = FileFormat::Jsonl;
     else if (ext == ".csv") fmt = FileFormat::Csv;
+    else if (ext == ".parquet") fmt = FileFormat::Parquet;
+    else if (ext == ".arrow") fmt = FileFormat::Arrow;
     else
       SFT_CHECK(ext == ".json", name, ": unknown dataset extension \"", ext,
-                "\" (expected .json, .jsonl or .csv)");
+                "\" (expected .json, .jsonl, .csv, .parquet or .arrow)");
   }
+  // Said before the file is read: a build without Arrow cannot read any of it.
+  SFT_CHECK(parquet_supported() || (fmt != FileFormat::Parquet && fmt != FileFormat::Arrow), name,
+            ": this sft was built without Apache Arrow, so it cannot read Parquet or Arrow files (run "
+            "scripts/setup-arrow.sh and rebuild with -DSFT_PARQUET=ON, or convert the dataset to JSON lines)");
   std::string text = read_file(path);
   if (fmt == FileFormat::Auto) {
     // .json holds either an array or (as many hub datasets do) JSON lines: sniff the first non-space character.
@@ -347,6 +329,8 @@ ReadResult read_dataset(const std::filesystem::path& path, const ReadOptions& op
     case FileFormat::JsonArray: return parse_json_array(text, name, opts);
     case FileFormat::Jsonl: return parse_jsonl(text, name, opts);
     case FileFormat::Csv: return parse_csv(text, name, opts);
+    case FileFormat::Parquet: return parse_parquet(text, name, opts);
+    case FileFormat::Arrow: return parse_arrow_ipc(text, name, opts);
     case FileFormat::Auto: break;
   }
   throw Error(name + ": unreachable dataset format");

@@ -65,7 +65,8 @@ Sample tokenize_with_model_template(const Example& ex, const TemplateOptions& op
   std::vector<jinja::ChatTemplate::AssistantSpan> spans;
   try {
     text = tmpl.render(messages, false).text;
-    spans = tmpl.assistant_spans(messages);
+    // Every token trains with train_on_inputs: no spans needed (nor their prefix-stability requirement).
+    if (!opts.train_on_inputs) spans = tmpl.assistant_spans(messages);
   } catch (const Error& e) {
     throw Error(ex.origin + ": " + e.what());
   }

@@ -155,20 +155,26 @@ std::string TextEncoder::token_bytes(int32_t) const {
   throw Error("this encoder cannot give token bytes (needed by --template model)");
 }
 bool TextEncoder::is_special(int32_t) const { return false; }
+std::optional<std::string> TextEncoder::eos_token() const {
+  auto eos = eos_id();
+  return eos ? std::optional<std::string>(token_bytes(*eos)) : std::nullopt;
+}
 
-Sample tokenize_example(const Example& ex, const TemplateOptions& opts, const TextEncoder& enc) {
-  if (opts.tmpl == Template::Model) return tokenize_with_model_template(ex, opts, enc);
-  std::vector<Segment> segs = render(ex, opts);
-  Sample s;
-  auto push = [&](int32_t id, bool target) {
-    s.ids.push_back(id);
-    s.labels.push_back(target || opts.train_on_inputs ? id : kIgnoreIndex);
+namespace {
+
+// Ids of rendered pieces with their target flags; the BOS (masked) first when the tokenizer's post-processor adds one.
+std::vector<int32_t> encode_segments(const std::vector<Segment>& segs, const TemplateOptions& opts,
+                                     const TextEncoder& enc, const std::string& origin, std::vector<char>& target) {
+  std::vector<int32_t> ids;
+  auto push = [&](int32_t id, bool t) {
+    ids.push_back(id);
+    target.push_back(t);
   };
   if (auto bos = enc.bos_id()) push(*bos, false);
   for (const Segment& seg : segs) {
     if (seg.special) {
       auto id = enc.token_to_id(seg.text);
-      SFT_CHECK(id.has_value(), ex.origin, ": the ", template_name(opts.tmpl), " template needs the token ", seg.text,
+      SFT_CHECK(id.has_value(), origin, ": the ", template_name(opts.tmpl), " template needs the token ", seg.text,
                 " but the tokenizer has no such token");
       push(*id, seg.target);
     } else {
@@ -176,11 +182,45 @@ Sample tokenize_example(const Example& ex, const TemplateOptions& opts, const Te
     }
     if (seg.append_eos) {
       auto eos = enc.eos_id();
-      SFT_CHECK(eos.has_value(), ex.origin, ": the tokenizer has no eos_token (tokenizer_config.json) to end targets");
+      SFT_CHECK(eos.has_value(), origin, ": the tokenizer has no eos_token (tokenizer_config.json) to end targets");
       push(*eos, seg.target);
     }
   }
+  return ids;
+}
+
+}  // namespace
+
+std::vector<int32_t> chatml_ids(const std::vector<Message>& msgs, const TemplateOptions& opts, const TextEncoder& enc,
+                                bool add_generation_prompt, const std::string& origin, std::vector<char>* target) {
+  std::vector<char> flags;
+  std::vector<int32_t> ids = encode_segments(chatml_segments(msgs, opts, add_generation_prompt), opts, enc, origin, flags);
+  if (target) *target = std::move(flags);
+  return ids;
+}
+
+Sample tokenize_example(const Example& ex, const TemplateOptions& opts, const TextEncoder& enc) {
+  switch (ex.format) {
+    case RowFormat::Text: return tokenize_text_row(ex, opts, enc);
+    case RowFormat::PromptCompletion: return tokenize_prompt_completion(ex, opts, enc);
+    case RowFormat::ConversationalPromptCompletion: return tokenize_conversational_prompt_completion(ex, opts, enc);
+    case RowFormat::Instruction:
+    case RowFormat::Conversational: break;
+  }
+  // Every token trains: train_on_inputs, or a conversational row with assistant_only_loss explicitly false (TRL).
+  const bool all_tokens = opts.train_on_inputs || (ex.is_chat() && opts.assistant_only_loss == false);
+  if (opts.tmpl == Template::Model) {
+    if (all_tokens == opts.train_on_inputs) return tokenize_with_model_template(ex, opts, enc);
+    TemplateOptions o = opts;
+    o.train_on_inputs = all_tokens;
+    return tokenize_with_model_template(ex, o, enc);
+  }
+  std::vector<char> target;
+  Sample s;
+  s.ids = encode_segments(render(ex, opts), opts, enc, ex.origin, target);
   SFT_CHECK(!s.ids.empty(), ex.origin, ": the example tokenized to nothing");
+  s.labels.resize(s.ids.size());
+  for (size_t k = 0; k < s.ids.size(); ++k) s.labels[k] = target[k] || all_tokens ? s.ids[k] : kIgnoreIndex;
   s.labels[0] = kIgnoreIndex;  // nothing precedes the first token, so it is never a target
   for (int32_t l : s.labels) s.targets += l != kIgnoreIndex;
   SFT_CHECK(s.targets > 0, ex.origin, ": the example has no target tokens");

@@ -61,6 +61,15 @@ struct TemplateOptions {
   bool train_on_inputs = false;  // true: every token is a target (labels = ids, except the first token of a sample)
   std::string system_prompt;     // chatml/model: used when a row has no system message; empty = no system block
   std::shared_ptr<const jinja::ChatTemplate> chat_template;  // Template::Model: the folder's template (required)
+  // TRL SFTConfig's masking switches (docs/arch/data.md, "TRL's dataset formats"):
+  // completion_only_loss: prompt-completion rows (standard and conversational) train on the completion only
+  //   (TRL's default for such datasets); false = every token.
+  bool completion_only_loss = true;
+  // assistant_only_loss: conversational rows train on the assistant turns only (what --template model / chatml
+  //   mask); false = every token (TRL's default). Unset = !train_on_inputs for "messages" rows (sft's default before
+  //   TRL's formats: assistant-only) and false for conversational prompt-completion rows (their completion mask
+  //   already selects the reply).
+  std::optional<bool> assistant_only_loss;
 };
 
 // A rendered example: pieces in order, each prompt (masked) or target. A piece is either text (encoded as one unit)
@@ -96,6 +105,8 @@ class TextEncoder {
   // Template::Model needs token byte offsets: the bytes an id decodes to, and whether it is a special token.
   virtual std::string token_bytes(int32_t id) const;
   virtual bool is_special(int32_t id) const;
+  // The eos token's text (TRL appends it to language-modelling texts and completions as text): token_bytes(eos_id).
+  virtual std::optional<std::string> eos_token() const;
 };
 
 class TokenizerEncoder final : public TextEncoder {
@@ -126,7 +137,29 @@ struct Sample {
 
 // Renders and tokenizes one example. Throws sft::Error naming ex.origin when the template cannot apply
 // (chat row with alpaca/plain, missing eos_id, chatml without <|im_start|>/<|im_end|>, no target tokens).
+// Rows of TRL's formats are tokenised as TRL's SFTTrainer does (trl_formats.cpp, below); the template applies to
+// instruction and conversational rows (both kinds of conversational ones).
 Sample tokenize_example(const Example& ex, const TemplateOptions& opts, const TextEncoder& enc);
+
+// TRL SFTTrainer's tokenisation (trl 1.16 _prepare_dataset), in trl_formats.cpp:
+//  - Text: text + eos_token (as text, unless it already ends with it), encoded whole with the BOS the tokenizer's
+//    post-processor adds; every token is a target.
+//  - PromptCompletion: completion + eos_token (unless it already ends with it); ids = encode(prompt + completion)
+//    (BOS as above); the completion starts where encode(prompt) and those ids first differ (common prefix: a token
+//    merged across the boundary belongs to the completion); completion_only_loss masks what comes before.
+//  - ConversationalPromptCompletion: prompt rendered with the generation prompt, prompt + completion rendered without
+//    it (chat template or ChatML, as conversational rows); completion from the common prefix as above; with
+//    assistant_only_loss the assistant mask applies too (a token trains only when both masks allow it).
+Sample tokenize_text_row(const Example& ex, const TemplateOptions& opts, const TextEncoder& enc);
+Sample tokenize_prompt_completion(const Example& ex, const TemplateOptions& opts, const TextEncoder& enc);
+Sample tokenize_conversational_prompt_completion(const Example& ex, const TemplateOptions& opts, const TextEncoder& enc);
+// Common-prefix length of two id sequences (TRL's common_prefix_length).
+size_t common_prefix_length(const std::vector<int32_t>& a, const std::vector<int32_t>& b);
+// ChatML ids and per-token target flags (BOS first when the tokenizer adds one) of a message list, as tokenize_example
+// encodes chat rows; with add_generation_prompt the "<|im_start|>assistant\n" header ends it.
+std::vector<int32_t> chatml_ids(const std::vector<Message>& msgs, const TemplateOptions& opts, const TextEncoder& enc,
+                                bool add_generation_prompt, const std::string& origin,
+                                std::vector<char>* target = nullptr);
 
 // Template::Model pieces (model_template.cpp). The inference prompt is the template rendered with
 // add_generation_prompt=True; it already contains any BOS the template writes, so it must be encoded WITHOUT

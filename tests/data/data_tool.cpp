@@ -3,6 +3,8 @@
 //   data_tool <tokenizer_dir> <dataset> <alpaca|chatml|plain|model> [--train_on_inputs] [--system S]
 //             (model: the folder's own chat template, template/chat_template.h)
 //             [--loader batch_size max_seq_length packing(0|1) seed]
+//             TRL's options: [--dataset_format F] [--dataset_text_field F] [--completion_only_loss 0|1]
+//             [--assistant_only_loss 0|1]; each JSON line then also has "format" (the row's format name)
 //   data_tool --csv-records <file>   prints parse_csv_records as one JSON array of {"fields", "line", "error"}
 //   data_tool --length-grouped <batch_size> <seed> <len,len,...>
 //             prints {"perm": random_permutation(n, seed), "order": length_grouped_order(lengths, batch, seed)}
@@ -57,9 +59,14 @@ int main(int argc, char** argv) {
       opts.chat_template = std::make_shared<sft::jinja::ChatTemplate>(sft::jinja::ChatTemplate::load_required(argv[1]));
     bool loader = false;
     LoaderOptions lo;
+    ReadOptions ro;
     for (int i = 4; i < argc; ++i) {
       std::string a = argv[i];
       if (a == "--train_on_inputs") opts.train_on_inputs = true;
+      else if (a == "--dataset_format" && i + 1 < argc) ro.dataset_format = parse_dataset_format(argv[++i]);
+      else if (a == "--dataset_text_field" && i + 1 < argc) ro.dataset_text_field = argv[++i];
+      else if (a == "--completion_only_loss" && i + 1 < argc) opts.completion_only_loss = std::string(argv[++i]) == "1";
+      else if (a == "--assistant_only_loss" && i + 1 < argc) opts.assistant_only_loss = std::string(argv[++i]) == "1";
       else if (a == "--system" && i + 1 < argc) opts.system_prompt = argv[++i];
       else if (a == "--loader" && i + 4 < argc) {
         loader = true;
@@ -74,7 +81,6 @@ int main(int argc, char** argv) {
     }
     // Every row is printed, empty responses included: the parity tests compare each row's tokens with HF (sft train
     // excludes such rows by default; that policy is tested in readers_test.cpp).
-    ReadOptions ro;
     ro.keep_empty_responses = true;
     ReadResult r = read_dataset(argv[2], ro);
     if (!loader) {
@@ -82,6 +88,7 @@ int main(int argc, char** argv) {
         Sample s = tokenize_example(ex, opts, enc);
         nlohmann::json j;
         j["origin"] = ex.origin;
+        j["format"] = row_format_name(ex.format);
         j["ids"] = s.ids;
         j["labels"] = s.labels;
         std::cout << j.dump() << '\n';

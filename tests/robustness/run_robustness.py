@@ -107,6 +107,8 @@ class Env:
 
     def __init__(self, root, sft):
         self.root, self.sft = root, sft
+        with open(sft, "rb") as f:  # a build with Apache Arrow links libparquet (cmake/SftArrow.cmake)
+            self.has_arrow = b"libparquet.so" in f.read()
         self.model = write_model(os.path.join(root, "model"))
         self.data = write(os.path.join(root, "data", "rows.json"), json.dumps(ROWS))
         # A finished 2-step run with checkpoints 1 and 2 (the checkpoint cases copy it).
@@ -196,6 +198,17 @@ def rows_csv(rows):
 
 def model_ident(env, d):
     return env.model
+
+
+def read_fixture(*parts):
+    with open(os.path.join(SRC, "tests", "fixtures", *parts), "rb") as f:
+        return f.read()
+
+
+def with_arrow(must):
+    """Expected text of a Parquet case: `must` in a build with Apache Arrow, the error naming the file and saying
+    Arrow is missing in a build without it (the first item names the file)."""
+    return lambda env: must if env.has_arrow else [*must[:1], "built without Apache Arrow"]
 
 
 def checkpoint_with(edit):
@@ -521,6 +534,26 @@ CASES = [
      ["empty responses: 1 of 7 rows", "d.json element 7"]),
     ("data/keep_empty_responses", A_DATA,
      train_data("d.csv", rows_csv([("a", "", "b"), ("c", "", "")]), "--keep_empty_responses", "True"), 0, []),
+    # ---- TRL's dataset formats, Parquet ---------------------------------------------------------------------
+    ("data/trl_missing_text_field", A_DATA, train_data("d.jsonl", '{"text":"a b"}\n{"txt":"c"}\n'), 1,
+     ["d.jsonl line 2", 'missing "text"']),
+    ("data/trl_completion_not_a_string", A_DATA,
+     train_data("d.jsonl", '{"prompt":"p","completion":"c"}\n{"prompt":"q","completion":7}\n'), 1,
+     ["d.jsonl line 2", '"completion" must be a string, got number']),
+    ("data/trl_mixed_formats", A_DATA, train_data("d.jsonl", '{"prompt":"p","completion":"c"}\n{"text":"t"}\n'), 1,
+     ["d.jsonl line 2", "mixed formats", '"text"', "d.jsonl line 1"]),
+    ("data/trl_text_rows_train", A_DATA,
+     train_data("d.jsonl", "".join(json.dumps({"text": r["instruction"] + "\n" + r["output"]}) + "\n" for r in ROWS)),
+     0, []),
+    ("data/parquet_wrong_column_type", A_DATA,
+     train_data("w.parquet", read_fixture("data", "wrong_type.parquet"), mode="wb"), 1,
+     with_arrow(["w.parquet", 'column "completion" has Arrow type int64'])),
+    ("data/parquet_corrupt_footer", A_DATA,
+     train_data("c.parquet", read_fixture("data", "trl_prompt_completion.parquet")[:-12] + b"\xff" * 8 + b"PAR1",
+                mode="wb"), 1, with_arrow(["c.parquet", "not a readable Parquet file"])),
+    ("data/parquet_prompt_completion_trains", A_DATA,
+     train_data("t.parquet", read_fixture("data", "trl_prompt_completion.parquet"), mode="wb"),
+     lambda env: 0 if env.has_arrow else 1, with_arrow([])),
     # ---- --config files -------------------------------------------------------------------------------------
     ("flags/config_not_json", A_FLAG,
      lambda env, d: [*train_flags()(env, d), "--config", write(os.path.join(d, "c.json"), "{")], 1, ["c.json"]),
@@ -631,6 +664,8 @@ EXTRA = {
                                                         or stdout_has("final loss n/a")(d, r)),
     "checkpoint/resume_finished_run": lambda d, r: stdout_lacks("final loss 0.0000")(d, r) or stdout_has("final loss")(d, r),
     "data/seed_csv_with_empty_outputs_trains": final_model_saved,
+    "data/trl_text_rows_train": final_model_saved,
+    "data/parquet_prompt_completion_trains": lambda d, r: final_model_saved(d, r) if r.returncode == 0 else None,
     "tokenizer/empty_text_is_valid": lambda d, r: None if r.stdout.strip() == "" else f"stdout {r.stdout!r}",
     "flags/output_dir_under_a_file": no_leftovers,
 }
@@ -638,6 +673,9 @@ EXTRA = {
 
 def run_case(env, case, workdir):
     name, area, setup, rc_want, must = case
+    # A case may expect what depends on the build (Apache Arrow or not): callables of the Env.
+    rc_want = rc_want(env) if callable(rc_want) else rc_want
+    must = must(env) if callable(must) else must
     d = os.path.join(workdir, name.replace("/", "__"))
     os.makedirs(d)
     t0 = time.time()
