@@ -94,11 +94,23 @@ std::string join(const std::vector<std::string_view>& v, std::string_view sep) {
   return out;
 }
 
-void check_choice(std::string_view flag, const std::string& v, const Setting& s) {
+void check_one_choice(std::string_view flag, const std::string& v, const Setting& s) {
   for (std::string_view c : s.choices)
     if (v == c) return;
   throw Error("--" + std::string(flag) + ": expected one of " + join(s.choices, ", ") + ", got '" + v + "'" +
               (s.choices_note.empty() ? "" : " (" + std::string(s.choices_note) + ")"));
+}
+
+// An enum's value, or each comma-separated item of a list (e.g. --report_to tensorboard,none).
+void check_choices(std::string_view flag, const std::string& v, const Setting& s) {
+  if (s.choices.empty()) return;
+  if (s.type != SettingType::List) return check_one_choice(flag, v, s);
+  size_t b = 0;
+  while (b <= v.size()) {
+    const size_t e = std::min(v.find(',', b), v.size());
+    check_one_choice(flag, v.substr(b, e - b), s);
+    b = e + 1;
+  }
 }
 
 void check_range(const Setting& s, const C& c) {
@@ -164,8 +176,8 @@ std::vector<Setting> path_and_data_rows() {
       row("resume_from_checkpoint", &C::resume_from_checkpoint, "checkpoint folder, or 'last' (newest in output_dir)"),
       row("overwrite_output_dir", &C::overwrite_output_dir, "train into a non-empty output_dir"),
       // ---- data ----
-      row("template", &C::template_name, "prompt template: alpaca, chatml, plain, model (the folder's own Jinja chat "
-          "template, as apply_chat_template; loss on assistant turns) or auto (model when the folder has one, else alpaca)")
+      row("template", &C::template_name, "prompt template: built-in, model = the folder's own Jinja chat template (as "
+          "apply_chat_template; loss on assistant turns), auto = model when the folder has one, else alpaca")
           .one_of({"alpaca", "chatml", "plain", "model", "auto"}),
       row("train_on_inputs", &C::train_on_inputs, "loss on prompt tokens too (default: response only)"),
       row("max_seq_length", &C::max_seq_length, "tokens per sample (the report shows what is cut)").in(2, 1 << 20),
@@ -298,7 +310,7 @@ Setting Setting::in_open_lo(double lo, double hi) && {
   return std::move(*this);
 }
 Setting Setting::one_of(std::initializer_list<std::string_view> values, std::string_view note) && {
-  if (!ignored()) type = SettingType::Enum;
+  if (type == SettingType::String && !ignored()) type = SettingType::Enum;  // a list keeps its type: each item checked
   choices = values;
   choices_note = note;
   return std::move(*this);
@@ -354,7 +366,7 @@ std::string apply_setting(C& cfg, const Setting& s, std::string_view spelled, co
   const std::string flag(spelled);
   if (s.ignored()) {
     if (s.is_bool()) parse_bool(flag, value);
-    if (!s.choices.empty()) check_choice(flag, value, s);
+    check_choices(flag, value, s);
     if (s.act) return s.act(s, value, cfg);
     return "note: --" + flag + " " + value + " ignored: " + std::string(s.help);
   }
@@ -371,14 +383,16 @@ std::string apply_setting(C& cfg, const Setting& s, std::string_view spelled, co
   return "";
 }
 
+void check_setting(const Setting& s, const C& cfg) {
+  if (s.ignored()) return;
+  if (s.required) SFT_CHECK(!setting_value_text(s, cfg).empty(), "--", s.name, " is required");
+  if (s.range) check_range(s, cfg);
+  if (!s.choices.empty()) check_choices(s.name, cfg.*std::get<std::string C::*>(s.field), s);
+  if (s.check) s.check(cfg);
+}
+
 void validate_settings(const C& cfg) {
-  for (const Setting& s : train_settings()) {
-    if (s.ignored()) continue;
-    if (s.required) SFT_CHECK(!setting_value_text(s, cfg).empty(), "--", s.name, " is required");
-    if (s.range) check_range(s, cfg);
-    if (s.type == SettingType::Enum) check_choice(s.name, cfg.*std::get<std::string C::*>(s.field), s);
-    if (s.check) s.check(cfg);
-  }
+  for (const Setting& s : train_settings()) check_setting(s, cfg);
 }
 
 std::string settings_to_json(const C& cfg) {

@@ -47,7 +47,7 @@ struct Setting {
   SettingField field;
   std::string_view help;  // an ignored flag: why it changes nothing here
   std::vector<std::string_view> aliases;  // other spellings of the same setting (HF's older names)
-  std::vector<std::string_view> choices;  // Enum (and an ignored flag that still restricts its value)
+  std::vector<std::string_view> choices;  // Enum; a List's items; an ignored flag that still restricts its value
   std::string_view choices_note;          // added to the enum's error, e.g. "float16 is not supported: use bfloat16"
   std::optional<SettingRange> range;
   bool required = false;   // an empty value is an error ("--name is required")
@@ -83,7 +83,9 @@ const Setting* find_setting(std::string_view name);
 // value of the wrong type (ranges and choices of fields are checked later, by validate).
 std::string apply_setting(TrainConfig& cfg, const Setting& s, std::string_view spelled, const std::string& value);
 
-// TrainConfig::validate and to_json, from the table.
+// TrainConfig::validate and to_json, from the table. check_setting: one row's rules (required, range, values — each
+// item of a list —, its extra rule); validate_settings runs it for every row in table order.
+void check_setting(const Setting& s, const TrainConfig& cfg);
 void validate_settings(const TrainConfig& cfg);
 std::string settings_to_json(const TrainConfig& cfg);
 

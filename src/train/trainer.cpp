@@ -155,12 +155,19 @@ struct Trainer::Step {
   bool epoch_end = false;  // the loader wrapped to the next epoch
 };
 
+namespace {
+const TrainerInputs& required_parts(const TrainerInputs& in) {
+  SFT_CHECK(in.model && in.train, "train::Trainer: a model and training data are required");
+  return in;
+}
+}  // namespace
+
 Trainer::Trainer(const TrainerInputs& in, TrainObserver& obs)
-    : in_(in),
+    : in_(required_parts(in)),
       cfg_(in_.cfg),
       obs_(obs),
-      m_(*in.model),
-      loader_(*in.train),
+      m_(*in_.model),
+      loader_(*in_.train),
       own_comm_(in.comm ? nullptr : parallel::make_single_process_communicator()),
       comm_(in.comm ? *in.comm : *own_comm_),
       world_(comm_.world_size()),
@@ -172,10 +179,7 @@ Trainer::Trainer(const TrainerInputs& in, TrainObserver& obs)
 
 Trainer::~Trainer() = default;
 
-TrainSummary run_training(const TrainerInputs& in, TrainObserver& obs) {
-  SFT_CHECK(in.model && in.train, "run_training: model and training data are required");
-  return Trainer(in, obs).run();
-}
+TrainSummary run_training(const TrainerInputs& in, TrainObserver& obs) { return Trainer(in, obs).run(); }
 
 TrainSummary Trainer::run() {
   setup();

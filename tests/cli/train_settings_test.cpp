@@ -92,14 +92,38 @@ TEST(TrainSettings, RangesAcceptTheirEdgesAndRefuseBeyondNamingTheFlag) {
     };
     const double below = r.lo_open ? r.lo : integer ? r.lo - 1 : std::nextafter(r.lo, -INFINITY);
     const double above = r.hi_open ? r.hi : integer ? r.hi + 1 : std::nextafter(r.hi, INFINITY);
-    if (!r.lo_open) EXPECT_EQ(outcome(r.lo), "");
-    if (!r.hi_open) EXPECT_EQ(outcome(r.hi), "");
+    if (!r.lo_open) {
+      EXPECT_EQ(outcome(r.lo), "");
+    }
+    if (!r.hi_open) {
+      EXPECT_EQ(outcome(r.hi), "");
+    }
     for (double bad : {below, above}) {
       const std::string msg = outcome(bad);
       EXPECT_EQ(msg.rfind("--" + std::string(s.name) + ": expected ", 0), 0u) << bad << ": " << msg;
     }
   }
   EXPECT_GE(ranges, 20);
+}
+
+TEST(TrainSettings, ListItemsAreCheckedAgainstTheirValues) {
+  // A list row with values (as --report_to will be): each comma-separated item must be one of them.
+  Setting s;
+  s.name = "lora_target_modules";
+  s.type = SettingType::List;
+  s.field = &TrainConfig::lora_target_modules;
+  s = std::move(s).one_of({"q_proj", "v_proj"});
+  EXPECT_EQ(s.type, SettingType::List);
+  TrainConfig c;
+  c.lora_target_modules = "v_proj,q_proj";
+  EXPECT_NO_THROW(train::check_setting(s, c));
+  c.lora_target_modules = "q_proj,o_proj";
+  try {
+    train::check_setting(s, c);
+    FAIL() << "no error";
+  } catch (const Error& e) {
+    EXPECT_EQ(std::string(e.what()), "--lora_target_modules: expected one of q_proj, v_proj, got 'o_proj'");
+  }
 }
 
 TEST(TrainSettings, TypedValuesAreParsedAndBadOnesNameTheSpelledFlag) {
@@ -137,7 +161,9 @@ TEST(TrainSettings, IgnoredFlagsChangeNothingAndSayWhy) {
     const std::string note = train::apply_setting(c, s, s.name, value);
     EXPECT_EQ(c.to_json(), TrainConfig{}.to_json());
     EXPECT_EQ(note, "note: --" + std::string(s.name) + " " + value + " ignored: " + std::string(s.help));
-    if (s.is_bool()) EXPECT_THROW(train::apply_setting(c, s, s.name, "maybe"), Error);
+    if (s.is_bool()) {
+      EXPECT_THROW(train::apply_setting(c, s, s.name, "maybe"), Error);
+    }
   }
   EXPECT_GE(ignored, 10);
   // --fp16 and --optim act: bf16 compute; only AdamW spellings.
