@@ -2,6 +2,7 @@
 // semantics; defaults come from the model folder's generation_config.json, flags override them.
 #include <cstdio>
 #include <filesystem>
+#include <functional>
 #include <iostream>
 #include <memory>
 #include <string>
@@ -13,11 +14,11 @@
 #include "backend/device.h"
 #include "cli/commands.h"
 #include "data/template.h"
+#include "data/template_choice.h"
 #include "generate/chat_session.h"
 #include "generate/generator.h"
 #include "model/lora.h"
 #include "model/model.h"
-#include "template/chat_template.h"
 #include "tokenizer/tokenizer.h"
 #include "util/error.h"
 
@@ -96,32 +97,19 @@ auto stream_to_stdout() {
   };
 }
 
-// --template model|auto: the folder's own chat template. "auto" falls back to `fallback` when the folder has none.
-// Fills to.chat_template and returns the resolved template name.
-std::string resolve_model_template(const std::string& tmpl, const std::string& model_dir, const std::string& fallback,
-                                   data::TemplateOptions& to) {
-  if (tmpl != "model" && tmpl != "auto") return tmpl;
-  if (tmpl == "model") {
-    to.chat_template = std::make_shared<jinja::ChatTemplate>(jinja::ChatTemplate::load_required(model_dir));
-    return "model";
-  }
-  if (auto t = jinja::ChatTemplate::load(model_dir)) {
-    to.chat_template = std::make_shared<jinja::ChatTemplate>(std::move(*t));
-    return "model";
-  }
-  return fallback;
-}
+using Stream = std::function<void(const std::string&)>;
 
-// With the model's template the end-of-turn token (<|im_end|>, <|eot_id|>, ...) ends the reply.
-void add_model_stop(Session& s, const data::TemplateOptions& to) {
-  if (to.tmpl != data::Template::Model) return;
-  data::TokenizerEncoder enc(*s.tok);
-  if (auto e = data::model_end_of_turn(to, enc)) s.opts.eos_ids.push_back(*e);
+// One turn of output: the reply streamed to stdout, a newline, the statistics when asked.
+void print_reply(const GenArgs& a, const std::function<gen::GenerateResult(Stream)>& generate) {
+  auto r = generate(stream_to_stdout());
+  std::fputs("\n", stdout);
+  if (a.stats) print_stats(r);
 }
 
 void run_generate(const GenArgs& a) {
-  data::TemplateOptions to;
-  std::string tmpl = resolve_model_template(a.tmpl.empty() ? "none" : a.tmpl, a.model, "none", to);
+  // --template auto without a chat template in the folder: none, the prompt as is.
+  const data::ResolvedTemplate chosen = data::resolve_template(a.tmpl.empty() ? "none" : a.tmpl, a.model, "none");
+  const std::string& tmpl = chosen.name;
   SFT_CHECK(tmpl == "none" || tmpl == "alpaca" || tmpl == "chatml" || tmpl == "plain" || tmpl == "model",
             "--template must be alpaca, chatml, plain, model, auto or none, got '", tmpl, "'");
   std::string prompt = a.prompt;
@@ -131,10 +119,12 @@ void run_generate(const GenArgs& a) {
       gen::stop_token_ids(s.gc, *s.tok, tmpl == "chatml" ? data::Template::ChatML : data::Template::Alpaca);
   std::string text = prompt;
   if (tmpl != "none") {
+    data::TemplateOptions to;
     to.tmpl = data::parse_template(tmpl);
+    to.chat_template = chosen.chat_template;
     to.system_prompt = a.system;
     text = data::inference_prompt(prompt, a.input, to);
-    add_model_stop(s, to);
+    gen::add_end_of_turn(s.opts.eos_ids, *s.tok, to);
   }
   // As HF tokenizer(prompt): BOS where the post-processor adds one; a chat template writes its own BOS
   // (apply_chat_template encodes with add_special_tokens=False).
@@ -147,60 +137,23 @@ void run_generate(const GenArgs& a) {
     std::cout << j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace) << "\n";
     return;
   }
-  auto r = s.gen->generate(ids, s.opts, stream_to_stdout());
-  std::fputs("\n", stdout);
-  if (a.stats) print_stats(r);
+  print_reply(a, [&](Stream on_text) { return s.gen->generate(ids, s.opts, on_text); });
 }
 
-// sft chat with the model folder's own chat template: the transcript is re-rendered by the template each turn
-// (as apply_chat_template(messages, add_generation_prompt=True) would) and encoded without extra specials.
-void run_chat_model_template(const GenArgs& a, data::TemplateOptions to) {
-  Session s = open_session(a);
-  s.opts.eos_ids = gen::stop_token_ids(s.gc, *s.tok, data::Template::ChatML);
-  to.tmpl = data::Template::Model;
-  to.system_prompt = a.system;
-  add_model_stop(s, to);
-  std::vector<data::Message> history;
-  std::fprintf(stderr, "sft chat (model template) — /reset clears the history, /exit quits\n");
-  std::string line;
-  while (true) {
-    std::fputs("\n>>> ", stdout);
-    std::fflush(stdout);
-    if (!std::getline(std::cin, line)) break;
-    if (line == "/exit" || line == "/quit") break;
-    if (line == "/reset") {
-      history.clear();
-      s.gen->reset();
-      std::fputs("(history cleared)\n", stdout);
-      continue;
-    }
-    if (line.empty()) continue;
-    history.push_back({"user", line});
-    const std::string text = data::inference_chat_prompt(history, to);
-    auto r = s.gen->generate(s.tok->encode(text, false), s.opts, stream_to_stdout());
-    std::fputs("\n", stdout);
-    if (a.stats) print_stats(r);
-    history.push_back({"assistant", r.text});
-  }
-}
-
+// sft chat: the transcript, its template (chatml / alpaca / the folder's own) and the stop rules are the ChatSession's
+// (generate/chat_session.h); this loop reads lines and prints replies.
 void run_chat(const GenArgs& a) {
-  {
-    data::TemplateOptions to;
-    if (resolve_model_template(a.tmpl, a.model, "", to) == "model") return run_chat_model_template(a, std::move(to));
-  }
-  if (a.tmpl == "auto") {  // no template in the folder: the built-in default below
-    GenArgs b = a;
-    b.tmpl.clear();
-    return run_chat(b);
-  }
-  SFT_CHECK(a.tmpl.empty() || a.tmpl == "chatml" || a.tmpl == "alpaca",
+  // --template auto without a chat template in the folder: "" = the default for the vocabulary.
+  const data::ResolvedTemplate chosen = data::resolve_template(a.tmpl, a.model, "");
+  SFT_CHECK(chosen.name.empty() || chosen.name == "chatml" || chosen.name == "alpaca" || chosen.name == "model",
             "sft chat supports --template model, auto, chatml or alpaca, got '", a.tmpl, "'");
   Session s = open_session(a);
-  const data::Template tmpl = a.tmpl.empty() ? gen::default_chat_template(*s.tok) : data::parse_template(a.tmpl);
-  gen::ChatSession chat(*s.gen, *s.tok, s.gc, s.opts, tmpl, a.system);
-  std::fprintf(stderr, "sft chat (%s template) — /reset clears the history, /exit quits\n",
-               data::template_name(tmpl));
+  data::TemplateOptions to;
+  to.tmpl = chosen.name.empty() ? gen::default_chat_template(*s.tok) : data::parse_template(chosen.name);
+  to.chat_template = chosen.chat_template;
+  to.system_prompt = a.system;
+  gen::ChatSession chat(*s.gen, *s.tok, s.gc, s.opts, to);
+  std::fprintf(stderr, "sft chat (%s template) — /reset clears the history, /exit quits\n", data::template_name(to.tmpl));
   std::string line;
   while (true) {
     std::fputs("\n>>> ", stdout);
@@ -213,9 +166,7 @@ void run_chat(const GenArgs& a) {
       continue;
     }
     if (line.empty()) continue;
-    auto r = chat.send(line, stream_to_stdout());
-    std::fputs("\n", stdout);
-    if (a.stats) print_stats(r);
+    print_reply(a, [&](Stream on_text) { return chat.send(line, on_text); });
   }
 }
 

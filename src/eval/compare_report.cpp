@@ -3,45 +3,18 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
-#include <fstream>
-#include <sstream>
-
-#include <nlohmann/json.hpp>
 
 #include "eval/report.h"
-#include "util/error.h"
+#include "report/loss_curve.h"
+#include "report/text.h"
 
 namespace sft::eval {
 namespace {
 
-std::string f4(double v) {
-  char b[32];
-  std::snprintf(b, sizeof b, "%.4f", v);
-  return b;
-}
-std::string sf4(double v) {
-  char b[32];
-  std::snprintf(b, sizeof b, "%+.4f", v);
-  return b;
-}
-std::string num(double v) {
-  char b[32];
-  std::snprintf(b, sizeof b, "%.1f", v);
-  return b;
-}
-std::string esc(const std::string& s) {
-  std::string o;
-  for (char c : s) {
-    switch (c) {
-      case '&': o += "&amp;"; break;
-      case '<': o += "&lt;"; break;
-      case '>': o += "&gt;"; break;
-      case '"': o += "&quot;"; break;
-      default: o += c;
-    }
-  }
-  return o;
-}
+std::string f4(double v) { return report::fixed(v, 4); }
+std::string sf4(double v) { return report::signed_fixed(v, 4); }
+std::string num(double v) { return report::fixed(v, 1); }
+using report::xml_escape;
 
 std::string score_with_se(double v, const std::optional<double>& se) {
   return f4(v) + (se ? " ± " + f4(*se) : "");
@@ -49,56 +22,16 @@ std::string score_with_se(double v, const std::optional<double>& se) {
 std::string ci_text(const CompareEntry& e) {
   const auto ci = e.ci95();
   if (!ci) return "N/A";
-  return "[" + sf4(e.delta() - *ci) + ", " + sf4(e.delta() + *ci) + "]";
+  std::string text = "[";
+  text += sf4(e.delta() - *ci);
+  text += ", ";
+  text += sf4(e.delta() + *ci);
+  return text + "]";
 }
 std::string verdict(const CompareEntry& e) {
   if (!e.ci95()) return "";
   if (!e.significant()) return "within noise";
   return e.delta() > 0 ? "better" : "worse";
-}
-
-// Markdown tables (as results_table writes them) -> HTML tables; other lines become paragraphs.
-std::string markdown_tables_to_html(const std::string& md) {
-  std::string out;
-  std::istringstream in(md);
-  std::string line;
-  std::vector<std::string> block;
-  auto cells = [](const std::string& l) {
-    std::vector<std::string> c;
-    std::string cur;
-    for (size_t i = 1; i < l.size(); ++i) {
-      if (l[i] == '|') {
-        const size_t b = cur.find_first_not_of(' '), e = cur.find_last_not_of(' ');
-        c.push_back(b == std::string::npos ? "" : cur.substr(b, e - b + 1));
-        cur.clear();
-      } else {
-        cur += l[i];
-      }
-    }
-    return c;
-  };
-  auto flush = [&]() {
-    if (block.empty()) return;
-    out += "<table class=\"res\">\n";
-    for (size_t r = 0; r < block.size(); ++r) {
-      if (r == 1) continue;  // the |---| separator
-      out += "<tr>";
-      for (const auto& c : cells(block[r])) out += (r == 0 ? "<th>" : "<td>") + esc(c) + (r == 0 ? "</th>" : "</td>");
-      out += "</tr>\n";
-    }
-    out += "</table>\n";
-    block.clear();
-  };
-  while (std::getline(in, line)) {
-    if (!line.empty() && line[0] == '|') {
-      block.push_back(line);
-    } else {
-      flush();
-      if (!line.empty()) out += "<p>" + esc(line) + "</p>\n";
-    }
-  }
-  flush();
-  return out;
 }
 
 }  // namespace
@@ -128,79 +61,14 @@ std::vector<CompareEntry> compare_entries(const EvalResults& base, const EvalRes
 }
 
 std::vector<LossPoint> read_trainer_log(const std::filesystem::path& model_dir) {
-  std::vector<LossPoint> pts;
-  const auto path = model_dir / "trainer_log.jsonl";
-  std::ifstream f(path);
-  if (!f.good()) return pts;
-  std::string line;
-  int64_t n = 0;
-  while (std::getline(f, line)) {
-    ++n;
-    if (line.find_first_not_of(" \t\r") == std::string::npos) continue;
-    nlohmann::json j;
-    try {
-      j = nlohmann::json::parse(line);
-    } catch (const std::exception& e) {
-      throw Error(path.string() + " line " + std::to_string(n) + ": malformed JSON (" + e.what() + ")");
-    }
-    SFT_CHECK(j.contains("step") && j["step"].is_number_integer(), path.string(), " line ", n, ": no integer \"step\"");
-    LossPoint p;
-    p.step = j["step"].get<int64_t>();
-    if (j.contains("loss") && j["loss"].is_number()) p.loss = j["loss"].get<double>();
-    if (j.contains("eval_loss") && j["eval_loss"].is_number()) p.eval_loss = j["eval_loss"].get<double>();
-    pts.push_back(p);
-  }
-  return pts;
+  return report::read_trainer_log(model_dir / "trainer_log.jsonl");
 }
 
 std::string loss_curve_svg(const std::vector<LossPoint>& points) {
-  std::vector<std::pair<double, double>> tr, ev;
-  for (const auto& p : points) {
-    if (p.loss && std::isfinite(*p.loss)) tr.emplace_back(static_cast<double>(p.step), *p.loss);
-    if (p.eval_loss && std::isfinite(*p.eval_loss)) ev.emplace_back(static_cast<double>(p.step), *p.eval_loss);
-  }
-  if (tr.empty() && ev.empty()) return "";
-  double x0 = 1e300, x1 = -1e300, y0 = 1e300, y1 = -1e300;
-  for (const auto* s : {&tr, &ev})
-    for (const auto& [x, y] : *s) {
-      x0 = std::min(x0, x);
-      x1 = std::max(x1, x);
-      y0 = std::min(y0, y);
-      y1 = std::max(y1, y);
-    }
-  if (x1 <= x0) x1 = x0 + 1;
-  if (y1 <= y0) y1 = y0 + 1e-3;
-  const double pad = (y1 - y0) * 0.08;
-  y0 = std::max(0.0, y0 - pad);
-  y1 += pad;
-  const int W = 640, H = 300, L = 60, R = 20, T = 30, B = 40;
-  auto X = [&](double x) { return L + (x - x0) / (x1 - x0) * (W - L - R); };
-  auto Y = [&](double y) { return T + (1 - (y - y0) / (y1 - y0)) * (H - T - B); };
-  std::string s = "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"" + std::to_string(W) + "\" height=\"" +
-                  std::to_string(H) + "\" font-family=\"sans-serif\" font-size=\"12\">\n";
-  s += "<rect width=\"100%\" height=\"100%\" fill=\"white\"/>\n";
-  s += "<text x=\"" + std::to_string(L) + "\" y=\"18\" font-weight=\"bold\">loss of the tuned model (trainer_log.jsonl)</text>\n";
-  for (int k = 0; k <= 4; ++k) {
-    const double v = y0 + (y1 - y0) * k / 4.0;
-    s += "<line x1=\"" + num(L) + "\" x2=\"" + num(W - R) + "\" y1=\"" + num(Y(v)) + "\" y2=\"" + num(Y(v)) +
-         "\" stroke=\"#e2e8f0\"/><text x=\"" + num(L - 6) + "\" y=\"" + num(Y(v) + 4) + "\" text-anchor=\"end\">" +
-         f4(v).substr(0, 5) + "</text>\n";
-  }
-  s += "<text x=\"" + num((L + W - R) / 2.0) + "\" y=\"" + num(H - 8) + "\" text-anchor=\"middle\">step (" +
-       std::to_string(static_cast<int64_t>(x0)) + " .. " + std::to_string(static_cast<int64_t>(x1)) + ")</text>\n";
-  auto poly = [&](const std::vector<std::pair<double, double>>& pts, const char* color, const char* name, int ly) {
-    if (pts.empty()) return;
-    std::string d;
-    for (const auto& [x, y] : pts) d += num(X(x)) + "," + num(Y(y)) + " ";
-    s += "<polyline fill=\"none\" stroke=\"" + std::string(color) + "\" stroke-width=\"2\" points=\"" + d + "\"/>\n";
-    for (const auto& [x, y] : pts)
-      s += "<circle cx=\"" + num(X(x)) + "\" cy=\"" + num(Y(y)) + "\" r=\"2.5\" fill=\"" + color + "\"/>\n";
-    s += "<rect x=\"" + num(W - R - 120) + "\" y=\"" + std::to_string(ly - 9) + "\" width=\"10\" height=\"10\" fill=\"" +
-         color + "\"/><text x=\"" + num(W - R - 105) + "\" y=\"" + std::to_string(ly) + "\">" + name + "</text>\n";
-  };
-  poly(tr, "#2b6cb0", "training loss", 20);
-  poly(ev, "#c05621", "eval loss", 36);
-  return s + "</svg>\n";
+  const bool any = std::any_of(points.begin(), points.end(), [](const LossPoint& p) {
+    return (p.loss && std::isfinite(*p.loss)) || (p.eval_loss && std::isfinite(*p.eval_loss));
+  });
+  return any ? report::loss_curve_svg(points, "loss of the tuned model (trainer_log.jsonl)") : "";
 }
 
 std::string delta_svg(const std::vector<CompareEntry>& entries) {
@@ -217,7 +85,7 @@ std::string delta_svg(const std::vector<CompareEntry>& entries) {
   for (size_t i = 0; i < entries.size(); ++i) {
     const auto& e = entries[i];
     const int y = top + static_cast<int>(i) * row_h;
-    s += "<text x=\"" + std::to_string(left) + "\" y=\"" + std::to_string(y + 22) + "\">" + esc(e.task + " " + e.metric) +
+    s += "<text x=\"" + std::to_string(left) + "\" y=\"" + std::to_string(y + 22) + "\">" + xml_escape(e.task + " " + e.metric) +
          "</text>\n";
     s += "<rect x=\"" + num(X(0)) + "\" y=\"" + std::to_string(y + 4) + "\" width=\"" + num(X(e.base) - X(0)) +
          "\" height=\"14\" fill=\"#a0aec0\"/>\n";
@@ -239,7 +107,7 @@ std::string delta_svg(const std::vector<CompareEntry>& entries) {
 
 std::string compare_report_markdown(const CompareReportInput& in) {
   std::string s = "# sft eval: base vs tuned\n\n";
-  s += "- base: `" + in.base_name + "`\n- tuned: `" + in.tuned_name + "`\n\n";
+  s += "- base: " + report::markdown_code(in.base_name) + "\n- tuned: " + report::markdown_code(in.tuned_name) + "\n\n";
   s += "## Deltas\n\n";
   std::vector<std::vector<std::string>> rows;
   for (const auto& e : in.entries)
@@ -250,8 +118,8 @@ std::string compare_report_markdown(const CompareReportInput& in) {
   s += "\nThe interval is delta ± 1.96·sqrt(stderr_base² + stderr_tuned²) (lm-eval's stderr; the scores are treated "
        "as independent, which is conservative since both models answer the same questions). \"within noise\" = the "
        "interval contains 0.\n\n![deltas](delta.svg)\n\n";
-  s += "## Results (lm-eval tables)\n\n### Base: `" + in.base_name + "`\n\n" + in.base_table + "\n### Tuned: `" +
-       in.tuned_name + "`\n\n" + in.tuned_table + "\n";
+  s += "## Results (lm-eval tables)\n\n### Base: " + report::markdown_code(in.base_name) + "\n\n" + in.base_table +
+       "\n### Tuned: " + report::markdown_code(in.tuned_name) + "\n\n" + in.tuned_table + "\n";
   s += "## Training loss of the tuned model\n\n";
   if (in.loss.empty()) {
     s += "No trainer_log.jsonl in the tuned model folder.\n";
@@ -279,23 +147,23 @@ std::string compare_report_html(const CompareReportInput& in) {
       ".better{color:#276749;font-weight:bold}.worse{color:#c53030;font-weight:bold}.noise{color:#718096}"
       "code{background:#edf2f7;padding:1px 4px}h2{border-bottom:1px solid #e2e8f0;padding-bottom:4px}"
       "table.res td:nth-child(-n+5),table.res th:nth-child(-n+5){text-align:left}</style></head><body>\n";
-  s += "<h1>sft eval: base vs tuned</h1>\n<p>base: <code>" + esc(in.base_name) + "</code><br>tuned: <code>" +
-       esc(in.tuned_name) + "</code></p>\n<h2>Deltas</h2>\n<table>\n<tr><th>Task</th><th>Metric</th><th>Base ± "
+  s += "<h1>sft eval: base vs tuned</h1>\n<p>base: <code>" + xml_escape(in.base_name) + "</code><br>tuned: <code>" +
+       xml_escape(in.tuned_name) + "</code></p>\n<h2>Deltas</h2>\n<table>\n<tr><th>Task</th><th>Metric</th><th>Base ± "
        "stderr</th><th>Tuned ± stderr</th><th>Delta</th><th>95% CI of delta</th><th></th></tr>\n";
   for (const auto& e : in.entries) {
     const std::string v = verdict(e);
     const std::string cls = v == "better" ? "better" : v == "worse" ? "worse" : "noise";
-    s += "<tr><td>" + esc(e.task) + "</td><td>" + esc(e.metric) + "</td><td>" + esc(score_with_se(e.base, e.base_se)) +
-         "</td><td>" + esc(score_with_se(e.tuned, e.tuned_se)) + "</td><td class=\"" + cls + "\">" + sf4(e.delta()) +
-         "</td><td>" + esc(ci_text(e)) + "</td><td class=\"" + cls + "\">" + esc(v) + "</td></tr>\n";
+    s += "<tr><td>" + xml_escape(e.task) + "</td><td>" + xml_escape(e.metric) + "</td><td>" + xml_escape(score_with_se(e.base, e.base_se)) +
+         "</td><td>" + xml_escape(score_with_se(e.tuned, e.tuned_se)) + "</td><td class=\"" + cls + "\">" + sf4(e.delta()) +
+         "</td><td>" + xml_escape(ci_text(e)) + "</td><td class=\"" + cls + "\">" + xml_escape(v) + "</td></tr>\n";
   }
   s += "</table>\n<p>The interval is delta ± 1.96·sqrt(stderr<sub>base</sub>² + stderr<sub>tuned</sub>²) (lm-eval's "
        "stderr; conservative, the two runs share their questions). <span class=\"noise\">within noise</span> = the "
        "interval contains 0.</p>\n";
   s += delta_svg(in.entries);
-  s += "<h2>Results (lm-eval tables)</h2>\n<h3>Base: <code>" + esc(in.base_name) + "</code></h3>\n" +
-       markdown_tables_to_html(in.base_table) + "<h3>Tuned: <code>" + esc(in.tuned_name) + "</code></h3>\n" +
-       markdown_tables_to_html(in.tuned_table);
+  s += "<h2>Results (lm-eval tables)</h2>\n<h3>Base: <code>" + xml_escape(in.base_name) + "</code></h3>\n" +
+       report::markdown_tables_to_html(in.base_table, "res") + "<h3>Tuned: <code>" + xml_escape(in.tuned_name) + "</code></h3>\n" +
+       report::markdown_tables_to_html(in.tuned_table, "res");
   s += "<h2>Training loss of the tuned model</h2>\n";
   const std::string curve = loss_curve_svg(in.loss);
   s += curve.empty() ? "<p>No trainer_log.jsonl in the tuned model folder.</p>\n" : curve;

@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "eval/evaluator.h"
+#include "report/loss_curve.h"
 
 namespace sft::eval {
 
@@ -25,13 +26,11 @@ struct CompareEntry {
 };
 std::vector<CompareEntry> compare_entries(const EvalResults& base, const EvalResults& tuned);
 
-// trainer_log.jsonl of a model folder made by `sft train` (training rows and eval rows); empty when absent.
-struct LossPoint {
-  int64_t step = 0;
-  std::optional<double> loss, eval_loss;
-};
+// trainer_log.jsonl of a model folder made by `sft train` (training rows and eval rows; report/loss_curve.h reads it);
+// empty when absent.
+using report::LossPoint;
 std::vector<LossPoint> read_trainer_log(const std::filesystem::path& model_dir);
-// A line chart of training (and eval) loss per step; "" when there is no point.
+// The report toolkit's loss curve of the tuned model; "" when there is no finite point.
 std::string loss_curve_svg(const std::vector<LossPoint>& points);
 // Bars for base and tuned with the tuned score's 95% whiskers, per entry.
 std::string delta_svg(const std::vector<CompareEntry>& entries);

@@ -4,36 +4,16 @@
 #include <cmath>
 #include <cstdio>
 
-#include "eval/py_text.h"
+#include "report/text.h"
 
 namespace sft::eval {
 namespace {
 
 using json = nlohmann::json;
 
-std::string fmt4(double v) {
-  char buf[64];
-  std::snprintf(buf, sizeof buf, "%.4f", v);
-  return buf;
-}
-
-std::string fmt_signed4(double v) {
-  char buf[64];
-  std::snprintf(buf, sizeof buf, "%+.4f", v);
-  return buf;
-}
-
-std::string xml_escape(const std::string& s) {
-  std::string o;
-  for (char c : s) {
-    if (c == '&') o += "&amp;";
-    else if (c == '<') o += "&lt;";
-    else if (c == '>') o += "&gt;";
-    else if (c == '"') o += "&quot;";
-    else o += c;
-  }
-  return o;
-}
+std::string fmt4(double v) { return report::fixed(v, 4); }
+std::string fmt_signed4(double v) { return report::signed_fixed(v, 4); }
+using report::xml_escape;
 
 void metric_rows(std::vector<std::vector<std::string>>& rows, const std::string& name, const std::string& version,
                  const std::string& nshot, const std::vector<Metric>& metrics) {
@@ -43,37 +23,6 @@ void metric_rows(std::vector<std::vector<std::string>>& rows, const std::string&
 }
 
 }  // namespace
-
-std::string markdown_table(const std::vector<std::string>& headers, const std::vector<std::vector<std::string>>& rows,
-                           const std::vector<bool>& right_align) {
-  std::vector<int64_t> w(headers.size(), 0);
-  for (size_t c = 0; c < headers.size(); ++c) {
-    w[c] = std::max<int64_t>(w[c], py_len(headers[c]));
-    for (const auto& r : rows) w[c] = std::max<int64_t>(w[c], py_len(r[c]));
-    w[c] = std::max<int64_t>(w[c], 3);
-  }
-  auto cell = [&](const std::string& s, size_t c, bool right) {
-    std::string pad(static_cast<size_t>(w[c] - py_len(s)), ' ');
-    return right ? pad + s : s + pad;
-  };
-  std::string out = "|";
-  for (size_t c = 0; c < headers.size(); ++c) {
-    // Centered header as pytablewriter does.
-    int64_t total = w[c] - py_len(headers[c]);
-    out += std::string(static_cast<size_t>(total / 2), ' ') + headers[c] +
-           std::string(static_cast<size_t>(total - total / 2), ' ') + "|";
-  }
-  out += "\n|";
-  for (size_t c = 0; c < headers.size(); ++c)
-    out += std::string(static_cast<size_t>(w[c] - (right_align[c] ? 1 : 0)), '-') + (right_align[c] ? ":|" : "|");
-  out += "\n";
-  for (const auto& r : rows) {
-    out += "|";
-    for (size_t c = 0; c < headers.size(); ++c) out += cell(r[c], c, right_align[c]) + "|";
-    out += "\n";
-  }
-  return out;
-}
 
 std::string results_table(const EvalResults& r) {
   const std::vector<bool> align = {false, true, false, true, false, false, true, false, true};
@@ -242,7 +191,7 @@ std::string compare_markdown(const std::vector<CompareRow>& rows, const std::str
                              const std::string& tuned_name, const std::string& svg_file_name,
                              const std::string& base_table, const std::string& tuned_table) {
   std::string md = "# Evaluation: tuned vs base\n\n";
-  md += "- base: `" + base_name + "`\n- tuned: `" + tuned_name + "`\n\n";
+  md += "- base: " + report::markdown_code(base_name) + "\n- tuned: " + report::markdown_code(tuned_name) + "\n\n";
   md += compare_table(rows) + "\n";
   md += "![base vs tuned](" + svg_file_name + ")\n\n";
   md += "## Base model\n\n" + base_table + "\n## Tuned model\n\n" + tuned_table;

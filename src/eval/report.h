@@ -8,6 +8,7 @@
 #include <nlohmann/json.hpp>
 
 #include "eval/evaluator.h"
+#include "report/text.h"
 
 namespace sft::eval {
 
@@ -32,8 +33,7 @@ std::string compare_markdown(const std::vector<CompareRow>& rows, const std::str
                              const std::string& tuned_name, const std::string& svg_file_name,
                              const std::string& base_table, const std::string& tuned_table);
 
-// Markdown table with pytablewriter-like padding; right_align[i] for numeric columns.
-std::string markdown_table(const std::vector<std::string>& headers, const std::vector<std::vector<std::string>>& rows,
-                           const std::vector<bool>& right_align);
+// Markdown table with pytablewriter's padding (the report toolkit's, report/text.h).
+using report::markdown_table;
 
 }  // namespace sft::eval

@@ -6,15 +6,26 @@
 
 namespace sft::gen {
 
+namespace {
+
+void add_unique(std::vector<int32_t>& ids, int32_t id) {
+  if (std::find(ids.begin(), ids.end(), id) == ids.end()) ids.push_back(id);
+}
+
+}  // namespace
+
 std::vector<int32_t> stop_token_ids(const GenerationConfig& gc, const tok::Tokenizer& tok, data::Template tmpl) {
   std::vector<int32_t> ids = gc.eos_token_ids;
-  auto add = [&](int32_t id) {
-    if (std::find(ids.begin(), ids.end(), id) == ids.end()) ids.push_back(id);
-  };
-  if (auto e = tok.eos_id()) add(*e);
+  if (auto e = tok.eos_id()) add_unique(ids, *e);
   if (tmpl == data::Template::ChatML)
-    if (auto e = tok.token_to_id("<|im_end|>")) add(*e);
+    if (auto e = tok.token_to_id("<|im_end|>")) add_unique(ids, *e);
   return ids;
+}
+
+void add_end_of_turn(std::vector<int32_t>& ids, const tok::Tokenizer& tok, const data::TemplateOptions& templ) {
+  if (templ.tmpl != data::Template::Model) return;
+  const data::TokenizerEncoder enc(tok);
+  if (auto e = data::model_end_of_turn(templ, enc)) add_unique(ids, *e);
 }
 
 data::Template default_chat_template(const tok::Tokenizer& tok) {
@@ -22,28 +33,41 @@ data::Template default_chat_template(const tok::Tokenizer& tok) {
 }
 
 ChatSession::ChatSession(Generator& gen, const tok::Tokenizer& tok, const GenerationConfig& gc, GenerateOptions opts,
-                         data::Template tmpl, std::string system_prompt)
-    : gen_(gen), tok_(tok), opts_(std::move(opts)) {
-  SFT_CHECK(tmpl == data::Template::ChatML || tmpl == data::Template::Alpaca,
-            "sft chat supports --template chatml or alpaca, got '", data::template_name(tmpl), "'");
-  opts_.eos_ids = stop_token_ids(gc, tok, tmpl);
-  if (tmpl == data::Template::Alpaca)  // not an end marker in an alpaca transcript, even where generation_config
+                         data::TemplateOptions templ)
+    : gen_(gen), tok_(tok), opts_(std::move(opts)), templ_(std::move(templ)) {
+  const data::Template t = templ_.tmpl;
+  SFT_CHECK(t == data::Template::ChatML || t == data::Template::Alpaca || t == data::Template::Model,
+            "sft chat supports --template model, auto, chatml or alpaca, got '", data::template_name(t), "'");
+  // A model template's transcript is turn-based like chatml: the same eos ids, plus the template's own end of turn.
+  opts_.eos_ids = stop_token_ids(gc, tok, t == data::Template::Alpaca ? data::Template::Alpaca : data::Template::ChatML);
+  if (t == data::Template::Alpaca)  // not an end marker in an alpaca transcript, even where generation_config
     if (auto e = tok.token_to_id("<|im_end|>")) std::erase(opts_.eos_ids, *e);  // lists it (Qwen Instruct)
-  opts_tmpl_.tmpl = tmpl;
-  opts_tmpl_.system_prompt = std::move(system_prompt);
+  add_end_of_turn(opts_.eos_ids, tok, templ_);
 }
 
+ChatSession::ChatSession(Generator& gen, const tok::Tokenizer& tok, const GenerationConfig& gc, GenerateOptions opts,
+                         data::Template tmpl, std::string system_prompt)
+    : ChatSession(gen, tok, gc, std::move(opts), [&] {
+        data::TemplateOptions t;
+        t.tmpl = tmpl;
+        t.system_prompt = std::move(system_prompt);
+        return t;
+      }()) {}
+
 GenerateResult ChatSession::send(const std::string& user_text, const std::function<void(const std::string&)>& on_text) {
+  const bool turns = templ_.tmpl != data::Template::Alpaca;
   std::string text;
-  if (opts_tmpl_.tmpl == data::Template::ChatML) {
+  if (turns) {
     history_.push_back({"user", user_text});
-    text = data::inference_chat_prompt(history_, opts_tmpl_);
+    text = data::inference_chat_prompt(history_, templ_);
   } else {
-    text = alpaca_history_ + data::inference_prompt(user_text, "", opts_tmpl_);
+    text = alpaca_history_ + data::inference_prompt(user_text, "", templ_);
   }
-  const auto ids = tok_.encode(text, true);  // as HF tokenizer(text): BOS where the post-processor adds one
+  // As HF tokenizer(text): BOS where the post-processor adds one; a chat template writes its own BOS
+  // (apply_chat_template encodes with add_special_tokens=False).
+  const auto ids = tok_.encode(text, templ_.tmpl != data::Template::Model);
   GenerateResult r = gen_.generate(ids, opts_, on_text);
-  if (opts_tmpl_.tmpl == data::Template::ChatML) history_.push_back({"assistant", r.text});
+  if (turns) history_.push_back({"assistant", r.text});
   else alpaca_history_ = text + r.text + "\n\n";
   return r;
 }

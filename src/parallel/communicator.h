@@ -67,6 +67,11 @@ std::unique_ptr<Communicator> make_single_process_communicator();
 std::unique_ptr<Communicator> make_mpi_communicator();
 // detect_launch().distributed ? MPI : single process.
 std::unique_ptr<Communicator> make_communicator_from_environment();
+// The communicator training on a device uses (as backend/device.h chooses backends, this chooses communicators, so
+// callers never name NCCL): `host` itself for CPU ranks (cuda_device < 0) or one process; for CUDA ranks NCCL over
+// host, which must be the job's MPI communicator (cuda_device = this rank's GPU). A build without CUDA has no NCCL:
+// several CUDA ranks are then an error naming --device.
+std::unique_ptr<Communicator> make_device_communicator(std::unique_ptr<Communicator> host, int cuda_device);
 bool mpi_available();  // this build has the MPI implementation
 
 // Root's string on every rank (collective): a file only rank 0 reads, e.g. a checkpoint's trainer_state.json.

@@ -4,7 +4,7 @@
 
 namespace sft::train {
 
-data::PrepareOptions prepare_options(const TrainConfig& cfg) {
+data::PrepareOptions prepare_options(const TrainConfig& cfg, const data::ResolvedTemplate& tmpl) {
   data::PrepareOptions po;
   po.dataset_path = cfg.dataset_path;
   po.eval_dataset_path = cfg.eval_dataset_path;
@@ -14,9 +14,8 @@ data::PrepareOptions prepare_options(const TrainConfig& cfg) {
   }
   po.read.skip_bad_rows = cfg.skip_bad_rows;
   po.read.keep_empty_responses = cfg.keep_empty_responses;
-  // "model" / "auto" need the model folder's chat template: the caller resolves them (cmd_train).
-  po.templ.tmpl = cfg.template_name == "model" || cfg.template_name == "auto" ? data::Template::Alpaca
-                                                                              : data::parse_template(cfg.template_name);
+  po.templ.tmpl = data::parse_template(tmpl.name);
+  po.templ.chat_template = tmpl.chat_template;
   po.templ.train_on_inputs = cfg.train_on_inputs;
   po.max_seq_length = cfg.max_seq_length;
   po.truncation = data::parse_truncation(cfg.truncation);

@@ -1,5 +1,7 @@
-// Every setting of `sft train`, as plain values. cli/ fills it from flags or a --config file (HF TrainingArguments
-// names); train/ validates and uses it. Defaults follow transformers' TrainingArguments where the flag exists there.
+// Every setting of `sft train`, as plain values. Defaults follow transformers' TrainingArguments where the flag exists
+// there; each field's initializer here is its one default. The settings table (train/train_settings.h: flag name,
+// type, help, range or values, aliases) says how each field is set from a flag or a --config key, validated and
+// written to training_args.json; cli/ parses with it, train/ uses the values.
 #pragma once
 #include <cstdint>
 #include <string>
@@ -80,10 +82,10 @@ struct TrainConfig {
   int64_t total_steps(int64_t updates_per_epoch) const;
   // The adapter config --use_peft asks for (base_model_name_or_path = model_name_or_path).
   io::LoraAdapterConfig lora_config() const;
-  // training_args.json: every field under its flag name (cli/train_flags.cpp). tests/cli/train_config_fields_test.cpp
-  // checks the two against each other: each flag changes this JSON, and each key here is a flag.
+  // training_args.json: every field under its flag name, in the settings table's order (train/train_settings.h).
+  // tests/cli/train_config_fields_test.cpp checks that each flag changes this JSON and each key here is a flag.
   std::string to_json() const;
-  // Throws sft::Error naming the flag on an invalid combination.
+  // The table's ranges, values and rules; throws sft::Error naming the flag on an invalid value or combination.
   void validate() const;
 };
 

@@ -1,4 +1,5 @@
-// Training log: the per-window loss accumulator, trainer_log.jsonl rows, and the loss-curve SVG.
+// Training log: the per-window loss accumulator, trainer_log.jsonl rows, and the loss-curve SVG (drawn by the report
+// toolkit, report/loss_curve.h).
 #pragma once
 #include <cstdint>
 #include <filesystem>
@@ -38,7 +39,7 @@ std::string log_row_json(const LogRow& r);          // one JSON object (no newli
 LogRow log_row_from_json(const std::string& json);  // inverse (for resume)
 void append_line(const std::filesystem::path& file, const std::string& line);  // append + flush
 
-// A self-contained SVG line chart of training loss (and eval loss points when present) over steps.
+// The loss curve of these rows (report/loss_curve.h: training loss, and eval loss when present, over steps).
 std::string loss_curve_svg(const std::vector<LogRow>& rows, const std::string& title);
 
 }  // namespace sft::train

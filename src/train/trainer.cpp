@@ -144,344 +144,417 @@ void prepare_output_dir(const TrainConfig& cfg, bool resuming) {
   }
 }
 
-TrainSummary run_training(const TrainJob& job, TrainObserver& obs) {
-  const TrainConfig& cfg = job.cfg;
-  SFT_CHECK(job.model && job.train, "run_training: model and training data are required");
-  model::Model& m = *job.model;
-  data::DataLoader& loader = *job.train;
-  const fs::path out = cfg.output_dir;
-  const fs::path log_file = out / "trainer_log.jsonl";
+// One optimizer step, as the loop records it.
+struct Trainer::Step {
+  int64_t targets = 0;     // target tokens of the whole step (all ranks)
+  double loss_sum = 0;     // their summed cross-entropy (all ranks, after the exchange)
+  int64_t tokens = 0;      // non-padding input tokens (all ranks)
+  double flops = 0;        // model FLOPs (all ranks)
+  double grad_norm = 0;    // before clipping
+  bool applied = false;    // finite loss and norm: the update was applied
+  bool epoch_end = false;  // the loader wrapped to the next epoch
+};
 
-  TrainPlan plan;
-  plan.batches_per_epoch = loader.batches_per_epoch();
-  SFT_CHECK(plan.batches_per_epoch > 0, "the training data gives no micro-batch (too few rows for ",
-            cfg.per_device_train_batch_size, " per batch with --data_loader_drop_last?)");
-  const int64_t gas = cfg.gradient_accumulation_steps;
-  plan.updates_per_epoch = std::max<int64_t>(1, (plan.batches_per_epoch + gas - 1) / gas);
-  plan.total_steps = cfg.total_steps(plan.updates_per_epoch);
-  const SchedulerType sched = parse_scheduler_type(cfg.lr_scheduler_type);
-  plan.warmup_steps = resolve_warmup_steps(cfg.warmup_steps, cfg.warmup_ratio, plan.total_steps);
-  plan.eval_batches = job.eval ? job.eval->batches_per_epoch() : 0;
-  for (const auto& p : m.parameters()) plan.num_parameters += p.numel;
-  plan.all_parameters = is_lora(m) ? m.num_all_parameters() : plan.num_parameters;
-  plan.lora = is_lora(m);
+namespace {
+const TrainerInputs& required_parts(const TrainerInputs& in) {
+  SFT_CHECK(in.model && in.train, "train::Trainer: a model and training data are required");
+  return in;
+}
+}  // namespace
 
+Trainer::Trainer(const TrainerInputs& in, TrainObserver& obs)
+    : in_(required_parts(in)),
+      cfg_(in_.cfg),
+      obs_(obs),
+      m_(*in_.model),
+      loader_(*in_.train),
+      own_comm_(in.comm ? nullptr : parallel::make_single_process_communicator()),
+      comm_(in.comm ? *in.comm : *own_comm_),
+      world_(comm_.world_size()),
+      rank_(comm_.rank()),
+      root_(rank_ == 0),
+      out_(cfg_.output_dir),
+      log_file_(out_ / "trainer_log.jsonl"),
+      writer_(root_) {}  // data parallel: rank 0 alone writes
+
+Trainer::~Trainer() = default;
+
+TrainSummary run_training(const TrainerInputs& in, TrainObserver& obs) { return Trainer(in, obs).run(); }
+
+TrainSummary Trainer::run() {
+  setup();
+  while (st_.global_step < plan_.total_steps) {
+    const Step s = run_step();
+    maybe_log(s);
+    maybe_evaluate(s);
+    maybe_save(s);
+  }
+  return finish();
+}
+
+double Trainer::lr_at(int64_t step) const {
+  return cfg_.learning_rate * lr_multiplier(sched_, step, plan_.warmup_steps, plan_.total_steps);
+}
+
+double Trainer::seconds_since(Clock::time_point t) const {
+  return std::chrono::duration<double>(Clock::now() - t).count();
+}
+
+// ---- setup ----
+
+void Trainer::plan_steps() {
+  plan_.batches_per_epoch = loader_.batches_per_epoch();
+  SFT_CHECK(plan_.batches_per_epoch > 0, "the training data gives no micro-batch (too few rows for ",
+            cfg_.per_device_train_batch_size, " per batch with --data_loader_drop_last?)");
+  const int64_t gas = cfg_.gradient_accumulation_steps;
+  plan_.updates_per_epoch = std::max<int64_t>(1, (plan_.batches_per_epoch + gas - 1) / gas);
+  plan_.total_steps = cfg_.total_steps(plan_.updates_per_epoch);
+  sched_ = parse_scheduler_type(cfg_.lr_scheduler_type);
+  plan_.warmup_steps = resolve_warmup_steps(cfg_.warmup_steps, cfg_.warmup_ratio, plan_.total_steps);
+  plan_.eval_batches = in_.eval ? in_.eval->batches_per_epoch() : 0;
+  for (const auto& p : m_.parameters()) plan_.num_parameters += p.numel;
+  plan_.lora = is_lora(m_);
+  plan_.all_parameters = plan_.lora ? m_.num_all_parameters() : plan_.num_parameters;
+}
+
+void Trainer::setup() {
+  plan_steps();
   // Data parallel (train/data_parallel.h): rank 0 alone writes files; every rank runs the same steps.
-  std::unique_ptr<parallel::Communicator> own_comm;
-  if (!job.comm) own_comm = parallel::make_single_process_communicator();
-  parallel::Communicator& comm = job.comm ? *job.comm : *own_comm;
-  const int world = comm.world_size(), rank = comm.rank();
-  const bool root = rank == 0;
-  comm.set_timeout(cfg.ddp_timeout);
+  comm_.set_timeout(cfg_.ddp_timeout);
   DataParallelOptions dpo;
-  dpo.zero_stage = static_cast<int>(cfg.zero_stage);
-  dpo.bucket_floats = std::max<int64_t>(1, static_cast<int64_t>(cfg.ddp_bucket_cap_mb * (1 << 20) / sizeof(float)));
-  DataParallelAdamW opt(comm, m.backend(), m.parameters(),
-                        AdamWHyper{cfg.adam_beta1, cfg.adam_beta2, cfg.adam_epsilon, cfg.weight_decay}, dpo);
-  if (world > 1) {
-    opt.broadcast_parameters();  // every rank starts from rank 0's weights
-    m.on_weights_updated();
+  dpo.zero_stage = static_cast<int>(cfg_.zero_stage);
+  dpo.bucket_floats = std::max<int64_t>(1, static_cast<int64_t>(cfg_.ddp_bucket_cap_mb * (1 << 20) / sizeof(float)));
+  opt_ = std::make_unique<DataParallelAdamW>(
+      comm_, m_.backend(), m_.parameters(),
+      AdamWHyper{cfg_.adam_beta1, cfg_.adam_beta2, cfg_.adam_epsilon, cfg_.weight_decay}, dpo);
+  if (world_ > 1) {
+    opt_->broadcast_parameters();  // every rank starts from rank 0's weights
+    m_.on_weights_updated();
   }
+  if (!in_.resume_dir.empty()) resume();
+  else if (root_) write_file_atomic(log_file_, "");
+  st_.max_steps = plan_.total_steps;
+  st_.num_train_epochs = cfg_.num_train_epochs;
+  st_.logging_steps = cfg_.logging_steps;
+  st_.save_steps = cfg_.save_steps;
+  eval_steps_ = cfg_.eval_steps > 0 ? cfg_.eval_steps : cfg_.logging_steps;
+  st_.eval_steps = eval_steps_;
+  st_.train_batch_size = cfg_.per_device_train_batch_size;
+  st_.seed = cfg_.seed;
+  st_.rows_per_micro_batch = cfg_.per_device_train_batch_size * world_;
+  plan_.start_step = st_.global_step;
 
-  TrainerState st;
-  if (!job.resume_dir.empty()) {
-    const fs::path state_file = job.resume_dir / "trainer_state.json";
-    st = trainer_state_from_json(parallel::broadcast_string(comm, root ? read_file(state_file) : std::string()),
-                                 state_file.string());
-    opt.load_state(job.resume_dir / "optimizer.safetensors");
-    SFT_CHECK(opt.steps_done() == st.global_step, (job.resume_dir / "optimizer.safetensors").string(),
-              ": optimizer step ", opt.steps_done(), " does not match global_step ", st.global_step);
-    SFT_CHECK(st.max_steps == plan.total_steps, job.resume_dir.string(), ": the checkpoint was made for ",
-              st.max_steps, " total steps but these settings give ", plan.total_steps,
-              " (resume with the same data, batch size, accumulation and epochs)");
-    const int64_t rows = cfg.per_device_train_batch_size * world;
-    SFT_CHECK(st.rows_per_micro_batch == 0 || st.rows_per_micro_batch == rows, job.resume_dir.string(),
-              ": the checkpoint was made with ", st.rows_per_micro_batch,
-              " rows per micro-batch (per-device batch x ranks) but these settings give ", rows,
-              " (resume with the same product, e.g. 2 ranks x 2 after 1 rank x 4)");
-    loader.seek({st.loader_epoch, st.loader_index});
-    // The log restarts from the checkpoint's history (rows written after it by the interrupted run are dropped).
-    std::string text;
-    for (const auto& r : st.log_history) text += log_row_json(r) + "\n";
-    if (root) write_file_atomic(log_file, text);
-    obs.on_note("resuming from " + job.resume_dir.string() + " at step " + std::to_string(st.global_step));
-  } else if (root) {
-    write_file_atomic(log_file, "");
+  do_eval_ = cfg_.eval_strategy != "no" && in_.eval != nullptr;
+  if (cfg_.eval_strategy != "no" && !in_.eval)
+    obs_.on_note("--eval_strategy " + cfg_.eval_strategy + " but no evaluation data (give --eval_dataset_path or "
+                 "--validation_split): evaluation skipped");
+  greater_is_better_ = cfg_.greater_is_better == 1;  // unset (-1): false, as HF for *loss metrics
+  obs_.on_begin(plan_);
+  if (!cfg_.debug_dump_batches.empty() && root_) {
+    dump_.open(cfg_.debug_dump_batches, std::ios::trunc);
+    SFT_CHECK(dump_.good(), "--debug_dump_batches: cannot write ", cfg_.debug_dump_batches);
   }
-  st.max_steps = plan.total_steps;
-  st.num_train_epochs = cfg.num_train_epochs;
-  st.logging_steps = cfg.logging_steps;
-  st.save_steps = cfg.save_steps;
-  const int64_t eval_steps = cfg.eval_steps > 0 ? cfg.eval_steps : cfg.logging_steps;
-  st.eval_steps = eval_steps;
-  st.train_batch_size = cfg.per_device_train_batch_size;
-  st.seed = cfg.seed;
-  st.rows_per_micro_batch = cfg.per_device_train_batch_size * world;
-  plan.start_step = st.global_step;
+  row_cost_ = row_cost_from_config(m_.config());  // data parallel: how the step's rows are dealt out
+  t_start_ = t_window_ = Clock::now();
+  comm_at_start_ = comm_.comm_seconds();  // setup collectives (broadcasts, resume) are not counted
+  last_step_loss_ = last_logged_ = NAN;
+}
 
-  const bool do_eval = cfg.eval_strategy != "no" && job.eval != nullptr;
-  if (cfg.eval_strategy != "no" && !job.eval)
-    obs.on_note("--eval_strategy " + cfg.eval_strategy + " but no evaluation data (give --eval_dataset_path or "
-                "--validation_split): evaluation skipped");
-  const bool greater = cfg.greater_is_better == -1 ? false : cfg.greater_is_better == 1;
-  std::optional<std::pair<int64_t, double>> last_eval;  // (step, eval_loss)
+void Trainer::resume() {
+  const fs::path& dir = in_.resume_dir;
+  const fs::path state_file = dir / "trainer_state.json";
+  st_ = trainer_state_from_json(parallel::broadcast_string(comm_, root_ ? read_file(state_file) : std::string()),
+                                state_file.string());
+  opt_->load_state(dir / "optimizer.safetensors");
+  SFT_CHECK(opt_->steps_done() == st_.global_step, (dir / "optimizer.safetensors").string(), ": optimizer step ",
+            opt_->steps_done(), " does not match global_step ", st_.global_step);
+  SFT_CHECK(st_.max_steps == plan_.total_steps, dir.string(), ": the checkpoint was made for ", st_.max_steps,
+            " total steps but these settings give ", plan_.total_steps,
+            " (resume with the same data, batch size, accumulation and epochs)");
+  const int64_t rows = cfg_.per_device_train_batch_size * world_;
+  SFT_CHECK(st_.rows_per_micro_batch == 0 || st_.rows_per_micro_batch == rows, dir.string(),
+            ": the checkpoint was made with ", st_.rows_per_micro_batch,
+            " rows per micro-batch (per-device batch x ranks) but these settings give ", rows,
+            " (resume with the same product, e.g. 2 ranks x 2 after 1 rank x 4)");
+  loader_.seek({st_.loader_epoch, st_.loader_index});
+  // The log restarts from the checkpoint's history (rows written after it by the interrupted run are dropped).
+  std::string text;
+  for (const auto& r : st_.log_history) text += log_row_json(r) + "\n";
+  if (root_) write_file_atomic(log_file_, text);
+  obs_.on_note("resuming from " + dir.string() + " at step " + std::to_string(st_.global_step));
+}
 
-  obs.on_begin(plan);
-  std::ofstream dump;
-  if (!cfg.debug_dump_batches.empty() && root) {
-    dump.open(cfg.debug_dump_batches, std::ios::trunc);
-    SFT_CHECK(dump.good(), "--debug_dump_batches: cannot write ", cfg.debug_dump_batches);
+// ---- one optimizer step ----
+
+Trainer::Step Trainer::run_step() {
+  const int64_t nb = plan_.batches_per_epoch;
+  const int64_t k = std::min(cfg_.gradient_accumulation_steps, nb - loader_.position().index);  // epoch remainder
+  const std::vector<int64_t> targets = loader_.targets_ahead(k);
+  Step s;
+  for (int64_t t : targets) s.targets += t;
+  SFT_CHECK(s.targets > 0, "optimizer step ", st_.global_step + 1, " has no target tokens");
+  // One process with accumulation regroups too: rows of similar length share a micro-batch (less padding; the
+  // step's gradient is the same token-normalised sum, only its floating-point order changes).
+  const bool regroup = world_ > 1 || k > 1;
+  const std::vector<data::Batch> mine = this_ranks_batches(k, s.targets, regroup);
+  forward_backward(mine, targets, regroup, s);
+  exchange_and_update(s);
+  ++st_.global_step;
+
+  const data::LoaderPosition after = loader_.position();
+  s.epoch_end = after.index == 0;
+  st_.epoch = static_cast<double>(after.epoch) + static_cast<double>(after.index) / static_cast<double>(nb);
+  record(s);
+  return s;
+}
+
+// This rank's share of the step's global batch (train/row_balance.h: the step's rows sorted by length and dealt out so
+// that the ranks' compute is even). The ranks' target counts are reduced BEFORE the backward: the sum must equal the
+// data layer's count of the whole step (ranks holding different data stop here).
+std::vector<data::Batch> Trainer::this_ranks_batches(int64_t k, int64_t step_targets, bool regroup) {
+  std::vector<data::Batch> mine(static_cast<size_t>(k));
+  for (int64_t i = 0; i < k; ++i) {
+    mine[static_cast<size_t>(i)] = loader_.next();
+    if (dump_.is_open())
+      dump_ << batch_dump_json(st_.global_step + 1, i, step_targets, mine[static_cast<size_t>(i)]) << '\n';
   }
+  if (regroup) {
+    const std::vector<RankPlan> plan =
+        balance_step_rows(step_rows(mine), world_, cfg_.per_device_train_batch_size, row_cost_);
+    std::vector<data::Batch> share;
+    for (const auto& rows : plan[static_cast<size_t>(rank_)]) share.push_back(gather_rows(mine, rows, loader_.pad_id()));
+    mine = std::move(share);
+  }
+  if (world_ > 1) {
+    int64_t all = 0;
+    for (const data::Batch& b : mine) all += b.count_targets();
+    comm_.all_reduce_sum(&all, 1);
+    SFT_CHECK(all == step_targets, "optimizer step ", st_.global_step + 1, ": the ranks hold ", all,
+              " target tokens but the step has ", step_targets,
+              " (do all ranks read the same dataset with the same settings?)");
+  }
+  return mine;
+}
 
-  const RowCost row_cost = row_cost_from_config(m.config());  // data parallel: how the step's rows are dealt out
-  const auto t_start = Clock::now();
-  const double comm_at_start = comm.comm_seconds();  // setup collectives (broadcasts, resume) are not counted
-  auto t_window = t_start;
-  double last_step_loss = NAN, last_logged = NAN;  // NaN until a step is applied (all may be skipped)
-  int64_t run_tokens = 0;
-  double wait_seconds = 0, exchange_seconds = 0;  // data parallel: see TrainSummary
-  int64_t padded_positions = 0;                    // B x T of every micro-batch this rank trained on
-  const int64_t nb = plan.batches_per_epoch;
-  auto lr_at = [&](int64_t step) { return cfg.learning_rate * lr_multiplier(sched, step, plan.warmup_steps, plan.total_steps); };
+// Forward + backward of this rank's micro-batches into the gradients; the loss is normalised by the whole step's
+// target count (1/N), so the gradients of all micro-batches and ranks add up to the step's mean-token-loss gradient.
+void Trainer::forward_backward(const std::vector<data::Batch>& mine, const std::vector<int64_t>& targets, bool regroup,
+                               Step& s) {
+  const float loss_scale = 1.0f / static_cast<float>(s.targets);
+  m_.zero_grad();
+  for (int64_t i = 0; i < static_cast<int64_t>(mine.size()); ++i) {
+    const data::Batch& b = mine[static_cast<size_t>(i)];
+    // LoRA dropout masks: one stream per (step, micro-batch, rank); one process reproduces the old seeds exactly.
+    m_.set_dropout_seed(dropout_seed(cfg_.seed, st_.global_step + 1, i * world_ + rank_));
+    const model::LossSum ls = m_.forward_backward(to_model_batch(b), loss_scale);
+    const int64_t expected = regroup ? b.count_targets() : targets[static_cast<size_t>(i)];
+    SFT_CHECK(ls.n_targets == expected, "micro-batch ", i, " of step ", st_.global_step + 1, ": the model counted ",
+              ls.n_targets, " targets, the data layer ", expected);
+    s.loss_sum += ls.sum;
+    s.tokens += count_real_tokens(b);
+    padded_positions_ += b.B * b.T;
+    s.flops += batch_model_flops(b, plan_.num_parameters, m_.config());
+  }
+}
 
-  auto log_now = [&](double grad_norm) {
-    LogRow row;
-    row.step = st.global_step;
-    row.epoch = st.epoch;
-    row.loss = st.window.targets > 0 ? st.window.loss_sum / static_cast<double>(st.window.targets) : 0.0;
-    row.learning_rate = lr_at(st.global_step);
-    row.grad_norm = grad_norm;
-    row.tokens = st.window.tokens;
-    const double secs = std::chrono::duration<double>(Clock::now() - t_window).count();
-    row.tokens_per_second = secs > 0 ? static_cast<double>(st.window.tokens) / secs : 0.0;
-    row.model_flops_per_second = secs > 0 ? st.window.model_flops / secs : 0.0;
-    st.log_history.push_back(row);
-    if (root) append_line(log_file, log_row_json(row));
-    obs.on_log(row);
-    if (st.window.targets > 0) last_logged = row.loss;  // a window of skipped steps has no loss
-    st.window.reset();
-    t_window = Clock::now();
+// The step's sums and gradients across ranks, clipping, and the update. A non-finite loss or gradient norm would turn
+// every weight into NaN: stop (no final model is written) or, with --skip_nonfinite_steps, leave the weights and
+// optimizer state as they are for this step.
+void Trainer::exchange_and_update(Step& s) {
+  const double comm_before_sums = comm_.comm_seconds();
+  if (world_ > 1) {  // the logged loss and tokens/s are the whole step's, as one process would see them
+    double sums[2] = {s.loss_sum, s.flops};
+    comm_.all_reduce_sum(sums, 2);
+    s.loss_sum = sums[0];
+    s.flops = sums[1];
+    comm_.all_reduce_sum(&s.tokens, 1);
+  }
+  // The first collective after the backward holds this rank until the slowest rank has finished its backward.
+  wait_seconds_ += comm_.comm_seconds() - comm_before_sums;
+  const double comm_before_exchange = comm_.comm_seconds();
+  opt_->reduce_gradients();
+  s.grad_norm = opt_->clip_grad_norm(cfg_.max_grad_norm);
+  s.applied = std::isfinite(s.loss_sum) && std::isfinite(s.grad_norm);
+  if (s.applied) {
+    opt_->step(lr_at(st_.global_step));
+    m_.on_weights_updated();
+  } else {
+    const std::string what = "optimizer step " + std::to_string(st_.global_step + 1) + ": non-finite " +
+                             (std::isfinite(s.loss_sum) ? "gradient norm (" + std::to_string(s.grad_norm) + ")"
+                                                        : "loss (" + std::to_string(s.loss_sum) + ")");
+    SFT_CHECK(cfg_.skip_nonfinite_steps, what, " at learning rate ", lr_at(st_.global_step),
+              "; training stopped and no final model was saved (lower --learning_rate, or pass "
+              "--skip_nonfinite_steps True to skip such steps)");
+    obs_.on_note(what + ": update skipped (--skip_nonfinite_steps)");
+  }
+  exchange_seconds_ += comm_.comm_seconds() - comm_before_exchange;
+}
+
+// The step into the logging window (a skipped step does not enter the logged loss) and the progress display.
+void Trainer::record(const Step& s) {
+  if (s.applied) {
+    last_step_loss_ = s.loss_sum / static_cast<double>(s.targets);
+    st_.window.loss_sum += s.loss_sum;
+    st_.window.targets += s.targets;
+    st_.window.tokens += s.tokens;
+    st_.window.model_flops += s.flops;
+    st_.window.steps += 1;
+  }
+  const double elapsed = seconds_since(t_start_);
+  obs_.on_step(st_.global_step, plan_.total_steps, last_step_loss_, elapsed);
+  run_tokens_ += s.tokens;
+  StepProgress prog;
+  prog.step = st_.global_step;
+  prog.total = plan_.total_steps;
+  prog.start_step = plan_.start_step;
+  prog.epoch = st_.epoch;
+  prog.loss = last_step_loss_;
+  prog.elapsed_s = elapsed;
+  prog.tokens = run_tokens_;
+  obs_.on_progress(prog);
+}
+
+// ---- logging, evaluation, checkpoints (HF IntervalStrategy) ----
+
+// steps = every logging_steps (plus, here, the final step), epoch = at each epoch end, no = never; logging_first_step
+// adds step 1 under any strategy (DefaultFlowCallback).
+void Trainer::maybe_log(const Step& s) {
+  const int64_t step = st_.global_step;
+  const bool last = step == plan_.total_steps;
+  const bool due = cfg_.logging_strategy == "steps"   ? step % cfg_.logging_steps == 0 || last
+                   : cfg_.logging_strategy == "epoch" ? s.epoch_end
+                                                      : false;
+  if (!due && !(cfg_.logging_first_step && step == 1)) return;
+  LogRow row;
+  row.step = step;
+  row.epoch = st_.epoch;
+  row.loss = st_.window.targets > 0 ? st_.window.loss_sum / static_cast<double>(st_.window.targets) : 0.0;
+  row.learning_rate = lr_at(step);
+  row.grad_norm = s.grad_norm;
+  row.tokens = st_.window.tokens;
+  const double secs = seconds_since(t_window_);
+  row.tokens_per_second = secs > 0 ? static_cast<double>(st_.window.tokens) / secs : 0.0;
+  row.model_flops_per_second = secs > 0 ? st_.window.model_flops / secs : 0.0;
+  st_.log_history.push_back(row);
+  if (root_) append_line(log_file_, log_row_json(row));
+  obs_.on_log(row);
+  if (st_.window.targets > 0) last_logged_ = row.loss;  // a window of skipped steps has no loss
+  st_.window.reset();
+  t_window_ = Clock::now();
+}
+
+void Trainer::maybe_evaluate(const Step& s) {
+  const bool due = (cfg_.eval_strategy == "steps" && st_.global_step % eval_steps_ == 0) ||
+                   (cfg_.eval_strategy == "epoch" && s.epoch_end);
+  if (!do_eval_ || !due) return;
+  LogRow row;
+  row.step = st_.global_step;
+  row.epoch = st_.epoch;
+  row.eval_loss = evaluate(m_, *in_.eval, comm_);
+  last_eval_ = std::make_pair(st_.global_step, *row.eval_loss);
+  st_.log_history.push_back(row);
+  if (root_) append_line(log_file_, log_row_json(row));
+  obs_.on_eval(row);
+}
+
+void Trainer::maybe_save(const Step& s) {
+  if ((cfg_.save_strategy == "steps" && st_.global_step % cfg_.save_steps == 0) ||
+      (cfg_.save_strategy == "epoch" && s.epoch_end))
+    save_checkpoint();
+}
+
+// Both saves (checkpoint-N and the final model) go through one writer; only their parts differ.
+SaveParts Trainer::save_parts(std::function<void(const fs::path&)> model_files, bool with_optimizer) {
+  SaveParts p;
+  p.model = std::move(model_files);
+  if (with_optimizer) p.optimizer = [this](const fs::path& d) { opt_->save_state(d / "optimizer.safetensors"); };
+  p.base_model_dir = in_.base_model_dir;
+  st_.loader_epoch = loader_.position().epoch;
+  st_.loader_index = loader_.position().index;
+  p.files = {{"trainer_state.json", trainer_state_to_json(st_)}, {"training_args.json", cfg_.to_json()}};
+  return p;
+}
+
+void Trainer::save_checkpoint() {
+  const std::string name = "checkpoint-" + std::to_string(st_.global_step);
+  if (last_eval_ && last_eval_->first == st_.global_step) {  // an evaluation on this step: is it the best so far?
+    const double v = last_eval_->second;
+    if (!st_.best_metric || (greater_is_better_ ? v > *st_.best_metric : v < *st_.best_metric)) {
+      st_.best_metric = v;
+      st_.best_model_checkpoint = (out_ / name).string();
+    }
+  }
+  if (!root_) {  // rank 0's writer gathers the optimizer state: the other ranks take part in that collective only
+    opt_->save_state({});
+    return;
+  }
+  // exact fp32 masters: resuming from them is bit-identical
+  const fs::path dir = writer_.write_folder(
+      out_, name, save_parts([this](const fs::path& d) { save_trained_weights(m_, cfg_, d, "float32"); }, true));
+  obs_.on_checkpoint(dir);
+  for (const auto& d : rotate_checkpoints(out_, cfg_.save_total_limit, fs::path(st_.best_model_checkpoint)))
+    obs_.on_note("deleted old checkpoint " + d.string() + " (--save_total_limit " +
+                 std::to_string(cfg_.save_total_limit) + ")");
+}
+
+// ---- the end ----
+
+// The final weights, or with --load_best_model_at_end the best evaluated checkpoint's.
+std::function<void(const fs::path&)> Trainer::final_model_files(const std::string& dtype) {
+  if (!cfg_.load_best_model_at_end || st_.best_model_checkpoint.empty()) {
+    if (cfg_.load_best_model_at_end)
+      obs_.on_note("--load_best_model_at_end: no evaluated checkpoint, the final weights are saved");
+    return [this, dtype](const fs::path& d) { save_trained_weights(m_, cfg_, d, dtype); };
+  }
+  obs_.on_note("loading the best checkpoint " + st_.best_model_checkpoint + " (" + cfg_.metric_for_best_model + " " +
+               std::to_string(*st_.best_metric) + ")");
+  const fs::path best_dir = st_.best_model_checkpoint;
+  if (is_lora(m_)) {  // the best checkpoint's adapter files are the output
+    return [best_dir](const fs::path& d) {
+      for (const char* f : {"adapter_model.safetensors", "adapter_config.json"})
+        fs::copy_file(best_dir / f, d / f, fs::copy_options::overwrite_existing);
+    };
+  }
+  return [this, best_dir, dtype](const fs::path& d) {
+    model::Model::load(best_dir, m_.backend(), m_.precision())->save(d, dtype);
   };
+}
 
-  // Both saves (checkpoint-N and the final model) go through one writer; only their parts differ.
-  const CheckpointWriter writer(root);  // data parallel: rank 0 alone writes
-  auto save_parts = [&](std::function<void(const fs::path&)> model_files, bool with_optimizer) {
-    SaveParts p;
-    p.model = std::move(model_files);
-    if (with_optimizer) p.optimizer = [&](const fs::path& d) { opt.save_state(d / "optimizer.safetensors"); };
-    p.base_model_dir = job.base_model_dir;
-    st.loader_epoch = loader.position().epoch;
-    st.loader_index = loader.position().index;
-    p.files = {{"trainer_state.json", trainer_state_to_json(st)}, {"training_args.json", cfg.to_json()}};
-    return p;
-  };
-
-  auto save_checkpoint = [&]() {
-    const std::string name = "checkpoint-" + std::to_string(st.global_step);
-    if (last_eval && last_eval->first == st.global_step) {
-      const double v = last_eval->second;
-      if (!st.best_metric || (greater ? v > *st.best_metric : v < *st.best_metric)) {
-        st.best_metric = v;
-        st.best_model_checkpoint = (out / name).string();
-      }
-    }
-    if (!root) {  // rank 0's writer gathers the optimizer state: the other ranks take part in that collective only
-      opt.save_state({});
-      return;
-    }
-    // exact fp32 masters: resuming from them is bit-identical
-    const fs::path dir =
-        writer.write_folder(out, name, save_parts([&](const fs::path& d) { save_trained_weights(m, cfg, d, "float32"); }, true));
-    obs.on_checkpoint(dir);
-    for (const auto& d : rotate_checkpoints(out, cfg.save_total_limit, fs::path(st.best_model_checkpoint)))
-      obs.on_note("deleted old checkpoint " + d.string() + " (--save_total_limit " +
-                  std::to_string(cfg.save_total_limit) + ")");
-  };
-
-  while (st.global_step < plan.total_steps) {
-    const data::LoaderPosition pos = loader.position();
-    const int64_t k = std::min(gas, nb - pos.index);  // the last step of an epoch takes the remainder
-    const std::vector<int64_t> targets = loader.targets_ahead(k);
-    int64_t step_targets = 0;
-    for (int64_t t : targets) step_targets += t;
-    SFT_CHECK(step_targets > 0, "optimizer step ", st.global_step + 1, " has no target tokens");
-    const float loss_scale = 1.0f / static_cast<float>(step_targets);
-
-    // This rank's share of the step's global batch (train/row_balance.h: the step's rows sorted by length and dealt
-    // out so that the ranks' compute is even; with accumulation one process regroups its micro-batches too). The
-    // ranks' target counts are reduced BEFORE the backward: the sum must equal the data layer's count of the whole
-    // step (ranks holding different data stop here).
-    std::vector<data::Batch> mine(static_cast<size_t>(k));
-    for (int64_t i = 0; i < k; ++i) {
-      mine[static_cast<size_t>(i)] = loader.next();
-      if (dump.is_open()) dump << batch_dump_json(st.global_step + 1, i, step_targets, mine[static_cast<size_t>(i)]) << '\n';
-    }
-    // One process with accumulation regroups too: rows of similar length share a micro-batch (less padding; the
-    // step's gradient is the same token-normalised sum, only its floating-point order changes).
-    const bool regroup = world > 1 || k > 1;
-    if (regroup) {
-      const std::vector<RankPlan> plan = balance_step_rows(step_rows(mine), world, cfg.per_device_train_batch_size, row_cost);
-      std::vector<data::Batch> share;
-      for (const auto& rows : plan[static_cast<size_t>(rank)]) share.push_back(gather_rows(mine, rows, loader.pad_id()));
-      mine = std::move(share);
-    }
-    int64_t local_targets = 0;
-    for (const data::Batch& b : mine) local_targets += b.count_targets();
-    if (world > 1) {
-      int64_t all = local_targets;
-      comm.all_reduce_sum(&all, 1);
-      SFT_CHECK(all == step_targets, "optimizer step ", st.global_step + 1, ": the ranks hold ", all,
-                " target tokens but the step has ", step_targets,
-                " (do all ranks read the same dataset with the same settings?)");
-    }
-
-    m.zero_grad();
-    double step_sum = 0;
-    int64_t step_tokens = 0;
-    double step_flops = 0;
-    for (int64_t i = 0; i < static_cast<int64_t>(mine.size()); ++i) {
-      const data::Batch& b = mine[static_cast<size_t>(i)];
-      // LoRA dropout masks: one stream per (step, micro-batch, rank); one process reproduces the old seeds exactly.
-      m.set_dropout_seed(dropout_seed(cfg.seed, st.global_step + 1, i * world + rank));
-      const model::LossSum ls = m.forward_backward(to_model_batch(b), loss_scale);
-      const int64_t expected = regroup ? b.count_targets() : targets[static_cast<size_t>(i)];
-      SFT_CHECK(ls.n_targets == expected, "micro-batch ", i, " of step ", st.global_step + 1, ": the model counted ",
-                ls.n_targets, " targets, the data layer ", expected);
-      step_sum += ls.sum;
-      step_tokens += count_real_tokens(b);
-      padded_positions += b.B * b.T;
-      step_flops += batch_model_flops(b, plan.num_parameters, m.config());
-    }
-    const double comm_before_sums = comm.comm_seconds();
-    if (world > 1) {  // the logged loss and tokens/s are the whole step's, as one process would see them
-      double sums[2] = {step_sum, step_flops};
-      comm.all_reduce_sum(sums, 2);
-      step_sum = sums[0];
-      step_flops = sums[1];
-      comm.all_reduce_sum(&step_tokens, 1);
-    }
-    // The first collective after the backward holds this rank until the slowest rank has finished its backward.
-    wait_seconds += comm.comm_seconds() - comm_before_sums;
-    const double comm_before_exchange = comm.comm_seconds();
-    opt.reduce_gradients();
-    const double norm = opt.clip_grad_norm(cfg.max_grad_norm);
-    // A non-finite loss or gradient norm would turn every weight into NaN: stop (no final model is written) or,
-    // with --skip_nonfinite_steps, leave the weights and optimizer state as they are for this step.
-    const bool finite = std::isfinite(step_sum) && std::isfinite(norm);
-    if (finite) {
-      opt.step(lr_at(st.global_step));
-      m.on_weights_updated();
-    } else {
-      const std::string what = "optimizer step " + std::to_string(st.global_step + 1) + ": non-finite " +
-                               (std::isfinite(step_sum) ? "gradient norm (" + std::to_string(norm) + ")"
-                                                        : "loss (" + std::to_string(step_sum) + ")");
-      SFT_CHECK(cfg.skip_nonfinite_steps, what, " at learning rate ", lr_at(st.global_step),
-                "; training stopped and no final model was saved (lower --learning_rate, or pass "
-                "--skip_nonfinite_steps True to skip such steps)");
-      obs.on_note(what + ": update skipped (--skip_nonfinite_steps)");
-    }
-    exchange_seconds += comm.comm_seconds() - comm_before_exchange;
-    ++st.global_step;
-
-    const data::LoaderPosition after = loader.position();
-    const bool epoch_end = after.index == 0;
-    st.epoch = static_cast<double>(after.epoch) + static_cast<double>(after.index) / static_cast<double>(nb);
-    if (finite) {  // a skipped step does not enter the logged loss
-      last_step_loss = step_sum / static_cast<double>(step_targets);
-      st.window.loss_sum += step_sum;
-      st.window.targets += step_targets;
-      st.window.tokens += step_tokens;
-      st.window.model_flops += step_flops;
-      st.window.steps += 1;
-    }
-    const double elapsed = std::chrono::duration<double>(Clock::now() - t_start).count();
-    obs.on_step(st.global_step, plan.total_steps, last_step_loss, elapsed);
-    run_tokens += step_tokens;
-    StepProgress prog;
-    prog.step = st.global_step;
-    prog.total = plan.total_steps;
-    prog.start_step = plan.start_step;
-    prog.epoch = st.epoch;
-    prog.loss = last_step_loss;
-    prog.elapsed_s = elapsed;
-    prog.tokens = run_tokens;
-    obs.on_progress(prog);
-
-    // HF IntervalStrategy: steps = every logging_steps (plus, here, the final step), epoch = at each epoch end,
-    // no = never; logging_first_step adds step 1 under any strategy (DefaultFlowCallback).
-    const bool last = st.global_step == plan.total_steps;
-    const bool log_due = cfg.logging_strategy == "steps"   ? st.global_step % cfg.logging_steps == 0 || last
-                         : cfg.logging_strategy == "epoch" ? epoch_end
-                                                           : false;
-    if (log_due || (cfg.logging_first_step && st.global_step == 1)) log_now(norm);
-    if (do_eval && ((cfg.eval_strategy == "steps" && st.global_step % eval_steps == 0) ||
-                    (cfg.eval_strategy == "epoch" && epoch_end))) {
-      LogRow row;
-      row.step = st.global_step;
-      row.epoch = st.epoch;
-      row.eval_loss = evaluate(m, *job.eval, comm);
-      last_eval = std::make_pair(st.global_step, *row.eval_loss);
-      st.log_history.push_back(row);
-      if (root) append_line(log_file, log_row_json(row));
-      obs.on_eval(row);
-    }
-    if ((cfg.save_strategy == "steps" && st.global_step % cfg.save_steps == 0) ||
-        (cfg.save_strategy == "epoch" && epoch_end))
-      save_checkpoint();
-  }
-  const double steps_seconds = std::chrono::duration<double>(Clock::now() - t_start).count();
-
+TrainSummary Trainer::finish() {
+  const double steps_seconds = seconds_since(t_start_);
   // Final model into output_dir (each file renamed into place; checkpoints stay).
-  const std::string dtype = cfg.torch_dtype == "bfloat16" ? "bfloat16" : "float32";
-  std::function<void(const fs::path&)> final_model = [&](const fs::path& d) { save_trained_weights(m, cfg, d, dtype); };
-  if (cfg.load_best_model_at_end && !st.best_model_checkpoint.empty()) {
-    obs.on_note("loading the best checkpoint " + st.best_model_checkpoint + " (" + cfg.metric_for_best_model + " " +
-                std::to_string(*st.best_metric) + ")");
-    if (is_lora(m)) {  // the best checkpoint's adapter files are the output
-      const fs::path best_dir = st.best_model_checkpoint;
-      final_model = [best_dir](const fs::path& d) {
-        for (const char* f : {"adapter_model.safetensors", "adapter_config.json"})
-          fs::copy_file(best_dir / f, d / f, fs::copy_options::overwrite_existing);
-      };
-    } else {
-      final_model = [&](const fs::path& d) {
-        model::Model::load(st.best_model_checkpoint, m.backend(), m.precision())->save(d, dtype);
-      };
-    }
-  } else if (cfg.load_best_model_at_end) {
-    obs.on_note("--load_best_model_at_end: no evaluated checkpoint, the final weights are saved");
-  }
-  SaveParts final_parts = save_parts(final_model, false);
+  const std::string dtype = cfg_.torch_dtype == "bfloat16" ? "bfloat16" : "float32";
+  SaveParts final_parts = save_parts(final_model_files(dtype), false);
   final_parts.files.emplace_back(
       "loss_curve.svg",
-      loss_curve_svg(st.log_history, "sft train: " + fs::path(cfg.model_name_or_path).filename().string()));
-  writer.write_into(out, final_parts);
+      loss_curve_svg(st_.log_history, "sft train: " + fs::path(cfg_.model_name_or_path).filename().string()));
+  writer_.write_into(out_, final_parts);
+  comm_.barrier();  // every rank returns once rank 0's output folder is complete
 
-  comm.barrier();  // every rank returns once rank 0's output folder is complete
   TrainSummary sum;
-  sum.steps = st.global_step;
-  sum.final_loss = std::isnan(last_logged) ? last_step_loss : last_logged;
-  if (st.global_step == plan.start_step) {  // nothing left to train (resumed a finished run): the last logged loss
+  sum.steps = st_.global_step;
+  sum.final_loss = std::isnan(last_logged_) ? last_step_loss_ : last_logged_;
+  if (st_.global_step == plan_.start_step) {  // nothing left to train (resumed a finished run): the last logged loss
     sum.final_loss = NAN;
-    for (const auto& r : st.log_history)
+    for (const auto& r : st_.log_history)
       if (!r.eval_loss) sum.final_loss = r.loss;
   }
-  sum.output_dir = out;
-  sum.best_model_checkpoint = st.best_model_checkpoint;
-  sum.world_size = world;
-  sum.comm_seconds = comm.comm_seconds() - comm_at_start;
-  sum.exchange_seconds = exchange_seconds;
+  sum.output_dir = out_;
+  sum.best_model_checkpoint = st_.best_model_checkpoint;
+  sum.world_size = world_;
+  sum.comm_seconds = comm_.comm_seconds() - comm_at_start_;
+  sum.exchange_seconds = exchange_seconds_;
   sum.steps_seconds = steps_seconds;
-  sum.padded_positions = padded_positions;
-  sum.tokens = run_tokens;
-  if (world > 1) {  // every rank's wait, so that rank 0 can report the imbalance (not counted as communication)
-    std::vector<double> waits(static_cast<size_t>(world), 0.0);
-    waits[static_cast<size_t>(rank)] = wait_seconds;
-    comm.all_reduce_sum(waits.data(), waits.size());
+  sum.padded_positions = padded_positions_;
+  sum.tokens = run_tokens_;
+  if (world_ > 1) {  // every rank's wait, so that rank 0 can report the imbalance (not counted as communication)
+    std::vector<double> waits(static_cast<size_t>(world_), 0.0);
+    waits[static_cast<size_t>(rank_)] = wait_seconds_;
+    comm_.all_reduce_sum(waits.data(), waits.size());
     sum.max_wait_seconds = *std::max_element(waits.begin(), waits.end());
-    comm.all_reduce_sum(&sum.padded_positions, 1);
+    comm_.all_reduce_sum(&sum.padded_positions, 1);
   }
-  sum.seconds = std::chrono::duration<double>(Clock::now() - t_start).count();
+  sum.seconds = seconds_since(t_start_);
   return sum;
 }
 

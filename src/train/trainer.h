@@ -11,11 +11,22 @@
 // Loss of a step: sum of token cross-entropies of all its micro-batches / all their target tokens (the targets are
 // counted before the first forward and passed as loss_scale = 1/N).
 #pragma once
+#include <chrono>
 #include <cstdint>
 #include <filesystem>
+#include <fstream>
 #include <functional>
+#include <memory>
+#include <optional>
 #include <string>
+#include <utility>
+#include <vector>
 
+#include "train/checkpoint.h"
+#include "train/checkpoint_writer.h"
+#include "train/data_parallel.h"
+#include "train/lr_schedule.h"
+#include "train/row_balance.h"
 #include "train/train_config.h"
 #include "train/train_log.h"
 
@@ -81,7 +92,8 @@ class TrainObserver {
   virtual void on_note(const std::string&) {}
 };
 
-struct TrainJob {
+// What the loop trains: the parts train::Job assembles (job.h), or a test or benchmark builds by hand.
+struct TrainerInputs {
   TrainConfig cfg;
   model::Model* model = nullptr;        // loaded from the base folder, or from resume_dir when resuming
   // Position 0 (the trainer seeks it when resuming). Data parallel: it hands out GLOBAL micro-batches of
@@ -91,16 +103,81 @@ struct TrainJob {
   data::DataLoader* eval = nullptr;     // nullptr: no evaluation data
   std::filesystem::path base_model_dir; // tokenizer / generation_config copied from here
   std::filesystem::path resume_dir;     // empty: fresh start
-  // nullptr: one process. Otherwise every rank calls run_training with the same job; rank 0 alone writes files and
-  // reports to the observer's logging calls (other ranks still get on_begin/on_step).
+  // nullptr: one process. Otherwise every rank runs the same trainer; rank 0 alone writes files and reports to the
+  // observer's logging calls (other ranks still get on_begin/on_step).
   parallel::Communicator* comm = nullptr;
+};
+
+// The training loop in the pieces a reader follows:
+//   run():  setup()                      plan, optimizer (data parallel), resume or a fresh log, on_begin
+//           while steps are left:
+//             run_step()                 this rank's micro-batches, forward/backward, gradient exchange, clip, update
+//             maybe_log / maybe_evaluate / maybe_save      (HF IntervalStrategy: steps | epoch | no)
+//           finish()                     final model (or the best checkpoint's), loss curve, summary
+class Trainer {
+ public:
+  Trainer(const TrainerInputs& in, TrainObserver& obs);
+  ~Trainer();
+  Trainer(const Trainer&) = delete;
+  Trainer& operator=(const Trainer&) = delete;
+  TrainSummary run();
+
+ private:
+  struct Step;  // one optimizer step's sums
+  void setup();
+  void plan_steps();
+  void resume();
+  Step run_step();
+  std::vector<data::Batch> this_ranks_batches(int64_t k, int64_t step_targets, bool regroup);
+  void forward_backward(const std::vector<data::Batch>& mine, const std::vector<int64_t>& targets, bool regroup,
+                        Step& s);
+  void exchange_and_update(Step& s);
+  void record(const Step& s);
+  void maybe_log(const Step& s);
+  void maybe_evaluate(const Step& s);
+  void maybe_save(const Step& s);
+  void save_checkpoint();
+  SaveParts save_parts(std::function<void(const std::filesystem::path&)> model_files, bool with_optimizer);
+  std::function<void(const std::filesystem::path&)> final_model_files(const std::string& dtype);
+  TrainSummary finish();
+  double lr_at(int64_t step) const;
+  double seconds_since(std::chrono::steady_clock::time_point t) const;
+
+  const TrainerInputs in_;
+  const TrainConfig& cfg_;
+  TrainObserver& obs_;
+  model::Model& m_;
+  data::DataLoader& loader_;
+  std::unique_ptr<parallel::Communicator> own_comm_;  // one process without a communicator given
+  parallel::Communicator& comm_;
+  const int world_, rank_;
+  const bool root_;  // rank 0: writes files
+  const std::filesystem::path out_, log_file_;
+  const CheckpointWriter writer_;
+
+  TrainPlan plan_;
+  SchedulerType sched_ = SchedulerType::Linear;
+  int64_t eval_steps_ = 0;
+  bool do_eval_ = false, greater_is_better_ = false;
+  std::unique_ptr<DataParallelAdamW> opt_;
+  TrainerState st_;
+  std::optional<std::pair<int64_t, double>> last_eval_;  // (step, eval_loss)
+  std::ofstream dump_;                                   // --debug_dump_batches
+  RowCost row_cost_;
+
+  std::chrono::steady_clock::time_point t_start_, t_window_;
+  double comm_at_start_ = 0;
+  double last_step_loss_ = 0, last_logged_ = 0;  // NaN until a step is applied / logged (all may be skipped)
+  int64_t run_tokens_ = 0, padded_positions_ = 0;  // this run; padded = B x T of every micro-batch of this rank
+  double wait_seconds_ = 0, exchange_seconds_ = 0;  // data parallel: see TrainSummary
 };
 
 // Checks output_dir like HF: a non-empty folder is refused unless overwrite_output_dir or resuming; with
 // overwrite_output_dir, stale checkpoint-N folders and trainer_log.jsonl are removed. Creates the folder.
 void prepare_output_dir(const TrainConfig& cfg, bool resuming);
 
-TrainSummary run_training(const TrainJob& job, TrainObserver& obs);
+// Trainer(in, obs).run().
+TrainSummary run_training(const TrainerInputs& in, TrainObserver& obs);
 
 // Model FLOPs of one training micro-batch, the convention of bench/train_step (and PaLM's MFU): 6 per parameter per
 // real token (forward 2 + backward 4) plus attention, 6 * layers * heads * head_dim per (query, key) pair counted over

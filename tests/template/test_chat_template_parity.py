@@ -18,8 +18,7 @@ N_PER_FAMILY = 80  # x 5 templates x 2 (generation prompt on/off) = 800 renderin
 
 @pytest.fixture(scope="module")
 def models(tmp_path_factory):
-    if not SFT:
-        pytest.skip("SFT_BIN not set (run through ctest)")
+    assert SFT, "SFT_BIN is not set: run this test through ctest"
     return folders(tmp_path_factory.mktemp("chat"))
 
 
@@ -80,8 +79,7 @@ SNIPPETS = [
 def test_engine_snippets_match_jinja2(tmp_path):
     from transformers.utils.chat_template_utils import _compile_jinja_template
 
-    if not SFT:
-        pytest.skip("SFT_BIN not set")
+    assert SFT, "SFT_BIN is not set: run this test through ctest"
     conv = [{"role": "system", "content": "  Hello!\n sys \u3000"}, {"role": "user", "content": "Hi? é😀\nsecond"},
             {"role": "assistant", "content": "ok"}]
     for i, snippet in enumerate(SNIPPETS):
@@ -95,8 +93,7 @@ def test_engine_snippets_match_jinja2(tmp_path):
 
 
 def test_unsupported_is_an_error(tmp_path):
-    if not SFT:
-        pytest.skip("SFT_BIN not set")
+    assert SFT, "SFT_BIN is not set: run this test through ctest"
     for snippet, needle in [("{% macro m() %}x{% endmacro %}", "unsupported template tag"),
                             ("{{ messages | wordcount }}", "unsupported filter"),
                             ("{{ raise_exception('bad role') }}", "bad role"),

@@ -15,8 +15,7 @@ TEXTS = ["Hello world! I'LL be there's 12345", "<|im_start|>user\n你好，世�
 
 @pytest.fixture(scope="module")
 def qwen(tmp_path_factory):
-    if not SFT:
-        pytest.skip("SFT_BIN not set (run through ctest)")
+    assert SFT, "SFT_BIN is not set: run this test through ctest"
     return materialize("qwen3", tmp_path_factory.mktemp("cmdtok"))
 
 

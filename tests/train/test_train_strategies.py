@@ -15,8 +15,7 @@ from train_test_util import FIX, SFT, make_tiny_model, read_log, run_sft, subset
 
 @pytest.fixture(scope="module")
 def base(tmp_path_factory):
-    if not os.path.exists(SFT):
-        pytest.skip("sft binary not built")
+    assert os.path.exists(SFT), f"{SFT}: the sft binary is not built (cmake --build <build>)"
     return make_tiny_model(str(tmp_path_factory.mktemp("base") / "tiny"))
 
 

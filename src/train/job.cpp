@@ -1,0 +1,165 @@
+#include "train/job.h"
+
+#include <omp.h>
+
+#include <algorithm>
+#include <thread>
+
+#include "backend/device.h"
+#include "data/batching.h"
+#include "data/prepare.h"
+#include "data/template_choice.h"
+#include "io/safetensors.h"
+#include "model/family.h"
+#include "model/lora.h"
+#include "model/model.h"
+#include "parallel/communicator.h"
+#include "template/chat_template.h"
+#include "tokenizer/tokenizer.h"
+#include "train/checkpoint.h"
+#include "train/data_options.h"
+#include "train/train_settings.h"
+#include "util/error.h"
+
+namespace sft::train {
+
+namespace fs = std::filesystem;
+
+namespace {
+
+// A multi-line report (each line ends in '\n') as one note; nothing when empty.
+void note_block(TrainObserver& obs, std::string text) {
+  if (!text.empty() && text.back() == '\n') text.pop_back();
+  if (!text.empty()) obs.on_note(text);
+}
+
+}  // namespace
+
+std::unique_ptr<Job> Job::open(const TrainConfig& cfg, std::unique_ptr<parallel::Communicator>& comm,
+                               TrainObserver& obs) {
+  std::unique_ptr<Job> job(new Job(cfg, *comm));
+  job->note_ignored_settings(obs);
+  job->set_threads();
+  job->resolve_resume();
+  job->check_lora();  // bad LoRA settings fail before anything is written
+  if (comm->rank() == 0) prepare_output_dir(cfg, !job->resume_dir_.empty());
+  comm->barrier();  // nobody writes into output_dir before rank 0 has cleaned it
+  job->open_device(comm);
+  job->prepare_data(obs);
+  job->load_model(obs);
+  return job;
+}
+
+Job::Job(const TrainConfig& cfg, parallel::Communicator& comm) : cfg_(cfg), comm_(&comm) {}
+Job::~Job() = default;
+
+void Job::note_ignored_settings(TrainObserver& obs) const {
+  if (cfg_.eval_strategy == "no" && cfg_.load_best_model_at_end)
+    obs.on_note("note: --load_best_model_at_end ignored: no evaluation (--eval_strategy no)");
+  if (!cfg_.use_peft && lora_settings_changed(cfg_))
+    obs.on_note("note: --lora_* flags ignored: full fine-tuning (add --use_peft for LoRA)");
+}
+
+void Job::set_threads() const {
+  if (cfg_.threads > 0) {
+    omp_set_num_threads(static_cast<int>(cfg_.threads));
+  } else if (comm_->local_size() > 1) {  // ranks sharing a machine split its cores (a bound rank sees only its own)
+    const int hw = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+    omp_set_num_threads(std::max(1, std::min(omp_get_num_procs(), hw / comm_->local_size())));
+  }
+}
+
+// The weights come from the checkpoint, everything else from the base model folder.
+void Job::resolve_resume() {
+  base_ = cfg_.model_name_or_path;
+  if (cfg_.resume_from_checkpoint.empty()) return;
+  resume_dir_ = cfg_.resume_from_checkpoint == "last" ? last_checkpoint(cfg_.output_dir)
+                                                      : fs::path(cfg_.resume_from_checkpoint);
+  SFT_CHECK(fs::exists(resume_dir_ / "trainer_state.json"), "--resume_from_checkpoint: ", resume_dir_.string(),
+            " is not a checkpoint folder (no trainer_state.json)");
+  const bool lora_checkpoint = fs::exists(resume_dir_ / "adapter_config.json");
+  SFT_CHECK(!cfg_.use_peft || lora_checkpoint, "--resume_from_checkpoint: ", resume_dir_.string(),
+            " holds no adapter (a full fine-tuning checkpoint): resume it without --use_peft");
+  SFT_CHECK(cfg_.use_peft || !lora_checkpoint, "--resume_from_checkpoint: ", resume_dir_.string(),
+            " is a LoRA checkpoint: resume it with --use_peft");
+}
+
+void Job::check_lora() const {
+  if (!cfg_.use_peft) return;
+  const io::ModelConfig mc = model::load_config(base_ / "config.json");
+  if (!cfg_.adapter_name_or_path.empty()) {
+    std::unique_ptr<io::SafetensorsFile> f;
+    model::check_adapter(cfg_.adapter_name_or_path, mc, f);
+  } else {
+    model::plan_lora(mc, cfg_.lora_config(), 1);  // resolves target_modules / modules_to_save or throws
+  }
+}
+
+// Data parallel: plain "cuda" means the GPU of the rank's local rank (one rank per GPU); "cuda:N" is kept.
+void Job::open_device(std::unique_ptr<parallel::Communicator>& comm) {
+  backend::DeviceSpec device = backend::parse_device(cfg_.device);
+  if (comm->world_size() > 1 && cfg_.device == "cuda") device.index = comm->local_rank();
+  be_ = backend::make_backend(device);
+  const bool cuda = device.kind == backend::DeviceSpec::Kind::Cuda;
+  comm = parallel::make_device_communicator(std::move(comm), cuda ? device.index : -1);
+  comm_ = comm.get();
+}
+
+void Job::prepare_data(TrainObserver& obs) {
+  tokenizer_ = std::make_unique<tok::Tokenizer>(tok::Tokenizer::load(base_));
+  const data::TokenizerEncoder encoder(*tokenizer_);
+  const data::ResolvedTemplate tmpl = data::resolve_template(cfg_.template_name, base_, "alpaca");
+  if (tmpl.chat_template)
+    obs.on_note("template: the model's chat template (" + tmpl.chat_template->origin() +
+                "); loss on assistant turns + end-of-turn token");
+  else if (tmpl.fell_back)
+    obs.on_note("template: " + base_.string() + " has no chat template; --template auto uses alpaca");
+
+  const data::PrepareOptions po = prepare_options(cfg_, tmpl);
+  const data::PreparedData prepared = data::prepare_dataset(po, encoder);
+  note_block(obs, data::format_read_report(prepared.train_read, cfg_.dataset_path));
+  if (!cfg_.eval_dataset_path.empty())
+    note_block(obs, data::format_read_report(prepared.eval_read, cfg_.eval_dataset_path));
+  note_block(obs, "training data: " + cfg_.dataset_path + "\n" + data::format_report(prepared.train_report, po.truncation));
+  const bool have_eval = prepared.eval && !prepared.eval->empty();
+  if (have_eval) note_block(obs, "evaluation data:\n" + data::format_report(prepared.eval_report, po.truncation));
+
+  const int32_t pad = tokenizer_->pad_id().value_or(tokenizer_->eos_id().value_or(0));
+  data::LoaderOptions lo = train_loader_options(cfg_, pad);
+  lo.batch_size *= comm_->world_size();  // data parallel: the global micro-batch; each rank trains on its slice
+  train_ = std::make_unique<data::DataLoader>(prepared.train, lo);
+  if (have_eval) eval_ = std::make_unique<data::DataLoader>(prepared.eval, eval_loader_options(cfg_, pad));
+}
+
+// LoRA: the base stays the base folder; the adapter is new, continued (--adapter_name_or_path) or the checkpoint's.
+// Full fine-tuning: the base folder, or the checkpoint when resuming.
+void Job::load_model(TrainObserver& obs) {
+  const auto precision = cfg_.use_bf16() ? model::Precision::BF16 : model::Precision::F32;
+  if (cfg_.use_peft) {
+    model::LoraOptions lora;
+    lora.config = cfg_.lora_config();
+    lora.seed = cfg_.seed;
+    lora.adapter_dir = !resume_dir_.empty() ? resume_dir_ : fs::path(cfg_.adapter_name_or_path);
+    model_ = model::Model::load(base_, *be_, precision, &lora);
+  } else {
+    model_ = model::Model::load(resume_dir_.empty() ? base_ : resume_dir_, *be_, precision);
+  }
+  model_->set_gradient_checkpointing(cfg_.gradient_checkpointing);
+  if (cfg_.gradient_checkpointing)
+    obs.on_note("gradient checkpointing: each layer's forward runs again in the backward (activations of one layer "
+                "kept instead of " + std::to_string(model_->config().num_hidden_layers) + ")");
+}
+
+TrainSummary Job::run(TrainObserver& obs) {
+  TrainerInputs in;
+  in.cfg = cfg_;
+  in.model = model_.get();
+  in.train = train_.get();
+  in.eval = eval_.get();
+  in.base_model_dir = base_;
+  in.resume_dir = resume_dir_;
+  in.comm = comm_;
+  return run_training(in, obs);
+}
+
+}  // namespace sft::train
