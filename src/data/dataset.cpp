@@ -10,6 +10,7 @@
 
 #include "util/error.h"
 #include "util/file_util.h"
+#include "util/input_file.h"
 #include "util/utf8.h"
 
 namespace sft::data {
@@ -326,7 +327,7 @@ ReadResult read_dataset(const std::filesystem::path& path, const ReadOptions& op
       SFT_CHECK(ext == ".json", name, ": unknown dataset extension \"", ext,
                 "\" (expected .json, .jsonl or .csv)");
   }
-  std::string text = read_file(path);
+  std::string text = read_input_file(path, input::dataset);  // regular files only: a FIFO is refused, never waited on
   if (fmt == FileFormat::Auto) {
     // .json holds either an array or (as many hub datasets do) JSON lines: sniff the first non-space character.
     std::string_view body = strip_bom(text);
