@@ -65,37 +65,41 @@ std::string strip(std::string_view s, const std::string* chars, Side side) {
   return from_code_points(cps, b, e);
 }
 
-std::vector<std::string> split(std::string_view s, const std::string* sep, int64_t maxsplit) {
-  std::vector<std::string> out;
+void split(std::string_view s, const std::string* sep, int64_t maxsplit,
+           const std::function<void(std::string)>& part) {
+  int64_t parts = 0;
+  auto emit = [&](std::string p) {
+    ++parts;
+    part(std::move(p));
+  };
   if (sep) {
     SFT_CHECK(!sep->empty(), "chat template: split() with an empty separator");
     size_t pos = 0;
-    while (maxsplit < 0 || static_cast<int64_t>(out.size()) < maxsplit) {
+    while (maxsplit < 0 || parts < maxsplit) {
       const size_t f = s.find(*sep, pos);
       if (f == std::string_view::npos) break;
-      out.emplace_back(s.substr(pos, f - pos));
+      emit(std::string(s.substr(pos, f - pos)));
       pos = f + sep->size();
     }
-    out.emplace_back(s.substr(pos));
-    return out;
+    emit(std::string(s.substr(pos)));
+    return;
   }
   const auto cps = code_points(s);
   size_t i = 0;
   while (i < cps.size()) {
     while (i < cps.size() && is_space(cps[i])) ++i;
     if (i >= cps.size()) break;
-    if (maxsplit >= 0 && static_cast<int64_t>(out.size()) == maxsplit) {
+    if (maxsplit >= 0 && parts == maxsplit) {
       size_t e = cps.size();
       while (e > i && is_space(cps[e - 1])) --e;
-      out.push_back(from_code_points(cps, i, e));
+      emit(from_code_points(cps, i, e));
       break;
     }
     size_t j = i;
     while (j < cps.size() && !is_space(cps[j])) ++j;
-    out.push_back(from_code_points(cps, i, j));
+    emit(from_code_points(cps, i, j));
     i = j;
   }
-  return out;
 }
 
 std::string replace(std::string_view s, std::string_view old, std::string_view repl, int64_t count) {

@@ -2,6 +2,7 @@
 // strip/split with Python's Unicode whitespace, ...). Internal to src/template.
 #pragma once
 #include <cstdint>
+#include <functional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -16,8 +17,10 @@ bool is_space(uint32_t cp);         // str.isspace()
 enum class Side { Both, Left, Right };
 // str.strip(chars) / lstrip / rstrip; chars == nullptr strips whitespace.
 std::string strip(std::string_view s, const std::string* chars, Side side);
-// str.split(sep, maxsplit); sep == nullptr splits on runs of whitespace and drops empty parts.
-std::vector<std::string> split(std::string_view s, const std::string* sep, int64_t maxsplit);
+// str.split(sep, maxsplit); sep == nullptr splits on runs of whitespace and drops empty parts. Each part is handed
+// to `part` as it is found (the caller's values are bounded by its memory budget: no list of all parts first).
+void split(std::string_view s, const std::string* sep, int64_t maxsplit,
+           const std::function<void(std::string)>& part);
 std::string replace(std::string_view s, std::string_view old, std::string_view repl, int64_t count);
 int64_t count(std::string_view s, std::string_view sub);
 // ASCII-only case mappings (upper/lower/title/capitalize); throw sft::Error for non-ASCII letters rather than map
