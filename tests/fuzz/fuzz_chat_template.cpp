@@ -44,7 +44,8 @@ List messages_from(std::string_view text) {
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   const std::string_view in(reinterpret_cast<const char*>(data), size);
-  const auto [source, rest] = sft::fuzz::split2(in);
+  const auto parts = sft::fuzz::split2(in);  // not a structured binding: clang 14 cannot capture one in a lambda
+  const std::string_view source = parts.first, rest = parts.second;
   // Small limits keep one input fast and its memory well under -rss_limit_mb; the bounds are the same code at any size.
   sft::jinja::RenderLimits limits;
   limits.max_output_bytes = 1 << 20;
