@@ -170,7 +170,8 @@ Value string_method(const Value& obj, const std::string& name) {
     }
     if (name == "find") {
       SFT_CHECK(a.size() == 1, "chat template: str.find() takes one argument");
-      const size_t f = s.find(need_str(a[0], "find"));
+      const std::string sub = need_str(a[0], "find");
+      const size_t f = py::Finder(sub).find(s);
       if (f == std::string::npos) return Value(int64_t{-1});
       return Value(static_cast<int64_t>(py::length(std::string_view(s).substr(0, f))));
     }

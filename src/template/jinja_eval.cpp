@@ -1,6 +1,8 @@
 // Evaluator of the Jinja subset: scopes, statements, expressions, filters, tests, Python methods.
 #include <algorithm>
+#include <chrono>
 #include <cmath>
+#include <cstdio>
 #include <optional>
 #include <ctime>
 #include <unordered_map>
@@ -34,10 +36,20 @@ bool contains_generation(const std::vector<Node>& nodes) {
 
 enum class Flow { Normal, Break, Continue };
 
+std::string seconds_text(double s) {
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "%g", s);
+  return buf;
+}
+
 
 class Renderer {
  public:
-  Renderer(const Template::Impl& t, const Dict& ctx, const RenderLimits& lim) : t_(t), ctx_(ctx), lim_(lim) {
+  Renderer(const Template::Impl& t, const Dict& ctx, const RenderLimits& lim)
+      : t_(t), ctx_(ctx), lim_(lim),
+        deadline_(std::chrono::steady_clock::now() +
+                  std::chrono::duration_cast<std::chrono::steady_clock::duration>(
+                      std::chrono::duration<double>(std::min(lim.max_seconds, 1e9)))) {
     frames_.emplace_back();
   }
 
@@ -70,8 +82,15 @@ class Renderer {
   void assign(const std::string& name, Value v) { frames_.back()[name] = std::move(v); }
 
   // ---- statements
+  // Every 1024 statements/expressions: past the deadline, stop with the line being evaluated.
+  void tick(int line) {
+    if ((++ticks_ & 1023) == 0 && std::chrono::steady_clock::now() > deadline_)
+      fail(line, "rendering took longer than " + seconds_text(lim_.max_seconds) + " s (sft bounds a chat template's time)");
+  }
+
   Flow exec_body(const std::vector<Node>& nodes) {
     if (++depth_ > lim_.max_depth) fail(nodes.empty() ? 0 : nodes[0].line, "template nested too deeply");
+    if (!nodes.empty()) tick(nodes[0].line);
     for (const auto& n : nodes) {
       Flow f = Flow::Normal;
       try {
@@ -156,6 +175,7 @@ class Renderer {
     const auto len = static_cast<int64_t>(items.size());
     for (int64_t i = 0; i < len; ++i) {
       if (++iterations_ > lim_.max_loop_iterations) fail(n.line, "too many loop iterations");
+      tick(n.line);
       frames_.emplace_back();
       bind_targets(n, items[static_cast<size_t>(i)]);
       Dict loop;
@@ -209,6 +229,7 @@ class Renderer {
   // ---- expressions
   Value eval(const Expr& e) {
     if (++depth_ > lim_.max_depth) fail(e.line, "expression nested too deeply");
+    tick(e.line);
     try {
       Value v = eval_inner(e);
       --depth_;
@@ -329,7 +350,7 @@ class Renderer {
   bool contains(const Value& container, const Value& item, int line) const {
     if (container.is_string()) {
       if (!item.is_string()) fail(line, "'in <string>' requires string as left operand");
-      return container.as_string().find(item.as_string()) != std::string::npos;
+      return py::Finder(item.as_string()).find(container.as_string()) != std::string::npos;
     }
     if (container.is_list()) {
       for (const auto& x : container.as_list())
@@ -480,6 +501,8 @@ class Renderer {
   RenderResult res_;
   int depth_ = 0;
   int64_t iterations_ = 0;
+  uint64_t ticks_ = 0;
+  std::chrono::steady_clock::time_point deadline_;
 };
 
 Value Renderer::filter(const Expr& e) {

@@ -14,6 +14,19 @@ std::string from_code_points(const std::vector<uint32_t>& cps, size_t begin, siz
 size_t length(std::string_view s);  // len(): code points
 bool is_space(uint32_t cp);         // str.isspace()
 
+// Linear-time substring search (Knuth-Morris-Pratt; Python's str.find is linear too). std::string_view::find costs
+// O(n*m) on inputs like ('a' * 10**7).count('a' * 10**6 ~ 'b'), which a hostile template builds from a few bytes.
+class Finder {
+ public:
+  explicit Finder(std::string_view pattern);
+  // Byte offset of the first occurrence at or after `from`, or npos. An empty pattern matches at `from`.
+  size_t find(std::string_view s, size_t from = 0) const;
+
+ private:
+  std::string_view pat_;
+  std::vector<uint32_t> fail_;  // KMP failure function (longest proper border of pat_[0..i])
+};
+
 enum class Side { Both, Left, Right };
 // str.strip(chars) / lstrip / rstrip; chars == nullptr strips whitespace.
 std::string strip(std::string_view s, const std::string* chars, Side side);

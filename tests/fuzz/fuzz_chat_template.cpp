@@ -48,9 +48,10 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   const std::string_view source = parts.first, rest = parts.second;
   // Small limits keep one input fast and its memory well under -rss_limit_mb; the bounds are the same code at any size.
   sft::jinja::RenderLimits limits;
-  limits.max_output_bytes = 1 << 20;
-  limits.max_value_bytes = 8 << 20;
-  limits.max_loop_iterations = 200'000;
+  limits.max_output_bytes = 256 << 10;
+  limits.max_value_bytes = 1 << 20;
+  limits.max_loop_iterations = 100'000;
+  limits.max_seconds = 2;  // libFuzzer's -timeout would report anything much slower as a hang
   sft::fuzz::expect_clean([&] {
     sft::jinja::ChatTemplate tmpl(std::string(source), {{"bos_token", "<s>"}, {"eos_token", "</s>"}}, "fuzz.jinja");
     tmpl.set_limits(limits);

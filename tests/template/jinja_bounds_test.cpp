@@ -3,6 +3,7 @@
 // C++'s. Each hostile template must end in one sft::Error naming the template line, never a crash or gigabytes.
 #include <gtest/gtest.h>
 
+#include <chrono>
 #include <cmath>
 
 #include "template/chat_template.h"
@@ -135,6 +136,35 @@ TEST(JinjaBounds, BudgetCountsLiveValuesNotEveryValueEverMade) {
     EXPECT_THROW(Value v(std::string(600000, 'y')), ValueLimitError);
   }
   EXPECT_EQ(outer.used(), size_t{0});  // everything given back
+}
+
+TEST(JinjaBounds, TimeIsBounded) {
+  // Every iteration works on a long string: few iterations, each slow. The deadline stops it, naming the line.
+  RenderLimits lim;
+  lim.max_seconds = 0.5;
+  const auto t0 = std::chrono::steady_clock::now();
+  const std::string e = error_of("{% set s = 'ab' * 1000000 %}\n{% for i in range(100000) %}{% if s|length %}{% endif %}"
+                                 "{% endfor %}", {}, lim);
+  const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  EXPECT_NE(e.find("t.jinja:2: rendering took longer than 0.5 s"), std::string::npos) << e;
+  EXPECT_LT(secs, 30.0);  // one iteration (a 2 MB length) past the deadline, not 100,000
+  lim = {};
+  lim.max_loop_iterations = 1000;
+  EXPECT_NE(error_of("{% for i in range(100) %}{% for j in range(100) %}{% endfor %}{% endfor %}", {}, lim)
+                .find("too many loop iterations"), std::string::npos);
+}
+
+TEST(JinjaBounds, SubstringSearchIsLinear) {
+  // ('a' * n).count('a' * m ~ 'b') costs n*m with a naive search: 4e12 steps here; KMP does it in 2e6.
+  RenderLimits lim;
+  lim.max_seconds = 20;
+  EXPECT_EQ(render("{% set s = 'a' * 2000000 %}{% set p = 'a' * 1000000 ~ 'b' %}{{ s.count(p) }} {{ s.find(p) }} "
+                   "{{ p in s }} {{ s.split(p)|length }} {{ s.replace(p, 'x')|length }} {{ s.strip(s)|length }}",
+                   {}, lim),
+            "0 -1 False 1 2000000 0");
+  EXPECT_EQ(render("{{ 'abcabcab'.count('abcab') }} {{ 'aXbXXc'.split('X') }} {{ 'banana'.find('ana') }}"
+                   " {{ 'aaaa'.replace('aa', 'b') }} {{ 'ab' in 'xaby' }}"),
+            "1 ['a', 'b', '', 'c'] 1 bb True");
 }
 
 TEST(JinjaBounds, DeeplyNestedValuesAndNamespaceCyclesAreRefused) {
