@@ -218,7 +218,16 @@ class Cluster:
         _kill_namespace_processes(self.ns[i])
 
     def shape_links(self, rate="10gbit", delay="50us"):
-        """Every host's link limited like a real network (tc netem on the host side of each veth)."""
+        """Every host's link limited like a real network, on the host side of each veth: tc netem (rate and delay)
+        where the kernel has it, else tbf (rate only). Returns what was applied."""
+        applied = None
         for ns in self.ns:
-            subprocess.run(["ip", "netns", "exec", ns, "tc", "qdisc", "replace", "dev", "eth0", "root", "netem",
-                            "rate", rate, "delay", delay], check=True, capture_output=True)
+            tc = ["ip", "netns", "exec", ns, "tc", "qdisc", "replace", "dev", "eth0", "root"]
+            if applied in (None, "netem") and subprocess.run(
+                    tc + ["netem", "rate", rate, "delay", delay], capture_output=True).returncode == 0:
+                applied = "netem"
+                continue
+            subprocess.run(tc + ["tbf", "rate", rate, "burst", "4mb", "latency", "50ms"], check=True,
+                           capture_output=True)
+            applied = "tbf"
+        return f"netem rate {rate} delay {delay}" if applied == "netem" else f"tbf rate {rate} (no netem: no delay)"
