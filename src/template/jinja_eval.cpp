@@ -546,7 +546,8 @@ Value Renderer::filter(const Expr& e) {
       if (v.is_undefined()) throw Error("tojson of an undefined value");
       // json.dumps: indent=None is compact; an integer indents by that many spaces (' ' * n: none for n <= 0).
       int64_t spaces = -1;
-      if (indent && (indent->is_int() || indent->is_bool())) spaces = std::max<int64_t>(0, indent->as_number());
+      if (indent && indent->is_int()) spaces = std::max<int64_t>(0, indent->as_int());
+      else if (indent && indent->is_bool()) spaces = indent->as_bool() ? 1 : 0;
       else SFT_CHECK(!indent || indent->is_none(), "tojson(indent=...) needs an integer or none");
       return Value(v.to_json(spaces, sort_keys && sort_keys->truthy()));
     }

@@ -189,6 +189,7 @@ TEST(JinjaBounds, IntegerArithmeticNeverWraps) {
   EXPECT_ERROR_HAS("{{ 9223372036854775807 + 1 }}", "integer overflow: 9223372036854775807 + 1 does not fit in 64 bits");
   EXPECT_ERROR_HAS("{{ 2 ** 64 }}", "integer overflow: 2 ** 64");
   EXPECT_ERROR_HAS("{{ 99999999999999999999 }}", "integer literal out of range");
+  EXPECT_ERROR_HAS("{{ [1]|tojson(indent=9223372036854775807) }}", "tojson indent 9223372036854775807 is too large");
   // The edges that do fit, as Python computes them.
   EXPECT_EQ(render("{{ 9223372036854775806 + 1 }} {{ (-2) ** 63 }} {{ 2 ** 62 }} {{ -9223372036854775807 - 1 }}"),
             "9223372036854775807 -9223372036854775808 4611686018427387904 -9223372036854775808");
