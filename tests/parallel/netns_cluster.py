@@ -171,7 +171,7 @@ class Cluster:
         self.close()
 
     # ---- running jobs
-    def mpirun_argv(self, ranks_per_host, command, hosts=None, mca=()):
+    def mpirun_argv(self, ranks_per_host, command, hosts=None, mca=(), keepalive=True):
         """argv of an mpirun started in host 0 that runs `command` with ranks_per_host ranks on each of `hosts`
         (default: all). TCP only (no shared memory between hosts), on the cluster's subnet only. The out-of-band
         keepalive lets mpirun notice a host that vanished from the network within seconds (Open MPI's default is
@@ -181,9 +181,11 @@ class Cluster:
         mpirun = ["mpirun", "--allow-run-as-root", "-H", hl, "-np", str(ranks_per_host * len(hosts)),
                   "--bind-to", "none", "--mca", "plm_rsh_agent", self.agent, "--mca", "plm_rsh_no_tree_spawn", "1",
                   "--mca", "btl", "self,tcp", "--mca", "btl_tcp_if_include", f"{SUBNET}.0/24",
-                  "--mca", "oob_tcp_if_include", f"{SUBNET}.0/24",
-                  "--mca", "oob_tcp_keepalive_time", "2", "--mca", "oob_tcp_keepalive_intvl", "1",
-                  "--mca", "oob_tcp_keepalive_probes", "3", *mca, *command]
+                  "--mca", "oob_tcp_if_include", f"{SUBNET}.0/24", *mca]
+        if keepalive:
+            mpirun += ["--mca", "oob_tcp_keepalive_time", "2", "--mca", "oob_tcp_keepalive_intvl", "1",
+                       "--mca", "oob_tcp_keepalive_probes", "3"]
+        mpirun += command
         return self.in_host(hosts[0], mpirun)
 
     def in_host(self, i, argv):

