@@ -28,14 +28,14 @@ struct InputKind {
 namespace input {
 inline constexpr uint64_t MiB = uint64_t{1} << 20;
 inline constexpr uint64_t GiB = uint64_t{1} << 30;
-// config.json, generation_config.json, tokenizer_config.json, adapter_config.json, model.safetensors.index.json,
-// trainer_state.json and other small JSON files (real ones are KBs; tokenizer_config.json with a large
-// added_tokens_decoder a few MB).
+// config.json, generation_config.json, tokenizer_config.json, adapter_config.json, model.safetensors.index.json and
+// other small JSON files such as a checkpoint's trainer_state.json (real ones are KBs; tokenizer_config.json with a
+// large added_tokens_decoder a few MB).
 inline constexpr InputKind json_file{"JSON file", 64 * MiB, true};
 // tokenizer.json: tens of MB for 250k-token vocabularies.
 inline constexpr InputKind tokenizer_json{"tokenizer.json", 1 * GiB, true};
-// chat_template.jinja (and a template string inside tokenizer_config.json): real ones are < 100 KB; the parsed tree
-// costs ~100x the text, so the limit also bounds the parser's memory.
+// chat_template.jinja (and a template string inside tokenizer_config.json): real ones are < 100 KB; parsing costs
+// ~75x the text (a 1 MB template of small expressions: 76 MB), so the limit also bounds the parser's memory.
 inline constexpr InputKind chat_template{"chat template", 1 * MiB, true};
 // Dataset files (JSON, JSON lines, CSV), read whole: the readers check UTF-8 per row and name it.
 inline constexpr InputKind dataset{"dataset file", 64 * GiB, false};
