@@ -20,6 +20,7 @@
 #include "eval/scorer.h"
 #include "eval/tasks.h"
 #include "model/lora.h"
+#include "model/weight_check.h"
 #include "model/model.h"
 #include "tokenizer/tokenizer.h"
 #include "util/error.h"
@@ -36,7 +37,7 @@ struct EvalArgs {
   std::string batch_size = "auto", dtype = "auto", device = "cpu", arc_split = "test", use_cache;
   int num_fewshot = 0;
   int64_t limit = -1, max_length = 0;
-  bool log_samples = false, quiet = false;
+  bool log_samples = false, quiet = false, allow_nonfinite_weights = false;
 };
 
 uint64_t parse_fewshot_seed(const std::string& s) {
@@ -101,7 +102,7 @@ eval::EvalResults run_one(const EvalArgs& a, const std::string& model_dir, backe
                    t.name.c_str(), a.data_dir.c_str());
   auto tok = tok::Tokenizer::load(model_dir);
   const model::Precision precision = parse_dtype(a.dtype, be);
-  auto model = model::load_model(model_dir, adapter, be, precision);
+  auto model = model::load_model(model_dir, adapter, be, precision, a.allow_nonfinite_weights);
   int64_t max_len = a.max_length > 0 ? a.max_length : eval::lm_eval_max_length(model->config());
   eval::Scorer scorer(*model, tok, max_len);
   if (!a.quiet) std::fprintf(stderr, "evaluating %s (%zu tasks, max_length %lld)\n", model_dir.c_str(), tasks.size(),
@@ -224,6 +225,7 @@ void register_eval(CLI::App& app) {
   sub->add_option("--max_length", a->max_length, "Override the context length (default: max_position_embeddings)")
       ->check(CLI::Range(int64_t{1}, int64_t{1} << 24));
   sub->add_flag("--quiet", a->quiet, "No progress on stderr");
+  sub->add_flag(model::kAllowNonfiniteFlag, a->allow_nonfinite_weights, "Load weights holding NaN/inf anyway (for debugging; by default such a model, adapter or merge is refused, naming the tensor)");
   sub->callback([a] { run_eval(*a); });
 }
 

@@ -9,6 +9,7 @@
 #include "io/hf_config.h"
 #include "model/family.h"
 #include "model/lora.h"
+#include "model/weight_check.h"
 #include "util/error.h"
 
 namespace sft::cli {
@@ -17,6 +18,7 @@ namespace {
 
 struct MergeArgs {
   std::string model, adapter, output_dir, dtype;
+  bool allow_nonfinite_weights = false;
 };
 
 void run_merge(const MergeArgs& a) {
@@ -29,7 +31,7 @@ void run_merge(const MergeArgs& a) {
   }
   SFT_CHECK(dtype == "float32" || dtype == "bfloat16", "--torch_dtype: expected float32, bfloat16 or auto, got '",
             a.dtype, "'");
-  model::merge_adapter_folder(a.model, a.adapter, a.output_dir, dtype);
+  model::merge_adapter_folder(a.model, a.adapter, a.output_dir, dtype, a.allow_nonfinite_weights);
   std::printf("merged %s into %s -> %s (%s)\n", a.adapter.c_str(), a.model.c_str(), a.output_dir.c_str(),
               dtype.c_str());
 }
@@ -44,6 +46,8 @@ void register_merge(CLI::App& app) {
       ->required();
   sub->add_option("--output_dir", a->output_dir, "Merged model folder (new or empty)")->required();
   sub->add_option("--torch_dtype,--dtype", a->dtype, "float32, bfloat16 or auto (default: the base model's dtype)");
+  sub->add_flag(model::kAllowNonfiniteFlag, a->allow_nonfinite_weights,
+                "Merge and write weights holding NaN/inf anyway (for debugging; by default refused, naming the tensor)");
   sub->callback([a] { run_merge(*a); });
 }
 

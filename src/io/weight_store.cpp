@@ -8,6 +8,7 @@
 
 #include "io/safetensors.h"
 #include "util/error.h"
+#include "util/input_file.h"
 
 namespace sft::io {
 
@@ -41,10 +42,10 @@ WeightStore WeightStore::open(const fs::path& dir) {
   std::map<std::string, std::string> weight_map;  // only for sharded folders
   const fs::path single = dir / "model.safetensors";
   const fs::path index = dir / "model.safetensors.index.json";
-  if (fs::exists(single)) {
+  if (input_present(single)) {  // a dangling link or a FIFO is opened and reported, not skipped
     shard_paths.push_back(single);
-  } else if (fs::exists(index)) {
-    json j = json::parse(read_file(index), nullptr, /*allow_exceptions=*/false);
+  } else if (input_present(index)) {
+    json j = json::parse(read_input_file(index, input::json_file), nullptr, /*allow_exceptions=*/false);
     SFT_CHECK(!j.is_discarded() && j.is_object(), index.string(), ": not a valid JSON object");
     SFT_CHECK(j.contains("weight_map") && j["weight_map"].is_object(), index.string(),
               ": \"weight_map\" object missing");

@@ -9,6 +9,7 @@
 #include "util/checked_math.h"
 #include "util/error.h"
 #include "util/file_util.h"
+#include "util/input_file.h"
 
 namespace sft::model {
 
@@ -135,7 +136,7 @@ io::ModelConfig parse_config(const std::string& text, const std::string& where) 
 io::ModelConfig load_config(const std::filesystem::path& p) {
   std::filesystem::path file = std::filesystem::is_directory(p) ? p / "config.json" : p;
   SFT_CHECK(std::filesystem::exists(file), file.string(), ": config.json not found");
-  return parse_config(read_file(file), file.string());
+  return parse_config(read_input_file(file, input::json_file), file.string());
 }
 
 std::string config_to_json(const io::ModelConfig& c) {

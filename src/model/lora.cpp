@@ -9,6 +9,7 @@
 #include <set>
 
 #include "io/hf_folder.h"
+#include "model/weight_check.h"
 #include "util/bf16.h"
 #include "util/error.h"
 
@@ -343,15 +344,22 @@ LoraPlan plan_lora(const io::ModelConfig& cfg, const io::LoraAdapterConfig& lora
   return p;
 }
 
-std::unique_ptr<Model> load_model(const fs::path& dir, const fs::path& adapter_dir, backend::Backend& be, Precision p) {
-  if (adapter_dir.empty()) return Model::load(dir, be, p);
+std::unique_ptr<Model> load_model(const fs::path& dir, const fs::path& adapter_dir, backend::Backend& be, Precision p,
+                                  bool allow_nonfinite_weights) {
   LoraOptions o;
   o.adapter_dir = adapter_dir;
-  return Model::load(dir, be, p, &o);
+  auto m = Model::load(dir, be, p, adapter_dir.empty() ? nullptr : &o);
+  // After the load, so that a structural error (missing tensor, wrong shape, broken adapter) is reported first; the
+  // files are mapped again, their pages still cached from the load.
+  if (!allow_nonfinite_weights) {
+    check_finite_weights(io::WeightStore::open(dir));
+    if (!adapter_dir.empty()) check_finite_tensors(io::SafetensorsFile(adapter_dir / "adapter_model.safetensors"));
+  }
+  return m;
 }
 
 void merge_adapter_folder(const fs::path& base_dir, const fs::path& adapter_dir, const fs::path& out_dir,
-                          const std::string& dtype) {
+                          const std::string& dtype, bool allow_nonfinite_weights) {
   SFT_CHECK(dtype == "float32" || dtype == "bfloat16", "--torch_dtype must be float32 or bfloat16, got '", dtype, "'");
   const io::ModelConfig cfg = load_config(base_dir / "config.json");
   std::unique_ptr<io::SafetensorsFile> af;
@@ -362,6 +370,10 @@ void merge_adapter_folder(const fs::path& base_dir, const fs::path& adapter_dir,
     SFT_CHECK(fs::is_directory(out_dir) && fs::directory_iterator(out_dir) == fs::directory_iterator(),
               "--output_dir ", out_dir.string(), " exists and is not an empty folder");
   const io::WeightStore store = io::WeightStore::open(base_dir);
+  if (!allow_nonfinite_weights) {
+    check_finite_tensors(*af);
+    check_finite_weights(store);
+  }
   const std::vector<TensorSpec> specs = tensor_table(cfg);
   std::map<std::string, std::vector<float>> values;
   const std::string prefix = io::kPeftPrefix;
@@ -389,6 +401,9 @@ void merge_adapter_folder(const fs::path& base_dir, const fs::path& adapter_dir,
         merge_lora_delta(v.data(), A.data(), B.data(), w.shape[0], w.shape[1], acfg.r, scaling);
       }
     }
+    // Finite inputs can still overflow (W + scaling B A past float's range): nothing non-finite is written.
+    if (!allow_nonfinite_weights)
+      check_finite_values(v.data(), static_cast<int64_t>(v.size()), "the merged tensor \"" + w.name + "\"");
   }
   std::vector<std::vector<uint16_t>> half;
   std::vector<io::TensorToWrite> out;
@@ -397,6 +412,12 @@ void merge_adapter_folder(const fs::path& base_dir, const fs::path& adapter_dir,
     if (dtype == "bfloat16") {
       half.emplace_back(v.size());
       for (size_t i = 0; i < v.size(); ++i) half.back()[i] = float_to_bf16(v[i]);
+      const auto* bits = reinterpret_cast<const uint8_t*>(half.back().data());
+      const int64_t bad = first_nonfinite(io::DType::BF16, bits, static_cast<int64_t>(v.size()));
+      // A finite float beyond bf16's largest value (3.39e38) rounds to inf.
+      SFT_CHECK(allow_nonfinite_weights || bad < 0, "the merged tensor \"", w.name, "\" rounds to ",
+                bad < 0 ? "" : nonfinite_name(io::DType::BF16, bits, bad), " in bfloat16 at element ", bad,
+                "; refusing to write non-finite weights (pass ", kAllowNonfiniteFlag, " to write them anyway)");
       out.push_back({w.name, io::DType::BF16, w.shape, half.back().data()});
     } else {
       out.push_back({w.name, io::DType::F32, w.shape, v.data()});

@@ -12,6 +12,7 @@
 #include "tokenizer/utf8.h"
 #include "util/error.h"
 #include "util/file_util.h"
+#include "util/input_file.h"
 
 namespace sft::tok {
 
@@ -98,8 +99,8 @@ Tokenizer Tokenizer::load(const std::filesystem::path& model_dir) {
   SFT_CHECK(!std::filesystem::is_directory(tj_path), tj_path.string(), ": is a folder, expected a tokenizer.json file");
   const auto cfg_path = model_dir / "tokenizer_config.json";
   std::optional<std::string> cfg_text;
-  if (std::filesystem::exists(cfg_path)) cfg_text = read_file(cfg_path);
-  return from_json_text(read_file(tj_path), cfg_text, tj_path.string(), cfg_path.string());
+  if (input_present(cfg_path)) cfg_text = read_input_file(cfg_path, input::json_file);
+  return from_json_text(read_input_file(tj_path, input::tokenizer_json), cfg_text, tj_path.string(), cfg_path.string());
 }
 
 Tokenizer Tokenizer::from_json_text(const std::string& tokenizer_json, const std::optional<std::string>& config_json,

@@ -670,6 +670,14 @@ EXTRA = {
     "flags/output_dir_under_a_file": no_leftovers,
 }
 
+# Issue 30's cases (untrusted files, the chat template engine's bounds, non-finite weights) live in their own module;
+# it gets this one for the fixtures and helpers above.
+import untrusted_cases  # noqa: E402
+
+_cases, _extra = untrusted_cases.make_cases(sys.modules[__name__])
+CASES += _cases
+EXTRA.update(_extra)
+
 
 def run_case(env, case, workdir):
     name, area, setup, rc_want, must = case
