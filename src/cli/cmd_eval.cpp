@@ -18,6 +18,7 @@
 #include "backend/gemm_probe.h"
 #include "cli/commands.h"
 #include "eval/evaluator.h"
+#include "eval/gen_kwargs.h"
 #include "eval/compare_report.h"
 #include "eval/results_cache.h"
 #include "eval/report.h"
