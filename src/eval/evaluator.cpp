@@ -266,9 +266,11 @@ std::vector<Generation> generate_task(Scorer& scorer, const Task& task, const Ev
     const size_t c1 = std::min(todo.size(), c0 + chunk);
     std::vector<std::string> contexts;
     for (size_t i = c0; i < c1; ++i) contexts.push_back(task.contexts[static_cast<size_t>(todo[i])]);
-    const auto cs = clock_type::now();
-    auto out = scorer.generate_until(contexts, settings, opts.generation);
-    const double secs = since(cs);
+    auto batch_start = clock_type::now();
+    auto out = scorer.generate_until(contexts, settings, opts.generation, [&](int64_t n) {  // progress per batch
+      tr.add(n, since(batch_start));
+      batch_start = clock_type::now();
+    });
     for (size_t i = c0; i < c1; ++i) {
       gens[todo[i]] = std::move(out[i - c0]);
       cache.put_generation(keys[todo[i]], gens[todo[i]]);
@@ -277,7 +279,6 @@ std::vector<Generation> generate_task(Scorer& scorer, const Task& task, const Ev
       cache.save();
       last_save = clock_type::now();
     }
-    tr.add(static_cast<int64_t>(c1 - c0), secs);
   }
   if (todo.empty()) tr.report();
   return gens;

@@ -87,7 +87,7 @@ struct EvalOptions {
   GenerateLimits generation;  // generate_until batches
   std::vector<int32_t> eos_ids;  // the generation config's eos ids (generate_until stops on them)
   int64_t chunk_docs = 64;    // documents per score_docs() call (progress / cache granularity)
-  int64_t chunk_generations = 16;  // documents per generate_until call
+  int64_t chunk_generations = 64;  // documents per generate_until call (sorted by length inside; progress per batch)
   // --use_cache DIR: per-task results cache (see results_cache.h); empty = none. `cache_identity` names the model
   // and settings the scores depend on (the CLI builds it); the requests themselves are hashed in here.
   std::string cache_dir, cache_identity;

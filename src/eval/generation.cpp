@@ -30,7 +30,8 @@ TokenGenerator::TokenGenerator(model::Model& model, int64_t max_length)
 
 std::vector<std::vector<int32_t>> TokenGenerator::generate(
     const std::vector<std::vector<int32_t>>& contexts, int64_t max_new, const std::vector<int32_t>& eos_ids,
-    const std::function<bool(size_t, const std::vector<int32_t>&)>& done, const GenerateLimits& limits) {
+    const std::function<bool(size_t, const std::vector<int32_t>&)>& done, const GenerateLimits& limits,
+    const std::function<void(int64_t)>& on_batch) {
   SFT_CHECK(max_new >= 1 && max_new < max_length_, "max_gen_toks ", max_new, " must be at least 1 and below the ",
             "model's max length ", max_length_, " (lm-eval: max_length - max_gen_toks is the room for the context)");
   SFT_CHECK(limits.max_seqs >= 1 && limits.max_prefill_tokens >= 1, "generation batch limits must be positive");
@@ -53,6 +54,7 @@ std::vector<std::vector<int32_t>> TokenGenerator::generate(
            (batch.empty() || static_cast<int64_t>(batch.size() + 1) * longest <= limits.max_prefill_tokens))
       batch.push_back(order[i++]);
     run_batch(ctx, batch, max_new, eos_ids, done, out);
+    if (on_batch) on_batch(static_cast<int64_t>(batch.size()));
   }
   return out;
 }

@@ -41,11 +41,12 @@ class TokenGenerator {
   TokenGenerator(model::Model& model, int64_t max_length);
   // Greedy continuations of every context (left-truncated to max_length - max_new). `done(i, generated)` is asked
   // after every new token of sequence i that is not an eos id; returns the generated ids per context (an eos id that
-  // stopped a sequence included).
+  // stopped a sequence included). `on_batch(n)` (optional) is told after every batch how many sequences it finished.
   std::vector<std::vector<int32_t>> generate(const std::vector<std::vector<int32_t>>& contexts, int64_t max_new,
                                              const std::vector<int32_t>& eos_ids,
                                              const std::function<bool(size_t, const std::vector<int32_t>&)>& done,
-                                             const GenerateLimits& limits);
+                                             const GenerateLimits& limits,
+                                             const std::function<void(int64_t)>& on_batch = {});
   const GenerationStats& stats() const { return stats_; }
 
  private:

@@ -163,7 +163,10 @@ json results_json(const EvalResults& r, const json& run_config) {
               {"tokens_forwarded", r.stats.tokens_forwarded},
               {"tokens_requested", r.stats.tokens_requested},
               {"resumed_docs", r.resumed_docs},
-              {"cpu_seconds", r.cpu_seconds}};
+              {"cpu_seconds", r.cpu_seconds},
+              {"engine_seconds", r.scoring_seconds},
+              {"tokens_generated", r.stats.tokens_generated},
+              {"model_flops", r.stats.model_flops}};
   json per_task = json::object();
   for (const auto& t : r.tasks)
     per_task[t.task.name] = {{"seconds", t.seconds}, {"eval_file", t.task.eval_file},

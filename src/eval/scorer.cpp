@@ -376,7 +376,8 @@ ScorerStats Scorer::stats() const {
 }
 
 std::vector<Generation> Scorer::generate_until(const std::vector<std::string>& contexts, const UntilSettings& settings,
-                                               const GenerateLimits& limits) {
+                                               const GenerateLimits& limits,
+                                               const std::function<void(int64_t)>& on_batch) {
   if (!generator_) generator_ = std::make_unique<TokenGenerator>(model_, max_length_);
   // HFLM: the stop strings are the task's `until` plus the tokenizer's eos text (handle_stop_sequences).
   std::vector<std::string> until = settings.until;
@@ -393,7 +394,7 @@ std::vector<Generation> Scorer::generate_until(const std::vector<std::string>& c
       if (!u.empty() && text.find(u) != std::string::npos) return true;
     return false;
   };
-  const auto ids = generator_->generate(enc, settings.max_gen_toks, settings.eos_ids, done, limits);
+  const auto ids = generator_->generate(enc, settings.max_gen_toks, settings.eos_ids, done, limits, on_batch);
   std::vector<Generation> out;
   for (const auto& g : ids) out.push_back({g, cut_at_stop_strings(tok_.decode(g, true), until)});
   return out;

@@ -18,6 +18,7 @@
 // The numbers equal a fresh full forward per request up to fp32 summation order.
 #pragma once
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
 #include <utility>
@@ -138,7 +139,8 @@ class Scorer {
       const std::vector<std::vector<std::pair<std::string, std::string>>>& docs, const BatchLimits& limits);
   // generate_until (generation.h) for every context.
   std::vector<Generation> generate_until(const std::vector<std::string>& contexts, const UntilSettings& settings,
-                                         const GenerateLimits& limits);
+                                         const GenerateLimits& limits,
+                                         const std::function<void(int64_t)>& on_batch = {});
   ScorerStats stats() const;
   const PairEncoder& encoder() const { return enc_; }
 
