@@ -28,7 +28,6 @@ import argparse
 import json
 import os
 import re
-import resource
 import statistics
 import subprocess
 import sys
@@ -57,7 +56,7 @@ def run_sft_eval(a, model, tasks, limit, out, shots=0, dtype="float32", extra=()
            "--arc_split", "dev", "--output_path", str(out), "--log_samples", "--quiet", *extra]
     times, cpus = [], []
     for _ in range(max(1, a.repeat)):
-        r = subprocess.run(cmd, check=True, capture_output=True, text=True)
+        r = run_measured(cmd)
         res = json.loads((Path(out) / "results.json").read_text())
         times.append(res["sft"]["total_seconds"])
         cpus.append(res["sft"]["cpu_seconds"])
@@ -70,8 +69,25 @@ def run_sft_eval(a, model, tasks, limit, out, shots=0, dtype="float32", extra=()
     return res, samples
 
 
+SFT_PEAK_RSS_KIB = [0]
+
+
+def run_measured(cmd):
+    """subprocess.run(check=True) that also records the child's own peak RSS (wait4's rusage)."""
+    with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
+        p = subprocess.Popen(cmd, stdout=out, stderr=err, text=True)
+        _, status, usage = os.wait4(p.pid, 0)
+        p.returncode = os.waitstatus_to_exitcode(status)
+        out.seek(0), err.seek(0)
+        r = subprocess.CompletedProcess(cmd, p.returncode, out.read(), err.read())
+    if r.returncode != 0:
+        raise subprocess.CalledProcessError(r.returncode, cmd, r.stdout, r.stderr)
+    SFT_PEAK_RSS_KIB[0] = max(SFT_PEAK_RSS_KIB[0], usage.ru_maxrss)
+    return r
+
+
 def peak_rss_mib():
-    return resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
+    return SFT_PEAK_RSS_KIB[0] / 1024
 
 
 def compare_predictions(ours_samples, ref):
@@ -140,8 +156,9 @@ def timed_gsm8k(a, oracle, model, hf, tok, tmp):
     ours_s = ours["sft"]["total_seconds"]
     print(f"GSM8K 5-shot generate_until, {n} documents, max_gen_toks {a.gsm8k_max_gen_toks}, {a.threads} threads "
           f"(lm-eval HF batch {a.lm_eval_batch_size}):")
-    print(f"  sft eval   {ours_s:8.1f} s wall, {ours['sft']['tokens_generated'] / ours['sft']['engine_seconds']:.1f} "
-          f"generated tokens/s of engine time; {ours['compute_line']}; peak RSS of sft so far {peak_rss_mib():.0f} MiB")
+    print(f"  sft eval   {ours_s:8.1f} s wall, {ours['sft']['tokens_generated']} tokens generated "
+          f"({ours['sft']['tokens_generated'] / ours['sft']['engine_seconds']:.1f}/s of engine time, prefill included); "
+          f"{ours['compute_line']}; peak RSS of sft so far {peak_rss_mib():.0f} MiB")
     print(f"  lm-eval HF {ref_s:8.1f} s wall, {ref_cpu:.1f} CPU-s")
     print(f"  ratio sft/lm-eval: {ref_s / ours_s:.2f}x wall; generated texts differing: {text_diff}/{2 * n} "
           f"(doc x filter), extracted answers differing: {answer_diff}/{2 * n}")
@@ -222,9 +239,9 @@ def main():
                 if bf16:
                     bf = timed_pair(a, lm, oracle, model, a.lb_tasks, a.lb_limit, shots, tmp, "Leaderboard rows",
                                     "bfloat16")
-                    agree = sum(x["acc"] == y["acc"] for t in fp32 for x, y in zip(fp32[t], bf[t])
-                                if t != "truthfulqa_mc2")
-                    print(f"  bf16 vs fp32 (sft): acc agrees on {agree} documents (mc2 excluded)")
+                    pairs = [(x, y) for t in fp32 if t != "truthfulqa_mc2" for x, y in zip(fp32[t], bf[t])]
+                    agree = sum(x["acc"] == y["acc"] for x, y in pairs)
+                    print(f"  bf16 vs fp32 (sft): acc agrees on {agree}/{len(pairs)} documents (mc2 excluded)")
         if a.gsm8k_limit > 0:
             timed_gsm8k(a, oracle, model, hf, tok, tmp)
 
