@@ -89,3 +89,28 @@ def test_unknown_group_lists_the_table(model_dir, data_dir):
                         str(data_dir)], capture_output=True, text=True, env=ENV)
     assert r.returncode == 1
     assert "unknown task 'open_llm_leaderboard_v9'" in r.stderr and "leaderboard_v1" in r.stderr
+
+
+def test_gsm8k_generations_resume_from_the_cache(model_dir, tmp_path):
+    """generate_until results go to --use_cache like scores: a larger --limit generates only the new documents and the
+    resumed ones keep their text; another max_gen_toks never reuses them."""
+    cache = tmp_path / "cache"
+    common = [sft(), "eval", "--model", model_dir, "--tasks", "gsm8k", "--num_fewshot", "0", "--data_dir", str(FIX),
+              "--dtype", "float32", "--use_cache", str(cache), "--log_samples"]
+
+    def run(limit, out, gen="max_gen_toks=8"):
+        r = subprocess.run(common + ["--limit", str(limit), "--gen_kwargs", gen, "--output_path", str(tmp_path / out)],
+                           capture_output=True, text=True, env=ENV)
+        assert r.returncode == 0, r.stderr
+        res = json.loads((tmp_path / out / "results.json").read_text())
+        lines = [json.loads(l) for l in (tmp_path / out / "samples_gsm8k.jsonl").read_text().splitlines()]
+        return r, res, {(x["doc_id"], x["filter"]): x["resps"][0][0] for x in lines}
+
+    _, first, texts1 = run(1, "a")
+    assert first["sft"]["resumed_docs"] == 0 and first["sft"]["tokens_generated"] > 0
+    r, second, texts2 = run(2, "b")
+    assert second["sft"]["resumed_docs"] == 1
+    assert "from cache" in r.stderr and "ETA" in r.stderr
+    assert texts2[(0, "strict-match")] == texts1[(0, "strict-match")]
+    _, third, _ = run(2, "c", "max_gen_toks=6")
+    assert third["sft"]["resumed_docs"] == 0
