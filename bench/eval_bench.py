@@ -119,9 +119,15 @@ def run_lm_eval(a, lm, oracle, tasks, limit, shots, tmp, gen_kwargs=None):
     return ref, statistics.median(walls), statistics.median(cpus)
 
 
+_LM_EVAL_RUNS = {}
+
+
 def timed_pair(a, lm, oracle, model, tasks, limit, shots, tmp, label, dtype="float32"):
     ours, ours_samples = run_sft_eval(a, model, tasks, limit, Path(tmp) / f"{label}_{shots}_{dtype}", shots, dtype)
-    ref, ref_s, ref_cpu = run_lm_eval(a, lm, oracle, tasks, limit, shots, tmp)
+    key = (tasks, limit, shots)
+    if key not in _LM_EVAL_RUNS:  # the bf16 row compares with the fp32 lm-eval run of the same documents
+        _LM_EVAL_RUNS[key] = run_lm_eval(a, lm, oracle, tasks, limit, shots, tmp)
+    ref, ref_s, ref_cpu = _LM_EVAL_RUNS[key]
     n_docs = sum(v["effective"] for v in ours["n-samples"].values())
     ours_s, ours_cpu = ours["sft"]["total_seconds"], ours["sft"]["cpu_seconds"]
     diff, n, worst = compare_predictions(ours_samples, ref)
