@@ -65,7 +65,7 @@ def run_sft_eval(a, model, tasks, limit, out, shots=0, dtype="float32", extra=()
     res["compute_line"] = (f"model {m.group(3)} GFLOP/s = {m.group(4)}% of the {m.group(6)} GFLOP/s {m.group(5)} gemm "
                            f"peak measured in the same run") if m else "no compute line"
     samples = {t: [json.loads(l) for l in (Path(out) / f"samples_{t}.jsonl").read_text().splitlines()]
-               for t in res["results"]}
+               for t in res["n-samples"]}  # tasks only (results also holds groups)
     return res, samples
 
 
