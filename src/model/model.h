@@ -124,6 +124,20 @@ class Model {
       std::vector<std::vector<int64_t>> out_rows;
     };
     virtual std::vector<std::vector<std::vector<float>>> append_groups(const std::vector<Group>& groups);
+    // Batched generation (eval's generate_until): persistent branches after the cached positions [0, length()).
+    // start_branches computes every prompt (non-empty) as its own branch in ONE forward and returns, per branch, the
+    // fp32 logits [V] after its last prompt token; `capacity` bounds the tokens a branch will hold (prompt +
+    // generated). step_branches appends tokens[b] to branch b for every entry >= 0 (-1 = idle) in ONE forward and
+    // returns the logits [V] after it (empty for idle branches). A branch sees the cached positions and its own
+    // tokens only. The cache must not change while the branches are in use; a new start_branches replaces them. The
+    // default implementation (append(all of a branch's tokens) + truncate, per branch and step) is the reference.
+    virtual std::vector<std::vector<float>> start_branches(const std::vector<std::vector<int32_t>>& prompts,
+                                                           int64_t capacity);
+    virtual std::vector<std::vector<float>> step_branches(const std::vector<int32_t>& tokens);
+
+   protected:
+    std::vector<std::vector<int32_t>> ref_branches_;  // the reference implementation's tokens per branch
+    int64_t ref_capacity_ = 0;
   };
   virtual std::unique_ptr<KVSession> new_session(int64_t max_len) = 0;
 
