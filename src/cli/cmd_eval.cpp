@@ -13,6 +13,7 @@
 #include "backend/backend.h"
 #include "backend/device.h"
 #include "cli/commands.h"
+#include "io/gguf.h"
 #include "eval/evaluator.h"
 #include "eval/compare_report.h"
 #include "eval/results_cache.h"
@@ -85,7 +86,8 @@ model::Precision parse_dtype(const std::string& d, const backend::Backend& be) {
 
 eval::EvalResults run_one(const EvalArgs& a, const std::string& model_dir, backend::Backend& be,
                           const std::string& adapter = "") {
-  SFT_CHECK(fs::is_directory(model_dir), "--model: ", model_dir, " is not a directory");
+  SFT_CHECK(fs::is_directory(model_dir) || io::is_gguf_file(model_dir), "--model: ", model_dir,
+            " is not a model folder or .gguf file");
   eval::TaskOptions to;
   to.data_dir = a.data_dir;
   to.num_fewshot = a.num_fewshot;

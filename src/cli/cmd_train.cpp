@@ -262,6 +262,7 @@ void train_in_this_process(ParsedTrainArgs& parsed, std::unique_ptr<parallel::Co
   ConsoleObserver obs(cfg.disable_tqdm);
   const train::TrainSummary s = train::run_training(job, obs);
   obs.clear_bar();
+  if (comm->rank() == 0) save_gguf_after_training(cfg, base, s.output_dir);  // --save_gguf
   char loss[64];
   if (std::isfinite(s.final_loss)) std::snprintf(loss, sizeof loss, "%.4f", s.final_loss);
   else std::snprintf(loss, sizeof loss, "n/a (no step was applied)");
@@ -288,6 +289,7 @@ void run_train(const std::vector<std::string>& args) {
     return;
   }
   parsed.cfg.validate();
+  check_save_gguf(parsed.cfg);  // --save_gguf: a known type and a family with a GGUF mapping, before any training
   // mpirun / srun: one rank of several (MPI initialised here); a plain launch: world 1.
   std::unique_ptr<parallel::Communicator> comm = parallel::make_communicator_from_environment();
   if (comm->world_size() == 1) return train_in_this_process(parsed, comm);

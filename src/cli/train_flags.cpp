@@ -108,6 +108,8 @@ const std::map<std::string, Flag>& flags() {
       {"greater_is_better", {Kind::Bool, [](TrainConfig& c, const std::string& v) {
                                c.greater_is_better = parse_bool("greater_is_better", v) ? 1 : 0; },
                              "best = higher metric (default False for eval_loss)"}},
+      {"save_gguf", {STR(save_gguf), "also write <output_dir>/<name>-<type>.gguf at the end (q8_0, f16, bf16 or f32; "
+                                     "LoRA: merged), as `sft export` does"}},
       {"gradient_checkpointing", {BOOL(gradient_checkpointing),
                                   "keep only each layer's input and re-run its forward in the backward: activation "
                                   "memory of one layer instead of all (sft info shows both), ~15-30% more time a step"}},

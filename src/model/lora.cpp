@@ -350,12 +350,38 @@ std::unique_ptr<Model> load_model(const fs::path& dir, const fs::path& adapter_d
   return Model::load(dir, be, p, &o);
 }
 
+AdapterMerge::AdapterMerge(const io::ModelConfig& cfg, const fs::path& adapter_dir)
+    : acfg_(check_adapter(adapter_dir, cfg, file_)) {}
+
+AdapterMerge::~AdapterMerge() = default;
+
+void AdapterMerge::read(const TensorSpec& w, const io::WeightStore& store, std::vector<float>& v) const {
+  const std::string prefix = io::kPeftPrefix;
+  auto adapter_f32 = [&](const std::string& name, std::vector<float>& out) {
+    const io::TensorInfo* t = file_->find(name);
+    out.resize(static_cast<size_t>(t->numel()));
+    io::convert_to_f32(t->dtype, file_->data(*t), t->numel(), out.data(), file_->path().string() + ": " + name);
+  };
+  if (file_->find(prefix + w.name)) {  // modules_to_save: the adapter holds the whole trained tensor
+    adapter_f32(prefix + w.name, v);
+    return;
+  }
+  v.resize(static_cast<size_t>(w.numel()));
+  store.read_f32(w.name, v.data(), w.shape);
+  if (!ends_with(w.name, ".weight")) return;
+  const std::string module = module_of(w.name);
+  if (!file_->find(lora_a_name(module))) return;
+  std::vector<float> A, B;
+  adapter_f32(lora_a_name(module), A);
+  adapter_f32(lora_b_name(module), B);
+  merge_lora_delta(v.data(), A.data(), B.data(), w.shape[0], w.shape[1], acfg_.r, static_cast<float>(acfg_.scaling()));
+}
+
 void merge_adapter_folder(const fs::path& base_dir, const fs::path& adapter_dir, const fs::path& out_dir,
                           const std::string& dtype) {
   SFT_CHECK(dtype == "float32" || dtype == "bfloat16", "--torch_dtype must be float32 or bfloat16, got '", dtype, "'");
   const io::ModelConfig cfg = load_config(base_dir / "config.json");
-  std::unique_ptr<io::SafetensorsFile> af;
-  const io::LoraAdapterConfig acfg = check_adapter(adapter_dir, cfg, af);
+  const AdapterMerge merge(cfg, adapter_dir);
   SFT_CHECK(fs::absolute(out_dir) != fs::absolute(base_dir) && fs::absolute(out_dir) != fs::absolute(adapter_dir),
             "--output_dir must differ from --model and --adapter");
   if (fs::exists(out_dir))
@@ -364,32 +390,7 @@ void merge_adapter_folder(const fs::path& base_dir, const fs::path& adapter_dir,
   const io::WeightStore store = io::WeightStore::open(base_dir);
   const std::vector<TensorSpec> specs = tensor_table(cfg);
   std::map<std::string, std::vector<float>> values;
-  const std::string prefix = io::kPeftPrefix;
-  auto adapter_f32 = [&](const std::string& name) {
-    const io::TensorInfo* t = af->find(name);
-    std::vector<float> v(static_cast<size_t>(t->numel()));
-    io::convert_to_f32(t->dtype, af->data(*t), t->numel(), v.data(), af->path().string() + ": " + name);
-    return v;
-  };
-  const float scaling = static_cast<float>(acfg.scaling());
-  for (const TensorSpec& w : specs) {
-    std::vector<float>& v = values[w.name];
-    if (af->find(prefix + w.name)) {  // modules_to_save: the adapter holds the whole trained tensor
-      v = adapter_f32(prefix + w.name);
-      continue;
-    }
-    int64_t numel = 1;
-    for (int64_t s : w.shape) numel *= s;
-    v.resize(static_cast<size_t>(numel));
-    store.read_f32(w.name, v.data(), w.shape);
-    if (ends_with(w.name, ".weight")) {
-      const std::string module = module_of(w.name);
-      if (af->find(lora_a_name(module))) {
-        const std::vector<float> A = adapter_f32(lora_a_name(module)), B = adapter_f32(lora_b_name(module));
-        merge_lora_delta(v.data(), A.data(), B.data(), w.shape[0], w.shape[1], acfg.r, scaling);
-      }
-    }
-  }
+  for (const TensorSpec& w : specs) merge.read(w, store, values[w.name]);
   std::vector<std::vector<uint16_t>> half;
   std::vector<io::TensorToWrite> out;
   for (const TensorSpec& w : specs) {

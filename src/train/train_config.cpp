@@ -187,6 +187,7 @@ std::string TrainConfig::to_json() const {
   j["debug_dump_batches"] = debug_dump_batches;
   j["gradient_checkpointing"] = gradient_checkpointing;
   j["skip_nonfinite_steps"] = skip_nonfinite_steps;
+  j["save_gguf"] = save_gguf;
   j["use_peft"] = use_peft;
   j["lora_r"] = lora_r;
   j["lora_alpha"] = lora_alpha;

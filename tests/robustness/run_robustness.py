@@ -635,6 +635,11 @@ EXTRA = {
     "flags/output_dir_under_a_file": no_leftovers,
 }
 
+# GGUF files and `sft export` (tests/robustness/gguf_cases.py).
+import gguf_cases  # noqa: E402  (beside this file)
+CASES += gguf_cases.CASES
+EXTRA.update(gguf_cases.EXTRA)
+
 
 def run_case(env, case, workdir):
     name, area, setup, rc_want, must = case
