@@ -1,6 +1,7 @@
 // HF model families <-> GGUF (llama.cpp conventions). See gguf_mapping.h.
 #include "model/gguf_mapping.h"
 
+#include <algorithm>
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
@@ -122,39 +123,64 @@ bool factors_match(const std::vector<float>& a, const std::vector<float>& b) {
 
 }  // namespace
 
-// Only the two wavelength bounds (original / low, original / high) enter the formula, so
-// original_max_position_embeddings is taken as 8192 (Llama 3.1 / 3.2) and the factors are tried with Llama 3's
-// low/high factors 1 and 4 first, else the bounds are fitted to the smoothed entries; the result must reproduce
-// every factor.
+// Only the two wavelength bounds lw = original / low and hw = original / high enter the formula: in x = 1 / wavelength,
+// a smoothed entry is 1 / ((1 - s) / factor + s) with s = (x - 1/lw) / (1/hw - 1/lw), linear in x. So the factors
+// are tried with Llama 3's parameters first (original 8192, low 1, high 4), else the bounds are solved for: a line
+// through the smoothed entries (two or more), or bounds placed between the neighbouring classes (fewer), with
+// original = lw rounded and low / high from it. The result must reproduce every factor.
 io::RopeScaling rope_scaling_from_factors(io::ModelConfig c, const std::vector<float>& f, const std::string& where) {
-  SFT_CHECK(static_cast<int64_t>(f.size()) == c.head_dim / 2, where, ": rope_freqs.weight has ", f.size(),
+  const size_t n = f.size();
+  SFT_CHECK(n > 0 && static_cast<int64_t>(n) == c.head_dim / 2, where, ": rope_freqs.weight has ", n,
             " entries, expected head_dim / 2 = ", c.head_dim / 2);
+  const std::string bad = where + ": rope_freqs.weight holds factors that are not Llama 3 rope scaling (llama3), the "
+                                  "only scaling sft implements";
+  const double factor = f.back();
+  SFT_CHECK(std::isfinite(factor) && factor >= 1, bad);
   io::RopeScaling rs;
+  if (factor == 1) {  // all ones: no scaling at all
+    for (float v : f) SFT_CHECK(v == 1.0f, bad);
+    return rs;
+  }
   rs.type = "llama3";
-  rs.factor = f.back();
+  rs.factor = factor;
   rs.original_max_position_embeddings = 8192;
   c.rope_scaling = rs;
   if (factors_match(llama3_rope_factors(c), f)) return rs;
-  // s = (1/F - 1/factor) / (1 - 1/factor) is linear in the frequency: s = a * freq + b with
-  // a = original / (2 pi (high - low)) and b = -low / (high - low).
-  std::vector<std::pair<double, double>> pts;
-  for (size_t k = 0; k < f.size(); ++k) {
-    if (f[k] > 1.0f + 1e-6f && f[k] < rs.factor * (1 - 1e-6)) {
-      const double freq = 1.0 / std::pow(c.rope_theta, 2.0 * static_cast<double>(k) / static_cast<double>(c.head_dim));
-      pts.emplace_back(freq, (1.0 / f[k] - 1.0 / rs.factor) / (1.0 - 1.0 / rs.factor));
-    }
+  // x_k = 1 / wavelength_k = freq_k / 2 pi, decreasing in k; classes must run ones, smoothed, factor.
+  std::vector<double> x(n);
+  for (size_t k = 0; k < n; ++k)
+    x[k] = 1.0 / (2 * std::numbers::pi * std::pow(c.rope_theta, 2.0 * static_cast<double>(k) / c.head_dim));
+  auto near = [](double v, double t) { return std::fabs(v - t) <= 1e-6 * t; };
+  size_t ones = 0, facs = 0;
+  while (ones < n && near(f[ones], 1.0)) ++ones;
+  while (facs < n - ones && near(f[n - 1 - facs], factor)) ++facs;
+  const size_t mid_begin = ones, mid_end = n - facs;  // smoothed entries [mid_begin, mid_end)
+  auto s_of = [&](size_t k) { return (1.0 / f[k] - 1.0 / factor) / (1.0 - 1.0 / factor); };
+  double inv_lw = 0, inv_hw = 0;
+  const double x_after = facs > 0 ? x[mid_end] : x[n - 1] / 4;       // first factor entry (or beyond the last)
+  const double x_before = ones > 0 ? x[mid_begin - 1] : x[0] * 4;    // last unscaled entry (or before the first)
+  if (mid_end - mid_begin >= 2) {
+    const size_t p = mid_begin, q = mid_end - 1;
+    const double A = (s_of(q) - s_of(p)) / (x[q] - x[p]), B = s_of(p) - A * x[p];
+    SFT_CHECK(A > 0, bad);
+    inv_lw = -B / A;
+    inv_hw = inv_lw + 1.0 / A;
+  } else if (mid_end - mid_begin == 1) {
+    const size_t m = mid_begin;
+    inv_lw = std::sqrt(x[m] * x_after);
+    inv_hw = inv_lw + (x[m] - inv_lw) / s_of(m);
+  } else {
+    inv_lw = std::cbrt(x_after * x_after * x_before);
+    inv_hw = std::cbrt(x_after * x_before * x_before);
   }
-  if (pts.size() >= 2 && rs.factor > 1) {
-    const double a = (pts.back().second - pts.front().second) / (pts.back().first - pts.front().first);
-    const double b = pts.front().second - a * pts.front().first;
-    const double span = rs.original_max_position_embeddings / (2 * std::numbers::pi * a);
-    rs.low_freq_factor = -b * span;
-    rs.high_freq_factor = rs.low_freq_factor + span;
-    c.rope_scaling = rs;
-    if (rs.low_freq_factor > 0 && span > 0 && factors_match(llama3_rope_factors(c), f)) return rs;
-  }
-  throw Error(where + ": rope_freqs.weight holds factors that are not Llama 3 rope scaling (llama3), the only "
-                      "scaling sft implements");
+  SFT_CHECK(std::isfinite(inv_lw) && std::isfinite(inv_hw) && inv_lw > 0 && inv_hw > inv_lw, bad);
+  const double lw = 1.0 / inv_lw;
+  rs.original_max_position_embeddings = std::max<int64_t>(1, std::llround(lw));
+  rs.low_freq_factor = static_cast<double>(rs.original_max_position_embeddings) * inv_lw;
+  rs.high_freq_factor = static_cast<double>(rs.original_max_position_embeddings) * inv_hw;
+  c.rope_scaling = rs;
+  SFT_CHECK(factors_match(llama3_rope_factors(c), f), bad);
+  return rs;
 }
 
 std::string gguf_tensor_name(const TensorSpec& t) {

@@ -32,7 +32,7 @@ def build(kind, dest):
                   num_key_value_heads=2, max_position_embeddings=512, rms_norm_eps=1e-5)
     if kind in ("llama", "llama_rs"):
         rs = {"rope_type": "llama3", "factor": 32.0, "low_freq_factor": 1.0, "high_freq_factor": 4.0,
-              "original_max_position_embeddings": 64} if kind == "llama_rs" else None
+              "original_max_position_embeddings": 8192} if kind == "llama_rs" else None
         cfg = LlamaConfig(vocab_size=LLAMA_VOCAB, rope_theta=500000.0, tie_word_embeddings=True, bos_token_id=128000,
                           eos_token_id=128001, rope_scaling=rs, **common)
         model, tok = LlamaForCausalLM, "llama3"

@@ -120,8 +120,8 @@ def q5_0_tensor(tensors):
             tensors[i] = (name, dims, 6, b"\0" * (64 * 22))
 
 
-def shrink_embedding(kv):
-    kv["qwen2.embedding_length"] = [4, 16]
+def shrink_ffn(kv):
+    kv["qwen2.feed_forward_length"] = [4, 48]
 
 
 def info(model_setup):
@@ -180,8 +180,8 @@ CASES = [
      ["bad.gguf", "num_hidden_layers"]),
     ("gguf/block_count_more_than_tensors", A_GGUF, info(gguf_with(set_kv("qwen2.block_count", 4, 3))), 1,
      ["bad.gguf", "blk.2."]),
-    ("gguf/metadata_contradicts_shapes", A_GGUF, info(gguf_with(shrink_embedding)), 1,
-     ["bad.gguf", "token_embd.weight", "shape"]),
+    ("gguf/metadata_contradicts_shapes", A_GGUF, info(gguf_with(shrink_ffn)), 1,
+     ["bad.gguf", "blk.0.ffn_gate.weight", "shape"]),
     ("gguf/unsupported_tensor_type", A_GGUF,
      lambda env, d: ["generate", "--model", gguf_with(tensor_edit=q5_0_tensor)(env, d), "--prompt", "hi",
                      "--max_new_tokens", "2"], 1, ["bad.gguf", "blk.0.ffn_up.weight", "Q5_0"]),
