@@ -379,9 +379,9 @@ GgufFile::GgufFile(const std::filesystem::path& path) : name_(path.string()), ma
 GgufFile GgufFile::from_bytes(std::string bytes, const std::string& name) {
   GgufFile f;
   f.name_ = name;
-  f.owned_ = std::move(bytes);
-  f.data_ = reinterpret_cast<const uint8_t*>(f.owned_.data());
-  f.size_ = f.owned_.size();
+  f.owned_ = std::make_shared<const std::string>(std::move(bytes));
+  f.data_ = reinterpret_cast<const uint8_t*>(f.owned_->data());
+  f.size_ = f.owned_->size();
   f.parse();
   return f;
 }

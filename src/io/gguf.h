@@ -11,6 +11,7 @@
 #include <filesystem>
 #include <functional>
 #include <map>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -124,7 +125,7 @@ class GgufFile {
 
   std::string name_;
   MappedFile map_;
-  std::string owned_;  // from_bytes
+  std::shared_ptr<const std::string> owned_;  // from_bytes (shared: data_ stays valid when the file object moves)
   const uint8_t* data_ = nullptr;
   size_t size_ = 0;
   uint32_t version_ = 0;

@@ -329,8 +329,7 @@ HfTokenizerFiles hf_tokenizer_files(const GgufFile& f) {
   auto token_of = [&](const char* key) -> std::optional<std::string> {
     const GgufValue* v = f.find(key);
     if (!v) return std::nullopt;
-    SFT_CHECK(v->is_integer(), file, ": key ", key, " has type ", gguf_type_name(v->type), ", expected an integer");
-    const int64_t id = v->as_int();
+    const int64_t id = f.get_int(key);
     SFT_CHECK(id >= 0 && static_cast<size_t>(id) < n, file, ": ", key, " ", id, " is not a token id (", n,
               " tokens)");
     SFT_CHECK(types.int_at(static_cast<size_t>(id)) != kUnused, file, ": ", key, " ", id, " names an unused token");

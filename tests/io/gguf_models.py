@@ -1,11 +1,14 @@
 """Tiny random models (real tokenizers) for the GGUF tests: each an HF folder written by transformers.
 
-llama   Llama 3 tokenizer (tokenizer.ggml.pre llama-bpe), tied, GQA 4/2 (q/k permuted in GGUF)
+llama   Llama 3 tokenizer (tokenizer.ggml.pre llama-bpe) with Meta's BOS-adding post-processor, tied, GQA 4/2
+        (q/k permuted in GGUF)
 llama_rs  the same with Llama 3 rope scaling (rope_freqs.weight in GGUF; transformers' GGUF loader ignores it)
 qwen2   Qwen2.5 / Qwen3 tokenizer (pre qwen2), tied, q/k/v biases
-qwen3   Qwen3 tokenizer, untied, head_dim 32 != hidden / heads (key_length / value_length), q/k norms
+qwen3   Qwen3 tokenizer, untied, head_dim 128 != hidden / heads (key_length / value_length), q/k norms (128 is
+        also Qwen3Config's default, which transformers' GGUF loader assumes: it does not read key_length for qwen3)
 tiny    Llama with attention biases (permuted q/k biases), untied, the tiny byte-level tokenizer (pre gpt-2)
 Weights are perturbed away from transformers' init so that norms are not 1 and greedy picks are decisive."""
+import json
 import shutil
 import subprocess
 from pathlib import Path
@@ -41,7 +44,7 @@ def build(kind, dest):
                           bos_token_id=151643, eos_token_id=151645, **common)
         model, tok = Qwen2ForCausalLM, "qwen3"
     elif kind == "qwen3":
-        cfg = Qwen3Config(vocab_size=QWEN_VOCAB, rope_theta=1000000.0, tie_word_embeddings=False, head_dim=32,
+        cfg = Qwen3Config(vocab_size=QWEN_VOCAB, rope_theta=1000000.0, tie_word_embeddings=False, head_dim=128,
                           bos_token_id=151643, eos_token_id=151645, **common)
         model, tok = Qwen3ForCausalLM, "qwen3"
     elif kind == "tiny":
@@ -58,6 +61,20 @@ def build(kind, dest):
     m.save_pretrained(dest, safe_serialization=True)
     if tok:
         tokenizer_files(tok, dest)
+        if tok == "llama3":  # the fixture (npm copy) has a bare ByteLevel post-processor; Meta's file adds BOS
+            tj = json.loads((dest / "tokenizer.json").read_text())
+            tj["post_processor"] = {"type": "Sequence", "processors": [
+                {"type": "ByteLevel", "add_prefix_space": True, "trim_offsets": False, "use_regex": True},
+                {"type": "TemplateProcessing",
+                 "single": [{"SpecialToken": {"id": "<|begin_of_text|>", "type_id": 0}},
+                            {"Sequence": {"id": "A", "type_id": 0}}],
+                 "pair": [{"SpecialToken": {"id": "<|begin_of_text|>", "type_id": 0}},
+                          {"Sequence": {"id": "A", "type_id": 0}},
+                          {"SpecialToken": {"id": "<|begin_of_text|>", "type_id": 1}},
+                          {"Sequence": {"id": "B", "type_id": 1}}],
+                 "special_tokens": {"<|begin_of_text|>": {"id": "<|begin_of_text|>", "ids": [128000],
+                                                          "tokens": ["<|begin_of_text|>"]}}}]}
+            (dest / "tokenizer.json").write_text(json.dumps(tj))
     else:
         for f in ("tokenizer.json", "tokenizer_config.json"):
             shutil.copy(FIX / "train" / "tiny_tokenizer" / f, dest / f)

@@ -136,13 +136,14 @@ def test_gguf_py_reads_keys_types_and_tensor_bytes(models, exported, kind):
         head_dim = cfg.get("head_dim") or cfg["hidden_size"] // cfg["num_attention_heads"]
         assert val(f"{a}.rope.dimension_count", VT.UINT32) == head_dim
         if kind == "qwen3":
-            assert val(f"{a}.attention.key_length", VT.UINT32) == 32
-            assert val(f"{a}.attention.value_length", VT.UINT32) == 32
+            assert val(f"{a}.attention.key_length", VT.UINT32) == 128
+            assert val(f"{a}.attention.value_length", VT.UINT32) == 128
         assert val("tokenizer.ggml.model", VT.STRING) == "gpt2"
         assert val("tokenizer.ggml.pre", VT.STRING) == PRE[kind]
         tokens = f["tokenizer.ggml.tokens"].contents()
         assert len(tokens) == cfg["vocab_size"] and f["tokenizer.ggml.token_type"].types == [VT.ARRAY, VT.INT32]
-        assert len(f["tokenizer.ggml.merges"].contents()) > 100
+        tj = json.loads((models[kind] / "tokenizer.json").read_text())
+        assert len(f["tokenizer.ggml.merges"].contents()) == len(tj["model"]["merges"]) > 0
         assert isinstance(val("tokenizer.ggml.add_bos_token", VT.BOOL), bool)
         assert val("tokenizer.ggml.eos_token_id", VT.UINT32) >= 0
 
@@ -176,7 +177,9 @@ def test_token_list_follows_the_converter(models, exported):
     assert r.fields["tokenizer.ggml.bos_token_id"].contents() == 151643  # config.json's, as the converter
     assert r.fields["tokenizer.ggml.add_bos_token"].contents() is False
     r = GGUFReader(str(exported["llama", "f32"]))
-    assert r.fields["tokenizer.ggml.add_bos_token"].contents() is True  # Llama 3's post-processor adds BOS
+    llama = AutoTokenizer.from_pretrained(models["llama"])
+    assert llama("x")["input_ids"][0] == 128000  # Meta's post-processor adds BOS ...
+    assert r.fields["tokenizer.ggml.add_bos_token"].contents() is True  # ... and the GGUF says so
     assert r.fields["tokenizer.ggml.bos_token_id"].contents() == 128000
     assert "tokenizer.chat_template" in r.fields
 
@@ -214,10 +217,12 @@ def test_round_trip_logits(models, exported, kind, tmp_path):
         assert e < tol, f"{kind} {t}: {e}"
 
 
-@pytest.mark.parametrize("kind", ["llama", "qwen2", "qwen3", "tiny"])
+@pytest.mark.parametrize("kind", ["llama", "qwen2", "qwen3"])
 def test_transformers_loads_our_gguf(models, exported, kind):
     """transformers' GGUF loader (dequantise, un-permute) gives the folder's logits: f32 1e-5 relative; f16/bf16
-    within their rounding (checked against the folder's model with its matrices rounded the same way); q8_0 reported."""
+    within their rounding (checked against the folder's model with its matrices rounded the same way); q8_0 reported.
+    Not "tiny": transformers' GGUF config mapping never sets attention_bias for llama, so it drops the q/k/v/o biases
+    that llama.cpp loads (test_gguf_llama_cpp.py runs that model in llama.cpp)."""
     from transformers import AutoModelForCausalLM
     torch.manual_seed(0)
     ids = torch.tensor([[5, 17, 42, 99, 7, 3, 250, 11, 64, 128]])
@@ -271,7 +276,7 @@ def test_tokenizer_and_chat_template_from_gguf(models, exported, kind):
 def test_info_and_generate_read_a_gguf(models, exported):
     r = run("info", "--model", exported["qwen3", "q8_0"], "--json")
     j = json.loads(r.stdout)
-    assert j["model_type"] == "qwen3" and j["head_dim"] == 32 and not j["tie_word_embeddings"]
+    assert j["model_type"] == "qwen3" and j["head_dim"] == 128 and not j["tie_word_embeddings"]
     assert "Q8_0" in j["dtype_on_disk"] and "F32" in j["dtype_on_disk"]
     a = run("generate", "--model", exported["qwen2", "f32"], "--template", "none", "--prompt", "The capital of",
             "--greedy", "--max_new_tokens", "8", "--json")

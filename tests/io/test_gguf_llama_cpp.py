@@ -3,7 +3,7 @@ scripts/setup-llama-venv.sh into ~/.cache/sft/llama-venv-<hash>; label `slow`, s
 
 - greedy continuations of several prompts equal `sft generate --greedy` for f32 and f16, on SmolLM2-135M-Instruct
   real weights (the folder scripts/convert_smollm2.py makes) and on tiny random Llama (also with Llama 3 rope
-  scaling), Qwen2 and Qwen3 models. A divergence is accepted only at a near-tie of llama.cpp's top two logits
+  scaling; and "tiny": attention biases, permuted q/k biases, the gpt-2 pre-tokenizer), Qwen2 and Qwen3 models. A divergence is accepted only at a near-tie of llama.cpp's top two logits
   (f32: margin < 1e-3; f16: < 2e-2, since llama.cpp rounds activations to f16 for f16 matrices);
 - llama.cpp's tokenizer (tokenizer.ggml.pre) encodes a corpus as sft does;
 - the chat template renders as ours: llama-cpp-python's Jinja2 formatter, and llama.cpp's built-in C++ formats
@@ -51,7 +51,7 @@ def llama_cpp(job):
 @pytest.fixture(scope="module")
 def models(tmp_path_factory):
     root = tmp_path_factory.mktemp("llamacpp")
-    out = {k: gguf_models.build(k, root / k) for k in ("llama", "llama_rs", "qwen2", "qwen3")}
+    out = {k: gguf_models.build(k, root / k) for k in ("llama", "llama_rs", "qwen2", "qwen3", "tiny")}
     if (SMOL / "model.safetensors").exists():
         out["smollm2"] = SMOL
     return out
@@ -64,7 +64,7 @@ def export(models, kind, t, root):
     return f
 
 
-@pytest.mark.parametrize("kind", ["smollm2", "llama", "llama_rs", "qwen2", "qwen3"])
+@pytest.mark.parametrize("kind", ["smollm2", "llama", "llama_rs", "qwen2", "qwen3", "tiny"])
 @pytest.mark.parametrize("outtype", ["f32", "f16"])
 def test_greedy_and_tokenizer_match_llama_cpp(models, kind, outtype, tmp_path_factory):
     if kind not in models:
