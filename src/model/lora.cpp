@@ -2,6 +2,9 @@
 // checking against a model config, and merging (see lora.h).
 #include "model/lora.h"
 
+#include "io/gguf.h"
+#include "model/gguf_mapping.h"
+
 #include <algorithm>
 #include <cmath>
 #include <random>
@@ -387,7 +390,9 @@ void merge_adapter_folder(const fs::path& base_dir, const fs::path& adapter_dir,
   if (fs::exists(out_dir))
     SFT_CHECK(fs::is_directory(out_dir) && fs::directory_iterator(out_dir) == fs::directory_iterator(),
               "--output_dir ", out_dir.string(), " exists and is not an empty folder");
-  const io::WeightStore store = io::WeightStore::open(base_dir);
+  // A GGUF base: its tensors decoded under HF names (the merged folder gets the tokenizer files it stands for).
+  const io::WeightStore store = io::is_gguf_file(base_dir) ? open_gguf_model(base_dir).weights
+                                                           : io::WeightStore::open(base_dir);
   const std::vector<TensorSpec> specs = tensor_table(cfg);
   std::map<std::string, std::vector<float>> values;
   for (const TensorSpec& w : specs) merge.read(w, store, values[w.name]);
