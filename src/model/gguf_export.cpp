@@ -2,6 +2,8 @@
 // llama.cpp's converter writes it (see gguf_mapping.h), streamed tensor by tensor into an atomically renamed file.
 #include <cmath>
 
+#include <nlohmann/json.hpp>
+
 #include "io/gguf_tokenizer.h"
 #include "model/gguf_mapping.h"
 #include "model/lora.h"
@@ -51,9 +53,11 @@ std::vector<std::pair<std::string, io::GgufValue>> export_metadata(const io::Mod
   md.emplace_back(a + ".rope.freq_base", V::f32(static_cast<float>(cfg.rope_theta)));
   md.emplace_back(a + ".rope.dimension_count", u32(cfg.head_dim));
   md.emplace_back(a + ".attention.layer_norm_rms_epsilon", V::f32(static_cast<float>(cfg.rms_norm_eps)));
-  // The converter writes key/value lengths when config.json states head_dim (Qwen3 always does); llama.cpp
-  // otherwise assumes embedding_length / head_count.
-  if (cfg.head_dim * cfg.num_attention_heads != cfg.hidden_size || cfg.qk_norm) {
+  // The converter writes key/value lengths whenever config.json states head_dim (Qwen3 always does, transformers 5
+  // folders often do); llama.cpp otherwise assumes embedding_length / head_count.
+  const nlohmann::json src = nlohmann::json::parse(cfg.source_json.empty() ? "{}" : cfg.source_json, nullptr, false);
+  const bool stated = src.is_object() && src.contains("head_dim") && !src["head_dim"].is_null();
+  if (stated || cfg.head_dim * cfg.num_attention_heads != cfg.hidden_size || cfg.qk_norm) {
     md.emplace_back(a + ".attention.key_length", u32(cfg.head_dim));
     md.emplace_back(a + ".attention.value_length", u32(cfg.head_dim));
   }
