@@ -17,6 +17,7 @@
 #include "backend/device.h"
 #include "backend/gemm_probe.h"
 #include "cli/commands.h"
+#include "io/gguf.h"
 #include "eval/evaluator.h"
 #include "eval/gen_kwargs.h"
 #include "eval/compare_report.h"
@@ -155,7 +156,8 @@ void print_compute(const eval::EvalResults& r, backend::Backend& be, model::Prec
 
 eval::EvalResults run_one(const EvalArgs& a, const std::string& model_dir, backend::Backend& be,
                           const std::string& adapter = "") {
-  SFT_CHECK(fs::is_directory(model_dir), "--model: ", model_dir, " is not a directory");
+  SFT_CHECK(fs::is_directory(model_dir) || io::is_gguf_file(model_dir), "--model: ", model_dir,
+            " is not a model folder or .gguf file");
   const eval::TaskPlan plan = eval::plan_tasks(a.tasks);
   std::vector<eval::Task> tasks = build_tasks(a, plan);
   auto tok = tok::Tokenizer::load(model_dir);

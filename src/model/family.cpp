@@ -4,7 +4,9 @@
 
 #include <nlohmann/json.hpp>
 
+#include "io/gguf.h"
 #include "io/json_reader.h"
+#include "model/gguf_mapping.h"
 #include "model/weight_check.h"
 #include "util/checked_math.h"
 #include "util/error.h"
@@ -134,6 +136,10 @@ io::ModelConfig parse_config(const std::string& text, const std::string& where) 
 }
 
 io::ModelConfig load_config(const std::filesystem::path& p) {
+  // A GGUF file states its config in its metadata; "<file.gguf>/config.json" (what callers given a model path
+  // build) names the same.
+  if (io::is_gguf_file(p)) return gguf_config(io::GgufFile(p));
+  if (p.filename() == "config.json" && io::is_gguf_file(p.parent_path())) return gguf_config(io::GgufFile(p.parent_path()));
   std::filesystem::path file = std::filesystem::is_directory(p) ? p / "config.json" : p;
   SFT_CHECK(std::filesystem::exists(file), file.string(), ": config.json not found");
   return parse_config(read_input_file(file, input::json_file), file.string());

@@ -4,9 +4,11 @@
 #include <numbers>
 #include <random>
 
+#include "io/gguf.h"
 #include "io/hf_folder.h"
 #include "io/safetensors.h"
 #include "model/decoder.h"
+#include "model/gguf_mapping.h"
 #include "model/weight_check.h"
 #include "util/bf16.h"
 #include "util/error.h"
@@ -214,6 +216,11 @@ std::unique_ptr<Model> Model::random(const io::ModelConfig& cfg, uint64_t seed, 
 
 std::unique_ptr<Model> Model::load(const std::filesystem::path& dir, backend::Backend& be, Precision p,
                                    const LoraOptions* lora) {
+  if (io::is_gguf_file(dir)) {  // a GGUF: config from its metadata, weights decoded and mapped to HF names
+    const GgufModel g = open_gguf_model(dir);
+    check_weights_match_config(g.config, g.weights, dir);
+    return build(g.config, be, p, lora, [&](Decoder& m) { m.load_weights(g.weights); });
+  }
   const io::ModelConfig cfg = load_config(dir / "config.json");
   const io::WeightStore store = io::WeightStore::open(dir);
   check_weights_match_config(cfg, store, dir / "config.json");  // before any buffer is sized from cfg

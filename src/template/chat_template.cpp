@@ -1,5 +1,8 @@
 #include "template/chat_template.h"
 
+#include "io/gguf.h"
+#include "io/gguf_tokenizer.h"
+
 #include <nlohmann/json.hpp>
 
 #include "util/error.h"
@@ -88,6 +91,11 @@ ChatTemplate::ChatTemplate(const std::string& source, std::vector<std::pair<std:
       tmpl_(std::make_shared<Template>(Template::parse(source, origin_))) {}
 
 std::optional<ChatTemplate> ChatTemplate::load(const fs::path& dir) {
+  if (io::is_gguf_file(dir)) {  // tokenizer.chat_template, with the special tokens of the GGUF's vocabulary
+    io::HfTokenizerFiles files = io::hf_tokenizer_files(io::GgufFile(dir));
+    if (files.chat_template.empty()) return std::nullopt;
+    return ChatTemplate(files.chat_template, std::move(files.special_tokens), dir.string() + " (tokenizer.chat_template)");
+  }
   std::vector<std::pair<std::string, std::string>> specials;
   std::optional<std::string> source;
   std::string origin;

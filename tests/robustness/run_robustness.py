@@ -741,6 +741,11 @@ _cases, _extra = untrusted_cases.make_cases(sys.modules[__name__])
 CASES += _cases
 EXTRA.update(_extra)
 
+# GGUF files and `sft export` (tests/robustness/gguf_cases.py).
+import gguf_cases  # noqa: E402  (beside this file)
+CASES += gguf_cases.CASES
+EXTRA.update(gguf_cases.EXTRA)
+
 
 def run_case(env, case, workdir):
     name, area, setup, rc_want, must = case
