@@ -209,10 +209,6 @@ std::vector<std::vector<std::vector<float>>> Session::append_groups(const std::v
   const auto& D = m_.dims();
   const int64_t G = static_cast<int64_t>(groups.size());
   if (G == 0) return {};
-  // A sliding window counts key distance in row indices; the left padding between the cache and a prefix would
-  // stretch it. Such models score group by group (append + the batched append_branches, whose rows keep positions
-  // and indices aligned).
-  if (m_.has_sliding_window()) return Model::KVSession::append_groups(groups);
   int64_t Pmax = 0, Tb = 0, nbr = 0;
   for (size_t g = 0; g < groups.size(); ++g) {
     const Group& gr = groups[g];
@@ -238,6 +234,10 @@ std::vector<std::vector<std::vector<float>>> Session::append_groups(const std::v
     for (const auto& br : gr.branches)
       SFT_CHECK(C + static_cast<int64_t>(gr.prefix.size() + br.size()) <= max_len_, "KV session: a group of ",
                 gr.prefix.size(), " + ", br.size(), " tokens after ", C, " cached exceeds max_len ", max_len_);
+  // A sliding window counts key distance in row indices; the left padding between the cache and a prefix would
+  // stretch it. Such models score group by group (append + the batched append_branches, whose rows keep positions
+  // and indices aligned).
+  if (m_.has_sliding_window()) return Model::KVSession::append_groups(groups);
   const int64_t n_pre = G * Pmax, n = n_pre + nbr * Tb;
   backend::Backend& be = m_.backend();
   Workspace& ws = branch_workspace(n);

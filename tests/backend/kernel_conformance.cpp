@@ -511,7 +511,15 @@ TEST_P(KernelConformance, AttentionSharedKeysReadRowZero) {
   // Branch scoring (model/kv_session.cpp): rows of [prefix | own tokens | padding] whose prefix K/V only row 0 holds.
   // Rows b > 0 hold NaN there, so reading them would show; the result must equal the run where every row holds its
   // own copy (bit for bit on this backend: same keys in the same order) and the reference.
-  if (!be_->attention_shares_keys()) GTEST_SKIP() << GetParam().name << " does not implement shared_keys";
+  if (!be_->attention_shares_keys()) {  // the capability's contract: a backend without it rejects the layout
+    AttnShape s{2, 8, 2, 1, 8, 0.3f};
+    s.shared_keys = 4;
+    Buf<float> q(*be_, randn(2 * 8 * 2 * 8, 98)), kv(*be_, randn(2 * 8 * 8, 99)), out(*be_, 2 * 8 * 2 * 8);
+    Buf<float> lse(*be_, 2 * 8 * 2);
+    Buf<int32_t> dc(*be_, std::vector<int32_t>(16, 0));
+    EXPECT_THROW(be_->attention_forward(out, lse, q, kv, kv, dc, s), Error);
+    return;
+  }
   for (auto [B, T, H, KV, d, Tq, P] : std::vector<std::array<int64_t, 7>>{
            {3, 40, 4, 2, 16, 9, 31},    // prefix inside the first key block
            {4, 150, 6, 2, 32, 40, 110},  // prefix ending mid-block after whole shared blocks

@@ -77,3 +77,16 @@ def test_greedy_matches_transformers(model_dir):
             compared += len(got)
         assert len(ids) + len(got) > 12, "prompt + generated tokens must exceed the sliding window"
     assert compared >= 40, "at least 40 generated tokens must be compared"
+    # The window mattered: without it transformers generates something else for at least one prompt.
+    model.config.sliding_window = 10 ** 6
+    for layer in model.model.layers:
+        if layer.self_attn.sliding_window:
+            layer.self_attn.sliding_window = 10 ** 6
+    differs = 0
+    for prompt in PROMPTS:
+        inp = torch.tensor([tok(prompt)["input_ids"]])
+        with torch.no_grad():
+            full = model.generate(inp, attention_mask=torch.ones_like(inp), do_sample=False, max_new_tokens=N_NEW,
+                                  eos_token_id=0, pad_token_id=0)[0, inp.shape[1]:].tolist()
+        differs += full != sft(model_dir, prompt)["tokens"]
+    assert differs > 0, "the sliding window changed no generation: the test would not see it ignored"
