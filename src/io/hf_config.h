@@ -42,8 +42,12 @@ struct ModelConfig {
   double query_pre_attn_scalar = 0;    // attention scale = query_pre_attn_scalar^-0.5; 0 = head_dim^-0.5
   double attn_logit_softcapping = 0;   // scores capped to c * tanh(s / c); 0 = none (Gemma 2)
   double final_logit_softcapping = 0;  // logits capped the same way; 0 = none (Gemma 2)
-  int64_t sliding_window = 0;          // window of the layers layer_types marks "sliding_attention"; 0 = none
-  std::vector<std::string> layer_types;  // per layer "full_attention" / "sliding_attention"; empty = all full
+  int64_t sliding_window = 0;          // window of the sliding layers (below); 0 = none
+  // Which layers slide: config "layer_types" ("full_attention" / "sliding_attention" per layer) when given, else
+  // every other layer from layer 0 when alternate_sliding (Gemma 2's default, kept as that rule: a written config
+  // stays as the source had it), else none.
+  std::vector<std::string> layer_types;
+  bool alternate_sliding = false;
   RopeScaling rope_scaling;
   std::string torch_dtype = "float32";
   std::optional<int64_t> bos_token_id, eos_token_id, pad_token_id;  // eos_token_id = first of eos_token_ids
@@ -55,10 +59,10 @@ struct ModelConfig {
   int64_t q_dim() const { return num_attention_heads * head_dim; }
   // The attention window of decoder layer l (0 = full attention).
   int64_t window_of(int64_t l) const {
-    return sliding_window > 0 && static_cast<size_t>(l) < layer_types.size() &&
-                   layer_types[static_cast<size_t>(l)] == "sliding_attention"
-               ? sliding_window
-               : 0;
+    const bool slides = layer_types.empty() ? alternate_sliding && l % 2 == 0
+                                            : static_cast<size_t>(l) < layer_types.size() &&
+                                                  layer_types[static_cast<size_t>(l)] == "sliding_attention";
+    return slides ? sliding_window : 0;
   }
   int64_t kv_dim() const { return num_key_value_heads * head_dim; }
 };

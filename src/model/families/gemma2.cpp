@@ -9,7 +9,7 @@
 //  - attention scale query_pre_attn_scalar^-0.5 (default 256), scores soft-capped by attn_logit_softcapping (50),
 //    logits by final_logit_softcapping (30); null turns either off;
 //  - sliding-window attention (sliding_window, default 4096) on the layers "layer_types" marks sliding_attention;
-//    without layer_types transformers makes the even layers (0, 2, ...) sliding;
+//    without layer_types transformers makes the even layers (0, 2, ...) sliding (kept as that rule);
 //  - head_dim from the config (default 256), tied embeddings by default, q/k/v/o biased only with attention_bias.
 // Bidirectional attention (use_bidirectional_attention, an embedding-model option) is refused.
 #include <nlohmann/json.hpp>
@@ -48,6 +48,7 @@ const FamilySpec& gemma2_family() {
             c.sliding_window = null_window ? 0 : rd.get_int("sliding_window", 4096);
             SFT_CHECK(c.sliding_window >= 0, rd.where, ": sliding_window must be positive or null");
             c.layer_types.clear();
+            c.alternate_sliding = !rd.present("layer_types");  // transformers' default: layers 0, 2, 4, ... slide
             if (rd.present("layer_types")) {
               const nlohmann::json& lt = rd.j["layer_types"];
               SFT_CHECK(lt.is_array() && static_cast<int64_t>(lt.size()) == c.num_hidden_layers, rd.where,
@@ -58,9 +59,6 @@ const FamilySpec& gemma2_family() {
                           t.dump());
                 c.layer_types.push_back(t.get<std::string>());
               }
-            } else {
-              for (int64_t l = 0; l < c.num_hidden_layers; ++l)
-                c.layer_types.push_back((l + 1) % 2 ? "sliding_attention" : "full_attention");
             }
             SFT_CHECK(!rd.get_bool("use_bidirectional_attention", false), rd.where,
                       ": use_bidirectional_attention true is not supported (causal language models only)");
@@ -79,7 +77,7 @@ const FamilySpec& gemma2_family() {
             j["attn_logit_softcapping"] = or_null(c.attn_logit_softcapping);
             j["final_logit_softcapping"] = or_null(c.final_logit_softcapping);
             j["sliding_window"] = c.sliding_window > 0 ? nlohmann::json(c.sliding_window) : nlohmann::json(nullptr);
-            j["layer_types"] = c.layer_types;
+            if (!c.layer_types.empty()) j["layer_types"] = c.layer_types;  // else transformers' default again
           },
   };
   return spec;
