@@ -370,7 +370,7 @@ bool is_gguf_file(const std::filesystem::path& path) {
   return ok;
 }
 
-GgufFile::GgufFile(const std::filesystem::path& path) : name_(path.string()), map_(path) {
+GgufFile::GgufFile(const std::filesystem::path& path) : name_(path.string()), map_(path, input::gguf_file) {
   data_ = map_.data();
   size_ = map_.size();
   parse();

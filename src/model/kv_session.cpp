@@ -50,16 +50,15 @@ class Session final : public Model::KVSession {
     std::iota(pos.begin(), pos.end(), static_cast<int32_t>(len_));
     be.upload(ws.ids.get(), tokens.data(), n * sizeof(int32_t));
     be.upload(ws.pos.get(), pos.data(), n * sizeof(int32_t));
-    backend::AttnShape s;
-    s.B = 1, s.T = len_ + n, s.Tq = n, s.n_heads = D.Hq, s.n_kv_heads = D.Hkv, s.head_dim = D.d;
-    s.scale = static_cast<float>(1.0 / std::sqrt(static_cast<double>(D.d)));
+    AttentionPlan plan;  // the new rows go into the cache behind the cached ones; attention reads all of it
+    plan.shape.B = 1, plan.shape.T = len_ + n, plan.shape.Tq = n;
+    plan.pos = ws.pos.get(), plan.doc = doc_.get();
     float* x = ws.resid[0].get();
     m_.embed(ws, x);
     for (int64_t l = 0; l < D.L; ++l) {
-      float* kc = k_[l].get();
-      float* vc = v_[l].get();
-      m_.layer_forward(l, x, x, ws.layers[0], ws, n, s, kc + len_ * D.KD, vc + len_ * D.KD, kc, vc, ws.pos.get(),
-                       doc_.get());
+      plan.k = k_[l].get(), plan.v = v_[l].get();
+      plan.k_new = k_[l].get() + len_ * D.KD, plan.v_new = v_[l].get() + len_ * D.KD;
+      m_.layer_forward(l, x, x, ws.layers[0], ws, plan);
     }
     m_.final_norm(ws, x, n);
     len_ += n;
@@ -105,6 +104,7 @@ class Session final : public Model::KVSession {
     std::vector<int32_t> doc;               // host copy of the key doc ids [nb * T]
     DeviceBuffer<int32_t> doc_dev;
   } br_;
+  bool sliding_fallback_ = false;  // the branches live in the base class (a sliding-window model)
   std::vector<std::vector<float>> branch_logits(Workspace& ws, const std::vector<int32_t>& rows, size_t nb,
                                                 const std::vector<int64_t>& branch_of_row);
 };
@@ -176,28 +176,29 @@ std::vector<std::vector<float>> Session::append_branches(const std::vector<std::
   be.upload(ws.ids.get(), ids.data(), n * sizeof(int32_t));
   be.upload(ws.pos.get(), pos.data(), n * sizeof(int32_t));
   be.upload(bdoc_.get(), doc.data(), nb * T * sizeof(int32_t));
-  backend::AttnShape s;
-  s.B = nb, s.T = T, s.Tq = Tb, s.n_heads = D.Hq, s.n_kv_heads = D.Hkv, s.head_dim = D.d;
-  s.scale = static_cast<float>(1.0 / std::sqrt(static_cast<double>(D.d)));
   const bool share = be.attention_shares_keys();
-  if (share) s.shared_keys = P;
   float* x = ws.resid[0].get();
   LayerActs& a = ws.layers[0];
-  m_.embed(ws, x);
   const size_t row_bytes = static_cast<size_t>(D.KD) * sizeof(float);
+  AttentionPlan plan;  // new K/V rows into the layer's own buffers, scattered behind each row's prefix copy
+  plan.shape.B = nb, plan.shape.T = T, plan.shape.Tq = Tb;
+  if (share) plan.shape.shared_keys = P;
+  plan.k_new = a.k.get(), plan.v_new = a.v.get();
+  plan.k = bk_.get(), plan.v = bv_.get();
+  plan.pos = ws.pos.get(), plan.doc = bdoc_.get();
+  plan.before_attention = [&] {
+    for (int64_t b = 0; b < nb; ++b) {
+      be.copy(bk_.get() + (b * T + P) * D.KD, a.k.get() + b * Tb * D.KD, Tb * row_bytes);
+      be.copy(bv_.get() + (b * T + P) * D.KD, a.v.get() + b * Tb * D.KD, Tb * row_bytes);
+    }
+  };
+  m_.embed(ws, x);
   for (int64_t l = 0; l < D.L; ++l) {
     for (int64_t b = 0; b < (share ? 1 : nb) && P > 0; ++b) {
       be.copy(bk_.get() + b * T * D.KD, k_[l].get(), P * row_bytes);
       be.copy(bv_.get() + b * T * D.KD, v_[l].get(), P * row_bytes);
     }
-    auto scatter = [&] {
-      for (int64_t b = 0; b < nb; ++b) {
-        be.copy(bk_.get() + (b * T + P) * D.KD, a.k.get() + b * Tb * D.KD, Tb * row_bytes);
-        be.copy(bv_.get() + (b * T + P) * D.KD, a.v.get() + b * Tb * D.KD, Tb * row_bytes);
-      }
-    };
-    m_.layer_forward(l, x, x, a, ws, n, s, a.k.get(), a.v.get(), bk_.get(), bv_.get(), ws.pos.get(), bdoc_.get(),
-                     scatter);
+    m_.layer_forward(l, x, x, a, ws, plan);
   }
   m_.final_norm(ws, x, n);
   // LM head only for the requested rows, gathered in chunks.
@@ -251,6 +252,10 @@ std::vector<std::vector<std::vector<float>>> Session::append_groups(const std::v
     for (const auto& br : gr.branches)
       SFT_CHECK(C + static_cast<int64_t>(gr.prefix.size() + br.size()) <= max_len_, "KV session: a group of ",
                 gr.prefix.size(), " + ", br.size(), " tokens after ", C, " cached exceeds max_len ", max_len_);
+  // A sliding window counts key distance in row indices; the left padding between the cache and a prefix would
+  // stretch it. Such models score group by group (append + the batched append_branches, whose rows keep positions
+  // and indices aligned).
+  if (m_.has_sliding_window()) return Model::KVSession::append_groups(groups);
   const int64_t n_pre = G * Pmax, n = n_pre + nbr * Tb;
   backend::Backend& be = m_.backend();
   Workspace& ws = branch_workspace(n);
@@ -291,11 +296,6 @@ std::vector<std::vector<std::vector<float>>> Session::append_groups(const std::v
   be.upload(ws.pos.get(), pos.data(), n * sizeof(int32_t));
   be.upload(gdoc_.get(), gdoc.data(), G * Tp * sizeof(int32_t));
   be.upload(bdoc_.get(), bdoc.data(), nbr * Tbr * sizeof(int32_t));
-  backend::AttnShape sp, sb;
-  sp.B = G, sp.T = Tp, sp.Tq = Pmax, sp.n_heads = D.Hq, sp.n_kv_heads = D.Hkv, sp.head_dim = D.d;
-  sp.scale = static_cast<float>(1.0 / std::sqrt(static_cast<double>(D.d)));
-  sb = sp;
-  sb.B = nbr, sb.T = Tbr, sb.Tq = Tb;
   float* x = ws.resid[0].get();
   LayerActs& a = ws.layers[0];
   m_.embed(ws, x);
@@ -303,7 +303,14 @@ std::vector<std::vector<std::vector<float>>> Session::append_groups(const std::v
   for (int64_t l = 0; l < D.L; ++l) {
     const float* kc = k_[l].get();
     const float* vc = v_[l].get();
-    auto attend = [&] {
+    AttentionPlan plan;  // the new K/V rows stay in the layer's buffers; attend lays them out per row and attends
+    plan.shape.B = nbr, plan.shape.T = Tbr, plan.shape.Tq = Tb;
+    plan.k_new = a.k.get(), plan.v_new = a.v.get();
+    plan.pos = ws.pos.get();
+    plan.attend = [&](const backend::AttnShape& layer) {
+      backend::AttnShape sp = layer, sb = layer;  // the layer's scale and soft-cap, two geometries
+      sp.B = G, sp.T = Tp, sp.Tq = Pmax;
+      sb.B = nbr, sb.T = Tbr, sb.Tq = Tb;
       // keys of each group: [cache | its left-padded prefix rows as computed]; of each branch: the same, then its own
       for (int64_t g = 0; g < G; ++g) {
         float* gk = gk_.get() + g * Tp * D.KD;
@@ -328,8 +335,7 @@ std::vector<std::vector<std::vector<float>>> Session::append_groups(const std::v
       be.attention_forward(a.att.get() + n_pre * D.QD, a.lse.get() + n_pre * D.Hq, a.q.get() + n_pre * D.QD,
                            bk_.get(), bv_.get(), bdoc_.get(), sb);
     };
-    m_.layer_forward(l, x, x, a, ws, n, sb, a.k.get(), a.v.get(), nullptr, nullptr, ws.pos.get(), nullptr, {},
-                     attend);
+    m_.layer_forward(l, x, x, a, ws, plan);
   }
   m_.final_norm(ws, x, n);
   const std::vector<float> all = row_logits(ws, rows);
@@ -361,6 +367,13 @@ std::vector<std::vector<float>> Session::branch_logits(Workspace& ws, const std:
 // the persistent rows behind the cache prefix, where step_branches reads them.
 std::vector<std::vector<float>> Session::start_branches(const std::vector<std::vector<int32_t>>& prompts,
                                                         int64_t capacity) {
+  // A sliding window counts key distance in row indices: the padding inside these rows would stretch it, so such
+  // models decode branch by branch (the base class, one append per branch).
+  if (m_.has_sliding_window()) {
+    sliding_fallback_ = true;
+    return Model::KVSession::start_branches(prompts, capacity);
+  }
+  sliding_fallback_ = false;
   const auto& D = m_.dims();
   const int64_t nb = static_cast<int64_t>(prompts.size());
   SFT_CHECK(nb > 0, "start_branches: no prompt");
@@ -407,10 +420,9 @@ std::vector<std::vector<float>> Session::start_branches(const std::vector<std::v
   be.upload(ws.ids.get(), ids.data(), n * sizeof(int32_t));
   be.upload(ws.pos.get(), pos.data(), n * sizeof(int32_t));
   be.upload(bdoc_.get(), doc.data(), nb * T1 * sizeof(int32_t));
-  backend::AttnShape s;
-  s.B = nb, s.T = T1, s.Tq = Lmax, s.n_heads = D.Hq, s.n_kv_heads = D.Hkv, s.head_dim = D.d;
-  s.scale = static_cast<float>(1.0 / std::sqrt(static_cast<double>(D.d)));
-  if (share) s.shared_keys = P;
+  AttentionPlan plan;  // the prompts' K/V rows scattered behind each row's prefix copy and into the branch rows
+  plan.shape.B = nb, plan.shape.T = T1, plan.shape.Tq = Lmax;
+  if (share) plan.shape.shared_keys = P;
   float* x = ws.resid[0].get();
   LayerActs& a = ws.layers[0];
   m_.embed(ws, x);
@@ -431,8 +443,11 @@ std::vector<std::vector<float>> Session::start_branches(const std::vector<std::v
         be.copy(B.v[l].get() + (b * B.T + P) * D.KD, a.v.get() + (b * Lmax + pad) * D.KD, len * row_bytes);
       }
     };
-    m_.layer_forward(l, x, x, a, ws, n, s, a.k.get(), a.v.get(), bk_.get(), bv_.get(), ws.pos.get(), bdoc_.get(),
-                     scatter);
+    plan.k_new = a.k.get(), plan.v_new = a.v.get();
+    plan.k = bk_.get(), plan.v = bv_.get();
+    plan.pos = ws.pos.get(), plan.doc = bdoc_.get();
+    plan.before_attention = scatter;
+    m_.layer_forward(l, x, x, a, ws, plan);
   }
   m_.final_norm(ws, x, n);
   std::vector<int64_t> branch_of_row(static_cast<size_t>(nb));
@@ -441,6 +456,7 @@ std::vector<std::vector<float>> Session::start_branches(const std::vector<std::v
 }
 
 std::vector<std::vector<float>> Session::step_branches(const std::vector<int32_t>& tokens) {
+  if (sliding_fallback_) return Model::KVSession::step_branches(tokens);
   const auto& D = m_.dims();
   Branches& B = br_;
   SFT_CHECK(B.nb > 0, "step_branches: no branches (call start_branches first)");
@@ -466,10 +482,9 @@ std::vector<std::vector<float>> Session::step_branches(const std::vector<int32_t
   be.upload(ws.ids.get(), ids.data(), nb * sizeof(int32_t));
   be.upload(ws.pos.get(), pos.data(), nb * sizeof(int32_t));
   be.upload(B.doc_dev.get(), B.doc.data(), nb * T * sizeof(int32_t));
-  backend::AttnShape s;
-  s.B = nb, s.T = T, s.Tq = 1, s.n_heads = D.Hq, s.n_kv_heads = D.Hkv, s.head_dim = D.d;
-  s.scale = static_cast<float>(1.0 / std::sqrt(static_cast<double>(D.d)));
-  if (be.attention_shares_keys()) s.shared_keys = P;
+  AttentionPlan plan;  // one query per branch, in the row's last slot; its K/V also appended behind the branch
+  plan.shape.B = nb, plan.shape.T = T, plan.shape.Tq = 1;
+  if (be.attention_shares_keys()) plan.shape.shared_keys = P;
   float* x = ws.resid[0].get();
   LayerActs& a = ws.layers[0];
   m_.embed(ws, x);
@@ -486,7 +501,11 @@ std::vector<std::vector<float>> Session::step_branches(const std::vector<int32_t
         be.copy(vl + (b * T + P + B.len[b]) * D.KD, a.v.get() + b * D.KD, row_bytes);
       }
     };
-    m_.layer_forward(l, x, x, a, ws, nb, s, a.k.get(), a.v.get(), kl, vl, ws.pos.get(), B.doc_dev.get(), scatter);
+    plan.k_new = a.k.get(), plan.v_new = a.v.get();
+    plan.k = kl, plan.v = vl;
+    plan.pos = ws.pos.get(), plan.doc = B.doc_dev.get();
+    plan.before_attention = scatter;
+    m_.layer_forward(l, x, x, a, ws, plan);
   }
   m_.final_norm(ws, x, nb);
   for (int64_t b = 0; b < nb; ++b)

@@ -104,7 +104,9 @@ void Decoder::init_random(uint64_t seed) {
   for (const TensorSlot& t : tensors_) {
     const bool is_norm = t.name.find("norm") != std::string::npos;
     const bool is_bias = t.name.size() > 5 && t.name.compare(t.name.size() - 5, 5, ".bias") == 0;
-    for (int64_t i = 0; i < t.numel; ++i) host[i] = is_norm ? 1.0f : (is_bias ? 0.0f : normal(gen));
+    // norms start at gain 1: w = 1, or w = 0 where the gain is (1 + w) (Gemma, as transformers initialises them)
+    const float norm_init = cfg_.norm_unit_offset ? 0.0f : 1.0f;
+    for (int64_t i = 0; i < t.numel; ++i) host[i] = is_norm ? norm_init : (is_bias ? 0.0f : normal(gen));
     be_.upload(value(t.offset), host.data(), static_cast<size_t>(t.numel) * sizeof(float));
   }
   refresh_all_bf16();

@@ -1,6 +1,7 @@
-// The decoder-only model family (Qwen2/Qwen2.5, Llama/Llama 3.x, SmolLM2): parameters, explicit forward and
-// backward passes written against the kernel interface (backend/backend.h), never against a device.
-// Implementation: model/decoder.{h,cpp} (forward/backward), kv_session.cpp, model.cpp (load/save/random, Batch).
+// The decoder-only model families (Qwen2/Qwen2.5, Qwen3, Llama/Llama 3.x, SmolLM2, Gemma 2): parameters, explicit
+// forward and backward passes written against the kernel interface (backend/backend.h), never against a device.
+// Implementation: model/decoder.{h,cpp} (the model around its layers), decoder_layer.cpp (one layer's blocks, forward
+// and backward), kv_session.cpp, model.cpp (load/save/random, Batch).
 //
 // CONTRACT shared by train/, eval/, generate/ and backend/cuda: keep these names; extend, don't rename.
 #pragma once
@@ -68,7 +69,7 @@ class Model {
   // With lora: the base is frozen and LoRA adapters are attached (new or read from lora->adapter_dir).
   static std::unique_ptr<Model> load(const std::filesystem::path& dir, backend::Backend& be, Precision p,
                                      const LoraOptions* lora = nullptr);
-  // Random init (normal(0, 0.02) matrices, ones for norms, zero biases) for tests and benchmarks.
+  // Random init (normal(0, 0.02) matrices, norm gains 1, zero biases) for tests and benchmarks.
   static std::unique_ptr<Model> random(const io::ModelConfig& cfg, uint64_t seed, backend::Backend& be, Precision p,
                                        const LoraOptions* lora = nullptr);
 
