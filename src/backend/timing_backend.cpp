@@ -81,6 +81,16 @@ void TimingBackend::add_bias(float* y, const float* bias, int64_t rows, int64_t 
 void TimingBackend::bias_grad(float* db, const float* dy, int64_t rows, int64_t cols) {
   timed("bias_grad", Cat::NormAct, [&] { in_.bias_grad(db, dy, rows, cols); });
 }
+void TimingBackend::frozen_gemm(bool trans_w, int64_t M, const void* X, int64_t ldx, DType x_dt, const FrozenWeight& W,
+                                DType w_dt, float beta, float* Y, int64_t ldy) {
+  const bool head = vocab_ > 0 && (W.rows == vocab_ || W.cols == vocab_);
+  timed(head ? "frozen_gemm(lm head)" : "frozen_gemm", head ? Cat::HeadGemm : Cat::Gemm,
+        [&] { in_.frozen_gemm(trans_w, M, X, ldx, x_dt, W, w_dt, beta, Y, ldy); }, 2.0 * M * W.rows * W.cols);
+}
+void TimingBackend::frozen_embedding(float* out, const FrozenWeight& table, const int32_t* ids, int64_t n,
+                                     DType w_dt) {
+  timed("frozen_embedding", Cat::Embedding, [&] { in_.frozen_embedding(out, table, ids, n, w_dt); });
+}
 void TimingBackend::embedding_forward(float* out, const float* table, const int32_t* ids, int64_t n, int64_t H) {
   timed("embedding_forward", Cat::Embedding, [&] { in_.embedding_forward(out, table, ids, n, H); });
 }

@@ -56,6 +56,9 @@ class TimingBackend final : public Backend {
   bool fast_bf16_gemm() const override { return in_.fast_bf16_gemm(); }
   void gemm(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, float alpha, const void* A, int64_t lda,
             const void* B, int64_t ldb, float beta, float* C, int64_t ldc, DType ab) override;
+  void frozen_gemm(bool trans_w, int64_t M, const void* X, int64_t ldx, DType x_dt, const FrozenWeight& W, DType w_dt,
+                   float beta, float* Y, int64_t ldy) override;
+  void frozen_embedding(float* out, const FrozenWeight& table, const int32_t* ids, int64_t n, DType w_dt) override;
   void add_bias(float* y, const float* bias, int64_t rows, int64_t cols) override;
   void bias_grad(float* dbias, const float* dy, int64_t rows, int64_t cols) override;
   void embedding_forward(float* out, const float* table, const int32_t* ids, int64_t n, int64_t H) override;

@@ -1,0 +1,20 @@
+// Fast CPU kernels on frozen weights in their stored form (contract: Backend::frozen_gemm / frozen_embedding).
+#pragma once
+#include <cstdint>
+
+#include "backend/backend.h"
+#include "backend/cpu/cpu_variant.h"
+
+namespace sft::backend::cpu::SFT_CPU_VARIANT {
+
+void frozen_gemm_panels(bool trans_w, int64_t M, const void* X, int64_t ldx, DType x_dt, const FrozenWeight& W,
+                        DType w_dt, float beta, float* Y, int64_t ldy);
+void frozen_embedding_rows(float* out, const FrozenWeight& table, const int32_t* ids, int64_t n, DType w_dt);
+// Whether this variant feeds bf16 operands to oneDNN's native bf16 matmul: only the AVX-512 variant, on a CPU where
+// oneDNN has one (AVX512-BF16 / AMX). The AVX2 and generic variants always take the fp32 route, so
+// SFT_CPU_KERNELS=avx2 runs exactly what an AVX2-only CPU runs.
+bool variant_native_bf16();
+// "native bf16 (oneDNN bf16 matmul)" or "fp32 tiles converted on the fly": what frozen_gemm runs, for bench output.
+const char* frozen_gemm_kernel(WeightFormat f, DType x_dt);
+
+}  // namespace sft::backend::cpu::SFT_CPU_VARIANT
