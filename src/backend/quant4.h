@@ -1,5 +1,5 @@
 // bitsandbytes' 4-bit weight format (QLoRA): code books, the load-time quantiser and dequantisation, on the host.
-// Bit-exact with bitsandbytes 0.50.2 (pinned in tests/requirements.txt), checked by tests/model/test_quant4.py:
+// Bit-exact with bitsandbytes 0.50.2 (pinned in tests/requirements.txt), checked by tests/model/test_frozen_weights.py:
 //  - quantize_4bit: bitsandbytes.functional.quantize_4bit(A, blocksize=64, quant_type=nf4|fp4) — on a CPU tensor
 //    it runs the torch implementation of backends/default/ops.py: per block of 64 consecutive elements of the
 //    flattened tensor, absmax = max |x|, scaled = clamp(x * (1 / max(absmax, 1e-38)), -1, 1) (the trailing partial

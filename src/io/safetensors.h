@@ -33,6 +33,8 @@ class SafetensorsFile {
   const std::vector<TensorInfo>& tensors() const { return tensors_; }
   const TensorInfo* find(const std::string& name) const;
   const uint8_t* data(const TensorInfo& t) const;
+  // Drops the mapped pages of bytes [begin, end) of a tensor's data from resident memory (MappedFile::release).
+  void release(const TensorInfo& t, size_t begin, size_t end) const;
   const std::map<std::string, std::string>& metadata() const { return metadata_; }
   const std::filesystem::path& path() const { return map_.path(); }
 
@@ -61,6 +63,14 @@ class WeightStore {
   // Converts to float32 / bf16 into dst (numel elements); throws if expected_shape (when non-empty) differs.
   void read_f32(const std::string& name, float* dst, const std::vector<int64_t>& expected_shape = {}) const;
   void read_bf16(const std::string& name, uint16_t* dst, const std::vector<int64_t>& expected_shape = {}) const;
+  // Elements [begin, begin + count) of a tensor (flattened, C order), converted: streamed loading reads a tensor in
+  // chunks this way and hands each chunk's pages back with release(). Throws naming the tensor when out of range.
+  void read_f32_range(const std::string& name, int64_t begin, int64_t count, float* dst) const;
+  void read_bf16_range(const std::string& name, int64_t begin, int64_t count, uint16_t* dst) const;
+  // Drops the mapped file pages behind elements [begin, begin + count) of a tensor from resident memory (the page
+  // cache keeps them; a later read maps them again): a streamed load then holds the loaded model plus one chunk,
+  // not also the files it read.
+  void release(const std::string& name, int64_t begin, int64_t count) const;
 
  private:
   std::vector<std::unique_ptr<SafetensorsFile>> files_;

@@ -139,3 +139,42 @@ void WeightStore::read_bf16(const std::string& name, uint16_t* dst, const std::v
 }
 
 }  // namespace sft::io
+
+namespace sft::io {
+
+namespace {
+
+// The bytes of elements [begin, begin + count) of tensor t, checked against its element count.
+std::pair<size_t, size_t> element_range(const TensorInfo& t, const std::string& where, int64_t begin, int64_t count) {
+  SFT_CHECK(begin >= 0 && count >= 0 && begin <= t.numel() && count <= t.numel() - begin, where, ": elements [",
+            begin, ", ", begin + count, ") are outside its ", t.numel(), " elements");
+  const size_t es = dtype_size(t.dtype);
+  return {static_cast<size_t>(begin) * es, static_cast<size_t>(begin + count) * es};
+}
+
+}  // namespace
+
+void WeightStore::read_f32_range(const std::string& name, int64_t begin, int64_t count, float* dst) const {
+  const TensorInfo& t = info(name);
+  const SafetensorsFile& f = file_of(name);
+  const std::string where = f.path().string() + ": tensor \"" + name + "\"";
+  const auto [b, e] = element_range(t, where, begin, count);
+  convert_to_f32(t.dtype, f.data(t) + b, count, dst, where);
+}
+
+void WeightStore::read_bf16_range(const std::string& name, int64_t begin, int64_t count, uint16_t* dst) const {
+  const TensorInfo& t = info(name);
+  const SafetensorsFile& f = file_of(name);
+  const std::string where = f.path().string() + ": tensor \"" + name + "\"";
+  const auto [b, e] = element_range(t, where, begin, count);
+  convert_to_bf16(t.dtype, f.data(t) + b, count, dst, where);
+}
+
+void WeightStore::release(const std::string& name, int64_t begin, int64_t count) const {
+  const TensorInfo& t = info(name);
+  const SafetensorsFile& f = file_of(name);
+  const auto [b, e] = element_range(t, f.path().string() + ": tensor \"" + name + "\"", begin, count);
+  f.release(t, b, e);
+}
+
+}  // namespace sft::io

@@ -153,15 +153,6 @@ void convert_panel(const FrozenWeight& W, int64_t r0, int64_t r1, int64_t c0, in
 
 bool variant_native_bf16() { return kVec == 16 && dnnl_has_fast_bf16(); }
 
-const char* frozen_gemm_kernel(WeightFormat f, DType x_dt) {
-  const bool native = variant_native_bf16() && x_dt == DType::BF16;
-  if (f == WeightFormat::F32) return "fp32 weight: oneDNN matmul directly";
-  if (f == WeightFormat::BF16)
-    return native ? "bf16 weight: oneDNN native bf16 matmul directly" : "bf16 weight: fp32 panels converted on the fly";
-  return native ? "4-bit weight: bf16 panels dequantised on the fly, oneDNN native bf16 matmul"
-                : "4-bit weight: fp32 panels dequantised on the fly";
-}
-
 void frozen_gemm_panels(bool trans_w, int64_t M, const void* X, int64_t ldx, DType x_dt, const FrozenWeight& W,
                         DType w_dt, float beta, float* Y, int64_t ldy) {
   check_frozen_call("frozen_gemm", W, x_dt, w_dt, beta);

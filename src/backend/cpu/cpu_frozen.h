@@ -14,7 +14,5 @@ void frozen_embedding_rows(float* out, const FrozenWeight& table, const int32_t*
 // oneDNN has one (AVX512-BF16 / AMX). The AVX2 and generic variants always take the fp32 route, so
 // SFT_CPU_KERNELS=avx2 runs exactly what an AVX2-only CPU runs.
 bool variant_native_bf16();
-// "native bf16 (oneDNN bf16 matmul)" or "fp32 tiles converted on the fly": what frozen_gemm runs, for bench output.
-const char* frozen_gemm_kernel(WeightFormat f, DType x_dt);
 
 }  // namespace sft::backend::cpu::SFT_CPU_VARIANT
