@@ -11,7 +11,8 @@
 // decoder layer (each matrix once per direction), the CPU's ISA flags, the kernel variant, whether the bf16 route is
 // native, oneDNN's report, and peak RSS.
 // usage: frozen_gemm_bench [--shape qwen2.5-0.5b|qwen2.5-7b|qwen2.5-14b] [--tokens 512] [--reps 3]
-//        [--only bf16|nf4] (SFT_CPU_KERNELS=avx2 runs the AVX2 variant: no native bf16)
+//        [--only bf16|nf4]   SFT_CPU_KERNELS=avx2 runs the AVX2 variant (no native bf16); SFT_FROZEN_BF16=native
+//        forces oneDNN's native bf16 matmul where it has one but no AMX (cpu_frozen.h)
 #include <sys/resource.h>
 
 #include <algorithm>
@@ -98,12 +99,12 @@ int main(int argc, char** argv) {
     }
   }
   auto be = backend::make_cpu_backend();
-  const bool native = be->fast_bf16_gemm();
+  const bool native = backend::cpu::frozen_gemm_native_bf16();
   std::printf("{\"cpu_flags\": \"%s\", \"kernel_variant\": \"%s\", \"bf16_route\": \"%s\", \"shape\": \"%s\", "
               "\"tokens\": %lld}\n",
               cpu_flags().c_str(), backend::cpu::cpu_kernel_variant().c_str(),
-              native ? "native (oneDNN bf16 matmul, 4-bit dequantised into bf16 panels)"
-                     : "fp32 panels converted on the fly (no native bf16 in this variant)",
+              native ? "native (oneDNN bf16 matmul; 4-bit dequantised into bf16 panels)"
+                     : "fp32 panels converted on the fly (bf16 X widened once)",
               shape.c_str(), static_cast<long long>(M));
   std::map<std::string, double> total;  // side -> seconds over one layer
   std::mt19937_64 gen(1);

@@ -71,15 +71,11 @@ constexpr std::array<float, 256> kDynamic = {
     0x1.d13334p-1f, 0x1.d86666p-1f, 0x1.df999ap-1f, 0x1.e6ccccp-1f, 0x1.eep-1f, 0x1.f53334p-1f, 0x1.fc6666p-1f, 0x1p+0f,
 };
 
-// The quantiser's view of a 4-bit code book: torch.bucketize over the midpoints of the sorted values.
+// The quantiser's view of a 4-bit code book: torch.bucketize(right=False) over the midpoints of the sorted values (the
+// number of midpoints below a value picks its sorted code).
 struct Bucketizer {
   std::array<float, 15> bounds;
   std::array<uint8_t, 16> index_of_sorted;  // sorted position -> 4-bit code (bitsandbytes' argsort order)
-  uint8_t code_of(float scaled) const {     // bucketize(right=False): the number of bounds below the value
-    int k = 0;
-    while (k < 15 && bounds[k] < scaled) ++k;
-    return index_of_sorted[k];
-  }
 };
 
 Bucketizer make_bucketizer(WeightFormat f) {
@@ -125,31 +121,53 @@ const std::array<float, 16>& quant4_code(WeightFormat f) {
 
 const std::array<float, 256>& dynamic_code() { return kDynamic; }
 
+namespace {
+
+// One block of len <= 64 values (len < 64 only for a tensor's last block) into packed bytes and its absmax. Written as
+// loops over the block's 64 lanes (scale, then one comparison per bound, then pack) so that the compiler vectorises
+// them: the bucketize of one value alone is a chain of 15 dependent compares.
+void quantize_block(const float* x, int64_t len, const Bucketizer& bz, uint8_t* packed, float* absmax) {
+  float a = 0;
+#pragma omp simd reduction(max : a)
+  for (int64_t i = 0; i < len; ++i) a = std::max(a, std::fabs(x[i]));
+  const bool full = len == kQuantBlock;
+  const float clamped = std::max(a, kTinyAbsmax);
+  *absmax = full ? a : clamped;
+  float scaled[kQuantBlock] = {};  // lanes past len stay 0: the pad value of an odd element count
+  if (full) {
+    const float inv = 1.0f / clamped;  // full blocks multiply by the reciprocal, the trailing one divides
+#pragma omp simd
+    for (int64_t i = 0; i < kQuantBlock; ++i) scaled[i] = std::clamp(x[i] * inv, -1.0f, 1.0f);
+  } else {
+    for (int64_t i = 0; i < len; ++i) scaled[i] = std::clamp(x[i] / clamped, -1.0f, 1.0f);
+  }
+  int32_t k[kQuantBlock] = {};
+  for (int j = 0; j < 15; ++j) {
+    const float bound = bz.bounds[j];
+#pragma omp simd
+    for (int64_t i = 0; i < kQuantBlock; ++i) k[i] += bound < scaled[i] ? 1 : 0;
+  }
+  for (int64_t i = 0; i < len; i += 2)
+    packed[i / 2] = static_cast<uint8_t>(bz.index_of_sorted[k[i]] << 4 | bz.index_of_sorted[k[i + 1]]);
+}
+
+}  // namespace
+
 void quantize_4bit(const float* x, int64_t n, WeightFormat f, uint8_t* packed, float* absmax, const char* what) {
   static const Bucketizer nf4 = make_bucketizer(WeightFormat::NF4), fp4 = make_bucketizer(WeightFormat::FP4);
   SFT_CHECK(f == WeightFormat::NF4 || f == WeightFormat::FP4, "quantize_4bit: ", weight_format_name(f),
             " is not a 4-bit format");
   const Bucketizer& bz = f == WeightFormat::NF4 ? nf4 : fp4;
-  uint8_t prev = 0;  // the pending even element's code
-  for (int64_t b0 = 0; b0 < n; b0 += kQuantBlock) {
-    const int64_t b1 = std::min(n, b0 + kQuantBlock);
-    float a = 0;
-    for (int64_t i = b0; i < b1; ++i) {
-      SFT_CHECK(std::isfinite(x[i]), what, ": element ", i, " is ", x[i], "; only finite weights can be quantised");
-      a = std::max(a, std::fabs(x[i]));
-    }
-    const bool full = b1 - b0 == kQuantBlock;
-    const float clamped = std::max(a, kTinyAbsmax);
-    absmax[b0 / kQuantBlock] = full ? a : clamped;
-    const float inv = 1.0f / clamped;  // full blocks multiply by the reciprocal, the trailing one divides
-    for (int64_t i = b0; i < b1; ++i) {
-      const float scaled = std::clamp(full ? x[i] * inv : x[i] / clamped, -1.0f, 1.0f);
-      const uint8_t q = bz.code_of(scaled);
-      if (i % 2 == 0) prev = q;
-      else packed[i / 2] = static_cast<uint8_t>(prev << 4 | q);
-    }
-  }
-  if (n % 2 == 1) packed[n / 2] = static_cast<uint8_t>(prev << 4 | bz.code_of(0.0f));  // padded with a 0 value
+  int64_t bad = n;  // the first value that cannot be quantised (checked before the parallel loop: no throw in it)
+#pragma omp parallel for reduction(min : bad) schedule(static) if (n > (1 << 16))
+  for (int64_t i = 0; i < n; ++i)
+    if (!std::isfinite(x[i])) bad = std::min(bad, i);
+  SFT_CHECK(bad == n, what, ": element ", bad, " is ", x[bad], "; only finite weights can be quantised");
+  const int64_t blocks = (n + kQuantBlock - 1) / kQuantBlock;
+#pragma omp parallel for schedule(static) if (n > (1 << 15))
+  for (int64_t b = 0; b < blocks; ++b)
+    quantize_block(x + b * kQuantBlock, std::min(kQuantBlock, n - b * kQuantBlock), bz, packed + b * kQuantBlock / 2,
+                   absmax + b);
 }
 
 void double_quantize_absmax(const float* absmax, int64_t nblocks, uint8_t* qabsmax, float* nested_absmax,

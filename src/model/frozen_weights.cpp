@@ -70,7 +70,9 @@ WeightFormat parse_quant_type(const std::string& text, const std::string& flag) 
 
 WeightFormat frozen_format_for(TensorRole role, const FrozenStorage& s) {
   const WeightFormat model = s.dtype == DType::BF16 ? WeightFormat::BF16 : WeightFormat::F32;
-  const bool projection = role != TensorRole::Embedding && role != TensorRole::LmHead;
+  const bool projection = role == TensorRole::QProj || role == TensorRole::KProj || role == TensorRole::VProj ||
+                          role == TensorRole::OProj || role == TensorRole::GateProj || role == TensorRole::UpProj ||
+                          role == TensorRole::DownProj;
   return s.load_in_4bit && projection ? s.quant_type : model;
 }
 

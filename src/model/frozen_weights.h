@@ -34,7 +34,8 @@ struct FrozenStorage {
 // "nf4" / "fp4" as --bnb_4bit_quant_type spells it; anything else throws naming the flag.
 backend::WeightFormat parse_quant_type(const std::string& text, const std::string& flag = "--bnb_4bit_quant_type");
 
-// The stored form of a frozen 2-D tensor of this role: quantised projections with load_in_4bit, else the model dtype.
+// The stored form of a frozen tensor of this role: the decoder's projections quantised with load_in_4bit, everything
+// else (embedding, LM head; norms and biases if asked) in the model dtype.
 backend::WeightFormat frozen_format_for(TensorRole role, const FrozenStorage& s);
 
 // One tensor of a bitsandbytes state dict (what a Linear4bit's state_dict() holds for its weight), host bytes.

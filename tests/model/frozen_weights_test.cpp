@@ -120,6 +120,7 @@ TEST(FrozenWeights, StoragePolicyIsBitsandbytesForACausalLm) {
   EXPECT_EQ(frozen_format_for(TensorRole::DownProj, s), WeightFormat::FP4);
   EXPECT_EQ(frozen_format_for(TensorRole::Embedding, s), WeightFormat::BF16);  // llm_int8_skip_modules default
   EXPECT_EQ(frozen_format_for(TensorRole::LmHead, s), WeightFormat::BF16);
+  EXPECT_EQ(frozen_format_for(TensorRole::QBias, s), WeightFormat::BF16);
   s.dtype = DType::F32;
   EXPECT_EQ(frozen_format_for(TensorRole::LmHead, s), WeightFormat::F32);
   EXPECT_EQ(parse_quant_type("nf4"), WeightFormat::NF4);

@@ -4,8 +4,8 @@
 // per-thread scratch buffer (bf16 widened to fp32, or 4-bit dequantised into fp32 or bf16 with vector code-book
 // lookups) and multiplies it with oneDNN's matmul into that panel's columns of Y. The conversion is O(panel) against
 // the panel gemm's O(M x panel), so it costs ~1/M of the gemm; bench/frozen_gemm_bench measures the difference.
-// Where oneDNN has a native bf16 matmul and this variant uses it (variant_native_bf16), a bf16 weight with a bf16
-// activation is fed directly, and 4-bit panels are dequantised into bf16.
+// Where oneDNN's native bf16 matmul pays (AMX; frozen_native_bf16), a bf16 weight with a bf16 activation is fed to it
+// directly and 4-bit panels are dequantised into bf16; elsewhere a bf16 activation is widened to fp32 once.
 // Compiled once per CPU variant (included by fast_backend_avx2.cpp / fast_backend_avx512.cpp, see cpu_variant.h).
 #include "backend/cpu/cpu_frozen.h"
 
@@ -14,7 +14,9 @@
 #include <algorithm>
 #include <array>
 #include <cstdint>
+#include <cstdlib>
 #include <cstring>
+#include <string>
 #include <vector>
 
 #include "backend/cpu/dnnl_gemm.h"
@@ -153,12 +155,23 @@ void convert_panel(const FrozenWeight& W, int64_t r0, int64_t r1, int64_t c0, in
 
 bool variant_native_bf16() { return kVec == 16 && dnnl_has_fast_bf16(); }
 
+bool frozen_native_bf16() {
+  static const bool native = [] {
+    const char* env = std::getenv("SFT_FROZEN_BF16");
+    const std::string v = env ? env : "";
+    SFT_CHECK(v.empty() || v == "native" || v == "fp32", "SFT_FROZEN_BF16=", v, ": expected native or fp32");
+    if (v == "fp32") return false;
+    return variant_native_bf16() && (v == "native" || dnnl_bf16_uses_amx());
+  }();
+  return native;
+}
+
 void frozen_gemm_panels(bool trans_w, int64_t M, const void* X, int64_t ldx, DType x_dt, const FrozenWeight& W,
                         DType w_dt, float beta, float* Y, int64_t ldy) {
   check_frozen_call("frozen_gemm", W, x_dt, w_dt, beta);
   if (M == 0) return;
   const int64_t N = trans_w ? W.rows : W.cols, K = trans_w ? W.cols : W.rows;
-  const bool native = variant_native_bf16() && x_dt == DType::BF16;
+  const bool native = frozen_native_bf16() && x_dt == DType::BF16;
   // A bf16 weight with a bf16 activation on a native-bf16 CPU, or an fp32 weight with an fp32 activation: no
   // conversion at all. B = W is [N, K] (trans_b) for the forward and [K, N] for the input gradient.
   if ((W.format == WeightFormat::BF16 && native) || (W.format == WeightFormat::F32 && x_dt == DType::F32)) {
