@@ -81,6 +81,79 @@ std::string cpu_flags() {  // the ISA flags that decide the kernels, as /proc/cp
   return out;
 }
 
+// One linear's weight in every stored form the bench compares (fp32 copy, bf16, NF4 + double quant) on the backend.
+struct Weights {
+  backend::DeviceBuffer<float> w32, nested;
+  backend::DeviceBuffer<uint16_t> w16;
+  backend::DeviceBuffer<uint8_t> packed, qabsmax;
+  backend::FrozenWeight bf16, nf4;
+  Weights(backend::Backend& be, const Linear& L, std::mt19937_64& gen) {
+    const int64_t n = L.out * L.in, blocks = (n + 63) / 64;
+    std::normal_distribution<float> nd(0.0f, 0.02f);
+    std::vector<float> w(static_cast<size_t>(n));
+    std::vector<uint16_t> h16(w.size());
+    for (size_t i = 0; i < w.size(); ++i) w[i] = bf16_to_float(h16[i] = float_to_bf16(nd(gen)));
+    std::vector<uint8_t> p(static_cast<size_t>((n + 1) / 2)), q(static_cast<size_t>(blocks));
+    std::vector<float> absmax(static_cast<size_t>(blocks)), a2(static_cast<size_t>((blocks + 255) / 256));
+    float offset = 0;
+    backend::quantize_4bit(w.data(), n, WeightFormat::NF4, p.data(), absmax.data(), L.name);
+    backend::double_quantize_absmax(absmax.data(), blocks, q.data(), a2.data(), &offset);
+    w32 = backend::DeviceBuffer<float>(be, n), w16 = backend::DeviceBuffer<uint16_t>(be, n);
+    packed = backend::DeviceBuffer<uint8_t>(be, static_cast<int64_t>(p.size()));
+    qabsmax = backend::DeviceBuffer<uint8_t>(be, blocks);
+    nested = backend::DeviceBuffer<float>(be, static_cast<int64_t>(a2.size()));
+    be.upload(w32.get(), w.data(), w.size() * 4);
+    be.upload(w16.get(), h16.data(), h16.size() * 2);
+    be.upload(packed.get(), p.data(), p.size());
+    be.upload(qabsmax.get(), q.data(), q.size());
+    be.upload(nested.get(), a2.data(), a2.size() * 4);
+    bf16 = backend::FrozenWeight{WeightFormat::BF16, L.out, L.in, w16.get()};
+    nf4 = backend::FrozenWeight{WeightFormat::NF4, L.out, L.in, packed.get()};
+    nf4.qabsmax = qabsmax.get(), nf4.nested_absmax = nested.get(), nf4.offset = offset;
+  }
+};
+
+// Times every side on one linear in one direction; prints its JSON line and adds the seconds to total.
+void measure(backend::Backend& be, const Linear& L, const Weights& W, bool fwd, int64_t M, int reps,
+             const std::string& only, const float* X, const uint16_t* X16, float* Y,
+             std::map<std::string, double>& total) {
+  const int64_t K = fwd ? L.in : L.out, N = fwd ? L.out : L.in;
+  const double flop = 2.0 * M * N * K;
+  std::map<std::string, double> s;
+  s["fp32"] = median_seconds(reps, [&] {
+    be.gemm(false, fwd, M, N, K, 1.0f, X, K, W.w32.get(), L.in, 0.0f, Y, N, DType::F32);
+  });
+  auto side = [&](const char* name, const backend::FrozenWeight& fw, DType x_dt) {
+    const void* x = x_dt == DType::BF16 ? static_cast<const void*>(X16) : X;
+    s[name] = median_seconds(reps, [&] { be.frozen_gemm(fwd, M, x, K, x_dt, fw, DType::BF16, 0.0f, Y, N); });
+  };
+  if (only.empty() || only == "bf16") side("bf16/x32", W.bf16, DType::F32), side("bf16/x16", W.bf16, DType::BF16);
+  if (only.empty() || only == "nf4") side("nf4dq/x32", W.nf4, DType::F32), side("nf4dq/x16", W.nf4, DType::BF16);
+  std::printf("{\"linear\": \"%s\", \"direction\": \"%s\", \"M\": %lld, \"N\": %lld, \"K\": %lld", L.name,
+              fwd ? "forward Y=XW^T" : "input grad dX=dYW", static_cast<long long>(M), static_cast<long long>(N),
+              static_cast<long long>(K));
+  for (const auto& [k, sec] : s) {
+    std::printf(", \"%s_gflops\": %.1f", k.c_str(), flop / sec * 1e-9);
+    if (k != "fp32") std::printf(", \"%s_vs_fp32\": %.3f", k.c_str(), s["fp32"] / sec);
+    total[k] += sec;
+  }
+  std::printf("}\n");
+}
+
+void print_totals(std::map<std::string, double>& total) {
+  std::printf("{\"layer_total_s\": {");
+  const char* sep = "";
+  for (const auto& [k, sec] : total) std::printf("%s\"%s\": %.4f", sep, k.c_str(), sec), sep = ", ";
+  std::printf("}, \"speed_vs_fp32\": {");
+  sep = "";
+  for (const auto& [k, sec] : total)
+    if (k != "fp32") std::printf("%s\"%s\": %.3f", sep, k.c_str(), total["fp32"] / sec), sep = ", ";
+  rusage ru{};
+  getrusage(RUSAGE_SELF, &ru);
+  std::printf("}, \"peak_rss_mib\": %ld, \"onednn\": \"%s\"}\n", ru.ru_maxrss / 1024,
+              backend::cpu::dnnl_gemm_report().c_str());
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -99,90 +172,27 @@ int main(int argc, char** argv) {
     }
   }
   auto be = backend::make_cpu_backend();
-  const bool native = backend::cpu::frozen_gemm_native_bf16();
   std::printf("{\"cpu_flags\": \"%s\", \"kernel_variant\": \"%s\", \"bf16_route\": \"%s\", \"shape\": \"%s\", "
               "\"tokens\": %lld}\n",
               cpu_flags().c_str(), backend::cpu::cpu_kernel_variant().c_str(),
-              native ? "native (oneDNN bf16 matmul; 4-bit dequantised into bf16 panels)"
-                     : "fp32 panels converted on the fly (bf16 X widened once)",
+              backend::cpu::frozen_gemm_native_bf16() ? "native (oneDNN bf16 matmul; 4-bit dequantised into bf16 panels)"
+                                                      : "fp32 panels converted on the fly (bf16 X widened once)",
               shape.c_str(), static_cast<long long>(M));
   std::map<std::string, double> total;  // side -> seconds over one layer
   std::mt19937_64 gen(1);
-  std::normal_distribution<float> nd(0.0f, 0.02f);
+  std::normal_distribution<float> nd(0.0f, 1.0f);
   for (const Linear& L : layer_shapes(shape)) {
-    const int64_t n = L.out * L.in;
-    std::vector<float> w(static_cast<size_t>(n));
-    for (float& x : w) x = bf16_to_float(float_to_bf16(nd(gen)));
-    std::vector<uint16_t> w16(w.size());
-    for (size_t i = 0; i < w.size(); ++i) w16[i] = float_to_bf16(w[i]);
-    backend::DeviceBuffer<float> W32(*be, n);
-    backend::DeviceBuffer<uint16_t> W16(*be, n);
-    be->upload(W32.get(), w.data(), w.size() * 4);
-    be->upload(W16.get(), w16.data(), w16.size() * 2);
-    const int64_t blocks = (n + 63) / 64;
-    std::vector<uint8_t> packed(static_cast<size_t>((n + 1) / 2)), q(static_cast<size_t>(blocks));
-    std::vector<float> absmax(static_cast<size_t>(blocks)), nested(static_cast<size_t>((blocks + 255) / 256));
-    float offset = 0;
-    backend::quantize_4bit(w.data(), n, WeightFormat::NF4, packed.data(), absmax.data(), L.name);
-    backend::double_quantize_absmax(absmax.data(), blocks, q.data(), nested.data(), &offset);
-    backend::DeviceBuffer<uint8_t> P(*be, static_cast<int64_t>(packed.size())), Q(*be, blocks);
-    backend::DeviceBuffer<float> A2(*be, static_cast<int64_t>(nested.size()));
-    be->upload(P.get(), packed.data(), packed.size());
-    be->upload(Q.get(), q.data(), q.size());
-    be->upload(A2.get(), nested.data(), nested.size() * 4);
-    backend::FrozenWeight fb{WeightFormat::BF16, L.out, L.in, W16.get()};
-    backend::FrozenWeight fq{WeightFormat::NF4, L.out, L.in, P.get()};
-    fq.qabsmax = Q.get(), fq.nested_absmax = A2.get(), fq.offset = offset;
+    const Weights W(*be, L, gen);
     const int64_t maxk = std::max(L.in, L.out);
     backend::DeviceBuffer<float> X(*be, M * maxk), Y(*be, M * maxk);
     backend::DeviceBuffer<uint16_t> X16(*be, M * maxk);
-    {
-      std::vector<float> x(static_cast<size_t>(M * maxk));
-      std::vector<uint16_t> x16(x.size());
-      for (size_t i = 0; i < x.size(); ++i) x[i] = bf16_to_float(x16[i] = float_to_bf16(nd(gen) * 50));
-      be->upload(X.get(), x.data(), x.size() * 4);
-      be->upload(X16.get(), x16.data(), x16.size() * 2);
-    }
-    for (bool fwd : {true, false}) {
-      const int64_t K = fwd ? L.in : L.out, N = fwd ? L.out : L.in;
-      const double flop = 2.0 * M * N * K;
-      std::map<std::string, double> s;
-      s["fp32"] = median_seconds(reps, [&] {
-        be->gemm(false, fwd, M, N, K, 1.0f, X.get(), K, W32.get(), L.in, 0.0f, Y.get(), N, DType::F32);
-      });
-      auto side = [&](const char* name, const backend::FrozenWeight& fw, DType x_dt) {
-        const void* x = x_dt == DType::BF16 ? static_cast<const void*>(X16.get()) : X.get();
-        s[name] = median_seconds(reps, [&] { be->frozen_gemm(fwd, M, x, K, x_dt, fw, DType::BF16, 0.0f, Y.get(), N); });
-      };
-      if (only.empty() || only == "bf16") side("bf16/x32", fb, DType::F32), side("bf16/x16", fb, DType::BF16);
-      if (only.empty() || only == "nf4") side("nf4dq/x32", fq, DType::F32), side("nf4dq/x16", fq, DType::BF16);
-      std::printf("{\"linear\": \"%s\", \"direction\": \"%s\", \"M\": %lld, \"N\": %lld, \"K\": %lld",
-                  L.name, fwd ? "forward Y=XW^T" : "input grad dX=dYW", static_cast<long long>(M),
-                  static_cast<long long>(N), static_cast<long long>(K));
-      for (const auto& [k, sec] : s) {
-        std::printf(", \"%s_gflops\": %.1f", k.c_str(), flop / sec * 1e-9);
-        if (k != "fp32") std::printf(", \"%s_vs_fp32\": %.3f", k.c_str(), s["fp32"] / sec);
-        total[k] += sec;
-      }
-      std::printf("}\n");
-    }
+    std::vector<float> x(static_cast<size_t>(M * maxk));
+    std::vector<uint16_t> x16(x.size());
+    for (size_t i = 0; i < x.size(); ++i) x[i] = bf16_to_float(x16[i] = float_to_bf16(nd(gen)));
+    be->upload(X.get(), x.data(), x.size() * 4);
+    be->upload(X16.get(), x16.data(), x16.size() * 2);
+    for (bool fwd : {true, false}) measure(*be, L, W, fwd, M, reps, only, X.get(), X16.get(), Y.get(), total);
   }
-  std::printf("{\"layer_total_s\": {");
-  bool first = true;
-  for (const auto& [k, sec] : total) {
-    std::printf("%s\"%s\": %.4f", first ? "" : ", ", k.c_str(), sec);
-    first = false;
-  }
-  std::printf("}, \"speed_vs_fp32\": {");
-  first = true;
-  for (const auto& [k, sec] : total)
-    if (k != "fp32") {
-      std::printf("%s\"%s\": %.3f", first ? "" : ", ", k.c_str(), total["fp32"] / sec);
-      first = false;
-    }
-  rusage ru{};
-  getrusage(RUSAGE_SELF, &ru);
-  std::printf("}, \"peak_rss_mib\": %ld, \"onednn\": \"%s\"}\n", ru.ru_maxrss / 1024,
-              backend::cpu::dnnl_gemm_report().c_str());
+  print_totals(total);
   return 0;
 }
