@@ -35,6 +35,34 @@ struct AdamWArgs {
 
 enum class DType : uint8_t { F32, BF16 };
 
+// How a frozen weight (a LoRA / QLoRA base matrix: no gradient, no optimizer state) is stored on the device.
+//   F32   fp32 values;  BF16  bf16 values (2 B/param);
+//   NF4 / FP4  bitsandbytes' 4-bit formats (0.5 B/param + scales): the matrix flattened row-major is cut into blocks of
+//   kQuantBlock = 64 consecutive elements, each element is a 4-bit index into the format's 16-value code book
+//   (backend/quant4.h), value = code[index] * absmax[block]; two elements per byte, the even element in the HIGH
+//   nibble (bitsandbytes' packing). absmax is fp32 per block, or with double quantisation 8 bits per block:
+//   absmax[b] = dynamic_code[qabsmax[b]] * nested_absmax[b / 256] + offset (two fp32 roundings, as bitsandbytes).
+enum class WeightFormat : uint8_t { F32, BF16, NF4, FP4 };
+const char* weight_format_name(WeightFormat f);  // "float32", "bfloat16", "nf4", "fp4"
+constexpr int64_t kQuantBlock = 64;    // bitsandbytes' blocksize for 4-bit weights (QLoRA)
+constexpr int64_t kNestedBlock = 256;  // blocksize of the double quantisation of the absmax values
+
+// A frozen [rows, cols] weight in its stored form, as the frozen_* kernels read it (device pointers). Built by
+// model/frozen_weights.h; rows = out features and cols = in features for a linear layer (HF's [out, in]).
+struct FrozenWeight {
+  WeightFormat format = WeightFormat::F32;
+  int64_t rows = 0, cols = 0;
+  const void* data = nullptr;  // F32: float[n]; BF16: uint16_t[n]; NF4/FP4: uint8_t[(n + 1) / 2]
+  const float* absmax = nullptr;         // 4-bit without double quantisation: fp32 [blocks()]
+  const uint8_t* qabsmax = nullptr;      // 4-bit with double quantisation: [blocks()] indices into dynamic_code
+  const float* nested_absmax = nullptr;  //   ... and fp32 [ceil(blocks() / 256)]
+  float offset = 0;                      //   ... the mean that was subtracted before quantising the absmax values
+  int64_t numel() const { return rows * cols; }
+  int64_t blocks() const { return (numel() + kQuantBlock - 1) / kQuantBlock; }
+  bool quantized() const { return format == WeightFormat::NF4 || format == WeightFormat::FP4; }
+  bool double_quant() const { return qabsmax != nullptr; }
+};
+
 // Attention geometry for a batch: B rows of T tokens, per-token doc ids ([B*T], -1 = padding).
 // Query head h uses kv head h / (n_heads / n_kv_heads) (GQA). Token i of a row attends to token j of the same row iff
 // j <= i and doc[j] == doc[i] != -1 (and i - j < window when window > 0). Padding tokens (doc -1) produce output 0
@@ -110,6 +138,21 @@ class Backend {
                     int64_t lda, const void* B, int64_t ldb, float beta, float* C, int64_t ldc, DType ab) = 0;
   virtual void add_bias(float* y, const float* bias, int64_t rows, int64_t cols) = 0;       // y[r,c] += bias[c]
   virtual void bias_grad(float* dbias, const float* dy, int64_t rows, int64_t cols) = 0;    // (+=) column sums
+
+  // ---- frozen weights in their stored form (model/frozen_weights.h: LoRA's bf16-only base, QLoRA's 4-bit base) ----
+  // The weight's values W[r, c]: F32 as stored, BF16 widened (exact), NF4/FP4 dequantised in fp32 (code x absmax, see
+  // WeightFormat) and, when w_dt == BF16, rounded to bf16 (bitsandbytes dequantises into its quant_state dtype,
+  // bfloat16 for a bf16 model, before the matmul; w_dt does not change F32/BF16-stored values).
+  // trans_w: Y[M, rows] = X[M, cols] W^T (a linear's forward); otherwise Y[M, cols] = X[M, rows] W (its input
+  // gradient). There is no weight gradient: these weights are frozen. X has dtype x_dt (F32 or BF16, leading
+  // dimension ldx); Y is fp32 with leading dimension ldy; fp32 accumulation; beta 0 (overwrite, Y may hold NaN) or 1.
+  // Implementations never materialise the whole weight in another dtype: tiles are converted inside the blocked loop.
+  // The default throws (a backend without frozen-weight kernels).
+  virtual void frozen_gemm(bool trans_w, int64_t M, const void* X, int64_t ldx, DType x_dt, const FrozenWeight& W,
+                           DType w_dt, float beta, float* Y, int64_t ldy);
+  // out[i, :] = W[ids[i], :] (values as frozen_gemm's, fp32), table [rows = V, cols = H], ids in [0, V) (the caller
+  // validates them). The embedding gather of a bf16 (or 4-bit) table; the default throws.
+  virtual void frozen_embedding(float* out, const FrozenWeight& table, const int32_t* ids, int64_t n, DType w_dt);
 
   // ---- embedding ----
   // out[i,:] = table[ids[i],:]   (table [V,H], ids [n] in [0,V) — the caller validates ids)
@@ -233,6 +276,14 @@ class ForwardingBackend : public Backend {
   }
   void bias_grad(float* dbias, const float* dy, int64_t rows, int64_t cols) override {
     before_call("bias_grad"), inner().bias_grad(dbias, dy, rows, cols), after_call("bias_grad");
+  }
+  void frozen_gemm(bool trans_w, int64_t M, const void* X, int64_t ldx, DType x_dt, const FrozenWeight& W, DType w_dt,
+                   float beta, float* Y, int64_t ldy) override {
+    before_call("frozen_gemm"), inner().frozen_gemm(trans_w, M, X, ldx, x_dt, W, w_dt, beta, Y, ldy);
+    after_call("frozen_gemm");
+  }
+  void frozen_embedding(float* out, const FrozenWeight& table, const int32_t* ids, int64_t n, DType w_dt) override {
+    before_call("frozen_embedding"), inner().frozen_embedding(out, table, ids, n, w_dt), after_call("frozen_embedding");
   }
   void embedding_forward(float* out, const float* table, const int32_t* ids, int64_t n, int64_t H) override {
     before_call("embedding_forward"), inner().embedding_forward(out, table, ids, n, H), after_call("embedding_forward");

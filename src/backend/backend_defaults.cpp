@@ -14,6 +14,17 @@ void Backend::round_to_bf16(float*, const float*, int64_t) {
   throw Error("backend " + name() + ": round_to_bf16 is not implemented (only needed when fast_bf16_gemm() is false)");
 }
 
+void Backend::frozen_gemm(bool, int64_t, const void*, int64_t, DType, const FrozenWeight& W, DType, float, float*,
+                          int64_t) {
+  throw Error("backend " + name() + ": frozen_gemm (a " + weight_format_name(W.format) +
+              " frozen weight) is not implemented by this backend");
+}
+
+void Backend::frozen_embedding(float*, const FrozenWeight& table, const int32_t*, int64_t, DType) {
+  throw Error("backend " + name() + ": frozen_embedding (a " + weight_format_name(table.format) +
+              " table) is not implemented by this backend");
+}
+
 void Backend::dropout(float* y, const float* x, int64_t n, float p, uint64_t seed) {
   std::vector<float> h(static_cast<size_t>(n));
   download(h.data(), x, h.size() * sizeof(float));

@@ -22,7 +22,7 @@ const char* TimingBackend::cat_name(Cat c) {
 
 TimingBackend::Cat TimingBackend::category_of(const std::string& k) {
   static const std::map<std::string, Cat> table = {
-      {"gemm", Cat::Gemm}, {"add_bias", Cat::NormAct}, {"bias_grad", Cat::NormAct},
+      {"gemm", Cat::Gemm}, {"frozen_gemm", Cat::Gemm}, {"frozen_embedding", Cat::Embedding}, {"add_bias", Cat::NormAct}, {"bias_grad", Cat::NormAct},
       {"attention_forward", Cat::Attention}, {"attention_backward", Cat::Attention},
       {"rmsnorm_forward", Cat::NormAct}, {"rmsnorm_backward", Cat::NormAct}, {"rope", Cat::NormAct},
       {"swiglu_forward", Cat::NormAct}, {"swiglu_backward", Cat::NormAct}, {"geglu_forward", Cat::NormAct},
@@ -54,15 +54,22 @@ void TimingBackend::gemm(bool ta, bool tb, int64_t M, int64_t N, int64_t K, floa
   ForwardingBackend::gemm(ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc, ab);
 }
 
+void TimingBackend::frozen_gemm(bool trans_w, int64_t M, const void* X, int64_t ldx, DType x_dt, const FrozenWeight& W,
+                                DType w_dt, float beta, float* Y, int64_t ldy) {
+  gemm_is_head_ = vocab_ > 0 && (W.rows == vocab_ || W.cols == vocab_);
+  gemm_flop_ = 2.0 * M * W.rows * W.cols;
+  ForwardingBackend::frozen_gemm(trans_w, M, X, ldx, x_dt, W, w_dt, beta, Y, ldy);
+}
+
 void TimingBackend::before_call(const char*) { t0_ = std::chrono::steady_clock::now(); }
 
 void TimingBackend::after_call(const char* kernel) {
   if (sync_) inner().synchronize();
   const double dt = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0_).count();
-  const bool gemm = std::strcmp(kernel, "gemm") == 0;
+  const bool gemm = std::strcmp(kernel, "gemm") == 0 || std::strcmp(kernel, "frozen_gemm") == 0;
   const bool head = gemm && gemm_is_head_;
   const double flop = gemm ? gemm_flop_ : 0;
-  Entry& k = kernels_[head ? "gemm(lm head)" : kernel];
+  Entry& k = kernels_[head ? std::string(kernel) + "(lm head)" : std::string(kernel)];
   k.seconds += dt, k.calls += 1, k.flop += flop;
   Entry& e = cat_[static_cast<int>(head ? Cat::HeadGemm : category_of(kernel))];
   e.seconds += dt, e.calls += 1, e.flop += flop;

@@ -42,6 +42,8 @@ class TimingBackend final : public ForwardingBackend {
 
   void gemm(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, float alpha, const void* A, int64_t lda,
             const void* B, int64_t ldb, float beta, float* C, int64_t ldc, DType ab) override;
+  void frozen_gemm(bool trans_w, int64_t M, const void* X, int64_t ldx, DType x_dt, const FrozenWeight& W, DType w_dt,
+                   float beta, float* Y, int64_t ldy) override;
 
  protected:
   void before_call(const char* kernel) override;
@@ -51,7 +53,7 @@ class TimingBackend final : public ForwardingBackend {
   int64_t vocab_;
   bool sync_;
   std::chrono::steady_clock::time_point t0_;
-  bool gemm_is_head_ = false;  // the gemm in flight (set by gemm() before it forwards)
+  bool gemm_is_head_ = false;  // the gemm in flight (set by gemm()/frozen_gemm() before they forward)
   double gemm_flop_ = 0;
   std::map<std::string, Entry> kernels_;
   Entry cat_[static_cast<int>(Cat::kCount)];

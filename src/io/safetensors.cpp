@@ -203,6 +203,10 @@ const TensorInfo* SafetensorsFile::find(const std::string& name) const {
 
 const uint8_t* SafetensorsFile::data(const TensorInfo& t) const { return map_.data() + data_start_ + t.begin; }
 
+void SafetensorsFile::release(const TensorInfo& t, size_t begin, size_t end) const {
+  if (end > begin && t.begin + end <= t.end) map_.release(data_start_ + t.begin + begin, end - begin);
+}
+
 // ---- conversion into the requested dtype (memcpy per element: the data section need not be aligned) ----
 
 void convert_to_f32(DType src, const uint8_t* p, int64_t n, float* dst, const std::string& where) {

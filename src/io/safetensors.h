@@ -34,6 +34,8 @@ class SafetensorsFile {
   const std::vector<TensorInfo>& tensors() const { return tensors_; }
   const TensorInfo* find(const std::string& name) const;
   const uint8_t* data(const TensorInfo& t) const;
+  // Drops the mapped pages of bytes [begin, end) of a tensor's data from resident memory (MappedFile::release).
+  void release(const TensorInfo& t, size_t begin, size_t end) const;
   const std::map<std::string, std::string>& metadata() const { return metadata_; }
   const std::filesystem::path& path() const { return map_.path(); }
 
@@ -66,6 +68,7 @@ class WeightStore {
   // The file a tensor comes from (either kind), for error messages.
   const std::filesystem::path& path_of(const std::string& name) const;
   bool has(const std::string& name) const;
+  bool is_decoded(const std::string& name) const { return decoded_index_.count(name) != 0; }  // from_decoded's
   const TensorInfo& info(const std::string& name) const;  // throws naming the tensor when absent
   std::vector<std::string> names() const;  // sorted
   const std::vector<std::filesystem::path>& files() const { return paths_; }  // the .safetensors files opened
@@ -73,6 +76,14 @@ class WeightStore {
   // Converts to float32 / bf16 into dst (numel elements); throws if expected_shape (when non-empty) differs.
   void read_f32(const std::string& name, float* dst, const std::vector<int64_t>& expected_shape = {}) const;
   void read_bf16(const std::string& name, uint16_t* dst, const std::vector<int64_t>& expected_shape = {}) const;
+  // Elements [begin, begin + count) of a tensor (flattened, C order), converted: streamed loading reads a tensor in
+  // chunks this way and hands each chunk's pages back with release(). Throws naming the tensor when out of range.
+  void read_f32_range(const std::string& name, int64_t begin, int64_t count, float* dst) const;
+  void read_bf16_range(const std::string& name, int64_t begin, int64_t count, uint16_t* dst) const;
+  // Drops the mapped file pages behind elements [begin, begin + count) of a tensor from resident memory (the page
+  // cache keeps them; a later read maps them again): a streamed load then holds the loaded model plus one chunk,
+  // not also the files it read.
+  void release(const std::string& name, int64_t begin, int64_t count) const;
 
  private:
   std::vector<std::unique_ptr<SafetensorsFile>> files_;
@@ -81,6 +92,11 @@ class WeightStore {
   std::vector<DecodedTensor> decoded_;
   std::vector<std::unique_ptr<TensorInfo>> decoded_infos_;
   std::map<std::string, size_t> decoded_index_;
+  // Range reads of a decoded tensor decode it whole once (GGUF blocks do not split at arbitrary elements); the copy
+  // is dropped when the last chunk is released.
+  const float* decoded_range(const std::string& name, int64_t begin, int64_t count) const;
+  mutable std::string range_cache_name_;
+  mutable std::vector<float> range_cache_;
 };
 
 struct TensorToWrite {

@@ -135,7 +135,9 @@ const TensorInfo& WeightStore::info(const std::string& name) const {
 
 const SafetensorsFile& WeightStore::file_of(const std::string& name) const {
   info(name);  // throws when absent
-  return *index_.at(name).first;
+  const auto it = index_.find(name);
+  SFT_CHECK(it != index_.end(), path_of(name).string(), ": tensor \"", name, "\" is not stored in a safetensors file");
+  return *it->second.first;
 }
 
 std::vector<std::string> WeightStore::names() const {
@@ -175,6 +177,73 @@ void WeightStore::read_bf16(const std::string& name, uint16_t* dst, const std::v
   SFT_CHECK(expected_shape.empty() || expected_shape == t.shape, where, ": shape ", shape_str(t.shape),
             ", expected ", shape_str(expected_shape));
   convert_to_bf16(t.dtype, f.data(t), t.numel(), dst, where);
+}
+
+}  // namespace sft::io
+
+namespace sft::io {
+
+namespace {
+
+// The bytes of elements [begin, begin + count) of tensor t, checked against its element count.
+std::pair<size_t, size_t> element_range(const TensorInfo& t, const std::string& where, int64_t begin, int64_t count) {
+  SFT_CHECK(begin >= 0 && count >= 0 && begin <= t.numel() && count <= t.numel() - begin, where, ": elements [",
+            begin, ", ", begin + count, ") are outside its ", t.numel(), " elements");
+  const size_t es = dtype_size(t.dtype);
+  return {static_cast<size_t>(begin) * es, static_cast<size_t>(begin + count) * es};
+}
+
+}  // namespace
+
+const float* WeightStore::decoded_range(const std::string& name, int64_t begin, int64_t count) const {
+  const TensorInfo& t = info(name);
+  element_range(t, path_of(name).string() + ": tensor \"" + name + "\"", begin, count);
+  if (range_cache_name_ != name) {  // a streamed load reads one tensor chunk by chunk: decode it once
+    range_cache_.assign(static_cast<size_t>(t.numel()), 0.0f);
+    read_f32(name, range_cache_.data());
+    range_cache_name_ = name;
+  }
+  return range_cache_.data() + begin;
+}
+
+void WeightStore::read_f32_range(const std::string& name, int64_t begin, int64_t count, float* dst) const {
+  if (decoded_index_.count(name)) {
+    const float* src = decoded_range(name, begin, count);
+    std::copy(src, src + count, dst);
+    return;
+  }
+  const TensorInfo& t = info(name);
+  const SafetensorsFile& f = file_of(name);
+  const std::string where = f.path().string() + ": tensor \"" + name + "\"";
+  const auto [b, e] = element_range(t, where, begin, count);
+  convert_to_f32(t.dtype, f.data(t) + b, count, dst, where);
+}
+
+void WeightStore::read_bf16_range(const std::string& name, int64_t begin, int64_t count, uint16_t* dst) const {
+  if (decoded_index_.count(name)) {  // rounded to nearest even, as read_bf16 rounds a decoded tensor
+    const float* src = decoded_range(name, begin, count);
+    for (int64_t k = 0; k < count; ++k) dst[k] = float_to_bf16(src[k]);
+    return;
+  }
+  const TensorInfo& t = info(name);
+  const SafetensorsFile& f = file_of(name);
+  const std::string where = f.path().string() + ": tensor \"" + name + "\"";
+  const auto [b, e] = element_range(t, where, begin, count);
+  convert_to_bf16(t.dtype, f.data(t) + b, count, dst, where);
+}
+
+void WeightStore::release(const std::string& name, int64_t begin, int64_t count) const {
+  if (decoded_index_.count(name)) {  // no file pages behind a decoded tensor; its cached copy goes with its last chunk
+    if (name == range_cache_name_ && begin + count >= info(name).numel()) {
+      range_cache_name_.clear();
+      std::vector<float>().swap(range_cache_);
+    }
+    return;
+  }
+  const TensorInfo& t = info(name);
+  const SafetensorsFile& f = file_of(name);
+  const auto [b, e] = element_range(t, f.path().string() + ": tensor \"" + name + "\"", begin, count);
+  f.release(t, b, e);
 }
 
 }  // namespace sft::io

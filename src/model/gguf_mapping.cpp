@@ -204,6 +204,8 @@ std::string gguf_tensor_name(const TensorSpec& t) {
     case TensorRole::GateProj: return b + "ffn_gate.weight";
     case TensorRole::UpProj: return b + "ffn_up.weight";
     case TensorRole::DownProj: return b + "ffn_down.weight";
+    case TensorRole::AttnOutNorm:  // Gemma 2's sandwich norms: the family has no GGUF mapping yet (gguf_arch refuses)
+    case TensorRole::MlpOutNorm: break;
   }
   throw Error("tensor " + t.name + " has no GGUF name");
 }

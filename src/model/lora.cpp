@@ -355,7 +355,8 @@ std::unique_ptr<Model> load_model(const fs::path& dir, const fs::path& adapter_d
   // After the load, so that a structural error (missing tensor, wrong shape, broken adapter) is reported first; the
   // files are mapped again, their pages still cached from the load.
   if (!allow_nonfinite_weights) {
-    check_finite_weights(io::WeightStore::open(dir));
+    // A GGUF's blocks are decoded again (their f16 scales can hold inf/NaN); a folder's files are mapped again.
+    check_finite_weights(io::is_gguf_file(dir) ? open_gguf_model(dir).weights : io::WeightStore::open(dir));
     if (!adapter_dir.empty()) check_finite_tensors(io::SafetensorsFile(adapter_dir / "adapter_model.safetensors"));
   }
   return m;

@@ -116,6 +116,7 @@ void Decoder::load_weights(const io::WeightStore& store) {
   std::vector<float> host(static_cast<size_t>(largest_tensor()));
   for (const TensorSlot& t : tensors_) {
     store.read_f32(t.name, host.data(), t.shape);
+    store.release(t.name, 0, t.numel);  // the file's pages behind it are not kept resident (io WeightStore::release)
     be_.upload(value(t.offset), host.data(), static_cast<size_t>(t.numel) * sizeof(float));
   }
   refresh_all_bf16();

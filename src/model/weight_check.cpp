@@ -134,6 +134,17 @@ void check_finite_tensors(const io::SafetensorsFile& file) {
 
 void check_finite_weights(const io::WeightStore& ws) {
   for (const std::string& name : ws.names()) {
+    if (ws.is_decoded(name)) {  // a GGUF tensor: its decoded values (a block's f16 scale can be inf/NaN)
+      const io::TensorInfo& t = ws.info(name);
+      std::vector<float> v(static_cast<size_t>(t.numel()));
+      ws.read_f32(name, v.data());
+      const int64_t bad = first_nonfinite(v.data(), t.numel());
+      if (bad >= 0)
+        throw Error(nonfinite_message(ws.path_of(name).string(), name,
+                                      nonfinite_name(io::DType::F32, reinterpret_cast<const uint8_t*>(v.data()), bad),
+                                      bad, t.shape));
+      continue;
+    }
     const io::SafetensorsFile& file = ws.file_of(name);
     const io::TensorInfo& t = ws.info(name);
     const uint8_t* data = file.data(t);

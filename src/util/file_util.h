@@ -40,6 +40,11 @@ class MappedFile {
   ~MappedFile();
   const uint8_t* data() const { return data_; }
   size_t size() const { return size_; }
+  // Drops the pages of bytes [offset, offset + length) (widened to whole pages) from this process's resident memory
+  // (madvise MADV_DONTNEED). The mapping is read-only and private, so nothing is lost: the page cache keeps the file
+  // and a later read maps the pages again. Streamed loading calls it behind each chunk it has consumed, so a model's
+  // load does not also hold the file it read (bounds clamped to the file).
+  void release(size_t offset, size_t length) const;
   const fs::path& path() const { return path_; }
 
  private:

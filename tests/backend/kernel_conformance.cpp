@@ -5,6 +5,7 @@
 #include <array>
 #include <cmath>
 
+#include "backend/quant4.h"
 #include "util/bf16.h"
 #include "util/error.h"
 
@@ -135,6 +136,164 @@ TEST_P(KernelConformance, GemmAllTransposesAlphaBetaF32AndBf16) {
             });
             EXPECT_LE(rel_err(g[0], r[0]), dt == DType::BF16 ? tol().gemm_bf16 : tol().gemm_f32);
           }
+}
+
+// A frozen [rows, cols] weight of random values in `format` (4-bit: quantised on the host, optionally double-quantised),
+// held in host vectors and uploaded to a backend by FrozenOnDevice.
+struct FrozenHost {
+  WeightFormat format;
+  int64_t rows, cols;
+  bool dq;
+  std::vector<float> f32;
+  std::vector<uint16_t> bf16;
+  std::vector<uint8_t> packed, qabsmax;
+  std::vector<float> absmax, nested;
+  float offset = 0;
+  FrozenHost(WeightFormat f, int64_t r, int64_t c, bool double_quant, uint64_t seed)
+      : format(f), rows(r), cols(c), dq(double_quant) {
+    const int64_t n = r * c;
+    f32 = randn(n, seed, 0.05f);
+    f32[n / 3] = 0.4f;  // an outlier: the other elements of its block use only a few codes
+    if (f == WeightFormat::BF16)
+      for (float x : f32) bf16.push_back(float_to_bf16(x));
+    if (f == WeightFormat::NF4 || f == WeightFormat::FP4) {
+      const int64_t blocks = (n + kQuantBlock - 1) / kQuantBlock;
+      packed.resize((n + 1) / 2), absmax.resize(blocks);
+      quantize_4bit(f32.data(), n, f, packed.data(), absmax.data(), "test weight");
+      if (dq) {
+        qabsmax.resize(blocks), nested.resize((blocks + kNestedBlock - 1) / kNestedBlock);
+        double_quantize_absmax(absmax.data(), blocks, qabsmax.data(), nested.data(), &offset);
+      }
+    }
+  }
+};
+
+struct FrozenOnDevice {
+  Buf<float> f32, absmax, nested;
+  Buf<uint16_t> bf16;
+  Buf<uint8_t> packed, qabsmax;
+  FrozenWeight w;
+  FrozenOnDevice(Backend& be, const FrozenHost& h)
+      : f32(be, h.f32), absmax(be, h.absmax), nested(be, h.nested), bf16(be, h.bf16), packed(be, h.packed),
+        qabsmax(be, h.qabsmax) {
+    w.format = h.format, w.rows = h.rows, w.cols = h.cols;
+    if (h.format == WeightFormat::F32) w.data = f32.get();
+    if (h.format == WeightFormat::BF16) w.data = bf16.get();
+    if (h.format == WeightFormat::NF4 || h.format == WeightFormat::FP4) {
+      w.data = packed.get();
+      if (h.dq) w.qabsmax = qabsmax.get(), w.nested_absmax = nested.get(), w.offset = h.offset;
+      else w.absmax = absmax.get();
+    }
+  }
+};
+
+struct FrozenCase {
+  WeightFormat format;
+  bool dq;
+};
+
+// Y = X W^T and Y = X W for every storage format, both activation dtypes, both weight value dtypes (bf16 rounding of
+// dequantised 4-bit values), beta 0 (Y starts as NaN) and 1, padded leading dimensions; shapes with a column count
+// that is not a multiple of the block (blocks straddle rows), an odd element count (a padded last nibble), and one
+// large enough that the fast CPU backend converts several panels.
+TEST_P(KernelConformance, FrozenGemmEveryFormatBothDirections) {
+  const std::vector<FrozenCase> formats = {{WeightFormat::F32, false}, {WeightFormat::BF16, false},
+                                           {WeightFormat::NF4, false}, {WeightFormat::NF4, true},
+                                           {WeightFormat::FP4, false}, {WeightFormat::FP4, true}};
+  struct Shape {
+    int64_t M, rows, cols, pad;
+    bool all_dtypes;
+  };
+  for (const Shape& sh : {Shape{37, 53, 71, 3, true}, Shape{5, 64, 128, 0, true}, Shape{33, 96, 130, 1, true},
+                          Shape{3, 600, 4096, 0, false}})
+    for (const FrozenCase& fc : formats) {
+      const FrozenHost host(fc.format, sh.rows, sh.cols, fc.dq, 40 + sh.rows);
+      for (bool trans_w : {true, false})
+        for (DType x_dt : {DType::F32, DType::BF16})
+          for (DType w_dt : {DType::F32, DType::BF16})
+            for (float beta : {0.0f, 1.0f}) {
+              if (!sh.all_dtypes && (x_dt != w_dt || beta != 1.0f)) continue;
+              SCOPED_TRACE(testing::Message() << weight_format_name(fc.format) << (fc.dq ? "+dq" : "") << " M=" << sh.M
+                                              << " W=[" << sh.rows << "," << sh.cols << "] trans_w=" << trans_w
+                                              << " x_bf16=" << (x_dt == DType::BF16) << " w_bf16="
+                                              << (w_dt == DType::BF16) << " beta=" << beta);
+              const int64_t K = trans_w ? sh.cols : sh.rows, N = trans_w ? sh.rows : sh.cols;
+              const int64_t ldx = K + sh.pad, ldy = N + sh.pad;
+              auto x32 = randn(sh.M * ldx, 41), y0 = randn(sh.M * ldy, 42);
+              std::vector<uint16_t> x16(x32.size());
+              for (size_t i = 0; i < x32.size(); ++i) x16[i] = float_to_bf16(x32[i]);
+              if (beta == 0) std::fill(y0.begin(), y0.end(), NAN);
+              auto [g, r] = both([&](Backend& be) {
+                FrozenOnDevice w(be, host);
+                Buf<float> X(be, x32), Y(be, y0);
+                Buf<uint16_t> X16(be, x16);
+                const void* px = x_dt == DType::BF16 ? static_cast<const void*>(X16.get()) : X.get();
+                be.frozen_gemm(trans_w, sh.M, px, ldx, x_dt, w.w, w_dt, beta, Y, ldy);
+                auto h = Y.host();
+                std::vector<float> out;  // the M x N result (the padding columns are not output)
+                for (int64_t i = 0; i < sh.M; ++i) out.insert(out.end(), h.begin() + i * ldy, h.begin() + i * ldy + N);
+                return VV{out};
+              });
+              EXPECT_LE(rel_err(g[0], r[0]), tol().frozen_gemm);
+            }
+    }
+}
+
+// The 4-bit values reach the gemm exactly as the format defines them: a gemm against one-hot rows of X reads single
+// columns of W, so the fast path's dequantisation must equal the host definition bit for bit (not just to within the
+// accumulation tolerance), including the bf16 rounding of w_dt == BF16.
+TEST_P(KernelConformance, FrozenGemmDequantisesExactly) {
+  for (const FrozenCase& fc : {FrozenCase{WeightFormat::NF4, true}, FrozenCase{WeightFormat::FP4, false},
+                               FrozenCase{WeightFormat::BF16, false}})
+    for (DType w_dt : {DType::F32, DType::BF16}) {
+      SCOPED_TRACE(testing::Message() << weight_format_name(fc.format) << " w_bf16=" << (w_dt == DType::BF16));
+      const FrozenHost host(fc.format, 70, 192, fc.dq, 77);
+      std::vector<float> want(static_cast<size_t>(70 * 192));
+      {
+        FrozenWeight hw;  // the host copy as a FrozenWeight of host pointers
+        hw.format = host.format, hw.rows = 70, hw.cols = 192;
+        hw.data = fc.format == WeightFormat::BF16 ? static_cast<const void*>(host.bf16.data()) : host.packed.data();
+        if (fc.dq) hw.qabsmax = host.qabsmax.data(), hw.nested_absmax = host.nested.data(), hw.offset = host.offset;
+        else hw.absmax = host.absmax.data();
+        dequantize_host(hw, 0, hw.numel(), w_dt == DType::BF16, want.data());
+      }
+      std::vector<float> eye(192 * 192, 0.0f);
+      for (int64_t i = 0; i < 192; ++i) eye[i * 192 + i] = 1.0f;
+      FrozenOnDevice w(*be_, host);
+      Buf<float> X(*be_, eye), Y(*be_, 192 * 70);
+      be_->frozen_gemm(true, 192, X, 192, DType::F32, w.w, w_dt, 0.0f, Y, 70);  // Y = I W^T = W^T
+      auto y = Y.host();
+      for (int64_t r = 0; r < 70; ++r)
+        for (int64_t c = 0; c < 192; ++c) ASSERT_EQ(y[c * 70 + r], want[r * 192 + c]) << "W[" << r << "," << c << "]";
+    }
+}
+
+TEST_P(KernelConformance, FrozenEmbeddingGather) {
+  for (const FrozenCase& fc : {FrozenCase{WeightFormat::F32, false}, FrozenCase{WeightFormat::BF16, false},
+                               FrozenCase{WeightFormat::NF4, true}, FrozenCase{WeightFormat::FP4, false}})
+    for (auto [V, H] : std::vector<std::array<int64_t, 2>>{{29, 131}, {50, 192}}) {
+      SCOPED_TRACE(testing::Message() << weight_format_name(fc.format) << " V=" << V << " H=" << H);
+      const FrozenHost host(fc.format, V, H, fc.dq, 50 + V);
+      auto ids = randint(300, 0, static_cast<int32_t>(V), 51);
+      auto [g, r] = both([&](Backend& be) {
+        FrozenOnDevice t(be, host);
+        Buf<int32_t> I(be, ids);
+        Buf<float> out(be, 300 * H);
+        be.frozen_embedding(out, t.w, I, 300, DType::BF16);
+        return VV{out.host()};
+      });
+      EXPECT_LE(rel_err(g[0], r[0]), tol().frozen_gather);
+    }
+}
+
+TEST_P(KernelConformance, FrozenKernelsRejectMalformedCalls) {
+  const FrozenHost host(WeightFormat::NF4, 4, 64, false, 60);
+  FrozenOnDevice w(*be_, host);
+  FrozenWeight no_scales = w.w;
+  no_scales.absmax = nullptr;
+  Buf<float> X(*be_, 64), Y(*be_, 4);
+  EXPECT_THROW(be_->frozen_gemm(true, 1, X, 64, DType::F32, no_scales, DType::F32, 0.0f, Y, 4), Error);
+  EXPECT_THROW(be_->frozen_gemm(true, 1, X, 64, DType::F32, w.w, DType::F32, 0.5f, Y, 4), Error);
 }
 
 TEST_P(KernelConformance, BiasAndEmbedding) {

@@ -32,6 +32,9 @@ struct Tolerances {
   double norm_backward = 0;  // rmsnorm backward (two chained reductions)
   double gemm_f32 = 0;     // fp32 gemm, K <= 130 (fp32 accumulation in another order)
   double gemm_bf16 = 0;    // same bf16 operand bits on both sides: only the fp32 accumulation order differs
+  double frozen_gemm = 0;  // frozen_gemm (bf16 / 4-bit weights): the same weight values on both sides (the format's
+                           // dequantisation is exact arithmetic), so only the accumulation order differs (K <= 4096)
+  double frozen_gather = 0;  // frozen_embedding: a dequantised copy, the same values on both sides
   double attention = 0;    // attention forward (out, lse)
   double attention_backward = 0;  // attention backward (dq, dk, dv)
 };

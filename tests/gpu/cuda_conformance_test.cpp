@@ -8,6 +8,8 @@
 //    rmsnorm backward;
 //  - gemm f32 1e-4: cuBLASLt may split K and accumulate in another order; gemm bf16 2e-4: both sides consume the same
 //    bf16 bits (products exact in fp32), so only the fp32 accumulation order differs, over wider partial sums;
+//  - frozen_gemm 2e-4: converted weight panels (the reference's exact values) through the same gemm as gemm_bf16;
+//    frozen_gather 0: a dequantised copy with the same fp32 operations as the reference;
 //  - attention 5e-3: the internal batched GEMMs run TF32 by default (10-bit mantissa, ~5e-4 per product, summed over
 //    up to 128 keys); cuda_backend_test.cpp checks the full-fp32 mode (SFT_CUDA_ATTN_FP32=1) at 1e-4.
 #include "../backend/kernel_conformance.h"
@@ -23,6 +25,8 @@ BackendCase cuda_device0() {
   t.norm_backward = 1e-4;
   t.gemm_f32 = 1e-4;
   t.gemm_bf16 = 2e-4;
+  t.frozen_gemm = 2e-4;  // the gemm of converted panels: as gemm_bf16 (the panels hold the reference's exact values)
+  t.frozen_gather = 0;   // a dequantised copy: the same fp32 operations as the reference
   t.attention = 5e-3;
   t.attention_backward = 5e-3;
   return {"cuda", [] { return make_cuda_backend(0); }, t, /*skip_when_unusable=*/true};

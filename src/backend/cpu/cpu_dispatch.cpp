@@ -7,13 +7,16 @@
 namespace sft::backend::cpu {
 namespace generic {
 std::unique_ptr<Backend> make_backend();
+bool frozen_native_bf16();
 }
 #if defined(__x86_64__)
 namespace avx2 {
 std::unique_ptr<Backend> make_backend();
+bool frozen_native_bf16();
 }
 namespace avx512 {
 std::unique_ptr<Backend> make_backend();
+bool frozen_native_bf16();
 }
 #endif
 
@@ -52,6 +55,15 @@ std::unique_ptr<Backend> make_cpu_backend_variant(const std::string& variant) {
   if (variant == "avx2") return avx2::make_backend();
 #endif
   return generic::make_backend();
+}
+
+bool frozen_gemm_native_bf16() {
+  const std::string v = cpu_kernel_variant();
+#if defined(__x86_64__)
+  if (v == "avx512") return avx512::frozen_native_bf16();
+  if (v == "avx2") return avx2::frozen_native_bf16();
+#endif
+  return generic::frozen_native_bf16();
 }
 
 }  // namespace sft::backend::cpu

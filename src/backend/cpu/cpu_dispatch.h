@@ -15,5 +15,8 @@ std::vector<std::string> cpu_kernel_variants();
 std::string cpu_kernel_variant();
 // The fast backend with a given variant (throws sft::Error if it is not compiled in or the CPU lacks it).
 std::unique_ptr<Backend> make_cpu_backend_variant(const std::string& variant);
+// Whether make_cpu_backend()'s frozen_gemm feeds bf16 operands to oneDNN's native bf16 matmul (cpu_frozen.h) or
+// converts to fp32 panels: for bench output.
+bool frozen_gemm_native_bf16();
 
 }  // namespace sft::backend::cpu

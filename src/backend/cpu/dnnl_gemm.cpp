@@ -96,8 +96,10 @@ std::vector<float> widen(const void* p, int64_t rows, int64_t cols, bool trans, 
 
 }  // namespace
 
-bool dnnl_has_fast_bf16() {
-  static const bool fast = [] {
+// oneDNN's implementation of a bf16 matmul on this CPU ("" when it has none): "ref..." is its reference loop,
+// "brg:avx512_core_bf16" uses AVX512-BF16 dot products, "brg:avx512_core_amx" the AMX tiles.
+static const std::string& bf16_matmul_impl() {
+  static const std::string impl = [] {
     try {
       auto a = md(64, 64, false, 64, dnnl::memory::data_type::bf16);
       auto c = dnnl::memory::desc({64, 64}, dnnl::memory::data_type::f32, dnnl::memory::dims{64, 1});
@@ -106,13 +108,20 @@ bool dnnl_has_fast_bf16() {
 #else
       dnnl::matmul::primitive_desc pd(dnnl::matmul::desc(a, a, c), state().engine);
 #endif
-      return std::string(pd.impl_info_str()).find("ref") == std::string::npos;
+      return std::string(pd.impl_info_str());
     } catch (const dnnl::error&) {
-      return false;
+      return std::string();
     }
   }();
-  return fast;
+  return impl;
 }
+
+bool dnnl_has_fast_bf16() {
+  const std::string& impl = bf16_matmul_impl();
+  return !impl.empty() && impl.find("ref") == std::string::npos;
+}
+
+bool dnnl_bf16_uses_amx() { return bf16_matmul_impl().find("amx") != std::string::npos; }
 
 std::string dnnl_gemm_report() {
   const dnnl_version_t* v = dnnl_version();

@@ -1,6 +1,6 @@
 // The fast CPU backend: oneDNN matmuls (dnnl_gemm.cpp), OpenMP-parallel elementwise/norm/softmax kernels, and a
 // tiled attention (cpu_attention.cpp). Every kernel here has its scalar oracle in reference_backend.cpp and a test in
-// tests/backend/cpu comparing the two on random inputs.
+// tests/backend/cpu comparing the two on random inputs. Frozen-weight gemms (bf16 / 4-bit LoRA bases): cpu_frozen.cpp.
 // This file (with cpu_attention.cpp) is compiled once per CPU variant: as itself for the baseline x86-64 build, and
 // included by fast_backend_avx2.cpp / fast_backend_avx512.cpp with SFT_CPU_VARIANT set, so the same loops are
 // vectorised for each ISA and cpu_dispatch.cpp picks the best one the running CPU supports (see cpu_variant.h).
@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "backend/cpu/cpu_attention.h"
+#include "backend/cpu/cpu_frozen.h"
 #include "backend/cpu/cpu_memory.h"
 #include "backend/cpu/dnnl_gemm.h"
 #include "backend/cpu/fast_math.h"
@@ -87,10 +88,19 @@ class CpuBackend final : public CpuMemoryBackend {
 #pragma omp parallel for simd if (n > kGrain) schedule(static)
     for (int64_t i = 0; i < n; ++i) dst[i] = bf16_to_float(float_to_bf16(src[i]));
   }
-  bool fast_bf16_gemm() const override { return dnnl_has_fast_bf16(); }
+  // The AVX-512 variant with oneDNN's native bf16 matmul; AVX2/generic report false even on a CPU that has one, so a
+  // forced SFT_CPU_KERNELS=avx2 behaves as an AVX2-only CPU (emulated bf16, fp32 frozen-weight tiles).
+  bool fast_bf16_gemm() const override { return variant_native_bf16(); }
   void gemm(bool ta, bool tb, int64_t M, int64_t N, int64_t K, float alpha, const void* A, int64_t lda,
             const void* B, int64_t ldb, float beta, float* C, int64_t ldc, DType ab) override {
     dnnl_gemm(ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc, ab);
+  }
+  void frozen_gemm(bool trans_w, int64_t M, const void* X, int64_t ldx, DType x_dt, const FrozenWeight& W, DType w_dt,
+                   float beta, float* Y, int64_t ldy) override {
+    frozen_gemm_panels(trans_w, M, X, ldx, x_dt, W, w_dt, beta, Y, ldy);
+  }
+  void frozen_embedding(float* out, const FrozenWeight& table, const int32_t* ids, int64_t n, DType w_dt) override {
+    frozen_embedding_rows(out, table, ids, n, w_dt);
   }
   void add_bias(float* y, const float* bias, int64_t rows, int64_t cols) override {
 #pragma omp parallel for if (rows * cols > kGrain) schedule(static)

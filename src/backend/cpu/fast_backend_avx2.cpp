@@ -5,5 +5,6 @@
 #define SFT_CPU_TARGET "avx2,fma,f16c,bmi,bmi2,lzcnt,popcnt"
 #define SFT_CPU_VEC_FLOATS 8
 #include "backend/cpu/cpu_attention.cpp"
+#include "backend/cpu/cpu_frozen.cpp"
 #include "backend/cpu/fast_backend.cpp"
 #endif

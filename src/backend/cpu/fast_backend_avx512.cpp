@@ -6,5 +6,6 @@
 #define SFT_CPU_TARGET "avx512f,avx512bw,avx512dq,avx512vl,avx2,fma,f16c,bmi,bmi2,lzcnt,popcnt,prefer-vector-width=512"
 #define SFT_CPU_VEC_FLOATS 16
 #include "backend/cpu/cpu_attention.cpp"
+#include "backend/cpu/cpu_frozen.cpp"
 #include "backend/cpu/fast_backend.cpp"
 #endif

@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "backend/cpu/cpu_memory.h"
+#include "backend/quant4.h"
 #include "util/bf16.h"
 
 namespace sft::backend::cpu {
@@ -75,6 +76,30 @@ class CpuReferenceBackend final : public CpuMemoryBackend {
         float& c = C[i * ldc + j];
         c = static_cast<float>(alpha * acc + (beta == 0.0f ? 0.0 : static_cast<double>(beta) * c));
       }
+  }
+  // The weight's values through the host dequantisation of quant4.cpp (the format's definition), whole; products
+  // summed in double.
+  void frozen_gemm(bool trans_w, int64_t M, const void* X, int64_t ldx, DType x_dt, const FrozenWeight& W, DType w_dt,
+                   float beta, float* Y, int64_t ldy) override {
+    check_frozen_call("frozen_gemm", W, x_dt, w_dt, beta);
+    std::vector<float> w(static_cast<size_t>(W.numel()));
+    dequantize_host(W, 0, W.numel(), w_dt == DType::BF16 && W.quantized(), w.data());
+    const int64_t N = trans_w ? W.rows : W.cols, K = trans_w ? W.cols : W.rows;
+    for (int64_t i = 0; i < M; ++i)
+      for (int64_t j = 0; j < N; ++j) {
+        double acc = 0;
+        for (int64_t k = 0; k < K; ++k)
+          acc += static_cast<double>(load(X, i * ldx + k, x_dt)) * w[trans_w ? j * W.cols + k : k * W.cols + j];
+        float& y = Y[i * ldy + j];
+        y = static_cast<float>(acc + (beta == 0.0f ? 0.0 : static_cast<double>(y)));
+      }
+  }
+  void frozen_embedding(float* out, const FrozenWeight& table, const int32_t* ids, int64_t n, DType w_dt) override {
+    check_frozen_call("frozen_embedding", table, DType::F32, w_dt, 0.0f);
+    for (int64_t i = 0; i < n; ++i) {
+      const int64_t e0 = static_cast<int64_t>(ids[i]) * table.cols;
+      dequantize_host(table, e0, e0 + table.cols, w_dt == DType::BF16 && table.quantized(), out + i * table.cols);
+    }
   }
   void add_bias(float* y, const float* bias, int64_t rows, int64_t cols) override {
     for (int64_t r = 0; r < rows; ++r)

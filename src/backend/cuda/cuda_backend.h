@@ -56,6 +56,12 @@ class CudaBackend final : public Backend {
   void add_bias(float* y, const float* bias, int64_t rows, int64_t cols) override;
   void bias_grad(float* dbias, const float* dy, int64_t rows, int64_t cols) override;
 
+  // Frozen weights: bf16 x bf16 and fp32 x fp32 straight to cuBLASLt; otherwise W converted in panels of at most
+  // kFrozenPanelBytes into a scratch buffer (frozen.cu), a bf16 X widened when the panels are fp32.
+  void frozen_gemm(bool trans_w, int64_t M, const void* X, int64_t ldx, DType x_dt, const FrozenWeight& W, DType w_dt,
+                   float beta, float* Y, int64_t ldy) override;
+  void frozen_embedding(float* out, const FrozenWeight& table, const int32_t* ids, int64_t n, DType w_dt) override;
+
   void embedding_forward(float* out, const float* table, const int32_t* ids, int64_t n, int64_t H) override;
   void embedding_backward(float* dtable, const float* dout, const int32_t* ids, int64_t n, int64_t H) override;
 
@@ -100,6 +106,8 @@ class CudaBackend final : public Backend {
   void raw_free(void* p);
   // A scratch buffer of at least `bytes` (grown, never shrunk; contents undefined). slot picks one of several.
   void* scratch(int slot, size_t bytes);
+  // The code tables frozen.cu reads for a 4-bit format (uploaded on first use).
+  const float* quant_tables(WeightFormat f);
 
   int device_ = 0;
   cudaStream_t stream_ = nullptr;
@@ -114,6 +122,7 @@ class CudaBackend final : public Backend {
   std::array<void*, kScratchSlots> scratch_{};
   std::array<size_t, kScratchSlots> scratch_bytes_{};
   int64_t attn_scratch_limit_ = int64_t(2) << 30;
+  float* quant_tables_[2] = {nullptr, nullptr};  // NF4, FP4: 16 codes + the 256-entry dynamic map each
   bool attn_tf32_ = true;
 };
 

@@ -31,6 +31,26 @@ void embedding_backward(cudaStream_t st, float* dtable, const float* dout, const
 void rope(cudaStream_t st, float* x, const int32_t* pos, const float* inv_freq, int64_t n, int64_t heads,
           int64_t head_dim, bool inverse);
 
+// ---- frozen weights in their stored form (frozen.cu) ----
+// A backend::FrozenWeight as the kernels take it (format 0 fp32, 1 bf16, 2 NF4, 3 FP4; device pointers).
+struct FrozenArgs {
+  int format = 0;
+  int64_t rows = 0, cols = 0;
+  const void* data = nullptr;
+  const float* absmax = nullptr;
+  const uint8_t* qabsmax = nullptr;
+  const float* nested = nullptr;
+  float offset = 0;
+};
+// tables (device): the 16 codes of W's 4-bit format followed by the 256 values of bitsandbytes' dynamic map.
+// dst[(r - r0) * (c1 - c0) + (c - c0)] = W[r, c] for the panel rows [r0, r1) x columns [c0, c1), as fp32 or (out_bf16,
+// which needs round) bf16; round rounds dequantised 4-bit values to bf16 (Backend::frozen_gemm's w_dt == BF16).
+void frozen_panel(cudaStream_t st, const FrozenArgs& w, const float* tables, int64_t r0, int64_t r1, int64_t c0,
+                  int64_t c1, bool round, bool out_bf16, void* dst);
+// out[i, :] = W[ids[i], :] (fp32)
+void frozen_gather(cudaStream_t st, const FrozenArgs& w, const float* tables, const int32_t* ids, int64_t n,
+                   bool round, float* out);
+
 // ---- rows (rows.cu) ----
 void rmsnorm_forward(cudaStream_t st, float* y, float* rstd, const float* x, const float* w, int64_t n, int64_t H,
                      float eps, float w_offset);

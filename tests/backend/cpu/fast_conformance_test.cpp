@@ -7,6 +7,9 @@
 //    chained in the rmsnorm backward;
 //  - gemm 2e-6 (f32 and bf16 operands, K <= 130): bf16 products are exact in fp32, so both are fp32 accumulation
 //    order only (oneDNN blocking vs a plain loop);
+//  - frozen_gemm 5e-6 (K up to 4096), frozen_gather 0: the fast path dequantises with the same fp32 operations as the
+//    reference (one multiply per value, the same bf16 rounding), so the weights agree bit for bit
+//    (FrozenGemmDequantisesExactly) and only the fp32 accumulation order of the gemm differs;
 //  - attention 2e-6 forward, 1e-5 backward: fp32 online softmax vs double; the backward chains three reductions.
 // The reference backend is instantiated too (against itself: every comparison bit-exact, tolerance 0), which runs the
 // suite's own invariants on the oracle: greedy ties, padding rows, KV-cache rows == full rows, rope inverse, and
@@ -25,6 +28,8 @@ BackendCase fast_cpu() {
   t.norm_backward = 5e-6;
   t.gemm_f32 = 2e-6;
   t.gemm_bf16 = 2e-6;
+  t.frozen_gemm = 5e-6;
+  t.frozen_gather = 0;
   t.attention = 2e-6;
   t.attention_backward = 1e-5;
   return {"fast_cpu", [] { return make_cpu_backend(); }, t};
