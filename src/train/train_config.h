@@ -75,6 +75,9 @@ struct TrainConfig {
 
   bool gradient_checkpointing = false;  // re-run each layer's forward in the backward instead of saving activations
   bool skip_nonfinite_steps = false;  // a NaN/inf loss or gradient norm: skip the update (default: stop with an error)
+  // Debugging only: load a base model, adapter, checkpoint or optimizer state holding NaN/inf, and save such state
+  // (by default each is an error naming the file and tensor, and an update that makes a parameter NaN/inf stops).
+  bool allow_nonfinite_weights = false;
 
   bool use_bf16() const { return bf16 || torch_dtype == "bfloat16"; }
   // Optimizer steps of the run: max_steps when > 0, else ceil(num_train_epochs * updates_per_epoch); throws naming

@@ -252,6 +252,9 @@ std::vector<Setting> runtime_lora_and_parallel_rows() {
           "instead of all (sft info shows both), ~15-30% more time a step"),
       row("skip_nonfinite_steps", &C::skip_nonfinite_steps,
           "skip an update whose loss or gradient norm is NaN/inf (default: stop with an error)"),
+      row("allow_nonfinite_weights", &C::allow_nonfinite_weights,
+          "debugging: load a model, adapter, checkpoint or optimizer state holding NaN/inf and save such weights "
+          "(default: an error naming the file and tensor; a step that makes a parameter NaN/inf stops training)"),
       // ---- LoRA (TRL ModelConfig / peft LoraConfig names, TRL's defaults) ----
       row("use_peft", &C::use_peft, "LoRA fine-tuning (peft adapters): base frozen, adapter + its AdamW state trained"),
       row("lora_r", &C::lora_r, "LoRA rank").in(1, 65536).lora(),
