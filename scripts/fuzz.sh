@@ -22,7 +22,7 @@ if [ ! -f "$build/build.ninja" ]; then
     -DCMAKE_CXX_FLAGS="$san" -DCMAKE_EXE_LINKER_FLAGS="-fsanitize=address,undefined" -DSFT_FUZZ=ON -DSFT_NATIVE=OFF \
     >/dev/null
 fi
-all=(safetensors safetensors_index tokenizer_load tokenizer_encode dataset eval_tasks hf_config chat_template trainer_log)
+all=(safetensors safetensors_index tokenizer_load tokenizer_encode dataset eval_tasks hf_config chat_template trainer_log gguf)
 grep -q 'fuzz_parquet' "$build/build.ninja" && all+=(parquet)  # only in a build with Apache Arrow
 if [ "$target" = all ]; then targets=("${all[@]}"); else targets=("$target"); fi
 if [ "${SFT_FUZZ_NO_BUILD:-0}" != 1 ]; then  # 1: the targets are built already (several campaigns in parallel)

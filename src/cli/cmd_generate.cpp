@@ -13,6 +13,7 @@
 #include "backend/backend.h"
 #include "backend/device.h"
 #include "cli/commands.h"
+#include "io/gguf.h"
 #include "data/template.h"
 #include "data/template_choice.h"
 #include "generate/chat_session.h"
@@ -49,7 +50,8 @@ struct Session {
 };
 
 Session open_session(const GenArgs& a) {
-  SFT_CHECK(std::filesystem::is_directory(a.model), "--model: ", a.model, " is not a directory");
+  SFT_CHECK(std::filesystem::is_directory(a.model) || io::is_gguf_file(a.model), "--model: ", a.model,
+            " is not a model folder or .gguf file");
   Session s;
   s.be = backend::make_backend(a.device);
   s.tok = std::make_unique<tok::Tokenizer>(tok::Tokenizer::load(a.model));

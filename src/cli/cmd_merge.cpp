@@ -6,6 +6,7 @@
 #include <string>
 
 #include "cli/commands.h"
+#include "io/gguf.h"
 #include "io/hf_config.h"
 #include "model/family.h"
 #include "model/lora.h"
@@ -23,7 +24,8 @@ struct MergeArgs {
 
 void run_merge(const MergeArgs& a) {
   namespace fs = std::filesystem;
-  SFT_CHECK(fs::is_directory(a.model), "--model ", a.model, ": not a folder");
+  SFT_CHECK(fs::is_directory(a.model) || io::is_gguf_file(a.model), "--model ", a.model,
+            ": not a model folder or .gguf file");
   std::string dtype = a.dtype;
   if (dtype.empty() || dtype == "auto") {  // keep the base model's dtype (fp32 unless it is bf16)
     const io::ModelConfig cfg = model::load_config(fs::path(a.model) / "config.json");

@@ -94,6 +94,22 @@ class LoraAdapters {
 // get_delta_weight + merge.
 void merge_lora_delta(float* W, const float* A, const float* B, int64_t out, int64_t in, int64_t r, float scaling);
 
+// A peft adapter merged into base weights one tensor at a time (`sft merge`, `sft export --adapter`): the adapter is
+// checked against the model first (check_adapter); read() gives a tensor's merged values (W + scaling B A for an
+// adapted projection, the adapter's own copy for a modules_to_save tensor, the base value otherwise).
+class AdapterMerge {
+ public:
+  AdapterMerge(const io::ModelConfig& cfg, const std::filesystem::path& adapter_dir);
+  ~AdapterMerge();
+  void read(const TensorSpec& w, const io::WeightStore& base, std::vector<float>& values) const;
+  // Throws naming the tensor when the adapter file holds a NaN/inf (model/weight_check.h).
+  void check_finite() const;
+
+ private:
+  std::unique_ptr<io::SafetensorsFile> file_;
+  io::LoraAdapterConfig acfg_;
+};
+
 // `sft merge`: base HF folder + peft adapter folder -> a merged HF folder (dtype "float32" or "bfloat16"), written
 // into a temp folder and renamed, so a failed merge leaves nothing. Checks every adapter tensor against the base
 // model's shapes first (an error names the tensor).

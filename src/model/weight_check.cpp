@@ -46,7 +46,7 @@ void check_weights_match_config(const io::ModelConfig& cfg, const io::WeightStor
     int64_t idx = -1;
     const auto [p, ec] = std::from_chars(b, e, idx);
     SFT_CHECK(ec == std::errc() && p != b && p < e && *p == '.' && idx >= 0 && idx < (int64_t{1} << 20),
-              ws.file_of(name).path().string(), ": tensor \"", name, "\" has no valid layer number");
+              ws.path_of(name).string(), ": tensor \"", name, "\" has no valid layer number");
     layers.insert(idx);
   }
   const int64_t L = cfg.num_hidden_layers;
@@ -62,7 +62,7 @@ void check_weights_match_config(const io::ModelConfig& cfg, const io::WeightStor
   // The layer count is now bounded by the files: the weight list the config implies is safe to build.
   for (const auto& w : tensor_table(cfg)) {
     const io::TensorInfo& t = ws.info(w.name);  // throws naming the tensor when absent
-    const std::string file = ws.file_of(w.name).path().string();
+    const std::string file = ws.path_of(w.name).string();
     SFT_CHECK(t.shape == w.shape, file, ": tensor \"", w.name, "\" has shape ", io::shape_str(t.shape), ", ", cfg_name,
               " implies ", io::shape_str(w.shape));
     SFT_CHECK(t.dtype == io::DType::F32 || t.dtype == io::DType::BF16 || t.dtype == io::DType::F16, file, ": tensor \"", w.name,

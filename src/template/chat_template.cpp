@@ -1,9 +1,13 @@
 #include "template/chat_template.h"
 
+#include "io/gguf.h"
+#include "io/gguf_tokenizer.h"
+
 #include <nlohmann/json.hpp>
 
 #include "util/error.h"
 #include "util/input_file.h"
+#include "util/utf8.h"
 
 namespace sft::jinja {
 namespace {
@@ -88,6 +92,15 @@ ChatTemplate::ChatTemplate(const std::string& source, std::vector<std::pair<std:
       tmpl_(std::make_shared<Template>(Template::parse(source, origin_))) {}
 
 std::optional<ChatTemplate> ChatTemplate::load(const fs::path& dir) {
+  if (io::is_gguf_file(dir)) {  // tokenizer.chat_template, with the special tokens of the GGUF's vocabulary
+    io::HfTokenizerFiles files = io::hf_tokenizer_files(io::GgufFile(dir));
+    if (files.chat_template.empty()) return std::nullopt;
+    // The same rules as chat_template.jinja (util/input_file.h): UTF-8 and bounded, as transformers requires.
+    SFT_CHECK(utf8::is_valid(files.chat_template), dir.string(), ": tokenizer.chat_template is not valid UTF-8");
+    SFT_CHECK(files.chat_template.size() <= input::chat_template.max_bytes, dir.string(), ": tokenizer.chat_template holds ",
+              files.chat_template.size(), " bytes, more than the ", input::chat_template.max_bytes, " a chat template may have");
+    return ChatTemplate(files.chat_template, std::move(files.special_tokens), dir.string() + " (tokenizer.chat_template)");
+  }
   std::vector<std::pair<std::string, std::string>> specials;
   std::optional<std::string> source;
   std::string origin;

@@ -4,6 +4,8 @@
 
 #include <nlohmann/json.hpp>
 
+#include "io/gguf.h"
+#include "io/gguf_tokenizer.h"
 #include "tokenizer/added_tokens.h"
 #include "tokenizer/bpe.h"
 #include "tokenizer/normalizer.h"
@@ -94,6 +96,12 @@ Tokenizer& Tokenizer::operator=(Tokenizer&&) noexcept = default;
 Tokenizer::~Tokenizer() = default;
 
 Tokenizer Tokenizer::load(const std::filesystem::path& model_dir) {
+  if (io::is_gguf_file(model_dir)) {  // a GGUF's vocabulary, as the tokenizer.json transformers would rebuild from it
+    const io::HfTokenizerFiles files = io::hf_tokenizer_files(io::GgufFile(model_dir));
+    return from_json_text(files.tokenizer_json, files.tokenizer_config_json,
+                          model_dir.string() + " (tokenizer.ggml.* metadata)",
+                          model_dir.string() + " (tokenizer.ggml.* metadata)");
+  }
   const auto tj_path = model_dir / "tokenizer.json";
   SFT_CHECK(std::filesystem::exists(tj_path), tj_path.string(), ": not found (a Hugging Face tokenizer.json is required)");
   SFT_CHECK(!std::filesystem::is_directory(tj_path), tj_path.string(), ": is a folder, expected a tokenizer.json file");

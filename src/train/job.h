@@ -53,6 +53,8 @@ class Job {
   void set_threads() const;
   void resolve_resume(TrainObserver& obs);
   void check_lora(TrainObserver& obs) const;
+  void check_save_gguf() const;
+  void save_gguf(const std::filesystem::path& output_dir, TrainObserver& obs) const;
   void open_device(std::unique_ptr<parallel::Communicator>& comm);
   void prepare_data(TrainObserver& obs);
   void load_model(TrainObserver& obs);

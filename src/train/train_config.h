@@ -78,6 +78,7 @@ struct TrainConfig {
   // Debugging only: load a base model, adapter, checkpoint or optimizer state holding NaN/inf, and save such state
   // (by default each is an error naming the file and tensor, and an update that makes a parameter NaN/inf stops).
   bool allow_nonfinite_weights = false;
+  std::string save_gguf;  // "" or a GGUF type (q8_0, f16, bf16, f32): the final model also as <output_dir>/<name>-<type>.gguf
 
   bool use_bf16() const { return bf16 || torch_dtype == "bfloat16"; }
   // Optimizer steps of the run: max_steps when > 0, else ceil(num_train_epochs * updates_per_epoch); throws naming

@@ -41,6 +41,8 @@ inline constexpr InputKind chat_template{"chat template", 1 * MiB, true};
 inline constexpr InputKind dataset{"dataset file", 64 * GiB, false};
 // safetensors files (memory-mapped, never read whole; the header is validated by io).
 inline constexpr InputKind weights{"safetensors file", uint64_t{1} << 40, false};
+// GGUF files (memory-mapped; the reader bounds every count and offset, io/gguf.cpp).
+inline constexpr InputKind gguf_file{"GGUF file", uint64_t{1} << 40, false};
 // Anything else read whole (task files, caches, reports): the generic read_file() limit.
 inline constexpr InputKind any_file{"file", 16 * GiB, false};
 }  // namespace input
