@@ -9,19 +9,21 @@
 #include "data/batching.h"
 #include "data/prepare.h"
 #include "data/template_choice.h"
+#include "io/gguf.h"
 #include "io/peft_adapter.h"
 #include "io/safetensors.h"
 #include "model/family.h"
 #include "model/gguf_mapping.h"
 #include "model/lora.h"
 #include "model/model.h"
+#include "model/weight_check.h"
 #include "parallel/communicator.h"
 #include "template/chat_template.h"
 #include "tokenizer/tokenizer.h"
-#include "model/weight_check.h"
 #include "train/checkpoint.h"
 #include "train/continue_check.h"
 #include "train/data_options.h"
+#include "train/finite_guard.h"
 #include "train/train_settings.h"
 #include "util/error.h"
 
@@ -185,7 +187,14 @@ void Job::load_model(TrainObserver& obs) {
   }
   // After the load, so that a structural error is reported first; the files are mapped again, their pages cached.
   if (!cfg_.allow_nonfinite_weights) {
-    model::check_finite_weights(io::WeightStore::open(cfg_.use_peft || resume_dir_.empty() ? base_ : resume_dir_));
+    const fs::path weights = cfg_.use_peft || resume_dir_.empty() ? base_ : resume_dir_;
+    if (!io::is_gguf_file(weights)) {
+      model::check_finite_weights(io::WeightStore::open(weights));
+    } else {  // no safetensors to map: the decoded values on the backend (LoRA: the adapter's; the frozen base is not)
+      const std::string bad = first_nonfinite_parameter(*be_, model_->parameters());
+      SFT_CHECK(bad.empty(), weights.string(), ": ", bad, "; refusing to train from non-finite weights (pass ",
+                model::kAllowNonfiniteFlag, " to load them anyway, for debugging)");
+    }
     const fs::path adapter = cfg_.use_peft && !resume_dir_.empty() ? resume_dir_ : fs::path(cfg_.adapter_name_or_path);
     if (cfg_.use_peft && !adapter.empty())
       model::check_finite_tensors(io::SafetensorsFile(adapter / "adapter_model.safetensors"));
