@@ -3,7 +3,7 @@
 setup, exit code, substrings of the message).
 
 - non-finite state: a NaN/inf (or a negative second moment) in optimizer.safetensors, in a checkpoint's weights, in a
-  LoRA checkpoint's adapter, in the base model or the adapter a run starts from, is refused naming the file and the
+  LoRA checkpoint's adapter, in the base model (safetensors or GGUF) or the adapter a run starts from, is refused naming the file and the
   tensor (a NaN in optimizer.safetensors used to resume to a NaN model with exit 0: the loss and the gradient norm
   stay finite); an update that makes a parameter NaN although the loss and the gradient norm are finite (an
   --adam_epsilon that rounds to 0 in fp32, on the zero gradient of an embedding row no batch uses) stops training,
@@ -117,6 +117,16 @@ def make_cases(rr):
         return lambda env, d: ["train", *env.train_args(env.data, os.path.join(d, "out"), model_setup(env, d)),
                                "--max_steps", "1", *extra]
 
+    def gguf_base_with_nan(env, d):
+        """The tiny model exported as an f32 GGUF with a NaN as the first value of blk.1.attn_output.weight."""
+        import gguf_cases  # beside this file; imported here so that run_robustness's order does not matter
+
+        def plant(tensors):
+            for i, (name, dims, t, data) in enumerate(tensors):
+                if name == "blk.1.attn_output.weight":
+                    tensors[i] = (name, dims, t, struct.pack("<f", float("nan")) + data[4:])
+        return gguf_cases.gguf_with(tensor_edit=plant)(env, d)
+
     def checkpoint_of_other_model(**changes):
         """checkpoint-1 replaced by the weights and config.json of a model with other settings."""
         def edit(ckpt):
@@ -215,6 +225,8 @@ def make_cases(rr):
          ["checkpoint-1/optimizer.safetensors", "exp_avg.base_model.model.model.layers.0.self_attn.v_proj.lora_A.weight"]),
         ("state/base_model_nan_train", A_STATE, train_on(base_with("model.layers.1.self_attn.o_proj.weight", float("nan"))),
          1, ["model.safetensors", "model.layers.1.self_attn.o_proj.weight", "NaN", "--allow_nonfinite_weights"]),
+        ("state/gguf_base_nan_train", A_STATE, train_on(gguf_base_with_nan), 1,
+         ["bad.gguf", "model.layers.1.self_attn.o_proj.weight", "NaN", "--allow_nonfinite_weights"]),
         ("state/adapter_nan_train", A_STATE, train_adapter(bad=float("nan")), 1,
          ["adapter/adapter_model.safetensors", "layers.0.self_attn.q_proj.lora_B.weight", "NaN"]),
         ("state/update_nonfinite_stops", A_STATE, train_on(untied_model, *EPS), 1,
