@@ -9,6 +9,7 @@
 #include "train/train_settings.h"
 #include "util/error.h"
 #include "util/file_util.h"
+#include "util/input_file.h"
 
 namespace sft::cli {
 
@@ -80,7 +81,7 @@ std::string json_value_text(const nlohmann::json& v, const std::string& key, con
 void apply_config_file(ParsedTrainArgs& out, std::set<std::string_view>& noted, const std::string& path) {
   nlohmann::json j;
   try {
-    j = nlohmann::json::parse(read_file(path));
+    j = nlohmann::json::parse(read_input_file(path, input::json_file));
   } catch (const nlohmann::json::exception& e) {
     throw Error(path + ": not valid JSON (" + e.what() + ")");
   }
@@ -88,6 +89,9 @@ void apply_config_file(ParsedTrainArgs& out, std::set<std::string_view>& noted, 
   for (const auto& [k, v] : j.items()) {
     std::string key = k;
     if (key.rfind("--", 0) == 0) key = key.substr(2);
+    // HF's None (training_args.json writes unset settings so): the setting keeps its default.
+    if (v.is_null() && train::find_setting(key)) continue;
+    if (v.is_null()) apply(out, noted, key, "", " in " + path);  // unknown: the did-you-mean error
     apply(out, noted, key, json_value_text(v, key, path), " in " + path);
   }
 }

@@ -8,6 +8,8 @@
 #include <set>
 #include <string>
 
+#include <nlohmann/json.hpp>
+
 #include "util/error.h"
 
 namespace sft::model {
@@ -66,6 +68,27 @@ void check_weights_match_config(const io::ModelConfig& cfg, const io::WeightStor
     SFT_CHECK(t.dtype == io::DType::F32 || t.dtype == io::DType::BF16 || t.dtype == io::DType::F16, file, ": tensor \"", w.name,
               "\" has dtype ", io::dtype_name(t.dtype), ", expected F32, BF16 or F16");
   }
+}
+
+std::optional<ConfigDifference> config_difference(const io::ModelConfig& ours, const io::ModelConfig& theirs) {
+  // Serialised from the parsed fields alone (no source text), so keys sft does not interpret cannot differ, and every
+  // key a family writes back is compared.
+  const auto comparable = [](io::ModelConfig c) {
+    c.source_json.clear();
+    c.torch_dtype = "float32";
+    c.bos_token_id = c.eos_token_id = c.pad_token_id = std::nullopt;
+    c.eos_token_ids.clear();
+    return nlohmann::json::parse(config_to_json(c));
+  };
+  const nlohmann::json a = comparable(ours), b = comparable(theirs);
+  std::set<std::string> keys;
+  for (const auto& [k, v] : a.items()) keys.insert(k);
+  for (const auto& [k, v] : b.items()) keys.insert(k);
+  for (const std::string& k : keys) {
+    const std::string x = a.contains(k) ? a[k].dump() : "absent", y = b.contains(k) ? b[k].dump() : "absent";
+    if (x != y) return ConfigDifference{k, x, y};
+  }
+  return std::nullopt;
 }
 
 namespace {

@@ -4,6 +4,7 @@
 // with its shape and a float dtype (the tensor table of model/family.h).
 #pragma once
 #include <filesystem>
+#include <optional>
 #include <string>
 
 #include "io/hf_config.h"
@@ -20,10 +21,22 @@ void check_config_bounds(const io::ModelConfig& cfg, const std::string& where);
 // Throws sft::Error naming config_path (or the weight file and tensor) on the first mismatch.
 void check_weights_match_config(const io::ModelConfig& cfg, const io::WeightStore& ws, const std::filesystem::path& config_path);
 
+// Whether two configs describe the same weights and computation (a checkpoint against the base model it is resumed
+// on). Compared: every key config_to_json writes from the parsed config — sizes, layer and head counts, vocabulary,
+// tied head, biases, q/k norms, RoPE (theta, scaling), rms_norm_eps, max_position_embeddings, model_type and
+// architecture, and whatever a family adds — so a key a new family parses is compared without changing this. Not
+// compared: torch_dtype (checkpoints are fp32, a bf16 base is fine) and the bos/eos/pad token ids (generation
+// settings, not weights). Returns the first differing key (alphabetical) with both values as JSON text.
+struct ConfigDifference {
+  std::string key, ours, theirs;
+};
+std::optional<ConfigDifference> config_difference(const io::ModelConfig& ours, const io::ModelConfig& theirs);
+
 // ---- Non-finite values (NaN, +-inf)
 // A NaN or inf weight makes every output NaN, yet scores, generations and merged folders were produced from such
-// models with exit 0. Loading for generate/chat/eval and merging check every float tensor first (the same functions
-// will guard checkpoint saves and resume); the error names the file, the tensor and the element. The opt-out flag,
+// models with exit 0. Loading for generate/chat/eval, merging and training (base, adapter, checkpoint, optimizer
+// state) check every float tensor first, and training checks what it saves; the error names the file, the tensor and
+// the element. The opt-out flag,
 // one name everywhere, is for people debugging such a model.
 inline constexpr const char* kAllowNonfiniteFlag = "--allow_nonfinite_weights";
 

@@ -2,11 +2,14 @@
 
 #include <charconv>
 #include <cmath>
+#include <cstdio>
+#include <cstring>
 #include <map>
 #include <string>
 
 #include "backend/backend.h"
 #include "io/safetensors.h"
+#include "model/weight_check.h"
 #include "util/error.h"
 
 namespace sft::train {
@@ -63,6 +66,53 @@ void AdamW::step(double lr) {
   }
 }
 
+double AdamW::parameter_sum_squares() const {
+  double ss = 0.0;
+  for (const auto& p : params_) ss += be_.sum_squares(p.value, p.numel);
+  return ss;
+}
+
+int64_t optimizer_state_step(const io::SafetensorsFile& f) {
+  auto it = f.metadata().find("step");
+  SFT_CHECK(it != f.metadata().end(), f.path().string(), ": optimizer state has no 'step' in __metadata__");
+  const std::string& t = it->second;
+  int64_t v = -1;
+  const auto [end, ec] = std::from_chars(t.data(), t.data() + t.size(), v);
+  SFT_CHECK(ec == std::errc() && end == t.data() + t.size() && v >= 0, f.path().string(),
+            ": __metadata__ \"step\" must be a non-negative integer, got \"", t, "\"");
+  return v;
+}
+
+void check_loaded_moment(const io::SafetensorsFile& f, const io::TensorInfo& t) {
+  const uint8_t* data = f.data(t);
+  const int64_t n = t.numel();
+  const int64_t bad = model::first_nonfinite(t.dtype, data, n);
+  SFT_CHECK(bad < 0, f.path().string(), ": tensor \"", t.name, "\" holds ", model::nonfinite_name(t.dtype, data, bad),
+            " at element ", bad, " of ", io::shape_str(t.shape), "; a non-finite AdamW moment makes its parameter NaN at ",
+            "the first update (pass ", model::kAllowNonfiniteFlag, " to resume from it anyway, for debugging)");
+  if (t.name.rfind("exp_avg_sq.", 0) != 0 || t.dtype != io::DType::F32) return;
+  for (int64_t i = 0; i < n; ++i) {
+    float x;
+    std::memcpy(&x, data + static_cast<size_t>(i) * sizeof(float), sizeof x);
+    if (!(x < 0.0f)) continue;
+    char v[32];
+    std::snprintf(v, sizeof v, "%g", static_cast<double>(x));
+    throw Error(detail::concat(f.path().string(), ": tensor \"", t.name, "\" holds ", v, " at element ", i, " of ",
+                               io::shape_str(t.shape), "; a second moment (a running mean of squared gradients) is ",
+                               "never negative, and its square root would make the parameter NaN (pass ",
+                               model::kAllowNonfiniteFlag, " to resume from it anyway, for debugging)"));
+  }
+}
+
+void check_moment_before_save(const std::string& name, const float* values, int64_t n, int64_t step) {
+  const int64_t bad = model::first_nonfinite(values, n);
+  SFT_CHECK(bad < 0, "optimizer step ", step, ": the AdamW state \"", name, "\" holds ",
+            model::nonfinite_name(io::DType::F32, reinterpret_cast<const uint8_t*>(values), bad), " at element ", bad,
+            "; a checkpoint holding it could not resume, so none is written (gradients beyond ~1.8e19 overflow the "
+            "squared average in fp32: keep --max_grad_norm clipping on; pass ", model::kAllowNonfiniteFlag,
+            " to save it anyway, for debugging)");
+}
+
 void AdamW::save_state(const std::filesystem::path& file) const {
   // Read in place where the device memory is the host's; otherwise download to host buffers that stay alive until
   // the file is written.
@@ -80,7 +130,9 @@ void AdamW::save_state(const std::filesystem::path& file) const {
         be_.download(buf.data(), dev, buf.size() * sizeof(float));
         data = buf.data();
       }
-      tensors.push_back({(k == 0 ? "exp_avg." : "exp_avg_sq.") + p.name, io::DType::F32, p.shape, data});
+      const std::string name = (k == 0 ? "exp_avg." : "exp_avg_sq.") + p.name;
+      if (!allow_nonfinite_) check_moment_before_save(name, static_cast<const float*>(data), p.numel, step_);
+      tensors.push_back({name, io::DType::F32, p.shape, data});
     }
   }
   io::write_safetensors(file, std::move(tensors), {{"step", std::to_string(step_)}, {"optimizer", "adamw"}});
@@ -88,16 +140,7 @@ void AdamW::save_state(const std::filesystem::path& file) const {
 
 void AdamW::load_state(const std::filesystem::path& file) {
   io::SafetensorsFile f(file);
-  auto it = f.metadata().find("step");
-  SFT_CHECK(it != f.metadata().end(), file.string(), ": optimizer state has no 'step' in __metadata__");
-  {
-    const std::string& t = it->second;
-    int64_t v = -1;
-    const auto [end, ec] = std::from_chars(t.data(), t.data() + t.size(), v);
-    SFT_CHECK(ec == std::errc() && end == t.data() + t.size() && v >= 0, file.string(),
-              ": __metadata__ \"step\" must be a non-negative integer, got \"", t, "\"");
-    step_ = v;
-  }
+  step_ = optimizer_state_step(f);
   for (size_t i = 0; i < params_.size(); ++i) {
     const auto& p = params_[i];
     for (int k = 0; k < 2; ++k) {
@@ -106,6 +149,7 @@ void AdamW::load_state(const std::filesystem::path& file) {
       SFT_CHECK(t != nullptr, file.string(), ": optimizer state lacks tensor ", name);
       SFT_CHECK(t->dtype == io::DType::F32 && t->shape == p.shape, file.string(), ": tensor ", name,
                 " has the wrong dtype or shape for this model (expected F32 of the parameter's shape)");
+      if (!allow_nonfinite_) check_loaded_moment(f, *t);
       be_.upload(k == 0 ? m_[i] : v_[i], f.data(*t), static_cast<size_t>(p.numel) * sizeof(float));
     }
   }

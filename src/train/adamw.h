@@ -11,6 +11,10 @@ namespace sft::backend {
 struct AdamWArgs;
 class Backend;
 }
+namespace sft::io {
+class SafetensorsFile;
+struct TensorInfo;
+}
 
 namespace sft::train {
 
@@ -38,10 +42,19 @@ class AdamW {
   void step(double lr);
   int64_t steps_done() const { return step_; }
 
+  // Sum of squares of every parameter value: one read pass (the backend's sum_squares). NaN/inf when a parameter is
+  // NaN/inf — the trainer's cheap test after each update — but also when finite values beyond ~1.8e19 overflow the
+  // backend's fp32 partial sums, so a non-finite result is confirmed by an exact scan (train/finite_guard.h).
+  double parameter_sum_squares() const;
+
   // Optimizer state file: safetensors with "exp_avg.<name>", "exp_avg_sq.<name>" (F32, parameter shape) and the step
-  // count in the metadata. load_state checks names and shapes against the current parameters.
+  // count in the metadata. load_state checks names and shapes against the current parameters, and (unless
+  // allow_nonfinite) that every moment is finite and every exp_avg_sq >= 0: a NaN moment turns its parameter into NaN
+  // at the first update while the loss and gradient norm stay finite. save_state refuses non-finite moments too
+  // (unless allow_nonfinite): such a checkpoint could not resume.
   void save_state(const std::filesystem::path& file) const;
   void load_state(const std::filesystem::path& file);
+  void set_allow_nonfinite(bool allow) { allow_nonfinite_ = allow; }
 
  private:
   backend::Backend& be_;
@@ -49,6 +62,16 @@ class AdamW {
   AdamWHyper hyper_;
   std::vector<float*> m_, v_;
   int64_t step_ = 0;
+  bool allow_nonfinite_ = false;
 };
+
+// Shared with DataParallelAdamW (the same file format):
+// __metadata__ "step" of an optimizer state file, a non-negative integer; throws naming the file otherwise.
+int64_t optimizer_state_step(const io::SafetensorsFile& f);
+// An exp_avg / exp_avg_sq tensor read from f: every value finite, and exp_avg_sq (a running mean of squares) never
+// negative (its square root would be NaN). Throws naming the file, the tensor and the element.
+void check_loaded_moment(const io::SafetensorsFile& f, const io::TensorInfo& t);
+// Before a checkpoint is written: the moment `name` (its name in the file) holds only finite values.
+void check_moment_before_save(const std::string& name, const float* values, int64_t n, int64_t step);
 
 }  // namespace sft::train

@@ -19,6 +19,7 @@ DataParallelAdamW::DataParallelAdamW(parallel::Communicator& comm, backend::Back
   SFT_CHECK(opts_.bucket_floats > 0, "--ddp_bucket_cap_mb must be > 0");
   if (comm_.world_size() == 1) {
     single_ = std::make_unique<AdamW>(be_, params_, hyper_);
+    single_->set_allow_nonfinite(opts_.allow_nonfinite);
     return;
   }
   const int64_t world = comm_.world_size(), rank = comm_.rank();
@@ -183,6 +184,14 @@ void DataParallelAdamW::step(double lr) {
   }
 }
 
+double DataParallelAdamW::parameter_sum_squares() {
+  if (single_) return single_->parameter_sum_squares();
+  double ss = 0.0;  // ZeRO-0: every rank holds (and owns) every value, all equal; ZeRO-1: this rank's parts
+  for (const auto& s : owned_) ss += be_.sum_squares(params_[s.param].value + s.param_off, s.n);
+  if (opts_.zero_stage == 1) comm_.all_reduce_sum(&ss, 1);
+  return ss;
+}
+
 void DataParallelAdamW::save_state(const std::filesystem::path& file) {
   if (single_) return single_->save_state(file);
   const bool root = comm_.rank() == 0;
@@ -214,9 +223,11 @@ void DataParallelAdamW::save_state(const std::filesystem::path& file) {
   if (!root) return;
   std::vector<io::TensorToWrite> tensors;
   for (size_t i = 0; i < params_.size(); ++i)
-    for (int k = 0; k < 2; ++k)
-      tensors.push_back({(k == 0 ? "exp_avg." : "exp_avg_sq.") + params_[i].name, io::DType::F32, params_[i].shape,
-                         host[2 * i + k].data()});
+    for (int k = 0; k < 2; ++k) {
+      const std::string name = (k == 0 ? "exp_avg." : "exp_avg_sq.") + params_[i].name;
+      if (!opts_.allow_nonfinite) check_moment_before_save(name, host[2 * i + k].data(), params_[i].numel, step_);
+      tensors.push_back({name, io::DType::F32, params_[i].shape, host[2 * i + k].data()});
+    }
   io::write_safetensors(file, std::move(tensors), {{"step", std::to_string(step_)}, {"optimizer", "adamw"}});
 }
 
@@ -230,9 +241,7 @@ void DataParallelAdamW::load_state(const std::filesystem::path& file) {
   if (root) {
     try {
       f = std::make_unique<io::SafetensorsFile>(file);
-      auto it = f->metadata().find("step");
-      SFT_CHECK(it != f->metadata().end(), file.string(), ": optimizer state has no 'step' in __metadata__");
-      step = std::stoll(it->second);
+      step = optimizer_state_step(*f);  // strict (std::stoll threw a non-sft exception past this catch on "abc")
       for (const auto& p : params_)
         for (int k = 0; k < 2; ++k) {
           const std::string name = (k == 0 ? "exp_avg." : "exp_avg_sq.") + p.name;
@@ -240,6 +249,7 @@ void DataParallelAdamW::load_state(const std::filesystem::path& file) {
           SFT_CHECK(t != nullptr, file.string(), ": optimizer state lacks tensor ", name);
           SFT_CHECK(t->dtype == io::DType::F32 && t->shape == p.shape, file.string(), ": tensor ", name,
                     " has the wrong dtype or shape for this model (expected F32 of the parameter's shape)");
+          if (!opts_.allow_nonfinite) check_loaded_moment(*f, *t);
         }
       SFT_CHECK(f->tensors().size() == 2 * params_.size(), file.string(), ": optimizer state has ",
                 f->tensors().size(), " tensors, expected ", 2 * params_.size());

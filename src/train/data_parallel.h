@@ -31,6 +31,7 @@ namespace sft::train {
 struct DataParallelOptions {
   int zero_stage = 0;                   // 0 or 1
   int64_t bucket_floats = 25 << 18;     // 25 MiB of fp32 (torch DDP's default bucket_cap_mb)
+  bool allow_nonfinite = false;         // save / load NaN/inf AdamW moments (AdamW::set_allow_nonfinite)
 };
 
 class DataParallelAdamW {
@@ -50,6 +51,9 @@ class DataParallelAdamW {
   // AdamW update (ZeRO-1: of this rank's part, then the all-gather of the parameters).
   void step(double lr);
   int64_t steps_done() const;
+  // Sum of squares of every parameter value (AdamW::parameter_sum_squares; the same on every rank: ZeRO-1 sums the
+  // owned parts and all-reduces them, a collective). Call after step().
+  double parameter_sum_squares();
 
   // Collective. Rank 0 writes the full state file; the others only take part in the gather.
   void save_state(const std::filesystem::path& file);

@@ -9,17 +9,21 @@
 #include "data/batching.h"
 #include "data/prepare.h"
 #include "data/template_choice.h"
+#include "io/gguf.h"
 #include "io/peft_adapter.h"
 #include "io/safetensors.h"
 #include "model/family.h"
 #include "model/gguf_mapping.h"
 #include "model/lora.h"
 #include "model/model.h"
+#include "model/weight_check.h"
 #include "parallel/communicator.h"
 #include "template/chat_template.h"
 #include "tokenizer/tokenizer.h"
 #include "train/checkpoint.h"
+#include "train/continue_check.h"
 #include "train/data_options.h"
+#include "train/finite_guard.h"
 #include "train/train_settings.h"
 #include "util/error.h"
 
@@ -42,8 +46,8 @@ std::unique_ptr<Job> Job::open(const TrainConfig& cfg, std::unique_ptr<parallel:
   std::unique_ptr<Job> job(new Job(cfg, *comm));
   job->note_ignored_settings(obs);
   job->set_threads();
-  job->resolve_resume();
-  job->check_lora();  // bad LoRA settings fail before anything is written
+  job->resolve_resume(obs);
+  job->check_lora(obs);  // bad LoRA settings fail before anything is written
   job->check_save_gguf();  // a family without a GGUF mapping fails before training, not after
   if (comm->rank() == 0) prepare_output_dir(cfg, !job->resume_dir_.empty());
   comm->barrier();  // nobody writes into output_dir before rank 0 has cleaned it
@@ -72,8 +76,9 @@ void Job::set_threads() const {
   }
 }
 
-// The weights come from the checkpoint, everything else from the base model folder.
-void Job::resolve_resume() {
+// The weights come from the checkpoint, everything else from the base model folder: so the checkpoint must be one of
+// this base model (train/continue_check.h).
+void Job::resolve_resume(TrainObserver& obs) {
   base_ = cfg_.model_name_or_path;
   if (cfg_.resume_from_checkpoint.empty()) return;
   resume_dir_ = cfg_.resume_from_checkpoint == "last" ? last_checkpoint(cfg_.output_dir)
@@ -85,17 +90,26 @@ void Job::resolve_resume() {
             " holds no adapter (a full fine-tuning checkpoint): resume it without --use_peft");
   SFT_CHECK(cfg_.use_peft || !lora_checkpoint, "--resume_from_checkpoint: ", resume_dir_.string(),
             " is a LoRA checkpoint: resume it with --use_peft");
+  for (const std::string& note : check_checkpoint_matches_base(resume_dir_, base_, lora_checkpoint)) obs.on_note(note);
 }
 
-void Job::check_lora() const {
+// The adapter continued (a LoRA checkpoint, or --adapter_name_or_path) decides the LoRA settings, as in peft; the
+// --lora_* flags that differ are named in a note. A new adapter's settings are resolved against config.json here.
+void Job::check_lora(TrainObserver& obs) const {
   if (!cfg_.use_peft) return;
   const io::ModelConfig mc = model::load_config(base_ / "config.json");
-  if (!cfg_.adapter_name_or_path.empty()) {
-    std::unique_ptr<io::SafetensorsFile> f;
-    model::check_adapter(cfg_.adapter_name_or_path, mc, f);
-  } else {
+  if (!resume_dir_.empty() && !cfg_.adapter_name_or_path.empty())
+    obs.on_note("note: --adapter_name_or_path ignored: resuming continues the adapter of " + resume_dir_.string());
+  const fs::path adapter = !resume_dir_.empty() ? resume_dir_ : fs::path(cfg_.adapter_name_or_path);
+  if (adapter.empty()) {
     model::plan_lora(mc, cfg_.lora_config(), 1);  // resolves target_modules / modules_to_save or throws
+    note_block(obs, zero_alpha_warning(cfg_.lora_config(), "--lora_alpha 0"));
+    return;
   }
+  std::unique_ptr<io::SafetensorsFile> f;
+  const io::LoraAdapterConfig used = model::check_adapter(adapter, mc, f);
+  note_block(obs, adapter_settings_note(cfg_, used, adapter, mc));
+  note_block(obs, zero_alpha_warning(used, (adapter / "adapter_config.json").string() + ": lora_alpha 0"));
 }
 
 void Job::check_save_gguf() const {
@@ -170,6 +184,20 @@ void Job::load_model(TrainObserver& obs) {
     model_ = model::Model::load(base_, *be_, precision, &lora);
   } else {
     model_ = model::Model::load(resume_dir_.empty() ? base_ : resume_dir_, *be_, precision);
+  }
+  // After the load, so that a structural error is reported first; the files are mapped again, their pages cached.
+  if (!cfg_.allow_nonfinite_weights) {
+    const fs::path weights = cfg_.use_peft || resume_dir_.empty() ? base_ : resume_dir_;
+    if (!io::is_gguf_file(weights)) {
+      model::check_finite_weights(io::WeightStore::open(weights));
+    } else {  // no safetensors to map: the decoded values on the backend (LoRA: the adapter's; the frozen base is not)
+      const std::string bad = first_nonfinite_parameter(*be_, model_->parameters());
+      SFT_CHECK(bad.empty(), weights.string(), ": ", bad, "; refusing to train from non-finite weights (pass ",
+                model::kAllowNonfiniteFlag, " to load them anyway, for debugging)");
+    }
+    const fs::path adapter = cfg_.use_peft && !resume_dir_.empty() ? resume_dir_ : fs::path(cfg_.adapter_name_or_path);
+    if (cfg_.use_peft && !adapter.empty())
+      model::check_finite_tensors(io::SafetensorsFile(adapter / "adapter_model.safetensors"));
   }
   model_->set_gradient_checkpointing(cfg_.gradient_checkpointing);
   if (cfg_.gradient_checkpointing)

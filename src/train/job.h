@@ -5,14 +5,17 @@
 // to fit the model):
 //   notes on settings that change nothing      (--lora_* without --use_peft, --load_best_model_at_end without eval)
 //   threads per rank                            (--threads, else the machine's cores shared by its ranks)
-//   resume resolution                           (--resume_from_checkpoint DIR | last)
-//   LoRA checks                                 (the adapter or the new adapter's target modules against config.json)
+//   resume resolution and checks                (--resume_from_checkpoint DIR | last; it must belong to the base:
+//                                                train/continue_check.h)
+//   LoRA checks                                 (the adapter or the new adapter's target modules against config.json;
+//                                                notes on --lora_* flags an adapter's own config overrides, alpha 0)
 //   output folder                               (rank 0: HF's overwrite rules; the others wait)
 //   device: backend + communicator              (backend::make_backend, parallel::make_device_communicator)
 //   tokenizer, template                         (data::resolve_template: --template model | auto | built-in)
 //   dataset preparation and its reports         (train/data_options.h maps the settings onto the data layer)
 //   loaders                                     (global micro-batches: per-device batch x ranks rows)
-//   model                                       (base folder, full checkpoint, or base + adapter / LoRA checkpoint)
+//   model                                       (base folder, full checkpoint, or base + adapter / LoRA checkpoint;
+//                                                every loaded tensor checked for NaN/inf: train/finite_guard.h)
 // run() trains it (train/trainer.h) and returns the summary the CLI prints.
 #pragma once
 #include <filesystem>
@@ -48,8 +51,8 @@ class Job {
   Job(const TrainConfig& cfg, parallel::Communicator& comm);
   void note_ignored_settings(TrainObserver& obs) const;
   void set_threads() const;
-  void resolve_resume();
-  void check_lora() const;
+  void resolve_resume(TrainObserver& obs);
+  void check_lora(TrainObserver& obs) const;
   void check_save_gguf() const;
   void save_gguf(const std::filesystem::path& output_dir, TrainObserver& obs) const;
   void open_device(std::unique_ptr<parallel::Communicator>& comm);

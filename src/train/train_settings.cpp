@@ -256,6 +256,9 @@ std::vector<Setting> runtime_lora_and_parallel_rows() {
           "instead of all (sft info shows both), ~15-30% more time a step"),
       row("skip_nonfinite_steps", &C::skip_nonfinite_steps,
           "skip an update whose loss or gradient norm is NaN/inf (default: stop with an error)"),
+      row("allow_nonfinite_weights", &C::allow_nonfinite_weights,
+          "debugging: load a model, adapter, checkpoint or optimizer state holding NaN/inf and save such weights "
+          "(default: an error naming the file and tensor; a step that makes a parameter NaN/inf stops training)"),
       row("save_gguf", &C::save_gguf,
           "also write <output_dir>/<name>-<type>.gguf at the end, for llama.cpp / ollama (q8_0, f16, bf16 or f32; "
           "LoRA: the merged model), as sft export does").checked(gguf_type_or_empty),
@@ -265,7 +268,9 @@ std::vector<Setting> runtime_lora_and_parallel_rows() {
       row("lora_alpha", &C::lora_alpha, "LoRA alpha; the term is scaled by alpha/r").checked(finite_alpha).lora(),
       row("lora_dropout", &C::lora_dropout, "dropout on the adapter input while training").in_open_hi(0, 1).lora(),
       row("lora_target_modules", &C::lora_target_modules,
-          "modules to adapt: q_proj,k_proj,... or all-linear (empty: q_proj,v_proj, peft's default)").list().lora(),
+          "modules to adapt: q_proj,k_proj,... or all-linear (left out: q_proj,v_proj, peft's default)").list().lora()
+          .non_empty("an empty list adapts no module (peft refuses it too: \"No `target_modules` passed\"); name the "
+                     "modules (q_proj,v_proj), or all-linear, or leave the flag out for peft's default q_proj,v_proj"),
       row("lora_modules_to_save", &C::lora_modules_to_save,
           "modules trained in full and saved with the adapter (e.g. lm_head)").list().lora(),
       row("use_rslora", &C::use_rslora, "rank-stabilised LoRA: scale by alpha/sqrt(r)").lora(),
@@ -334,6 +339,10 @@ Setting Setting::needed() && {
   required = true;
   return std::move(*this);
 }
+Setting Setting::non_empty(std::string_view why) && {
+  empty_error = why;
+  return std::move(*this);
+}
 Setting Setting::lora() && {
   lora_only = true;
   return std::move(*this);
@@ -377,6 +386,7 @@ std::string apply_setting(C& cfg, const Setting& s, std::string_view spelled, co
     if (s.act) return s.act(s, value, cfg);
     return "note: --" + flag + " " + value + " ignored: " + std::string(s.help);
   }
+  SFT_CHECK(s.empty_error.empty() || !value.empty(), "--", flag, ": ", s.empty_error);
   std::visit(Overloaded{
                  [&](std::string C::*f) { cfg.*f = value; },
                  [&](int64_t C::*f) { cfg.*f = parse_int(flag, value); },
@@ -409,6 +419,10 @@ std::string settings_to_json(const C& cfg) {
     std::visit(Overloaded{
                    [&](int C::*f) {  // tri-state: unset is null (HF's None)
                      j[key] = cfg.*f < 0 ? nlohmann::ordered_json(nullptr) : nlohmann::ordered_json(cfg.*f == 1);
+                   },
+                   [&](std::string C::*f) {  // a non-empty list left unset is null (TRL's None)
+                     const bool unset = !s.empty_error.empty() && (cfg.*f).empty();
+                     j[key] = unset ? nlohmann::ordered_json(nullptr) : nlohmann::ordered_json(cfg.*f);
                    },
                    [&](std::monostate) {},
                    [&](auto f) { j[key] = cfg.*f; },

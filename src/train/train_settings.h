@@ -51,6 +51,10 @@ struct Setting {
   std::string_view choices_note;          // added to the enum's error, e.g. "float16 is not supported: use bfloat16"
   std::optional<SettingRange> range;
   bool required = false;   // an empty value is an error ("--name is required")
+  // Non-empty: a value given empty (flag or --config) is refused with this reason, while leaving the setting out
+  // keeps its default (--lora_target_modules '' is peft's error, not its default list). training_args.json writes
+  // such a list as null when unset, and --config reads null as "not given".
+  std::string_view empty_error;
   bool lora_only = false;  // means something only with --use_peft (noted as ignored without it)
   // A rule beyond range / choices (the device syntax, a cross-field condition); throws naming the flag.
   void (*check)(const TrainConfig&) = nullptr;
@@ -68,6 +72,7 @@ struct Setting {
   Setting also(std::string_view alias) &&;
   Setting list() &&;
   Setting needed() &&;
+  Setting non_empty(std::string_view why) &&;
   Setting lora() &&;
   Setting checked(void (*rule)(const TrainConfig&)) &&;
   Setting acting(std::string (*effect)(const Setting&, const std::string& value, TrainConfig&)) &&;
@@ -80,7 +85,8 @@ const Setting* find_setting(std::string_view name);
 
 // Applies one value (command line or --config) typed as the row says; `spelled` is the name the user wrote (errors
 // name it). Returns the note to show once ("" = none): ignored flags say why. Throws "--name: expected ..." on a
-// value of the wrong type (ranges and choices of fields are checked later, by validate).
+// value of the wrong type or an empty value of a non_empty row (ranges and choices of fields are checked later, by
+// validate).
 std::string apply_setting(TrainConfig& cfg, const Setting& s, std::string_view spelled, const std::string& value);
 
 // TrainConfig::validate and to_json, from the table. check_setting: one row's rules (required, range, values — each

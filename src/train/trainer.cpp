@@ -17,8 +17,12 @@
 #include "train/checkpoint_writer.h"
 #include "train/lr_schedule.h"
 #include "train/row_balance.h"
+#include "train/finite_guard.h"
+#include "io/safetensors.h"
+#include "model/weight_check.h"
 #include "util/error.h"
 #include "util/file_util.h"
+#include "util/input_file.h"
 
 namespace sft::train {
 
@@ -81,8 +85,10 @@ double evaluate(model::Model& m, data::DataLoader& ev, parallel::Communicator& c
 // ---- LoRA hooks: with an adapter attached, checkpoints and the output hold peft's adapter files, not the model ----
 bool is_lora(model::Model& m) { return m.lora_config() != nullptr; }
 
-// The weights part of a checkpoint or of the final output.
-void save_trained_weights(model::Model& m, const TrainConfig& cfg, const fs::path& dir, const std::string& dtype) {
+// The weights part of a checkpoint or of the final output (`what` names it in errors): never NaN/inf (finite_guard.h).
+void save_trained_weights(model::Model& m, const TrainConfig& cfg, const fs::path& dir, const std::string& dtype,
+                          const std::string& what) {
+  if (!cfg.allow_nonfinite_weights) check_parameters_before_save(m, what, !is_lora(m) && dtype == "bfloat16");
   if (is_lora(m)) m.save_adapter(dir, cfg.model_name_or_path);  // adapter in fp32 (exact: resume is bit-identical)
   else m.save(dir, dtype);
 }
@@ -224,6 +230,7 @@ void Trainer::setup() {
   DataParallelOptions dpo;
   dpo.zero_stage = static_cast<int>(cfg_.zero_stage);
   dpo.bucket_floats = std::max<int64_t>(1, static_cast<int64_t>(cfg_.ddp_bucket_cap_mb * (1 << 20) / sizeof(float)));
+  dpo.allow_nonfinite = cfg_.allow_nonfinite_weights;
   opt_ = std::make_unique<DataParallelAdamW>(
       comm_, m_.backend(), m_.parameters(),
       AdamWHyper{cfg_.adam_beta1, cfg_.adam_beta2, cfg_.adam_epsilon, cfg_.weight_decay}, dpo);
@@ -263,8 +270,9 @@ void Trainer::setup() {
 void Trainer::resume() {
   const fs::path& dir = in_.resume_dir;
   const fs::path state_file = dir / "trainer_state.json";
-  st_ = trainer_state_from_json(parallel::broadcast_string(comm_, root_ ? read_file(state_file) : std::string()),
-                                state_file.string());
+  st_ = trainer_state_from_json(
+      parallel::broadcast_string(comm_, root_ ? read_input_file(state_file, input::json_file) : std::string()),
+      state_file.string());
   opt_->load_state(dir / "optimizer.safetensors");
   SFT_CHECK(opt_->steps_done() == st_.global_step, (dir / "optimizer.safetensors").string(), ": optimizer step ",
             opt_->steps_done(), " does not match global_step ", st_.global_step);
@@ -378,6 +386,8 @@ void Trainer::exchange_and_update(Step& s) {
   if (s.applied) {
     opt_->step(lr_at(st_.global_step));
     m_.on_weights_updated();
+    // A finite loss and norm can still give NaN/inf parameters (finite_guard.h): one read pass, then stop.
+    if (!cfg_.allow_nonfinite_weights) check_update_finite(*opt_, m_, st_.global_step + 1, lr_at(st_.global_step));
   } else {
     const std::string what = "optimizer step " + std::to_string(st_.global_step + 1) + ": non-finite " +
                              (std::isfinite(s.loss_sum) ? "gradient norm (" + std::to_string(s.grad_norm) + ")"
@@ -489,8 +499,9 @@ void Trainer::save_checkpoint() {
     return;
   }
   // exact fp32 masters: resuming from them is bit-identical
-  const fs::path dir = writer_.write_folder(
-      out_, name, save_parts([this](const fs::path& d) { save_trained_weights(m_, cfg_, d, "float32"); }, true));
+  const fs::path dir = writer_.write_folder(out_, name, save_parts([this, name](const fs::path& d) {
+    save_trained_weights(m_, cfg_, d, "float32", (out_ / name).string());
+  }, true));
   obs_.on_checkpoint(dir);
   for (const auto& d : rotate_checkpoints(out_, cfg_.save_total_limit, fs::path(st_.best_model_checkpoint)))
     obs_.on_note("deleted old checkpoint " + d.string() + " (--save_total_limit " +
@@ -504,19 +515,23 @@ std::function<void(const fs::path&)> Trainer::final_model_files(const std::strin
   if (!cfg_.load_best_model_at_end || st_.best_model_checkpoint.empty()) {
     if (cfg_.load_best_model_at_end)
       obs_.on_note("--load_best_model_at_end: no evaluated checkpoint, the final weights are saved");
-    return [this, dtype](const fs::path& d) { save_trained_weights(m_, cfg_, d, dtype); };
+    return [this, dtype](const fs::path& d) {
+      save_trained_weights(m_, cfg_, d, dtype, "the final model in " + out_.string());
+    };
   }
   obs_.on_note("loading the best checkpoint " + st_.best_model_checkpoint + " (" + cfg_.metric_for_best_model + " " +
                std::to_string(*st_.best_metric) + ")");
   const fs::path best_dir = st_.best_model_checkpoint;
   if (is_lora(m_)) {  // the best checkpoint's adapter files are the output
-    return [best_dir](const fs::path& d) {
+    return [this, best_dir](const fs::path& d) {
+      if (!cfg_.allow_nonfinite_weights) model::check_finite_tensors(io::SafetensorsFile(best_dir / "adapter_model.safetensors"));
       for (const char* f : {"adapter_model.safetensors", "adapter_config.json"})
         fs::copy_file(best_dir / f, d / f, fs::copy_options::overwrite_existing);
     };
   }
   return [this, best_dir, dtype](const fs::path& d) {
-    model::Model::load(best_dir, m_.backend(), m_.precision())->save(d, dtype);
+    save_trained_weights(*model::Model::load(best_dir, m_.backend(), m_.precision()), cfg_, d, dtype,
+                         "the final model in " + out_.string() + " (the best checkpoint " + best_dir.string() + ")");
   };
 }
 

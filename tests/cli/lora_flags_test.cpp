@@ -6,6 +6,8 @@
 #include <filesystem>
 #include <fstream>
 
+#include <nlohmann/json.hpp>
+
 #include "cli/train_flags.h"
 #include "util/error.h"
 
@@ -69,6 +71,42 @@ TEST(LoraFlags, BadValuesNameTheFlag) {
   EXPECT_NE(msg({"--lora_r", "x"}).find("--lora_r"), std::string::npos);
   EXPECT_NE(msg({"--adapter_name_or_path", "a"}).find("--use_peft"), std::string::npos);
   EXPECT_NE(msg({"--lora_rr", "4"}).find("did you mean --lora_r"), std::string::npos);
+}
+
+// peft 0.21 refuses target_modules=[] and '' ("No `target_modules` passed ..."); leaving the flag out is its default.
+// training_args.json writes the unset list as null (TRL's None), and --config reads null back as "not given".
+TEST(LoraFlags, AnEmptyTargetListIsRefusedLeavingItOutIsTheDefault) {
+  auto msg = [](std::vector<std::string> extra) {
+    try {
+      parse_train_args(with(extra));
+    } catch (const Error& e) {
+      return std::string(e.what());
+    }
+    return std::string();
+  };
+  for (const auto& form : {std::vector<std::string>{"--lora_target_modules", ""},
+                           std::vector<std::string>{"--lora_target_modules="}}) {
+    std::vector<std::string> extra = {"--use_peft"};
+    extra.insert(extra.end(), form.begin(), form.end());
+    const std::string m = msg(extra);
+    EXPECT_NE(m.find("--lora_target_modules: an empty list adapts no module"), std::string::npos) << m;
+  }
+  const auto path = std::filesystem::temp_directory_path() / "sft_lora_flags_empty.json";
+  std::ofstream(path) << R"({"use_peft": true, "lora_target_modules": []})";
+  EXPECT_NE(msg({"--config", path.string()}).find("--lora_target_modules: an empty list"), std::string::npos);
+  // An unset list round-trips through training_args.json: null there, the default again when read back.
+  const train::TrainConfig unset = parse_train_args(with({"--use_peft"})).cfg;
+  const auto j = nlohmann::json::parse(unset.to_json());
+  EXPECT_TRUE(j["lora_target_modules"].is_null());
+  EXPECT_TRUE(j["greater_is_better"].is_null());
+  std::ofstream(path, std::ios::trunc) << unset.to_json();
+  const train::TrainConfig again = parse_train_args({"--config", path.string()}).cfg;
+  EXPECT_EQ(again.to_json(), unset.to_json());
+  EXPECT_EQ(again.lora_config().target_modules, (std::vector<std::string>{"q_proj", "v_proj"}));
+  // null for an unknown key is still an unknown key.
+  std::ofstream(path, std::ios::trunc) << R"({"lora_rank": null})";
+  EXPECT_NE(msg({"--config", path.string()}).find("unknown flag --lora_rank"), std::string::npos);
+  std::filesystem::remove(path);
 }
 
 }  // namespace

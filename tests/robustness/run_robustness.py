@@ -733,13 +733,16 @@ EXTRA = {
     "flags/output_dir_under_a_file": no_leftovers,
 }
 
-# Issue 30's cases (untrusted files, the chat template engine's bounds, non-finite weights) live in their own module;
-# it gets this one for the fixtures and helpers above.
+# Issue 30's cases live in their own modules (part A: untrusted files, the chat template engine's bounds, non-finite
+# weights; part B: training state — non-finite state, resume checks, LoRA flags); they get this one for the fixtures
+# and helpers above.
+import state_cases  # noqa: E402
 import untrusted_cases  # noqa: E402
 
-_cases, _extra = untrusted_cases.make_cases(sys.modules[__name__])
-CASES += _cases
-EXTRA.update(_extra)
+for _module in (untrusted_cases, state_cases):
+    _cases, _extra = _module.make_cases(sys.modules[__name__])
+    CASES += _cases
+    EXTRA.update(_extra)
 
 # GGUF files and `sft export` (tests/robustness/gguf_cases.py).
 import gguf_cases  # noqa: E402  (beside this file)
