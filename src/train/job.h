@@ -8,6 +8,7 @@
 //   resume resolution                           (--resume_from_checkpoint DIR | last)
 //   LoRA checks                                 (the adapter or the new adapter's target modules against config.json)
 //   output folder                               (rank 0: HF's overwrite rules; the others wait)
+//   TensorBoard folder                          (rank 0, --report_to tensorboard: --logging_dir or the default)
 //   device: backend + communicator              (backend::make_backend, parallel::make_device_communicator)
 //   tokenizer, template                         (data::resolve_template: --template model | auto | built-in)
 //   dataset preparation and its reports         (train/data_options.h maps the settings onto the data layer)
@@ -50,6 +51,8 @@ class Job {
   void set_threads() const;
   void resolve_resume();
   void check_lora() const;
+  void check_logging_dir() const;
+  void make_logging_dir_now();
   void open_device(std::unique_ptr<parallel::Communicator>& comm);
   void prepare_data(TrainObserver& obs);
   void load_model(TrainObserver& obs);
