@@ -11,8 +11,10 @@ namespace sft::model {
 float neftune_magnitude(double alpha, int64_t seq_len, int64_t hidden) {
   SFT_CHECK(seq_len > 0 && hidden > 0, "NEFTune: sequence length ", seq_len, " and hidden size ", hidden,
             " must be positive");
-  const float dims = static_cast<float>(seq_len * hidden);  // torch.tensor(int) -> sqrt promotes int64 to float32
-  return static_cast<float>(alpha) / std::sqrt(dims);
+  // alpha / torch.sqrt(torch.tensor(L * hidden)): the int64 product promoted to float32, its float32 square root, and a
+  // Python number divided by a tensor, which torch computes as tensor.reciprocal() * number in float32.
+  const float root = std::sqrt(static_cast<float>(seq_len * hidden));
+  return (1.0f / root) * static_cast<float>(alpha);
 }
 
 void neftune_noise(float* out, int64_t n, float magnitude, uint64_t seed) {

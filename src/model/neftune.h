@@ -22,7 +22,9 @@ struct EmbeddingNoise {
 };
 
 // m as transformers computes it: alpha / torch.sqrt(torch.tensor(L * hidden)), all in float32 (the int64 product
-// converted to float32, its sqrt, then float32(alpha) divided by it).
+// converted to float32, its correctly rounded sqrt s, then (1 / s) * alpha: torch evaluates number / tensor as
+// reciprocal(tensor) * number). torch's own float32 sqrt on x86 CPUs is off by one ulp for ~0.6% of the products, so m
+// can differ from transformers' by up to two ulps there (tests/train/test_neftune.py measures it).
 float neftune_magnitude(double alpha, int64_t seq_len, int64_t hidden);
 
 // Element i's draw in [-1, 1): a splitmix64 hash of (seed, i), 24 bits k, (2k - 2^24) / 2^24 (exact in float32).
