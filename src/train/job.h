@@ -53,6 +53,8 @@ class Job {
   void check_lora() const;
   void check_logging_dir() const;
   void make_logging_dir_now();
+  void check_save_gguf() const;
+  void save_gguf(const std::filesystem::path& output_dir, TrainObserver& obs) const;
   void open_device(std::unique_ptr<parallel::Communicator>& comm);
   void prepare_data(TrainObserver& obs);
   void load_model(TrainObserver& obs);

@@ -92,7 +92,8 @@ struct TrainConfig {
   std::string debug_dump_batches;  // debug: write every micro-batch trained on as JSON lines (parity tests)
 
   bool gradient_checkpointing = false;  // re-run each layer's forward in the backward instead of saving activations
-  bool skip_nonfinite_steps = false;  // a NaN/inf loss or gradient norm: skip the update (default: stop with an error)
+  bool skip_nonfinite_steps = false;
+  std::string save_gguf;  // "" or a GGUF type (q8_0, f16, bf16, f32): the final model also as <output_dir>/<name>-<type>.gguf
 
   bool use_bf16() const { return bf16 || torch_dtype == "bfloat16"; }
   // HF's rules: metric_for_best_model ("" = none, "loss" with load_best_model_at_end) and greater_is_better (unset:
