@@ -96,7 +96,12 @@ void Job::check_logging_dir() const {
 void Job::make_logging_dir_now() {
   if (!cfg_.reports_to("tensorboard")) return;
   if (cfg_.logging_dir.empty()) {
-    if (const char* env = std::getenv("TENSORBOARD_LOGGING_DIR"); env && *env) cfg_.logging_dir = env;
+    if (const char* env = std::getenv("TENSORBOARD_LOGGING_DIR"); env && *env) {
+      cfg_.logging_dir = env;
+      const char* home = std::getenv("HOME");  // os.path.expanduser, as transformers applies to the variable
+      if (home && *home && cfg_.logging_dir[0] == '~' && (cfg_.logging_dir.size() == 1 || cfg_.logging_dir[1] == '/'))
+        cfg_.logging_dir = home + cfg_.logging_dir.substr(1);
+    }
   }
   if (cfg_.logging_dir.empty() && !resume_dir_.empty()) {
     const fs::path state = resume_dir_ / "trainer_state.json";

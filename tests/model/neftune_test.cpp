@@ -126,6 +126,47 @@ TEST(Neftune, AddsTheNoiseToTheEmbeddingOutputOfTrainingPasses) {
   }
 }
 
+// Gemma 2 scales the embeddings by sqrt(hidden) inside its embedding module (transformers'
+// Gemma2TextScaledWordEmbedding), so transformers' hook on that module adds the noise AFTER the scale: moving the
+// embedding rows by noise / sqrt(hidden) gives the same loss (up to the rounding of that division and the product),
+// while noise before the scale (rows moved by the full noise) would be sqrt(hidden) = ~4.9x larger.
+TEST(Neftune, GemmaNoiseFollowsTheEmbeddingScale) {
+  auto be = backend::make_cpu_backend();
+  io::ModelConfig c = tiny_untied();
+  c.model_type = "gemma2";
+  c.hidden_act = "gelu_pytorch_tanh";
+  c.norm_unit_offset = c.sandwich_norms = c.scale_embeddings = true;
+  c.query_pre_attn_scalar = 6;
+  c.attn_logit_softcapping = 20.0, c.final_logit_softcapping = 30.0;
+  const Batch batch = distinct_ids_batch(3, 13, c.vocab_size, 5);
+  const EmbeddingNoise noise{5.0, 4242, 13};
+  const int64_t H = c.hidden_size, n = batch.B * batch.T;
+  std::vector<float> delta(static_cast<size_t>(n * H));
+  neftune_noise(delta.data(), n * H, neftune_magnitude(noise.alpha, noise.seq_len, H), noise.seed);
+  const float scale = std::sqrt(static_cast<float>(H));
+  auto moved_loss = [&](float divisor) {  // the loss of a model whose embedding rows moved by delta / divisor
+    auto m = Model::random(c, 9, *be, Precision::F32);
+    for (const ParamRef& pr : m->parameters()) {
+      if (pr.name != "model.embed_tokens.weight") continue;
+      std::vector<float> w(static_cast<size_t>(pr.numel));
+      be->download(w.data(), pr.value, w.size() * sizeof(float));
+      for (int64_t i = 0; i < n; ++i)
+        for (int64_t h = 0; h < H; ++h) w[batch.input_ids[i] * H + h] += delta[i * H + h] / divisor;
+      be->upload(pr.value, w.data(), w.size() * sizeof(float));
+    }
+    m->on_weights_updated();
+    return m->forward_backward(batch, 0.01f).sum;
+  };
+  auto noisy = Model::random(c, 9, *be, Precision::F32), plain = Model::random(c, 9, *be, Precision::F32);
+  noisy->set_embedding_noise(noise);
+  const double got = noisy->forward_backward(batch, 0.01f).sum, clean = plain->forward_backward(batch, 0.01f).sum;
+  const double after_scale = moved_loss(scale), before_scale = moved_loss(1.0f);
+  // fp32 rounding of (w + d/s)*s vs w*s + d: a few ulps per element, well below 1e-5 of the loss.
+  EXPECT_NEAR(got, after_scale, 1e-5 * std::fabs(clean));
+  EXPECT_GT(std::fabs(got - before_scale), 100 * std::fabs(got - after_scale) + 1e-4 * std::fabs(clean));
+  EXPECT_GT(std::fabs(got - clean), 1e-4 * std::fabs(clean));
+}
+
 // Evaluation loss, scoring, logits and KV-cached generation are inference passes: the noise set for training changes
 // none of their numbers.
 TEST(Neftune, NeverInEvaluationScoringOrGeneration) {

@@ -256,6 +256,12 @@ def test_logging_dir_flag_env_and_notes(tiny, tmp_path):
                     "--save_strategy", "no")], check=True, capture_output=True, env=env)
     assert_events_equal_log(tmp_path / "env_tb", str(out2))
     assert not (out2 / "runs").exists()
+    # transformers expands "~" in the variable (os.path.expanduser)
+    env = dict(os.environ, TENSORBOARD_LOGGING_DIR="~/home_tb", HOME=str(tmp_path / "home"))
+    out4 = tmp_path / "out4"
+    subprocess.run([os.environ["SFT_BIN"], "train", *train_args(base_dir, data, str(out4), "--max_steps", "3",
+                    "--save_strategy", "no")], check=True, capture_output=True, env=env)
+    assert_events_equal_log(tmp_path / "home" / "home_tb", str(out4))
     out3 = tmp_path / "out3"
     res = run_sft(train_args(base_dir, data, str(out3), "--report_to", "none", "--logging_dir", str(tmp_path / "x"),
                              "--max_steps", "1", "--save_strategy", "no"))
