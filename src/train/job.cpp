@@ -67,6 +67,9 @@ Job::~Job() = default;
 void Job::note_ignored_settings(TrainObserver& obs) const {
   if (cfg_.eval_strategy == "no" && cfg_.load_best_model_at_end)
     obs.on_note("note: --load_best_model_at_end ignored: no evaluation (--eval_strategy no)");
+  if (cfg_.early_stopping_patience > 0 && !cfg_.load_best_model_at_end)  // transformers warns the same
+    obs.on_note("note: --early_stopping_patience without --load_best_model_at_end True: the final model is the last "
+                "step's weights, not the best checkpoint's");
   if (cfg_.early_stopping_patience == 0 && cfg_.early_stopping_threshold != 0)
     obs.on_note("note: --early_stopping_threshold ignored: no early stopping (--early_stopping_patience 0)");
   if (!cfg_.logging_dir.empty() && !cfg_.reports_to("tensorboard"))

@@ -154,6 +154,24 @@ def test_resume_keeps_the_patience_counter(base, tmp_path):
                        shallow=False)
 
 
+def test_without_load_best_model_at_end_the_last_weights_are_kept(base, tmp_path):
+    """transformers warns that EarlyStoppingCallback without load_best_model_at_end leaves the last model: noted once;
+    the stop and the best metric are decided as with it, and a best step that was never saved is no checkpoint."""
+    base_dir, data = base
+    out = str(tmp_path / "out")
+    res = run_sft(args_for(base_dir, data, out, "--eval_steps", "1", "--metric_for_best_model", "eval_loss",
+                           "--early_stopping_patience", "1", "--early_stopping_threshold", "1e9"))
+    assert res.stdout.count("note: --early_stopping_patience without --load_best_model_at_end True: the final model "
+                            "is the last step's weights, not the best checkpoint's") == 1
+    assert "early stopping at step 2: eval_loss has not improved by more than 1e+09" in res.stdout
+    state = json.load(open(os.path.join(out, "trainer_state.json")))
+    evals = [r["eval_loss"] for r in read_log(out) if "eval_loss" in r]
+    assert state["global_step"] == 2 and len(evals) == 2
+    assert state["best_metric"] == transformers_decisions(evals, 1, 1e9, False)["best"][-1]
+    assert state["best_global_step"] == (1 if evals[1] >= evals[0] else 2)
+    assert state["best_model_checkpoint"] is None  # save_steps 500: no checkpoint was written
+
+
 def test_without_a_metric_nothing_is_tracked(base, tmp_path):
     """transformers' default metric_for_best_model is None: evaluations are logged, no best checkpoint recorded."""
     base_dir, data = base
