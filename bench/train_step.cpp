@@ -7,6 +7,8 @@
 //                   [--steps 3] [--layers N (override, for quick runs)]
 //                   [--lora_r R (LoRA: base frozen, adapters + their AdamW only)] [--lora_targets all-linear|q_proj,...]
 //                   [--gradient_checkpointing 0|1 (re-run each layer's forward in the backward)]
+//                   [--neftune_noise_alpha A (NEFTune noise on the embeddings of every step; the peer registers
+//                    transformers' hook)]
 #include <sys/resource.h>
 
 #include <algorithm>
@@ -23,6 +25,7 @@
 #include "backend/timing_backend.h"
 #include "model/family.h"
 #include "model/model.h"
+#include "model/neftune.h"
 
 using namespace sft;
 
@@ -30,6 +33,7 @@ int main(int argc, char** argv) {
   std::string shape = "qwen2.5-0.5b", dtype = "bf16";
   int64_t batch = 4, seq = 512, steps = 3, layers = 0, lora_r = 0, checkpointing = 0;
   std::string lora_targets = "all-linear";
+  double neftune_alpha = 0;
   for (int i = 1; i + 1 < argc; i += 2) {
     const std::string k = argv[i], v = argv[i + 1];
     if (k == "--shape") shape = v;
@@ -41,6 +45,7 @@ int main(int argc, char** argv) {
     else if (k == "--lora_r") lora_r = std::stoll(v);
     else if (k == "--lora_targets") lora_targets = v;
     else if (k == "--gradient_checkpointing") checkpointing = std::stoll(v);
+    else if (k == "--neftune_noise_alpha") neftune_alpha = std::stod(v);
     else {
       std::fprintf(stderr, "train_step: unknown flag %s\n", k.c_str());
       return 2;
@@ -106,6 +111,7 @@ int main(int argc, char** argv) {
   int64_t step_no = 0;
   auto step = [&] {
     m->zero_grad();
+    if (neftune_alpha > 0) m->set_embedding_noise({neftune_alpha, static_cast<uint64_t>(step_no + 1), seq});
     m->forward_backward(b, scale);
     backend::AdamWArgs a;
     a.lr = 1e-5f, a.weight_decay = 0.01f, a.step = ++step_no;  // torch AdamW defaults: wd 0.01
@@ -157,13 +163,13 @@ int main(int argc, char** argv) {
   getrusage(RUSAGE_SELF, &ru);
   std::printf(
       "{\"peer\": \"sft\", \"shape\": \"%s\", \"layers\": %lld, \"params\": %lld, \"batch\": %lld, \"seq\": %lld, "
-      "\"lora_r\": %lld, \"gradient_checkpointing\": %s, \"trainable\": %lld, \"dtype\": \"%s\", \"bf16_gemm\": \"%s\", \"step_s_median\": %.3f, \"tokens_per_s\": %.1f, "
+      "\"lora_r\": %lld, \"gradient_checkpointing\": %s, \"neftune_noise_alpha\": %g, \"trainable\": %lld, \"dtype\": \"%s\", \"bf16_gemm\": \"%s\", \"step_s_median\": %.3f, \"tokens_per_s\": %.1f, "
       "\"model_gflops\": %.1f, \"peak_rss_mib\": %ld, \"step_s_mean\": %.3f, \"gemm_share\": %.3f, "
       "\"gemm_gflops\": %.1f, \"breakdown_s\": {%s}, \"kernels_calls_s\": {%s}, \"gemm_lib\": \"%s\", "
       "\"cpu_kernels\": \"%s\"}\n",
       shape.c_str(), static_cast<long long>(c.num_hidden_layers), static_cast<long long>(model::num_parameters(c)),
       static_cast<long long>(batch), static_cast<long long>(seq), static_cast<long long>(lora_r),
-      checkpointing ? "true" : "false", static_cast<long long>(n_params), dtype.c_str(),
+      checkpointing ? "true" : "false", neftune_alpha, static_cast<long long>(n_params), dtype.c_str(),
       dtype == "bf16" ? (be->fast_bf16_gemm() ? "native" : "emulated-fp32") : "n/a", dt, B * T / dt,
       flops / dt / 1e9, ru.ru_maxrss / 1024, mean, gemm_s / mean, gemm_gflops, breakdown.c_str(), kernels.c_str(),
       backend::cpu::dnnl_gemm_report().c_str(), backend::cpu::cpu_kernel_variant().c_str());

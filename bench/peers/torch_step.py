@@ -85,6 +85,7 @@ def main():
     ap.add_argument("--threads", type=int, default=os.cpu_count()); ap.add_argument("--steps", type=int, default=3)
     ap.add_argument("--layers", type=int, default=0)  # sft.cpp addition: 0 = the shape's own layer count
     ap.add_argument("--gradient_checkpointing", type=int, default=0)  # sft.cpp addition
+    ap.add_argument("--neftune_noise_alpha", type=float, default=0)  # sft.cpp addition: transformers' NEFTune hook
     a = ap.parse_args()
     torch.manual_seed(0); torch.set_num_threads(a.threads)
     shape = SHAPES[a.shape]
@@ -92,6 +93,10 @@ def main():
         shape = shape[:2] + (a.layers,) + shape[3:]
     m = Decoder(shape); n = sum(p.numel() for p in m.parameters()); m.ckpt = bool(a.gradient_checkpointing)
     ids = torch.randint(0, shape[5], (a.batch, a.seq)); opt = torch.optim.AdamW(m.parameters(), lr=1e-5)
+    if a.neftune_noise_alpha > 0:  # what Trainer does for TrainingArguments.neftune_noise_alpha
+        from transformers.integrations.neftune import neftune_post_forward_hook
+        m.embed.neftune_noise_alpha = a.neftune_noise_alpha
+        m.embed.register_forward_hook(neftune_post_forward_hook)
     def step():
         opt.zero_grad(set_to_none=True)
         with torch.autocast("cpu", dtype=torch.bfloat16, enabled=(a.dtype == "bf16")):
@@ -105,7 +110,8 @@ def main():
     H, L, T, B = shape[0], shape[2], a.seq, a.batch
     flops = 6 * n * B * T + 6 * L * B * T * T * shape[3] * shape[6]  # 6N per token + causal attention fwd+bwd
     print(json.dumps({"peer": "pytorch", "torch": torch.__version__, "shape": a.shape, "layers": L, "params": n, "batch": B, "seq": T,
-                      "dtype": a.dtype, "threads": a.threads, "gradient_checkpointing": bool(a.gradient_checkpointing), "step_s_median": round(dt, 3),
+                      "dtype": a.dtype, "threads": a.threads, "gradient_checkpointing": bool(a.gradient_checkpointing),
+                      "neftune_noise_alpha": a.neftune_noise_alpha, "step_s_median": round(dt, 3),
                       "tokens_per_s": round(B * T / dt, 1), "model_gflops": round(flops / dt / 1e9, 1),
                       "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024}))
 

@@ -360,6 +360,20 @@ void Decoder::upload_batch(Workspace& ws, const Batch& b) {
 void Decoder::embed(Workspace& ws, float* x) {
   be_.embedding_forward(x, value(embed_), ws.ids.get(), ws.n, dims_.H);
   if (blocks_.embed_scale != 0) be_.scale(x, blocks_.embed_scale, ws.n * dims_.H);  // Gemma: embeddings * sqrt(H)
+  if (ws.training && noise_.alpha > 0) {  // NEFTune: on the embedding module's output (ws.xn is free until layer 0)
+    const int64_t count = ws.n * dims_.H;
+    noise_host_.resize(static_cast<size_t>(count));
+    neftune_noise(noise_host_.data(), count, neftune_magnitude(noise_.alpha, noise_.seq_len, dims_.H), noise_.seed);
+    be_.upload(ws.xn.get(), noise_host_.data(), static_cast<size_t>(count) * sizeof(float));
+    be_.add(x, ws.xn.get(), count);
+  }
+}
+
+void Decoder::set_embedding_noise(const EmbeddingNoise& noise) {
+  SFT_CHECK(noise.alpha >= 0 && std::isfinite(noise.alpha) && (noise.alpha == 0 || noise.seq_len > 0),
+            "NEFTune: alpha ", noise.alpha, " with sequence length ", noise.seq_len,
+            " (expected alpha >= 0 and a positive length)");
+  noise_ = noise;
 }
 
 void Decoder::final_norm(Workspace& ws, const float* x, int64_t n) {

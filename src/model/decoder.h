@@ -22,6 +22,7 @@
 #include "model/family.h"
 #include "model/lora.h"
 #include "model/model.h"
+#include "model/neftune.h"
 
 namespace sft::model {
 
@@ -158,6 +159,7 @@ class Decoder final : public Model {
   void save_adapter(const std::filesystem::path& dir, const std::string& base_model) override;
   void set_dropout_seed(uint64_t seed) override { dropout_seed_ = seed; }
   void set_gradient_checkpointing(bool on) override { checkpoint_layers_ = on; }
+  void set_embedding_noise(const EmbeddingNoise& noise) override;
   int64_t num_all_parameters() const override;
 
   // ---- used by the KV session (kv_session.cpp) ----
@@ -279,6 +281,8 @@ class Decoder final : public Model {
   int64_t grad_total_ = 0;
   DeviceBuffer<float> norm_dw_scratch_;
   uint64_t dropout_seed_ = 0;
+  EmbeddingNoise noise_;            // NEFTune, training passes only (embed)
+  std::vector<float> noise_host_;   // its values for the current batch, uploaded into ws.xn
   bool checkpoint_layers_ = false;  // gradient checkpointing (set_gradient_checkpointing)
   bool lora_training_ = false;  // the current forward is a training pass (LoRA dropout active)
 };

@@ -55,6 +55,8 @@ struct ParamRef {
 
 // LoRA fine-tuning (model/lora.h): the base weights are frozen (no gradient buffer, no optimizer state) and
 // parameters() lists the adapter tensors (peft names) plus the tensors of modules_to_save.
+struct EmbeddingNoise;  // model/neftune.h
+
 struct LoraOptions {
   io::LoraAdapterConfig config;       // a new adapter (A kaiming-uniform from `seed`, B = 0) when adapter_dir is empty
   std::filesystem::path adapter_dir;  // non-empty: config and weights from this peft adapter folder
@@ -90,6 +92,9 @@ class Model {
   // layer's forward in the backward. Same gradients bit for bit (same kernels on the same inputs); activation memory
   // drops from ~L layers' worth to one, for about one more forward pass of the layers per step.
   virtual void set_gradient_checkpointing(bool on) = 0;
+  // NEFTune (model/neftune.h): the next forward_backward calls add U(-m, m) noise to the input embeddings until it is
+  // set again (alpha 0 = off). Never in forward_loss, scoring, logits or generation. The default refuses alpha > 0.
+  virtual void set_embedding_noise(const EmbeddingNoise& noise);
 
   // Scoring (eval): for every position t of every row, log p(input_ids[t+1] | prefix) and whether it was the argmax;
   // out vectors have B*T entries, the last position of each row and padding get 0 / false (so does the last token

@@ -48,11 +48,19 @@ std::string trainer_state_to_json(const TrainerState& s) {
   j["eval_steps"] = s.eval_steps;
   j["train_batch_size"] = s.train_batch_size;
   j["best_metric"] = s.best_metric ? nlohmann::ordered_json(*s.best_metric) : nlohmann::ordered_json(nullptr);
+  j["best_global_step"] = s.best_global_step ? nlohmann::ordered_json(*s.best_global_step) : nlohmann::ordered_json(nullptr);
   j["best_model_checkpoint"] =
       s.best_model_checkpoint.empty() ? nlohmann::ordered_json(nullptr) : nlohmann::ordered_json(s.best_model_checkpoint);
   auto hist = nlohmann::ordered_json::array();
   for (const auto& r : s.log_history) hist.push_back(nlohmann::ordered_json::parse(log_row_json(r)));
   j["log_history"] = hist;
+  if (s.early_stopping) {
+    nlohmann::ordered_json cb;
+    cb["args"]["early_stopping_patience"] = s.early_stopping->patience;
+    cb["args"]["early_stopping_threshold"] = s.early_stopping->threshold;
+    cb["attributes"]["early_stopping_patience_counter"] = s.early_stopping->counter;
+    j["stateful_callbacks"]["EarlyStoppingCallback"] = cb;
+  }
   nlohmann::ordered_json r;
   r["loader_epoch"] = s.loader_epoch;
   r["loader_index"] = s.loader_index;
@@ -67,6 +75,7 @@ std::string trainer_state_to_json(const TrainerState& s) {
   r["window_model_flops"] = std::string(buf);
   r["seed"] = s.seed;
   r["rows_per_micro_batch"] = s.rows_per_micro_batch;
+  if (!s.logging_dir.empty()) r["logging_dir"] = s.logging_dir;
   j["sft_resume"] = r;
   return j.dump(2) + "\n";
 }
@@ -89,6 +98,17 @@ TrainerState trainer_state_from_json(const std::string& text, const std::string&
     s.eval_steps = integer_or(j, "eval_steps", 0);
     s.train_batch_size = integer_or(j, "train_batch_size", 0);
     if (j.contains("best_metric") && !j["best_metric"].is_null()) s.best_metric = j["best_metric"].get<double>();
+    if (j.contains("best_global_step") && !j["best_global_step"].is_null())
+      s.best_global_step = json_integer(j["best_global_step"], path + ": best_global_step", 0);
+    if (j.contains("stateful_callbacks") && j["stateful_callbacks"].contains("EarlyStoppingCallback")) {
+      const auto& cb = j["stateful_callbacks"]["EarlyStoppingCallback"];
+      TrainerState::EarlyStoppingState es;
+      es.patience = json_integer(cb.at("args").at("early_stopping_patience"), path + ": early_stopping_patience", 0);
+      es.threshold = cb.at("args").at("early_stopping_threshold").get<double>();
+      es.counter = json_integer(cb.at("attributes").at("early_stopping_patience_counter"),
+                                path + ": early_stopping_patience_counter", 0);
+      s.early_stopping = es;
+    }
     if (j.contains("best_model_checkpoint") && !j["best_model_checkpoint"].is_null())
       s.best_model_checkpoint = j["best_model_checkpoint"].get<std::string>();
     for (const auto& row : j.at("log_history")) s.log_history.push_back(log_row_from_json(row.dump()));
@@ -105,6 +125,7 @@ TrainerState trainer_state_from_json(const std::string& text, const std::string&
     SFT_CHECK(r.at("seed").is_number_integer(), path, ": seed: expected an integer, got ", r.at("seed").dump());
     s.seed = r.at("seed").get<uint64_t>();
     s.rows_per_micro_batch = integer_or(r, "rows_per_micro_batch", 0);
+    if (r.contains("logging_dir")) s.logging_dir = r.at("logging_dir").get<std::string>();
   } catch (const nlohmann::json::exception& e) {
     throw Error(path + ": not a trainer_state.json written by sft train (" + e.what() + ")");
   }

@@ -25,13 +25,22 @@ struct TrainerState {
   double num_train_epochs = 0;
   std::vector<LogRow> log_history;
   std::optional<double> best_metric;
+  std::optional<int64_t> best_global_step;  // the step of best_metric (transformers 5), when checkpoints are saved
   std::string best_model_checkpoint;  // "" = none
+  // stateful_callbacks.EarlyStoppingCallback (HF's ExportableState): its args and patience counter, when enabled.
+  struct EarlyStoppingState {
+    int64_t patience = 0;
+    double threshold = 0;
+    int64_t counter = 0;
+  };
+  std::optional<EarlyStoppingState> early_stopping;
   // sft_resume: exact place to continue.
   int64_t loader_epoch = 0, loader_index = 0;
   LogWindow window;
   uint64_t seed = 0;
   // Rows of a global micro-batch (per-device batch x ranks): loader_index counts these; 0 = not recorded.
   int64_t rows_per_micro_batch = 0;
+  std::string logging_dir;  // --report_to tensorboard: the run's events folder (a resumed run keeps writing there)
 };
 
 std::string trainer_state_to_json(const TrainerState& s);

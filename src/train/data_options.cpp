@@ -1,5 +1,6 @@
 #include "train/data_options.h"
 
+#include "data/dataset.h"
 #include "data/template.h"
 
 namespace sft::train {
@@ -14,9 +15,13 @@ data::PrepareOptions prepare_options(const TrainConfig& cfg, const data::Resolve
   }
   po.read.skip_bad_rows = cfg.skip_bad_rows;
   po.read.keep_empty_responses = cfg.keep_empty_responses;
+  po.read.dataset_format = data::parse_dataset_format(cfg.dataset_format);  // the eval file is read the same way
+  po.read.dataset_text_field = cfg.dataset_text_field;
   po.templ.tmpl = data::parse_template(tmpl.name);
   po.templ.chat_template = tmpl.chat_template;
   po.templ.train_on_inputs = cfg.train_on_inputs;
+  po.templ.completion_only_loss = cfg.completion_only_loss != 0;  // unset (-1) = TRL's default for these rows: true
+  if (cfg.assistant_only_loss >= 0) po.templ.assistant_only_loss = cfg.assistant_only_loss == 1;
   po.max_seq_length = cfg.max_seq_length;
   po.truncation = data::parse_truncation(cfg.truncation);
   po.seed = cfg.seed;

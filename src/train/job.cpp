@@ -3,6 +3,8 @@
 #include <omp.h>
 
 #include <algorithm>
+#include <cstdlib>
+#include <ctime>
 #include <thread>
 
 #include "backend/device.h"
@@ -24,8 +26,10 @@
 #include "train/continue_check.h"
 #include "train/data_options.h"
 #include "train/finite_guard.h"
+#include "train/tensorboard.h"
 #include "train/train_settings.h"
 #include "util/error.h"
+#include "util/file_util.h"
 
 namespace sft::train {
 
@@ -49,7 +53,11 @@ std::unique_ptr<Job> Job::open(const TrainConfig& cfg, std::unique_ptr<parallel:
   job->resolve_resume(obs);
   job->check_lora(obs);  // bad LoRA settings fail before anything is written
   job->check_save_gguf();  // a family without a GGUF mapping fails before training, not after
-  if (comm->rank() == 0) prepare_output_dir(cfg, !job->resume_dir_.empty());
+  if (comm->rank() == 0) {
+    job->check_logging_dir();
+    prepare_output_dir(cfg, !job->resume_dir_.empty());
+    job->make_logging_dir_now();
+  }
   comm->barrier();  // nobody writes into output_dir before rank 0 has cleaned it
   job->open_device(comm);
   job->prepare_data(obs);
@@ -63,8 +71,55 @@ Job::~Job() = default;
 void Job::note_ignored_settings(TrainObserver& obs) const {
   if (cfg_.eval_strategy == "no" && cfg_.load_best_model_at_end)
     obs.on_note("note: --load_best_model_at_end ignored: no evaluation (--eval_strategy no)");
+  if (cfg_.early_stopping_patience > 0 && !cfg_.load_best_model_at_end)  // transformers warns the same
+    obs.on_note("note: --early_stopping_patience without --load_best_model_at_end True: the final model is the last "
+                "step's weights, not the best checkpoint's");
+  if (cfg_.early_stopping_patience == 0 && cfg_.early_stopping_threshold != 0)
+    obs.on_note("note: --early_stopping_threshold ignored: no early stopping (--early_stopping_patience 0)");
+  if (!cfg_.logging_dir.empty() && !cfg_.reports_to("tensorboard"))
+    obs.on_note("note: --logging_dir ignored: only --report_to tensorboard writes there");
+  std::string offline;  // trackers that would send the run somewhere: noted once, all together
+  for (const char* t : {"azure_ml", "comet_ml", "mlflow", "neptune", "trackio", "wandb", "codecarbon", "clearml",
+                        "dagshub", "flyte", "dvclive", "swanlab", "kubeflow"})
+    if (cfg_.reports_to(t)) offline += std::string(offline.empty() ? "" : ", ") + t;
+  if (!offline.empty())
+    obs.on_note("note: --report_to " + offline + " ignored: no network here, nothing is sent (trainer_log.jsonl" +
+                (cfg_.reports_to("tensorboard") ? " and TensorBoard events are" : " is") + " written)");
   if (!cfg_.use_peft && lora_settings_changed(cfg_))
     obs.on_note("note: --lora_* flags ignored: full fine-tuning (add --use_peft for LoRA)");
+}
+
+// An explicit --logging_dir that is not a folder fails before anything is written.
+void Job::check_logging_dir() const {
+  if (!cfg_.reports_to("tensorboard") || cfg_.logging_dir.empty()) return;
+  std::error_code ec;
+  SFT_CHECK(!fs::exists(cfg_.logging_dir, ec) || fs::is_directory(cfg_.logging_dir, ec), "--logging_dir ",
+            cfg_.logging_dir, ": exists and is not a folder (TensorBoard writes events files into a folder)");
+}
+
+// --report_to tensorboard: --logging_dir, else $TENSORBOARD_LOGGING_DIR (transformers 5), else the folder of the run
+// being resumed, else transformers 5's default <output_dir>/runs/<date>_<host>. Created now, so that a bad path stops
+// the run before the data and the model are loaded.
+void Job::make_logging_dir_now() {
+  if (!cfg_.reports_to("tensorboard")) return;
+  if (cfg_.logging_dir.empty()) {
+    if (const char* env = std::getenv("TENSORBOARD_LOGGING_DIR"); env && *env) {
+      cfg_.logging_dir = env;
+      const char* home = std::getenv("HOME");  // os.path.expanduser, as transformers applies to the variable
+      if (home && *home && cfg_.logging_dir[0] == '~' && (cfg_.logging_dir.size() == 1 || cfg_.logging_dir[1] == '/'))
+        cfg_.logging_dir = home + cfg_.logging_dir.substr(1);
+    }
+  }
+  if (cfg_.logging_dir.empty() && !resume_dir_.empty()) {
+    const fs::path state = resume_dir_ / "trainer_state.json";
+    cfg_.logging_dir = trainer_state_from_json(read_file(state), state.string()).logging_dir;
+  }
+  if (cfg_.logging_dir.empty()) cfg_.logging_dir = default_logging_dir(cfg_.output_dir, std::time(nullptr)).string();
+  try {
+    make_logging_dir(cfg_.logging_dir);
+  } catch (const Error& e) {
+    throw Error(std::string("--logging_dir: ") + e.what());
+  }
 }
 
 void Job::set_threads() const {

@@ -10,6 +10,7 @@
 //   LoRA checks                                 (the adapter or the new adapter's target modules against config.json;
 //                                                notes on --lora_* flags an adapter's own config overrides, alpha 0)
 //   output folder                               (rank 0: HF's overwrite rules; the others wait)
+//   TensorBoard folder                          (rank 0, --report_to tensorboard: --logging_dir or the default)
 //   device: backend + communicator              (backend::make_backend, parallel::make_device_communicator)
 //   tokenizer, template                         (data::resolve_template: --template model | auto | built-in)
 //   dataset preparation and its reports         (train/data_options.h maps the settings onto the data layer)
@@ -53,6 +54,8 @@ class Job {
   void set_threads() const;
   void resolve_resume(TrainObserver& obs);
   void check_lora(TrainObserver& obs) const;
+  void check_logging_dir() const;
+  void make_logging_dir_now();
   void check_save_gguf() const;
   void save_gguf(const std::filesystem::path& output_dir, TrainObserver& obs) const;
   void open_device(std::unique_ptr<parallel::Communicator>& comm);

@@ -112,7 +112,8 @@ int64_t events_file_time(const std::string& name) {
   return digits == 10 && t < 9999999999 ? t : -1;
 }
 
-// The folder for the events file: created when missing; anything but a folder is an error naming it.
+}  // namespace
+
 void make_logging_dir(const std::filesystem::path& dir) {
   std::error_code ec;
   const auto st = std::filesystem::status(dir, ec);
@@ -125,7 +126,13 @@ void make_logging_dir(const std::filesystem::path& dir) {
   SFT_CHECK(!ec, dir.string(), ": cannot create the TensorBoard logging dir (", ec.message(), ")");
 }
 
-}  // namespace
+std::filesystem::path default_logging_dir(const std::filesystem::path& output_dir, std::time_t when) {
+  std::tm local{};
+  localtime_r(&when, &local);
+  char stamp[32];
+  std::strftime(stamp, sizeof stamp, "%b%d_%H-%M-%S", &local);  // datetime.now().strftime, C locale month names
+  return output_dir / "runs" / (std::string(stamp) + "_" + hostname());
+}
 
 uint32_t crc32c(const void* data, size_t n) {
   static const std::array<uint32_t, 256> table = make_crc_table();

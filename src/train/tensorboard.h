@@ -12,6 +12,7 @@
 #pragma once
 #include <cstddef>
 #include <cstdint>
+#include <ctime>
 #include <filesystem>
 #include <optional>
 #include <string>
@@ -46,6 +47,12 @@ std::string event_text(double wall_time, int64_t step, std::string_view tag, std
 std::vector<std::pair<std::string, double>> tensorboard_scalars(const LogRow& row);
 // rewrite_logs for one key: "eval_x" -> "eval/x", "test_x" -> "test/x", anything else -> "train/<key>".
 std::string tensorboard_tag(std::string_view log_key);
+
+// The folder for events files: created (with its parents) when missing; anything but a folder is an error naming it.
+void make_logging_dir(const std::filesystem::path& dir);
+// Transformers 5's default (TensorBoardCallback: output_dir/default_logdir()): <output_dir>/runs/<Mon DD_HH-MM-SS>_<host>
+// in local time, e.g. out/runs/Dec03_21-19-05_myhost.
+std::filesystem::path default_logging_dir(const std::filesystem::path& output_dir, std::time_t when);
 
 class TensorBoardWriter {
  public:

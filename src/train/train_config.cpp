@@ -71,4 +71,27 @@ io::LoraAdapterConfig TrainConfig::lora_config() const {
 
 std::string TrainConfig::to_json() const { return settings_to_json(*this); }
 
+std::string TrainConfig::best_metric_name() const {
+  if (!metric_for_best_model.empty()) return metric_for_best_model;
+  return load_best_model_at_end ? "loss" : "";  // TrainingArguments.__post_init__
+}
+
+bool TrainConfig::best_metric_greater() const {
+  if (greater_is_better >= 0) return greater_is_better == 1;
+  const std::string m = best_metric_name();
+  if (m.empty()) return false;  // nothing is compared
+  return !(m.size() >= 4 && m.compare(m.size() - 4, 4, "loss") == 0);
+}
+
+bool TrainConfig::reports_to(std::string_view integration) const {
+  size_t b = 0;
+  while (b <= report_to.size()) {
+    const size_t e = std::min(report_to.find(',', b), report_to.size());
+    const std::string_view item = std::string_view(report_to).substr(b, e - b);
+    if (item == integration || (item == "all" && integration == "tensorboard")) return true;  // "all" = installed ones
+    b = e + 1;
+  }
+  return false;
+}
+
 }  // namespace sft::train

@@ -5,6 +5,7 @@
 #pragma once
 #include <cstdint>
 #include <string>
+#include <string_view>
 
 #include "io/peft_adapter.h"
 
@@ -25,6 +26,12 @@ struct TrainConfig {
   bool keep_empty_responses = false;  // rows with an empty output: excluded and counted (default) or kept
   double validation_split = 0.0;
   int64_t per_device_train_batch_size = 8, per_device_eval_batch_size = 8;
+  // TRL SFTConfig's dataset switches (docs/arch/data.md): which row format the files hold (auto = by fields), the
+  // field of language-modelling rows, and the two masking rules. Tri-state bools: -1 unset (TRL's None).
+  std::string dataset_format = "auto";  // auto | alpaca | language_modeling | prompt_completion | conversational
+  std::string dataset_text_field = "text";
+  int completion_only_loss = -1;  // unset = true: prompt-completion rows train on the completion only
+  int assistant_only_loss = -1;   // unset = sft's default for "messages" rows (assistant turns unless train_on_inputs)
 
   // ---- optimisation ----
   double learning_rate = 5e-5, adam_beta1 = 0.9, adam_beta2 = 0.999, adam_epsilon = 1e-8, weight_decay = 0.0;
@@ -50,8 +57,19 @@ struct TrainConfig {
   std::string eval_strategy = "no";  // no | steps | epoch
   int64_t eval_steps = -1;           // -1: = logging_steps (as HF)
   bool load_best_model_at_end = false;
-  std::string metric_for_best_model = "eval_loss";
+  std::string metric_for_best_model;  // "" = HF's None: "loss" with load_best_model_at_end, else no best tracking
   int greater_is_better = -1;  // -1 unset: false for *loss metrics (HF rule)
+  // HF's EarlyStoppingCallback: stop after `patience` evaluations in a row without an improvement of more than
+  // `threshold` over the best metric. 0 = off (HF's callback would stop at the first evaluation).
+  int64_t early_stopping_patience = 0;
+  double early_stopping_threshold = 0.0;
+  // Experiment trackers (HF's report_to, a list): tensorboard writes events files into logging_dir ("" = HF 5's
+  // default, <output_dir>/runs/<Mon DD_HH-MM-SS>_<host>; a resumed run keeps its run's folder). Others are noted.
+  std::string report_to = "none";
+  std::string logging_dir;
+
+  // ---- NEFTune (HF TrainingArguments / TRL): uniform noise on the input embeddings in training passes ----
+  double neftune_noise_alpha = 0;  // 0 = off; m = alpha / sqrt(L * hidden) (train/neftune.h says what L is)
 
   // ---- LoRA (TRL ModelConfig / peft LoraConfig names and TRL's defaults) ----
   bool use_peft = false;
@@ -81,6 +99,11 @@ struct TrainConfig {
   std::string save_gguf;  // "" or a GGUF type (q8_0, f16, bf16, f32): the final model also as <output_dir>/<name>-<type>.gguf
 
   bool use_bf16() const { return bf16 || torch_dtype == "bfloat16"; }
+  // HF's rules: metric_for_best_model ("" = none, "loss" with load_best_model_at_end) and greater_is_better (unset:
+  // false for a metric ending in "loss").
+  std::string best_metric_name() const;
+  bool best_metric_greater() const;
+  bool reports_to(std::string_view integration) const;  // --report_to names it (or "all" for tensorboard)
   // Optimizer steps of the run: max_steps when > 0, else ceil(num_train_epochs * updates_per_epoch); throws naming
   // the flag when that is not a sane step count.
   int64_t total_steps(int64_t updates_per_epoch) const;

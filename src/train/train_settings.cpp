@@ -156,6 +156,45 @@ void epochs_or_max_steps(const C& c) {
 void finite_alpha(const C& c) {
   SFT_CHECK(std::isfinite(c.lora_alpha), "--lora_alpha: expected a finite number, got ", num(c.lora_alpha));
 }
+void best_metric_names(const C& c) {
+  SFT_CHECK(c.metric_for_best_model.empty() || c.metric_for_best_model == "eval_loss" || c.metric_for_best_model == "loss",
+            "--metric_for_best_model: expected eval_loss or loss (the metric sft train computes), got '",
+            c.metric_for_best_model, "'");
+}
+// TrainingArguments.__post_init__: the best checkpoint must be one that was both evaluated and saved. (Without
+// evaluation the seed's flag list is accepted with a note instead: job.cpp.)
+void best_model_needs_matching_saves(const C& c) {
+  if (!c.load_best_model_at_end || c.eval_strategy == "no") return;
+  SFT_CHECK(c.save_strategy == c.eval_strategy, "--load_best_model_at_end needs --save_strategy equal to --eval_strategy (",
+            c.eval_strategy, "), got --save_strategy ", c.save_strategy, " (as transformers)");
+  const int64_t eval_steps = c.eval_steps > 0 ? c.eval_steps : c.logging_steps;
+  SFT_CHECK(c.eval_strategy != "steps" || c.save_steps % eval_steps == 0,
+            "--load_best_model_at_end needs --save_steps (", c.save_steps, ") to be a multiple of --eval_steps (",
+            eval_steps, ") (as transformers)");
+}
+// EarlyStoppingCallback.on_train_begin asserts both: an evaluation to watch and a metric to compare.
+void early_stopping_needs_eval(const C& c) {
+  if (c.early_stopping_patience == 0) return;
+  SFT_CHECK(c.eval_strategy != "no", "--early_stopping_patience needs evaluation: --eval_strategy steps or epoch");
+  SFT_CHECK(!c.eval_dataset_path.empty() || c.validation_split > 0,
+            "--early_stopping_patience needs evaluation data: --eval_dataset_path or --validation_split");
+  SFT_CHECK(!c.best_metric_name().empty(), "--early_stopping_patience needs --metric_for_best_model eval_loss (or "
+            "--load_best_model_at_end True, which implies it), as transformers' EarlyStoppingCallback");
+}
+// HF: "none" and "all" are whole values, never items of a list.
+void report_to_alone(const C& c) {
+  if (c.report_to.find(',') == std::string::npos) return;
+  for (const char* whole : {"none", "all"})
+    for (size_t b = 0; b <= c.report_to.size();) {
+      const size_t e = std::min(c.report_to.find(',', b), c.report_to.size());
+      SFT_CHECK(c.report_to.compare(b, e - b, whole) != 0, "--report_to: '", whole,
+                "' stands alone, got '", c.report_to, "'");
+      b = e + 1;
+    }
+}
+void text_field_named(const C& c) {
+  SFT_CHECK(!c.dataset_text_field.empty(), "--dataset_text_field: expected a field name, got ''");
+}
 void adapter_needs_peft(const C& c) {
   SFT_CHECK(c.use_peft || c.adapter_name_or_path.empty(), "--adapter_name_or_path needs --use_peft");
 }
@@ -184,6 +223,15 @@ std::vector<Setting> path_and_data_rows() {
           "apply_chat_template; loss on assistant turns), auto = model when the folder has one, else alpaca")
           .one_of({"alpaca", "chatml", "plain", "model", "auto"}),
       row("train_on_inputs", &C::train_on_inputs, "loss on prompt tokens too (default: response only)"),
+      row("dataset_format", &C::dataset_format, "row format of the dataset files (TRL's): auto = by the first row's "
+          "fields (prompt, messages, instruction, then the text field)")
+          .one_of({"auto", "alpaca", "language_modeling", "prompt_completion", "conversational"}),
+      row("dataset_text_field", &C::dataset_text_field, "field of language-modelling rows (TRL)").checked(text_field_named),
+      row("completion_only_loss", &C::completion_only_loss,
+          "prompt-completion rows: loss on the completion only (unset: True, TRL's default); False = every token"),
+      row("assistant_only_loss", &C::assistant_only_loss,
+          "conversational rows: loss on assistant turns only (True) or every token (False, TRL's default); unset: "
+          "assistant turns unless --train_on_inputs"),
       row("max_seq_length", &C::max_seq_length, "tokens per sample (the report shows what is cut)").in(2, 1 << 20),
       row("truncation", &C::truncation, "right: cut the end; drop: remove long samples").one_of({"right", "drop"}),
       row("packing", &C::packing, "pack samples into rows of max_seq_length (attention stays per sample)"),
@@ -217,7 +265,10 @@ std::vector<Setting> optimisation_rows() {
       row("num_train_epochs", &C::num_train_epochs, "epochs (fractional allowed)").in(0, 1e9),
       row("max_steps", &C::max_steps, "optimizer steps; > 0 overrides --num_train_epochs")
           .in(-1, kMaxSteps).checked(epochs_or_max_steps),
-      row("seed", &C::seed, "shuffling / validation split / LoRA init and dropout seed"),
+      row("seed", &C::seed, "shuffling / validation split / LoRA init and dropout / NEFTune noise seed"),
+      row("neftune_noise_alpha", &C::neftune_noise_alpha,
+          "NEFTune: uniform noise U(-m, m), m = alpha / sqrt(seq_len * hidden), on the input embeddings of training "
+          "passes (0 = off; the paper uses 5)").in(0, 1e6),
       row("bf16", &C::bf16, "bf16 compute with fp32 master weights and optimizer state"),
       row("torch_dtype", &C::torch_dtype, "bfloat16 = --bf16 and a bf16 final model; float32/auto = fp32")
           .one_of({"auto", "float32", "bfloat16"}, "float16 is not supported: use bfloat16"),
@@ -239,10 +290,27 @@ std::vector<Setting> logging_eval_and_save_rows() {  // HF IntervalStrategy
       row("eval_strategy", &C::eval_strategy, "steps: every --eval_steps; epoch: at each epoch end; no: never")
           .one_of({"steps", "epoch", "no"}).also("evaluation_strategy"),
       row("eval_steps", &C::eval_steps, "evaluate every N steps (-1: --logging_steps)").checked(eval_steps_rule),
-      row("load_best_model_at_end", &C::load_best_model_at_end, "final model = the best evaluated checkpoint"),
-      row("metric_for_best_model", &C::metric_for_best_model, "metric choosing the best checkpoint")
-          .one_of({"eval_loss", "loss"}, "only eval_loss is computed by sft train"),
+      row("load_best_model_at_end", &C::load_best_model_at_end, "final model = the best evaluated checkpoint")
+          .checked(best_model_needs_matching_saves),
+      row("metric_for_best_model", &C::metric_for_best_model,
+          "eval_loss (or loss): the metric choosing the best checkpoint (unset: loss with --load_best_model_at_end, "
+          "else no best checkpoint is tracked)").checked(best_metric_names),
       row("greater_is_better", &C::greater_is_better, "best = higher metric (unset: False for loss metrics)"),
+      row("early_stopping_patience", &C::early_stopping_patience,
+          "stop after N evaluations without improvement (HF EarlyStoppingCallback; 0 = off)")
+          .in(0, kBig).checked(early_stopping_needs_eval),
+      row("early_stopping_threshold", &C::early_stopping_threshold,
+          "improvement the metric must exceed to reset the patience").in(0, 1e30),
+      row("report_to", &C::report_to,
+          "experiment trackers: tensorboard writes events files into --logging_dir; all = tensorboard; others are "
+          "accepted and noted (no network here)")
+          .list()
+          .one_of({"none", "all", "tensorboard", "azure_ml", "comet_ml", "mlflow", "neptune", "trackio", "wandb",
+                   "codecarbon", "clearml", "dagshub", "flyte", "dvclive", "swanlab", "kubeflow"})
+          .checked(report_to_alone),
+      row("logging_dir", &C::logging_dir,
+          "TensorBoard folder (default: <output_dir>/runs/<date>_<host>, as transformers 5; a resumed run keeps its "
+          "run's folder)"),
   };
 }
 
@@ -285,9 +353,7 @@ std::vector<Setting> runtime_lora_and_parallel_rows() {
 
 std::vector<Setting> ignored_hf_rows() {  // HF flags accepted and noted once: they change nothing here
   return {
-      ignored("report_to", "only trainer_log.jsonl and the loss table are written").list(),
       ignored("remove_unused_columns", "the data layer keeps only the template fields", SettingType::Bool),
-      ignored("logging_dir", "logs go to <output_dir>/trainer_log.jsonl"),
       ignored("run_name", "no experiment tracker"),
       ignored("dataloader_num_workers", "data is tokenized up front"),
       ignored("dataloader_pin_memory", "no pinned memory", SettingType::Bool),

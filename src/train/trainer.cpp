@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <chrono>
 #include <cmath>
+#include <cstdio>
 #include <fstream>
 #include <functional>
 
@@ -11,7 +12,9 @@
 #include "backend/backend.h"
 #include "data/batching.h"
 #include "parallel/communicator.h"
+#include "model/family.h"
 #include "model/model.h"
+#include "model/neftune.h"
 #include "train/checkpoint.h"
 #include "train/data_parallel.h"
 #include "train/checkpoint_writer.h"
@@ -101,7 +104,26 @@ uint64_t dropout_seed(uint64_t seed, int64_t step, int64_t micro) {
   return z ^ (z >> 29);
 }
 
+// NEFTune noise of the same micro-batch: the same position function on a seed of its own (never the dropout stream).
+uint64_t neftune_seed(uint64_t seed, int64_t step, int64_t micro) {
+  return dropout_seed(seed ^ 0x4E454654756E6521ull, step, micro);  // "NEFTune!"
+}
+
 }  // namespace
+
+int64_t neftune_sequence_length(const data::Batch& b, bool padding_free) {
+  if (!padding_free) return b.T;
+  int64_t longest = 0;
+  for (int64_t r = 0; r < b.B; ++r) {
+    int64_t run = 0;
+    for (int64_t i = 0; i < b.T; ++i) {
+      const int32_t d = b.doc_ids[static_cast<size_t>(r * b.T + i)];
+      run = d < 0 ? 0 : (i > 0 && b.doc_ids[static_cast<size_t>(r * b.T + i - 1)] == d) ? run + 1 : 1;
+      longest = std::max(longest, run);
+    }
+  }
+  return std::max<int64_t>(longest, 1);
+}
 
 double batch_model_flops(const data::Batch& b, int64_t n_params, const io::ModelConfig& c) {
   const double head_dim = c.head_dim > 0 ? static_cast<double>(c.head_dim)
@@ -189,7 +211,7 @@ TrainSummary run_training(const TrainerInputs& in, TrainObserver& obs) { return 
 
 TrainSummary Trainer::run() {
   setup();
-  while (st_.global_step < plan_.total_steps) {
+  while (st_.global_step < plan_.total_steps && !stop_early_) {
     const Step s = run_step();
     maybe_log(s);
     maybe_evaluate(s);
@@ -255,7 +277,13 @@ void Trainer::setup() {
   if (cfg_.eval_strategy != "no" && !in_.eval)
     obs_.on_note("--eval_strategy " + cfg_.eval_strategy + " but no evaluation data (give --eval_dataset_path or "
                  "--validation_split): evaluation skipped");
-  greater_is_better_ = cfg_.greater_is_better == 1;  // unset (-1): false, as HF for *loss metrics
+  greater_is_better_ = cfg_.best_metric_greater();  // unset: false for *loss metrics, as HF
+  track_best_ = !cfg_.best_metric_name().empty();
+  if (cfg_.early_stopping_patience > 0) {
+    early_.emplace(cfg_.early_stopping_patience, cfg_.early_stopping_threshold, greater_is_better_);
+    if (st_.early_stopping) early_->set_counter(st_.early_stopping->counter);  // resumed: the counter goes on
+  }
+  if (root_) open_tensorboard();
   obs_.on_begin(plan_);
   if (!cfg_.debug_dump_batches.empty() && root_) {
     dump_.open(cfg_.debug_dump_batches, std::ios::trunc);
@@ -354,6 +382,9 @@ void Trainer::forward_backward(const std::vector<data::Batch>& mine, const std::
     const data::Batch& b = mine[static_cast<size_t>(i)];
     // LoRA dropout masks: one stream per (step, micro-batch, rank); one process reproduces the old seeds exactly.
     m_.set_dropout_seed(dropout_seed(cfg_.seed, st_.global_step + 1, i * world_ + rank_));
+    if (cfg_.neftune_noise_alpha > 0)  // NEFTune: noise of this (step, micro-batch, rank), scaled by the batch's L
+      m_.set_embedding_noise({cfg_.neftune_noise_alpha, neftune_seed(cfg_.seed, st_.global_step + 1, i * world_ + rank_),
+                              neftune_sequence_length(b, /*padding_free=*/false)});
     const model::LossSum ls = m_.forward_backward(to_model_batch(b), loss_scale);
     const int64_t expected = regroup ? b.count_targets() : targets[static_cast<size_t>(i)];
     SFT_CHECK(ls.n_targets == expected, "micro-batch ", i, " of step ", st_.global_step + 1, ": the model counted ",
@@ -446,7 +477,7 @@ void Trainer::maybe_log(const Step& s) {
   row.tokens_per_second = secs > 0 ? static_cast<double>(st_.window.tokens) / secs : 0.0;
   row.model_flops_per_second = secs > 0 ? st_.window.model_flops / secs : 0.0;
   st_.log_history.push_back(row);
-  if (root_) append_line(log_file_, log_row_json(row));
+  write_log_row(row);
   obs_.on_log(row);
   if (st_.window.targets > 0) last_logged_ = row.loss;  // a window of skipped steps has no loss
   st_.window.reset();
@@ -461,10 +492,63 @@ void Trainer::maybe_evaluate(const Step& s) {
   row.step = st_.global_step;
   row.epoch = st_.epoch;
   row.eval_loss = evaluate(m_, *in_.eval, comm_);
-  last_eval_ = std::make_pair(st_.global_step, *row.eval_loss);
   st_.log_history.push_back(row);
-  if (root_) append_line(log_file_, log_row_json(row));
+  write_log_row(row);
   obs_.on_eval(row);
+  track_best_and_maybe_stop(*row.eval_loss);
+}
+
+// Transformers' order at an evaluation: EarlyStoppingCallback.on_evaluate against the best so far, then
+// _determine_best_metric (train/early_stopping.h). The checkpoint of the best step becomes best_model_checkpoint when
+// it is saved (save_checkpoint).
+void Trainer::track_best_and_maybe_stop(double metric) {
+  if (!track_best_) return;
+  const std::optional<double> best_before = st_.best_metric;
+  const bool stop = early_ && early_->on_evaluate(metric, best_before);
+  if (early_) st_.early_stopping = TrainerState::EarlyStoppingState{early_->patience(), early_->threshold(), early_->counter()};
+  if (update_best_metric(st_.best_metric, metric, greater_is_better_) && cfg_.save_strategy != "no")
+    st_.best_global_step = st_.global_step;
+  if (!stop) return;
+  stop_early_ = true;
+  const auto g = [](double v) {
+    char buf[32];
+    std::snprintf(buf, sizeof buf, "%.6g", v);
+    return std::string(buf);
+  };
+  const std::string metric_name = cfg_.best_metric_name();
+  std::string best = "best " + metric_name + " " + g(*st_.best_metric);
+  if (st_.best_global_step) best += " at step " + std::to_string(*st_.best_global_step);
+  const std::string ckpt = st_.best_global_step && cfg_.save_strategy != "no"
+                               ? (out_ / ("checkpoint-" + std::to_string(*st_.best_global_step))).string()
+                               : std::string();
+  obs_.on_note("early stopping at step " + std::to_string(st_.global_step) + ": " + metric_name +
+               " has not improved by more than " + g(early_->threshold()) + " for " +
+               std::to_string(early_->counter()) + " evaluation(s) (--early_stopping_patience " +
+               std::to_string(early_->patience()) + "); " + best + (ckpt.empty() ? "" : " (" + ckpt + ")"));
+}
+
+void Trainer::write_log_row(const LogRow& row) {
+  if (!root_) return;
+  append_line(log_file_, log_row_json(row));
+  if (tb_.is_open()) tb_.log_row(row, TensorBoardWriter::now());  // flushed: a crash loses at most this interval
+}
+
+// --report_to tensorboard: the logging dir was resolved and created by train::Job (--logging_dir, the resumed run's
+// folder, or HF 5's default under output_dir/runs). A resumed run's file starts with a SessionLog START at the
+// checkpoint's step + 1, so the steps the interrupted run logged after its checkpoint show once (tensorboard.h).
+void Trainer::open_tensorboard() {
+  if (!cfg_.reports_to("tensorboard")) return;
+  SFT_CHECK(!cfg_.logging_dir.empty(), "--report_to tensorboard: no --logging_dir resolved");
+  const bool resumed = !in_.resume_dir.empty();
+  tb_.open(cfg_.logging_dir, resumed ? std::optional<int64_t>(st_.global_step) : std::nullopt);
+  st_.logging_dir = cfg_.logging_dir;
+  if (!resumed) {  // what TensorBoardCallback.on_train_begin adds as text: the arguments and the model config
+    const double now = TensorBoardWriter::now();
+    tb_.text("args", 0, cfg_.to_json(), now);
+    tb_.text("model_config", 0, model::config_to_json(m_.config()), now);
+    tb_.flush();
+  }
+  obs_.on_note("tensorboard: " + tb_.path().string());
 }
 
 void Trainer::maybe_save(const Step& s) {
@@ -487,12 +571,12 @@ SaveParts Trainer::save_parts(std::function<void(const fs::path&)> model_files, 
 
 void Trainer::save_checkpoint() {
   const std::string name = "checkpoint-" + std::to_string(st_.global_step);
-  if (last_eval_ && last_eval_->first == st_.global_step) {  // an evaluation on this step: is it the best so far?
-    const double v = last_eval_->second;
-    if (!st_.best_metric || (greater_is_better_ ? v > *st_.best_metric : v < *st_.best_metric)) {
-      st_.best_metric = v;
-      st_.best_model_checkpoint = (out_ / name).string();
-    }
+  // Transformers' _save_checkpoint: the best step's checkpoint, once it exists (this one, or one saved before), is
+  // best_model_checkpoint; a best step that was evaluated but never saved changes nothing.
+  if (st_.best_global_step) {
+    const std::string best_name = "checkpoint-" + std::to_string(*st_.best_global_step);
+    if (best_name == name || fs::is_directory(out_ / best_name))
+      st_.best_model_checkpoint = (out_ / best_name).string();
   }
   if (!root_) {  // rank 0's writer gathers the optimizer state: the other ranks take part in that collective only
     opt_->save_state({});
@@ -519,7 +603,7 @@ std::function<void(const fs::path&)> Trainer::final_model_files(const std::strin
       save_trained_weights(m_, cfg_, d, dtype, "the final model in " + out_.string());
     };
   }
-  obs_.on_note("loading the best checkpoint " + st_.best_model_checkpoint + " (" + cfg_.metric_for_best_model + " " +
+  obs_.on_note("loading the best checkpoint " + st_.best_model_checkpoint + " (" + cfg_.best_metric_name() + " " +
                std::to_string(*st_.best_metric) + ")");
   const fs::path best_dir = st_.best_model_checkpoint;
   if (is_lora(m_)) {  // the best checkpoint's adapter files are the output
@@ -544,6 +628,7 @@ TrainSummary Trainer::finish() {
       "loss_curve.svg",
       loss_curve_svg(st_.log_history, "sft train: " + fs::path(cfg_.model_name_or_path).filename().string()));
   writer_.write_into(out_, final_parts);
+  if (tb_.is_open()) tb_.close();
   comm_.barrier();  // every rank returns once rank 0's output folder is complete
 
   TrainSummary sum;

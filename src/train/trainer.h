@@ -25,8 +25,10 @@
 #include "train/checkpoint.h"
 #include "train/checkpoint_writer.h"
 #include "train/data_parallel.h"
+#include "train/early_stopping.h"
 #include "train/lr_schedule.h"
 #include "train/row_balance.h"
+#include "train/tensorboard.h"
 #include "train/train_config.h"
 #include "train/train_log.h"
 
@@ -136,6 +138,9 @@ class Trainer {
   void maybe_log(const Step& s);
   void maybe_evaluate(const Step& s);
   void maybe_save(const Step& s);
+  void open_tensorboard();
+  void write_log_row(const LogRow& row);  // trainer_log.jsonl and TensorBoard (rank 0)
+  void track_best_and_maybe_stop(double metric);
   void save_checkpoint();
   SaveParts save_parts(std::function<void(const std::filesystem::path&)> model_files, bool with_optimizer);
   std::function<void(const std::filesystem::path&)> final_model_files(const std::string& dtype);
@@ -159,9 +164,12 @@ class Trainer {
   SchedulerType sched_ = SchedulerType::Linear;
   int64_t eval_steps_ = 0;
   bool do_eval_ = false, greater_is_better_ = false;
+  bool track_best_ = false;               // a metric_for_best_model (HF: set, or implied by load_best_model_at_end)
+  std::optional<EarlyStopping> early_;    // --early_stopping_patience > 0
+  bool stop_early_ = false;
+  TensorBoardWriter tb_;                  // --report_to tensorboard, rank 0
   std::unique_ptr<DataParallelAdamW> opt_;
   TrainerState st_;
-  std::optional<std::pair<int64_t, double>> last_eval_;  // (step, eval_loss)
   std::ofstream dump_;                                   // --debug_dump_batches
   RowCost row_cost_;
 
@@ -175,6 +183,13 @@ class Trainer {
 // Checks output_dir like HF: a non-empty folder is refused unless overwrite_output_dir or resuming; with
 // overwrite_output_dir, stale checkpoint-N folders and trainer_log.jsonl are removed. Creates the folder.
 void prepare_output_dir(const TrainConfig& cfg, bool resuming);
+
+// NEFTune's L for a micro-batch (docs/arch/train.md, "NEFTune"). Padded batches: T, the sequence dimension
+// transformers' hook sees (output.size(1)). padding_free (the micro-batch's samples laid end to end in one row): the
+// longest document, i.e. the T these samples have when padded, so that every token gets the noise scale of the padded
+// run (the hook's literal value, the concatenation's length, would shrink the noise by sqrt(number of samples); to
+// follow it instead, return b.T in both cases).
+int64_t neftune_sequence_length(const data::Batch& b, bool padding_free);
 
 // Trainer(in, obs).run().
 TrainSummary run_training(const TrainerInputs& in, TrainObserver& obs);

@@ -55,8 +55,11 @@ TEST(TrainFlags, SeedArgumentListParsesVerbatim) {
   EXPECT_EQ(c.greater_is_better, 0);
   EXPECT_TRUE(c.data_loader_drop_last);
   EXPECT_EQ(c.metric_for_best_model, "eval_loss");
-  // report_to, remove_unused_columns, logging_dir: noted once each (logging_strategy is a real flag now).
-  EXPECT_EQ(p.notes.size(), 3u);
+  // remove_unused_columns: noted (report_to, logging_dir and logging_strategy are real flags now; --logging_dir without
+  // --report_to tensorboard is noted by the job, which knows what is written).
+  EXPECT_EQ(p.notes.size(), 1u);
+  EXPECT_EQ(c.report_to, "none");
+  EXPECT_EQ(c.logging_dir, "out/logs");
   EXPECT_EQ(c.logging_strategy, "steps");
   EXPECT_NO_THROW(c.validate());
 }
@@ -141,8 +144,8 @@ TEST(TrainFlags, ConfigFileThenCommandLineOverrides) {
   const auto path = std::filesystem::temp_directory_path() / ("sft_train_flags_" + std::to_string(::getpid()) + ".json");
   {
     std::ofstream f(path);
-    f << R"({"learning_rate": 1e-4, "max_steps": 7, "bf16": true, "report_to": "none", "template": "chatml",
-             "--seed": 3})";
+    f << R"({"learning_rate": 1e-4, "max_steps": 7, "bf16": true, "run_name": "x", "template": "chatml",
+             "report_to": ["tensorboard", "wandb"], "--seed": 3})";
   }
   auto p = parse_train_args({"--config", path.string(), "--max_steps", "9"});
   EXPECT_DOUBLE_EQ(p.cfg.learning_rate, 1e-4);
@@ -150,7 +153,8 @@ TEST(TrainFlags, ConfigFileThenCommandLineOverrides) {
   EXPECT_TRUE(p.cfg.bf16);
   EXPECT_EQ(p.cfg.template_name, "chatml");
   EXPECT_EQ(p.cfg.seed, 3u);
-  EXPECT_EQ(p.notes.size(), 1u);
+  EXPECT_EQ(p.cfg.report_to, "tensorboard,wandb");  // a JSON array for a list flag
+  EXPECT_EQ(p.notes.size(), 1u);                     // run_name: accepted and ignored
   {
     std::ofstream f(path);
     f << R"({"learnin_rate": 1e-4})";
@@ -167,7 +171,7 @@ TEST(TrainFlags, ConfigFileThenCommandLineOverrides) {
 }
 
 TEST(TrainFlags, IgnoredFlagNotedOnce) {
-  auto p = parse_train_args({"--report_to", "none", "--report_to", "wandb"});
+  auto p = parse_train_args({"--run_name", "a", "--run_name", "b"});
   EXPECT_EQ(p.notes.size(), 1u);
 }
 

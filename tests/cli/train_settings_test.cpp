@@ -20,10 +20,12 @@ using train::Setting;
 using train::SettingType;
 using train::TrainConfig;
 
-// A config that validates: the required paths, and --max_steps so that --num_train_epochs may be 0.
+// A config that validates: the required paths, --max_steps so that --num_train_epochs may be 0, and evaluation data
+// with a metric so that the early-stopping rows' prerequisites hold.
 TrainConfig valid_config() {
   TrainConfig c = parse_train_args({"--model_name_or_path", "m", "--dataset_path", "d", "--output_dir", "o",
-                                    "--max_steps", "5"}).cfg;
+                                    "--max_steps", "5", "--eval_strategy", "steps", "--validation_split", "0.1",
+                                    "--metric_for_best_model", "eval_loss"}).cfg;
   c.validate();
   return c;
 }
@@ -198,10 +200,81 @@ TEST(TrainSettings, HelpIsGeneratedFromTheRows) {
   EXPECT_NE(h.find("(one of: linear, cosine, constant, constant_with_warmup; default: linear)"), std::string::npos) << h;
   EXPECT_NE(h.find("also --dataloader_drop_last"), std::string::npos);
   EXPECT_NE(h.find("default: 5e-05"), std::string::npos);
-  EXPECT_NE(h.find("Accepted and ignored: --report_to, "), std::string::npos);
+  EXPECT_NE(h.find("Accepted and ignored: --remove_unused_columns, "), std::string::npos);
   EXPECT_NE(h.find("--fp16"), std::string::npos);
   for (const Setting& s : train::train_settings())
     EXPECT_NE(h.find("--" + std::string(s.name)), std::string::npos) << s.name;
+}
+
+// Issue 29's rules, each a one-line error naming the flag (transformers' checks where it has them).
+TEST(TrainSettings, EarlyStoppingBestModelAndTrackerRules) {
+  const std::vector<std::string> base = {"--model_name_or_path", "m", "--dataset_path", "d", "--output_dir", "o"};
+  auto error_of = [&](std::vector<std::string> extra) {
+    std::vector<std::string> args = base;
+    args.insert(args.end(), extra.begin(), extra.end());
+    try {
+      parse_train_args(args).cfg.validate();
+    } catch (const Error& e) {
+      return std::string(e.what());
+    }
+    return std::string();
+  };
+  EXPECT_EQ(error_of({"--early_stopping_patience", "2"}),
+            "--early_stopping_patience needs evaluation: --eval_strategy steps or epoch");
+  EXPECT_EQ(error_of({"--early_stopping_patience", "2", "--eval_strategy", "steps"}),
+            "--early_stopping_patience needs evaluation data: --eval_dataset_path or --validation_split");
+  EXPECT_EQ(error_of({"--early_stopping_patience", "2", "--eval_strategy", "steps", "--validation_split", "3"}),
+            "--early_stopping_patience needs --metric_for_best_model eval_loss (or --load_best_model_at_end True, which "
+            "implies it), as transformers' EarlyStoppingCallback");
+  EXPECT_EQ(error_of({"--early_stopping_patience", "2", "--eval_strategy", "steps", "--validation_split", "3",
+                      "--metric_for_best_model", "loss"}), "");
+  EXPECT_EQ(error_of({"--early_stopping_patience", "2", "--eval_strategy", "epoch", "--eval_dataset_path", "e.json",
+                      "--save_strategy", "epoch", "--load_best_model_at_end", "True"}), "");
+  EXPECT_EQ(error_of({"--early_stopping_patience", "-1"}), "--early_stopping_patience: expected an integer in [0, 1073741824], got -1");
+  EXPECT_EQ(error_of({"--early_stopping_threshold", "-0.5"}),
+            "--early_stopping_threshold: expected a finite number in [0, 1e+30], got -0.5");
+  EXPECT_EQ(error_of({"--neftune_noise_alpha", "-1"}), "--neftune_noise_alpha: expected a finite number in [0, 1e+06], got -1");
+  EXPECT_EQ(error_of({"--metric_for_best_model", "accuracy"}),
+            "--metric_for_best_model: expected eval_loss or loss (the metric sft train computes), got 'accuracy'");
+  // load_best_model_at_end: the save and eval strategies must match, save_steps a multiple of eval_steps.
+  EXPECT_EQ(error_of({"--load_best_model_at_end", "True", "--eval_strategy", "steps", "--save_strategy", "epoch"}),
+            "--load_best_model_at_end needs --save_strategy equal to --eval_strategy (steps), got --save_strategy epoch "
+            "(as transformers)");
+  EXPECT_EQ(error_of({"--load_best_model_at_end", "True", "--eval_strategy", "steps", "--eval_steps", "3",
+                      "--save_steps", "10"}),
+            "--load_best_model_at_end needs --save_steps (10) to be a multiple of --eval_steps (3) (as transformers)");
+  EXPECT_EQ(error_of({"--load_best_model_at_end", "True", "--eval_strategy", "steps", "--logging_steps", "5",
+                      "--save_steps", "10"}), "");  // eval_steps unset = logging_steps
+  EXPECT_EQ(error_of({"--load_best_model_at_end", "True", "--eval_strategy", "no"}), "");  // the seed's list: a note
+  // report_to: HF's integration names; none and all stand alone.
+  EXPECT_EQ(error_of({"--report_to", "tensorboard", "wandb"}), "");
+  EXPECT_EQ(error_of({"--report_to", "none,tensorboard"}), "--report_to: 'none' stands alone, got 'none,tensorboard'");
+  EXPECT_EQ(error_of({"--report_to", "tensorboard,all"}), "--report_to: 'all' stands alone, got 'tensorboard,all'");
+  EXPECT_NE(error_of({"--report_to", "tensorbord"}).find("--report_to: expected one of none, all, tensorboard"),
+            std::string::npos);
+  EXPECT_EQ(error_of({"--dataset_text_field", ""}), "--dataset_text_field: expected a field name, got ''");
+  EXPECT_EQ(error_of({"--completion_only_loss=maybe"}), "--completion_only_loss: expected True/False/true/false/1/0, got 'maybe'");
+}
+
+TEST(TrainSettings, BestMetricAndReportToFollowTransformers) {
+  TrainConfig c;
+  EXPECT_EQ(c.best_metric_name(), "");  // HF's None: no best checkpoint is tracked
+  c.load_best_model_at_end = true;
+  EXPECT_EQ(c.best_metric_name(), "loss");
+  EXPECT_FALSE(c.best_metric_greater());
+  c.greater_is_better = 1;
+  EXPECT_TRUE(c.best_metric_greater());
+  c.greater_is_better = -1;
+  c.metric_for_best_model = "eval_loss";
+  EXPECT_FALSE(c.best_metric_greater());
+  EXPECT_FALSE(c.reports_to("tensorboard"));  // default "none", as transformers 5
+  c.report_to = "all";
+  EXPECT_TRUE(c.reports_to("tensorboard"));
+  EXPECT_FALSE(c.reports_to("wandb"));  // "all" = the integrations installed: TensorBoard's writer only
+  c.report_to = "wandb,tensorboard";
+  EXPECT_TRUE(c.reports_to("tensorboard"));
+  EXPECT_TRUE(c.reports_to("wandb"));
+  EXPECT_FALSE(c.reports_to("mlflow"));
 }
 
 }  // namespace

@@ -237,3 +237,18 @@ def test_stuck_rank_times_out(base, tmp_path):
             pass
     assert code != 0
     assert "rank 0: " in text and "--ddp_timeout 3" in text, text
+
+
+def test_tensorboard_events_from_rank_zero_only(base, tmp_path):
+    """--report_to tensorboard with 2 ranks: one events file (rank 0's), holding the rows of trainer_log.jsonl."""
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+    base_dir, data = base
+    out, logdir = str(tmp_path / "two"), tmp_path / "tb"
+    mpirun(2, common(base_dir, data, out, 2, "--max_steps", "3", "--save_strategy", "no", "--report_to",
+                     "tensorboard", "--logging_dir", str(logdir)))
+    files = list(logdir.iterdir())
+    assert len(files) == 1 and files[0].name.startswith("events.out.tfevents.")
+    acc = EventAccumulator(str(logdir))
+    acc.Reload()
+    assert [(e.step, e.value) for e in acc.Scalars("train/loss")] == [
+        (r["step"], pytest.approx(r["loss"], rel=1e-7)) for r in read_log(out)]

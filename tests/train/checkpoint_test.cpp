@@ -51,7 +51,10 @@ TEST(TrainerState, RoundTripKeepsEveryFieldExactly) {
   ev.eval_loss = u(rng);
   s.log_history.push_back(ev);
   s.best_metric = 1.25;
+  s.best_global_step = 100;
   s.best_model_checkpoint = "/x/checkpoint-100";
+  s.early_stopping = TrainerState::EarlyStoppingState{3, 0.125, 2};
+  s.logging_dir = "/x/runs/Dec03_21-19-05_host";
   s.loader_epoch = 1;
   s.loader_index = 17;
   s.window.loss_sum = u(rng) * 1e4;  // an arbitrary double: must survive the text round trip bit for bit
@@ -74,6 +77,12 @@ TEST(TrainerState, RoundTripKeepsEveryFieldExactly) {
   ASSERT_TRUE(t.best_metric.has_value());
   EXPECT_EQ(*t.best_metric, 1.25);
   EXPECT_EQ(t.best_model_checkpoint, s.best_model_checkpoint);
+  EXPECT_EQ(t.best_global_step, std::optional<int64_t>(100));
+  ASSERT_TRUE(t.early_stopping.has_value());
+  EXPECT_EQ(t.early_stopping->patience, 3);
+  EXPECT_EQ(t.early_stopping->threshold, 0.125);
+  EXPECT_EQ(t.early_stopping->counter, 2);
+  EXPECT_EQ(t.logging_dir, s.logging_dir);
   ASSERT_EQ(t.log_history.size(), s.log_history.size());
   for (size_t i = 0; i < s.log_history.size(); ++i) {
     EXPECT_EQ(t.log_history[i].step, s.log_history[i].step);
@@ -81,9 +90,22 @@ TEST(TrainerState, RoundTripKeepsEveryFieldExactly) {
     EXPECT_EQ(t.log_history[i].eval_loss.has_value(), s.log_history[i].eval_loss.has_value());
   }
   // HF-like keys are present for tools that read trainer_state.json.
-  for (const char* key : {"\"global_step\"", "\"log_history\"", "\"best_metric\"", "\"best_model_checkpoint\""})
+  for (const char* key : {"\"global_step\"", "\"log_history\"", "\"best_metric\"", "\"best_model_checkpoint\"",
+                          "\"best_global_step\"", "\"stateful_callbacks\"", "\"early_stopping_patience_counter\""})
     EXPECT_NE(text.find(key), std::string::npos) << key;
   EXPECT_THROW(trainer_state_from_json("{\"global_step\": 1}", "bad.json"), Error);
+  // Without them (a run with no best, no early stopping, no TensorBoard): absent, and null in the file as HF writes.
+  TrainerState plain = s;
+  plain.best_metric.reset();
+  plain.best_global_step.reset();
+  plain.early_stopping.reset();
+  plain.logging_dir.clear();
+  const std::string plain_text = trainer_state_to_json(plain);
+  EXPECT_NE(plain_text.find("\"best_global_step\": null"), std::string::npos);
+  EXPECT_EQ(plain_text.find("stateful_callbacks"), std::string::npos);
+  const TrainerState back = trainer_state_from_json(plain_text, "state");
+  EXPECT_FALSE(back.best_global_step || back.early_stopping || back.best_metric);
+  EXPECT_EQ(back.logging_dir, "");
 }
 
 TEST(Checkpoints, ListLastAndRotate) {

@@ -3,11 +3,17 @@ EventAccumulator (tensorboard 2.21.0, pinned): every tag, step and value, the wa
 transformers' TensorBoardCallback derives from a logged row (rewrite_logs), and resume semantics (a new file whose
 SessionLog START makes TensorBoard drop the steps a killed run logged after its checkpoint).
 Also, record by record: the CRCs (tensorboard's own masked_crc32c) and the bytes of every Event equal protobuf's own
-serialization of the parsed message. No tolerances: values are float32 in the file, compared after rounding the
-expected double to float32 (what add_scalar stores); wall times are doubles, compared exactly."""
+serialization of the parsed message. And `sft train --report_to tensorboard` end to end: the events equal
+trainer_log.jsonl (every tag, step and value), transformers 5's default folder, a resumed run appending without
+duplicate steps, --logging_dir / TENSORBOARD_LOGGING_DIR, a logging dir that is a file. No tolerances: values are
+float32 in the file, compared after rounding the expected double to float32 (what add_scalar stores); wall times are
+doubles, compared exactly."""
 import json
 import os
 import random
+import re
+import shutil
+import socket
 import struct
 import subprocess
 from pathlib import Path
@@ -151,3 +157,130 @@ def test_logging_dir_that_is_a_file(tmp_path):
     res = run(f, [{"op": "open"}], expect_rc=1)
     assert str(f) in res.stderr and "not a folder" in res.stderr and len(res.stderr.strip().splitlines()) == 1
     assert f.read_text() == "x"
+
+
+# ---- `sft train --report_to tensorboard`, end to end (tiny random Qwen2, train_test_util.py) ----
+
+def train_args(base_dir, data, out, *extra):
+    return ["--model_name_or_path", base_dir, "--dataset_path", data, "--output_dir", out,
+            "--per_device_train_batch_size", "2", "--max_steps", "8", "--learning_rate", "1e-3", "--logging_steps", "2",
+            "--logging_first_step", "True", "--max_seq_length", "64", "--train_on_inputs", "True",
+            "--validation_split", "4", "--eval_strategy", "steps", "--eval_steps", "3", "--save_steps", "4",
+            "--report_to", "tensorboard", "--threads", "2", *extra]
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory):
+    from train_test_util import make_tiny_model, subset_dataset
+    d = tmp_path_factory.mktemp("tb_train")
+    return make_tiny_model(str(d / "base"), seed=2), subset_dataset(str(d / "rows20.json"), 20)
+
+
+def expected_scalars(log_rows):
+    """What transformers' TensorBoardCallback.on_log writes for the same rows: rewrite_logs(logs) at the row's step."""
+    want = {}
+    for r in log_rows:
+        for tag, v in rewrite_logs({k: v for k, v in r.items() if k != "step"}).items():
+            want.setdefault(tag, []).append((r["step"], f32(v)))
+    return want
+
+
+def assert_events_equal_log(logdir, out):
+    from train_test_util import read_log
+    rows = read_log(out)
+    want = expected_scalars(rows)
+    assert {"train/loss", "train/learning_rate", "train/grad_norm", "train/epoch", "eval/loss"} <= set(want)
+    acc = accumulate(logdir)
+    assert sorted(acc.Tags()["scalars"]) == sorted(want)
+    for tag, pts in want.items():
+        assert [(e.step, e.value) for e in acc.Scalars(tag)] == pts, tag
+    return acc, rows
+
+
+def test_train_writes_every_logged_row(tiny, tmp_path):
+    from train_test_util import run_sft
+    base_dir, data = tiny
+    out = tmp_path / "out"
+    res = run_sft(train_args(base_dir, data, str(out)))
+    # transformers 5's default folder: <output_dir>/runs/<Mon DD_HH-MM-SS>_<host>
+    (logdir,) = list((out / "runs").iterdir())
+    assert re.fullmatch(r"[A-Z][a-z]{2}\d{2}_\d{2}-\d{2}-\d{2}_" + re.escape(socket.gethostname()), logdir.name)
+    assert f"tensorboard: {logdir}" in res.stdout
+    acc, rows = assert_events_equal_log(logdir, str(out))
+    assert [r["step"] for r in rows if "loss" in r] == [1, 2, 4, 6, 8]
+    assert [r["step"] for r in rows if "eval_loss" in r] == [3, 6]
+    # TensorBoardCallback.on_train_begin's texts: the arguments (training_args.json) and the model config.
+    (args,) = acc.Tensors("args/text_summary")
+    assert json.loads(args.tensor_proto.string_val[0]) == json.load(open(out / "training_args.json"))
+    assert json.loads(args.tensor_proto.string_val[0])["logging_dir"] == str(logdir)
+    (cfg,) = acc.Tensors("model_config/text_summary")
+    assert json.loads(cfg.tensor_proto.string_val[0])["hidden_size"] == 64
+    state = json.load(open(out / "trainer_state.json"))
+    assert state["sft_resume"]["logging_dir"] == str(logdir)
+
+
+def test_resumed_run_appends_each_step_once(tiny, tmp_path):
+    """A run killed after logging step 8 (its last checkpoint: 4) and resumed in place: the resumed run writes a new
+    file into the same folder, and TensorBoard shows every step once — steps <= 4 as first logged, later ones with the
+    resumed run's values (equal to its trainer_log.jsonl, including its own tokens/s)."""
+    from train_test_util import read_log, run_sft
+    base_dir, data = tiny
+    out = tmp_path / "out"
+    run_sft(train_args(base_dir, data, str(out)))
+    (logdir,) = list((out / "runs").iterdir())
+    first_log = read_log(str(out))
+    for p in out.iterdir():  # the kill: only checkpoint-4 and the events survive
+        if p.name not in ("checkpoint-4", "runs"):
+            shutil.rmtree(p) if p.is_dir() else p.unlink()
+    res = run_sft(train_args(base_dir, data, str(out), "--resume_from_checkpoint", "last"))
+    assert f"tensorboard: {logdir}" in res.stdout
+    assert len(list(logdir.iterdir())) == 2
+    acc, rows = assert_events_equal_log(logdir, str(out))
+    assert rows[:3] == first_log[:3]  # steps 1, 2, 3 (eval) come from the checkpoint
+    assert rows[3]["step"] == 4
+    (args,) = acc.Tensors("args/text_summary")  # written once, by the run that started it
+
+
+def test_logging_dir_flag_env_and_notes(tiny, tmp_path):
+    from train_test_util import run_sft
+    base_dir, data = tiny
+    out = tmp_path / "out"
+    res = run_sft(train_args(base_dir, data, str(out), "--logging_dir", str(tmp_path / "tb"), "--report_to",
+                             "tensorboard", "wandb", "--max_steps", "3", "--save_strategy", "no"))
+    assert_events_equal_log(tmp_path / "tb", str(out))
+    assert res.stdout.count("note: --report_to wandb ignored: no network here, nothing is sent (trainer_log.jsonl and "
+                            "TensorBoard events are written)") == 1
+    env = dict(os.environ, TENSORBOARD_LOGGING_DIR=str(tmp_path / "env_tb"))
+    out2 = tmp_path / "out2"
+    subprocess.run([os.environ["SFT_BIN"], "train", *train_args(base_dir, data, str(out2), "--max_steps", "3",
+                    "--save_strategy", "no")], check=True, capture_output=True, env=env)
+    assert_events_equal_log(tmp_path / "env_tb", str(out2))
+    assert not (out2 / "runs").exists()
+    # transformers expands "~" in the variable (os.path.expanduser)
+    env = dict(os.environ, TENSORBOARD_LOGGING_DIR="~/home_tb", HOME=str(tmp_path / "home"))
+    out4 = tmp_path / "out4"
+    subprocess.run([os.environ["SFT_BIN"], "train", *train_args(base_dir, data, str(out4), "--max_steps", "3",
+                    "--save_strategy", "no")], check=True, capture_output=True, env=env)
+    assert_events_equal_log(tmp_path / "home" / "home_tb", str(out4))
+    out3 = tmp_path / "out3"
+    res = run_sft(train_args(base_dir, data, str(out3), "--report_to", "none", "--logging_dir", str(tmp_path / "x"),
+                             "--max_steps", "1", "--save_strategy", "no"))
+    assert "note: --logging_dir ignored: only --report_to tensorboard writes there" in res.stdout
+    assert not (tmp_path / "x").exists() and not (out3 / "runs").exists()
+
+
+def test_train_with_a_logging_dir_that_is_a_file(tiny, tmp_path):
+    from train_test_util import run_sft
+    base_dir, data = tiny
+    f = tmp_path / "logs"
+    f.write_text("x")
+    out = tmp_path / "out"
+    res = run_sft(train_args(base_dir, data, str(out), "--logging_dir", str(f)), check=False)
+    assert res.returncode == 1
+    assert res.stderr.strip().splitlines() == [
+        f"sft: error: --logging_dir {f}: exists and is not a folder (TensorBoard writes events files into a folder)"]
+    assert f.read_text() == "x" and not out.exists()  # nothing written, before the data or the model were loaded
+    res = run_sft(train_args(base_dir, data, str(out), "--logging_dir", str(f / "sub")), check=False)
+    assert res.returncode == 1 and len(res.stderr.strip().splitlines()) == 1
+    assert res.stderr.startswith(f"sft: error: --logging_dir: {f / 'sub'}: cannot create the TensorBoard logging dir")
+    assert not (out / "trainer_log.jsonl").exists()

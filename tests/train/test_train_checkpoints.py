@@ -101,7 +101,7 @@ def test_output_dir_rules_and_flag_errors(base, tmp_path):
                    "--load_best_model_at_end", "True", "--eval_steps", "4000", "--greater_is_better", "False",
                    "--data_loader_drop_last", "True", "--metric_for_best_model", "eval_loss", "--max_seq_length",
                    "64", "--train_on_inputs", "True"])
-    assert "note: --report_to none ignored" in res.stdout
+    assert "note: --logging_dir ignored: only --report_to tensorboard writes there" in res.stdout  # --report_to none
     assert "Step    Training Loss" in res.stdout
     state = json.load(open(os.path.join(tmp_path / "seed", "trainer_state.json")))
     # 20 rows / 4 = 5 micro-batches < 8 accumulation: ceil(5 / 8) = 1 update per epoch, 3 epochs
