@@ -67,6 +67,7 @@ class TimingBackend final : public Backend {
   void rope(float* x, const int32_t* pos, const float* inv_freq, int64_t n, int64_t heads, int64_t head_dim,
             bool inverse) override;
   bool attention_shares_keys() const override { return in_.attention_shares_keys(); }
+  bool attention_skips_other_documents() const override { return in_.attention_skips_other_documents(); }
   const void* host_view(const void* p) const override { return in_.host_view(p); }
   void attention_forward(float* out, float* lse, const float* q, const float* k, const float* v, const int32_t* doc,
                          const AttnShape& s) override;

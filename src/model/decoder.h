@@ -56,7 +56,8 @@ struct LayerActs {
 
 // Everything one forward (+ backward) over n = B*T token rows needs on the device.
 struct Workspace {
-  int64_t n = 0;
+  int64_t n = 0;         // token rows of the current batch
+  int64_t capacity = 0;  // token rows the buffers hold (>= n: reused by smaller batches)
   bool training = false;
   bool checkpointed = false;  // training with gradient checkpointing: `layers` holds one set, refilled per layer
   DeviceBuffer<int32_t> ids, pos, doc;
@@ -111,6 +112,7 @@ class Decoder final : public Model {
   void save_adapter(const std::filesystem::path& dir, const std::string& base_model) override;
   void set_dropout_seed(uint64_t seed) override { dropout_seed_ = seed; }
   void set_gradient_checkpointing(bool on) override { checkpoint_layers_ = on; }
+  void reserve_training_tokens(int64_t n_tokens) override;
   int64_t num_all_parameters() const override;
 
   // ---- used by the KV session (kv_session.cpp) ----
@@ -207,6 +209,7 @@ class Decoder final : public Model {
   DeviceBuffer<float> norm_dw_scratch_;
   uint64_t dropout_seed_ = 0;
   bool checkpoint_layers_ = false;  // gradient checkpointing (set_gradient_checkpointing)
+  int64_t reserved_tokens_ = 0;     // training workspace capacity asked for (reserve_training_tokens)
   bool lora_training_ = false;  // the current forward is a training pass (LoRA dropout active)
 };
 

@@ -132,6 +132,7 @@ class CpuReferenceBackend final : public CpuMemoryBackend {
   }
 
   bool attention_shares_keys() const override { return true; }
+  bool attention_skips_other_documents() const override { return true; }  // dot products of same-document pairs only
   const void* host_view(const void* p) const override { return p; }
   void attention_forward(float* out, float* lse, const float* q, const float* k, const float* v, const int32_t* doc,
                          const AttnShape& s) override {
