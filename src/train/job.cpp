@@ -56,6 +56,8 @@ Job::~Job() = default;
 void Job::note_ignored_settings(TrainObserver& obs) const {
   if (cfg_.eval_strategy == "no" && cfg_.load_best_model_at_end)
     obs.on_note("note: --load_best_model_at_end ignored: no evaluation (--eval_strategy no)");
+  if (!cfg_.packing && cfg_.packing_strategy != TrainConfig{}.packing_strategy)
+    obs.on_note("note: --packing_strategy ignored without --packing True");
   if (!cfg_.use_peft && lora_settings_changed(cfg_))
     obs.on_note("note: --lora_* flags ignored: full fine-tuning (add --use_peft for LoRA)");
 }
