@@ -43,9 +43,10 @@ model::Batch to_model_batch(const data::Batch& b) {
 
 using data::count_real_tokens;
 
-std::string batch_dump_json(int64_t step, int64_t micro, int64_t step_targets, const data::Batch& b) {
+std::string batch_dump_json(int64_t step, int64_t epoch, int64_t micro, int64_t step_targets, const data::Batch& b) {
   nlohmann::json j;
   j["step"] = step;
+  j["epoch"] = epoch;
   j["micro"] = micro;
   j["step_targets"] = step_targets;
   j["B"] = b.B;
@@ -356,9 +357,10 @@ Trainer::Step Trainer::run_step() {
 std::vector<data::Batch> Trainer::this_ranks_batches(int64_t k, int64_t step_targets, bool regroup) {
   std::vector<data::Batch> mine(static_cast<size_t>(k));
   for (int64_t i = 0; i < k; ++i) {
+    const int64_t epoch = loader_.position().epoch;
     mine[static_cast<size_t>(i)] = loader_.next();
     if (dump_.is_open())
-      dump_ << batch_dump_json(st_.global_step + 1, i, step_targets, mine[static_cast<size_t>(i)]) << '\n';
+      dump_ << batch_dump_json(st_.global_step + 1, epoch, i, step_targets, mine[static_cast<size_t>(i)]) << '\n';
   }
   if (regroup) {
     const std::vector<RankPlan> plan =
