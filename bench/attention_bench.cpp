@@ -1,9 +1,11 @@
 // The attention kernels on the shapes that matter, against the gemm of the same backend in the same run: the
 // training step's causal attention (forward and backward; SmolLM2-135M and Qwen2.5-0.5B head layouts, batch 4 x 512)
 // and the evaluator's branch scoring (`sft eval` 5-shot MMLU: a batch of questions after one shared few-shot prefix,
-// model::Model::KVSession::append_branches). Prints the kernel variant (ISA), GFLOP/s of each (FLOPs counted over
-// the visible query/key pairs only: 4 d per pair forward, 10 d backward), the median of --reps calls, and the gemm
-// GFLOP/s of a [tokens x H] x [H x 3H] fp32 matmul through Backend::gemm as the yardstick. Prints JSON lines.
+// model::Model::KVSession::append_branches), and Gemma 2's head layout (head_dim 256) with and without its score
+// soft-cap and with a sliding window (128 here, to make the window cut keys at T = 512; the published window is 4096).
+// Prints the kernel variant (ISA), GFLOP/s of each (FLOPs counted over the visible query/key pairs only: 4 d per pair
+// forward, 10 d backward), the median of --reps calls, and the gemm GFLOP/s of a [tokens x H] x [H x 3H] fp32 matmul
+// through Backend::gemm as the yardstick. Prints JSON lines.
 // usage: attention_bench [--reps 7] [--threads N (default: OpenMP's)] [--only SUBSTRING (cases whose name has it)]
 #include <omp.h>
 
@@ -53,7 +55,8 @@ struct Case {
   bool backward = false;
 };
 
-// Visible (query, key) pairs under the doc-id causal mask (a query sees earlier keys of its document in its row).
+// Visible (query, key) pairs under the doc-id causal mask (a query sees earlier keys of its document in its row, inside
+// the window when there is one).
 double visible_pairs(const Case& c) {
   const auto& s = c.s;
   const int64_t Tq = s.q_len();
@@ -62,7 +65,7 @@ double visible_pairs(const Case& c) {
     for (int64_t i = s.T - Tq; i < s.T; ++i) {
       const int32_t d = c.doc[b * s.T + i];
       if (d < 0) continue;
-      for (int64_t j = 0; j <= i; ++j) pairs += c.doc[b * s.T + j] == d;
+      for (int64_t j = 0; j <= i; ++j) pairs += c.doc[b * s.T + j] == d && (s.window <= 0 || i - j < s.window);
     }
   return pairs * s.n_heads;
 }
@@ -79,8 +82,10 @@ void run_case(backend::Backend& be, const Case& c, int reps, double gemm_gflops)
   });
   const double fwd_gf = 4.0 * d * pairs / fwd * 1e-9;
   std::printf("{\"case\": \"%s\", \"pass\": \"forward\", \"B\": %ld, \"T\": %ld, \"Tq\": %ld, \"heads\": %ld, "
-              "\"kv_heads\": %ld, \"head_dim\": %ld, \"median_ms\": %.3f, \"gflops\": %.1f, \"of_gemm\": %.2f}\n",
-              c.name.c_str(), s.B, s.T, Tq, s.n_heads, s.n_kv_heads, d, fwd * 1e3, fwd_gf, fwd_gf / gemm_gflops);
+              "\"kv_heads\": %ld, \"head_dim\": %ld, \"softcap\": %g, \"window\": %ld, \"median_ms\": %.3f, "
+              "\"gflops\": %.1f, \"of_gemm\": %.2f}\n",
+              c.name.c_str(), s.B, s.T, Tq, s.n_heads, s.n_kv_heads, d, s.softcap, s.window, fwd * 1e3, fwd_gf,
+              fwd_gf / gemm_gflops);
   if (!c.backward) return;
   const double bwd = time_median(reps, [&] {
     be.attention_backward(dq.data(), dk.data(), dv.data(), dout.data(), q.data(), k.data(), v.data(), out.data(),
@@ -102,6 +107,13 @@ Case training(const std::string& name, int64_t H, int64_t KV) {
     for (int64_t i = 0; i < c.s.T; ++i) c.doc[b * c.s.T + i] = static_cast<int32_t>(i / 200);
   for (int64_t i = 480; i < c.s.T; ++i) c.doc[(c.s.B - 1) * c.s.T + i] = -1;
   c.backward = true;
+  return c;
+}
+
+// Gemma 2 (2B: 8 heads, 4 kv heads, head_dim 256, scale query_pre_attn_scalar^-0.5 = 1/16) in the training layout.
+Case gemma2(const std::string& name, float softcap, int64_t window) {
+  Case c = training(name, 8, 4);
+  c.s.head_dim = 256, c.s.scale = 0.0625f, c.s.softcap = softcap, c.s.window = window;
   return c;
 }
 
@@ -153,7 +165,10 @@ int main(int argc, char** argv) {
   const std::vector<Case> cases = {training("train smollm2-135m", 9, 3), training("train qwen2.5-0.5b", 14, 2),
                                    branches("eval 5-shot branches smollm2-135m", 8, 600, 90, 9, 3, false),
                                    branches("eval 5-shot branches, shared prefix, smollm2-135m", 8, 600, 90, 9, 3, true),
-                                   branches("eval 0-shot branches smollm2-135m", 8, 16, 60, 9, 3, false)};
+                                   branches("eval 0-shot branches smollm2-135m", 8, 16, 60, 9, 3, false),
+                                   gemma2("train gemma-2-2b heads, no soft-cap", 0.0f, 0),
+                                   gemma2("train gemma-2-2b heads, soft-cap 50", 50.0f, 0),
+                                   gemma2("train gemma-2-2b heads, soft-cap 50, window 128", 50.0f, 128)};
   for (const Case& c : cases)
     if (c.name.find(only) != std::string::npos && (c.s.shared_keys == 0 || can_share)) run_case(*be, c, reps, gemm_gflops);
   return 0;

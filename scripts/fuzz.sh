@@ -2,10 +2,11 @@
 # Fuzzes sft's input parsers with libFuzzer (clang from Debian: clang-14 + libclang-rt-14-dev) under ASan + UBSan.
 # Usage: scripts/fuzz.sh [TARGET|all] [SECONDS per target, default 60] [extra libFuzzer flags...]
 # Targets (tests/fuzz/fuzz_<name>.cpp): safetensors safetensors_index tokenizer_load tokenizer_encode dataset
-#   eval_tasks hf_config, and parquet in a build with Apache Arrow (scripts/setup-arrow.sh).
-#   Corpora grow in build-fuzz/corpus/<target> (seeded from tests/fuzz/seeds and the test
-#   fixtures); crashes land in build-fuzz/crashes/<target>/. Prints executions and crashes per target; exits 1 on a
-#   crash. Campaigns run at nice 19. CI does not fuzz: it replays the seed corpora (ctest -L fuzz, ASan build).
+#   eval_tasks hf_config chat_template trainer_log, and parquet in a build with Apache Arrow (scripts/setup-arrow.sh).
+#   Corpora grow in build-fuzz/corpus/<target> (seeded from tests/fuzz/seeds and the test fixtures;
+#   tests/fuzz/<target>.dict, when present, is the libFuzzer dictionary); crashes land in
+#   build-fuzz/crashes/<target>/. Prints executions and crashes per target; exits 1 on a crash. Campaigns run at
+#   nice 19. CI does not fuzz: it replays the seed corpora (ctest -L fuzz, ASan build).
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 target=${1:-all}
@@ -21,7 +22,7 @@ if [ ! -f "$build/build.ninja" ]; then
     -DCMAKE_CXX_FLAGS="$san" -DCMAKE_EXE_LINKER_FLAGS="-fsanitize=address,undefined" -DSFT_FUZZ=ON -DSFT_NATIVE=OFF \
     >/dev/null
 fi
-all=(safetensors safetensors_index tokenizer_load tokenizer_encode dataset eval_tasks hf_config)
+all=(safetensors safetensors_index tokenizer_load tokenizer_encode dataset eval_tasks hf_config chat_template trainer_log gguf)
 grep -q 'fuzz_parquet' "$build/build.ninja" && all+=(parquet)  # only in a build with Apache Arrow
 if [ "$target" = all ]; then targets=("${all[@]}"); else targets=("$target"); fi
 if [ "${SFT_FUZZ_NO_BUILD:-0}" != 1 ]; then  # 1: the targets are built already (several campaigns in parallel)
@@ -47,6 +48,7 @@ seeds_of() {
     dataset | parquet) echo "$s $f/data" ;;
     eval_tasks) echo "$s $f/eval/data/mmlu/dev" ;;
     hf_config) echo "$s $f/io/configs" ;;
+    chat_template) echo "$s $f/templates" ;;
     *) echo "$s" ;;
   esac
 }
@@ -58,8 +60,9 @@ for t in "${targets[@]}"; do
   log="$build/fuzz_$t.log"
   set +e
   # -timeout: one input taking longer than 10 s is a hang; -rss_limit_mb: an input needing > 2 GB is a finding.
+  dict=(); [ -f "$root/tests/fuzz/$t.dict" ] && dict=(-dict="$root/tests/fuzz/$t.dict")
   nice -n 19 "$build/fuzz/fuzz_$t" "$corpus" $(seeds_of "$t") -max_total_time="$seconds" -timeout=10 \
-    -rss_limit_mb=2048 -print_final_stats=1 -artifact_prefix="$crashes/" "$@" >"$log" 2>&1
+    -rss_limit_mb=2048 -print_final_stats=1 -artifact_prefix="$crashes/" "${dict[@]}" "$@" >"$log" 2>&1
   rc=$?
   set -e
   execs=$(grep -o 'stat::number_of_executed_units: *[0-9]*' "$log" | grep -o '[0-9]*$' || echo "?")

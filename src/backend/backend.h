@@ -6,6 +6,11 @@
 // by backend/cpu (two implementations: make_cpu_reference_backend() = plain scalar loops, the oracle of every fast
 // kernel; make_cpu_backend() = oneDNN + OpenMP) and backend/cuda.
 //
+// Every virtual is pure, capabilities included, so that a backend states each one and ForwardingBackend (below)
+// cannot miss a forward: a forgotten one leaves it abstract, which the static_assert after it reports at compile time.
+// The two with a generic implementation (dropout through the host, round_to_bf16's "not needed") keep it as the
+// base's definition: a backend that wants it writes `Backend::dropout(...)` in its override.
+//
 // Conventions for every kernel below:
 //  - All pointers are device pointers (host pointers for the CPU backends) obtained from alloc().
 //  - Tensors are dense row-major (C order). "[N, H]" means N rows of H contiguous elements.
@@ -19,6 +24,7 @@
 #include <cstdint>
 #include <memory>
 #include <string>
+#include <type_traits>
 
 namespace sft::backend {
 
@@ -31,10 +37,17 @@ enum class DType : uint8_t { F32, BF16 };
 
 // Attention geometry for a batch: B rows of T tokens, per-token doc ids ([B*T], -1 = padding).
 // Query head h uses kv head h / (n_heads / n_kv_heads) (GQA). Token i of a row attends to token j of the same row iff
-// j <= i and doc[j] == doc[i] != -1. Padding tokens (doc -1) produce output 0 and receive/give no gradient.
+// j <= i and doc[j] == doc[i] != -1 (and i - j < window when window > 0). Padding tokens (doc -1) produce output 0
+// and receive/give no gradient.
 struct AttnShape {
   int64_t B = 0, T = 0, n_heads = 0, n_kv_heads = 0, head_dim = 0;
   float scale = 0;  // usually head_dim^-0.5
+  // Score of query i and key j: s = scale * q_i.k_j, or with softcap > 0 (Gemma 2's attn_logit_softcapping, applied
+  // before the mask as transformers does) s = softcap * tanh(scale * q_i.k_j / softcap).
+  float softcap = 0;
+  // Sliding window (Gemma 2's sliding layers, transformers' sliding_window_overlay): key j is visible from query i
+  // only when i - j < window; 0 = no window. Positions are indices in the row (T - Tq + iq for query iq).
+  int64_t window = 0;
   // Queries are the LAST Tq positions of each row (0 = all T). With Tq < T (KV-cache decoding) q/out/lse hold B*Tq
   // rows while k/v/doc hold B*T; the backward requires Tq == 0 or T.
   int64_t Tq = 0;
@@ -58,7 +71,7 @@ class Backend {
   // The host's view of device memory p when the device's memory is the host's (CPU backends: p itself), after
   // synchronize(); nullptr when it is not (CUDA). Checkpoint writers read the weights and optimizer state through it
   // instead of downloading a copy (the copy was a 4 GiB transient for Qwen2.5-0.5B's AdamW state).
-  virtual const void* host_view(const void* p) const { (void)p; return nullptr; }
+  virtual const void* host_view(const void* p) const = 0;
   virtual void zero(void* p, size_t bytes) = 0;
   virtual void synchronize() = 0;
   // device-to-device copy
@@ -76,16 +89,16 @@ class Backend {
   virtual void f32_to_bf16(uint16_t* dst, const float* src, int64_t n) = 0;  // round to nearest even (torch cast)
   virtual void bf16_to_f32(float* dst, const uint16_t* src, int64_t n) = 0;
   // dst = float(bf16(src)) (round to nearest even, kept in fp32 storage; dst may equal src).
-  // Only called when fast_bf16_gemm() is false; the default throws (backends with fast bf16 need not implement it).
-  virtual void round_to_bf16(float* dst, const float* src, int64_t n);
+  // Only called when fast_bf16_gemm() is false; Backend::round_to_bf16 throws (for backends with fast bf16).
+  virtual void round_to_bf16(float* dst, const float* src, int64_t n) = 0;
   // False when bf16 gemm operands would be slower than fp32 on this device (e.g. a CPU without AVX512-BF16/AMX).
   // The model then emulates BF16 mode bit-exactly: operands rounded to bf16 values (round_to_bf16) but stored and
   // multiplied as fp32 — the products of bf16 values are exact in fp32, so only the accumulation order differs.
-  virtual bool fast_bf16_gemm() const { return true; }
+  virtual bool fast_bf16_gemm() const = 0;
   // Inverted dropout with a counter-based mask (LoRA's dropout on the adapter input): y[i] = keep(i) ? x[i]/(1-p) : 0,
   // keep(i) = dropout_keep(seed, i, p). The same seed gives the same mask, so the backward re-applies it to the
-  // gradient instead of storing it. y may equal x. The default runs on the host through download/upload.
-  virtual void dropout(float* y, const float* x, int64_t n, float p, uint64_t seed);
+  // gradient instead of storing it. y may equal x. Backend::dropout runs it on the host through download/upload.
+  virtual void dropout(float* y, const float* x, int64_t n, float p, uint64_t seed) = 0;
 
   // ---- matrix multiply ----
   // C[M,N] = alpha * op(A) @ op(B) + beta * C, fp32 accumulation, C fp32 with leading dimension ldc.
@@ -104,13 +117,14 @@ class Backend {
   // (+=) dtable[ids[i],:] += dout[i,:]
   virtual void embedding_backward(float* dtable, const float* dout, const int32_t* ids, int64_t n, int64_t H) = 0;
 
-  // ---- RMSNorm (transformers LlamaRMSNorm/Qwen2RMSNorm in fp32) ----
-  // rstd[i] = 1/sqrt(mean(x[i,:]^2) + eps); y = w * (x * rstd). rstd [n] is saved for the backward.
-  virtual void rmsnorm_forward(float* y, float* rstd, const float* x, const float* w, int64_t n, int64_t H,
-                               float eps) = 0;
-  // dx (+=) rstd*(dy*w - xhat*mean(dy*w*xhat)) with xhat = x*rstd;  dw (+=) sum_i dy*xhat.
+  // ---- RMSNorm (transformers LlamaRMSNorm/Qwen2RMSNorm/Gemma2RMSNorm in fp32) ----
+  // rstd[i] = 1/sqrt(mean(x[i,:]^2) + eps); y = g * (x * rstd) with the gain g = w + w_offset in fp32: w_offset 0
+  // (Llama, Qwen) or 1 (Gemma's (1 + w)). rstd [n] is saved for the backward.
+  virtual void rmsnorm_forward(float* y, float* rstd, const float* x, const float* w, int64_t n, int64_t H, float eps,
+                               float w_offset) = 0;
+  // dx (+=) rstd*(dy*g - xhat*mean(dy*g*xhat)) with xhat = x*rstd, g = w + w_offset;  dw (+=) sum_i dy*xhat.
   virtual void rmsnorm_backward(float* dx, float* dw, const float* dy, const float* x, const float* w,
-                                const float* rstd, int64_t n, int64_t H) = 0;
+                                const float* rstd, int64_t n, int64_t H, float w_offset) = 0;
 
   // ---- RoPE (half-split rotate_half, as transformers), in place on x [n, heads, head_dim] ----
   // angle(i, f) = float(pos[i]) * inv_freq[f] in fp32, f < head_dim/2; x' = x*cos + rotate_half(x)*sin.
@@ -124,11 +138,11 @@ class Backend {
   virtual void attention_forward(float* out, float* lse, const float* q, const float* k, const float* v,
                                  const int32_t* doc, const AttnShape& s) = 0;
   // Whether attention_forward honours AttnShape::shared_keys (otherwise callers give every row its own copy).
-  virtual bool attention_shares_keys() const { return false; }
+  virtual bool attention_shares_keys() const = 0;
   // Whether attention's work follows the documents of a row: a query visits only keys of its own document (other
   // documents' keys are skipped, not masked), so a row of many short samples costs sum(len^2), not T^2. Padding-free
   // training (train/trainer.cpp) lays each micro-batch out as one such row only where this is true.
-  virtual bool attention_skips_other_documents() const { return false; }
+  virtual bool attention_skips_other_documents() const = 0;
   // dq [B*T,n_heads,d], dk, dv [B*T,n_kv_heads,d] are overwritten.
   virtual void attention_backward(float* dq, float* dk, float* dv, const float* dout, const float* q,
                                   const float* k, const float* v, const float* out, const float* lse,
@@ -141,15 +155,164 @@ class Backend {
   virtual void swiglu_backward(float* dgate, float* dup, const float* dh, const float* gate, const float* up,
                                int64_t n) = 0;
 
+  // ---- GeGLU: h = gelu_tanh(gate) * up (n elements; Gemma's gelu_pytorch_tanh MLP) ----
+  // gelu_tanh(x) = 0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3))), torch.nn.functional.gelu(approximate="tanh").
+  // The backward may run in place exactly as swiglu_backward (dgate == gate, dup == up).
+  virtual void geglu_forward(float* h, const float* gate, const float* up, int64_t n) = 0;
+  virtual void geglu_backward(float* dgate, float* dup, const float* dh, const float* gate, const float* up,
+                              int64_t n) = 0;
+
   // ---- softmax cross-entropy over the vocabulary, one chunk of rows of logits [rows, V] (fp32) ----
-  // For each row r with target t = targets[r] (>= 0; rows with t < 0 are skipped and get loss 0 / grad 0):
-  //   loss[r] = logsumexp(logits[r,:]) - logits[r,t]           (nats, fp32 math, the torch cross_entropy value)
-  //   greedy[r] = (logits[r,t] is the maximum; ties resolve to the lowest index as torch.argmax)  (when non-null)
-  //   when grad_scale != 0: logits[r,:] is overwritten IN PLACE by grad_scale * (softmax(logits[r,:]) - onehot(t)),
-  //   rows with t < 0 become 0.
+  // With softcap > 0 (Gemma 2's final_logit_softcapping) every logit x of a row with a target is first capped,
+  // z = softcap * tanh(x / softcap); otherwise z = x. For each row r with target t = targets[r] (>= 0; rows with
+  // t < 0 are skipped and get loss 0 / grad 0, their logits untouched unless a gradient is asked for):
+  //   loss[r] = logsumexp(z[r,:]) - z[r,t]                      (nats, fp32 math, the torch cross_entropy value)
+  //   greedy[r] = (z[r,t] is the maximum; ties resolve to the lowest index as torch.argmax)  (when non-null)
+  //   when grad_scale != 0: logits[r,:] is overwritten IN PLACE by the gradient with respect to the (uncapped)
+  //   logits, grad_scale * (softmax(z[r,:]) - onehot(t)) * dz/dx (dz/dx = 1 - (z/softcap)^2 with a cap, else 1);
+  //   rows with t < 0 become 0. With grad_scale == 0 the rows with a target hold z afterwards (x when uncapped).
   virtual void softmax_cross_entropy(float* logits, float* loss, uint8_t* greedy, const int32_t* targets,
-                                     int64_t rows, int64_t V, float grad_scale) = 0;
+                                     int64_t rows, int64_t V, float grad_scale, float softcap) = 0;
+  // x = softcap * tanh(x / softcap) in place (n elements, softcap > 0): the logits Gemma 2 returns (generation,
+  // scoring through logits()); the training path caps inside softmax_cross_entropy.
+  virtual void logit_softcap(float* x, int64_t n, float softcap) = 0;
 };
+
+// A Backend that forwards every call to another one (the inner backend). Decorators derive from it and override only
+// what they measure: backend/timing_backend (times every kernel through the call hooks), the allocation counter of
+// tests/model/family_test.cpp (alloc/free), the sizing backend of model/memory_plan.cpp (alloc and no inner backend).
+// A kernel added to Backend above gets its one forward here; forgetting it leaves this class abstract, and the
+// static_assert below stops the build.
+class ForwardingBackend : public Backend {
+ public:
+  explicit ForwardingBackend(Backend& inner) : in_(&inner) {}
+
+  std::string name() const override { return inner().name(); }
+  void* alloc(size_t bytes) override { return inner().alloc(bytes); }
+  void free(void* p) override { inner().free(p); }
+  void upload(void* dst, const void* src, size_t bytes) override {
+    before_call("upload"), inner().upload(dst, src, bytes), after_call("upload");
+  }
+  void download(void* dst, const void* src, size_t bytes) override {
+    before_call("download"), inner().download(dst, src, bytes), after_call("download");
+  }
+  const void* host_view(const void* p) const override { return inner().host_view(p); }
+  void zero(void* p, size_t bytes) override { before_call("zero"), inner().zero(p, bytes), after_call("zero"); }
+  void synchronize() override { inner().synchronize(); }
+  void copy(void* dst, const void* src, size_t bytes) override {
+    before_call("copy"), inner().copy(dst, src, bytes), after_call("copy");
+  }
+  void adamw_step(float* param, const float* grad, float* m, float* v, int64_t n, const AdamWArgs& a) override {
+    before_call("adamw_step"), inner().adamw_step(param, grad, m, v, n, a), after_call("adamw_step");
+  }
+  double sum_squares(const float* x, int64_t n) override {
+    before_call("sum_squares");
+    const double r = inner().sum_squares(x, n);
+    after_call("sum_squares");
+    return r;
+  }
+  void scale(float* x, float s, int64_t n) override { before_call("scale"), inner().scale(x, s, n), after_call("scale"); }
+  void add(float* y, const float* x, int64_t n) override { before_call("add"), inner().add(y, x, n), after_call("add"); }
+  void f32_to_bf16(uint16_t* dst, const float* src, int64_t n) override {
+    before_call("f32_to_bf16"), inner().f32_to_bf16(dst, src, n), after_call("f32_to_bf16");
+  }
+  void bf16_to_f32(float* dst, const uint16_t* src, int64_t n) override {
+    before_call("bf16_to_f32"), inner().bf16_to_f32(dst, src, n), after_call("bf16_to_f32");
+  }
+  void round_to_bf16(float* dst, const float* src, int64_t n) override {
+    before_call("round_to_bf16"), inner().round_to_bf16(dst, src, n), after_call("round_to_bf16");
+  }
+  bool fast_bf16_gemm() const override { return inner().fast_bf16_gemm(); }
+  void dropout(float* y, const float* x, int64_t n, float p, uint64_t seed) override {
+    before_call("dropout"), inner().dropout(y, x, n, p, seed), after_call("dropout");
+  }
+  void gemm(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, float alpha, const void* A, int64_t lda,
+            const void* B, int64_t ldb, float beta, float* C, int64_t ldc, DType ab) override {
+    before_call("gemm");
+    inner().gemm(trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc, ab);
+    after_call("gemm");
+  }
+  void add_bias(float* y, const float* bias, int64_t rows, int64_t cols) override {
+    before_call("add_bias"), inner().add_bias(y, bias, rows, cols), after_call("add_bias");
+  }
+  void bias_grad(float* dbias, const float* dy, int64_t rows, int64_t cols) override {
+    before_call("bias_grad"), inner().bias_grad(dbias, dy, rows, cols), after_call("bias_grad");
+  }
+  void embedding_forward(float* out, const float* table, const int32_t* ids, int64_t n, int64_t H) override {
+    before_call("embedding_forward"), inner().embedding_forward(out, table, ids, n, H), after_call("embedding_forward");
+  }
+  void embedding_backward(float* dtable, const float* dout, const int32_t* ids, int64_t n, int64_t H) override {
+    before_call("embedding_backward");
+    inner().embedding_backward(dtable, dout, ids, n, H);
+    after_call("embedding_backward");
+  }
+  void rmsnorm_forward(float* y, float* rstd, const float* x, const float* w, int64_t n, int64_t H, float eps,
+                       float w_offset) override {
+    before_call("rmsnorm_forward"), inner().rmsnorm_forward(y, rstd, x, w, n, H, eps, w_offset);
+    after_call("rmsnorm_forward");
+  }
+  void rmsnorm_backward(float* dx, float* dw, const float* dy, const float* x, const float* w, const float* rstd,
+                        int64_t n, int64_t H, float w_offset) override {
+    before_call("rmsnorm_backward"), inner().rmsnorm_backward(dx, dw, dy, x, w, rstd, n, H, w_offset);
+    after_call("rmsnorm_backward");
+  }
+  void rope(float* x, const int32_t* pos, const float* inv_freq, int64_t n, int64_t heads, int64_t head_dim,
+            bool inverse) override {
+    before_call("rope"), inner().rope(x, pos, inv_freq, n, heads, head_dim, inverse), after_call("rope");
+  }
+  void attention_forward(float* out, float* lse, const float* q, const float* k, const float* v, const int32_t* doc,
+                         const AttnShape& s) override {
+    before_call("attention_forward"), inner().attention_forward(out, lse, q, k, v, doc, s);
+    after_call("attention_forward");
+  }
+  bool attention_shares_keys() const override { return inner().attention_shares_keys(); }
+  bool attention_skips_other_documents() const override { return inner().attention_skips_other_documents(); }
+  void attention_backward(float* dq, float* dk, float* dv, const float* dout, const float* q, const float* k,
+                          const float* v, const float* out, const float* lse, const int32_t* doc,
+                          const AttnShape& s) override {
+    before_call("attention_backward"), inner().attention_backward(dq, dk, dv, dout, q, k, v, out, lse, doc, s);
+    after_call("attention_backward");
+  }
+  void swiglu_forward(float* h, const float* gate, const float* up, int64_t n) override {
+    before_call("swiglu_forward"), inner().swiglu_forward(h, gate, up, n), after_call("swiglu_forward");
+  }
+  void swiglu_backward(float* dgate, float* dup, const float* dh, const float* gate, const float* up,
+                       int64_t n) override {
+    before_call("swiglu_backward"), inner().swiglu_backward(dgate, dup, dh, gate, up, n), after_call("swiglu_backward");
+  }
+  void geglu_forward(float* h, const float* gate, const float* up, int64_t n) override {
+    before_call("geglu_forward"), inner().geglu_forward(h, gate, up, n), after_call("geglu_forward");
+  }
+  void geglu_backward(float* dgate, float* dup, const float* dh, const float* gate, const float* up,
+                      int64_t n) override {
+    before_call("geglu_backward"), inner().geglu_backward(dgate, dup, dh, gate, up, n), after_call("geglu_backward");
+  }
+  void softmax_cross_entropy(float* logits, float* loss, uint8_t* greedy, const int32_t* targets, int64_t rows,
+                             int64_t V, float grad_scale, float softcap) override {
+    before_call("softmax_cross_entropy");
+    inner().softmax_cross_entropy(logits, loss, greedy, targets, rows, V, grad_scale, softcap);
+    after_call("softmax_cross_entropy");
+  }
+  void logit_softcap(float* x, int64_t n, float softcap) override {
+    before_call("logit_softcap"), inner().logit_softcap(x, n, softcap), after_call("logit_softcap");
+  }
+
+ protected:
+  // No inner backend: every call the subclass does not override throws an sft::Error with this reason (the sizing
+  // backend, which only counts allocations).
+  explicit ForwardingBackend(const char* no_inner_reason) : no_inner_reason_(no_inner_reason) {}
+  Backend& inner() const;
+  // Called around every call that does work on the device (transfers, zero/copy, every kernel; not alloc/free,
+  // synchronize or the capability queries), with the kernel's name, in pairs and never nested. An exception from
+  // the inner call skips after_call.
+  virtual void before_call(const char* kernel) { (void)kernel; }
+  virtual void after_call(const char* kernel) { (void)kernel; }
+
+ private:
+  Backend* in_ = nullptr;
+  const char* no_inner_reason_ = nullptr;
+};
+static_assert(!std::is_abstract_v<ForwardingBackend>, "ForwardingBackend misses a forward of a Backend virtual");
 
 // The keep decision of Backend::dropout for element i: a splitmix64 hash of (seed, i) mapped to [0, 1) with 24 bits,
 // kept when >= p. Pure function of its arguments, identical on every backend.

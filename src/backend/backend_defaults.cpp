@@ -1,4 +1,5 @@
-// Out-of-line defaults of the kernel interface, and make_cuda_backend() for builds without the CUDA backend (a clear
+// The generic implementations kept as Backend's definitions (a backend opts in by calling them), ForwardingBackend's
+// inner(), and make_cuda_backend() for builds without the CUDA backend (a clear
 // error instead of a link failure; the CUDA build defines SFT_CUDA for this target and provides the real function).
 #include "backend/backend.h"
 #include "backend/device.h"
@@ -19,6 +20,11 @@ void Backend::dropout(float* y, const float* x, int64_t n, float p, uint64_t see
   const float inv = 1.0f / (1.0f - p);
   for (int64_t i = 0; i < n; ++i) h[i] = dropout_keep(seed, static_cast<uint64_t>(i), p) ? h[i] * inv : 0.0f;
   upload(y, h.data(), h.size() * sizeof(float));
+}
+
+Backend& ForwardingBackend::inner() const {
+  if (in_ == nullptr) throw Error(std::string("internal: ") + no_inner_reason_);
+  return *in_;
 }
 
 #ifndef SFT_CUDA

@@ -1,10 +1,13 @@
-// `sft eval`: lm-evaluation-harness-compatible multiple-choice evaluation (MMLU, ARC, HellaSwag) on local data.
+// `sft eval`: lm-evaluation-harness-compatible evaluation on local data: the tasks of the task table
+// (eval/task_table.cpp: MMLU, ARC, HellaSwag, TruthfulQA, Winogrande, GSM8K, PIQA, BoolQ, OpenBookQA) and its groups
+// (leaderboard_v1).
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
 #include <filesystem>
 #include <limits>
+#include <optional>
 #include <iostream>
 #include <sstream>
 
@@ -12,14 +15,19 @@
 
 #include "backend/backend.h"
 #include "backend/device.h"
+#include "backend/gemm_probe.h"
 #include "cli/commands.h"
+#include "io/gguf.h"
 #include "eval/evaluator.h"
+#include "eval/gen_kwargs.h"
 #include "eval/compare_report.h"
 #include "eval/results_cache.h"
 #include "eval/report.h"
 #include "eval/scorer.h"
 #include "eval/tasks.h"
+#include "generate/generator.h"
 #include "model/lora.h"
+#include "model/weight_check.h"
 #include "model/model.h"
 #include "tokenizer/tokenizer.h"
 #include "util/error.h"
@@ -33,11 +41,24 @@ namespace fs = std::filesystem;
 struct EvalArgs {
   std::string adapter;  // peft adapter folder applied to --model (not to --compare)
   std::string model, tasks = "mmlu,hellaswag,arc_easy,arc_challenge", data_dir, output_path, compare, seed = "1234";
-  std::string batch_size = "auto", dtype = "auto", device = "cpu", arc_split = "test", use_cache;
-  int num_fewshot = 0;
-  int64_t limit = -1, max_length = 0;
-  bool log_samples = false, quiet = false;
+  std::string batch_size = "auto", dtype = "auto", device = "cpu", arc_split = "test", use_cache, limit;
+  std::optional<int> num_fewshot;  // unset: each task's default (its YAML num_fewshot, or its group's shots)
+  std::vector<std::string> gen_kwargs;
+  int64_t max_length = 0;
+  bool log_samples = false, quiet = false, allow_nonfinite_weights = false;
 };
+
+// --limit N (N >= 1; lm-eval's fraction form is not supported): one-line errors (exit 1), never the parser's 105.
+int64_t parse_limit(const std::string& s) {
+  if (s.empty()) return -1;
+  try {
+    size_t used = 0;
+    const long long n = std::stoll(s, &used);
+    if (used == s.size() && n >= 1) return n;
+  } catch (...) {
+  }
+  throw Error("--limit: expected a positive number of documents per task, got '" + s + "'");
+}
 
 uint64_t parse_fewshot_seed(const std::string& s) {
   // lm-eval's --seed is "random,numpy,torch,fewshot" (or one value for all); the few-shot seed is what matters here.
@@ -83,25 +104,65 @@ model::Precision parse_dtype(const std::string& d, const backend::Backend& be) {
   return model::parse_precision(d, "--dtype (auto, float32 or bfloat16)");
 }
 
-eval::EvalResults run_one(const EvalArgs& a, const std::string& model_dir, backend::Backend& be,
-                          const std::string& adapter = "") {
-  SFT_CHECK(fs::is_directory(model_dir), "--model: ", model_dir, " is not a directory");
+// Per leaf task: the flag wins, else the shots of the group that brought the task in, else the task's own default.
+std::vector<eval::Task> build_tasks(const EvalArgs& a, const eval::TaskPlan& plan) {
   eval::TaskOptions to;
   to.data_dir = a.data_dir;
-  to.num_fewshot = a.num_fewshot;
-  to.limit = a.limit;
+  to.limit = parse_limit(a.limit);
   to.fewshot_seed = parse_fewshot_seed(a.seed);
   to.arc_split = a.arc_split;
+  const eval::GenKwargs gk = eval::parse_gen_kwargs(a.gen_kwargs);
+  to.max_gen_toks = gk.max_gen_toks;
+  to.until = gk.until;
   std::vector<eval::Task> tasks;
-  for (const auto& name : eval::expand_task_names(a.tasks)) tasks.push_back(eval::build_task(name, to));
-  for (const auto& t : tasks)
-    if (t.num_fewshot > 0 && t.fewshot_file == t.eval_file && !a.quiet)
+  for (const auto& leaf : plan.leaves) {
+    to.num_fewshot = a.num_fewshot ? a.num_fewshot : leaf.group_shots;
+    tasks.push_back(eval::build_task(leaf.name, to));
+    const eval::Task& t = tasks.back();
+    if (a.quiet) continue;
+    if (a.num_fewshot && t.num_fewshot != *a.num_fewshot)
+      std::fprintf(stderr, "note: %s: num_fewshot is pinned to %d by the task (lm-eval ignores --num_fewshot there)\n",
+                   t.name.c_str(), t.num_fewshot);
+    else if (a.num_fewshot && leaf.group_shots && *leaf.group_shots != *a.num_fewshot && t.group.empty())
+      std::fprintf(stderr, "note: %s: --num_fewshot %d replaces the group's %d shots\n", t.name.c_str(),
+                   *a.num_fewshot, *leaf.group_shots);
+    if (t.num_fewshot > 0 && t.fewshot_file == t.eval_file && t.output != eval::OutputType::LoglikelihoodMc2)
       std::fprintf(stderr, "note: %s: no train split in %s; few-shot examples come from the evaluated split itself "
                            "(the evaluated document is excluded, as lm-eval does when fewshot_split == test_split)\n",
                    t.name.c_str(), a.data_dir.c_str());
+  }
+  return tasks;
+}
+
+// The generation config's eos ids (transformers falls back to config.json's when generation_config.json has none).
+std::vector<int32_t> eos_ids(const std::string& model_dir, const io::ModelConfig& cfg) {
+  std::vector<int32_t> ids = gen::load_generation_config(model_dir).eos_token_ids;
+  if (ids.empty())
+    for (int64_t e : cfg.eos_token_ids) ids.push_back(static_cast<int32_t>(e));
+  return ids;
+}
+
+void print_compute(const eval::EvalResults& r, backend::Backend& be, model::Precision precision) {
+  if (r.scoring_seconds <= 0 || r.stats.model_flops <= 0) return;
+  const auto dt = precision == model::Precision::BF16 && be.fast_bf16_gemm() ? backend::DType::BF16
+                                                                            : backend::DType::F32;
+  const backend::GemmPeak peak = backend::measure_gemm_peak(be, dt);
+  const double rate = r.stats.model_flops / r.scoring_seconds / 1e9;
+  std::fprintf(stdout, "model compute: %.1f GFLOP in %.1f s of scoring and generation = %.1f GFLOP/s, %.0f%% of "
+                       "this machine's %s gemm peak (%.1f GFLOP/s, %lld^3 gemm measured in %.2f s)\n",
+               r.stats.model_flops / 1e9, r.scoring_seconds, rate, peak.gflops > 0 ? 100.0 * rate / peak.gflops : 0.0,
+               peak.dtype.c_str(), peak.gflops, static_cast<long long>(peak.size), peak.seconds);
+}
+
+eval::EvalResults run_one(const EvalArgs& a, const std::string& model_dir, backend::Backend& be,
+                          const std::string& adapter = "") {
+  SFT_CHECK(fs::is_directory(model_dir) || io::is_gguf_file(model_dir), "--model: ", model_dir,
+            " is not a model folder or .gguf file");
+  const eval::TaskPlan plan = eval::plan_tasks(a.tasks);
+  std::vector<eval::Task> tasks = build_tasks(a, plan);
   auto tok = tok::Tokenizer::load(model_dir);
   const model::Precision precision = parse_dtype(a.dtype, be);
-  auto model = model::load_model(model_dir, adapter, be, precision);
+  auto model = model::load_model(model_dir, adapter, be, precision, a.allow_nonfinite_weights);
   int64_t max_len = a.max_length > 0 ? a.max_length : eval::lm_eval_max_length(model->config());
   eval::Scorer scorer(*model, tok, max_len);
   if (!a.quiet) std::fprintf(stderr, "evaluating %s (%zu tasks, max_length %lld)\n", model_dir.c_str(), tasks.size(),
@@ -111,7 +172,7 @@ eval::EvalResults run_one(const EvalArgs& a, const std::string& model_dir, backe
     auto now = std::chrono::steady_clock::now();
     if (a.quiet || (p.task_done != p.task_docs && now - last < std::chrono::seconds(2))) return;
     last = now;
-    std::fprintf(stderr, "  [%zu/%zu] %s %lld/%lld | all %lld/%lld docs%s, %.1f docs/s, elapsed %s, ETA %s\n",
+    std::fprintf(stderr, "  [%zu/%zu] %s %lld/%lld | all %lld/%lld docs%s, %.2f docs/s, elapsed %s, ETA %s\n",
                  p.task_index + 1, p.n_tasks, p.task.c_str(), static_cast<long long>(p.task_done),
                  static_cast<long long>(p.task_docs), static_cast<long long>(p.done), static_cast<long long>(p.total),
                  p.resumed ? (" (" + std::to_string(p.resumed) + " from cache)").c_str() : "", p.docs_per_s,
@@ -119,18 +180,23 @@ eval::EvalResults run_one(const EvalArgs& a, const std::string& model_dir, backe
   };
   eval::EvalOptions eo;
   eo.batch = parse_batch_size(a.batch_size);
+  if (a.batch_size != "auto" && a.batch_size.rfind("auto:", 0) != 0) eo.generation.max_seqs = eo.batch.max_docs;
+  eo.eos_ids = eos_ids(model_dir, model->config());
+  eo.groups = plan.groups;
   if (!a.use_cache.empty()) {
     eo.cache_dir = a.use_cache;
     eo.cache_identity = eval::model_identity(model_dir) + ";dtype=" +
                         (precision == model::Precision::BF16 ? "bfloat16" : "float32") + ";device=" + a.device +
-                        ";max_length=" + std::to_string(max_len);
+                        ";max_length=" + std::to_string(max_len) + (adapter.empty() ? "" : ";adapter=" + adapter);
   }
   return eval::evaluate(scorer, std::move(tasks), progress, eo);
 }
 
 nlohmann::json run_config(const EvalArgs& a, const std::string& model_dir) {
-  return {{"model", model_dir},         {"tasks", a.tasks},       {"num_fewshot", a.num_fewshot},
-          {"limit", a.limit},           {"fewshot_seed", parse_fewshot_seed(a.seed)},
+  return {{"model", model_dir},         {"tasks", a.tasks},
+          {"num_fewshot", a.num_fewshot ? nlohmann::json(*a.num_fewshot) : nlohmann::json()},
+          {"limit", parse_limit(a.limit)},  {"fewshot_seed", parse_fewshot_seed(a.seed)},
+          {"gen_kwargs", a.gen_kwargs},
           {"data_dir", a.data_dir},     {"dtype", a.dtype},       {"device", a.device},
           {"arc_split", a.arc_split},   {"batch_size", a.batch_size}, {"use_cache", a.use_cache}};
 }
@@ -145,12 +211,17 @@ void write_outputs(const EvalArgs& a, const fs::path& dir, const std::string& mo
 void run_eval(const EvalArgs& a_in) {
   EvalArgs a = a_in;
   if (a.data_dir.empty()) a.data_dir = std::getenv("SFT_DATA_DIR") ? std::getenv("SFT_DATA_DIR") : "data";
-  parse_batch_size(a.batch_size);  // bad flag values fail before any model is loaded
+  // Bad flag values and task names fail before any model is loaded.
+  parse_batch_size(a.batch_size);
+  parse_limit(a.limit);
+  eval::parse_gen_kwargs(a.gen_kwargs);
+  eval::plan_tasks(a.tasks);
   auto be = backend::make_backend(a.device);
   parse_dtype(a.dtype, *be);
   if (a.compare.empty()) {
     auto r = run_one(a, a.model, *be, a.adapter);
     std::cout << eval::results_table(r);
+    print_compute(r, *be, parse_dtype(a.dtype, *be));
     std::fprintf(stdout, "\n%s: %.1f s, %lld docs\n", a.model.c_str(), r.seconds, [&] {
       long long n = 0;
       for (const auto& t : r.tasks) n += static_cast<long long>(t.docs.size());
@@ -165,6 +236,7 @@ void run_eval(const EvalArgs& a_in) {
   std::string base_table = eval::results_table(base), tuned_table = eval::results_table(tuned);
   std::cout << "## Base: " << a.compare << "\n\n" << base_table << "\n## Tuned: " << a.model << "\n\n" << tuned_table
             << "\n## Comparison\n\n" << eval::compare_table(rows);
+  print_compute(tuned, *be, parse_dtype(a.dtype, *be));
   fs::path out = a.output_path.empty() ? fs::path("eval_compare") : fs::path(a.output_path);
   write_outputs(a, out / "base", a.compare, base);
   write_outputs(a, out / "tuned", a.model, tuned);
@@ -189,20 +261,22 @@ void run_eval(const EvalArgs& a_in) {
 void register_eval(CLI::App& app) {
   auto a = std::make_shared<EvalArgs>();
   auto* sub = app.add_subcommand(
-      "eval", "Evaluate a model on mmlu, arc_easy, arc_challenge, hellaswag (lm-evaluation-harness 0.4 semantics)");
+      "eval", "Evaluate a model on lm-evaluation-harness tasks (0.4 semantics): " + eval::task_names_help());
   sub->add_option("--model,--model_name_or_path", a->model, "HF model folder")->required();
-  sub->add_option("--tasks", a->tasks,
-                  "Comma list: mmlu, mmlu_<subject>, mmlu_stem|other|social_sciences|humanities, arc_easy, "
-                  "arc_challenge, hellaswag")
+  sub->add_option("--tasks", a->tasks, "Comma list of tasks and groups: " + eval::task_names_help())
       ->capture_default_str();
-  sub->add_option("--num_fewshot", a->num_fewshot, "Few-shot examples per question (lm-eval default 0)")
-      ->capture_default_str();
-  sub->add_option("--limit", a->limit, "Evaluate only the first N documents of each task")
-      ->check(CLI::Range(int64_t{1}, std::numeric_limits<int64_t>::max()));
+  sub->add_option_function<int>(
+      "--num_fewshot", [a](const int& n) { a->num_fewshot = n; },
+      "Few-shot examples per question (default: each task's own, 0 for most, 5 for gsm8k; a group such as "
+      "leaderboard_v1 sets its tasks' shots; tasks whose YAML pins 0, as truthfulqa, keep 0)");
+  sub->add_option("--limit", a->limit, "Evaluate only the first N documents of each task (N >= 1)");
+  sub->add_option("--gen_kwargs", a->gen_kwargs,
+                  "generate_until settings as lm-eval spells them: max_gen_toks=64, until=[\"Question:\"], "
+                  "do_sample=false (greedy only); key=value pairs or a JSON object")
+      ->expected(1, 100);
   sub->add_option("--batch_size", a->batch_size,
-                  "Documents per forward for single-token-choice tasks (MMLU): N or auto (up to 64 documents / 4096 "
-                  "padded tokens). Multi-token choices (ARC, HellaSwag) go one document per forward with the choices "
-                  "batched after the shared context. Results do not depend on it")
+                  "Documents per forward: N or auto (8 single-token-choice documents, 2 multi-token-choice documents, "
+                  "8 generated sequences). Results do not depend on it")
       ->capture_default_str();
   sub->add_option("--use_cache", a->use_cache,
                   "Folder for a resumable per-task results cache: an interrupted run (or a larger --limit) only "
@@ -210,7 +284,8 @@ void register_eval(CLI::App& app) {
   sub->add_option("--seed", a->seed, "Few-shot sampling seed (or lm-eval's 'a,b,c,fewshot' list)")->capture_default_str();
   sub->add_option("--data_dir", a->data_dir,
                   "Folder with mmlu/{dev,test}/*.csv, arc/ARC-*-{Test,Dev,Train}.jsonl, hellaswag/hellaswag_{val,train}"
-                  ".jsonl (default $SFT_DATA_DIR or ./data)");
+                  ".jsonl and <task>/<split>.jsonl (the HF datasets' rows) for the others (default $SFT_DATA_DIR or "
+                  "./data; layout in docs/arch/eval.md)");
   sub->add_option("--arc_split", a->arc_split, "ARC split to evaluate: test (lm-eval) or dev")->capture_default_str();
   sub->add_option("--output_path", a->output_path, "Folder for results.json (and samples_<task>.jsonl, report.md)");
   sub->add_flag("--log_samples", a->log_samples, "Also write per-document log-likelihoods (samples_<task>.jsonl)");
@@ -224,6 +299,7 @@ void register_eval(CLI::App& app) {
   sub->add_option("--max_length", a->max_length, "Override the context length (default: max_position_embeddings)")
       ->check(CLI::Range(int64_t{1}, int64_t{1} << 24));
   sub->add_flag("--quiet", a->quiet, "No progress on stderr");
+  sub->add_flag(model::kAllowNonfiniteFlag, a->allow_nonfinite_weights, "Load weights holding NaN/inf anyway (for debugging; by default such a model, adapter or merge is refused, naming the tensor)");
   sub->callback([a] { run_eval(*a); });
 }
 

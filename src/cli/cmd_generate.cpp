@@ -13,11 +13,13 @@
 #include "backend/backend.h"
 #include "backend/device.h"
 #include "cli/commands.h"
+#include "io/gguf.h"
 #include "data/template.h"
 #include "data/template_choice.h"
 #include "generate/chat_session.h"
 #include "generate/generator.h"
 #include "model/lora.h"
+#include "model/weight_check.h"
 #include "model/model.h"
 #include "tokenizer/tokenizer.h"
 #include "util/error.h"
@@ -33,7 +35,7 @@ struct GenArgs {
   float temperature = 1.0f, top_p = 1.0f, repetition_penalty = 1.0f;
   int64_t top_k = 50;
   uint64_t seed = 0;
-  bool do_sample = false, greedy = false, stats = false, json = false;
+  bool do_sample = false, greedy = false, stats = false, json = false, allow_nonfinite_weights = false;
   CLI::Option *o_max_new = nullptr, *o_temp = nullptr, *o_top_p = nullptr, *o_top_k = nullptr, *o_rep = nullptr;
 };
 
@@ -48,11 +50,12 @@ struct Session {
 };
 
 Session open_session(const GenArgs& a) {
-  SFT_CHECK(std::filesystem::is_directory(a.model), "--model: ", a.model, " is not a directory");
+  SFT_CHECK(std::filesystem::is_directory(a.model) || io::is_gguf_file(a.model), "--model: ", a.model,
+            " is not a model folder or .gguf file");
   Session s;
   s.be = backend::make_backend(a.device);
   s.tok = std::make_unique<tok::Tokenizer>(tok::Tokenizer::load(a.model));
-  s.model = model::load_model(a.model, a.adapter, *s.be, model::parse_precision(a.dtype));
+  s.model = model::load_model(a.model, a.adapter, *s.be, model::parse_precision(a.dtype), a.allow_nonfinite_weights);
   s.gen = std::make_unique<gen::Generator>(*s.model, *s.tok);
   s.gc = gen::load_generation_config(a.model);
   const gen::GenerationConfig& gc = s.gc;
@@ -187,6 +190,7 @@ void add_common(CLI::App* sub, const std::shared_ptr<GenArgs>& a) {
   sub->add_option("--dtype", a->dtype, "float32 or bfloat16")->capture_default_str();
   sub->add_option("--device", a->device, "cpu or cuda[:N]")->capture_default_str();
   sub->add_flag("--stats", a->stats, "Print token counts and speed to stderr");
+  sub->add_flag(model::kAllowNonfiniteFlag, a->allow_nonfinite_weights, "Load weights holding NaN/inf anyway (for debugging; by default such a model, adapter or merge is refused, naming the tensor)");
 }
 
 }  // namespace

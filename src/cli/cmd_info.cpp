@@ -14,9 +14,11 @@
 
 #include "backend/device.h"
 #include "cli/commands.h"
+#include "io/gguf.h"
 #include "io/hf_folder.h"
 #include "io/safetensors.h"
 #include "model/family.h"
+#include "model/gguf_mapping.h"
 #include "model/lora.h"
 #include "model/memory_plan.h"
 #include "model/weight_check.h"
@@ -132,13 +134,16 @@ void print_lora_plan(const InfoArgs& a, const io::ModelConfig& cfg, const Memory
 
 void run_info(const InfoArgs& a) {
   const fs::path dir = a.model;
-  SFT_CHECK(fs::is_directory(dir), a.model, ": model folder not found");
-  SFT_CHECK(fs::exists(dir / "config.json"), a.model, ": no config.json (not a Hugging Face model folder)");
+  const bool gguf = io::is_gguf_file(dir);  // a GGUF file: config from its metadata, weights decoded from its blocks
+  SFT_CHECK(gguf || fs::is_directory(dir), a.model, ": model folder (or .gguf file) not found");
+  SFT_CHECK(gguf || fs::exists(dir / "config.json"), a.model, ": no config.json (not a Hugging Face model folder)");
   SFT_CHECK(a.seq_len > 0, "--seq_len must be positive, got ", a.seq_len);
   SFT_CHECK(a.batch_size > 0, "--batch_size must be positive, got ", a.batch_size);
-  const io::ModelConfig cfg = model::load_config(dir / "config.json");
-  const io::WeightStore ws = io::WeightStore::open(dir);
-  model::check_weights_match_config(cfg, ws, dir / "config.json");  // layer count and shapes, before anything is sized
+  model::GgufModel gm;
+  if (gguf) gm = model::open_gguf_model(dir);
+  const io::ModelConfig cfg = gguf ? gm.config : model::load_config(dir / "config.json");
+  const io::WeightStore ws = gguf ? std::move(gm.weights) : io::WeightStore::open(dir);
+  model::check_weights_match_config(cfg, ws, gguf ? dir : dir / "config.json");  // before anything is sized
 
   // Every weight the config implies must be on disk with its shape; anything else is reported, not fatal
   // (e.g. an lm_head.weight copy in a tied checkpoint, which transformers ignores too).
@@ -150,14 +155,21 @@ void run_info(const InfoArgs& a) {
     std::string shape_got, shape_want;
     for (auto d : t.shape) shape_got += (shape_got.empty() ? "" : ", ") + std::to_string(d);
     for (auto d : w.shape) shape_want += (shape_want.empty() ? "" : ", ") + std::to_string(d);
-    SFT_CHECK(t.shape == w.shape, ws.file_of(w.name).path().string(), ": tensor \"", w.name, "\" has shape [",
+    SFT_CHECK(t.shape == w.shape, ws.path_of(w.name).string(), ": tensor \"", w.name, "\" has shape [",
               shape_got, "], config.json implies [", shape_want, "]");
     SFT_CHECK(t.dtype == io::DType::F32 || t.dtype == io::DType::BF16 || t.dtype == io::DType::F16,
-              ws.file_of(w.name).path().string(), ": tensor \"", w.name, "\" has dtype ", io::dtype_name(t.dtype),
+              ws.path_of(w.name).string(), ": tensor \"", w.name, "\" has dtype ", io::dtype_name(t.dtype),
               ", expected F32, BF16 or F16");
-    auto& e = by_dtype[io::dtype_name(t.dtype)];
-    e.first += t.numel();
-    e.second += static_cast<int64_t>(t.end - t.begin);
+    if (gguf) {  // the GGUF's own block types and bytes
+      const io::GgufTensorInfo* g = gm.file->find_tensor(model::gguf_tensor_name(w));
+      auto& e = by_dtype[io::ggml_type_name(g->type)];
+      e.first += t.numel();
+      e.second += static_cast<int64_t>(g->nbytes);
+    } else {
+      auto& e = by_dtype[io::dtype_name(t.dtype)];
+      e.first += t.numel();
+      e.second += static_cast<int64_t>(t.end - t.begin);
+    }
     expected_numel += t.numel();
     expected[w.name] = true;
   }
@@ -166,8 +178,10 @@ void run_info(const InfoArgs& a) {
     if (!expected.count(name)) extra.push_back(name);
 
   std::vector<std::string> tok_files;
-  for (const auto& f : io::tokenizer_file_names())
-    if (fs::exists(dir / f)) tok_files.push_back(f);
+  if (gguf) tok_files.push_back("tokenizer.ggml.* (GGUF metadata)");
+  else
+    for (const auto& f : io::tokenizer_file_names())
+      if (fs::exists(dir / f)) tok_files.push_back(f);
   // A folder train/generate/eval cannot use is not "fine": the tokenizer must be there and load.
   (void)tok::Tokenizer::load(dir);  // throws naming tokenizer.json / tokenizer_config.json
 
@@ -269,7 +283,7 @@ void run_info(const InfoArgs& a) {
 void register_info(CLI::App& app) {
   auto a = std::make_shared<InfoArgs>();
   auto* sub = app.add_subcommand("info", "Show a model folder's architecture, parameters and fine-tuning memory");
-  sub->add_option("--model,--model_name_or_path", a->model, "HF model folder")->required();
+  sub->add_option("--model,--model_name_or_path", a->model, "HF model folder or .gguf file")->required();
   sub->add_option("--seq_len,--max_length", a->seq_len, "Tokens per sequence for the activation estimate")
       ->capture_default_str();
   sub->add_option("--batch_size,--per_device_train_batch_size", a->batch_size,

@@ -10,6 +10,7 @@
 #include "tokenizer/utf8.h"
 #include "util/error.h"
 #include "util/file_util.h"
+#include "util/input_file.h"
 #include "util/json_text.h"
 
 namespace sft::cli {
@@ -57,7 +58,7 @@ struct Options {
 void run_chat(const Options& o) {
   const auto tok = tok::Tokenizer::load(o.model);
   const auto tmpl = jinja::ChatTemplate::load_required(o.model);
-  const std::string input = read_file(o.chat);
+  const std::string input = read_input_file(o.chat, input::dataset);
   std::printf("[");
   size_t line_no = 0, n = 0;
   for (size_t pos = 0; pos < input.size();) {

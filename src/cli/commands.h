@@ -11,5 +11,6 @@ void register_train(CLI::App& app);
 void register_eval(CLI::App& app);
 void register_generate(CLI::App& app);  // also registers `chat`
 void register_merge(CLI::App& app);
+void register_export(CLI::App& app);
 
 }  // namespace sft::cli

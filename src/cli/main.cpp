@@ -22,6 +22,7 @@ int main(int argc, char** argv) {
   sft::cli::register_eval(app);
   sft::cli::register_generate(app);
   sft::cli::register_merge(app);
+  sft::cli::register_export(app);
   // A mistyped subcommand gets a did-you-mean instead of CLI11's "A subcommand is required".
   if (argc >= 2 && argv[1][0] != '-') {
     const std::string given = argv[1];
@@ -34,7 +35,7 @@ int main(int argc, char** argv) {
       if (d < best_d) best_d = d, best = sub->get_name();
     }
     if (!known) {
-      std::fprintf(stderr, "sft: error: unknown command '%s'%s (commands: info, tokenize, train, eval, generate, chat, merge; "
+      std::fprintf(stderr, "sft: error: unknown command '%s'%s (commands: info, tokenize, train, eval, generate, chat, merge, export; "
                    "sft --help)\n", given.c_str(), best_d <= 2 ? (" (did you mean '" + best + "'?)").c_str() : "");
       return 1;
     }

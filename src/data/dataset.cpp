@@ -12,6 +12,7 @@
 #include "data/row_parser.h"
 #include "util/error.h"
 #include "util/file_util.h"
+#include "util/input_file.h"
 #include "util/utf8.h"
 
 namespace sft::data {
@@ -308,7 +309,7 @@ ReadResult read_dataset(const std::filesystem::path& path, const ReadOptions& op
   SFT_CHECK(parquet_supported() || (fmt != FileFormat::Parquet && fmt != FileFormat::Arrow), name,
             ": this sft was built without Apache Arrow, so it cannot read Parquet or Arrow files (run "
             "scripts/setup-arrow.sh and rebuild with -DSFT_PARQUET=ON, or convert the dataset to JSON lines)");
-  std::string text = read_file(path);
+  std::string text = read_input_file(path, input::dataset);  // regular files only: a FIFO is refused, never waited on
   if (fmt == FileFormat::Auto) {
     // .json holds either an array or (as many hub datasets do) JSON lines: sniff the first non-space character.
     std::string_view body = strip_bom(text);

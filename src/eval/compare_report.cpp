@@ -49,7 +49,8 @@ std::vector<CompareEntry> compare_entries(const EvalResults& base, const EvalRes
   std::vector<CompareEntry> out;
   auto add = [&](const std::string& name, const std::vector<Metric>& b, const std::vector<Metric>& t) {
     for (size_t i = 0; i < b.size() && i < t.size(); ++i)
-      out.push_back({name, b[i].name, b[i].value, t[i].value, b[i].stderr_, t[i].stderr_});
+      out.push_back({name, b[i].filter == "none" ? b[i].name : b[i].name + "," + b[i].filter, b[i].value, t[i].value,
+                     b[i].stderr_, t[i].stderr_});
   };
   // Same headline rows as compare_rows: top-level groups, and tasks not summarised by a group.
   for (size_t i = 0; i < base.groups.size() && i < tuned.groups.size(); ++i)

@@ -18,7 +18,7 @@ using report::xml_escape;
 void metric_rows(std::vector<std::vector<std::string>>& rows, const std::string& name, const std::string& version,
                  const std::string& nshot, const std::vector<Metric>& metrics) {
   for (const auto& m : metrics)
-    rows.push_back({name, version, "none", nshot, m.name, "↑", fmt4(m.value), "±",
+    rows.push_back({name, version, m.filter, nshot, m.name, "↑", fmt4(m.value), "±",
                     m.stderr_ ? fmt4(*m.stderr_) : "   N/A"});
 }
 
@@ -34,7 +34,7 @@ std::string results_table(const EvalResults& r) {
       if (g.depth != 0) continue;
       metric_rows(rows, g.alias, std::to_string(g.version), "", g.metrics);
       for (const auto& sg : r.groups) {
-        if (sg.depth != 1) continue;
+        if (sg.depth != 1 || sg.parent != g.name) continue;
         metric_rows(rows, " - " + sg.alias, std::to_string(sg.version), "", sg.metrics);
         for (const auto& t : r.tasks)
           if (t.task.group == sg.name)
@@ -69,9 +69,9 @@ json results_json(const EvalResults& r, const json& run_config) {
   j["higher_is_better"] = json::object();
   auto metrics_obj = [](json& o, const std::vector<Metric>& ms) {
     for (const auto& m : ms) {
-      o[m.name + ",none"] = m.value;
-      if (m.stderr_) o[m.name + "_stderr,none"] = *m.stderr_;
-      else o[m.name + "_stderr,none"] = "N/A";
+      o[m.name + "," + m.filter] = m.value;
+      if (m.stderr_) o[m.name + "_stderr," + m.filter] = *m.stderr_;
+      else o[m.name + "_stderr," + m.filter] = "N/A";
     }
   };
   for (const auto& t : r.tasks) {
@@ -96,9 +96,11 @@ json results_json(const EvalResults& r, const json& run_config) {
     j["groups"][g.name] = o;
     j["versions"][g.name] = g.version;
     json subs = json::array();
-    if (g.depth == 0) {
+    if (!g.members.empty()) {
+      for (const auto& m : g.members) subs.push_back(m);
+    } else if (g.depth == 0) {
       for (const auto& sg : r.groups)
-        if (sg.depth == 1) subs.push_back(sg.name);
+        if (sg.depth == 1 && sg.parent == g.name) subs.push_back(sg.name);
     } else {
       for (const auto& t : r.tasks)
         if (t.task.group == g.name) subs.push_back(t.task.name);
@@ -110,7 +112,10 @@ json results_json(const EvalResults& r, const json& run_config) {
               {"tokens_forwarded", r.stats.tokens_forwarded},
               {"tokens_requested", r.stats.tokens_requested},
               {"resumed_docs", r.resumed_docs},
-              {"cpu_seconds", r.cpu_seconds}};
+              {"cpu_seconds", r.cpu_seconds},
+              {"engine_seconds", r.scoring_seconds},
+              {"tokens_generated", r.stats.tokens_generated},
+              {"model_flops", r.stats.model_flops}};
   json per_task = json::object();
   for (const auto& t : r.tasks)
     per_task[t.task.name] = {{"seconds", t.seconds}, {"eval_file", t.task.eval_file},
@@ -123,9 +128,25 @@ std::string samples_jsonl(const TaskResult& t) {
   std::string out;
   for (const auto& d : t.docs) {
     const auto& doc = t.task.docs[static_cast<size_t>(d.doc_id)];
+    if (t.task.output == OutputType::GenerateUntil) {  // one line per filter, as lm-eval logs them
+      const json gen_kwargs = {{"until", t.task.generation.until}, {"max_gen_toks", t.task.generation.max_gen_toks},
+                               {"do_sample", false}};
+      for (size_t f = 0; f < d.filtered.size(); ++f) {
+        json o = {{"doc_id", d.doc_id}, {"target", doc.target},
+                  {"arguments", json::array({json::array({t.task.contexts[static_cast<size_t>(d.doc_id)], gen_kwargs})})},
+                  {"resps", json::array({json::array({d.generation.text})})},
+                  {"filtered_resps", json::array({d.filtered[f].second})}, {"filter", d.filtered[f].first},
+                  {"generated_tokens", d.generation.tokens}};
+        for (const auto& [key, v] : d.scores)
+          if (key.substr(key.find(',') + 1) == d.filtered[f].first) o[key.substr(0, key.find(','))] = v;
+        out += o.dump(-1, ' ', false, json::error_handler_t::replace) + "\n";
+      }
+      continue;
+    }
     json args = json::array(), resps = json::array();
-    for (size_t i = 0; i < doc.choices.size(); ++i) {
-      args.push_back({t.task.contexts[static_cast<size_t>(d.doc_id)], t.task.target_delimiter + doc.choices[i]});
+    const auto reqs = t.task.requests(static_cast<size_t>(d.doc_id));
+    for (size_t i = 0; i < reqs.size(); ++i) {
+      args.push_back({reqs[i].first, reqs[i].second});
       resps.push_back({d.lls[i], static_cast<bool>(d.is_greedy[i])});
     }
     json o = {{"doc_id", d.doc_id}, {"target", doc.gold}, {"arguments", args}, {"resps", resps}, {"acc", d.acc}};
@@ -138,7 +159,8 @@ std::string samples_jsonl(const TaskResult& t) {
 std::vector<CompareRow> compare_rows(const EvalResults& base, const EvalResults& tuned) {
   std::vector<CompareRow> rows;
   auto add = [&](const std::string& name, const std::vector<Metric>& b, const std::vector<Metric>& t) {
-    for (size_t i = 0; i < b.size() && i < t.size(); ++i) rows.push_back({name, b[i].name, b[i].value, t[i].value});
+    for (size_t i = 0; i < b.size() && i < t.size(); ++i)
+      rows.push_back({name, b[i].filter == "none" ? b[i].name : b[i].name + "," + b[i].filter, b[i].value, t[i].value});
   };
   // Headline rows: groups (top level) and non-MMLU tasks; MMLU subjects only when no group summarises them.
   for (size_t i = 0; i < base.groups.size() && i < tuned.groups.size(); ++i)

@@ -50,7 +50,20 @@ ResultsCache::ResultsCache(const std::filesystem::path& dir, const std::string& 
     throw Error("--use_cache: " + path_.string() + " is not a valid results cache (" + e.what() +
                 "); delete it to start over");
   }
-  if (j.value("identity", "") != identity_ || j.value("task", "") != task_) return;  // hash collision: start over
+  if (!j.is_object() || j.value("identity", "") != identity_ || j.value("task", "") != task_)
+    return;  // hash collision: start over
+  try {
+    load(j);
+  } catch (const nlohmann::json::exception& e) {
+    throw Error("--use_cache: " + path_.string() + " is not a valid results cache (" + e.what() +
+                "); delete it to start over");
+  }
+}
+
+void ResultsCache::load(const nlohmann::json& j) {
+  if (j.contains("generations"))
+    for (const auto& [key, v] : j.at("generations").items())
+      generations_[key] = {v.at("tokens").get<std::vector<int32_t>>(), v.at("text").get<std::string>()};
   for (const auto& [key, v] : j.at("docs").items()) {
     std::vector<LoglikelihoodResult> rs;
     const auto& lls = v.at("lls");
@@ -70,6 +83,25 @@ std::string ResultsCache::doc_key(const std::string& context, const std::vector<
   uint64_t h = fnv1a64(context);
   for (const auto& c : continuations) h = fnv1a64(c, fnv1a64(std::string_view("\x1f", 1), h));
   return hex16(h) + "-" + std::to_string(context.size());
+}
+
+std::string ResultsCache::requests_key(const std::vector<std::pair<std::string, std::string>>& requests) {
+  uint64_t h = 1469598103934665603ULL;
+  size_t n = 0;
+  for (const auto& [c, x] : requests) {
+    h = fnv1a64(x, fnv1a64(std::string_view("\x1e", 1), fnv1a64(c, fnv1a64(std::string_view("\x1d", 1), h))));
+    n += c.size();
+  }
+  return hex16(h) + "-r" + std::to_string(n);
+}
+
+const Generation* ResultsCache::find_generation(const std::string& key) const {
+  auto it = generations_.find(key);
+  return it == generations_.end() ? nullptr : &it->second;
+}
+
+void ResultsCache::put_generation(const std::string& key, const Generation& g) {
+  if (enabled()) generations_[key] = g;
 }
 
 const std::vector<LoglikelihoodResult>* ResultsCache::find(const std::string& key) const {
@@ -92,8 +124,12 @@ void ResultsCache::save() const {
     }
     docs[key] = {{"lls", lls}, {"greedy", greedy}};
   }
+  nlohmann::json gens = nlohmann::json::object();
+  for (const auto& [key, g] : generations_) gens[key] = {{"tokens", g.tokens}, {"text", g.text}};
   std::filesystem::create_directories(path_.parent_path());
-  write_file_atomic(path_, nlohmann::json{{"identity", identity_}, {"task", task_}, {"docs", docs}}.dump() + "\n");
+  write_file_atomic(path_, nlohmann::json{{"identity", identity_}, {"task", task_}, {"docs", docs}, {"generations", gens}}
+                                   .dump(-1, ' ', false, nlohmann::json::error_handler_t::replace) +
+                               "\n");
 }
 
 }  // namespace sft::eval

@@ -11,7 +11,10 @@
 #include <filesystem>
 #include <string>
 #include <unordered_map>
+#include <utility>
 #include <vector>
+
+#include <nlohmann/json.hpp>
 
 #include "eval/scorer.h"
 
@@ -27,16 +30,23 @@ class ResultsCache {
   ResultsCache(const std::filesystem::path& dir, const std::string& identity, const std::string& task);
   bool enabled() const { return !path_.empty(); }
   static std::string doc_key(const std::string& context, const std::vector<std::string>& continuations);
+  // A document of several (context, continuation) requests (partial evaluation), or a generation (the context and
+  // the generation settings as the "continuations").
+  static std::string requests_key(const std::vector<std::pair<std::string, std::string>>& requests);
   // Cached results for a document, or nullptr.
   const std::vector<LoglikelihoodResult>* find(const std::string& key) const;
   void put(const std::string& key, const std::vector<LoglikelihoodResult>& results);
+  const Generation* find_generation(const std::string& key) const;
+  void put_generation(const std::string& key, const Generation& g);
   void save() const;  // atomic; a no-op when disabled
   const std::filesystem::path& path() const { return path_; }
 
  private:
+  void load(const nlohmann::json& j);
   std::filesystem::path path_;
   std::string identity_, task_;
   std::unordered_map<std::string, std::vector<LoglikelihoodResult>> docs_;
+  std::unordered_map<std::string, Generation> generations_;
 };
 
 }  // namespace sft::eval

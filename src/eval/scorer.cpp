@@ -58,7 +58,7 @@ int64_t lm_eval_max_length(const io::ModelConfig& cfg) {
 }
 
 TokenScorer::TokenScorer(model::Model& model, int64_t max_length)
-    : model_(model), max_length_(max_length), vocab_(model.config().vocab_size) {
+    : model_(model), max_length_(max_length), vocab_(model.config().vocab_size), flops_(ModelFlops::of(model.config())) {
   SFT_CHECK(max_length_ > 1, "max_length must be > 1");
 }
 
@@ -86,6 +86,7 @@ const std::vector<float>& TokenScorer::set_prefix(const std::vector<int32_t>& pr
   SFT_CHECK(static_cast<int64_t>(last_logits_.size()) == vocab_, "KVSession::append returned ", last_logits_.size(),
             " logits, expected ", vocab_);
   stats_.tokens_forwarded += static_cast<int64_t>(rest.size());
+  stats_.model_flops += flops_.tokens(static_cast<int64_t>(rest.size()), static_cast<int64_t>(keep)) + flops_.head_rows(1);
   cached_ = prefix;
   return last_logits_;
 }
@@ -119,6 +120,8 @@ LoglikelihoodResult TokenScorer::score_tokens(const std::vector<int32_t>& contex
               "KVSession::append(all_positions) returned ", logits.size(), " logits, expected ",
               vocab_ * static_cast<int64_t>(head.size()));
     stats_.tokens_forwarded += static_cast<int64_t>(head.size());
+    stats_.model_flops += flops_.tokens(static_cast<int64_t>(head.size()), static_cast<int64_t>(prefix.size())) +
+                          flops_.head_rows(static_cast<int64_t>(head.size()));
     for (size_t i = 0; i < head.size(); ++i) {
       auto [lp, g] = token_logprob(logits.data() + static_cast<int64_t>(i) * vocab_, vocab_, cont[i + 1]);
       r.logprob += lp;
@@ -264,10 +267,13 @@ void TokenScorer::run_groups(const std::vector<DocPlan*>& plans) {
       g.branches.emplace_back(u.input.begin() + static_cast<std::ptrdiff_t>(p->prefix), u.input.end());
       std::vector<int64_t> r;
       for (size_t i = 0; i < u.targets.size(); ++i) r.push_back(u.first_out - p->prefix + static_cast<int64_t>(i));
+      stats_.model_flops += flops_.tokens(static_cast<int64_t>(g.branches.back().size()), p->prefix) +
+                            flops_.head_rows(static_cast<int64_t>(r.size()));
       g.out_rows.push_back(std::move(r));
       stats_.tokens_forwarded += static_cast<int64_t>(g.branches.back().size());
     }
     stats_.tokens_forwarded += p->prefix;
+    stats_.model_flops += flops_.tokens(p->prefix, 0);
     need = std::max(need, p->prefix + p->longest);
     groups.push_back(std::move(g));
   }
@@ -325,6 +331,8 @@ void TokenScorer::run_batch(std::vector<Unit*>& units) {
     std::vector<int64_t> r;
     const int64_t n_rows = u->single_row ? 1 : static_cast<int64_t>(u->targets.size());
     for (int64_t i = 0; i < n_rows; ++i) r.push_back(u->first_out - static_cast<int64_t>(P) + i);
+    stats_.model_flops += flops_.tokens(static_cast<int64_t>(branches.back().size()), static_cast<int64_t>(P)) +
+                          flops_.head_rows(static_cast<int64_t>(r.size()));
     rows.push_back(std::move(r));
     stats_.tokens_forwarded += static_cast<int64_t>(branches.back().size());
   }
@@ -355,7 +363,42 @@ void TokenScorer::run_batch(std::vector<Unit*>& units) {
 }
 
 Scorer::Scorer(model::Model& model, const tok::Tokenizer& tok, int64_t max_length)
-    : enc_(tok), engine_(model, max_length) {}
+    : model_(model), tok_(tok), max_length_(max_length), enc_(tok), engine_(model, max_length) {}
+
+ScorerStats Scorer::stats() const {
+  ScorerStats s = engine_.stats();
+  if (generator_) {
+    s.tokens_forwarded += generator_->stats().tokens_forwarded;
+    s.tokens_generated += generator_->stats().tokens_generated;
+    s.model_flops += generator_->stats().model_flops;
+  }
+  return s;
+}
+
+std::vector<Generation> Scorer::generate_until(const std::vector<std::string>& contexts, const UntilSettings& settings,
+                                               const GenerateLimits& limits,
+                                               const std::function<void(int64_t)>& on_batch) {
+  if (!generator_) generator_ = std::make_unique<TokenGenerator>(model_, max_length_);
+  // HFLM: the stop strings are the task's `until` plus the tokenizer's eos text (handle_stop_sequences).
+  std::vector<std::string> until = settings.until;
+  if (const auto eos = tok_.eos_id()) {
+    const std::string eos_text = tok_.decode({*eos}, false);
+    if (std::find(until.begin(), until.end(), eos_text) == until.end()) until.push_back(eos_text);
+  }
+  std::vector<std::vector<int32_t>> enc;
+  for (const auto& c : contexts) enc.push_back(enc_.encode(c));
+  // The stopping criterion decodes the generated tokens with special tokens kept and looks for each stop string.
+  auto done = [&](size_t, const std::vector<int32_t>& gen) {
+    const std::string text = tok_.decode(gen, false);
+    for (const auto& u : until)
+      if (!u.empty() && text.find(u) != std::string::npos) return true;
+    return false;
+  };
+  const auto ids = generator_->generate(enc, settings.max_gen_toks, settings.eos_ids, done, limits, on_batch);
+  std::vector<Generation> out;
+  for (const auto& g : ids) out.push_back({g, cut_at_stop_strings(tok_.decode(g, true), until)});
+  return out;
+}
 
 std::vector<LoglikelihoodResult> Scorer::score(const std::string& context, const std::vector<std::string>& conts) {
   std::vector<LoglikelihoodResult> out;
@@ -377,6 +420,17 @@ std::vector<std::vector<LoglikelihoodResult>> Scorer::score_docs(
   for (size_t d = 0; d < docs.size(); ++d)
     for (const auto& c : docs[d].second) {
       auto [ctx, cont] = enc_.encode_pair(docs[d].first, c);
+      reqs[d].push_back({std::move(ctx), std::move(cont)});
+    }
+  return engine_.score_docs(reqs, limits);
+}
+
+std::vector<std::vector<LoglikelihoodResult>> Scorer::score_requests(
+    const std::vector<std::vector<std::pair<std::string, std::string>>>& docs, const BatchLimits& limits) {
+  std::vector<std::vector<TokenRequest>> reqs(docs.size());
+  for (size_t d = 0; d < docs.size(); ++d)
+    for (const auto& [context, continuation] : docs[d]) {
+      auto [ctx, cont] = enc_.encode_pair(context, continuation);
       reqs[d].push_back({std::move(ctx), std::move(cont)});
     }
   return engine_.score_docs(reqs, limits);

@@ -18,11 +18,14 @@
 // The numbers equal a fresh full forward per request up to fp32 summation order.
 #pragma once
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
 #include <utility>
 #include <vector>
 
+#include "eval/generation.h"
+#include "eval/model_flops.h"
 #include "model/model.h"
 #include "tokenizer/tokenizer.h"
 
@@ -38,6 +41,8 @@ struct LoglikelihoodResult {
 struct ScorerStats {
   int64_t tokens_forwarded = 0;  // tokens actually appended to the KV cache
   int64_t tokens_requested = 0;  // context + continuation tokens of every request (what a no-cache engine computes)
+  int64_t tokens_generated = 0;  // generate_until: new tokens
+  double model_flops = 0;        // model FLOPs of every forward (model_flops.h)
 };
 
 // Tokenisation half of the scorer (separate so it can be tested without a model).
@@ -106,6 +111,18 @@ class TokenScorer {
   std::vector<int32_t> cached_;     // token ids whose K/V the session holds
   std::vector<float> last_logits_;  // logits after cached_.back()
   ScorerStats stats_;
+  ModelFlops flops_;
+};
+
+// generate_until settings of one task (lm-eval's generation_kwargs after --gen_kwargs; greedy).
+struct UntilSettings {
+  std::vector<std::string> until;
+  int64_t max_gen_toks = 256;
+  std::vector<int32_t> eos_ids;  // the generation config's eos_token_id(s)
+};
+struct Generation {
+  std::vector<int32_t> tokens;  // generated ids (a stopping eos included)
+  std::string text;             // decoded (special tokens skipped), cut before the first stop string
 };
 
 // Strings in, lm-eval tokenisation, TokenScorer underneath.
@@ -117,12 +134,23 @@ class Scorer {
   // Several documents at once: (context, continuations) per document.
   std::vector<std::vector<LoglikelihoodResult>> score_docs(
       const std::vector<std::pair<std::string, std::vector<std::string>>>& docs, const BatchLimits& limits);
-  const ScorerStats& stats() const { return engine_.stats(); }
+  // Several documents, each a list of (context, continuation) requests (partial evaluation has several contexts).
+  std::vector<std::vector<LoglikelihoodResult>> score_requests(
+      const std::vector<std::vector<std::pair<std::string, std::string>>>& docs, const BatchLimits& limits);
+  // generate_until (generation.h) for every context.
+  std::vector<Generation> generate_until(const std::vector<std::string>& contexts, const UntilSettings& settings,
+                                         const GenerateLimits& limits,
+                                         const std::function<void(int64_t)>& on_batch = {});
+  ScorerStats stats() const;
   const PairEncoder& encoder() const { return enc_; }
 
  private:
+  model::Model& model_;
+  const tok::Tokenizer& tok_;
+  int64_t max_length_;
   PairEncoder enc_;
   TokenScorer engine_;
+  std::unique_ptr<TokenGenerator> generator_;
 };
 
 // log p(token) under log_softmax(logits) (max-subtracted, fp64 sum) and whether token is the first argmax (torch).

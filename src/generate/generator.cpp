@@ -7,16 +7,17 @@
 
 #include "util/error.h"
 #include "util/file_util.h"
+#include "util/input_file.h"
 
 namespace sft::gen {
 
 GenerationConfig load_generation_config(const std::filesystem::path& model_dir) {
   GenerationConfig g;
   auto path = model_dir / "generation_config.json";
-  if (!std::filesystem::exists(path)) return g;
+  if (!input_present(path)) return g;
   nlohmann::json j;
   try {
-    j = nlohmann::json::parse(read_file(path));
+    j = nlohmann::json::parse(read_input_file(path, input::json_file));
   } catch (const nlohmann::json::exception& e) {
     throw Error(path.string() + ": invalid JSON (" + e.what() + ")");
   }

@@ -1,5 +1,8 @@
 #include "io/hf_folder.h"
 
+#include "io/gguf.h"
+#include "io/gguf_tokenizer.h"
+
 #include <algorithm>
 #include <cstdio>
 #include <set>
@@ -23,6 +26,13 @@ const std::vector<std::string>& tokenizer_file_names() {
 }
 
 std::vector<std::string> copy_tokenizer_files(const fs::path& src_dir, const fs::path& dst_dir) {
+  if (is_gguf_file(src_dir)) {  // a GGUF base: the tokenizer files its metadata stands for (transformers loads them)
+    const HfTokenizerFiles files = hf_tokenizer_files(GgufFile(src_dir));
+    fs::create_directories(dst_dir);
+    write_file_atomic(dst_dir / "tokenizer.json", files.tokenizer_json);
+    write_file_atomic(dst_dir / "tokenizer_config.json", files.tokenizer_config_json);
+    return {"tokenizer.json", "tokenizer_config.json"};
+  }
   SFT_CHECK(fs::is_directory(src_dir), src_dir.string(), ": base model folder not found");
   fs::create_directories(dst_dir);
   std::error_code ec;

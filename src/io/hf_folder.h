@@ -16,7 +16,8 @@ namespace sft::io {
 const std::vector<std::string>& tokenizer_file_names();
 
 // Copies every tokenizer_file_names() entry present in src_dir into dst_dir (created if needed), each atomically.
-// Returns the names copied. Copying a folder onto itself is a no-op.
+// Returns the names copied. Copying a folder onto itself is a no-op. A GGUF file as src_dir writes the
+// tokenizer.json and tokenizer_config.json its metadata stands for (io/gguf_tokenizer.h).
 std::vector<std::string> copy_tokenizer_files(const std::filesystem::path& src_dir,
                                               const std::filesystem::path& dst_dir);
 

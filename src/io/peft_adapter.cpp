@@ -9,6 +9,7 @@
 
 #include "util/error.h"
 #include "util/file_util.h"
+#include "util/input_file.h"
 
 namespace sft::io {
 
@@ -113,7 +114,7 @@ LoraAdapterConfig load_adapter_config(const std::filesystem::path& dir_or_file) 
   const std::filesystem::path f =
       std::filesystem::is_directory(dir_or_file) ? dir_or_file / "adapter_config.json" : dir_or_file;
   SFT_CHECK(std::filesystem::exists(f), f.string(), ": no adapter_config.json (not a peft adapter folder)");
-  return parse_adapter_config(read_file(f), f.string());
+  return parse_adapter_config(read_input_file(f, input::json_file), f.string());
 }
 
 std::string adapter_config_to_json(const LoraAdapterConfig& c) {

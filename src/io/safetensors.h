@@ -2,6 +2,7 @@
 #pragma once
 #include <cstdint>
 #include <filesystem>
+#include <functional>
 #include <map>
 #include <memory>
 #include <string>
@@ -53,6 +54,17 @@ void convert_to_bf16(DType src, const uint8_t* p, int64_t n, uint16_t* dst, cons
 class WeightStore {
  public:
   static WeightStore open(const std::filesystem::path& model_dir);
+  // Tensors from another container (a GGUF file, through model/gguf_mapping.cpp): each under its HF name and shape,
+  // decoded to float32 by `read` (info() reports them as F32). file_of() is for safetensors tensors only.
+  struct DecodedTensor {
+    std::string name;
+    std::vector<int64_t> shape;
+    std::filesystem::path file;
+    std::function<void(float* dst)> read;
+  };
+  static WeightStore from_decoded(std::vector<DecodedTensor> tensors);
+  // The file a tensor comes from (either kind), for error messages.
+  const std::filesystem::path& path_of(const std::string& name) const;
   bool has(const std::string& name) const;
   const TensorInfo& info(const std::string& name) const;  // throws naming the tensor when absent
   std::vector<std::string> names() const;  // sorted
@@ -66,6 +78,9 @@ class WeightStore {
   std::vector<std::unique_ptr<SafetensorsFile>> files_;
   std::vector<std::filesystem::path> paths_;
   std::map<std::string, std::pair<const SafetensorsFile*, const TensorInfo*>> index_;
+  std::vector<DecodedTensor> decoded_;
+  std::vector<std::unique_ptr<TensorInfo>> decoded_infos_;
+  std::map<std::string, size_t> decoded_index_;
 };
 
 struct TensorToWrite {

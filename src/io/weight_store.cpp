@@ -7,7 +7,9 @@
 #include <nlohmann/json.hpp>
 
 #include "io/safetensors.h"
+#include "util/bf16.h"
 #include "util/error.h"
+#include "util/input_file.h"
 
 namespace sft::io {
 
@@ -41,10 +43,10 @@ WeightStore WeightStore::open(const fs::path& dir) {
   std::map<std::string, std::string> weight_map;  // only for sharded folders
   const fs::path single = dir / "model.safetensors";
   const fs::path index = dir / "model.safetensors.index.json";
-  if (fs::exists(single)) {
+  if (input_present(single)) {  // a dangling link or a FIFO is opened and reported, not skipped
     shard_paths.push_back(single);
-  } else if (fs::exists(index)) {
-    json j = json::parse(read_file(index), nullptr, /*allow_exceptions=*/false);
+  } else if (input_present(index)) {
+    json j = json::parse(read_input_file(index, input::json_file), nullptr, /*allow_exceptions=*/false);
     SFT_CHECK(!j.is_discarded() && j.is_object(), index.string(), ": not a valid JSON object");
     SFT_CHECK(j.contains("weight_map") && j["weight_map"].is_object(), index.string(),
               ": \"weight_map\" object missing");
@@ -99,9 +101,32 @@ WeightStore WeightStore::open(const fs::path& dir) {
   return ws;
 }
 
-bool WeightStore::has(const std::string& name) const { return index_.count(name) != 0; }
+WeightStore WeightStore::from_decoded(std::vector<DecodedTensor> tensors) {
+  WeightStore ws;
+  for (auto& t : tensors) {
+    SFT_CHECK(!ws.decoded_index_.count(t.name), t.file.string(), ": tensor \"", t.name, "\" appears twice");
+    auto info = std::make_unique<TensorInfo>();
+    info->name = t.name;
+    info->dtype = DType::F32;
+    info->shape = t.shape;
+    info->end = static_cast<size_t>(info->numel()) * 4;
+    ws.decoded_index_[t.name] = ws.decoded_.size();
+    if (ws.paths_.empty() || ws.paths_.back() != t.file) ws.paths_.push_back(t.file);
+    ws.decoded_infos_.push_back(std::move(info));
+    ws.decoded_.push_back(std::move(t));
+  }
+  return ws;
+}
+
+bool WeightStore::has(const std::string& name) const { return index_.count(name) != 0 || decoded_index_.count(name); }
+
+const std::filesystem::path& WeightStore::path_of(const std::string& name) const {
+  if (auto d = decoded_index_.find(name); d != decoded_index_.end()) return decoded_[d->second].file;
+  return file_of(name).path();
+}
 
 const TensorInfo& WeightStore::info(const std::string& name) const {
+  if (auto d = decoded_index_.find(name); d != decoded_index_.end()) return *decoded_infos_[d->second];
   auto it = index_.find(name);
   SFT_CHECK(it != index_.end(), "tensor \"", name, "\" not found in the model weights",
             paths_.empty() ? std::string() : " (" + paths_.front().parent_path().string() + ")");
@@ -117,11 +142,19 @@ std::vector<std::string> WeightStore::names() const {
   std::vector<std::string> out;
   out.reserve(index_.size());
   for (const auto& kv : index_) out.push_back(kv.first);
+  for (const auto& kv : decoded_index_) out.push_back(kv.first);
+  std::sort(out.begin(), out.end());
   return out;
 }
 
 void WeightStore::read_f32(const std::string& name, float* dst, const std::vector<int64_t>& expected_shape) const {
   const TensorInfo& t = info(name);
+  if (auto d = decoded_index_.find(name); d != decoded_index_.end()) {
+    SFT_CHECK(expected_shape.empty() || expected_shape == t.shape, path_of(name).string(), ": tensor \"", name,
+              "\": shape ", shape_str(t.shape), ", expected ", shape_str(expected_shape));
+    decoded_[d->second].read(dst);
+    return;
+  }
   const SafetensorsFile& f = file_of(name);
   const std::string where = f.path().string() + ": tensor \"" + name + "\"";
   SFT_CHECK(expected_shape.empty() || expected_shape == t.shape, where, ": shape ", shape_str(t.shape),
@@ -131,6 +164,12 @@ void WeightStore::read_f32(const std::string& name, float* dst, const std::vecto
 
 void WeightStore::read_bf16(const std::string& name, uint16_t* dst, const std::vector<int64_t>& expected_shape) const {
   const TensorInfo& t = info(name);
+  if (decoded_index_.count(name)) {  // decoded to float32 first, then rounded to nearest even as an F32 tensor is
+    std::vector<float> f(static_cast<size_t>(t.numel()));
+    read_f32(name, f.data(), expected_shape);
+    for (size_t k = 0; k < f.size(); ++k) dst[k] = float_to_bf16(f[k]);
+    return;
+  }
   const SafetensorsFile& f = file_of(name);
   const std::string where = f.path().string() + ": tensor \"" + name + "\"";
   SFT_CHECK(expected_shape.empty() || expected_shape == t.shape, where, ": shape ", shape_str(t.shape),

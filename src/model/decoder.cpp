@@ -1,11 +1,7 @@
-// Forward and backward of the decoder (see docs/arch/model.md for the activation memory plan).
-//
-// Data flow per layer l (n token rows, x = resid[l]):
-//   xn1 = rmsnorm(x)                    q,k,v = xn1 @ W^T (+ b); [q,k = per-head rmsnorm]; rope(q,k)
-//   att = attention(q,k,v; doc ids)
-//   mid = x + att @ Wo^T                xn2 = rmsnorm(mid)                      gate,up = xn2 @ W^T
-//   resid[l+1] = mid + swiglu(gate,up) @ Wd^T
-// then xnf = rmsnorm(resid[L]) and the LM head + cross-entropy in chunks of target rows (never [n x V] at once).
+// The decoder around its layers (see docs/arch/model.md for the activation memory plan): construction from the
+// family's tensor table, parameters, bf16 copies, the linear seam, workspaces, the embedding, the pass over all
+// layers (forward_all / backward_all) and the LM head + cross-entropy in chunks of target rows (never [n x V] at
+// once). One layer's blocks, forward and backward side by side: decoder_layer.cpp.
 #include "model/decoder.h"
 
 #include <algorithm>
@@ -29,6 +25,7 @@ Decoder::Decoder(const io::ModelConfig& cfg, backend::Backend& be, Precision p, 
             D.Hkv, ", head_dim ", d, ")");
   SFT_CHECK(D.Hq % D.Hkv == 0, "model config: num_attention_heads ", D.Hq, " is not a multiple of num_key_value_heads ",
             D.Hkv);
+  blocks_ = LayerBlocks::from(cfg, d);
   // The family's tensor table is the one list of weights: allocate each, then map roles to buffers.
   layer_.resize(static_cast<size_t>(D.L));
   auto linear = [&](const TensorSpec& t, int64_t off) {
@@ -43,6 +40,8 @@ Decoder::Decoder(const io::ModelConfig& cfg, backend::Backend& be, Precision p, 
       case TensorRole::LmHead: head_ = linear(t, off); break;
       case TensorRole::InputNorm: lw->in_norm = off; break;
       case TensorRole::PostNorm: lw->post_norm = off; break;
+      case TensorRole::AttnOutNorm: lw->attn_out_norm = off; break;
+      case TensorRole::MlpOutNorm: lw->mlp_out_norm = off; break;
       case TensorRole::QNorm: lw->q_norm = off; break;
       case TensorRole::KNorm: lw->k_norm = off; break;
       case TensorRole::QProj: lw->q = linear(t, off); break;
@@ -279,8 +278,15 @@ Workspace Decoder::make_workspace(int64_t n, bool training, int64_t chunk) {
       a.rstd_q = DeviceBuffer<float>(be_, n * D.Hq);
       a.rstd_k = DeviceBuffer<float>(be_, n * D.Hkv);
     }
+    if (cfg_.sandwich_norms) {
+      a.attn_proj = DeviceBuffer<float>(be_, n * D.H);
+      a.rstd_ao = DeviceBuffer<float>(be_, n);
+      a.mlp_proj = DeviceBuffer<float>(be_, n * D.H);
+      a.rstd_mo = DeviceBuffer<float>(be_, n);
+    }
     ws.layers.push_back(std::move(a));
   }
+  if (cfg_.sandwich_norms) ws.normed = DeviceBuffer<float>(be_, n * D.H);
   ws.rstdf = DeviceBuffer<float>(be_, n);
   ws.xnf = DeviceBuffer<float>(be_, n * D.H);
   ws.h = DeviceBuffer<float>(be_, n * D.I);
@@ -362,77 +368,38 @@ void Decoder::upload_batch(Workspace& ws, const Batch& b) {
   be_.upload(ws.doc.get(), b.doc_ids.data(), bytes);
 }
 
-void Decoder::embed(Workspace& ws, float* x) { be_.embedding_forward(x, value(embed_), ws.ids.get(), ws.n, dims_.H); }
-
-void Decoder::layer_forward(int64_t l, const float* x, float* out, LayerActs& a, Workspace& ws, int64_t n,
-                            const AttnShape& s, float* k_dst, float* v_dst, const float* k_all, const float* v_all,
-                            const int32_t* pos, const int32_t* doc, const std::function<void()>& before_attention,
-                            const std::function<void()>& attend) {
-  const Dims& D = dims_;
-  const LayerWeights& w = layer_[l];
-  const float eps = static_cast<float>(cfg_.rms_norm_eps);
-  lora_training_ = ws.training;  // LoRA dropout only in training passes
-  if (lora_) lora_->reserve(n);
-  be_.rmsnorm_forward(ws.xn.get(), a.rstd1.get(), x, value(w.in_norm), n, D.H, eps);
-  const Operand xn1 = operand(ws.xn.get(), n * D.H, ws, 0);
-  // With q/k norms the projections land in q_raw/k_raw and the per-head RMSNorm (over head_dim, rows = n*heads)
-  // writes the normalised heads where RoPE and attention expect them.
-  float* q_proj = cfg_.qk_norm ? a.q_raw.get() : a.q.get();
-  float* k_proj = cfg_.qk_norm ? a.k_raw.get() : k_dst;
-  linear_forward(w.q, xn1, n, q_proj, false);
-  linear_forward(w.k, xn1, n, k_proj, false);
-  linear_forward(w.v, xn1, n, v_dst, false);
-  if (cfg_.qk_norm) {
-    be_.rmsnorm_forward(a.q.get(), a.rstd_q.get(), q_proj, value(w.q_norm), n * D.Hq, D.d, eps);
-    be_.rmsnorm_forward(k_dst, a.rstd_k.get(), k_proj, value(w.k_norm), n * D.Hkv, D.d, eps);
-  }
-  be_.rope(a.q.get(), pos, inv_freq_.get(), n, D.Hq, D.d, false);
-  be_.rope(k_dst, pos, inv_freq_.get(), n, D.Hkv, D.d, false);
-  if (before_attention) before_attention();
-  if (attend) attend();
-  else be_.attention_forward(a.att.get(), a.lse.get(), a.q.get(), k_all, v_all, doc, s);
-  be_.copy(a.mid.get(), x, static_cast<size_t>(n * D.H) * sizeof(float));
-  linear_forward(w.o, operand(a.att.get(), n * D.QD, ws, 0), n, a.mid.get(), true);
-  be_.rmsnorm_forward(ws.xn.get(), a.rstd2.get(), a.mid.get(), value(w.post_norm), n, D.H, eps);
-  const Operand xn2 = operand(ws.xn.get(), n * D.H, ws, 0);
-  linear_forward(w.gate, xn2, n, a.gate.get(), false);
-  linear_forward(w.up, xn2, n, a.up.get(), false);
-  if (!out) return;  // checkpointed backward: h and the layer output are not needed (the backward recomputes h)
-  be_.swiglu_forward(ws.h.get(), a.gate.get(), a.up.get(), n * D.I);
-  if (out != a.mid.get()) be_.copy(out, a.mid.get(), static_cast<size_t>(n * D.H) * sizeof(float));
-  linear_forward(w.down, operand(ws.h.get(), n * D.I, ws, 0), n, out, true);
-}
-
-const float* Decoder::recompute_norm(Workspace& ws, const float* x, int64_t norm_weight, int64_t n) {
-  // Same kernel and input as the forward, so the same bits; 1/rms goes to scratch (the saved one stays untouched).
-  be_.rmsnorm_forward(ws.xn.get(), ws.rstd.get(), x, value(norm_weight), n, dims_.H,
-                      static_cast<float>(cfg_.rms_norm_eps));
-  return ws.xn.get();
+void Decoder::embed(Workspace& ws, float* x) {
+  be_.embedding_forward(x, value(embed_), ws.ids.get(), ws.n, dims_.H);
+  if (blocks_.embed_scale != 0) be_.scale(x, blocks_.embed_scale, ws.n * dims_.H);  // Gemma: embeddings * sqrt(H)
 }
 
 void Decoder::final_norm(Workspace& ws, const float* x, int64_t n) {
-  be_.rmsnorm_forward(ws.xnf.get(), ws.rstdf.get(), x, value(final_norm_), n, dims_.H,
-                      static_cast<float>(cfg_.rms_norm_eps));
+  norm_forward(final_norm_, ws.xnf.get(), ws.rstdf.get(), x, n, dims_.H);
 }
 
 void Decoder::head_logits(Workspace& ws, const float* x, int64_t rows) {
   linear_forward(head_, operand(x, rows * dims_.H, ws, 0), rows, ws.logits.get(), false);
+  if (blocks_.final_softcap != 0) be_.logit_softcap(ws.logits.get(), rows * dims_.V, blocks_.final_softcap);
+}
+
+AttentionPlan Decoder::batch_plan(Workspace& ws, LayerActs& a, int64_t B, int64_t T) const {
+  AttentionPlan p;
+  p.shape.B = B, p.shape.T = T;
+  p.k_new = a.k.get(), p.v_new = a.v.get();
+  p.k = a.k.get(), p.v = a.v.get();
+  p.pos = ws.pos.get(), p.doc = ws.doc.get();
+  return p;
 }
 
 void Decoder::forward_all(Workspace& ws, const Batch& b) {
-  const Dims& D = dims_;
-  const int64_t n = ws.n;
-  AttnShape s;
-  s.B = b.B, s.T = b.T, s.n_heads = D.Hq, s.n_kv_heads = D.Hkv, s.head_dim = D.d;
-  s.scale = static_cast<float>(1.0 / std::sqrt(static_cast<double>(D.d)));
   embed(ws, ws.resid[0].get());
-  for (int64_t l = 0; l < D.L; ++l) {
+  for (int64_t l = 0; l < dims_.L; ++l) {
     LayerActs& a = ws.acts(l);
     const float* x = ws.resid[ws.training ? l : 0].get();
     float* out = ws.resid[ws.training ? l + 1 : 0].get();
-    layer_forward(l, x, out, a, ws, n, s, a.k.get(), a.v.get(), a.k.get(), a.v.get(), ws.pos.get(), ws.doc.get());
+    layer_forward(l, x, out, a, ws, batch_plan(ws, a, b.B, b.T));
   }
-  final_norm(ws, ws.resid.back().get(), n);
+  final_norm(ws, ws.resid.back().get(), ws.n);
 }
 
 LossSum Decoder::head_loss(Workspace& ws, const std::vector<int32_t>& targets, bool backward, float loss_scale,
@@ -453,9 +420,9 @@ LossSum Decoder::head_loss(Workspace& ws, const std::vector<int32_t>& targets, b
     be_.upload(ws.rows.get(), rows.data() + r0, c * sizeof(int32_t));
     be_.upload(ws.targets.get(), tg.data(), c * sizeof(int32_t));
     be_.embedding_forward(ws.xc.get(), ws.xnf.get(), ws.rows.get(), c, D.H);  // gather the rows
-    head_logits(ws, ws.xc.get(), c);
+    linear_forward(head_, operand(ws.xc.get(), c * D.H, ws, 0), c, ws.logits.get(), false);  // raw: CE caps them
     be_.softmax_cross_entropy(ws.logits.get(), ws.loss.get(), row_greedy ? ws.greedy.get() : nullptr,
-                              ws.targets.get(), c, D.V, backward ? loss_scale : 0.0f);
+                              ws.targets.get(), c, D.V, backward ? loss_scale : 0.0f, blocks_.final_softcap);
     if (backward) {  // ws.logits now holds loss_scale * dloss/dlogits
       const Operand dl = operand(ws.logits.get(), c * D.V, ws, 1);
       linear_backward(head_, dl, operand(ws.xc.get(), c * D.H, ws, 0), c, ws.dxc.get(), false);
@@ -476,62 +443,17 @@ LossSum Decoder::head_loss(Workspace& ws, const std::vector<int32_t>& targets, b
 void Decoder::backward_all(Workspace& ws, const Batch& b) {
   const Dims& D = dims_;
   const int64_t n = ws.n;
-  AttnShape s;
-  s.B = b.B, s.T = b.T, s.n_heads = D.Hq, s.n_kv_heads = D.Hkv, s.head_dim = D.d;
-  s.scale = static_cast<float>(1.0 / std::sqrt(static_cast<double>(D.d)));
   float* dR = ws.dR.get();  // gradient of the residual stream, walked from the top down
-  be_.zero(dR, static_cast<size_t>(n * D.H) * sizeof(float));
-  be_.rmsnorm_backward(dR, norm_grad(final_norm_), ws.dxn.get(), ws.resid[D.L].get(), value(final_norm_), ws.rstdf.get(),
-                       n, D.H);
+  be_.zero(dR, static_cast<size_t>(n * D.H) * sizeof(float));  // the batch's rows (capacity may hold more)
+  norm_backward(final_norm_, dR, ws.dxn.get(), ws.resid[D.L].get(), ws.rstdf.get(), n, D.H);
   for (int64_t l = D.L - 1; l >= 0; --l) {
-    const LayerWeights& w = layer_[l];
     LayerActs& a = ws.acts(l);
-    if (ws.checkpointed)  // refill the shared activations with this layer's forward (same kernels, same bits)
-      layer_forward(l, ws.resid[l].get(), nullptr, a, ws, n, s, a.k.get(), a.v.get(), a.k.get(), a.v.get(),
-                    ws.pos.get(), ws.doc.get());
-    // --- MLP: out = mid + swiglu(gate, up) @ Wd^T ---
-    be_.swiglu_forward(ws.h.get(), a.gate.get(), a.up.get(), n * D.I);  // recomputed, not saved
-    // dh overwrites h (free after dWd): the seam computes dW before dx
-    linear_backward(w.down, operand(dR, n * D.H, ws, 1), operand(ws.h.get(), n * D.I, ws, 0), n, ws.h.get(), false);
-    // In place: dgate over gate, dup over up (this layer's gate/up are not read again).
-    float* dgate = a.gate.get();
-    float* dup = a.up.get();
-    be_.swiglu_backward(dgate, dup, ws.h.get(), a.gate.get(), a.up.get(), n * D.I);
-    // Checkpointed: the forward re-run above left this layer's xn2 in ws.xn (nothing since wrote it), so it is not
-    // normalised a second time.
-    const float* xn2_f32 = ws.checkpointed ? ws.xn.get() : recompute_norm(ws, a.mid.get(), w.post_norm, n);
-    const Operand xn2 = operand(xn2_f32, n * D.H, ws, 0);
-    linear_backward(w.gate, operand(dgate, n * D.I, ws, 1), xn2, n, ws.dxn.get(), false);
-    linear_backward(w.up, operand(dup, n * D.I, ws, 1), xn2, n, ws.dxn.get(), true);
-    be_.rmsnorm_backward(dR, norm_grad(w.post_norm), ws.dxn.get(), a.mid.get(), value(w.post_norm), a.rstd2.get(), n,
-                         D.H);  // dR is now d loss / d mid
-    // --- attention: mid = x + att @ Wo^T ---
-    linear_backward(w.o, operand(dR, n * D.H, ws, 1), operand(a.att.get(), n * D.QD, ws, 0), n, ws.datt.get(),
-                    false);
-    be_.attention_backward(ws.dq.get(), ws.dk.get(), ws.dv.get(), ws.datt.get(), a.q.get(), a.k.get(), a.v.get(),
-                           a.att.get(), a.lse.get(), ws.doc.get(), s);
-    be_.rope(ws.dq.get(), ws.pos.get(), inv_freq_.get(), n, D.Hq, D.d, true);
-    be_.rope(ws.dk.get(), ws.pos.get(), inv_freq_.get(), n, D.Hkv, D.d, true);
-    float* dq = ws.dq.get();
-    float* dk = ws.dk.get();
-    if (cfg_.qk_norm) {  // through the per-head norms: gradients of the projections before them
-      be_.zero(ws.dq_raw.get(), static_cast<size_t>(n * D.QD) * sizeof(float));
-      be_.zero(ws.dk_raw.get(), static_cast<size_t>(n * D.KD) * sizeof(float));
-      be_.rmsnorm_backward(ws.dq_raw.get(), norm_grad(w.q_norm), dq, a.q_raw.get(), value(w.q_norm), a.rstd_q.get(),
-                           n * D.Hq, D.d);
-      be_.rmsnorm_backward(ws.dk_raw.get(), norm_grad(w.k_norm), dk, a.k_raw.get(), value(w.k_norm), a.rstd_k.get(),
-                           n * D.Hkv, D.d);
-      dq = ws.dq_raw.get();
-      dk = ws.dk_raw.get();
-    }
-    const Operand xn1 = operand(recompute_norm(ws, ws.resid[l].get(), w.in_norm, n), n * D.H, ws, 0);
-    linear_backward(w.q, operand(dq, n * D.QD, ws, 1), xn1, n, ws.dxn.get(), false);
-    linear_backward(w.k, operand(dk, n * D.KD, ws, 1), xn1, n, ws.dxn.get(), true);
-    linear_backward(w.v, operand(ws.dv.get(), n * D.KD, ws, 1), xn1, n, ws.dxn.get(), true);
-    be_.rmsnorm_backward(dR, norm_grad(w.in_norm), ws.dxn.get(), ws.resid[l].get(), value(w.in_norm), a.rstd1.get(), n,
-                         D.H);  // dR is now d loss / d resid[l]
+    layer_backward(l, ws.resid[l].get(), a, ws, batch_plan(ws, a, b.B, b.T));
   }
-  if (float* ge = grad(embed_)) be_.embedding_backward(ge, dR, ws.ids.get(), n, D.H);
+  if (float* ge = grad(embed_)) {
+    if (blocks_.embed_scale != 0) be_.scale(dR, blocks_.embed_scale, n * D.H);  // through the embedding scaling
+    be_.embedding_backward(ge, dR, ws.ids.get(), n, D.H);
+  }
 }
 
 // Targets after the label shift: row position t predicts labels[t+1] of the same row.

@@ -1,6 +1,14 @@
 // The one implementation of model::Model: the Llama-style decoder every family (model/family.h) describes, with
 // explicit forward and backward passes written against backend::Backend (never a concrete device). Internal to
 // model/; users see only model.h.
+//
+// A layer is two blocks, each a named forward/backward pair (decoder_layer.cpp, llm.c style: the backward walks the
+// forward's steps in reverse, one function beside the other):
+//   attention block   mid = x + [out norm] (attention(rope(norm(x) Wq, Wk), norm(x) Wv) Wo)
+//   MLP block         out = mid + [out norm] (glu(norm(mid) Wg, norm(mid) Wu) Wd)
+// What differs between families inside a layer is a field of LayerBlocks (the GLU activation, the norms' gain
+// offset, q/k norms, the sandwich out norms, the attention scale, soft-cap and window), chosen once from the
+// family's features; the blocks read it at one place each.
 #pragma once
 #include <functional>
 #include <memory>
@@ -30,10 +38,46 @@ struct Linear {
   int lora = -1;  // LoRA target index (model/lora.h), -1 = not adapted
 };
 
-// One layer's tensors: the linears plus the norm weights (offsets; -1 = absent for this family).
+// One layer's tensors: the linears plus the norm weights (offsets; -1 = absent for this family). post_norm is the MLP
+// block's input norm; attn_out_norm / mlp_out_norm the blocks' output norms (Gemma 2's sandwich norms).
 struct LayerWeights {
-  int64_t in_norm = -1, post_norm = -1, q_norm = -1, k_norm = -1;
+  int64_t in_norm = -1, post_norm = -1, q_norm = -1, k_norm = -1, attn_out_norm = -1, mlp_out_norm = -1;
   Linear q, k, v, o, gate, up, down;
+};
+
+// The block choices of the decoder, from the family's features (io::ModelConfig). Each field is read by one
+// forward/backward pair (decoder_layer.cpp) or the embedding / head.
+struct LayerBlocks {
+  enum class Glu : uint8_t { SwiGLU, GeGLU };  // MLP activation: silu (Llama, Qwen) or tanh GELU (Gemma)
+  Glu glu = Glu::SwiGLU;
+  float norm_offset = 0;       // every RMSNorm's gain is w + norm_offset (Gemma: 1)
+  bool qk_norm = false;        // per-head RMSNorm of q and k before RoPE (Qwen3)
+  float attn_scale = 0;        // head_dim^-0.5, or query_pre_attn_scalar^-0.5 (Gemma 2)
+  float attn_softcap = 0;      // attention scores soft-capped (Gemma 2); 0 = none
+  std::vector<int64_t> window;  // per layer: sliding-window size, 0 = full attention
+  float embed_scale = 0;       // embeddings multiplied by it (Gemma: fp32(sqrt(hidden))); 0 = not scaled
+  float final_softcap = 0;     // logits soft-capped (Gemma 2); 0 = none
+  static LayerBlocks from(const io::ModelConfig& cfg, int64_t head_dim);
+};
+
+// How one layer's attention gets its keys: the caller's part of layer_forward. A training batch attends within
+// itself (k_new = k = the layer's own K); a KV session writes the new rows into its cache and attends over all of it;
+// branch scoring lays the keys out per row first (before_attention) or runs its own attention calls (attend).
+struct AttentionPlan {
+  // B, T, Tq and shared_keys of the call; the decoder fills in the heads, head_dim and the layer's scale, soft-cap
+  // and window (Decoder::layer_attention).
+  backend::AttnShape shape;
+  float* k_new = nullptr;  // where the n rotated K / V rows of this call go
+  float* v_new = nullptr;
+  const float* k = nullptr;  // the keys / values attention reads
+  const float* v = nullptr;
+  const int32_t* pos = nullptr;  // [n] position ids of the query rows
+  const int32_t* doc = nullptr;  // [B*T] doc ids of the keys
+  // Optional: runs after the new K/V rows are written and rotated, before attention reads k/v.
+  std::function<void()> before_attention;
+  // Optional: replaces the single attention call; must fill a.att / a.lse for all n rows from a.q. Gets the layer's
+  // filled-in shape (its scale, soft-cap and window apply to every call it makes).
+  std::function<void(const backend::AttnShape& layer)> attend;
 };
 
 // An fp32 activation and its gemm operand (the same values in the compute dtype: bf16, bf16-rounded fp32 or the
@@ -48,10 +92,12 @@ struct Operand {
 // the saved residual; inference reuses a single one for all layers. The normalised inputs of the projections are not
 // saved: the backward recomputes them from the saved residual (resid / mid) and 1/rms (Workspace::xn), which costs
 // one elementwise pass and saves 2 x hidden floats per token per layer. q_raw/k_raw/rstd_q/rstd_k exist only with
-// q/k norms (Qwen3): the projections before the per-head RMSNorm and its saved 1/rms.
+// q/k norms (Qwen3): the projections before the per-head RMSNorm and its saved 1/rms. attn_proj/mlp_proj and their
+// 1/rms exist only with sandwich norms (Gemma 2): the projections' outputs the out norms read in the backward.
 struct LayerActs {
   DeviceBuffer<float> rstd1, q, k, v, att, lse, mid, rstd2, gate, up;
   DeviceBuffer<float> q_raw, k_raw, rstd_q, rstd_k;
+  DeviceBuffer<float> attn_proj, rstd_ao, mlp_proj, rstd_mo;
 };
 
 // Everything one forward (+ backward) over n = B*T token rows needs on the device.
@@ -67,6 +113,7 @@ struct Workspace {
   DeviceBuffer<float> rstdf, xnf;          // final norm
   DeviceBuffer<float> h;                   // swiglu output (recomputed in the backward instead of saved)
   DeviceBuffer<float> xn, rstd;            // a norm's output, the projections' input (recomputed in the backward)
+  DeviceBuffer<float> normed;              // an out norm's output before the residual add (sandwich norms only)
   // backward scratch (training only)
   DeviceBuffer<float> dR, dxn, dq, dk, dv, datt;  // dgate/dup: in place over the layer's gate/up
   DeviceBuffer<float> dq_raw, dk_raw;  // q/k norm families only: gradients before the per-head norm
@@ -125,21 +172,19 @@ class Decoder final : public Model {
   Workspace make_workspace(int64_t n, bool training, int64_t head_chunk_rows);
   // Embedding of ids already in ws.ids into x.
   void embed(Workspace& ws, float* x);
-  // One decoder layer: out = layer(x) for n query rows. out == nullptr stops after the gate/up projections (the
-  // backward's recompute under gradient checkpointing: everything the layer's backward reads is then in `a`, and
-  // ws.xn holds the post-attention norm's output). New K/V rows are written to k_dst/v_dst, attention reads keys
-  // from k_all/v_all per `s` (s.Tq = n). out may equal x. before_attention (optional) runs after the new K/V rows
-  // are written and rotated, before attention reads k_all/v_all (branch scoring scatters them into per-row layouts).
-  // attend (optional) replaces the single attention call: it must fill a.att / a.lse for all n rows from a.q (group
-  // scoring runs two attention calls of different geometry over one batch of rows).
-  void layer_forward(int64_t l, const float* x, float* out, LayerActs& a, Workspace& ws, int64_t n,
-                     const backend::AttnShape& s, float* k_dst, float* v_dst, const float* k_all, const float* v_all,
-                     const int32_t* pos, const int32_t* doc, const std::function<void()>& before_attention = {},
-                     const std::function<void()>& attend = {});
+  // One decoder layer over the ws.n query rows: out = layer(x) (out may equal x), attention per `plan`.
+  // out == nullptr is the backward's recompute under gradient checkpointing: it stops once everything the layer's
+  // backward reads is in `a` (and ws.xn holds the MLP block's normalised input).
+  void layer_forward(int64_t l, const float* x, float* out, LayerActs& a, Workspace& ws, const AttentionPlan& plan);
+  // Its mirror: ws.dR holds d loss / d layer output on entry and d loss / d x on return; parameter gradients (+=).
+  // x is the layer's input (the saved residual stream), plan as the forward's (re-run first when checkpointed).
+  void layer_backward(int64_t l, const float* x, LayerActs& a, Workspace& ws, const AttentionPlan& plan);
+  // The attention geometry of layer l for a call of this shape (heads, head_dim, scale, soft-cap, window).
+  backend::AttnShape layer_attention(int64_t l, backend::AttnShape call) const;
+  bool has_sliding_window() const;  // some layer attends through a window (Gemma 2)
   void final_norm(Workspace& ws, const float* x, int64_t n);
-  // The normalised input of a projection, recomputed in the backward from the saved residual x (into ws.xn).
-  const float* recompute_norm(Workspace& ws, const float* x, int64_t norm_weight, int64_t n);
-  // Logits [rows, V] of rows of xnf starting at row r0, into ws.logits (rows <= chunk capacity).
+  // Logits [rows, V] of the rows at x (final-normalised), soft-capped when the family caps them, into ws.logits
+  // (rows <= chunk capacity).
   void head_logits(Workspace& ws, const float* x, int64_t rows);
   int64_t head_chunk_rows() const;
   int64_t buffer_floats() const { return total_; }  // floats of the flat parameter (and gradient) buffer
@@ -170,6 +215,33 @@ class Decoder final : public Model {
   LossSum head_loss(Workspace& ws, const std::vector<int32_t>& targets, bool backward, float loss_scale,
                     std::vector<float>* row_loss, std::vector<uint8_t>* row_greedy);
   void backward_all(Workspace& ws, const Batch& b);
+  // The plan of a training / scoring batch of B rows of T (keys are the batch's own).
+  AttentionPlan batch_plan(Workspace& ws, LayerActs& a, int64_t B, int64_t T) const;
+
+  // ---- the layer's blocks, named forward/backward pairs (decoder_layer.cpp) ----
+  // RMSNorm with the family's gain offset: y = (w + offset) * x / rms(x) over rows of `width`; backward dx (+=).
+  void norm_forward(int64_t w, float* y, float* rstd, const float* x, int64_t rows, int64_t width);
+  void norm_backward(int64_t w, float* dx, const float* dy, const float* x, const float* rstd, int64_t rows,
+                     int64_t width);
+  // The normalised input of a projection, recomputed in the backward from the saved residual x (into ws.xn).
+  const float* recompute_norm(Workspace& ws, const float* x, int64_t norm_weight);
+  // mid = x + [out norm](attention(...) Wo^T) into a.mid.
+  void attention_block_forward(int64_t l, const float* x, LayerActs& a, Workspace& ws, const AttentionPlan& plan);
+  // ws.dR: d/d mid on entry, d/d x on return.
+  void attention_block_backward(int64_t l, const float* x, LayerActs& a, Workspace& ws, const backend::AttnShape& s);
+  // out = mid + [out norm](glu(gate, up) Wd^T); out == nullptr: the checkpoint recompute (see layer_forward).
+  void mlp_block_forward(int64_t l, LayerActs& a, Workspace& ws, float* out);
+  // ws.dR: d/d out on entry, d/d mid on return.
+  void mlp_block_backward(int64_t l, LayerActs& a, Workspace& ws);
+  // A block's output: out = resid + y, y = the projection L(in), normalised first when out_norm >= 0 (then the
+  // projection goes to proj and its 1/rms to rstd, for the backward). write_out = false stops before the sum.
+  void residual_forward(const Linear& L, Operand in, const float* resid, float* out, int64_t out_norm, float* proj,
+                        float* rstd, Workspace& ws, bool write_out);
+  // Its backward: d loss / d projection output (ws.dR itself without an out norm, else computed into ws.dxn).
+  const float* residual_backward(int64_t out_norm, const float* proj, const float* rstd, Workspace& ws);
+  // The MLP's gated activation h = act(gate) * up and its backward (in place over gate/up), per LayerBlocks::glu.
+  void glu_forward(float* h, const float* gate, const float* up, int64_t n);
+  void glu_backward(float* dgate, float* dup, const float* dh, const float* gate, const float* up, int64_t n);
 
   // gemm operand helpers: activation/gradient in the compute dtype (bf16 copy into a slot in BF16 mode)
   Operand operand(const float* x, int64_t n, Workspace& ws, int slot);
@@ -192,6 +264,7 @@ class Decoder final : public Model {
   Precision precision_;
   backend::DType dt_;
   Dims dims_{};
+  LayerBlocks blocks_;
   std::vector<TensorSlot> tensors_;
   int64_t total_ = 0;
   int64_t embed_ = -1, final_norm_ = -1;

@@ -4,11 +4,14 @@
 
 #include <nlohmann/json.hpp>
 
+#include "io/gguf.h"
 #include "io/json_reader.h"
+#include "model/gguf_mapping.h"
 #include "model/weight_check.h"
 #include "util/checked_math.h"
 #include "util/error.h"
 #include "util/file_util.h"
+#include "util/input_file.h"
 
 namespace sft::model {
 
@@ -16,9 +19,11 @@ namespace sft::model {
 const FamilySpec& llama_family();
 const FamilySpec& qwen2_family();
 const FamilySpec& qwen3_family();
+const FamilySpec& gemma2_family();
 
 const std::vector<const FamilySpec*>& families() {
-  static const std::vector<const FamilySpec*> all = {&llama_family(), &qwen2_family(), &qwen3_family()};
+  static const std::vector<const FamilySpec*> all = {&llama_family(), &qwen2_family(), &qwen3_family(),
+                                                     &gemma2_family()};
   return all;
 }
 
@@ -98,9 +103,10 @@ io::ModelConfig parse_config(const std::string& text, const std::string& where) 
   c.rms_norm_eps = rd.get_double("rms_norm_eps", 1e-6);
   SFT_CHECK(c.rms_norm_eps > 0, where, ": rms_norm_eps must be positive");
   c.tie_word_embeddings = rd.get_bool("tie_word_embeddings", false);
-  std::string act = rd.get_string("hidden_act", "silu");
-  SFT_CHECK(act == "silu", where, ": hidden_act \"", act, "\" is not supported (expected silu)");
-  fam.read_features(rd, c);
+  c.hidden_act = rd.get_string("hidden_act", "silu");
+  fam.read_features(rd, c);  // may replace hidden_act (Gemma 2 reads hidden_activation)
+  SFT_CHECK(c.hidden_act == "silu" || c.hidden_act == "gelu_pytorch_tanh", where, ": MLP activation \"",
+            c.hidden_act, "\" is not supported (expected silu or gelu_pytorch_tanh)");
 
   // RoPE: rope_theta at top level (4.x) or inside rope_parameters (5.x); scaling in rope_scaling or rope_parameters.
   c.rope_theta = rd.get_double("rope_theta", 10000.0);
@@ -133,9 +139,13 @@ io::ModelConfig parse_config(const std::string& text, const std::string& where) 
 }
 
 io::ModelConfig load_config(const std::filesystem::path& p) {
+  // A GGUF file states its config in its metadata; "<file.gguf>/config.json" (what callers given a model path
+  // build) names the same.
+  if (io::is_gguf_file(p)) return gguf_config(io::GgufFile(p));
+  if (p.filename() == "config.json" && io::is_gguf_file(p.parent_path())) return gguf_config(io::GgufFile(p.parent_path()));
   std::filesystem::path file = std::filesystem::is_directory(p) ? p / "config.json" : p;
   SFT_CHECK(std::filesystem::exists(file), file.string(), ": config.json not found");
-  return parse_config(read_file(file), file.string());
+  return parse_config(read_input_file(file, input::json_file), file.string());
 }
 
 std::string config_to_json(const io::ModelConfig& c) {
@@ -159,7 +169,7 @@ std::string config_to_json(const io::ModelConfig& c) {
   j["max_position_embeddings"] = c.max_position_embeddings;
   j["rms_norm_eps"] = c.rms_norm_eps;
   j["tie_word_embeddings"] = c.tie_word_embeddings;
-  j["hidden_act"] = "silu";
+  j["hidden_act"] = c.hidden_act;
   fam.write_features(j, c);
   if (!j.contains("use_cache")) j["use_cache"] = true;
   if (!j.contains("initializer_range")) j["initializer_range"] = 0.02;
@@ -224,10 +234,16 @@ std::vector<TensorSpec> tensor_table(const io::ModelConfig& c) {
       add("self_attn.q_norm.weight", {d}, false, R::QNorm);
       add("self_attn.k_norm.weight", {d}, false, R::KNorm);
     }
-    add("post_attention_layernorm.weight", {H}, false, R::PostNorm);
+    if (c.sandwich_norms) {  // Gemma 2: the attention output's norm has Llama's MLP-norm name
+      add("post_attention_layernorm.weight", {H}, false, R::AttnOutNorm);
+      add("pre_feedforward_layernorm.weight", {H}, false, R::PostNorm);
+    } else {
+      add("post_attention_layernorm.weight", {H}, false, R::PostNorm);
+    }
     add("mlp.gate_proj.weight", {I, H}, true, R::GateProj);
     add("mlp.up_proj.weight", {I, H}, true, R::UpProj);
     add("mlp.down_proj.weight", {H, I}, true, R::DownProj);
+    if (c.sandwich_norms) add("post_feedforward_layernorm.weight", {H}, false, R::MlpOutNorm);
   }
   w.push_back({"model.norm.weight", {H}, false, R::FinalNorm, -1});
   if (!c.tie_word_embeddings) w.push_back({"lm_head.weight", {c.vocab_size, H}, true, R::LmHead, -1});

@@ -1,6 +1,8 @@
-// Model families: everything that differs between Llama, Qwen2, Qwen3, ... is stated in ONE place per family,
+// Model families: everything that differs between Llama, Qwen2, Qwen3, Gemma 2, ... is stated in ONE place per family,
 // src/model/families/<family>.cpp, as a FamilySpec: the config.json keys and their defaults (transformers'
-// <Family>Config), the architecture features (q/k/v bias, o_proj bias, q/k norms) and which keys are written back.
+// <Family>Config), the architecture features (q/k/v bias, o_proj bias, q/k norms, the MLP activation, (1 + w)
+// norms, sandwich norms, soft-caps, sliding windows, embedding scaling) and which keys are written back. The decoder
+// turns the features into its block choices (model/decoder.h LayerBlocks).
 // From the parsed config, tensor_table() derives the one list of weights (HF name, shape, weight decay, role) that
 // the decoder allocates, HF load/save read and write, the parameter count sums and `sft info` checks on disk.
 //
@@ -25,9 +27,12 @@ struct JsonReader;
 namespace sft::model {
 
 // What a tensor is for, independent of its HF name (the decoder maps roles to buffers; LoRA targets roles).
+// PostNorm is the MLP's input norm (Llama's post_attention_layernorm, Gemma 2's pre_feedforward_layernorm);
+// AttnOutNorm / MlpOutNorm normalise the attention / MLP output before the residual add (Gemma 2's sandwich norms:
+// post_attention_layernorm, post_feedforward_layernorm). New roles go last: LoRA's dropout seed hashes the role.
 enum class TensorRole : uint8_t {
   Embedding, InputNorm, QProj, QBias, KProj, KBias, VProj, VBias, QNorm, KNorm, OProj, OBias, PostNorm,
-  GateProj, UpProj, DownProj, FinalNorm, LmHead
+  GateProj, UpProj, DownProj, FinalNorm, LmHead, AttnOutNorm, MlpOutNorm
 };
 
 struct TensorSpec {
@@ -51,8 +56,8 @@ struct FamilySpec {
   std::string model_type;    // config.json "model_type"
   std::string architecture;  // architectures[0] transformers expects, e.g. "Qwen3ForCausalLM"
   ConfigDefaults defaults;
-  // Reads the family's own keys into the feature flags of cfg (attention_bias, o_proj_bias, qk_norm) and rejects
-  // options the decoder does not implement (sliding windows, mlp bias, ...). Shared keys are already parsed.
+  // Reads the family's own keys into the feature fields of cfg (attention_bias, o_proj_bias, qk_norm, hidden_act, ...)
+  // and rejects options the decoder does not implement (mlp bias, ...). Shared keys are already parsed.
   std::function<void(const io::JsonReader&, io::ModelConfig&)> read_features;
   // Writes the family's own keys into config.json (only keys its transformers config class has).
   std::function<void(nlohmann::json&, const io::ModelConfig&)> write_features;

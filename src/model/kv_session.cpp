@@ -32,6 +32,9 @@ class Session final : public Model::KVSession {
   std::vector<std::vector<float>> append_branches(const std::vector<std::vector<int32_t>>& branches,
                                                   const std::vector<std::vector<int64_t>>& out_rows) override;
   std::vector<std::vector<std::vector<float>>> append_groups(const std::vector<Group>& groups) override;
+  std::vector<std::vector<float>> start_branches(const std::vector<std::vector<int32_t>>& prompts,
+                                                 int64_t capacity) override;
+  std::vector<std::vector<float>> step_branches(const std::vector<int32_t>& tokens) override;
 
   std::vector<float> append(const std::vector<int32_t>& tokens, bool all_positions) override {
     const auto& D = m_.dims();
@@ -47,16 +50,15 @@ class Session final : public Model::KVSession {
     std::iota(pos.begin(), pos.end(), static_cast<int32_t>(len_));
     be.upload(ws.ids.get(), tokens.data(), n * sizeof(int32_t));
     be.upload(ws.pos.get(), pos.data(), n * sizeof(int32_t));
-    backend::AttnShape s;
-    s.B = 1, s.T = len_ + n, s.Tq = n, s.n_heads = D.Hq, s.n_kv_heads = D.Hkv, s.head_dim = D.d;
-    s.scale = static_cast<float>(1.0 / std::sqrt(static_cast<double>(D.d)));
+    AttentionPlan plan;  // the new rows go into the cache behind the cached ones; attention reads all of it
+    plan.shape.B = 1, plan.shape.T = len_ + n, plan.shape.Tq = n;
+    plan.pos = ws.pos.get(), plan.doc = doc_.get();
     float* x = ws.resid[0].get();
     m_.embed(ws, x);
     for (int64_t l = 0; l < D.L; ++l) {
-      float* kc = k_[l].get();
-      float* vc = v_[l].get();
-      m_.layer_forward(l, x, x, ws.layers[0], ws, n, s, kc + len_ * D.KD, vc + len_ * D.KD, kc, vc, ws.pos.get(),
-                       doc_.get());
+      plan.k = k_[l].get(), plan.v = v_[l].get();
+      plan.k_new = k_[l].get() + len_ * D.KD, plan.v_new = v_[l].get() + len_ * D.KD;
+      m_.layer_forward(l, x, x, ws.layers[0], ws, plan);
     }
     m_.final_norm(ws, x, n);
     len_ += n;
@@ -90,6 +92,21 @@ class Session final : public Model::KVSession {
   std::unique_ptr<Workspace> bws_;
   DeviceBuffer<float> bk_, bv_, gk_, gv_;
   DeviceBuffer<int32_t> bdoc_, gdoc_;
+
+  // Persistent branches (start_branches / step_branches): per layer, nb rows of T = P + capacity + 1 keys laid out
+  // [cache prefix P (row 0 only where the backend shares keys) | the branch's tokens | unused (doc -1) | one query
+  // slot]. A step's token goes into the last slot (the attention kernel's queries are a row's last positions) and
+  // into its place after the branch's tokens, which turns visible (doc 0) from the next step on.
+  struct Branches {
+    int64_t nb = 0, P = 0, cap = 0, T = 0;
+    std::vector<DeviceBuffer<float>> k, v;  // per layer [nb * T * KD]
+    std::vector<int64_t> len;               // tokens per branch
+    std::vector<int32_t> doc;               // host copy of the key doc ids [nb * T]
+    DeviceBuffer<int32_t> doc_dev;
+  } br_;
+  bool sliding_fallback_ = false;  // the branches live in the base class (a sliding-window model)
+  std::vector<std::vector<float>> branch_logits(Workspace& ws, const std::vector<int32_t>& rows, size_t nb,
+                                                const std::vector<int64_t>& branch_of_row);
 };
 
 Workspace& Session::branch_workspace(int64_t n) {
@@ -159,28 +176,29 @@ std::vector<std::vector<float>> Session::append_branches(const std::vector<std::
   be.upload(ws.ids.get(), ids.data(), n * sizeof(int32_t));
   be.upload(ws.pos.get(), pos.data(), n * sizeof(int32_t));
   be.upload(bdoc_.get(), doc.data(), nb * T * sizeof(int32_t));
-  backend::AttnShape s;
-  s.B = nb, s.T = T, s.Tq = Tb, s.n_heads = D.Hq, s.n_kv_heads = D.Hkv, s.head_dim = D.d;
-  s.scale = static_cast<float>(1.0 / std::sqrt(static_cast<double>(D.d)));
   const bool share = be.attention_shares_keys();
-  if (share) s.shared_keys = P;
   float* x = ws.resid[0].get();
   LayerActs& a = ws.layers[0];
-  m_.embed(ws, x);
   const size_t row_bytes = static_cast<size_t>(D.KD) * sizeof(float);
+  AttentionPlan plan;  // new K/V rows into the layer's own buffers, scattered behind each row's prefix copy
+  plan.shape.B = nb, plan.shape.T = T, plan.shape.Tq = Tb;
+  if (share) plan.shape.shared_keys = P;
+  plan.k_new = a.k.get(), plan.v_new = a.v.get();
+  plan.k = bk_.get(), plan.v = bv_.get();
+  plan.pos = ws.pos.get(), plan.doc = bdoc_.get();
+  plan.before_attention = [&] {
+    for (int64_t b = 0; b < nb; ++b) {
+      be.copy(bk_.get() + (b * T + P) * D.KD, a.k.get() + b * Tb * D.KD, Tb * row_bytes);
+      be.copy(bv_.get() + (b * T + P) * D.KD, a.v.get() + b * Tb * D.KD, Tb * row_bytes);
+    }
+  };
+  m_.embed(ws, x);
   for (int64_t l = 0; l < D.L; ++l) {
     for (int64_t b = 0; b < (share ? 1 : nb) && P > 0; ++b) {
       be.copy(bk_.get() + b * T * D.KD, k_[l].get(), P * row_bytes);
       be.copy(bv_.get() + b * T * D.KD, v_[l].get(), P * row_bytes);
     }
-    auto scatter = [&] {
-      for (int64_t b = 0; b < nb; ++b) {
-        be.copy(bk_.get() + (b * T + P) * D.KD, a.k.get() + b * Tb * D.KD, Tb * row_bytes);
-        be.copy(bv_.get() + (b * T + P) * D.KD, a.v.get() + b * Tb * D.KD, Tb * row_bytes);
-      }
-    };
-    m_.layer_forward(l, x, x, a, ws, n, s, a.k.get(), a.v.get(), bk_.get(), bv_.get(), ws.pos.get(), bdoc_.get(),
-                     scatter);
+    m_.layer_forward(l, x, x, a, ws, plan);
   }
   m_.final_norm(ws, x, n);
   // LM head only for the requested rows, gathered in chunks.
@@ -234,6 +252,10 @@ std::vector<std::vector<std::vector<float>>> Session::append_groups(const std::v
     for (const auto& br : gr.branches)
       SFT_CHECK(C + static_cast<int64_t>(gr.prefix.size() + br.size()) <= max_len_, "KV session: a group of ",
                 gr.prefix.size(), " + ", br.size(), " tokens after ", C, " cached exceeds max_len ", max_len_);
+  // A sliding window counts key distance in row indices; the left padding between the cache and a prefix would
+  // stretch it. Such models score group by group (append + the batched append_branches, whose rows keep positions
+  // and indices aligned).
+  if (m_.has_sliding_window()) return Model::KVSession::append_groups(groups);
   const int64_t n_pre = G * Pmax, n = n_pre + nbr * Tb;
   backend::Backend& be = m_.backend();
   Workspace& ws = branch_workspace(n);
@@ -274,11 +296,6 @@ std::vector<std::vector<std::vector<float>>> Session::append_groups(const std::v
   be.upload(ws.pos.get(), pos.data(), n * sizeof(int32_t));
   be.upload(gdoc_.get(), gdoc.data(), G * Tp * sizeof(int32_t));
   be.upload(bdoc_.get(), bdoc.data(), nbr * Tbr * sizeof(int32_t));
-  backend::AttnShape sp, sb;
-  sp.B = G, sp.T = Tp, sp.Tq = Pmax, sp.n_heads = D.Hq, sp.n_kv_heads = D.Hkv, sp.head_dim = D.d;
-  sp.scale = static_cast<float>(1.0 / std::sqrt(static_cast<double>(D.d)));
-  sb = sp;
-  sb.B = nbr, sb.T = Tbr, sb.Tq = Tb;
   float* x = ws.resid[0].get();
   LayerActs& a = ws.layers[0];
   m_.embed(ws, x);
@@ -286,7 +303,14 @@ std::vector<std::vector<std::vector<float>>> Session::append_groups(const std::v
   for (int64_t l = 0; l < D.L; ++l) {
     const float* kc = k_[l].get();
     const float* vc = v_[l].get();
-    auto attend = [&] {
+    AttentionPlan plan;  // the new K/V rows stay in the layer's buffers; attend lays them out per row and attends
+    plan.shape.B = nbr, plan.shape.T = Tbr, plan.shape.Tq = Tb;
+    plan.k_new = a.k.get(), plan.v_new = a.v.get();
+    plan.pos = ws.pos.get();
+    plan.attend = [&](const backend::AttnShape& layer) {
+      backend::AttnShape sp = layer, sb = layer;  // the layer's scale and soft-cap, two geometries
+      sp.B = G, sp.T = Tp, sp.Tq = Pmax;
+      sb.B = nbr, sb.T = Tbr, sb.Tq = Tb;
       // keys of each group: [cache | its left-padded prefix rows as computed]; of each branch: the same, then its own
       for (int64_t g = 0; g < G; ++g) {
         float* gk = gk_.get() + g * Tp * D.KD;
@@ -311,8 +335,7 @@ std::vector<std::vector<std::vector<float>>> Session::append_groups(const std::v
       be.attention_forward(a.att.get() + n_pre * D.QD, a.lse.get() + n_pre * D.Hq, a.q.get() + n_pre * D.QD,
                            bk_.get(), bv_.get(), bdoc_.get(), sb);
     };
-    m_.layer_forward(l, x, x, a, ws, n, sb, a.k.get(), a.v.get(), nullptr, nullptr, ws.pos.get(), nullptr, {},
-                     attend);
+    m_.layer_forward(l, x, x, a, ws, plan);
   }
   m_.final_norm(ws, x, n);
   const std::vector<float> all = row_logits(ws, rows);
@@ -328,7 +351,200 @@ std::vector<std::vector<std::vector<float>>> Session::append_groups(const std::v
   return out;
 }
 
+std::vector<std::vector<float>> Session::branch_logits(Workspace& ws, const std::vector<int32_t>& rows, size_t nb,
+                                                      const std::vector<int64_t>& branch_of_row) {
+  const int64_t V = m_.dims().V;
+  const std::vector<float> all = row_logits(ws, rows);
+  std::vector<std::vector<float>> out(nb);
+  for (size_t r = 0; r < rows.size(); ++r)
+    out[static_cast<size_t>(branch_of_row[r])].assign(all.begin() + static_cast<std::ptrdiff_t>(r * V),
+                                                      all.begin() + static_cast<std::ptrdiff_t>((r + 1) * V));
+  return out;
+}
+
+// Every prompt as one row of Lmax tokens, LEFT-padded so that each ends at the last position: keys [cache C | pad |
+// prompt_b] (the kernel's queries are a row's last Lmax positions; padding has doc -1). The prompts' K/V also go to
+// the persistent rows behind the cache prefix, where step_branches reads them.
+std::vector<std::vector<float>> Session::start_branches(const std::vector<std::vector<int32_t>>& prompts,
+                                                        int64_t capacity) {
+  // A sliding window counts key distance in row indices: the padding inside these rows would stretch it, so such
+  // models decode branch by branch (the base class, one append per branch).
+  if (m_.has_sliding_window()) {
+    sliding_fallback_ = true;
+    return Model::KVSession::start_branches(prompts, capacity);
+  }
+  sliding_fallback_ = false;
+  const auto& D = m_.dims();
+  const int64_t nb = static_cast<int64_t>(prompts.size());
+  SFT_CHECK(nb > 0, "start_branches: no prompt");
+  int64_t Lmax = 0;
+  for (size_t b = 0; b < prompts.size(); ++b) {
+    SFT_CHECK(!prompts[b].empty(), "start_branches: prompt ", b, " is empty");
+    SFT_CHECK(static_cast<int64_t>(prompts[b].size()) <= capacity, "start_branches: prompt ", b, " of ",
+              prompts[b].size(), " tokens exceeds the capacity ", capacity);
+    for (int32_t t : prompts[b])
+      SFT_CHECK(t >= 0 && t < D.V, "KV session: token id ", t, " is outside the vocabulary [0, ", D.V, ")");
+    Lmax = std::max<int64_t>(Lmax, static_cast<int64_t>(prompts[b].size()));
+  }
+  const int64_t P = len_, T1 = P + Lmax, n = nb * Lmax;
+  SFT_CHECK(P + capacity <= max_len_, "start_branches: ", capacity, " tokens after ", P, " cached exceed max_len ",
+            max_len_);
+  backend::Backend& be = m_.backend();
+  const bool share = be.attention_shares_keys();
+  Branches& B = br_;
+  B.nb = nb, B.P = P, B.cap = capacity, B.T = P + capacity + 1;
+  B.len.assign(static_cast<size_t>(nb), 0);
+  if (static_cast<int64_t>(B.k.size()) != D.L) B.k.resize(static_cast<size_t>(D.L)), B.v.resize(static_cast<size_t>(D.L));
+  for (int64_t l = 0; l < D.L; ++l) reserve(B.k[l], nb * B.T * D.KD), reserve(B.v[l], nb * B.T * D.KD);
+  reserve(B.doc_dev, nb * B.T);
+  B.doc.assign(static_cast<size_t>(nb * B.T), -1);
+
+  Workspace& ws = branch_workspace(n);
+  reserve(bk_, nb * T1 * D.KD);
+  reserve(bv_, nb * T1 * D.KD);
+  reserve(bdoc_, nb * T1);
+  std::vector<int32_t> ids(n, 0), pos(n, static_cast<int32_t>(P)), doc(nb * T1, -1), rows;
+  for (int64_t b = 0; b < nb; ++b) {
+    const auto& p = prompts[b];
+    const int64_t len = static_cast<int64_t>(p.size()), pad = Lmax - len;
+    for (int64_t j = 0; j < len; ++j) {
+      ids[b * Lmax + pad + j] = p[j];
+      pos[b * Lmax + pad + j] = static_cast<int32_t>(P + j);
+    }
+    std::fill(doc.begin() + b * T1, doc.begin() + b * T1 + P, 0);
+    std::fill(doc.begin() + b * T1 + P + pad, doc.begin() + (b + 1) * T1, 0);
+    std::fill(B.doc.begin() + b * B.T, B.doc.begin() + b * B.T + P + len, 0);
+    B.len[b] = len;
+    rows.push_back(static_cast<int32_t>(b * Lmax + Lmax - 1));
+  }
+  be.upload(ws.ids.get(), ids.data(), n * sizeof(int32_t));
+  be.upload(ws.pos.get(), pos.data(), n * sizeof(int32_t));
+  be.upload(bdoc_.get(), doc.data(), nb * T1 * sizeof(int32_t));
+  AttentionPlan plan;  // the prompts' K/V rows scattered behind each row's prefix copy and into the branch rows
+  plan.shape.B = nb, plan.shape.T = T1, plan.shape.Tq = Lmax;
+  if (share) plan.shape.shared_keys = P;
+  float* x = ws.resid[0].get();
+  LayerActs& a = ws.layers[0];
+  m_.embed(ws, x);
+  const size_t row_bytes = static_cast<size_t>(D.KD) * sizeof(float);
+  for (int64_t l = 0; l < D.L; ++l) {
+    for (int64_t b = 0; b < (share ? 1 : nb) && P > 0; ++b) {
+      be.copy(bk_.get() + b * T1 * D.KD, k_[l].get(), P * row_bytes);
+      be.copy(bv_.get() + b * T1 * D.KD, v_[l].get(), P * row_bytes);
+      be.copy(B.k[l].get() + b * B.T * D.KD, k_[l].get(), P * row_bytes);
+      be.copy(B.v[l].get() + b * B.T * D.KD, v_[l].get(), P * row_bytes);
+    }
+    auto scatter = [&] {
+      for (int64_t b = 0; b < nb; ++b) {
+        const int64_t len = B.len[b], pad = Lmax - len;
+        be.copy(bk_.get() + (b * T1 + P) * D.KD, a.k.get() + b * Lmax * D.KD, Lmax * row_bytes);
+        be.copy(bv_.get() + (b * T1 + P) * D.KD, a.v.get() + b * Lmax * D.KD, Lmax * row_bytes);
+        be.copy(B.k[l].get() + (b * B.T + P) * D.KD, a.k.get() + (b * Lmax + pad) * D.KD, len * row_bytes);
+        be.copy(B.v[l].get() + (b * B.T + P) * D.KD, a.v.get() + (b * Lmax + pad) * D.KD, len * row_bytes);
+      }
+    };
+    plan.k_new = a.k.get(), plan.v_new = a.v.get();
+    plan.k = bk_.get(), plan.v = bv_.get();
+    plan.pos = ws.pos.get(), plan.doc = bdoc_.get();
+    plan.before_attention = scatter;
+    m_.layer_forward(l, x, x, a, ws, plan);
+  }
+  m_.final_norm(ws, x, n);
+  std::vector<int64_t> branch_of_row(static_cast<size_t>(nb));
+  std::iota(branch_of_row.begin(), branch_of_row.end(), 0);
+  return branch_logits(ws, rows, static_cast<size_t>(nb), branch_of_row);
+}
+
+std::vector<std::vector<float>> Session::step_branches(const std::vector<int32_t>& tokens) {
+  if (sliding_fallback_) return Model::KVSession::step_branches(tokens);
+  const auto& D = m_.dims();
+  Branches& B = br_;
+  SFT_CHECK(B.nb > 0, "step_branches: no branches (call start_branches first)");
+  SFT_CHECK(static_cast<int64_t>(tokens.size()) == B.nb, "step_branches: ", tokens.size(), " tokens for ", B.nb,
+            " branches");
+  const int64_t nb = B.nb, T = B.T, P = B.P;
+  std::vector<int32_t> ids(nb, 0), pos(nb, static_cast<int32_t>(P)), rows;
+  std::vector<int64_t> branch_of_row;
+  for (int64_t b = 0; b < nb; ++b) {
+    const int32_t t = tokens[b];
+    B.doc[b * T + T - 1] = t >= 0 ? 0 : -1;  // the query slot: an idle branch's row is padding
+    if (t < 0) continue;
+    SFT_CHECK(t < D.V, "KV session: token id ", t, " is outside the vocabulary [0, ", D.V, ")");
+    SFT_CHECK(B.len[b] < B.cap, "step_branches: branch ", b, " is full (capacity ", B.cap, ")");
+    ids[b] = t;
+    pos[b] = static_cast<int32_t>(P + B.len[b]);
+    rows.push_back(static_cast<int32_t>(b));
+    branch_of_row.push_back(b);
+  }
+  if (rows.empty()) return std::vector<std::vector<float>>(static_cast<size_t>(nb));
+  backend::Backend& be = m_.backend();
+  Workspace& ws = branch_workspace(nb);
+  be.upload(ws.ids.get(), ids.data(), nb * sizeof(int32_t));
+  be.upload(ws.pos.get(), pos.data(), nb * sizeof(int32_t));
+  be.upload(B.doc_dev.get(), B.doc.data(), nb * T * sizeof(int32_t));
+  AttentionPlan plan;  // one query per branch, in the row's last slot; its K/V also appended behind the branch
+  plan.shape.B = nb, plan.shape.T = T, plan.shape.Tq = 1;
+  if (be.attention_shares_keys()) plan.shape.shared_keys = P;
+  float* x = ws.resid[0].get();
+  LayerActs& a = ws.layers[0];
+  m_.embed(ws, x);
+  const size_t row_bytes = static_cast<size_t>(D.KD) * sizeof(float);
+  for (int64_t l = 0; l < D.L; ++l) {
+    float* kl = B.k[l].get();
+    float* vl = B.v[l].get();
+    auto scatter = [&] {
+      for (int64_t b = 0; b < nb; ++b) {
+        if (tokens[b] < 0) continue;
+        be.copy(kl + (b * T + T - 1) * D.KD, a.k.get() + b * D.KD, row_bytes);
+        be.copy(vl + (b * T + T - 1) * D.KD, a.v.get() + b * D.KD, row_bytes);
+        be.copy(kl + (b * T + P + B.len[b]) * D.KD, a.k.get() + b * D.KD, row_bytes);
+        be.copy(vl + (b * T + P + B.len[b]) * D.KD, a.v.get() + b * D.KD, row_bytes);
+      }
+    };
+    plan.k_new = a.k.get(), plan.v_new = a.v.get();
+    plan.k = kl, plan.v = vl;
+    plan.pos = ws.pos.get(), plan.doc = B.doc_dev.get();
+    plan.before_attention = scatter;
+    m_.layer_forward(l, x, x, a, ws, plan);
+  }
+  m_.final_norm(ws, x, nb);
+  for (int64_t b = 0; b < nb; ++b)
+    if (tokens[b] >= 0) B.doc[b * T + P + B.len[b]++] = 0;  // visible from the next step on
+  return branch_logits(ws, rows, static_cast<size_t>(nb), branch_of_row);
+}
+
 }  // namespace
+
+std::vector<std::vector<float>> Model::KVSession::start_branches(const std::vector<std::vector<int32_t>>& prompts,
+                                                                 int64_t capacity) {
+  ref_branches_.clear();
+  ref_capacity_ = capacity;
+  const int64_t keep = length();
+  std::vector<std::vector<float>> out;
+  for (size_t b = 0; b < prompts.size(); ++b) {
+    SFT_CHECK(!prompts[b].empty(), "start_branches: prompt ", b, " is empty");
+    SFT_CHECK(static_cast<int64_t>(prompts[b].size()) <= capacity, "start_branches: prompt ", b, " exceeds capacity");
+    out.push_back(append(prompts[b], false));
+    truncate(keep);
+    ref_branches_.push_back(prompts[b]);
+  }
+  return out;
+}
+
+std::vector<std::vector<float>> Model::KVSession::step_branches(const std::vector<int32_t>& tokens) {
+  SFT_CHECK(tokens.size() == ref_branches_.size(), "step_branches: ", tokens.size(), " tokens for ",
+            ref_branches_.size(), " branches");
+  const int64_t keep = length();
+  std::vector<std::vector<float>> out(tokens.size());
+  for (size_t b = 0; b < tokens.size(); ++b) {
+    if (tokens[b] < 0) continue;
+    SFT_CHECK(static_cast<int64_t>(ref_branches_[b].size()) < ref_capacity_, "step_branches: branch ", b, " is full");
+    ref_branches_[b].push_back(tokens[b]);
+    out[b] = append(ref_branches_[b], false);
+    truncate(keep);
+  }
+  return out;
+}
 
 std::vector<std::vector<float>> Model::KVSession::append_branches(const std::vector<std::vector<int32_t>>& branches,
                                                                  const std::vector<std::vector<int64_t>>& out_rows) {

@@ -2,6 +2,9 @@
 // checking against a model config, and merging (see lora.h).
 #include "model/lora.h"
 
+#include "io/gguf.h"
+#include "model/gguf_mapping.h"
+
 #include <algorithm>
 #include <cmath>
 #include <random>
@@ -9,6 +12,7 @@
 #include <set>
 
 #include "io/hf_folder.h"
+#include "model/weight_check.h"
 #include "util/bf16.h"
 #include "util/error.h"
 
@@ -363,52 +367,74 @@ LoraPlan plan_lora(const io::ModelConfig& cfg, const io::LoraAdapterConfig& lora
   return p;
 }
 
-std::unique_ptr<Model> load_model(const fs::path& dir, const fs::path& adapter_dir, backend::Backend& be, Precision p) {
-  if (adapter_dir.empty()) return Model::load(dir, be, p);
+std::unique_ptr<Model> load_model(const fs::path& dir, const fs::path& adapter_dir, backend::Backend& be, Precision p,
+                                  bool allow_nonfinite_weights) {
   LoraOptions o;
   o.adapter_dir = adapter_dir;
-  return Model::load(dir, be, p, &o);
+  auto m = Model::load(dir, be, p, adapter_dir.empty() ? nullptr : &o);
+  // After the load, so that a structural error (missing tensor, wrong shape, broken adapter) is reported first; the
+  // files are mapped again, their pages still cached from the load.
+  if (!allow_nonfinite_weights) {
+    check_finite_weights(io::WeightStore::open(dir));
+    if (!adapter_dir.empty()) check_finite_tensors(io::SafetensorsFile(adapter_dir / "adapter_model.safetensors"));
+  }
+  return m;
+}
+
+AdapterMerge::AdapterMerge(const io::ModelConfig& cfg, const fs::path& adapter_dir)
+    : acfg_(check_adapter(adapter_dir, cfg, file_)) {}
+
+AdapterMerge::~AdapterMerge() = default;
+
+void AdapterMerge::check_finite() const { check_finite_tensors(*file_); }
+
+void AdapterMerge::read(const TensorSpec& w, const io::WeightStore& store, std::vector<float>& v) const {
+  const std::string prefix = io::kPeftPrefix;
+  auto adapter_f32 = [&](const std::string& name, std::vector<float>& out) {
+    const io::TensorInfo* t = file_->find(name);
+    out.resize(static_cast<size_t>(t->numel()));
+    io::convert_to_f32(t->dtype, file_->data(*t), t->numel(), out.data(), file_->path().string() + ": " + name);
+  };
+  if (file_->find(prefix + w.name)) {  // modules_to_save: the adapter holds the whole trained tensor
+    adapter_f32(prefix + w.name, v);
+    return;
+  }
+  v.resize(static_cast<size_t>(w.numel()));
+  store.read_f32(w.name, v.data(), w.shape);
+  if (!ends_with(w.name, ".weight")) return;
+  const std::string module = module_of(w.name);
+  if (!file_->find(lora_a_name(module))) return;
+  std::vector<float> A, B;
+  adapter_f32(lora_a_name(module), A);
+  adapter_f32(lora_b_name(module), B);
+  merge_lora_delta(v.data(), A.data(), B.data(), w.shape[0], w.shape[1], acfg_.r, static_cast<float>(acfg_.scaling()));
 }
 
 void merge_adapter_folder(const fs::path& base_dir, const fs::path& adapter_dir, const fs::path& out_dir,
-                          const std::string& dtype) {
+                          const std::string& dtype, bool allow_nonfinite_weights) {
   SFT_CHECK(dtype == "float32" || dtype == "bfloat16", "--torch_dtype must be float32 or bfloat16, got '", dtype, "'");
   const io::ModelConfig cfg = load_config(base_dir / "config.json");
-  std::unique_ptr<io::SafetensorsFile> af;
-  const io::LoraAdapterConfig acfg = check_adapter(adapter_dir, cfg, af);
+  const AdapterMerge merge(cfg, adapter_dir);
   SFT_CHECK(fs::absolute(out_dir) != fs::absolute(base_dir) && fs::absolute(out_dir) != fs::absolute(adapter_dir),
             "--output_dir must differ from --model and --adapter");
   if (fs::exists(out_dir))
     SFT_CHECK(fs::is_directory(out_dir) && fs::directory_iterator(out_dir) == fs::directory_iterator(),
               "--output_dir ", out_dir.string(), " exists and is not an empty folder");
-  const io::WeightStore store = io::WeightStore::open(base_dir);
+  // A GGUF base: its tensors decoded under HF names (the merged folder gets the tokenizer files it stands for).
+  const bool gguf_base = io::is_gguf_file(base_dir);
+  const io::WeightStore store = gguf_base ? open_gguf_model(base_dir).weights : io::WeightStore::open(base_dir);
+  if (!allow_nonfinite_weights) {
+    merge.check_finite();
+    if (!gguf_base) check_finite_weights(store);  // a GGUF base is checked tensor by tensor below, as merged
+  }
   const std::vector<TensorSpec> specs = tensor_table(cfg);
   std::map<std::string, std::vector<float>> values;
-  const std::string prefix = io::kPeftPrefix;
-  auto adapter_f32 = [&](const std::string& name) {
-    const io::TensorInfo* t = af->find(name);
-    std::vector<float> v(static_cast<size_t>(t->numel()));
-    io::convert_to_f32(t->dtype, af->data(*t), t->numel(), v.data(), af->path().string() + ": " + name);
-    return v;
-  };
-  const float scaling = static_cast<float>(acfg.scaling());
   for (const TensorSpec& w : specs) {
     std::vector<float>& v = values[w.name];
-    if (af->find(prefix + w.name)) {  // modules_to_save: the adapter holds the whole trained tensor
-      v = adapter_f32(prefix + w.name);
-      continue;
-    }
-    int64_t numel = 1;
-    for (int64_t s : w.shape) numel *= s;
-    v.resize(static_cast<size_t>(numel));
-    store.read_f32(w.name, v.data(), w.shape);
-    if (ends_with(w.name, ".weight")) {
-      const std::string module = module_of(w.name);
-      if (af->find(lora_a_name(module))) {
-        const std::vector<float> A = adapter_f32(lora_a_name(module)), B = adapter_f32(lora_b_name(module));
-        merge_lora_delta(v.data(), A.data(), B.data(), w.shape[0], w.shape[1], acfg.r, scaling);
-      }
-    }
+    merge.read(w, store, v);
+    // Finite inputs can still overflow (W + scaling B A past float's range): nothing non-finite is written.
+    if (!allow_nonfinite_weights)
+      check_finite_values(v.data(), static_cast<int64_t>(v.size()), "the merged tensor \"" + w.name + "\"");
   }
   std::vector<std::vector<uint16_t>> half;
   std::vector<io::TensorToWrite> out;
@@ -417,6 +443,12 @@ void merge_adapter_folder(const fs::path& base_dir, const fs::path& adapter_dir,
     if (dtype == "bfloat16") {
       half.emplace_back(v.size());
       for (size_t i = 0; i < v.size(); ++i) half.back()[i] = float_to_bf16(v[i]);
+      const auto* bits = reinterpret_cast<const uint8_t*>(half.back().data());
+      const int64_t bad = first_nonfinite(io::DType::BF16, bits, static_cast<int64_t>(v.size()));
+      // A finite float beyond bf16's largest value (3.39e38) rounds to inf.
+      SFT_CHECK(allow_nonfinite_weights || bad < 0, "the merged tensor \"", w.name, "\" rounds to ",
+                bad < 0 ? "" : nonfinite_name(io::DType::BF16, bits, bad), " in bfloat16 at element ", bad,
+                "; refusing to write non-finite weights (pass ", kAllowNonfiniteFlag, " to write them anyway)");
       out.push_back({w.name, io::DType::BF16, w.shape, half.back().data()});
     } else {
       out.push_back({w.name, io::DType::F32, w.shape, v.data()});

@@ -101,11 +101,30 @@ class LoraAdapters {
 // get_delta_weight + merge.
 void merge_lora_delta(float* W, const float* A, const float* B, int64_t out, int64_t in, int64_t r, float scaling);
 
+// A peft adapter merged into base weights one tensor at a time (`sft merge`, `sft export --adapter`): the adapter is
+// checked against the model first (check_adapter); read() gives a tensor's merged values (W + scaling B A for an
+// adapted projection, the adapter's own copy for a modules_to_save tensor, the base value otherwise).
+class AdapterMerge {
+ public:
+  AdapterMerge(const io::ModelConfig& cfg, const std::filesystem::path& adapter_dir);
+  ~AdapterMerge();
+  void read(const TensorSpec& w, const io::WeightStore& base, std::vector<float>& values) const;
+  // Throws naming the tensor when the adapter file holds a NaN/inf (model/weight_check.h).
+  void check_finite() const;
+
+ private:
+  std::unique_ptr<io::SafetensorsFile> file_;
+  io::LoraAdapterConfig acfg_;
+};
+
 // `sft merge`: base HF folder + peft adapter folder -> a merged HF folder (dtype "float32" or "bfloat16"), written
 // into a temp folder and renamed, so a failed merge leaves nothing. Checks every adapter tensor against the base
 // model's shapes first (an error names the tensor).
+// Non-finite values in the base, the adapter or the merged result are refused (model/weight_check.h) unless
+// allow_nonfinite_weights.
 void merge_adapter_folder(const std::filesystem::path& base_dir, const std::filesystem::path& adapter_dir,
-                          const std::filesystem::path& out_dir, const std::string& dtype);
+                          const std::filesystem::path& out_dir, const std::string& dtype,
+                          bool allow_nonfinite_weights = false);
 
 // What LoRA training of a model costs, for `sft info` (the decoder allocates exactly these adapter-side buffers).
 struct LoraPlan {
@@ -121,9 +140,10 @@ struct LoraPlan {
 LoraPlan plan_lora(const io::ModelConfig& cfg, const io::LoraAdapterConfig& lora, int64_t n_tokens);
 
 // The model of `sft eval/generate/chat --model DIR [--adapter ADAPTER]`: the base alone, or with the peft adapter
-// attached (not merged; the adapter is checked against the base first).
+// attached (not merged; the adapter is checked against the base first). A NaN/inf in the base's or the adapter's
+// weights is an error naming the tensor unless allow_nonfinite_weights (model/weight_check.h).
 std::unique_ptr<Model> load_model(const std::filesystem::path& dir, const std::filesystem::path& adapter_dir,
-                                  backend::Backend& be, Precision p);
+                                  backend::Backend& be, Precision p, bool allow_nonfinite_weights = false);
 
 // Reads an adapter folder, checks it against the model config (names, shapes, r) and returns its config; shared by
 // merge and Model::load_adapter. `file` receives the opened adapter_model.safetensors.

@@ -4,9 +4,11 @@
 #include <numbers>
 #include <random>
 
+#include "io/gguf.h"
 #include "io/hf_folder.h"
 #include "io/safetensors.h"
 #include "model/decoder.h"
+#include "model/gguf_mapping.h"
 #include "model/weight_check.h"
 #include "util/bf16.h"
 #include "util/error.h"
@@ -102,7 +104,9 @@ void Decoder::init_random(uint64_t seed) {
   for (const TensorSlot& t : tensors_) {
     const bool is_norm = t.name.find("norm") != std::string::npos;
     const bool is_bias = t.name.size() > 5 && t.name.compare(t.name.size() - 5, 5, ".bias") == 0;
-    for (int64_t i = 0; i < t.numel; ++i) host[i] = is_norm ? 1.0f : (is_bias ? 0.0f : normal(gen));
+    // norms start at gain 1: w = 1, or w = 0 where the gain is (1 + w) (Gemma, as transformers initialises them)
+    const float norm_init = cfg_.norm_unit_offset ? 0.0f : 1.0f;
+    for (int64_t i = 0; i < t.numel; ++i) host[i] = is_norm ? norm_init : (is_bias ? 0.0f : normal(gen));
     be_.upload(value(t.offset), host.data(), static_cast<size_t>(t.numel) * sizeof(float));
   }
   refresh_all_bf16();
@@ -214,6 +218,11 @@ std::unique_ptr<Model> Model::random(const io::ModelConfig& cfg, uint64_t seed, 
 
 std::unique_ptr<Model> Model::load(const std::filesystem::path& dir, backend::Backend& be, Precision p,
                                    const LoraOptions* lora) {
+  if (io::is_gguf_file(dir)) {  // a GGUF: config from its metadata, weights decoded and mapped to HF names
+    const GgufModel g = open_gguf_model(dir);
+    check_weights_match_config(g.config, g.weights, dir);
+    return build(g.config, be, p, lora, [&](Decoder& m) { m.load_weights(g.weights); });
+  }
   const io::ModelConfig cfg = load_config(dir / "config.json");
   const io::WeightStore store = io::WeightStore::open(dir);
   check_weights_match_config(cfg, store, dir / "config.json");  // before any buffer is sized from cfg

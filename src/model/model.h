@@ -1,6 +1,7 @@
-// The decoder-only model family (Qwen2/Qwen2.5, Llama/Llama 3.x, SmolLM2): parameters, explicit forward and
-// backward passes written against the kernel interface (backend/backend.h), never against a device.
-// Implementation: model/decoder.{h,cpp} (forward/backward), kv_session.cpp, model.cpp (load/save/random, Batch).
+// The decoder-only model families (Qwen2/Qwen2.5, Qwen3, Llama/Llama 3.x, SmolLM2, Gemma 2): parameters, explicit
+// forward and backward passes written against the kernel interface (backend/backend.h), never against a device.
+// Implementation: model/decoder.{h,cpp} (the model around its layers), decoder_layer.cpp (one layer's blocks, forward
+// and backward), kv_session.cpp, model.cpp (load/save/random, Batch).
 //
 // CONTRACT shared by train/, eval/, generate/ and backend/cuda: keep these names; extend, don't rename.
 #pragma once
@@ -72,7 +73,7 @@ class Model {
   // With lora: the base is frozen and LoRA adapters are attached (new or read from lora->adapter_dir).
   static std::unique_ptr<Model> load(const std::filesystem::path& dir, backend::Backend& be, Precision p,
                                      const LoraOptions* lora = nullptr);
-  // Random init (normal(0, 0.02) matrices, ones for norms, zero biases) for tests and benchmarks.
+  // Random init (normal(0, 0.02) matrices, norm gains 1, zero biases) for tests and benchmarks.
   static std::unique_ptr<Model> random(const io::ModelConfig& cfg, uint64_t seed, backend::Backend& be, Precision p,
                                        const LoraOptions* lora = nullptr);
 
@@ -131,6 +132,20 @@ class Model {
       std::vector<std::vector<int64_t>> out_rows;
     };
     virtual std::vector<std::vector<std::vector<float>>> append_groups(const std::vector<Group>& groups);
+    // Batched generation (eval's generate_until): persistent branches after the cached positions [0, length()).
+    // start_branches computes every prompt (non-empty) as its own branch in ONE forward and returns, per branch, the
+    // fp32 logits [V] after its last prompt token; `capacity` bounds the tokens a branch will hold (prompt +
+    // generated). step_branches appends tokens[b] to branch b for every entry >= 0 (-1 = idle) in ONE forward and
+    // returns the logits [V] after it (empty for idle branches). A branch sees the cached positions and its own
+    // tokens only. The cache must not change while the branches are in use; a new start_branches replaces them. The
+    // default implementation (append(all of a branch's tokens) + truncate, per branch and step) is the reference.
+    virtual std::vector<std::vector<float>> start_branches(const std::vector<std::vector<int32_t>>& prompts,
+                                                           int64_t capacity);
+    virtual std::vector<std::vector<float>> step_branches(const std::vector<int32_t>& tokens);
+
+   protected:
+    std::vector<std::vector<int32_t>> ref_branches_;  // the reference implementation's tokens per branch
+    int64_t ref_capacity_ = 0;
   };
   virtual std::unique_ptr<KVSession> new_session(int64_t max_len) = 0;
 

@@ -4,6 +4,7 @@
 
 #include <charconv>
 #include <cmath>
+#include <cstring>
 #include <set>
 #include <string>
 
@@ -43,7 +44,7 @@ void check_weights_match_config(const io::ModelConfig& cfg, const io::WeightStor
     int64_t idx = -1;
     const auto [p, ec] = std::from_chars(b, e, idx);
     SFT_CHECK(ec == std::errc() && p != b && p < e && *p == '.' && idx >= 0 && idx < (int64_t{1} << 20),
-              ws.file_of(name).path().string(), ": tensor \"", name, "\" has no valid layer number");
+              ws.path_of(name).string(), ": tensor \"", name, "\" has no valid layer number");
     layers.insert(idx);
   }
   const int64_t L = cfg.num_hidden_layers;
@@ -59,12 +60,96 @@ void check_weights_match_config(const io::ModelConfig& cfg, const io::WeightStor
   // The layer count is now bounded by the files: the weight list the config implies is safe to build.
   for (const auto& w : tensor_table(cfg)) {
     const io::TensorInfo& t = ws.info(w.name);  // throws naming the tensor when absent
-    const std::string file = ws.file_of(w.name).path().string();
+    const std::string file = ws.path_of(w.name).string();
     SFT_CHECK(t.shape == w.shape, file, ": tensor \"", w.name, "\" has shape ", io::shape_str(t.shape), ", ", cfg_name,
               " implies ", io::shape_str(w.shape));
     SFT_CHECK(t.dtype == io::DType::F32 || t.dtype == io::DType::BF16 || t.dtype == io::DType::F16, file, ": tensor \"", w.name,
               "\" has dtype ", io::dtype_name(t.dtype), ", expected F32, BF16 or F16");
   }
+}
+
+namespace {
+
+template <class Bits>
+Bits load_bits(const uint8_t* p, int64_t i) {
+  Bits b;
+  std::memcpy(&b, p + static_cast<size_t>(i) * sizeof(Bits), sizeof(Bits));  // any alignment (safetensors: any)
+  return b;
+}
+
+template <class Bits>
+int64_t first_all_ones_exponent(const uint8_t* p, int64_t n, Bits exponent_mask) {
+  for (int64_t i = 0; i < n; ++i)
+    if ((load_bits<Bits>(p, i) & exponent_mask) == exponent_mask) return i;
+  return -1;
+}
+
+std::string nonfinite_message(const std::string& file, const std::string& tensor, const std::string& value,
+                              int64_t index, const std::vector<int64_t>& shape) {
+  return file + ": tensor \"" + tensor + "\" holds " + value + " at element " + std::to_string(index) + " of " +
+         io::shape_str(shape) + "; a model with non-finite weights computes NaN (pass " + kAllowNonfiniteFlag +
+         " to load it anyway, for debugging)";
+}
+
+}  // namespace
+
+int64_t first_nonfinite(io::DType dtype, const uint8_t* p, int64_t n) {
+  switch (dtype) {
+    case io::DType::F32: return first_all_ones_exponent<uint32_t>(p, n, 0x7F800000u);
+    case io::DType::BF16: return first_all_ones_exponent<uint16_t>(p, n, uint16_t{0x7F80});
+    case io::DType::F16: return first_all_ones_exponent<uint16_t>(p, n, uint16_t{0x7C00});
+    case io::DType::F64: return first_all_ones_exponent<uint64_t>(p, n, 0x7FF0000000000000ull);
+    default: return -1;
+  }
+}
+
+int64_t first_nonfinite(const float* p, int64_t n) {
+  return first_nonfinite(io::DType::F32, reinterpret_cast<const uint8_t*>(p), n);
+}
+
+std::string nonfinite_name(io::DType dtype, const uint8_t* p, int64_t i) {
+  uint64_t mantissa = 0;
+  bool negative = false;
+  switch (dtype) {
+    case io::DType::F32: mantissa = load_bits<uint32_t>(p, i) & 0x7FFFFFu; negative = load_bits<uint32_t>(p, i) >> 31; break;
+    case io::DType::BF16: mantissa = load_bits<uint16_t>(p, i) & 0x7Fu; negative = load_bits<uint16_t>(p, i) >> 15; break;
+    case io::DType::F16: mantissa = load_bits<uint16_t>(p, i) & 0x3FFu; negative = load_bits<uint16_t>(p, i) >> 15; break;
+    case io::DType::F64:
+      mantissa = load_bits<uint64_t>(p, i) & 0xFFFFFFFFFFFFFull;
+      negative = load_bits<uint64_t>(p, i) >> 63;
+      break;
+    default: return "a finite value";
+  }
+  return mantissa ? "NaN" : negative ? "-inf" : "inf";
+}
+
+void check_finite_tensors(const io::SafetensorsFile& file) {
+  for (const io::TensorInfo& t : file.tensors()) {
+    const uint8_t* data = file.data(t);
+    const int64_t bad = first_nonfinite(t.dtype, data, t.numel());
+    if (bad >= 0)
+      throw Error(nonfinite_message(file.path().string(), t.name, nonfinite_name(t.dtype, data, bad), bad, t.shape));
+  }
+}
+
+void check_finite_weights(const io::WeightStore& ws) {
+  for (const std::string& name : ws.names()) {
+    const io::SafetensorsFile& file = ws.file_of(name);
+    const io::TensorInfo& t = ws.info(name);
+    const uint8_t* data = file.data(t);
+    const int64_t bad = first_nonfinite(t.dtype, data, t.numel());
+    if (bad >= 0)
+      throw Error(nonfinite_message(file.path().string(), name, nonfinite_name(t.dtype, data, bad), bad, t.shape));
+  }
+}
+
+void check_finite_values(const float* p, int64_t n, const std::string& where) {
+  const int64_t bad = first_nonfinite(p, n);
+  if (bad < 0) return;
+  const auto* bytes = reinterpret_cast<const uint8_t*>(p);
+  throw Error(where + " holds " + nonfinite_name(io::DType::F32, bytes, bad) + " at element " + std::to_string(bad) +
+              "; refusing to write non-finite weights (pass " + kAllowNonfiniteFlag + " to write them anyway, for "
+              "debugging)");
 }
 
 }  // namespace sft::model

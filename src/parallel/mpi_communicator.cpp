@@ -5,13 +5,15 @@
 #include <atomic>
 #include <chrono>
 #include <climits>
-#include <condition_variable>
 #include <cstdio>
 #include <cstdlib>
-#include <mutex>
+#include <memory>
+#include <random>
 #include <thread>
+#include <vector>
 
 #include "parallel/communicator.h"
+#include "parallel/heartbeat.h"
 #include "util/error.h"
 
 namespace sft::parallel {
@@ -54,14 +56,11 @@ class MpiCommunicator final : public Communicator {
     MPI_Comm_rank(local, &local_rank_);
     MPI_Comm_size(local, &local_size_);
     MPI_Comm_free(&local);
+    start_heartbeats();
     watchdog_ = std::thread([this] { watch(); });
   }
   ~MpiCommunicator() override {
-    {
-      std::lock_guard<std::mutex> lk(mu_);
-      stop_ = true;
-    }
-    cv_.notify_all();
+    stop_.store(true);
     watchdog_.join();
     int finalized = 0;
     MPI_Finalized(&finalized);
@@ -139,23 +138,60 @@ class MpiCommunicator final : public Communicator {
     for (size_t off = 0; off < n; off += kMax) f(off, static_cast<int>(std::min(kMax, n - off)));
   }
 
+  // Every rank's heartbeat address, exchanged once (parallel/heartbeat.h). A rank that cannot open its socket
+  // still takes part in the exchange (port 0: nobody sends to it) and trains; only the diagnosis is poorer.
+  void start_heartbeats() {
+    uint64_t nonce = 0;
+    if (rank_ == 0) {
+      std::random_device rd;
+      nonce = (uint64_t{rd()} << 32) ^ rd() ^ static_cast<uint64_t>(Clock::now().time_since_epoch().count());
+    }
+    MPI_Bcast(&nonce, 1, MPI_UINT64_T, 0, MPI_COMM_WORLD);
+    PeerAddress me;
+    try {
+      heartbeat_ = std::make_unique<Heartbeat>(rank_, nonce);
+      me = heartbeat_->local_address();
+    } catch (const Error& e) {
+      std::fprintf(stderr, "sft: warning: %s; a lost rank will not be named on a timeout\n", e.what());
+    }
+    std::vector<PeerAddress> all(static_cast<size_t>(world_));
+    MPI_Allgather(&me, sizeof me, MPI_BYTE, all.data(), sizeof me, MPI_BYTE, MPI_COMM_WORLD);
+    if (heartbeat_) heartbeat_->set_peers(all);
+    host_ = me.host[0] ? me.host : "?";
+  }
+
   // A collective that blocks past the timeout means a peer is gone or the ranks diverged: MPI itself would wait
-  // forever. Print which operation and end this process; the launcher (mpirun / srun --kill-on-bad-exit) then
-  // ends the others.
+  // forever. Print which operation, which ranks went silent (heartbeats) and end this process; the launcher
+  // (mpirun / srun --kill-on-bad-exit) then ends the others. The thread never calls MPI (FUNNELED).
   void watch() {
-    std::unique_lock<std::mutex> lk(mu_);
-    while (!stop_) {
-      cv_.wait_for(lk, std::chrono::milliseconds(500));
+    Clock::time_point last_turn = Clock::now();
+    double longest_pause = 0;  // this process not running at all (SIGSTOP, a stalled machine): the loop's own gaps
+    while (!stop_.load()) {
+      if (heartbeat_) heartbeat_->pump(std::chrono::milliseconds(250));
+      else std::this_thread::sleep_for(std::chrono::milliseconds(250));
+      const Clock::time_point now = Clock::now();
+      const double gap = std::chrono::duration<double>(now - last_turn).count();
+      last_turn = now;
       const int64_t start = op_start_ns_.load();
+      if (start == 0) longest_pause = 0;
+      else longest_pause = std::max(longest_pause, gap);
       const double limit = timeout_s_.load();
-      if (stop_ || start == 0 || limit <= 0) continue;
+      if (stop_.load() || start == 0 || limit <= 0) continue;
       const double waited =
           std::chrono::duration<double>(Clock::now().time_since_epoch() - Clock::duration(start)).count();
       if (waited > limit) {
+        // A live peer beats every 0.5 s; one silent for half the timeout (1.5-10 s) is lost.
+        const double threshold = std::clamp(limit / 2, 1.5, 10.0);
+        std::string who = heartbeat_ ? heartbeat_->describe(threshold)
+                                     : std::string("a rank died, hangs or runs different settings");
+        // A rank that was itself stopped sees live peers when it runs again, but they have timed out on it.
+        if (longest_pause > threshold)
+          who = "this rank itself was not running for " + std::to_string(static_cast<int>(longest_pause)) +
+                " s (stopped, or its machine stalled), so the others gave up on it";
         std::fprintf(stderr,
-                     "sft: error: rank %d: %s waited %.0f s for the other ranks (--ddp_timeout %.0f): a rank died, hangs "
-                     "or runs different settings; giving up\n",
-                     rank_, op_name_.load(), waited, limit);
+                     "sft: error: rank %d: %s waited %.0f s for the other ranks (--ddp_timeout %.0f); %s; giving up "
+                     "(this is rank %d of %d on host %s)\n",
+                     rank_, op_name_.load(), waited, limit, who.c_str(), rank_, world_, host_.c_str());
         std::fflush(stderr);
         std::_Exit(1);
       }
@@ -167,9 +203,9 @@ class MpiCommunicator final : public Communicator {
   std::atomic<int64_t> op_start_ns_{0};
   std::atomic<const char*> op_name_{""};
   std::atomic<double> timeout_s_{1800.0};
-  std::mutex mu_;
-  std::condition_variable cv_;
-  bool stop_ = false;
+  std::atomic<bool> stop_{false};
+  std::unique_ptr<Heartbeat> heartbeat_;  // used by the watchdog thread only, after construction
+  std::string host_;
   std::thread watchdog_;
 };
 

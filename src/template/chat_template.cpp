@@ -1,10 +1,13 @@
 #include "template/chat_template.h"
 
-#include <fstream>
+#include "io/gguf.h"
+#include "io/gguf_tokenizer.h"
+
 #include <nlohmann/json.hpp>
-#include <sstream>
 
 #include "util/error.h"
+#include "util/input_file.h"
+#include "util/utf8.h"
 
 namespace sft::jinja {
 namespace {
@@ -18,7 +21,12 @@ Value from_json(const nlohmann::ordered_json& j, int depth = 0) {
     case nlohmann::ordered_json::value_t::null: return Value(None{});
     case nlohmann::ordered_json::value_t::boolean: return Value(j.get<bool>());
     case nlohmann::ordered_json::value_t::number_integer: return Value(j.get<int64_t>());
-    case nlohmann::ordered_json::value_t::number_unsigned: return Value(static_cast<int64_t>(j.get<uint64_t>()));
+    case nlohmann::ordered_json::value_t::number_unsigned: {
+      // Past int64 the template's integers cannot hold it (Python would: a big integer); never wrap it.
+      const auto u = j.get<uint64_t>();
+      SFT_CHECK(u <= static_cast<uint64_t>(INT64_MAX), "chat JSON integer ", u, " does not fit in 64 bits");
+      return Value(static_cast<int64_t>(u));
+    }
     case nlohmann::ordered_json::value_t::number_float: return Value(j.get<double>());
     case nlohmann::ordered_json::value_t::string: return Value(j.get<std::string>());
     case nlohmann::ordered_json::value_t::array: {
@@ -33,14 +41,6 @@ Value from_json(const nlohmann::ordered_json& j, int depth = 0) {
     }
     default: throw Error("unsupported JSON value in chat data");
   }
-}
-
-std::string read_text(const fs::path& p) {
-  std::ifstream f(p, std::ios::binary);
-  SFT_CHECK(f.good(), "cannot read ", p.string());
-  std::ostringstream ss;
-  ss << f.rdbuf();
-  return ss.str();
 }
 
 // transformers' _normalize_chat_messages + _alias_reasoning_fields.
@@ -92,14 +92,23 @@ ChatTemplate::ChatTemplate(const std::string& source, std::vector<std::pair<std:
       tmpl_(std::make_shared<Template>(Template::parse(source, origin_))) {}
 
 std::optional<ChatTemplate> ChatTemplate::load(const fs::path& dir) {
+  if (io::is_gguf_file(dir)) {  // tokenizer.chat_template, with the special tokens of the GGUF's vocabulary
+    io::HfTokenizerFiles files = io::hf_tokenizer_files(io::GgufFile(dir));
+    if (files.chat_template.empty()) return std::nullopt;
+    // The same rules as chat_template.jinja (util/input_file.h): UTF-8 and bounded, as transformers requires.
+    SFT_CHECK(utf8::is_valid(files.chat_template), dir.string(), ": tokenizer.chat_template is not valid UTF-8");
+    SFT_CHECK(files.chat_template.size() <= input::chat_template.max_bytes, dir.string(), ": tokenizer.chat_template holds ",
+              files.chat_template.size(), " bytes, more than the ", input::chat_template.max_bytes, " a chat template may have");
+    return ChatTemplate(files.chat_template, std::move(files.special_tokens), dir.string() + " (tokenizer.chat_template)");
+  }
   std::vector<std::pair<std::string, std::string>> specials;
   std::optional<std::string> source;
   std::string origin;
   const fs::path cfg_path = dir / "tokenizer_config.json";
-  if (fs::exists(cfg_path)) {
+  if (input_present(cfg_path)) {
     nlohmann::json cfg;
     try {
-      cfg = nlohmann::json::parse(read_text(cfg_path));
+      cfg = nlohmann::json::parse(read_input_file(cfg_path, input::json_file));
     } catch (const nlohmann::json::exception& e) {
       throw Error(cfg_path.string() + ": malformed JSON (" + e.what() + ")");
     }
@@ -133,11 +142,13 @@ std::optional<ChatTemplate> ChatTemplate::load(const fs::path& dir) {
     }
   }
   const fs::path jinja_path = dir / "chat_template.jinja";
-  if (fs::exists(jinja_path)) {  // transformers >= 4.52 saves it separately; it wins over tokenizer_config.json
-    source = read_text(jinja_path);
+  if (input_present(jinja_path)) {  // transformers >= 4.52 saves it separately; it wins over tokenizer_config.json
+    source = read_input_file(jinja_path, input::chat_template);  // regular file, bounded, UTF-8 (as transformers)
     origin = jinja_path.string();
   }
   if (!source) return std::nullopt;
+  SFT_CHECK(source->size() <= input::chat_template.max_bytes, origin, ": the chat template is ", source->size(),
+            " bytes, larger than the ", input::chat_template.max_bytes, " sft accepts for a chat template");
   return ChatTemplate(*source, std::move(specials), origin);
 }
 
@@ -162,7 +173,7 @@ RenderResult ChatTemplate::render(const List& messages, bool add_generation_prom
   ctx.set("tools", Value(None{}));
   ctx.set("documents", Value(None{}));
   ctx.set("add_generation_prompt", Value(add_generation_prompt));
-  return tmpl_->render(ctx);
+  return tmpl_->render(ctx, limits_);
 }
 
 std::vector<ChatTemplate::AssistantSpan> ChatTemplate::assistant_spans(const List& messages) const {

@@ -49,6 +49,9 @@ class ChatTemplate {
   };
   std::vector<AssistantSpan> assistant_spans(const List& messages) const;
 
+  // Bounds every render (output, value memory, loop iterations, nesting); the defaults suit real conversations.
+  void set_limits(const RenderLimits& limits) { limits_ = limits; }
+
   const std::string& source() const { return source_; }
   const std::string& origin() const { return origin_; }  // "<dir>/tokenizer_config.json" or ".../chat_template.jinja"
   const std::string* special_token(const std::string& name) const;  // e.g. "eos_token"
@@ -57,6 +60,7 @@ class ChatTemplate {
   std::string source_, origin_;
   std::vector<std::pair<std::string, std::string>> specials_;
   std::shared_ptr<Template> tmpl_;
+  RenderLimits limits_;
 };
 
 }  // namespace sft::jinja

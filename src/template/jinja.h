@@ -12,7 +12,8 @@
 // % **, conditional expressions; the Python string/dict methods and Jinja filters/tests chat templates use (list in
 // docs/arch/template.md). Everything else (macro, call, include, extends, raw, unknown filters/tests/methods, ...) is a
 // one-line sft::Error naming the template line; it never renders something silently different.
-// Sandbox: nothing but the given values is reachable; output size, loop iterations, range() and nesting are bounded.
+// Sandbox: nothing but the given values is reachable; output size, the live memory of values, loop iterations, time,
+// range() and nesting (parser, renderer, values) are bounded; integer arithmetic never wraps (jinja_arith.h).
 #pragma once
 #include <memory>
 #include <string>
@@ -26,7 +27,15 @@ struct Node;  // parsed statement (jinja_ast.h)
 
 struct RenderLimits {
   size_t max_output_bytes = size_t{256} << 20;
-  int64_t max_loop_iterations = 50'000'000;
+  // Live memory of the values the template builds (strings, lists, dicts: see ValueBudget in value.h). Chat templates
+  // need a few MB for a long conversation; `'a' * 10**9`, `ns.s = ns.s ~ ns.s` in a loop or `messages * 10**8` stop
+  // here with an error naming the line. One operation's temporary text is at most a small multiple of this.
+  size_t max_value_bytes = size_t{64} << 20;
+  // Time: loop iterations in all (a conversation needs thousands), and wall-clock time (checked every 1024
+  // statements/expressions), which also bounds loops whose every iteration works on a long string. A real render
+  // takes milliseconds; jinja2's sandbox bounds only range().
+  int64_t max_loop_iterations = 10'000'000;
+  double max_seconds = 60.0;
   int max_depth = 256;  // nesting of statements/expressions while rendering
 };
 

@@ -19,6 +19,7 @@ struct Expr {
   std::vector<std::pair<std::string, std::unique_ptr<Expr>>> kwargs;  // Call / Filter / Test keyword arguments
   std::vector<std::string> ops;                 // Compare: the operators between args[i] and args[i+1]
   bool negated = false;                         // Test: `is not`
+  int height = 1;  // 1 + the tallest child: bounded by the parser, so evaluating or destroying it cannot overflow the stack
 };
 
 struct Node {

@@ -32,6 +32,17 @@ std::string need_str(const Value& v, const char* what) {
   return v.as_string();
 }
 
+std::string checked_replace(const std::string& s, const std::string& old, const std::string& repl, int64_t count) {
+  int64_t n = py::count(s, old);  // Python inserts repl at every code point boundary when old is empty
+  if (count >= 0) n = std::min(n, count);
+  size_t growth = 0;
+  if (repl.size() > old.size() &&
+      __builtin_mul_overflow(static_cast<size_t>(n), repl.size() - old.size(), &growth))
+    growth = SIZE_MAX;
+  check_value_room(s.size() > SIZE_MAX - growth ? SIZE_MAX : s.size() + growth);
+  return py::replace(s, old, repl, count);
+}
+
 Value builtin_global(const std::string& name) {
   if (name == "raise_exception")
     return make_fn(name, [](const List& a, const KwArgs&) -> Value {
@@ -70,9 +81,10 @@ Value builtin_global(const std::string& name) {
       }
       SFT_CHECK(step != 0, "chat template: range() step must not be zero");
       List out;
-      for (int64_t i = start; step > 0 ? i < stop : i > stop; i += step) {
+      for (int64_t i = start; step > 0 ? i < stop : i > stop;) {
         SFT_CHECK(out.size() < 100000, "chat template: range() larger than 100000 (jinja's sandbox limit)");
         out.emplace_back(i);
+        if (__builtin_add_overflow(i, step, &i)) break;  // the next value would pass int64: past stop anyway
       }
       return Value(std::move(out));
     });
@@ -143,7 +155,8 @@ Value string_method(const Value& obj, const std::string& name) {
       if (sep && !sep->is_none()) sp = need_str(*sep, "split");
       const int64_t maxsplit = mx && mx->is_int() ? mx->as_int() : -1;
       List out;
-      for (auto& part : py::split(s, sep && !sep->is_none() ? &sp : nullptr, maxsplit)) out.emplace_back(part);
+      py::split(s, sep && !sep->is_none() ? &sp : nullptr, maxsplit,
+                [&out](std::string part) { out.emplace_back(std::move(part)); });
       return Value(std::move(out));
     }
     if (name == "upper") return Value(py::upper(s));
@@ -153,11 +166,12 @@ Value string_method(const Value& obj, const std::string& name) {
     if (name == "replace") {
       SFT_CHECK(a.size() >= 2, "chat template: str.replace() needs two arguments");
       const int64_t count = a.size() > 2 && a[2].is_int() ? a[2].as_int() : -1;
-      return Value(py::replace(s, need_str(a[0], "replace"), need_str(a[1], "replace"), count));
+      return Value(checked_replace(s, need_str(a[0], "replace"), need_str(a[1], "replace"), count));
     }
     if (name == "find") {
       SFT_CHECK(a.size() == 1, "chat template: str.find() takes one argument");
-      const size_t f = s.find(need_str(a[0], "find"));
+      const std::string sub = need_str(a[0], "find");
+      const size_t f = py::Finder(sub).find(s);
       if (f == std::string::npos) return Value(int64_t{-1});
       return Value(static_cast<int64_t>(py::length(std::string_view(s).substr(0, f))));
     }
@@ -169,7 +183,11 @@ Value string_method(const Value& obj, const std::string& name) {
     SFT_CHECK(a.size() == 1 && a[0].is_list(), "chat template: str.join() needs a list");
     std::string out;
     const auto& l = a[0].as_list();
-    for (size_t i = 0; i < l.size(); ++i) out += (i ? s : "") + need_str(l[i], "join");
+    for (size_t i = 0; i < l.size(); ++i) {
+      if (i) out += s;
+      out += need_str(l[i], "join");
+      check_value_room(out.size());  // the separator repeats once per item: 'x' * 10**6 joining a long list
+    }
     return Value(std::move(out));
   });
 }

@@ -13,6 +13,8 @@ const Value* kwarg(const KwArgs& kw, const char* name);
 // Positional-or-keyword argument i / name, or nullptr.
 const Value* arg(const List& a, const KwArgs& kw, size_t i, const char* name);
 std::string need_str(const Value& v, const char* what);
+// Python's str.replace, its result size checked against the value budget before it is built.
+std::string checked_replace(const std::string& s, const std::string& old, const std::string& repl, int64_t count);
 
 // A global the template can call (undefined Value when `name` is none of them).
 Value builtin_global(const std::string& name);

@@ -1,11 +1,14 @@
 // Evaluator of the Jinja subset: scopes, statements, expressions, filters, tests, Python methods.
 #include <algorithm>
+#include <chrono>
 #include <cmath>
+#include <cstdio>
 #include <optional>
 #include <ctime>
 #include <unordered_map>
 
 #include "template/jinja.h"
+#include "template/jinja_arith.h"
 #include "template/jinja_ast.h"
 #include "template/jinja_builtins.h"
 #include "template/py_string.h"
@@ -33,10 +36,20 @@ bool contains_generation(const std::vector<Node>& nodes) {
 
 enum class Flow { Normal, Break, Continue };
 
+std::string seconds_text(double s) {
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "%g", s);
+  return buf;
+}
+
 
 class Renderer {
  public:
-  Renderer(const Template::Impl& t, const Dict& ctx, const RenderLimits& lim) : t_(t), ctx_(ctx), lim_(lim) {
+  Renderer(const Template::Impl& t, const Dict& ctx, const RenderLimits& lim)
+      : t_(t), ctx_(ctx), lim_(lim),
+        deadline_(std::chrono::steady_clock::now() +
+                  std::chrono::duration_cast<std::chrono::steady_clock::duration>(
+                      std::chrono::duration<double>(std::min(lim.max_seconds, 1e9)))) {
     frames_.emplace_back();
   }
 
@@ -69,10 +82,22 @@ class Renderer {
   void assign(const std::string& name, Value v) { frames_.back()[name] = std::move(v); }
 
   // ---- statements
+  // Every 1024 statements/expressions: past the deadline, stop with the line being evaluated.
+  void tick(int line) {
+    if ((++ticks_ & 1023) == 0 && std::chrono::steady_clock::now() > deadline_)
+      fail(line, "rendering took longer than " + seconds_text(lim_.max_seconds) + " s (sft bounds a chat template's time)");
+  }
+
   Flow exec_body(const std::vector<Node>& nodes) {
     if (++depth_ > lim_.max_depth) fail(nodes.empty() ? 0 : nodes[0].line, "template nested too deeply");
+    if (!nodes.empty()) tick(nodes[0].line);
     for (const auto& n : nodes) {
-      const Flow f = exec(n);
+      Flow f = Flow::Normal;
+      try {
+        f = exec(n);
+      } catch (const ValueLimitError& err) {
+        fail(n.line, err.what());  // values made by the statement itself (loop variables, assignments)
+      }
       if (f != Flow::Normal) {
         --depth_;
         return f;
@@ -95,6 +120,9 @@ class Renderer {
         if (!n.attr.empty()) {
           Value ns = lookup(n.targets[0]);
           if (!ns.is_namespace()) fail(n.line, "cannot set attribute '" + n.attr + "' of a non-namespace '" + n.targets[0] + "'");
+          // The namespace is the one mutable object; one inside another's attribute could form a reference cycle.
+          if (v.holds_namespace())
+            fail(n.line, "cannot store a namespace in the attribute '" + n.attr + "' of a namespace (not supported)");
           ns.as_namespace().attrs.set(n.attr, std::move(v));
         } else if (n.targets.size() == 1) {
           assign(n.targets[0], std::move(v));
@@ -147,6 +175,7 @@ class Renderer {
     const auto len = static_cast<int64_t>(items.size());
     for (int64_t i = 0; i < len; ++i) {
       if (++iterations_ > lim_.max_loop_iterations) fail(n.line, "too many loop iterations");
+      tick(n.line);
       frames_.emplace_back();
       bind_targets(n, items[static_cast<size_t>(i)]);
       Dict loop;
@@ -200,9 +229,14 @@ class Renderer {
   // ---- expressions
   Value eval(const Expr& e) {
     if (++depth_ > lim_.max_depth) fail(e.line, "expression nested too deeply");
-    Value v = eval_inner(e);
-    --depth_;
-    return v;
+    tick(e.line);
+    try {
+      Value v = eval_inner(e);
+      --depth_;
+      return v;
+    } catch (const ValueLimitError& err) {
+      fail(e.line, err.what());  // the innermost expression that ran out names its line
+    }
   }
 
   Value eval_inner(const Expr& e) {
@@ -261,10 +295,16 @@ class Renderer {
       case K::Unary: {
         const Value v = eval(*e.args[0]);
         if (e.name == "not") return Value(!v.truthy());
-        if (v.is_int()) return e.name == "-" ? Value(-v.as_int()) : v;
-        if (v.is_bool()) return Value(static_cast<int64_t>(e.name == "-" ? -int(v.as_bool()) : int(v.as_bool())));
-        if (v.is_float()) return e.name == "-" ? Value(-v.as_float()) : v;
-        fail(e.line, std::string("bad operand type for unary ") + e.name + ": '" + v.type_name() + "'");
+        if (e.name == "-") {
+          try {
+            return arith::negate(v);
+          } catch (const Error& err) {
+            fail(e.line, err.what());
+          }
+        }
+        if (v.is_int() || v.is_float()) return v;
+        if (v.is_bool()) return Value(static_cast<int64_t>(v.as_bool()));
+        fail(e.line, std::string("bad operand type for unary +: '") + v.type_name() + "'");
       }
       case K::Binary: return binary(e);
       case K::Compare: {
@@ -310,7 +350,7 @@ class Renderer {
   bool contains(const Value& container, const Value& item, int line) const {
     if (container.is_string()) {
       if (!item.is_string()) fail(line, "'in <string>' requires string as left operand");
-      return container.as_string().find(item.as_string()) != std::string::npos;
+      return py::Finder(item.as_string()).find(container.as_string()) != std::string::npos;
     }
     if (container.is_list()) {
       for (const auto& x : container.as_list())
@@ -334,80 +374,13 @@ class Renderer {
     }
     const Value a = eval(*e.args[0]);
     const Value b = eval(*e.args[1]);
-    if (op == "~") return Value(a.str() + b.str());
-    const bool num = (a.is_number() || a.is_bool()) && (b.is_number() || b.is_bool());
-    const bool ints = num && !a.is_float() && !b.is_float();
-    auto as_i = [](const Value& v) { return v.is_bool() ? int64_t{v.as_bool()} : v.as_int(); };
-    auto type_error = [&]() -> Value {
-      fail(e.line, "unsupported operand type(s) for " + op + ": '" + a.type_name() + "' and '" + b.type_name() + "'");
-    };
-    if (op == "+") {
-      if (ints) return Value(as_i(a) + as_i(b));
-      if (num) return Value(a.as_number() + b.as_number());
-      if (a.is_string() && b.is_string()) return Value(a.as_string() + b.as_string());
-      if (a.is_list() && b.is_list()) {
-        List l = a.as_list();
-        for (const auto& x : b.as_list()) l.push_back(x);
-        return Value(std::move(l));
-      }
-      return type_error();
+    try {
+      return arith::binary(op, a, b);
+    } catch (const ValueLimitError&) {
+      throw;  // eval() names the line
+    } catch (const Error& err) {
+      fail(e.line, err.what());
     }
-    if (op == "-") {
-      if (ints) return Value(as_i(a) - as_i(b));
-      if (num) return Value(a.as_number() - b.as_number());
-      return type_error();
-    }
-    if (op == "*") {
-      if (ints) return Value(as_i(a) * as_i(b));
-      if (num) return Value(a.as_number() * b.as_number());
-      const Value* s = a.is_string() || a.is_list() ? &a : b.is_string() || b.is_list() ? &b : nullptr;
-      const Value* n = s == &a ? &b : &a;
-      if (s && (n->is_int() || n->is_bool())) {
-        const int64_t times = as_i(*n);
-        if (times > 0 && (s->is_string() ? s->as_string().size() : s->as_list().size()) * static_cast<size_t>(times) > lim_.max_output_bytes)
-          fail(e.line, "repetition result too large");
-        if (s->is_string()) {
-          std::string out;
-          for (int64_t i = 0; i < times; ++i) out += s->as_string();
-          return Value(std::move(out));
-        }
-        List out;
-        for (int64_t i = 0; i < times; ++i)
-          for (const auto& x : s->as_list()) out.push_back(x);
-        return Value(std::move(out));
-      }
-      return type_error();
-    }
-    if (op == "/" || op == "//" || op == "%") {
-      if (!num) {
-        if (op == "%" && a.is_string()) fail(e.line, "printf-style string formatting ('%') is not supported");
-        return type_error();
-      }
-      if (b.as_number() == 0) fail(e.line, "division by zero");
-      if (op == "/") return Value(a.as_number() / b.as_number());
-      if (ints) {
-        const int64_t x = as_i(a), y = as_i(b);
-        int64_t q = x / y, r = x % y;
-        if (r != 0 && ((r < 0) != (y < 0))) {
-          --q;
-          r += y;
-        }
-        return op == "//" ? Value(q) : Value(r);
-      }
-      const double x = a.as_number(), y = b.as_number();
-      const double q = std::floor(x / y);
-      return op == "//" ? Value(q) : Value(x - q * y);
-    }
-    if (op == "**") {
-      if (ints && as_i(b) >= 0) {
-        int64_t r = 1;
-        for (int64_t i = 0; i < as_i(b); ++i) r *= as_i(a);
-        return Value(r);
-      }
-      if (num) return Value(std::pow(a.as_number(), b.as_number()));
-      return type_error();
-    }
-    fail(e.line, "unknown operator " + op);
   }
 
   Value slice(const Expr& e) {
@@ -438,15 +411,15 @@ class Renderer {
       return std::clamp<int64_t>(x, -1, n - 1);
     };
     const int64_t b = norm(start, 0, n - 1), en = norm(stop, n, -1);
-    std::vector<int64_t> idx;
-    for (int64_t i = b; step > 0 ? i < en : i > en; i += step) idx.push_back(i);
-    if (obj.is_list()) {
-      List out;
-      for (int64_t i : idx) out.push_back(obj.as_list()[static_cast<size_t>(i)]);
-      return Value(std::move(out));
-    }
+    // i + step may pass int64's range (s[1::9223372036854775807]): that index is past the end anyway, so stop.
+    List out;
     std::vector<uint32_t> sel;
-    for (int64_t i : idx) sel.push_back(cps[static_cast<size_t>(i)]);
+    for (int64_t i = b; step > 0 ? i < en : i > en;) {
+      if (obj.is_list()) out.push_back(obj.as_list()[static_cast<size_t>(i)]);
+      else sel.push_back(cps[static_cast<size_t>(i)]);
+      if (__builtin_add_overflow(i, step, &i)) break;
+    }
+    if (obj.is_list()) return Value(std::move(out));
     return Value(py::from_code_points(sel, 0, sel.size()));
   }
 
@@ -528,6 +501,8 @@ class Renderer {
   RenderResult res_;
   int depth_ = 0;
   int64_t iterations_ = 0;
+  uint64_t ticks_ = 0;
+  std::chrono::steady_clock::time_point deadline_;
 };
 
 Value Renderer::filter(const Expr& e) {
@@ -569,8 +544,12 @@ Value Renderer::filter(const Expr& e) {
       SFT_CHECK(!separators || separators->is_none(), "tojson(separators=...) is not supported");
       const Value* sort_keys = arg(a, kw, 3, "sort_keys");
       if (v.is_undefined()) throw Error("tojson of an undefined value");
-      return Value(v.to_json(indent && indent->is_int() ? static_cast<int>(indent->as_int()) : -1,
-                             sort_keys && sort_keys->truthy()));
+      // json.dumps: indent=None is compact; an integer indents by that many spaces (' ' * n: none for n <= 0).
+      int64_t spaces = -1;
+      if (indent && indent->is_int()) spaces = std::max<int64_t>(0, indent->as_int());
+      else if (indent && indent->is_bool()) spaces = indent->as_bool() ? 1 : 0;
+      else SFT_CHECK(!indent || indent->is_none(), "tojson(indent=...) needs an integer or none");
+      return Value(v.to_json(spaces, sort_keys && sort_keys->truthy()));
     }
     if (f == "length" || f == "count") {
       if (v.is_string()) return Value(static_cast<int64_t>(py::length(v.as_string())));
@@ -581,29 +560,21 @@ Value Renderer::filter(const Expr& e) {
     }
     if (f == "string") return Value(v.str());
     if (f == "safe") return v;
-    if (f == "int") {
+    if (f == "int") {  // jinja2's do_int: int(x), else int(float(x)), else the default
       if (v.is_int()) return v;
       if (v.is_bool()) return Value(int64_t{v.as_bool()});
-      if (v.is_float()) return Value(static_cast<int64_t>(v.as_float()));
-      if (v.is_string()) {
-        try {
-          size_t used = 0;
-          const std::string s = py::strip(v.as_string(), nullptr, py::Side::Both);
-          const int64_t x = std::stoll(s, &used);
-          if (used == s.size()) return Value(x);
-        } catch (...) {
-        }
+      std::optional<int64_t> x;
+      if (v.is_float()) x = arith::float_to_int(v.as_float());
+      if (v.is_string() && !(x = arith::parse_int(v.as_string()))) {
+        if (const auto d = arith::parse_float(v.as_string())) x = arith::float_to_int(*d);
       }
+      if (x) return Value(*x);
       return a.empty() ? Value(int64_t{0}) : a[0];
     }
     if (f == "float") {
       if (v.is_number() || v.is_bool()) return Value(v.as_number());
-      if (v.is_string()) {
-        try {
-          return Value(std::stod(v.as_string()));
-        } catch (...) {
-        }
-      }
+      if (v.is_string())
+        if (const auto d = arith::parse_float(v.as_string())) return Value(*d);
       return a.empty() ? Value(0.0) : a[0];
     }
     if (f == "lower") return Value(py::lower(v.str()));
@@ -613,7 +584,7 @@ Value Renderer::filter(const Expr& e) {
     if (f == "replace") {
       SFT_CHECK(a.size() >= 2, "replace filter needs two arguments");
       const int64_t count = a.size() > 2 && a[2].is_int() ? a[2].as_int() : -1;
-      return Value(py::replace(v.str(), a[0].str(), a[1].str(), count));
+      return Value(checked_replace(v.str(), a[0].str(), a[1].str(), count));
     }
     if (f == "join") {
       const Value* sep = arg(a, kw, 0, "d");
@@ -623,6 +594,7 @@ Value Renderer::filter(const Expr& e) {
       for (size_t i = 0; i < items.size(); ++i) {
         if (i && sep) out += sep->str();
         out += attribute ? get_item(items[i], *attribute, e.line).str() : items[i].str();
+        check_value_room(out.size());
       }
       return Value(std::move(out));
     }
@@ -649,11 +621,7 @@ Value Renderer::filter(const Expr& e) {
       std::reverse(items.begin(), items.end());
       return Value(std::move(items));
     }
-    if (f == "abs") {
-      if (v.is_int()) return Value(v.as_int() < 0 ? -v.as_int() : v.as_int());
-      if (v.is_float()) return Value(std::fabs(v.as_float()));
-      throw Error("abs of a non-number");
-    }
+    if (f == "abs") return arith::absolute(v);
     if (f == "selectattr" || f == "rejectattr") {
       SFT_CHECK(!a.empty() && a[0].is_string(), f, " needs an attribute name");
       List out;
@@ -729,7 +697,7 @@ bool Renderer::test(const Expr& e) {
   if (t == "divisibleby") {
     const Value& d = need1();
     if (!v.is_int() || !d.is_int() || d.as_int() == 0) fail(e.line, "divisibleby needs non-zero integers");
-    return v.as_int() % d.as_int() == 0;
+    return d.as_int() == -1 || v.as_int() % d.as_int() == 0;  // INT64_MIN % -1 would trap
   }
   if (t == "eq" || t == "equalto" || t == "==") return values_equal(v, need1());
   if (t == "ne" || t == "!=") return !values_equal(v, need1());
@@ -773,6 +741,7 @@ Template Template::parse(const std::string& source, const std::string& name) {
 bool Template::uses_generation_blocks() const { return impl_->has_generation; }
 
 RenderResult Template::render(const Dict& context, const RenderLimits& limits) const {
+  ValueBudget budget(limits.max_value_bytes);  // every value made from here to the return counts
   Renderer r(*impl_, context, limits);
   return r.run();
 }

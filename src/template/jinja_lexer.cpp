@@ -2,6 +2,7 @@
 #include "template/jinja_lexer.h"
 
 #include <cctype>
+#include <cstdlib>
 #include <cstring>
 
 #include "util/error.h"
@@ -141,7 +142,7 @@ std::vector<Tok> lex_expr(const std::string& src, int line, const std::string& n
         if (src[k] != '_') digits += src[k];
       if (is_float) {
         t.type = Tok::Float;
-        t.f = std::stod(digits);
+        t.f = std::strtod(digits.c_str(), nullptr);  // Python: 1e999 is inf, 1e-999 is 0.0 (stod would throw)
       } else {
         t.type = Tok::Int;
         try {

@@ -6,6 +6,7 @@
 //   - lstrip_blocks: before "{%" / "{#" (not "{{", not "{%+"), spaces/tabs from the start of the line are removed when
 //     nothing else precedes the tag on that line;
 //   - trim_blocks: one "\n" right after "%}" / "#}" (not "+%}", not "}}") is removed.
+#include <algorithm>
 #include <cctype>
 
 #include "template/jinja_ast.h"
@@ -70,6 +71,20 @@ class ExprParser {
     return e;
   }
 
+  // Every expression tree is at most this tall, whatever its form: the parser's own recursion is bounded by guard(),
+  // and left-associative chains that a loop builds (`1 + 1 + ...`, `x.a.b...`, `x|f|f...`, `a if b if c ...`) by the
+  // height each finished node records here. The evaluator and the destructor recurse along the tree.
+  static constexpr int kMaxHeight = 200;
+  P seal(P e) {
+    int h = 0;
+    for (const auto& a : e->args)
+      if (a) h = std::max(h, a->height);
+    for (const auto& kv : e->kwargs) h = std::max(h, kv.second->height);
+    e->height = h + 1;
+    if (e->height > kMaxHeight) error("expression nested too deeply");
+    return e;
+  }
+
   // `a, b` at top level (for targets of set / tuple results); returns a Tuple when there is a comma.
   P tuple_expression() {
     P first = expression();
@@ -81,7 +96,7 @@ class ExprParser {
       if (at_end() || is_op(")") || is_op("]")) break;
       tup->args.push_back(expression());
     }
-    return tup;
+    return seal(std::move(tup));
   }
 
  private:
@@ -99,9 +114,9 @@ class ExprParser {
       node->args.push_back(std::move(cond));
       if (is_name("else")) {
         next();
-        node->args.push_back(cond_expr());
+        node->args.push_back(expression());  // right-nested `a if b else c if d else ...`: guarded recursion
       }
-      e = std::move(node);
+      e = seal(std::move(node));
     }
     return e;
   }
@@ -110,7 +125,7 @@ class ExprParser {
     n->name = op;
     n->args.push_back(std::move(l));
     n->args.push_back(std::move(r));
-    return n;
+    return seal(std::move(n));
   }
   P or_expr() {
     P l = and_expr();
@@ -136,7 +151,7 @@ class ExprParser {
       n->name = "not";
       n->args.push_back(not_expr());
       --depth_;
-      return n;
+      return seal(std::move(n));
     }
     return compare();
   }
@@ -165,7 +180,7 @@ class ExprParser {
       cmp->ops.push_back(op);
       cmp->args.push_back(math1());
     }
-    return cmp ? std::move(cmp) : std::move(first);
+    return cmp ? seal(std::move(cmp)) : std::move(first);
   }
   P math1() {
     P l = concat();
@@ -208,6 +223,7 @@ class ExprParser {
       node = make(Expr::Kind::Unary, op.line);
       node->name = op.text == "-" ? "-" : "+";
       node->args.push_back(unary(false));
+      node = seal(std::move(node));
     } else {
       node = primary();
     }
@@ -258,7 +274,7 @@ class ExprParser {
           if (is_op(")")) break;
           tup->args.push_back(expression());
         }
-        e = std::move(tup);
+        e = seal(std::move(tup));
       }
       expect_op(")");
       return e;
@@ -272,7 +288,7 @@ class ExprParser {
         next();
       }
       expect_op("]");
-      return l;
+      return seal(std::move(l));
     }
     if (is_op("{")) {
       next();
@@ -285,7 +301,7 @@ class ExprParser {
         next();
       }
       expect_op("}");
-      return d;
+      return seal(std::move(d));
     }
     error("unexpected '" + describe(t) + "'");
   }
@@ -304,7 +320,7 @@ class ExprParser {
           a->name = expect_name();
           a->args.push_back(std::move(node));
         }
-        node = std::move(a);
+        node = seal(std::move(a));
       } else if (is_op("[")) {
         const int line = next().line;
         P parts[3];
@@ -329,7 +345,7 @@ class ExprParser {
           if (!parts[0]) error("empty subscript");
           s->args.push_back(std::move(parts[0]));
         }
-        node = std::move(s);
+        node = seal(std::move(s));
       } else if (is_op("(")) {
         node = call(std::move(node));
       } else {
@@ -342,7 +358,7 @@ class ExprParser {
     P c = make(Expr::Kind::Call, line);
     c->args.push_back(std::move(callee));
     parse_args(*c);
-    return c;
+    return seal(std::move(c));
   }
   void parse_args(Expr& target) {
     expect_op("(");
@@ -373,7 +389,7 @@ class ExprParser {
         }
         f->args.push_back(std::move(node));
         if (is_op("(")) parse_args(*f);
-        node = std::move(f);
+        node = seal(std::move(f));
       } else if (is_name("is")) {
         const int line = next().line;
         P t = make(Expr::Kind::Test, line);
@@ -393,7 +409,7 @@ class ExprParser {
                n.text != "in" && n.text != "is" && n.text != "not");
           if (arg_follows) t->args.push_back(primary_postfix());
         }
-        node = std::move(t);
+        node = seal(std::move(t));
       } else if (is_op("(")) {
         node = call(std::move(node));
       } else {

@@ -50,13 +50,30 @@ bool is_space(uint32_t cp) {
          cp == 0x3000;
 }
 
+Finder::Finder(std::string_view pattern) : pat_(pattern), fail_(pattern.size(), 0) {
+  for (size_t i = 1, k = 0; i < pat_.size(); ++i) {
+    while (k > 0 && pat_[i] != pat_[k]) k = fail_[k - 1];
+    if (pat_[i] == pat_[k]) ++k;
+    fail_[i] = static_cast<uint32_t>(k);
+  }
+}
+
+size_t Finder::find(std::string_view s, size_t from) const {
+  if (pat_.empty()) return from <= s.size() ? from : std::string_view::npos;
+  if (pat_.size() == 1) return s.find(pat_[0], from);  // memchr
+  for (size_t i = from, k = 0; i < s.size(); ++i) {
+    while (k > 0 && s[i] != pat_[k]) k = fail_[k - 1];
+    if (s[i] == pat_[k] && ++k == pat_.size()) return i + 1 - k;
+  }
+  return std::string_view::npos;
+}
+
 std::string strip(std::string_view s, const std::string* chars, Side side) {
   const auto cps = code_points(s);
   std::vector<uint32_t> set;
   if (chars) set = code_points(*chars);
-  auto drop = [&](uint32_t cp) {
-    return chars ? std::find(set.begin(), set.end(), cp) != set.end() : is_space(cp);
-  };
+  std::sort(set.begin(), set.end());  // O(log m) per code point: s.strip(s) must not cost |s|^2
+  auto drop = [&](uint32_t cp) { return chars ? std::binary_search(set.begin(), set.end(), cp) : is_space(cp); };
   size_t b = 0, e = cps.size();
   if (side != Side::Right)
     while (b < e && drop(cps[b])) ++b;
@@ -65,37 +82,42 @@ std::string strip(std::string_view s, const std::string* chars, Side side) {
   return from_code_points(cps, b, e);
 }
 
-std::vector<std::string> split(std::string_view s, const std::string* sep, int64_t maxsplit) {
-  std::vector<std::string> out;
+void split(std::string_view s, const std::string* sep, int64_t maxsplit,
+           const std::function<void(std::string)>& part) {
+  int64_t parts = 0;
+  auto emit = [&](std::string p) {
+    ++parts;
+    part(std::move(p));
+  };
   if (sep) {
     SFT_CHECK(!sep->empty(), "chat template: split() with an empty separator");
+    const Finder finder(*sep);
     size_t pos = 0;
-    while (maxsplit < 0 || static_cast<int64_t>(out.size()) < maxsplit) {
-      const size_t f = s.find(*sep, pos);
+    while (maxsplit < 0 || parts < maxsplit) {
+      const size_t f = finder.find(s, pos);
       if (f == std::string_view::npos) break;
-      out.emplace_back(s.substr(pos, f - pos));
+      emit(std::string(s.substr(pos, f - pos)));
       pos = f + sep->size();
     }
-    out.emplace_back(s.substr(pos));
-    return out;
+    emit(std::string(s.substr(pos)));
+    return;
   }
   const auto cps = code_points(s);
   size_t i = 0;
   while (i < cps.size()) {
     while (i < cps.size() && is_space(cps[i])) ++i;
     if (i >= cps.size()) break;
-    if (maxsplit >= 0 && static_cast<int64_t>(out.size()) == maxsplit) {
+    if (maxsplit >= 0 && parts == maxsplit) {
       size_t e = cps.size();
       while (e > i && is_space(cps[e - 1])) --e;
-      out.push_back(from_code_points(cps, i, e));
+      emit(from_code_points(cps, i, e));
       break;
     }
     size_t j = i;
     while (j < cps.size() && !is_space(cps[j])) ++j;
-    out.push_back(from_code_points(cps, i, j));
+    emit(from_code_points(cps, i, j));
     i = j;
   }
-  return out;
 }
 
 std::string replace(std::string_view s, std::string_view old, std::string_view repl, int64_t count) {
@@ -113,10 +135,11 @@ std::string replace(std::string_view s, std::string_view old, std::string_view r
     }
     return out;
   }
+  const Finder finder(old);
   size_t pos = 0;
   int64_t n = 0;
   while (count < 0 || n < count) {
-    const size_t f = s.find(old, pos);
+    const size_t f = finder.find(s, pos);
     if (f == std::string_view::npos) break;
     out.append(s.substr(pos, f - pos));
     out.append(repl);
@@ -130,7 +153,8 @@ std::string replace(std::string_view s, std::string_view old, std::string_view r
 int64_t count(std::string_view s, std::string_view sub) {
   if (sub.empty()) return static_cast<int64_t>(length(s)) + 1;
   int64_t n = 0;
-  for (size_t pos = s.find(sub); pos != std::string_view::npos; pos = s.find(sub, pos + sub.size())) ++n;
+  const Finder finder(sub);
+  for (size_t pos = finder.find(s); pos != std::string_view::npos; pos = finder.find(s, pos + sub.size())) ++n;
   return n;
 }
 

@@ -4,6 +4,8 @@
 
 #include <nlohmann/json.hpp>
 
+#include "io/gguf.h"
+#include "io/gguf_tokenizer.h"
 #include "tokenizer/added_tokens.h"
 #include "tokenizer/bpe.h"
 #include "tokenizer/normalizer.h"
@@ -12,6 +14,7 @@
 #include "tokenizer/utf8.h"
 #include "util/error.h"
 #include "util/file_util.h"
+#include "util/input_file.h"
 
 namespace sft::tok {
 
@@ -93,13 +96,19 @@ Tokenizer& Tokenizer::operator=(Tokenizer&&) noexcept = default;
 Tokenizer::~Tokenizer() = default;
 
 Tokenizer Tokenizer::load(const std::filesystem::path& model_dir) {
+  if (io::is_gguf_file(model_dir)) {  // a GGUF's vocabulary, as the tokenizer.json transformers would rebuild from it
+    const io::HfTokenizerFiles files = io::hf_tokenizer_files(io::GgufFile(model_dir));
+    return from_json_text(files.tokenizer_json, files.tokenizer_config_json,
+                          model_dir.string() + " (tokenizer.ggml.* metadata)",
+                          model_dir.string() + " (tokenizer.ggml.* metadata)");
+  }
   const auto tj_path = model_dir / "tokenizer.json";
   SFT_CHECK(std::filesystem::exists(tj_path), tj_path.string(), ": not found (a Hugging Face tokenizer.json is required)");
   SFT_CHECK(!std::filesystem::is_directory(tj_path), tj_path.string(), ": is a folder, expected a tokenizer.json file");
   const auto cfg_path = model_dir / "tokenizer_config.json";
   std::optional<std::string> cfg_text;
-  if (std::filesystem::exists(cfg_path)) cfg_text = read_file(cfg_path);
-  return from_json_text(read_file(tj_path), cfg_text, tj_path.string(), cfg_path.string());
+  if (input_present(cfg_path)) cfg_text = read_input_file(cfg_path, input::json_file);
+  return from_json_text(read_input_file(tj_path, input::tokenizer_json), cfg_text, tj_path.string(), cfg_path.string());
 }
 
 Tokenizer Tokenizer::from_json_text(const std::string& tokenizer_json, const std::optional<std::string>& config_json,

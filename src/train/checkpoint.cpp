@@ -9,6 +9,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "io/gguf.h"
 #include "io/hf_folder.h"
 #include "util/error.h"
 #include "util/json_number.h"
@@ -115,7 +116,7 @@ TrainerState trainer_state_from_json(const std::string& text, const std::string&
 }
 
 void copy_model_side_files(const fs::path& base_dir, const fs::path& dst_dir) {
-  SFT_CHECK(fs::exists(base_dir / "tokenizer.json"), base_dir.string(),
+  SFT_CHECK(fs::exists(base_dir / "tokenizer.json") || io::is_gguf_file(base_dir), base_dir.string(),
             ": base model folder has no tokenizer.json to copy into the output");
   io::copy_tokenizer_files(base_dir, dst_dir);  // tokenizer files, chat template, generation_config.json
 }

@@ -9,8 +9,10 @@
 #include "data/batching.h"
 #include "data/prepare.h"
 #include "data/template_choice.h"
+#include "io/peft_adapter.h"
 #include "io/safetensors.h"
 #include "model/family.h"
+#include "model/gguf_mapping.h"
 #include "model/lora.h"
 #include "model/model.h"
 #include "parallel/communicator.h"
@@ -42,6 +44,7 @@ std::unique_ptr<Job> Job::open(const TrainConfig& cfg, std::unique_ptr<parallel:
   job->set_threads();
   job->resolve_resume();
   job->check_lora();  // bad LoRA settings fail before anything is written
+  job->check_save_gguf();  // a family without a GGUF mapping fails before training, not after
   if (comm->rank() == 0) prepare_output_dir(cfg, !job->resume_dir_.empty());
   comm->barrier();  // nobody writes into output_dir before rank 0 has cleaned it
   job->open_device(comm);
@@ -95,6 +98,30 @@ void Job::check_lora() const {
   } else {
     model::plan_lora(mc, cfg_.lora_config(), 1);  // resolves target_modules / modules_to_save or throws
   }
+}
+
+void Job::check_save_gguf() const {
+  if (cfg_.save_gguf.empty()) return;
+  try {
+    model::check_gguf_mapping(model::load_config(base_ / "config.json"));
+  } catch (const Error& e) {
+    throw Error(std::string("--save_gguf: ") + e.what());
+  }
+}
+
+// --save_gguf: the final model (LoRA: the base with the trained adapter merged in) as <output_dir>/<name>-<type>.gguf,
+// written by rank 0 after the HF folder, through the same code as `sft export`.
+void Job::save_gguf(const fs::path& output_dir, TrainObserver& obs) const {
+  if (cfg_.save_gguf.empty() || comm_->rank() != 0) return;
+  fs::path dir = fs::absolute(output_dir).lexically_normal();
+  if (dir.filename().empty()) dir = dir.parent_path();
+  const fs::path out = dir / (dir.filename().string() + "-" + cfg_.save_gguf + ".gguf");
+  const bool lora = io::is_adapter_dir(output_dir);
+  obs.on_note("--save_gguf " + cfg_.save_gguf + ": exporting " + (lora ? "the merged model" : "the model") + " ...");
+  const model::GgufExportResult r =
+      model::export_gguf(lora ? base_ : output_dir, lora ? output_dir : fs::path(), out,
+                         model::parse_gguf_outtype(cfg_.save_gguf, "--save_gguf"), /*overwrite=*/true);
+  obs.on_note(model::describe_gguf_export(r, cfg_.save_gguf));
 }
 
 // Data parallel: plain "cuda" means the GPU of the rank's local rank (one rank per GPU); "cuda:N" is kept.
@@ -161,7 +188,9 @@ TrainSummary Job::run(TrainObserver& obs) {
   in.base_model_dir = base_;
   in.resume_dir = resume_dir_;
   in.comm = comm_;
-  return run_training(in, obs);
+  TrainSummary summary = run_training(in, obs);
+  save_gguf(summary.output_dir, obs);
+  return summary;
 }
 
 }  // namespace sft::train

@@ -50,6 +50,8 @@ class Job {
   void set_threads() const;
   void resolve_resume();
   void check_lora() const;
+  void check_save_gguf() const;
+  void save_gguf(const std::filesystem::path& output_dir, TrainObserver& obs) const;
   void open_device(std::unique_ptr<parallel::Communicator>& comm);
   void prepare_data(TrainObserver& obs);
   void load_model(TrainObserver& obs);

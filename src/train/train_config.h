@@ -76,7 +76,8 @@ struct TrainConfig {
   std::string debug_dump_batches;  // debug: write every micro-batch trained on as JSON lines (parity tests)
 
   bool gradient_checkpointing = false;  // re-run each layer's forward in the backward instead of saving activations
-  bool skip_nonfinite_steps = false;  // a NaN/inf loss or gradient norm: skip the update (default: stop with an error)
+  bool skip_nonfinite_steps = false;
+  std::string save_gguf;  // "" or a GGUF type (q8_0, f16, bf16, f32): the final model also as <output_dir>/<name>-<type>.gguf
 
   bool use_bf16() const { return bf16 || torch_dtype == "bfloat16"; }
   // Optimizer steps of the run: max_steps when > 0, else ceil(num_train_epochs * updates_per_epoch); throws naming

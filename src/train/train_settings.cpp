@@ -10,6 +10,7 @@
 #include <nlohmann/json.hpp>
 
 #include "backend/device.h"
+#include "model/gguf_mapping.h"
 #include "util/error.h"
 
 namespace sft::train {
@@ -138,6 +139,9 @@ void check_range(const Setting& s, const C& c) {
 
 // ---- rules beyond a range or a list of values ----
 void device_syntax(const C& c) { backend::parse_device(c.device, "--device"); }  // cuda:abc names the flag
+void gguf_type_or_empty(const C& c) {
+  if (!c.save_gguf.empty()) model::parse_gguf_outtype(c.save_gguf, "--save_gguf");
+}
 void eval_steps_rule(const C& c) {
   SFT_CHECK(c.eval_steps == -1 || (c.eval_steps >= 1 && static_cast<double>(c.eval_steps) <= kMaxSteps),
             "--eval_steps: expected an integer >= 1 (or -1 = --logging_steps), got ", c.eval_steps);
@@ -257,6 +261,9 @@ std::vector<Setting> runtime_lora_and_parallel_rows() {
           "instead of all (sft info shows both), ~15-30% more time a step"),
       row("skip_nonfinite_steps", &C::skip_nonfinite_steps,
           "skip an update whose loss or gradient norm is NaN/inf (default: stop with an error)"),
+      row("save_gguf", &C::save_gguf,
+          "also write <output_dir>/<name>-<type>.gguf at the end, for llama.cpp / ollama (q8_0, f16, bf16 or f32; "
+          "LoRA: the merged model), as sft export does").checked(gguf_type_or_empty),
       // ---- LoRA (TRL ModelConfig / peft LoraConfig names, TRL's defaults) ----
       row("use_peft", &C::use_peft, "LoRA fine-tuning (peft adapters): base frozen, adapter + its AdamW state trained"),
       row("lora_r", &C::lora_r, "LoRA rank").in(1, 65536).lora(),

@@ -7,25 +7,14 @@
 
 #include <cerrno>
 #include <cstring>
-#include <fstream>
 #include <random>
-#include <sstream>
 
 #include "util/error.h"
+#include "util/input_file.h"
 
 namespace sft {
 
-std::string read_file(const fs::path& path) {
-  std::error_code ec;
-  // An ifstream opens a folder without complaint and then reads nothing: say what is wrong instead.
-  SFT_CHECK(!fs::is_directory(path, ec), path.string(), ": is a folder, expected a file");
-  std::ifstream in(path, std::ios::binary);
-  SFT_CHECK(in.good(), path.string(), ": cannot open (", std::strerror(errno), ")");
-  std::ostringstream ss;
-  ss << in.rdbuf();
-  SFT_CHECK(!in.bad(), path.string(), ": read error");
-  return ss.str();
-}
+std::string read_file(const fs::path& path) { return read_input_file(path, input::any_file); }
 
 void write_all(int fd, const void* data, size_t n, const fs::path& path) {
   const char* p = static_cast<const char*>(data);
@@ -69,30 +58,14 @@ void write_file_atomic(const fs::path& path, std::string_view data) {
   write_file_atomic_fd(path, [&](int fd) { write_all(fd, data.data(), data.size(), path); });
 }
 
-MappedFile::MappedFile(const fs::path& path) : path_(path) {
-  // O_NONBLOCK: opening a FIFO for reading would otherwise wait forever for a writer. Only regular files are mapped.
-  int fd = ::open(path.c_str(), O_RDONLY | O_NONBLOCK | O_CLOEXEC);
-  SFT_CHECK(fd >= 0, path.string(), ": cannot open (", std::strerror(errno), ")");
-  struct stat st {};
-  if (::fstat(fd, &st) != 0) {
-    ::close(fd);
-    throw Error(path.string() + ": cannot stat");
-  }
-  if (!S_ISREG(st.st_mode)) {
-    ::close(fd);
-    throw Error(path.string() + (S_ISDIR(st.st_mode) ? ": is a folder" : ": is not a regular file") +
-                ", expected a regular file");
-  }
-  size_ = static_cast<size_t>(st.st_size);
+MappedFile::MappedFile(const fs::path& path, const InputKind& kind) : path_(path) {
+  InputFile file(path, kind);  // regular files only (a FIFO named model.safetensors used to block forever), size-bounded
+  size_ = static_cast<size_t>(file.size());
   if (size_ > 0) {
-    void* p = ::mmap(nullptr, size_, PROT_READ, MAP_PRIVATE, fd, 0);
-    if (p == MAP_FAILED) {
-      ::close(fd);
-      throw Error(path.string() + ": mmap failed (" + std::strerror(errno) + ")");
-    }
+    void* p = ::mmap(nullptr, size_, PROT_READ, MAP_PRIVATE, file.fd(), 0);
+    if (p == MAP_FAILED) throw Error(path.string() + ": mmap failed (" + std::strerror(errno) + ")");
     data_ = static_cast<const uint8_t*>(p);
   }
-  ::close(fd);
 }
 
 MappedFile::MappedFile(MappedFile&& o) noexcept { *this = std::move(o); }

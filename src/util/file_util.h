@@ -8,11 +8,15 @@
 #include <string>
 #include <string_view>
 
+#include "util/input_file.h"
+
 namespace sft {
 
 namespace fs = std::filesystem;
 
-// Reads a whole file; throws sft::Error naming the path when it cannot.
+// Reads a whole regular file (at most input::any_file's limit; util/input_file.h says why and how); throws
+// sft::Error naming the path when it cannot. Files of a known kind (JSON, tokenizer.json, templates, datasets) are
+// read with read_input_file(path, input::<kind>) for their own limit and UTF-8 rule.
 std::string read_file(const fs::path& path);
 
 // Writes `data` to `path` atomically (tmp file + fsync + rename).
@@ -24,11 +28,11 @@ void write_file_atomic_fd(const fs::path& path, const std::function<void(int fd)
 // write(2) loop that throws with the path on short writes.
 void write_all(int fd, const void* data, size_t n, const fs::path& path_for_errors);
 
-// A read-only memory map of a whole file (munmap on destruction).
+// A read-only memory map of a whole regular file (munmap on destruction), opened by util/input_file.h's rule.
 class MappedFile {
  public:
   MappedFile() = default;
-  explicit MappedFile(const fs::path& path);
+  explicit MappedFile(const fs::path& path, const InputKind& kind = input::weights);
   MappedFile(MappedFile&& o) noexcept;
   MappedFile& operator=(MappedFile&& o) noexcept;
   MappedFile(const MappedFile&) = delete;

@@ -25,8 +25,11 @@ void KernelConformance::SetUp() {
   try {
     be_ = GetParam().make();
   } catch (const Error& e) {
-    GTEST_SKIP() << GetParam().name << " backend not usable here: " << e.what();
+    // Only a device that may be absent skips (CUDA on a machine without a GPU); a CPU factory that throws is a bug.
+    if (GetParam().skip_when_unusable) GTEST_SKIP() << GetParam().name << " backend not usable here: " << e.what();
+    FAIL() << GetParam().name << " backend could not be created: " << e.what();
   }
+  ASSERT_NE(be_, nullptr) << GetParam().name << " factory returned no backend";
   ref_ = make_cpu_reference_backend();
 }
 
@@ -157,14 +160,17 @@ TEST_P(KernelConformance, BiasAndEmbedding) {
 }
 
 TEST_P(KernelConformance, RmsNormForwardBackward) {
-  for (auto [n, H] : std::vector<std::array<int64_t, 2>>{{67, 131}, {133, 64}, {133, 896}, {133, 1000}}) {
-    SCOPED_TRACE(testing::Message() << "n=" << n << " H=" << H);
+  // w_offset 0 (Llama, Qwen: gain w) and 1 (Gemma: gain 1 + w)
+  for (auto [n, H, off] : std::vector<std::array<int64_t, 3>>{
+           {67, 131, 0}, {133, 64, 0}, {133, 896, 0}, {133, 1000, 0}, {67, 131, 1}, {133, 1000, 1}}) {
+    SCOPED_TRACE(testing::Message() << "n=" << n << " H=" << H << " w_offset=" << off);
     auto x0 = randn(n * H, 40, 2.0f), w0 = randn(H, 41), dy0 = randn(n * H, 42), dx0 = randn(n * H, 43);
     auto dw0 = randn(H, 44);
+    const float w_offset = float(off);
     auto [g, r] = both([&](Backend& be) {
       Buf<float> x(be, x0), w(be, w0), y(be, n * H), rstd(be, n), dy(be, dy0), dx(be, dx0), dw(be, dw0);
-      be.rmsnorm_forward(y, rstd, x, w, n, H, 1e-6f);
-      be.rmsnorm_backward(dx, dw, dy, x, w, rstd, n, H);  // (+=) onto non-zero dx, dw
+      be.rmsnorm_forward(y, rstd, x, w, n, H, 1e-6f, w_offset);
+      be.rmsnorm_backward(dx, dw, dy, x, w, rstd, n, H, w_offset);  // (+=) onto non-zero dx, dw
       return VV{y.host(), rstd.host(), dx.host(), dw.host()};
     });
     EXPECT_LE(rel_err(g[0], r[0]), tol().reduction) << "y";
@@ -226,6 +232,43 @@ TEST_P(KernelConformance, SwiGluForwardBackward) {
   }
 }
 
+TEST_P(KernelConformance, GegluForwardBackward) {
+  // gate spread 3: both branches of the tanh (|x| below and above 0.625) and its saturation are exercised
+  for (int64_t n : {12345, 40000}) {
+    auto ga = randn(n, 160, 3.0f), up = randn(n, 161), dh = randn(n, 162);
+    auto [g, r] = both([&](Backend& be) {
+      Buf<float> G(be, ga), U(be, up), D(be, dh), h(be, n), dg(be, n), du(be, n);
+      be.geglu_forward(h, G, U, n);
+      be.geglu_backward(dg, du, D, G, U, n);
+      return VV{h.host(), dg.host(), du.host()};
+    });
+    const char* names[] = {"h", "dgate", "dup"};
+    for (int i = 0; i < 3; ++i) EXPECT_LE(rel_err(g[i], r[i]), tol().elementwise) << names[i] << " n=" << n;
+    auto [gi, ri] = both([&](Backend& be) {  // in place, as the decoder calls it
+      Buf<float> G(be, ga), U(be, up), D(be, dh);
+      be.geglu_backward(G, U, D, G, U, n);
+      return VV{G.host(), U.host()};
+    });
+    EXPECT_EQ(gi[0], g[1]) << "dgate in place, n=" << n;
+    EXPECT_EQ(gi[1], g[2]) << "dup in place, n=" << n;
+    EXPECT_EQ(ri[0], r[1]) << "reference dgate in place, n=" << n;
+    EXPECT_EQ(ri[1], r[2]) << "reference dup in place, n=" << n;
+  }
+}
+
+TEST_P(KernelConformance, LogitSoftcap) {
+  const int64_t n = 70001;
+  auto x0 = randn(n, 170, 20.0f);  // logits of both signs, many beyond the cap (tanh saturates) and many below
+  x0[0] = 0.0f, x0[1] = 1e-4f, x0[2] = -300.0f;
+  auto [g, r] = both([&](Backend& be) {
+    Buf<float> x(be, x0);
+    be.logit_softcap(x, n, 30.0f);
+    return VV{x.host()};
+  });
+  EXPECT_LE(rel_err(g[0], r[0]), tol().elementwise);
+  for (int64_t i = 0; i < n; ++i) ASSERT_LE(std::fabs(g[0][i]), 30.0f) << i;
+}
+
 TEST_P(KernelConformance, DropoutSameMaskOnEveryBackendAndInPlace) {
   const int64_t n = 50001;
   const float p = 0.1f;
@@ -263,7 +306,7 @@ TEST_P(KernelConformance, SoftmaxCrossEntropyLossGradGreedyTies) {
         Buf<float> x(be, x0), loss(be, rows);
         Buf<uint8_t> greedy(be, rows);
         Buf<int32_t> tg(be, t);
-        be.softmax_cross_entropy(x, loss, greedy, tg, rows, V, gs);
+        be.softmax_cross_entropy(x, loss, greedy, tg, rows, V, gs, 0.0f);
         auto gr = greedy.host();
         return VV{x.host(), loss.host(), std::vector<float>(gr.begin(), gr.end())};
       });
@@ -280,6 +323,43 @@ TEST_P(KernelConformance, SoftmaxCrossEntropyLossGradGreedyTies) {
         for (int64_t j = 0; j < V; ++j) ASSERT_EQ(g[0][2 * V + j], 0.0f) << "ignored row gets grad 0";
       }
     }
+  }
+}
+
+TEST_P(KernelConformance, SoftmaxCrossEntropySoftCapped) {
+  // Gemma 2's final soft-cap: loss, greedy flag and the gradient with respect to the uncapped logits; the logits of
+  // rows with a target hold the capped values when no gradient is asked for. Logits spread 15 around a cap of 10:
+  // most of them bend, many saturate (ties of capped values at the top then resolve to the lowest index).
+  for (int64_t V : {1000, 5003, 151936}) {
+    SCOPED_TRACE(V);
+    const int64_t rows = 8;
+    const float cap = 10.0f;
+    auto x0 = randn(rows * V, 175, 15.0f);
+    auto t = randint(rows, 0, int32_t(V), 176);
+    t[0] = 0, t[1] = int32_t(V - 1), t[2] = -100;
+    t[3] = 11, x0[3 * V + 11] = 200.0f;  // capped to ~10: the argmax unless another logit saturates as far
+    for (int withg : {0, 1})
+      for (float gs : {0.0f, 0.25f}) {
+        SCOPED_TRACE(testing::Message() << "gs=" << gs << " greedy=" << withg);
+        auto [g, r] = both([&](Backend& be) {
+          Buf<float> x(be, x0), loss(be, rows);
+          Buf<uint8_t> greedy(be, rows);
+          Buf<int32_t> tg(be, t);
+          be.softmax_cross_entropy(x, loss, withg ? greedy.get() : nullptr, tg, rows, V, gs, cap);
+          auto gr = greedy.host();
+          return VV{x.host(), loss.host(), std::vector<float>(gr.begin(), gr.end())};
+        });
+        EXPECT_LE(rel_err(g[1], r[1]), tol().elementwise) << "loss";
+        if (withg) {
+          EXPECT_EQ(g[2], r[2]) << "greedy";
+        }
+        EXPECT_EQ(g[1][2], 0.0f) << "ignored row";
+        EXPECT_LE(rel_err(g[0], r[0]), tol().elementwise) << (gs == 0 ? "capped logits" : "grad");
+        for (int64_t j = 0; j < V; ++j) {
+          const float want = gs == 0 ? x0[2 * V + j] : 0.0f;  // an ignored row: left as it was, or grad 0
+          ASSERT_EQ(g[0][2 * V + j], want) << "ignored row, column " << j;
+        }
+      }
   }
 }
 
@@ -337,6 +417,62 @@ TEST_P(KernelConformance, AttentionDocMaskedGqaPaddedForwardBackward) {
   }
 }
 
+TEST_P(KernelConformance, AttentionSoftCapAndSlidingWindow) {
+  // Gemma 2: scores soft-capped (a small cap against scores of a few units, so the tanh bends them) and a sliding
+  // window (shorter than a document: keys beyond it are masked inside a document; wider than a key block and not a
+  // multiple of it), alone and together, over packed documents and padding; forward, backward, and the last-Tq rows.
+  struct Case {
+    int64_t B, T, H, KV, d, window;
+    float softcap;
+  };
+  for (const Case& c : std::vector<Case>{{2, 37, 4, 2, 16, 0, 1.5f},
+                                         {3, 150, 4, 1, 20, 9, 0.0f},
+                                         {3, 201, 8, 2, 64, 70, 3.0f},
+                                         {2, 96, 6, 3, 32, 1, 2.0f}}) {
+    SCOPED_TRACE(testing::Message() << "B=" << c.B << " T=" << c.T << " window=" << c.window << " softcap="
+                                    << c.softcap);
+    AttnShape s{c.B, c.T, c.H, c.KV, c.d, 1.0f / std::sqrt(float(c.d))};
+    s.softcap = c.softcap;
+    s.window = c.window;
+    const int64_t N = c.B * c.T;
+    auto q0 = randn(N * c.H * c.d, 180, 2.0f), k0 = randn(N * c.KV * c.d, 181, 2.0f), v0 = randn(N * c.KV * c.d, 182);
+    auto do0 = randn(N * c.H * c.d, 183);
+    auto doc = make_docs(c.B, c.T);
+    const int64_t Tq = 7;
+    std::vector<float> q_last;  // the last Tq query rows of each row
+    for (int64_t b = 0; b < c.B; ++b)
+      q_last.insert(q_last.end(), q0.begin() + (b * c.T + c.T - Tq) * c.H * c.d,
+                    q0.begin() + (b * c.T + c.T) * c.H * c.d);
+    AttnShape sq = s;
+    sq.Tq = Tq;
+    auto [g, r] = both([&](Backend& be) {
+      Buf<float> q(be, q0), k(be, k0), v(be, v0), dout(be, do0), out(be, N * c.H * c.d), lse(be, N * c.H);
+      Buf<float> dq(be, q0), dk(be, k0), dv(be, v0), ql(be, q_last), ol(be, c.B * Tq * c.H * c.d);
+      Buf<float> ll(be, c.B * Tq * c.H);
+      Buf<int32_t> dc(be, doc);
+      be.attention_forward(out, lse, q, k, v, dc, s);
+      be.attention_backward(dq, dk, dv, dout, q, k, v, out, lse, dc, s);
+      be.attention_forward(ol, ll, ql, k, v, dc, sq);
+      return VV{out.host(), lse.host(), dq.host(), dk.host(), dv.host(), ol.host(), ll.host()};
+    });
+    const char* names[] = {"out", "lse", "dq", "dk", "dv", "out (last Tq)", "lse (last Tq)"};
+    for (int i = 0; i < 7; ++i)
+      EXPECT_LE(rel_err(g[i], r[i]), i >= 2 && i <= 4 ? tol().attention_backward : tol().attention) << names[i];
+  }
+  // The window is honoured: with window 1 every query sees only itself, so out == v of its own kv head.
+  AttnShape s1{1, 10, 2, 1, 8, 0.3f};
+  s1.window = 1;
+  auto q1 = randn(10 * 2 * 8, 185), k1 = randn(10 * 8, 186), v1 = randn(10 * 8, 187);
+  std::vector<int32_t> doc1(10, 0);
+  Buf<float> q(*be_, q1), k(*be_, k1), v(*be_, v1), out(*be_, 10 * 2 * 8), lse(*be_, 10 * 2);
+  Buf<int32_t> dc(*be_, doc1);
+  be_->attention_forward(out, lse, q, k, v, dc, s1);
+  std::vector<float> want;
+  for (int64_t i = 0; i < 10; ++i)
+    for (int64_t h = 0; h < 2; ++h) want.insert(want.end(), v1.begin() + i * 8, v1.begin() + (i + 1) * 8);
+  EXPECT_LE(rel_err(out.host(), want), tol().attention) << "window 1: out == own v";
+}
+
 TEST_P(KernelConformance, AttentionLastTqQueriesKvCache) {
   // KV-cache decoding: queries are the last Tq positions of each row, keys/values all T. Checked against the
   // reference with Tq and against the rows of this backend's own full (Tq = T) computation.
@@ -375,7 +511,15 @@ TEST_P(KernelConformance, AttentionSharedKeysReadRowZero) {
   // Branch scoring (model/kv_session.cpp): rows of [prefix | own tokens | padding] whose prefix K/V only row 0 holds.
   // Rows b > 0 hold NaN there, so reading them would show; the result must equal the run where every row holds its
   // own copy (bit for bit on this backend: same keys in the same order) and the reference.
-  if (!be_->attention_shares_keys()) GTEST_SKIP() << GetParam().name << " does not implement shared_keys";
+  if (!be_->attention_shares_keys()) {  // the capability's contract: a backend without it rejects the layout
+    AttnShape s{2, 8, 2, 1, 8, 0.3f};
+    s.shared_keys = 4;
+    Buf<float> q(*be_, randn(2 * 8 * 2 * 8, 98)), kv(*be_, randn(2 * 8 * 8, 99)), out(*be_, 2 * 8 * 2 * 8);
+    Buf<float> lse(*be_, 2 * 8 * 2);
+    Buf<int32_t> dc(*be_, std::vector<int32_t>(16, 0));
+    EXPECT_THROW(be_->attention_forward(out, lse, q, kv, kv, dc, s), Error);
+    return;
+  }
   for (auto [B, T, H, KV, d, Tq, P] : std::vector<std::array<int64_t, 7>>{
            {3, 40, 4, 2, 16, 9, 31},    // prefix inside the first key block
            {4, 150, 6, 2, 32, 40, 110},  // prefix ending mid-block after whole shared blocks

@@ -3,7 +3,8 @@
 // oracle), on random non-zero inputs. The checks are written once (kernel_conformance.cpp) and instantiated per
 // backend with that backend's tolerances:
 //   - fast CPU: tests/backend/cpu/fast_conformance_test.cpp (CPU test binary, every build);
-//   - CUDA:     tests/gpu/cuda_conformance_test.cpp (GPU test binary, -DSFT_CUDA=ON; skips when no device).
+//   - CUDA:     tests/gpu/cuda_conformance_test.cpp (GPU test binary, -DSFT_CUDA=ON; skips when no device);
+//   - the fast CPU backend behind a ForwardingBackend (fast_conformance_test.cpp): every forward reaches its kernel.
 // A new kernel gets its check in kernel_conformance.cpp and a tolerance here; nothing else to copy.
 #pragma once
 #include <gtest/gtest.h>
@@ -37,8 +38,11 @@ struct Tolerances {
 
 struct BackendCase {
   std::string name;  // test-name suffix, [A-Za-z0-9_] only
-  std::function<std::unique_ptr<Backend>()> make;  // may throw sft::Error: the tests then skip with its message
+  std::function<std::unique_ptr<Backend>()> make;  // may throw sft::Error (see skip_when_unusable)
   Tolerances tol;
+  // true only for a device that may be absent (CUDA): make() throwing then skips every test with its message.
+  // Otherwise (the CPU backends, always built and always usable) a throwing make() fails every test.
+  bool skip_when_unusable = false;
 };
 
 inline std::string case_name(const ::testing::TestParamInfo<BackendCase>& info) { return info.param.name; }

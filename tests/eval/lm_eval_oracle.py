@@ -12,8 +12,15 @@ HellaSwag val. With a local train file (ARC-*-Train.jsonl, hellaswag_train.jsonl
 the doc dropped). Without one, the few-shot pool is the evaluated split itself (fewshot_split == test_split: lm-eval
 samples n+1 and drops the evaluated doc).
 
+The leaderboard tasks (truthfulqa_mc1/mc2, winogrande, gsm8k, piqa, boolq, openbookqa) read the same local files
+sft reads, <data_dir>/<task>/<split>.jsonl, already in the HF datasets' schema; their YAMLs are used unchanged (only
+the data files are swapped). generate_until tasks run with batch size 1 (no padding) and the generated token ids are
+recorded by wrapping HFLM._model_generate.
+
 Usage: python lm_eval_oracle.py --model DIR --data_dir D --tasks t1,t2 --num_fewshot 0,5 --limit L --out out.json
-Writes {num_fewshot: {task: {"metrics": {...}, "samples": [{doc_id, arguments, lls, greedy, acc[, acc_norm]}]}}}.
+        [--gen_kwargs max_gen_toks=64]
+Writes {num_fewshot: {task: {"metrics": {...}, "samples": [{doc_id, arguments, lls, greedy, acc[, acc_norm]}]}}};
+generate_until samples are {doc_id, arguments, resps, filtered: {filter: answer}, exact_match: {filter: 0/1}, tokens}.
 """
 import argparse
 import csv
@@ -76,6 +83,48 @@ def hellaswag_rows(jsonl_path):  # Rowan/hellaswag schema (label is a string the
     return out
 
 
+# task -> (YAML under lm_eval/tasks, {HF split name: local file under <data_dir>/<task folder>})
+LEADERBOARD_FILES = {
+    "truthfulqa_mc1": ("truthfulqa/truthfulqa_mc1.yaml", {"validation": "validation.jsonl"}),
+    "truthfulqa_mc2": ("truthfulqa/truthfulqa_mc2.yaml", {"validation": "validation.jsonl"}),
+    "winogrande": ("winogrande/default.yaml", {"train": "train.jsonl", "validation": "validation.jsonl"}),
+    "gsm8k": ("gsm8k/gsm8k.yaml", {"train": "train.jsonl", "test": "test.jsonl"}),
+    "piqa": ("piqa/piqa.yaml", {"train": "train.jsonl", "validation": "validation.jsonl"}),
+    "boolq": ("super_glue/boolq/default.yaml", {"train": "train.jsonl", "validation": "validation.jsonl"}),
+    "openbookqa": ("openbookqa/openbookqa.yaml", {"train": "train.jsonl", "test": "test.jsonl"}),
+}
+
+
+def record_generations(lm, tok):
+    """Wrap HFLM._model_generate to keep every generated id sequence, keyed by its (unpadded) context ids."""
+    generated = {}
+    original = lm._model_generate
+
+    def wrapped(context, max_length, stop, **kwargs):
+        out = original(context, max_length, stop, **kwargs)
+        mask = kwargs.get("attention_mask")
+        for i in range(out.shape[0]):
+            ctx = context[i][mask[i].bool()] if mask is not None else context[i]
+            generated[tuple(ctx.tolist())] = out[i, context.shape[1]:].tolist()
+        return out
+
+    lm._model_generate = wrapped
+    return generated
+
+
+def generation_samples(samples, generated, tok):
+    """One row per document from lm-eval's per-filter samples of a generate_until task."""
+    rows = {}
+    for s in samples:
+        ctx = s["arguments"][0][0]
+        r = rows.setdefault(s["doc_id"], {"doc_id": s["doc_id"], "arguments": [[ctx, s["arguments"][0][1]]],
+                                          "resps": s["resps"][0][0], "filtered": {}, "exact_match": {},
+                                          "tokens": generated.get(tuple(tok(ctx)["input_ids"]))})
+        r["filtered"][s["filter"]] = s["filtered_resps"][0]
+        r["exact_match"][s["filter"]] = s["exact_match"]
+    return [rows[k] for k in sorted(rows)]
+
+
 def make_task(name, data_dir, tmp):
     data_dir = Path(data_dir)
     if name.startswith("mmlu_"):
@@ -112,6 +161,16 @@ def make_task(name, data_dir, tmp):
         else:
             files = {"test": str(p)}
             cfg.update(training_split=None, validation_split=None, test_split="test", fewshot_split="test")
+    elif name in LEADERBOARD_FILES:
+        yaml_path, splits = LEADERBOARD_FILES[name]
+        cfg = load_yaml(TASKS_DIR / yaml_path)
+        files = {}
+        for split, fname in splits.items():
+            path = data_dir / name.split("_mc")[0] / fname
+            if path.exists():
+                files[split] = str(path)
+        if name == "openbookqa":  # no local validation file; lm-eval evaluates test and draws shots from train
+            cfg.update(validation_split=None)
     else:
         raise SystemExit(f"unknown task {name}")
     cfg.pop("tag", None)
@@ -127,20 +186,28 @@ def main():
     ap.add_argument("--num_fewshot", default="0", help="comma list, e.g. 0,5")
     ap.add_argument("--limit", type=int, default=None)
     ap.add_argument("--batch_size", type=int, default=8)
+    ap.add_argument("--gen_kwargs", default=None)
     ap.add_argument("--out", required=True)
     a = ap.parse_args()
     torch.set_num_threads(int(os.environ.get("OMP_NUM_THREADS", "0")) or torch.get_num_threads())
     model = transformers.AutoModelForCausalLM.from_pretrained(a.model, dtype=torch.float32).eval()
     tok = transformers.AutoTokenizer.from_pretrained(a.model)
-    lm = HFLM(pretrained=model, tokenizer=tok, device="cpu", batch_size=a.batch_size)
+    generative = "gsm8k" in a.tasks.split(",")
+    lm = HFLM(pretrained=model, tokenizer=tok, device="cpu", batch_size=1 if generative else a.batch_size)
+    generated = record_generations(lm, tok)
     out = {}
     for shots in [int(x) for x in a.num_fewshot.split(",")]:
         with tempfile.TemporaryDirectory() as tmp:
             tasks = [make_task(t, a.data_dir, tmp) for t in a.tasks.split(",")]
             res = lm_eval.simple_evaluate(model=lm, tasks=tasks, num_fewshot=shots, limit=a.limit, log_samples=True,
-                                          fewshot_random_seed=1234, bootstrap_iters=0)
+                                          fewshot_random_seed=1234, bootstrap_iters=0, gen_kwargs=a.gen_kwargs)
         per_task = {}
         for name, samples in res["samples"].items():
+            if "filter" in samples[0] and "filtered_resps" in samples[0] and isinstance(samples[0]["resps"][0][0], str):
+                metrics = {k: v for k, v in res["results"][name].items() if "," in k}
+                per_task[name] = {"metrics": metrics, "samples": generation_samples(samples, generated, tok),
+                                  "n_shot": res["n-shot"][name]}
+                continue
             rows = []
             for s in sorted(samples, key=lambda s: s["doc_id"]):
                 rows.append({"doc_id": s["doc_id"], "arguments": [list(x) for x in s["arguments"]],
@@ -148,7 +215,7 @@ def main():
                              "greedy": [bool(r[0][1]) for r in s["resps"]], "acc": s["acc"],
                              **({"acc_norm": s["acc_norm"]} if "acc_norm" in s else {})})
             metrics = {k: v for k, v in res["results"][name].items() if "," in k}
-            per_task[name] = {"metrics": metrics, "samples": rows}
+            per_task[name] = {"metrics": metrics, "samples": rows, "n_shot": res["n-shot"][name]}
         out[str(shots)] = per_task
     Path(a.out).write_text(json.dumps(out, indent=1))
 

@@ -1,4 +1,8 @@
-// lm-eval task readers: MMLU CSV (and the Python-csv tokenizer), ARC JSONL, HellaSwag JSONL, from the same bytes.
+// lm-eval task readers: MMLU CSV (and the Python-csv tokenizer), ARC JSONL, HellaSwag JSONL and every HF-JSONL row of
+// the task table (fields, process_docs, templates read back with literal_eval), plus the parsers of rendered values
+// and flags (ast.literal_eval, --gen_kwargs), from the same bytes.
+#include "eval/gen_kwargs.h"
+#include "eval/py_literal.h"
 #include "eval/tasks.h"
 #include "util/csv.h"
 #include "fuzz_util.h"
@@ -13,13 +17,16 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   sft::fuzz::write_bytes(dir / "task.csv", bytes);
   sft::fuzz::expect_clean([&] { (void)sft::eval::load_mmlu_csv(dir / "task.csv"); });
   sft::fuzz::write_bytes(dir / "task.jsonl", bytes);
-  sft::fuzz::expect_clean([&] {
-    for (const auto& d : sft::eval::load_arc_jsonl(dir / "task.jsonl"))
+  auto check_docs = [](const std::vector<sft::eval::Doc>& docs) {
+    for (const auto& d : docs)
       if (d.gold < 0 || d.gold >= static_cast<int>(d.choices.size())) std::abort();
-  });
-  sft::fuzz::expect_clean([&] {
-    for (const auto& d : sft::eval::load_hellaswag_jsonl(dir / "task.jsonl"))
-      if (d.gold < 0 || d.gold >= static_cast<int>(d.choices.size())) std::abort();
-  });
+  };
+  sft::fuzz::expect_clean([&] { check_docs(sft::eval::load_arc_jsonl(dir / "task.jsonl")); });
+  sft::fuzz::expect_clean([&] { check_docs(sft::eval::load_hellaswag_jsonl(dir / "task.jsonl")); });
+  for (const char* task : {"truthfulqa_mc1", "truthfulqa_mc2", "winogrande", "piqa", "boolq", "openbookqa"})
+    sft::fuzz::expect_clean([&] { check_docs(sft::eval::load_task_docs(task, dir / "task.jsonl")); });
+  sft::fuzz::expect_clean([&] { (void)sft::eval::load_task_docs("gsm8k", dir / "task.jsonl"); });
+  sft::fuzz::expect_clean([&] { (void)sft::eval::py_literal_eval(bytes, "fuzz"); });
+  sft::fuzz::expect_clean([&] { (void)sft::eval::parse_gen_kwargs({std::string(bytes)}); });
   return 0;
 }

@@ -101,6 +101,14 @@ TEST(CudaPlan, ColMajorMappingMatchesRowMajorDefinition) {
         }
 }
 
+// The score of a raw product and the mask (semantics of kernels.h: scale, softcap, window).
+double host_score(double x, const AttnShape& s) {
+  return s.softcap > 0 ? s.softcap * std::tanh(x * s.scale / s.softcap) : x * s.scale;
+}
+bool host_visible(const int32_t* docb, int32_t di, int64_t i, int64_t c, const AttnShape& s) {
+  return di >= 0 && c <= i && docb[c] == di && (s.window <= 0 || i - c < s.window);
+}
+
 // Host versions of the attention operations (semantics of kernels.h).
 class HostAttnOps final : public AttnOps {
  public:
@@ -128,7 +136,7 @@ class HostAttnOps final : public AttnOps {
             dst[((b * T + t) * heads + h) * d + e] = src[((b * heads + h) * T + t) * d + e];
   }
   void softmax_forward(float* S, float* lse, const int32_t* doc, int64_t rows, int64_t heads, int64_t Tq, int64_t T,
-                       float scale) override {
+                       const AttnShape& s) override {
     for (int64_t b = 0; b < rows; ++b)
       for (int64_t h = 0; h < heads; ++h)
         for (int64_t iq = 0; iq < Tq; ++iq) {
@@ -136,10 +144,10 @@ class HostAttnOps final : public AttnOps {
           float* row = S + ((b * heads + h) * Tq + iq) * T;
           const int32_t di = doc[b * T + i];
           float& l = lse[(b * Tq + iq) * heads + h];
-          auto valid = [&](int64_t c) { return di >= 0 && c <= i && doc[b * T + c] == di; };
-          float m = -INFINITY;
+          auto valid = [&](int64_t c) { return host_visible(doc + b * T, di, i, c, s); };
+          double m = -INFINITY;
           for (int64_t c = 0; c < T; ++c)
-            if (valid(c)) m = std::max(m, row[c] * scale);
+            if (valid(c)) m = std::max(m, host_score(row[c], s));
           if (di < 0) {
             for (int64_t c = 0; c < T; ++c) row[c] = 0;
             l = 0;
@@ -147,13 +155,14 @@ class HostAttnOps final : public AttnOps {
           }
           double sum = 0;
           for (int64_t c = 0; c < T; ++c)
-            if (valid(c)) sum += std::exp(double(row[c]) * scale - m);
-          for (int64_t c = 0; c < T; ++c) row[c] = valid(c) ? float(std::exp(double(row[c]) * scale - m) / sum) : 0.f;
+            if (valid(c)) sum += std::exp(host_score(row[c], s) - m);
+          for (int64_t c = 0; c < T; ++c) row[c] = valid(c) ? float(std::exp(host_score(row[c], s) - m) / sum) : 0.f;
           l = float(m + std::log(sum));
         }
   }
-  void probs_from_lse(float* S, const float* lse, const int32_t* doc, int64_t rows, int64_t heads, int64_t T,
-                      float scale) override {
+  void probs_from_lse(float* S, float* th, const float* lse, const int32_t* doc, int64_t rows, int64_t heads,
+                      int64_t T, const AttnShape& s) override {
+    EXPECT_EQ(th != nullptr, s.softcap > 0) << "the tanh buffer exactly when soft-capped";
     for (int64_t b = 0; b < rows; ++b)
       for (int64_t h = 0; h < heads; ++h)
         for (int64_t i = 0; i < T; ++i) {
@@ -161,8 +170,8 @@ class HostAttnOps final : public AttnOps {
           const int32_t di = doc[b * T + i];
           const float l = lse[(b * T + i) * heads + h];
           for (int64_t c = 0; c < T; ++c) {
-            const bool valid = di >= 0 && c <= i && doc[b * T + c] == di;
-            row[c] = valid ? float(std::exp(double(row[c]) * scale - l)) : 0.f;
+            if (th) th[((b * heads + h) * T + i) * T + c] = float(std::tanh(double(row[c]) * s.scale / s.softcap));
+            row[c] = host_visible(doc + b * T, di, i, c, s) ? float(std::exp(host_score(row[c], s) - l)) : 0.f;
           }
         }
   }
@@ -173,14 +182,15 @@ class HostAttnOps final : public AttnOps {
       Dd[w] = float(s);
     }
   }
-  void dscores(float* dP, const float* P, const float* Dd, int64_t rows, int64_t heads, int64_t T,
+  void dscores(float* dP, const float* P, const float* th, const float* Dd, int64_t rows, int64_t heads, int64_t T,
                float scale) override {
     for (int64_t b = 0; b < rows; ++b)
       for (int64_t h = 0; h < heads; ++h)
         for (int64_t i = 0; i < T; ++i)
           for (int64_t c = 0; c < T; ++c) {
             const int64_t idx = ((b * heads + h) * T + i) * T + c;
-            dP[idx] = P[idx] == 0.f ? 0.f : scale * P[idx] * (dP[idx] - Dd[(b * T + i) * heads + h]);
+            const float dscore = th ? scale * (1.0f - th[idx] * th[idx]) : scale;
+            dP[idx] = P[idx] == 0.f ? 0.f : dscore * P[idx] * (dP[idx] - Dd[(b * T + i) * heads + h]);
           }
   }
   int gemms = 0;
@@ -205,6 +215,8 @@ TEST(CudaPlan, AttentionAlgorithmMatchesCpuReference) {
   auto ref = backend::make_cpu_reference_backend();
   struct Case {
     int64_t B, T, H, KV, d, Tq, chunk;
+    float softcap = 0;  // Gemma 2's attention soft-cap (small, so that the tanh bends the scores)
+    int64_t window = 0;
   };
   for (const Case& c : std::vector<Case>{{2, 13, 4, 2, 8, 0, 2},
                                          {3, 16, 4, 2, 8, 0, 1},
@@ -212,11 +224,18 @@ TEST(CudaPlan, AttentionAlgorithmMatchesCpuReference) {
                                          {2, 9, 4, 4, 8, 0, 5},
                                          {2, 12, 6, 1, 8, 0, 1},
                                          {1, 20, 4, 2, 8, 1, 1},
-                                         {2, 20, 4, 2, 8, 6, 1}}) {
-    SCOPED_TRACE(testing::Message() << "B=" << c.B << " T=" << c.T << " H=" << c.H << " KV=" << c.KV
-                                    << " d=" << c.d << " Tq=" << c.Tq << " chunk=" << c.chunk);
+                                         {2, 20, 4, 2, 8, 6, 1},
+                                         {3, 16, 4, 2, 8, 0, 2, 1.5f, 0},
+                                         {3, 16, 4, 2, 8, 0, 1, 0, 5},
+                                         {2, 20, 4, 1, 8, 0, 2, 2.0f, 6},
+                                         {2, 20, 4, 2, 8, 6, 1, 1.5f, 4}}) {
+    SCOPED_TRACE(testing::Message() << "B=" << c.B << " T=" << c.T << " H=" << c.H << " KV=" << c.KV << " d=" << c.d
+                                    << " Tq=" << c.Tq << " chunk=" << c.chunk << " softcap=" << c.softcap
+                                    << " window=" << c.window);
     AttnShape s{c.B, c.T, c.H, c.KV, c.d, 1.0f / std::sqrt(float(c.d))};
     s.Tq = c.Tq;
+    s.softcap = c.softcap;
+    s.window = c.window;
     const int64_t Tq = s.q_len(), nq = c.B * Tq * c.H * c.d, nkv = c.B * c.T * c.KV * c.d;
     auto q = randn(size_t(nq), 11), k = randn(size_t(nkv), 12), v = randn(size_t(nkv), 13);
     auto dout = randn(size_t(nq), 14);

@@ -25,7 +25,7 @@ BackendCase cuda_device0() {
   t.gemm_bf16 = 2e-4;
   t.attention = 5e-3;
   t.attention_backward = 5e-3;
-  return {"cuda", [] { return make_cuda_backend(0); }, t};
+  return {"cuda", [] { return make_cuda_backend(0); }, t, /*skip_when_unusable=*/true};
 }
 
 INSTANTIATE_TEST_SUITE_P(Cuda, KernelConformance, ::testing::Values(cuda_device0()), case_name);

@@ -1,6 +1,7 @@
 """config.json parity with transformers 5.x (the oracle venv).
 
-- For each fixture config (published values of Qwen2.5-0.5B/1.5B, Llama-3.2-1B, SmolLM2-135M, and the folder
+- For each fixture config (published values of Qwen2.5-0.5B/1.5B, Llama-3.2-1B, SmolLM2-135M, Qwen3-0.6B,
+  Gemma-2-2B, and the folder
   scripts/convert_smollm2.py writes): transformers builds the model on the meta device (no memory) and its
   num_parameters() must equal ours exactly.
 - The config.json we write (model_config_to_json) must load back in transformers with the same architecture fields,
@@ -68,6 +69,9 @@ def test_written_config_loads_back(config, tmp_path):
         assert getattr(a, key) == getattr(b, key), key
     assert getattr(a, "head_dim", None) == getattr(b, "head_dim", None)
     assert getattr(a, "attention_bias", None) == getattr(b, "attention_bias", None)
+    for key in ("hidden_activation", "query_pre_attn_scalar", "attn_logit_softcapping", "final_logit_softcapping",
+                "sliding_window", "layer_types"):  # Gemma 2's own keys (absent elsewhere: None == None)
+        assert getattr(a, key, None) == getattr(b, key, None), key
     assert rope_of(a) == rope_of(b)
     with torch.device("meta"):
         assert (AutoModelForCausalLM.from_config(a).num_parameters()

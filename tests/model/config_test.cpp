@@ -190,7 +190,7 @@ TEST(HfConfig, ErrorsNameFileAndKey) {
 
 TEST(HfConfig, JsonRoundTripKeepsEveryField) {
   for (const char* name : {"qwen2.5-0.5b.json", "qwen2.5-1.5b.json", "llama-3.2-1b.json", "smollm2-135m.json",
-                           "smollm2-135m-instruct-tf5.json", "qwen3-0.6b.json"}) {
+                           "smollm2-135m-instruct-tf5.json", "qwen3-0.6b.json", "gemma-2-2b.json"}) {
     SCOPED_TRACE(name);
     ModelConfig a = load_config(fixture(name));
     ModelConfig b = parse_config(config_to_json(a), "roundtrip.json");
@@ -216,6 +216,16 @@ TEST(HfConfig, JsonRoundTripKeepsEveryField) {
     EXPECT_EQ(a.bos_token_id, b.bos_token_id);
     EXPECT_EQ(a.eos_token_ids, b.eos_token_ids);
     EXPECT_EQ(a.pad_token_id, b.pad_token_id);
+    EXPECT_EQ(a.hidden_act, b.hidden_act);
+    EXPECT_EQ(a.norm_unit_offset, b.norm_unit_offset);
+    EXPECT_EQ(a.sandwich_norms, b.sandwich_norms);
+    EXPECT_EQ(a.scale_embeddings, b.scale_embeddings);
+    EXPECT_DOUBLE_EQ(a.query_pre_attn_scalar, b.query_pre_attn_scalar);
+    EXPECT_DOUBLE_EQ(a.attn_logit_softcapping, b.attn_logit_softcapping);
+    EXPECT_DOUBLE_EQ(a.final_logit_softcapping, b.final_logit_softcapping);
+    EXPECT_EQ(a.sliding_window, b.sliding_window);
+    EXPECT_EQ(a.layer_types, b.layer_types);
+    EXPECT_EQ(a.alternate_sliding, b.alternate_sliding);
     EXPECT_EQ(num_parameters(a), num_parameters(b));
   }
   // Keys sft does not interpret survive (they matter to transformers).
@@ -242,7 +252,8 @@ TEST(HfConfig, JsonRoundTripKeepsEveryField) {
 }
 
 TEST(HfConfig, TensorTableSumsToParameterCount) {
-  for (const char* name : {"qwen2.5-0.5b.json", "llama-3.2-1b.json", "smollm2-135m.json", "qwen3-0.6b.json"}) {
+  for (const char* name : {"qwen2.5-0.5b.json", "llama-3.2-1b.json", "smollm2-135m.json", "qwen3-0.6b.json",
+                           "gemma-2-2b.json"}) {
     ModelConfig c = load_config(fixture(name));
     int64_t n = 0;
     for (const auto& w : tensor_table(c)) n += w.numel();
@@ -284,4 +295,87 @@ TEST(HfConfig, Qwen3_06B) {
   auto back = nlohmann::json::parse(config_to_json(d));
   EXPECT_EQ(back["head_dim"], 128);
   EXPECT_EQ(back["attention_bias"], true);
+}
+
+TEST(HfConfig, Gemma2_2B) {
+  ModelConfig c = load_config(fixture("gemma-2-2b.json"));
+  EXPECT_EQ(c.model_type, "gemma2");
+  EXPECT_EQ(c.architecture, "Gemma2ForCausalLM");
+  EXPECT_EQ(c.head_dim, 256);
+  EXPECT_EQ(c.q_dim(), 2048);  // 8 heads * 256: not hidden_size 2304
+  EXPECT_EQ(c.hidden_act, "gelu_pytorch_tanh");
+  EXPECT_TRUE(c.norm_unit_offset && c.sandwich_norms && c.scale_embeddings && c.tie_word_embeddings);
+  EXPECT_FALSE(c.attention_bias || c.o_proj_bias || c.qk_norm);
+  EXPECT_DOUBLE_EQ(c.query_pre_attn_scalar, 256);
+  EXPECT_DOUBLE_EQ(c.attn_logit_softcapping, 50.0);
+  EXPECT_DOUBLE_EQ(c.final_logit_softcapping, 30.0);
+  EXPECT_EQ(c.sliding_window, 4096);
+  // no layer_types in the published file: transformers makes the even layers sliding
+  EXPECT_TRUE(c.layer_types.empty() && c.alternate_sliding);
+  EXPECT_EQ(c.window_of(0), 4096);
+  EXPECT_EQ(c.window_of(1), 0);
+  EXPECT_EQ(c.window_of(24), 4096);
+  EXPECT_EQ(c.window_of(25), 0);
+  EXPECT_EQ(c.bos_token_id, 2);
+  EXPECT_EQ(c.eos_token_id, 1);
+  EXPECT_EQ(c.pad_token_id, 0);
+  // embed 256000*2304 + 26 * (q 2048*2304 + k,v 2*1024*2304 + o 2304*2048 + mlp 3*2304*9216 + 4 norms 4*2304)
+  // + final norm 2304 (tied head)
+  EXPECT_EQ(num_parameters(c), 2'614'341'888);  // transformers: tests/io/test_hf_config.py
+  auto t = tensor_table(c);
+  EXPECT_EQ(t[6].name, "model.layers.0.post_attention_layernorm.weight");
+  EXPECT_EQ(t[6].role, TensorRole::AttnOutNorm);
+  EXPECT_EQ(t[7].name, "model.layers.0.pre_feedforward_layernorm.weight");
+  EXPECT_EQ(t[7].role, TensorRole::PostNorm);
+  EXPECT_EQ(t[11].name, "model.layers.0.post_feedforward_layernorm.weight");
+  EXPECT_EQ(t[11].role, TensorRole::MlpOutNorm);
+  EXPECT_FALSE(t[11].decay);
+
+  // Explicit layer_types, null caps and window, the written keys; Gemma2Config's defaults when keys are absent.
+  nlohmann::json j = nlohmann::json::parse(R"({"model_type":"gemma2","hidden_size":64,"intermediate_size":128,
+    "num_hidden_layers":3,"num_attention_heads":4,"num_key_value_heads":2,"vocab_size":100,
+    "layer_types":["full_attention","sliding_attention","sliding_attention"],"sliding_window":16,
+    "attn_logit_softcapping":null,"final_logit_softcapping":null})");
+  ModelConfig d = parse_config(j.dump(), "cfg.json");
+  EXPECT_EQ(d.head_dim, 256);
+  EXPECT_EQ(d.num_key_value_heads, 2);
+  EXPECT_EQ(d.window_of(0), 0);
+  EXPECT_EQ(d.window_of(2), 16);
+  EXPECT_DOUBLE_EQ(d.attn_logit_softcapping, 0);
+  EXPECT_DOUBLE_EQ(d.final_logit_softcapping, 0);
+  EXPECT_DOUBLE_EQ(d.query_pre_attn_scalar, 256);
+  auto back = nlohmann::json::parse(config_to_json(d));
+  EXPECT_TRUE(back["attn_logit_softcapping"].is_null());
+  EXPECT_EQ(back["query_pre_attn_scalar"], 256);  // an integer, as Gemma2Config declares it
+  EXPECT_EQ(back["hidden_activation"], "gelu_pytorch_tanh");
+  EXPECT_EQ(back["hidden_act"], "gelu_pytorch_tanh");
+  EXPECT_EQ(back["layer_types"], j["layer_types"]);
+  EXPECT_FALSE(nlohmann::json::parse(config_to_json(c)).contains("layer_types"));  // the default stays implicit
+  // The default pattern for the most layers a config may claim (2^16, io's bound): even layers slide.
+  auto many = j;
+  many.erase("layer_types");
+  many["num_hidden_layers"] = int64_t{1} << 16;
+  const ModelConfig m = parse_config(many.dump(), "cfg.json");
+  EXPECT_EQ(m.window_of((int64_t{1} << 16) - 2), 16);
+  EXPECT_EQ(m.window_of((int64_t{1} << 16) - 1), 0);
+  j.erase("sliding_window");
+  j.erase("attn_logit_softcapping");
+  EXPECT_EQ(parse_config(j.dump(), "cfg.json").sliding_window, 4096);
+  EXPECT_DOUBLE_EQ(parse_config(j.dump(), "cfg.json").attn_logit_softcapping, 50.0);
+
+  auto bad = j;
+  bad["layer_types"] = {"full_attention"};
+  expect_error(bad.dump(), "layer_types");
+  bad = j;
+  bad["layer_types"] = {"full_attention", "chunked_attention", "full_attention"};
+  expect_error(bad.dump(), "chunked_attention");
+  bad = j;
+  bad["use_bidirectional_attention"] = true;
+  expect_error(bad.dump(), "use_bidirectional_attention");
+  bad = j;
+  bad["hidden_activation"] = "gelu";
+  expect_error(bad.dump(), "gelu");
+  bad = j;
+  bad["final_logit_softcapping"] = -1.0;
+  expect_error(bad.dump(), "final_logit_softcapping");
 }

@@ -20,15 +20,16 @@
 namespace sft::model {
 namespace {
 
-// A Backend decorator that counts the bytes alive through alloc()/free() (and their peak); every kernel forwards.
-class CountingBackend final : public backend::Backend {
+// A Backend decorator that counts the bytes alive through alloc()/free() (and their peak); everything else forwards.
+class CountingBackend final : public backend::ForwardingBackend {
  public:
-  explicit CountingBackend(std::unique_ptr<backend::Backend> inner) : in_(std::move(inner)) {}
+  explicit CountingBackend(std::unique_ptr<backend::Backend> inner)
+      : ForwardingBackend(*inner), owned_(std::move(inner)) {}
   int64_t live = 0, peak = 0;
 
-  std::string name() const override { return "counting(" + in_->name() + ")"; }
+  std::string name() const override { return "counting(" + inner().name() + ")"; }
   void* alloc(size_t n) override {
-    void* p = in_->alloc(n);
+    void* p = inner().alloc(n);
     sizes_[p] = n;
     live += static_cast<int64_t>(n);
     peak = std::max(peak, live);
@@ -37,66 +38,11 @@ class CountingBackend final : public backend::Backend {
   void free(void* p) override {
     live -= static_cast<int64_t>(sizes_.at(p));
     sizes_.erase(p);
-    in_->free(p);
-  }
-  void upload(void* d, const void* s, size_t n) override { in_->upload(d, s, n); }
-  void download(void* d, const void* s, size_t n) override { in_->download(d, s, n); }
-  void zero(void* p, size_t n) override { in_->zero(p, n); }
-  void synchronize() override { in_->synchronize(); }
-  void copy(void* d, const void* s, size_t n) override { in_->copy(d, s, n); }
-  void adamw_step(float* p, const float* g, float* m, float* v, int64_t n, const backend::AdamWArgs& a) override {
-    in_->adamw_step(p, g, m, v, n, a);
-  }
-  double sum_squares(const float* x, int64_t n) override { return in_->sum_squares(x, n); }
-  void scale(float* x, float s, int64_t n) override { in_->scale(x, s, n); }
-  void add(float* y, const float* x, int64_t n) override { in_->add(y, x, n); }
-  void f32_to_bf16(uint16_t* d, const float* s, int64_t n) override { in_->f32_to_bf16(d, s, n); }
-  void bf16_to_f32(float* d, const uint16_t* s, int64_t n) override { in_->bf16_to_f32(d, s, n); }
-  void round_to_bf16(float* d, const float* s, int64_t n) override { in_->round_to_bf16(d, s, n); }
-  bool fast_bf16_gemm() const override { return in_->fast_bf16_gemm(); }
-  bool attention_skips_other_documents() const override { return in_->attention_skips_other_documents(); }
-  void gemm(bool ta, bool tb, int64_t M, int64_t N, int64_t K, float alpha, const void* A, int64_t lda, const void* B,
-            int64_t ldb, float beta, float* C, int64_t ldc, backend::DType ab) override {
-    in_->gemm(ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc, ab);
-  }
-  void add_bias(float* y, const float* b, int64_t r, int64_t c) override { in_->add_bias(y, b, r, c); }
-  void bias_grad(float* db, const float* dy, int64_t r, int64_t c) override { in_->bias_grad(db, dy, r, c); }
-  void embedding_forward(float* o, const float* t, const int32_t* ids, int64_t n, int64_t H) override {
-    in_->embedding_forward(o, t, ids, n, H);
-  }
-  void embedding_backward(float* dt, const float* d, const int32_t* ids, int64_t n, int64_t H) override {
-    in_->embedding_backward(dt, d, ids, n, H);
-  }
-  void rmsnorm_forward(float* y, float* r, const float* x, const float* w, int64_t n, int64_t H, float e) override {
-    in_->rmsnorm_forward(y, r, x, w, n, H, e);
-  }
-  void rmsnorm_backward(float* dx, float* dw, const float* dy, const float* x, const float* w, const float* r,
-                        int64_t n, int64_t H) override {
-    in_->rmsnorm_backward(dx, dw, dy, x, w, r, n, H);
-  }
-  void rope(float* x, const int32_t* p, const float* f, int64_t n, int64_t h, int64_t d, bool inv) override {
-    in_->rope(x, p, f, n, h, d, inv);
-  }
-  void attention_forward(float* o, float* l, const float* q, const float* k, const float* v, const int32_t* doc,
-                         const backend::AttnShape& s) override {
-    in_->attention_forward(o, l, q, k, v, doc, s);
-  }
-  void attention_backward(float* dq, float* dk, float* dv, const float* dout, const float* q, const float* k,
-                          const float* v, const float* out, const float* lse, const int32_t* doc,
-                          const backend::AttnShape& s) override {
-    in_->attention_backward(dq, dk, dv, dout, q, k, v, out, lse, doc, s);
-  }
-  void swiglu_forward(float* h, const float* g, const float* u, int64_t n) override { in_->swiglu_forward(h, g, u, n); }
-  void swiglu_backward(float* dg, float* du, const float* dh, const float* g, const float* u, int64_t n) override {
-    in_->swiglu_backward(dg, du, dh, g, u, n);
-  }
-  void softmax_cross_entropy(float* lg, float* loss, uint8_t* gr, const int32_t* t, int64_t rows, int64_t V,
-                             float s) override {
-    in_->softmax_cross_entropy(lg, loss, gr, t, rows, V, s);
+    inner().free(p);
   }
 
  private:
-  std::unique_ptr<backend::Backend> in_;
+  std::unique_ptr<backend::Backend> owned_;
   std::map<void*, size_t> sizes_;
 };
 

@@ -23,6 +23,21 @@ io::ModelConfig tiny(bool tied, bool bias) {
   return c;
 }
 
+// Every Gemma 2 block choice: GeGLU, (1 + w) and sandwich norms, scaled embeddings, query_pre_attn_scalar, attention
+// and final soft-caps, and a 3-token sliding window on layers 0 and 2 (shorter than the test sequences).
+io::ModelConfig tiny_gemma2() {
+  io::ModelConfig c = tiny(true, false);
+  c.model_type = "gemma2";
+  c.num_hidden_layers = 3;
+  c.hidden_act = "gelu_pytorch_tanh";
+  c.norm_unit_offset = c.sandwich_norms = c.scale_embeddings = true;
+  c.query_pre_attn_scalar = 8;
+  c.attn_logit_softcapping = 2.0, c.final_logit_softcapping = 3.0;
+  c.sliding_window = 3;
+  c.layer_types = {"sliding_attention", "full_attention", "sliding_attention"};
+  return c;
+}
+
 Batch random_batch(int64_t B, int64_t T, int64_t V, uint64_t seed) {
   std::mt19937 g(seed);
   std::vector<std::vector<int32_t>> seqs;
@@ -49,9 +64,10 @@ TEST(Batch, FromSequencesAndTargetCount) {
 
 TEST(Model, FastBackendMatchesReferenceBackend) {
   auto fast = backend::make_cpu_backend(), ref = backend::make_cpu_reference_backend();
-  for (bool tied : {true, false}) {
-    auto a = Model::random(tiny(tied, !tied), 7, *fast, Precision::F32);
-    auto b = Model::random(tiny(tied, !tied), 7, *ref, Precision::F32);
+  for (int variant : {0, 1, 2}) {
+    const io::ModelConfig c = variant == 2 ? tiny_gemma2() : tiny(variant == 0, variant != 0);
+    auto a = Model::random(c, 7, *fast, Precision::F32);
+    auto b = Model::random(c, 7, *ref, Precision::F32);
     const Batch batch = random_batch(3, 11, 53, 1);
     const LossSum la = a->forward_backward(batch, 0.1f), lb = b->forward_backward(batch, 0.1f);
     EXPECT_EQ(la.n_targets, lb.n_targets);
@@ -76,13 +92,14 @@ TEST(Model, GradientsAccumulateAndScale) {
 
 // Gradient checkpointing re-runs each layer's forward with the same kernels on the same inputs, so loss and every
 // gradient must be bit-identical to the run that saved all activations (EXPECT_EQ, no tolerance), in both compute
-// precisions, with and without biases and q/k norms, over two steps (the second reuses the checkpointed workspace).
+// precisions, with and without biases and q/k norms, and with Gemma 2's blocks (whose MLP out norm makes the recompute
+// run through the down projection), over two steps (the second reuses the checkpointed workspace).
 TEST(Model, GradientCheckpointingGivesIdenticalGradients) {
   auto be = backend::make_cpu_backend();
-  for (int variant = 0; variant < 3; ++variant)
+  for (int variant = 0; variant < 4; ++variant)
     for (Precision p : {Precision::F32, Precision::BF16}) {
       SCOPED_TRACE(std::to_string(variant) + (p == Precision::BF16 ? " bf16" : " f32"));
-      io::ModelConfig c = tiny(variant == 0, variant == 1);
+      io::ModelConfig c = variant == 3 ? tiny_gemma2() : tiny(variant == 0, variant == 1);
       c.num_hidden_layers = 3;
       if (variant == 2) c.model_type = "qwen3", c.qk_norm = true;
       auto plain = Model::random(c, 5, *be, p), ckpt = Model::random(c, 5, *be, p);
@@ -110,9 +127,8 @@ TEST(Model, GradientCheckpointingGivesIdenticalGradients) {
     }
 }
 
-TEST(Model, PackedRowEqualsSeparateRows) {
-  auto be = backend::make_cpu_backend();
-  auto m = Model::random(tiny(false, false), 4, *be, Precision::F32);
+void packed_row_equals_separate_rows(std::unique_ptr<Model> m) {
+  SCOPED_TRACE(m->config().model_type);
   std::vector<int32_t> d0 = {3, 9, 4, 1}, d1 = {7, 7, 2, 5, 11};
   Batch sep = Batch::from_sequences({d0, d1}, {}, 0);
   Batch packed;
@@ -139,24 +155,41 @@ TEST(Model, PackedRowEqualsSeparateRows) {
   EXPECT_NEAR(m->forward_loss(packed).sum, b.sum, 1e-6 * b.sum);
 }
 
+TEST(Model, PackedRowEqualsSeparateRows) {
+  auto be = backend::make_cpu_backend();
+  for (const io::ModelConfig& c : {tiny(false, false), tiny_gemma2()})  // Gemma: the window inside each document
+    packed_row_equals_separate_rows(Model::random(c, 4, *be, Precision::F32));
+}
+
 TEST(Model, KvSessionMatchesBatchForward) {
   auto be = backend::make_cpu_backend();
-  auto m = Model::random(tiny(true, true), 5, *be, Precision::F32);
-  std::vector<int32_t> seq = {1, 5, 9, 13, 17, 21, 25, 29};
-  const auto full = m->logits(Batch::from_sequences({seq}, {}, 0));
-  auto s = m->new_session(16);
-  s->append({seq.begin(), seq.begin() + 5});
-  std::vector<float> last;
-  for (size_t i = 5; i < seq.size(); ++i) last = s->append({seq[i]});  // one token at a time
-  EXPECT_EQ(s->length(), 8);
-  const std::vector<float> want(full.end() - 53, full.end());
-  EXPECT_LT(rel(last, want), 1e-5);
-  EXPECT_THROW(s->append(std::vector<int32_t>(9, 1)), Error);
+  for (const io::ModelConfig& c : {tiny(true, true), tiny_gemma2()}) {  // Gemma: cached decode through the window
+    SCOPED_TRACE(c.model_type);
+    auto m = Model::random(c, 5, *be, Precision::F32);
+    std::vector<int32_t> seq = {1, 5, 9, 13, 17, 21, 25, 29};
+    const auto full = m->logits(Batch::from_sequences({seq}, {}, 0));
+    auto s = m->new_session(16);
+    s->append({seq.begin(), seq.begin() + 5});
+    std::vector<float> last;
+    for (size_t i = 5; i < seq.size(); ++i) last = s->append({seq[i]});  // one token at a time
+    EXPECT_EQ(s->length(), 8);
+    const std::vector<float> want(full.end() - 53, full.end());
+    EXPECT_LT(rel(last, want), 1e-5);
+    EXPECT_THROW(s->append(std::vector<int32_t>(9, 1)), Error);
+  }
 }
+
+void branches_match_sequential_and_full_forward(std::unique_ptr<Model> m);
+void groups_match_sequential_and_full_forward(std::unique_ptr<Model> m);
 
 TEST(Model, KvSessionBranchesMatchSequentialAndFullForward) {
   auto be = backend::make_cpu_backend();
-  auto m = Model::random(tiny(false, true), 8, *be, Precision::F32);
+  for (const io::ModelConfig& c : {tiny(false, true), tiny_gemma2()})
+    branches_match_sequential_and_full_forward(Model::random(c, 8, *be, Precision::F32));
+}
+
+void branches_match_sequential_and_full_forward(std::unique_ptr<Model> m) {
+  SCOPED_TRACE(m->config().model_type);
   std::mt19937 g(11);
   auto rnd = [&](size_t n) {
     std::vector<int32_t> v(n);
@@ -178,7 +211,9 @@ TEST(Model, KvSessionBranchesMatchSequentialAndFullForward) {
     EXPECT_EQ(fast->length(), static_cast<int64_t>(prefix_len));  // the cache is unchanged
     for (size_t b = 0; b < branches.size(); ++b) {
       ASSERT_EQ(got[b].size(), rows[b].size() * 53);
-      if (!rows[b].empty()) EXPECT_LT(rel(got[b], want[b]), 1e-5) << "prefix " << prefix_len << " branch " << b;
+      if (!rows[b].empty()) {
+        EXPECT_LT(rel(got[b], want[b]), 1e-5) << "prefix " << prefix_len << " branch " << b;
+      }
       // and against a fresh full forward of prefix + branch
       std::vector<int32_t> seq = prefix;
       seq.insert(seq.end(), branches[b].begin(), branches[b].end());
@@ -191,7 +226,9 @@ TEST(Model, KvSessionBranchesMatchSequentialAndFullForward) {
       }
     }
     // The session still continues correctly after branch scoring.
-    if (!prefix.empty()) EXPECT_LT(rel(fast->append({3}), ref->append({3})), 1e-5);
+    if (!prefix.empty()) {
+      EXPECT_LT(rel(fast->append({3}), ref->append({3})), 1e-5);
+    }
   }
   auto s = m->new_session(8);
   EXPECT_THROW(s->append_branches({std::vector<int32_t>(9, 1)}, {{0}}), Error);  // beyond max_len
@@ -201,8 +238,14 @@ TEST(Model, KvSessionBranchesMatchSequentialAndFullForward) {
 TEST(Model, KvSessionGroupsMatchSequentialAndFullForward) {
   // Several documents in one forward: groups with different prefix lengths (0 included), branch counts and lengths,
   // after an empty and a non-empty cache; every scored row against the sequential reference and a full forward.
+  // (Gemma 2's sliding window takes the sequential path: kv_session.cpp.)
   auto be = backend::make_cpu_backend();
-  auto m = Model::random(tiny(true, true), 9, *be, Precision::F32);
+  for (const io::ModelConfig& c : {tiny(true, true), tiny_gemma2()})
+    groups_match_sequential_and_full_forward(Model::random(c, 9, *be, Precision::F32));
+}
+
+void groups_match_sequential_and_full_forward(std::unique_ptr<Model> m) {
+  SCOPED_TRACE(m->config().model_type);
   std::mt19937 g(12);
   auto rnd = [&](size_t n) {
     std::vector<int32_t> v(n);
@@ -246,7 +289,9 @@ TEST(Model, KvSessionGroupsMatchSequentialAndFullForward) {
         }
       }
     }
-    if (!cached.empty()) EXPECT_LT(rel(fast->append({3}), ref->append({3})), 1e-5);
+    if (!cached.empty()) {
+      EXPECT_LT(rel(fast->append({3}), ref->append({3})), 1e-5);
+    }
   }
   {  // no context at all (every prefix empty, nothing cached): branches alone
     auto fast = m->new_session(8), ref = m->new_session(8);

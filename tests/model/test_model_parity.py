@@ -1,7 +1,13 @@
 """Parity of sft's decoder (forward, loss, every parameter gradient, scoring, KV session) against transformers.
 
-Tiny random models of every family (Qwen2, Llama, Qwen3) are built with transformers, saved as HF folders, run through
-tests/model/model_parity_tool and compared with transformers' eager fp32 CPU computation.
+Tiny random models of every family (Qwen2, Llama, Qwen3, Gemma 2) are built with transformers, saved as HF folders, run
+through tests/model/model_parity_tool and compared with transformers' eager fp32 CPU computation.
+
+Gemma 2 cases use soft-caps small enough that the tanh bends the tiny models' scores and logits (the published 50 / 30
+would leave them in the linear part), a sliding window shorter than the sequences (so the mask differs from full
+attention inside a document), query_pre_attn_scalar != head_dim, head_dim != hidden / heads, and pad_token_id None
+(Gemma2Config's default 0 makes nn.Embedding zero the lookup gradient of token 0, which sft does not model for any
+family; the random ids here include 0).
 
 Norms and tolerances (fp32 on both sides; the differences are summation order only):
   logits: max|ours - ref| / max|ref| over non-padding positions < 1e-5
@@ -23,8 +29,8 @@ import pytest
 import torch
 import torch.nn.functional as F
 from safetensors.numpy import load_file
-from transformers import (LlamaConfig, LlamaForCausalLM, Qwen2Config, Qwen2ForCausalLM, Qwen3Config,
-                          Qwen3ForCausalLM)
+from transformers import (Gemma2Config, Gemma2ForCausalLM, LlamaConfig, LlamaForCausalLM, Qwen2Config,
+                          Qwen2ForCausalLM, Qwen3Config, Qwen3ForCausalLM)
 
 BUILD = Path(os.environ.get("SFT_BUILD_DIR", "build"))
 TOOL = BUILD / "tests" / "model_parity_tool"
@@ -41,6 +47,15 @@ CASES = {
     # Qwen3: per-head q/k RMSNorm before RoPE; head_dim from the config (not hidden / heads)
     "qwen3_tied_gqa2_hd16": ("qwen3", 48, 80, 2, 4, 2, 97, True, False, {"head_dim": 16}),
     "qwen3_untied_bias_mha_hd10": ("qwen3", 40, 72, 2, 4, 4, 89, False, True, {"head_dim": 10}),
+    # Gemma 2: GeGLU (tanh GELU), (1 + w) norms, sandwich norms, embeddings * sqrt(hidden), attention and final
+    # soft-caps, query_pre_attn_scalar, sliding window on the layers layer_types marks (default: even layers)
+    "gemma2_tied_gqa2_hd16": ("gemma2", 48, 80, 2, 4, 2, 97, True, False,
+                              {"head_dim": 16, "query_pre_attn_scalar": 24, "sliding_window": 4,
+                               "attn_logit_softcapping": 1.0, "final_logit_softcapping": 2.0}),
+    "gemma2_untied_bias_mha_hd10": ("gemma2", 40, 72, 3, 4, 4, 89, False, True,
+                                    {"head_dim": 10, "query_pre_attn_scalar": 10, "sliding_window": 5,
+                                     "layer_types": ["full_attention", "sliding_attention", "sliding_attention"],
+                                     "attn_logit_softcapping": 2.0, "final_logit_softcapping": 3.0}),
 }
 
 
@@ -56,6 +71,9 @@ def build_model(case, root: Path):
     elif fam == "qwen3":
         cfg = Qwen3Config(attention_bias=bias, **common, **extra)
         model = Qwen3ForCausalLM(cfg)
+    elif fam == "gemma2":
+        cfg = Gemma2Config(attention_bias=bias, pad_token_id=None, **common, **extra)
+        model = Gemma2ForCausalLM(cfg)
     else:
         cfg = LlamaConfig(attention_bias=bias, **common, **extra)
         model = LlamaForCausalLM(cfg)
@@ -196,26 +214,56 @@ def tmp():
         yield Path(d)
 
 
+def assert_gemma_features_matter(model, batch):
+    """Each Gemma 2 option the parity covers changes these tiny models' logits by far more than the 1e-5 tolerance
+    (switched off one at a time in transformers), so a kernel that ignored it could not pass."""
+    ids = torch.tensor(batch["input_ids"][:batch["T"]])[None]
+    layers = [l.self_attn for l in model.model.layers]
+
+    def logits():
+        with torch.no_grad():
+            return model(ids).logits
+
+    base = logits()
+    for what, attrs in {"attention soft-cap": [(a, "attn_logit_softcapping", None) for a in layers],
+                        "final soft-cap": [(model.config, "final_logit_softcapping", None)],
+                        "sliding window": [(a, "sliding_window", None) for a in layers if a.sliding_window] +
+                                          [(model.config, "sliding_window", 10 ** 6)]}.items():
+        old = [(o, k, getattr(o, k)) for o, k, _ in attrs]
+        for o, k, v in attrs:
+            setattr(o, k, v)
+        changed = float((logits() - base).abs().max() / base.abs().max())
+        for o, k, v in old:
+            setattr(o, k, v)
+        print(f"without the {what}: logits change {changed:.2e}")
+        assert changed > 1e-3, what
+
+
 @pytest.mark.parametrize("case", sorted(CASES))
 def test_padded_batch(case, tmp):
     model, d = build_model(case, tmp)
-    check(model, d, padded_batch(model.config.vocab_size, [13, 7, 10], 1), tmp / (case + "_pad"))
+    batch = padded_batch(model.config.vocab_size, [13, 7, 10], 1)
+    check(model, d, batch, tmp / (case + "_pad"))
+    if CASES[case][0] == "gemma2":
+        assert_gemma_features_matter(model, batch)
 
 
-@pytest.mark.parametrize("case", ["qwen_tied_gqa2", "llama_untied_bias_mqa_llama3", "qwen3_untied_bias_mha_hd10"])
+@pytest.mark.parametrize("case", ["qwen_tied_gqa2", "llama_untied_bias_mqa_llama3", "qwen3_untied_bias_mha_hd10",
+                                  "gemma2_untied_bias_mha_hd10"])
 def test_packed_batch_matches_separate_documents(case, tmp):
     model, d = build_model(case, tmp)
     check(model, d, packed_batch(model.config.vocab_size, [6, 9, 5], 23, 2), tmp / (case + "_packed"))
 
 
-@pytest.mark.parametrize("case", ["qwen_tied_gqa2", "llama_tied_gqa4", "qwen3_tied_gqa2_hd16"])
+@pytest.mark.parametrize("case", ["qwen_tied_gqa2", "llama_tied_gqa4", "qwen3_tied_gqa2_hd16", "gemma2_tied_gqa2_hd16"])
 def test_bf16_mode_within_stated_tolerance(case, tmp):
     model, d = build_model(case, tmp)
     check(model, d, padded_batch(model.config.vocab_size, [12, 9], 3), tmp / (case + "_bf16"), "bf16")
 
 
 @pytest.mark.parametrize("case,cls", [("qwen_tied_gqa2", Qwen2ForCausalLM),
-                                      ("qwen3_untied_bias_mha_hd10", Qwen3ForCausalLM)])
+                                      ("qwen3_untied_bias_mha_hd10", Qwen3ForCausalLM),
+                                      ("gemma2_untied_bias_mha_hd10", Gemma2ForCausalLM)])
 def test_save_roundtrip_loads_in_transformers(case, cls, tmp):
     """Model::save output (written by the tool-independent path) loads in transformers with identical weights."""
     model, d = build_model(case, tmp)

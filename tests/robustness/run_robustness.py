@@ -246,6 +246,32 @@ def mmlu_invalid_utf8(env, d):
             os.path.join(d, "t")]
 
 
+def task_rows(task, split, rows, *extra, files=None):
+    """An eval task folder with the given rows (JSON lines) at <task dir>/<split>.jsonl, plus other files."""
+    def make(env, d):
+        folder = task.split("_mc")[0]
+        write(os.path.join(d, "t", folder, split + ".jsonl"), "".join(json.dumps(r) + "\n" for r in rows))
+        for rel, text in (files or {}).items():
+            write(os.path.join(d, "t", rel), text)
+        return ["eval", "--model", env.model, "--tasks", task, "--quiet", "--data_dir", os.path.join(d, "t"), *extra]
+    return make
+
+
+PIQA_ROW = {"goal": "g", "sol1": "a", "sol2": "b", "label": 0}
+WINO_ROW = {"sentence": "A _ b.", "option1": "x", "option2": "y", "answer": "1"}
+
+
+def arc_duplicate_labels(env, d):
+    row = {"id": "x", "question": {"stem": "s", "choices": [{"text": "a", "label": "A"}, {"text": "b", "label": "A"}]},
+           "answerKey": "A"}
+    write(os.path.join(d, "t", "arc", "ARC-Easy-Test.jsonl"), json.dumps(row) + "\n")
+    return ["eval", "--model", env.model, "--tasks", "arc_easy", "--quiet", "--data_dir", os.path.join(d, "t")]
+
+
+def eval_flags(*flags):
+    return lambda env, d: ["eval", "--model", env.model, "--quiet", "--data_dir", os.path.join(d, "none"), *flags]
+
+
 def truncated_weights(env, d):
     m = env.model_copy(os.path.join(d, "m"))
     p = os.path.join(m, "model.safetensors")
@@ -610,7 +636,22 @@ CASES = [
      lambda env, d: ["eval", "--model", env.model, "--tasks", "hellaswag", "--max_length", "0"], "cli",
      ["--max_length"]),
     ("flags/eval_limit_negative", A_FLAG,
-     lambda env, d: ["eval", "--model", env.model, "--tasks", "hellaswag", "--limit", "-1"], "cli", ["--limit"]),
+     lambda env, d: ["eval", "--model", env.model, "--tasks", "hellaswag", "--limit", "-1"], 1, ["--limit"]),
+    ("flags/eval_limit_0", A_FLAG, eval_flags("--tasks", "hellaswag", "--limit", "0"), 1, ["--limit", "'0'"]),
+    ("flags/eval_limit_minus_3", A_FLAG, eval_flags("--tasks", "hellaswag", "--limit", "-3"), 1, ["--limit", "'-3'"]),
+    ("flags/eval_limit_text", A_FLAG, eval_flags("--tasks", "hellaswag", "--limit", "ten"), 1, ["--limit"]),
+    ("flags/eval_unknown_task", A_FLAG, eval_flags("--tasks", "piqa,nonsense"), 1,
+     ["unknown task 'nonsense'", "winogrande"]),
+    ("flags/eval_unknown_group", A_FLAG, eval_flags("--tasks", "leaderboard_v3"), 1,
+     ["unknown task 'leaderboard_v3'", "leaderboard_v1"]),
+    ("flags/eval_gen_kwargs_sampling", A_FLAG, eval_flags("--tasks", "gsm8k", "--gen_kwargs", "do_sample=true"), 1,
+     ["--gen_kwargs", "greedy"]),
+    ("flags/eval_gen_kwargs_unknown_key", A_FLAG, eval_flags("--tasks", "gsm8k", "--gen_kwargs", "top_q=1"), 1,
+     ["--gen_kwargs", "'top_q'"]),
+    ("flags/eval_num_fewshot_above_pool", A_FLAG,
+     task_rows("winogrande", "validation", [WINO_ROW], "--num_fewshot", "5",
+               files={"winogrande/train.jsonl": json.dumps(WINO_ROW) + "\n" + json.dumps(WINO_ROW) + "\n"}),
+     1, ["--num_fewshot 5", "winogrande/train.jsonl"]),
     ("flags/info_seq_len_overflow", A_FLAG, info(model_ident, "--seq_len", "2147483647", "--batch_size", "2147483647"),
      1, ["--seq_len"]),
     ("flags/output_dir_under_a_file", A_FLAG, output_under_file, 1, ["--output_dir", "file"]),
@@ -626,6 +667,28 @@ CASES = [
     ("data/hellaswag_label_2abc", A_DATA, hellaswag("2abc"), 1, ["hellaswag_val.jsonl row 1", "label"]),
     ("data/hellaswag_label_out_of_range", A_DATA, hellaswag(7), 1, ["hellaswag_val.jsonl row 1", "label"]),
     ("data/mmlu_invalid_utf8", A_DATA, mmlu_invalid_utf8, 1, ["abstract_algebra_test.csv", "UTF-8"]),
+    ("data/task_row_missing_field", A_DATA,
+     task_rows("piqa", "validation", [PIQA_ROW, {"goal": "g", "sol1": "a", "label": 1}]), 1,
+     ["piqa/validation.jsonl row 2", "field 'sol2'", "missing"]),
+    ("data/task_label_outside_choices", A_DATA, task_rows("piqa", "validation", [dict(PIQA_ROW, label=5)]), 1,
+     ["piqa/validation.jsonl row 1", "doc_to_target", "label 5"]),
+    ("data/task_empty_choice_list", A_DATA,
+     task_rows("truthfulqa_mc1", "validation",
+               [{"question": "q", "mc1_targets": {"choices": [], "labels": []},
+                 "mc2_targets": {"choices": ["a"], "labels": [1]}}]), 1,
+     ["truthfulqa/validation.jsonl row 1", "mc1_targets.choices", "empty"]),
+    ("data/task_choices_rendered_empty", A_DATA,
+     task_rows("openbookqa", "test", [{"question_stem": "q", "choices": {"text": [], "label": []}, "answerKey": "A"}]),
+     1, ["openbookqa/test.jsonl row 1", "doc_to_choice", "no choices"]),
+    ("data/gsm8k_answer_without_hashes", A_DATA,
+     task_rows("gsm8k", "test", [{"question": "q", "answer": "It is 4."}], "--num_fewshot", "0"), 1,
+     ["gsm8k/test.jsonl row 1", "field 'answer'", "####"]),
+    ("data/winogrande_answer_3", A_DATA, task_rows("winogrande", "validation", [dict(WINO_ROW, answer="3")]), 1,
+     ["winogrande/validation.jsonl row 1", "field 'answer'"]),
+    ("data/task_row_not_an_object", A_DATA, task_rows("boolq", "validation", [[1, 2]]), 1,
+     ["boolq/validation.jsonl row 1", "JSON object"]),
+    ("data/arc_duplicate_choice_labels", A_DATA, arc_duplicate_labels, 1,
+     ["ARC-Easy-Test.jsonl row 1", "label 'A' appears twice"]),
     # ---- checkpoints ----------------------------------------------------------------------------------------
     ("checkpoint/not_a_checkpoint", A_CKPT,
      lambda env, d: ["train", *env.train_args(env.data, os.path.join(d, "out")), "--resume_from_checkpoint",
@@ -673,6 +736,19 @@ EXTRA = {
     "tokenizer/empty_text_is_valid": lambda d, r: None if r.stdout.strip() == "" else f"stdout {r.stdout!r}",
     "flags/output_dir_under_a_file": no_leftovers,
 }
+
+# Issue 30's cases (untrusted files, the chat template engine's bounds, non-finite weights) live in their own module;
+# it gets this one for the fixtures and helpers above.
+import untrusted_cases  # noqa: E402
+
+_cases, _extra = untrusted_cases.make_cases(sys.modules[__name__])
+CASES += _cases
+EXTRA.update(_extra)
+
+# GGUF files and `sft export` (tests/robustness/gguf_cases.py).
+import gguf_cases  # noqa: E402  (beside this file)
+CASES += gguf_cases.CASES
+EXTRA.update(gguf_cases.EXTRA)
 
 
 def run_case(env, case, workdir):

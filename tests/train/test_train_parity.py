@@ -1,6 +1,8 @@
 """Training parity: `sft train` (fp32) vs a reference loop written with transformers + torch on a tiny random Qwen2
-(biases, tied embeddings) and a tiny random Qwen3 (q/k norms, head_dim from the config), 30 optimizer steps, batch 2, gradient accumulation 2, AdamW with weight decay (none on
-norms and biases), linear schedule with warmup, gradient clipping at 1.0.
+(biases, tied embeddings), a tiny random Qwen3 (q/k norms, head_dim from the config) and a tiny random Gemma 2 (GeGLU,
+(1 + w) and sandwich norms, scaled embeddings, attention and final soft-caps, a 24-token sliding window on layer 0),
+30 optimizer steps, batch 2, gradient accumulation 2, AdamW with weight decay (none on norms and biases), linear
+schedule with warmup, gradient clipping at 1.0.
 
 The reference consumes exactly the micro-batches sft trained on (`--debug_dump_batches`), normalises the loss of
 each optimizer step by the target tokens of all its micro-batches (sum reduction / N, transformers >= 4.46), and uses
@@ -24,7 +26,7 @@ from train_test_util import make_tiny_model, read_log, run_sft, DATASET
 STEPS, BATCH, ACCUM, LR, WARMUP, WD = 30, 2, 2, 1e-3, 3, 0.01
 
 
-@pytest.fixture(scope="module", params=["qwen2", "qwen3"])
+@pytest.fixture(scope="module", params=["qwen2", "qwen3", "gemma2"])
 def trained(tmp_path_factory, request):
     d = tmp_path_factory.mktemp("parity_" + request.param)
     base = make_tiny_model(str(d / "base"), family=request.param)

@@ -11,7 +11,10 @@
 // after another one is also handled, by a per-key check on those rows only). A tile visits only the key blocks
 // covering the union of its rows' intervals, so other documents' keys, the future and padding cost nothing; inside a
 // visited block the out-of-interval scores are masked (-inf before the exp in the forward, P = 0 in the backward).
-// Padding queries (doc < 0) produce output 0, lse 0, and no gradient.
+// Padding queries (doc < 0) produce output 0, lse 0, and no gradient. A sliding window (AttnShape::window) only moves
+// the start of each query's interval up to i - window + 1, so a tile also skips the keys left of every row's window.
+// Soft-capped scores (AttnShape::softcap): s = c tanh(scale q.k / c) before the mask; the backward recomputes the
+// tanh from the same product and multiplies dS by its derivative scale (1 - tanh^2).
 // Shared keys (AttnShape::shared_keys, forward only): rows after the first read the key blocks below the shared
 // length from row 0's packed panels, so a batch of branches after one prefix packs that prefix once.
 #include "backend/cpu/cpu_attention.h"
@@ -132,7 +135,8 @@ struct TileRows {
   int64_t jmin = 0, jmax = -1;  // union of the intervals
 };
 
-TileRows tile_rows(const int32_t* doc, const KeyRanges& kr, int64_t b, int64_t T, int64_t i0, int64_t n) {
+TileRows tile_rows(const int32_t* doc, const KeyRanges& kr, int64_t b, int64_t T, int64_t i0, int64_t n,
+                   int64_t window) {
   TileRows t;
   t.n = n;
   t.jmin = T;
@@ -145,7 +149,7 @@ TileRows tile_rows(const int32_t* doc, const KeyRanges& kr, int64_t b, int64_t T
       t.last[r] = 0;
       continue;
     }
-    t.first[r] = kr.lo[ti];
+    t.first[r] = window > 0 ? std::max(kr.lo[ti], i0 + r - window + 1) : kr.lo[ti];
     t.last[r] = i0 + r;
     t.jmin = std::min(t.jmin, t.first[r]);
     t.jmax = std::max(t.jmax, t.last[r]);
@@ -247,7 +251,7 @@ void attention_forward_tiled(float* out, float* lse, const float* q, const float
         for (int64_t h = 0; h < H; ++h) {
           const int64_t tile = tiles - 1 - tile_rev, g = h / rep;
           const int64_t iq0 = tile * kQueryTile, n = std::min(kQueryTile, Tq - iq0);
-          const TileRows rows = tile_rows(doc, kr, b, T, T - Tq + iq0, n);
+          const TileRows rows = tile_rows(doc, kr, b, T, T - Tq + iq0, n, s.window);
           const float* kt = kp.trans(b, g, KV, d);
           const float* vr = vp.rows(b, g, KV, T);
           const float* kt0 = kp.trans(0, g, KV, d);  // blocks below S0 (shared keys)
@@ -269,7 +273,11 @@ void attention_forward_tiled(float* out, float* lse, const float* q, const float
                 std::fill(sr, sr + nbv, 0.0f);  // no visible key here: P row 0
                 continue;
               }
-              for (int64_t c = 0; c < nbv; c += kVec) st(sr + c, ld(sr + c) * s.scale);
+              if (s.softcap > 0) {
+                for (int64_t c = 0; c < nbv; c += kVec) st(sr + c, s.softcap * vtanh(ld(sr + c) * s.scale / s.softcap));
+              } else {
+                for (int64_t c = 0; c < nbv; c += kVec) st(sr + c, ld(sr + c) * s.scale);
+              }
               std::fill(sr, sr + sp.c0, kNegInf);
               std::fill(sr + sp.c1, sr + nbv, kNegInf);
               if (!rows.exact[r])
@@ -347,7 +355,7 @@ void attention_backward_tiled(float* dq, float* dk, float* dv, const float* dout
         const float* vt = vp.trans(b, g, KV, d);
         for (int64_t tile = 0; tile < tiles; ++tile) {
           const int64_t i0 = tile * kQueryTile, n = std::min(kQueryTile, T - i0);
-          const TileRows rows = tile_rows(doc, kr, b, T, i0, n);
+          const TileRows rows = tile_rows(doc, kr, b, T, i0, n, s.window);
           const int64_t base = (b * T + i0) * H + h;  // (token, head) row of the tile's first query
           load_rows(qt.data(), dp, q + base * d, H * d, n, d);
           load_rows(dot_tile.data(), dp, dout + base * d, H * d, n, d);
@@ -375,10 +383,19 @@ void attention_backward_tiled(float* dq, float* dk, float* dv, const float* dout
                 continue;
               }
               const vfloat vl = bc(lr[r]), vD = bc(Dr[r]);
-              for (int64_t c = 0; c < nbv; c += kVec) {
-                const vfloat p = vexp(ld(pr + c) * s.scale - vl);
-                st(pr + c, p);
-                st(dr + c, p * (ld(dr + c) - vD) * s.scale);
+              if (s.softcap > 0) {
+                for (int64_t c = 0; c < nbv; c += kVec) {
+                  const vfloat t = vtanh(ld(pr + c) * s.scale / s.softcap);
+                  const vfloat p = vexp(s.softcap * t - vl);
+                  st(pr + c, p);
+                  st(dr + c, p * (ld(dr + c) - vD) * (s.scale * (1.0f - t * t)));
+                }
+              } else {
+                for (int64_t c = 0; c < nbv; c += kVec) {
+                  const vfloat p = vexp(ld(pr + c) * s.scale - vl);
+                  st(pr + c, p);
+                  st(dr + c, p * (ld(dr + c) - vD) * s.scale);
+                }
               }
               std::fill(pr, pr + sp.c0, 0.0f);
               std::fill(dr, dr + sp.c0, 0.0f);

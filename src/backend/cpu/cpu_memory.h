@@ -24,6 +24,11 @@ class CpuMemoryBackend : public Backend {
   void copy(void* dst, const void* src, size_t bytes) override { if (bytes) std::memmove(dst, src, bytes); }
   void zero(void* p, size_t bytes) override { if (bytes) std::memset(p, 0, bytes); }
   void synchronize() override {}
+  const void* host_view(const void* p) const override { return p; }  // host memory is the device memory
+  // LoRA dropout is rare and cheap next to the gemms: the generic host loop (its memory is the host's anyway).
+  void dropout(float* y, const float* x, int64_t n, float p, uint64_t seed) override {
+    Backend::dropout(y, x, n, p, seed);
+  }
 };
 
 }  // namespace sft::backend::cpu

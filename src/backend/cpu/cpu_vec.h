@@ -3,8 +3,8 @@
 // and the compiler emits the variant's instructions. Why not plain loops: GCC 12 leaves loops that call an inlined
 // exp with clamps as scalar branches (measured: swiglu and the softmax ran scalar), so the hot exp loops are spelled
 // out here. Included INSIDE a variant's target region and namespace (after SFT_CPU_TARGET_BEGIN), never elsewhere.
-// vexp matches fast_exp (fast_math.h) operation for operation, so a vector lane and the scalar tail agree to the bit
-// up to FMA contraction.
+// vexp / vtanh match fast_exp / fast_tanh (fast_math.h) operation for operation, so a vector lane and the scalar tail
+// agree to the bit up to FMA contraction.
 // The includer provides <cstdint> and <cstring> (this header sits inside a namespace).
 #pragma once
 
@@ -57,4 +57,15 @@ static inline vfloat vexp(vfloat x) {
   const vfloat pow2n = reinterpret_cast<vfloat>((n + 127) << 23);
   const vfloat r = y * pow2n;
   return underflow ? vfloat{} : r;
+}
+
+// Cephes tanhf, lane-wise (fast_tanh in fast_math.h is the scalar twin).
+static inline vfloat vtanh(vfloat x) {
+  const vfloat a = x < 0.0f ? -x : x;
+  const vfloat z = x * x;
+  const vfloat poly =
+      ((((-5.70498872745e-3f * z + 2.06390887954e-2f) * z - 5.37397155531e-2f) * z + 1.33314422036e-1f) * z -
+       3.33332819422e-1f) * z * x + x;
+  const vfloat big = 1.0f - 2.0f / (vexp(2.0f * a) + 1.0f);
+  return a < 0.625f ? poly : (x < 0.0f ? -big : big);
 }

@@ -25,6 +25,15 @@ namespace sft::backend::cpu::SFT_CPU_VARIANT {
 namespace {
 
 constexpr int64_t kGrain = 1 << 14;  // elementwise loops below this size are not worth waking threads for
+constexpr float kGeluBeta = 0.7978845608028654f;  // sqrt(2 / pi), as torch's gelu(approximate="tanh")
+constexpr float kGeluKappa = 0.044715f;
+
+// x = c * tanh(x / c) over n floats, in vectors (Gemma 2's logit soft-capping, torch's order: divide, tanh, scale).
+void cap_block(float* x, int64_t n, float c) {
+  int64_t i = 0;
+  for (; i + kVec <= n; i += kVec) vstore(x + i, c * vtanh(vload(x + i) / c));
+  for (; i < n; ++i) x[i] = c * fast_tanh(x[i] / c);
+}
 
 class CpuBackend final : public CpuMemoryBackend {
  public:
@@ -122,8 +131,9 @@ class CpuBackend final : public CpuMemoryBackend {
     }
   }
 
-  void rmsnorm_forward(float* y, float* rstd, const float* x, const float* w, int64_t n, int64_t H,
-                       float eps) override {
+  // w_offset 0 keeps the plain gain loop (no + 0.0f per element); 1 is Gemma's (1 + w), added in fp32 as torch does.
+  void rmsnorm_forward(float* y, float* rstd, const float* x, const float* w, int64_t n, int64_t H, float eps,
+                       float w_offset) override {
 #pragma omp parallel for if (n * H > kGrain) schedule(static)
     for (int64_t i = 0; i < n; ++i) {
       const float* xi = x + i * H;
@@ -133,12 +143,23 @@ class CpuBackend final : public CpuMemoryBackend {
       const float r = 1.0f / std::sqrt(ss / static_cast<float>(H) + eps);
       rstd[i] = r;
       float* yi = y + i * H;
+      if (w_offset == 0.0f) {
 #pragma omp simd
-      for (int64_t h = 0; h < H; ++h) yi[h] = w[h] * (xi[h] * r);
+        for (int64_t h = 0; h < H; ++h) yi[h] = w[h] * (xi[h] * r);
+      } else {
+#pragma omp simd
+        for (int64_t h = 0; h < H; ++h) yi[h] = (w[h] + w_offset) * (xi[h] * r);
+      }
     }
   }
   void rmsnorm_backward(float* dx, float* dw, const float* dy, const float* x, const float* w, const float* rstd,
-                        int64_t n, int64_t H) override {
+                        int64_t n, int64_t H, float w_offset) override {
+    std::vector<float> gain;  // w + w_offset (Gemma), computed once; w itself when the offset is 0
+    if (w_offset != 0.0f) {
+      gain.resize(static_cast<size_t>(H));
+      for (int64_t h = 0; h < H; ++h) gain[h] = w[h] + w_offset;
+      w = gain.data();
+    }
     const int nt = (n * H > kGrain) ? omp_get_max_threads() : 1;
     std::vector<float> dw_part(static_cast<size_t>(nt * H), 0.0f);  // per-thread dw, summed at the end
 #pragma omp parallel num_threads(nt)
@@ -208,7 +229,6 @@ class CpuBackend final : public CpuMemoryBackend {
 
   bool attention_shares_keys() const override { return true; }
   bool attention_skips_other_documents() const override { return true; }  // key blocks of the query's documents only
-  const void* host_view(const void* p) const override { return p; }
   void attention_forward(float* out, float* lse, const float* q, const float* k, const float* v, const int32_t* doc,
                          const AttnShape& s) override {
     attention_forward_tiled(out, lse, q, k, v, doc, s);
@@ -254,8 +274,53 @@ class CpuBackend final : public CpuMemoryBackend {
     }
   }
 
+  // GeGLU loops as SwiGLU's (vectors + scalar tail with the same math), torch's gelu(approximate="tanh") formula.
+  void geglu_forward(float* h, const float* gate, const float* up, int64_t n) override {
+#pragma omp parallel for if (n > kGrain) schedule(static)
+    for (int64_t b = 0; b < n; b += 4096) {
+      const int64_t e = std::min(n, b + 4096);
+      int64_t i = b;
+      for (; i + kVec <= e; i += kVec) {
+        const vfloat g = vload(gate + i);
+        const vfloat t = vtanh(kGeluBeta * (g + kGeluKappa * (g * g * g)));
+        vstore(h + i, 0.5f * g * (1.0f + t) * vload(up + i));
+      }
+      for (; i < e; ++i) {
+        const float g = gate[i], t = fast_tanh(kGeluBeta * (g + kGeluKappa * (g * g * g)));
+        h[i] = 0.5f * g * (1.0f + t) * up[i];
+      }
+    }
+  }
+  void geglu_backward(float* dgate, float* dup, const float* dh, const float* gate, const float* up,
+                      int64_t n) override {
+#pragma omp parallel for if (n > kGrain) schedule(static)
+    for (int64_t b = 0; b < n; b += 4096) {
+      const int64_t e = std::min(n, b + 4096);
+      int64_t i = b;
+      for (; i + kVec <= e; i += kVec) {
+        const vfloat g = vload(gate + i), u = vload(up + i), d = vload(dh + i), g2 = g * g;
+        const vfloat t = vtanh(kGeluBeta * (g + kGeluKappa * (g2 * g)));
+        const vfloat dgelu = 0.5f * (1.0f + t) + 0.5f * g * (1.0f - t * t) * (kGeluBeta * (1.0f + 3.0f * kGeluKappa * g2));
+        vstore(dup + i, d * (0.5f * g * (1.0f + t)));  // every load above comes first (in place allowed)
+        vstore(dgate + i, d * u * dgelu);
+      }
+      for (; i < e; ++i) {
+        const float g = gate[i], u = up[i], d = dh[i], g2 = g * g;
+        const float t = fast_tanh(kGeluBeta * (g + kGeluKappa * (g2 * g)));
+        const float dgelu = 0.5f * (1.0f + t) + 0.5f * g * (1.0f - t * t) * (kGeluBeta * (1.0f + 3.0f * kGeluKappa * g2));
+        dup[i] = d * (0.5f * g * (1.0f + t));
+        dgate[i] = d * u * dgelu;
+      }
+    }
+  }
+
+  void logit_softcap(float* x, int64_t n, float c) override {
+#pragma omp parallel for if (n > kGrain) schedule(static)
+    for (int64_t b = 0; b < n; b += 4096) cap_block(x + b, std::min<int64_t>(4096, n - b), c);
+  }
+
   void softmax_cross_entropy(float* logits, float* loss, uint8_t* greedy, const int32_t* targets, int64_t rows,
-                             int64_t V, float grad_scale) override {
+                             int64_t V, float grad_scale, float softcap) override {
 #pragma omp parallel for schedule(dynamic, 1) if (rows * V > kGrain)
     for (int64_t r = 0; r < rows; ++r) {
       float* x = logits + r * V;
@@ -272,7 +337,10 @@ class CpuBackend final : public CpuMemoryBackend {
       // With a gradient to produce, the block's exp(x - block max) values are stored in place and the gradient pass
       // only rescales them by exp(block max - lse): one exp per logit instead of two. (When the argmax flag is also
       // wanted the logits must survive the first pass, so that rare combination keeps the two-exp form.)
-      const bool store = grad_scale != 0.0f && greedy == nullptr;
+      // Soft-capped logits (Gemma 2) are capped in place first; their gradient needs the capped values in the last
+      // pass (dz/dx = 1 - (z/c)^2), so they take the two-exp form too.
+      if (softcap > 0) cap_block(x, V, softcap);
+      const bool store = grad_scale != 0.0f && greedy == nullptr && softcap <= 0;
       const int64_t n_blocks = (V + 2047) / 2048;
       float block_max_small[128];
       std::vector<float> block_max_big;
@@ -335,6 +403,19 @@ class CpuBackend final : public CpuMemoryBackend {
           for (; j < e; ++j) x[j] *= f;
         }
         x[t] -= grad_scale;
+      } else if (grad_scale != 0.0f && softcap > 0) {
+        const vfloat vl = vsplat(lse);
+        int64_t j = 0;
+        for (; j + kVec <= V; j += kVec) {
+          const vfloat z = vload(x + j), zc = z / softcap;
+          vstore(x + j, grad_scale * vexp(z - vl) * (1.0f - zc * zc));
+        }
+        for (; j < V; ++j) {
+          const float zc = x[j] / softcap;
+          x[j] = grad_scale * fast_exp(x[j] - lse) * (1.0f - zc * zc);
+        }
+        const float zc = xt / softcap;  // the target: (p - 1) times the same factor
+        x[t] = (grad_scale * fast_exp(xt - lse) - grad_scale) * (1.0f - zc * zc);
       } else if (grad_scale != 0.0f) {
         const vfloat vl = vsplat(lse);
         int64_t j = 0;

@@ -1,7 +1,10 @@
-// Vectorisable exp for the fast CPU kernels (softmax over the vocabulary, SwiGLU): glibc's expf is a scalar call the
-// compiler cannot vectorise without -ffast-math, and the LM-head softmax alone needs 2 * tokens * V of them per step.
+// Vectorisable exp and tanh for the fast CPU kernels (softmax over the vocabulary, SwiGLU, GeGLU, soft-capping):
+// glibc's expf/tanhf are scalar calls the compiler cannot vectorise without -ffast-math, and the LM-head softmax alone
+// needs 2 * tokens * V of them per step.
 // Cephes expf: range reduction x = n ln2 + r, degree-6 polynomial on r, 2^n through the exponent bits. Accuracy ~1-2
 // ulp over the range used (checked against the reference kernels, which use std::exp in double).
+// Cephes tanhf: an odd polynomial below |x| 0.625 (where 1 - 2/(e^2x + 1) would lose the small result to
+// cancellation), 1 - 2/(e^2|x| + 1) with fast_exp above, the sign restored. ~2-3 ulp.
 #pragma once
 #include <bit>
 #include <cstdint>
@@ -29,6 +32,17 @@ inline float fast_exp(float x) {
   const int32_t n = static_cast<int32_t>(fx);
   const float pow2n = std::bit_cast<float>((n + 127) << 23);
   return underflow ? 0.0f : y * pow2n;
+}
+
+#pragma omp declare simd notinbranch
+inline float fast_tanh(float x) {
+  const float a = x < 0 ? -x : x;
+  const float z = x * x;
+  const float poly =
+      ((((-5.70498872745e-3f * z + 2.06390887954e-2f) * z - 5.37397155531e-2f) * z + 1.33314422036e-1f) * z -
+       3.33332819422e-1f) * z * x + x;
+  const float big = 1.0f - 2.0f / (fast_exp(2.0f * a) + 1.0f);
+  return a < 0.625f ? poly : (x < 0 ? -big : big);
 }
 
 }  // namespace sft::backend::cpu

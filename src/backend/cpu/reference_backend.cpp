@@ -4,6 +4,7 @@
 #include <algorithm>
 #include <cmath>
 #include <limits>
+#include <numbers>
 #include <vector>
 
 #include "backend/cpu/cpu_memory.h"
@@ -14,6 +15,14 @@ namespace {
 
 float load(const void* p, int64_t i, DType dt) {
   return dt == DType::F32 ? static_cast<const float*>(p)[i] : bf16_to_float(static_cast<const uint16_t*>(p)[i]);
+}
+
+// gelu(x, approximate="tanh") in double, and its derivative when asked.
+double gelu_tanh(double x, double* derivative = nullptr) {
+  const double k = std::sqrt(2.0 / std::numbers::pi), c = 0.044715;
+  const double t = std::tanh(k * (x + c * x * x * x));
+  if (derivative) *derivative = 0.5 * (1.0 + t) + 0.5 * x * (1.0 - t * t) * k * (1.0 + 3.0 * c * x * x);
+  return 0.5 * x * (1.0 + t);
 }
 
 class CpuReferenceBackend final : public CpuMemoryBackend {
@@ -52,6 +61,7 @@ class CpuReferenceBackend final : public CpuMemoryBackend {
   void round_to_bf16(float* dst, const float* src, int64_t n) override {
     for (int64_t i = 0; i < n; ++i) dst[i] = bf16_to_float(float_to_bf16(src[i]));
   }
+  bool fast_bf16_gemm() const override { return true; }  // the oracle multiplies bf16 operands as they are
   void gemm(bool ta, bool tb, int64_t M, int64_t N, int64_t K, float alpha, const void* A, int64_t lda,
             const void* B, int64_t ldb, float beta, float* C, int64_t ldc, DType ab) override {
     for (int64_t i = 0; i < M; ++i)
@@ -87,29 +97,29 @@ class CpuReferenceBackend final : public CpuMemoryBackend {
       for (int64_t h = 0; h < H; ++h) dtable[static_cast<int64_t>(ids[i]) * H + h] += dout[i * H + h];
   }
 
-  void rmsnorm_forward(float* y, float* rstd, const float* x, const float* w, int64_t n, int64_t H,
-                       float eps) override {
+  void rmsnorm_forward(float* y, float* rstd, const float* x, const float* w, int64_t n, int64_t H, float eps,
+                       float w_offset) override {
     for (int64_t i = 0; i < n; ++i) {
       const float* xi = x + i * H;
       double ss = 0;
       for (int64_t h = 0; h < H; ++h) ss += static_cast<double>(xi[h]) * xi[h];
       const float r = static_cast<float>(1.0 / std::sqrt(ss / H + eps));
       rstd[i] = r;
-      for (int64_t h = 0; h < H; ++h) y[i * H + h] = w[h] * (xi[h] * r);
+      for (int64_t h = 0; h < H; ++h) y[i * H + h] = (w[h] + w_offset) * (xi[h] * r);  // the gain in fp32
     }
   }
   void rmsnorm_backward(float* dx, float* dw, const float* dy, const float* x, const float* w, const float* rstd,
-                        int64_t n, int64_t H) override {
+                        int64_t n, int64_t H, float w_offset) override {
     for (int64_t i = 0; i < n; ++i) {
       const float* xi = x + i * H;
       const float* dyi = dy + i * H;
       const double r = rstd[i];
-      double dot = 0;  // sum_h dy*w*xhat
-      for (int64_t h = 0; h < H; ++h) dot += static_cast<double>(dyi[h]) * w[h] * xi[h] * r;
+      double dot = 0;  // sum_h dy*g*xhat
+      for (int64_t h = 0; h < H; ++h) dot += static_cast<double>(dyi[h]) * (w[h] + w_offset) * xi[h] * r;
       const double mean = dot / H;
       for (int64_t h = 0; h < H; ++h) {
         const double xhat = xi[h] * r;
-        dx[i * H + h] += static_cast<float>(r * (dyi[h] * static_cast<double>(w[h]) - xhat * mean));
+        dx[i * H + h] += static_cast<float>(r * (dyi[h] * static_cast<double>(w[h] + w_offset) - xhat * mean));
         dw[h] += static_cast<float>(dyi[h] * xhat);
       }
     }
@@ -133,7 +143,20 @@ class CpuReferenceBackend final : public CpuMemoryBackend {
 
   bool attention_shares_keys() const override { return true; }
   bool attention_skips_other_documents() const override { return true; }  // dot products of same-document pairs only
-  const void* host_view(const void* p) const override { return p; }
+  // Key j visible from query position i of the same row (AttnShape: causal, same document, inside the window).
+  static bool visible(const AttnShape& s, const int32_t* doc, int64_t ti, int64_t tj, int64_t i, int64_t j) {
+    return j <= i && doc[tj] == doc[ti] && (s.window <= 0 || i - j < s.window);
+  }
+  // The score and its derivative with respect to the raw dot product (softcap: c * tanh(scale * dot / c)).
+  static double score(const AttnShape& s, double dot, double* dscore_ddot = nullptr) {
+    if (s.softcap <= 0) {
+      if (dscore_ddot) *dscore_ddot = s.scale;
+      return dot * s.scale;
+    }
+    const double t = std::tanh(dot * s.scale / s.softcap);
+    if (dscore_ddot) *dscore_ddot = s.scale * (1.0 - t * t);
+    return s.softcap * t;
+  }
   void attention_forward(float* out, float* lse, const float* q, const float* k, const float* v, const int32_t* doc,
                          const AttnShape& s) override {
     const int64_t d = s.head_dim, rep = s.n_heads / s.n_kv_heads;
@@ -152,19 +175,19 @@ class CpuReferenceBackend final : public CpuMemoryBackend {
           double mx = -std::numeric_limits<double>::infinity();
           for (int64_t j = 0; j <= i; ++j) {
             const int64_t tj = b * s.T + j;
-            if (doc[tj] != doc[ti]) continue;
+            if (!visible(s, doc, ti, tj, i, j)) continue;
             const int64_t kvj = (j < s.shared_keys ? 0 : b) * s.T + j;  // shared keys live in row 0
             const float* kj = k + (kvj * s.n_kv_heads + h / rep) * d;
             double dot = 0;
             for (int64_t e = 0; e < d; ++e) dot += static_cast<double>(qi[e]) * kj[e];
-            sc[j] = dot * s.scale;
+            sc[j] = score(s, dot);
             mx = std::max(mx, sc[j]);
           }
           double sum = 0;
           std::vector<double> acc(d, 0.0);
           for (int64_t j = 0; j <= i; ++j) {
             const int64_t tj = b * s.T + j;
-            if (doc[tj] != doc[ti]) continue;
+            if (!visible(s, doc, ti, tj, i, j)) continue;
             const double p = std::exp(sc[j] - mx);
             sum += p;
             const int64_t kvj = (j < s.shared_keys ? 0 : b) * s.T + j;
@@ -195,15 +218,16 @@ class CpuReferenceBackend final : public CpuMemoryBackend {
           for (int64_t e = 0; e < d; ++e) D += static_cast<double>(doi[e]) * oi[e];
           for (int64_t j = 0; j <= i; ++j) {
             const int64_t tj = b * s.T + j;
-            if (doc[tj] != doc[ti]) continue;
+            if (!visible(s, doc, ti, tj, i, j)) continue;
             const int64_t kvo = (tj * s.n_kv_heads + h / rep) * d;
             double dot = 0, dp = 0;
             for (int64_t e = 0; e < d; ++e) {
               dot += static_cast<double>(qi[e]) * k[kvo + e];
               dp += static_cast<double>(doi[e]) * v[kvo + e];
             }
-            const double p = std::exp(dot * s.scale - lse[ti * s.n_heads + h]);
-            const double ds = p * (dp - D) * s.scale;
+            double dscore = 0;
+            const double p = std::exp(score(s, dot, &dscore) - lse[ti * s.n_heads + h]);
+            const double ds = p * (dp - D) * dscore;
             for (int64_t e = 0; e < d; ++e) {
               gq[(ti * s.n_heads + h) * d + e] += ds * k[kvo + e];
               gk[kvo + e] += ds * qi[e];
@@ -231,8 +255,25 @@ class CpuReferenceBackend final : public CpuMemoryBackend {
     }
   }
 
+  void geglu_forward(float* h, const float* gate, const float* up, int64_t n) override {
+    for (int64_t i = 0; i < n; ++i) h[i] = static_cast<float>(gelu_tanh(gate[i]) * up[i]);
+  }
+  void geglu_backward(float* dgate, float* dup, const float* dh, const float* gate, const float* up,
+                      int64_t n) override {
+    for (int64_t i = 0; i < n; ++i) {
+      double dg = 0;
+      const double g = gate[i], u = up[i], d = dh[i], act = gelu_tanh(g, &dg);  // read all before writing
+      dup[i] = static_cast<float>(d * act);
+      dgate[i] = static_cast<float>(d * u * dg);
+    }
+  }
+
+  void logit_softcap(float* x, int64_t n, float c) override {
+    for (int64_t i = 0; i < n; ++i) x[i] = static_cast<float>(c * std::tanh(static_cast<double>(x[i]) / c));
+  }
+
   void softmax_cross_entropy(float* logits, float* loss, uint8_t* greedy, const int32_t* targets, int64_t rows,
-                             int64_t V, float grad_scale) override {
+                             int64_t V, float grad_scale, float softcap) override {
     for (int64_t r = 0; r < rows; ++r) {
       float* x = logits + r * V;
       const int32_t t = targets[r];
@@ -242,6 +283,7 @@ class CpuReferenceBackend final : public CpuMemoryBackend {
         if (grad_scale != 0.0f) std::fill(x, x + V, 0.0f);
         continue;
       }
+      if (softcap > 0) logit_softcap(x, V, softcap);  // x now holds z; dz/dx = 1 - (z/c)^2 below
       double mx = x[0];
       int64_t arg = 0;
       for (int64_t j = 1; j < V; ++j)
@@ -252,8 +294,10 @@ class CpuReferenceBackend final : public CpuMemoryBackend {
       loss[r] = static_cast<float>(lse - x[t]);
       if (greedy) greedy[r] = (arg == t) ? 1 : 0;
       if (grad_scale != 0.0f) {
-        for (int64_t j = 0; j < V; ++j) x[j] = static_cast<float>(grad_scale * std::exp(x[j] - lse));
-        x[t] -= grad_scale;
+        for (int64_t j = 0; j < V; ++j) {
+          const double z = x[j], dz = softcap > 0 ? 1.0 - (z / softcap) * (z / softcap) : 1.0;
+          x[j] = static_cast<float>(grad_scale * (std::exp(z - lse) - (j == t ? 1.0 : 0.0)) * dz);
+        }
       }
     }
   }

@@ -77,7 +77,7 @@ void attention_forward_impl(AttnOps& ops, float* out, float* lse, const float* q
     g.batch = rows * nKV;
     g.compute = mode;
     ops.gemm(g);
-    ops.softmax_forward(S, lse + b0 * Tq * nH, doc + b0 * T, rows, nH, Tq, T, s.scale);
+    ops.softmax_forward(S, lse + b0 * Tq * nH, doc + b0 * T, rows, nH, Tq, T, s);
     GemmArgs o;  // O[rep*Tq, d] = P[rep*Tq, T] V[T, d]
     o.M = rep * Tq, o.N = d, o.K = T;
     o.A = S, o.lda = T, o.stride_a = rep * Tq * T;
@@ -108,6 +108,7 @@ void attention_backward_impl(AttnOps& ops, float* dq, float* dk, float* dv, cons
   float* dKp = ops.scratch(7, size_t(chunk * nKV * T * d) * 4);
   float* dVp = ops.scratch(8, size_t(chunk * nKV * T * d) * 4);
   float* Dd = ops.scratch(9, size_t(s.B * T * nH) * 4);
+  float* th = s.softcap > 0 ? ops.scratch(10, size_t(chunk * nH * T * T) * 4) : nullptr;
   ops.row_dot(Dd, dout, out, s.B * T, nH, d);
   for (int64_t b0 = 0; b0 < s.B; b0 += chunk) {
     const int64_t rows = std::min(chunk, s.B - b0);
@@ -125,7 +126,7 @@ void attention_backward_impl(AttnOps& ops, float* dq, float* dk, float* dv, cons
       g.C = P, g.ldc = T, g.stride_c = rep * T * T;
       g.batch = nb, g.compute = mode;
       ops.gemm(g);
-      ops.probs_from_lse(P, lse + b0 * T * nH, doc + b0 * T, rows, nH, T, s.scale);
+      ops.probs_from_lse(P, th, lse + b0 * T * nH, doc + b0 * T, rows, nH, T, s);
     }
     {  // dV[T, d] = P^T[T, rep*T] dO[rep*T, d]  (sums the rep query heads of the kv head)
       GemmArgs g;
@@ -147,8 +148,8 @@ void attention_backward_impl(AttnOps& ops, float* dq, float* dk, float* dv, cons
       g.batch = nb, g.compute = mode;
       ops.gemm(g);
     }
-    // dS = scale * P * (dP - D)   (into dP)
-    ops.dscores(dP, P, Dd + b0 * T * nH, rows, nH, T, s.scale);
+    // dS = dscore * P * (dP - D)   (into dP; dscore = scale, times 1 - tanh^2 with a soft-cap)
+    ops.dscores(dP, P, th, Dd + b0 * T * nH, rows, nH, T, s.scale);
     {  // dQ[rep*T, d] = dS[rep*T, T] K[T, d]
       GemmArgs g;
       g.M = rep * T, g.N = d, g.K = T;

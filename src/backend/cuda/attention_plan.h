@@ -46,20 +46,23 @@ ColMajorGemm to_col_major(const GemmArgs& g);
 class AttnOps {
  public:
   virtual ~AttnOps() = default;
-  virtual float* scratch(int slot, size_t bytes) = 0;  // slots 0..9 (grow-only, contents undefined)
+  virtual float* scratch(int slot, size_t bytes) = 0;  // slots 0..10 (grow-only, contents undefined)
   virtual void gemm(const GemmArgs& g) = 0;
   virtual void pack_heads(float* dst, const float* src, int64_t rows, int64_t T, int64_t heads, int64_t d) = 0;
   virtual void unpack_heads(float* dst, const float* src, int64_t rows, int64_t T, int64_t heads, int64_t d) = 0;
+  // s gives the score (scale, softcap) and the mask (window) of AttnShape.
   virtual void softmax_forward(float* S, float* lse, const int32_t* doc, int64_t rows, int64_t heads, int64_t Tq,
-                               int64_t T, float scale) = 0;
-  virtual void probs_from_lse(float* S, const float* lse, const int32_t* doc, int64_t rows, int64_t heads, int64_t T,
-                              float scale) = 0;
+                               int64_t T, const AttnShape& s) = 0;
+  // th: tanh of the capped scores (written when s.softcap > 0, else nullptr).
+  virtual void probs_from_lse(float* S, float* th, const float* lse, const int32_t* doc, int64_t rows, int64_t heads,
+                              int64_t T, const AttnShape& s) = 0;
   virtual void row_dot(float* Dd, const float* dout, const float* out, int64_t n, int64_t heads, int64_t d) = 0;
-  virtual void dscores(float* dP, const float* P, const float* Dd, int64_t rows, int64_t heads, int64_t T,
-                       float scale) = 0;
+  virtual void dscores(float* dP, const float* P, const float* th, const float* Dd, int64_t rows, int64_t heads,
+                       int64_t T, float scale) = 0;
 };
 
-// Batch rows per chunk so that `buffers` score buffers [rows, heads, Tq, T] fp32 stay within limit_bytes (>= 1).
+// Batch rows per chunk so that `buffers` score buffers [rows, heads, Tq, T] fp32 stay within limit_bytes (>= 1)
+// (the backward holds 2: P and dP, and 3 with a soft-cap: its tanh too).
 int64_t attention_chunk_rows(const AttnShape& s, int buffers, int64_t limit_bytes);
 // Backend::attention_forward / attention_backward, computed chunk by chunk through ops (mode: the GEMMs' compute).
 void attention_forward_impl(AttnOps& ops, float* out, float* lse, const float* q, const float* k, const float* v,

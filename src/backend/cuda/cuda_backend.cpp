@@ -225,12 +225,12 @@ void CudaBackend::embedding_backward(float* dtable, const float* dout, const int
   k::embedding_backward(stream_, dtable, dout, ids, n, H);
 }
 void CudaBackend::rmsnorm_forward(float* y, float* rstd, const float* x, const float* w, int64_t n, int64_t H,
-                                  float eps) {
-  k::rmsnorm_forward(stream_, y, rstd, x, w, n, H, eps);
+                                  float eps, float w_offset) {
+  k::rmsnorm_forward(stream_, y, rstd, x, w, n, H, eps, w_offset);
 }
 void CudaBackend::rmsnorm_backward(float* dx, float* dw, const float* dy, const float* x, const float* w,
-                                   const float* rstd, int64_t n, int64_t H) {
-  k::rmsnorm_backward_dx(stream_, dx, dy, x, w, rstd, n, H);
+                                   const float* rstd, int64_t n, int64_t H, float w_offset) {
+  k::rmsnorm_backward_dx(stream_, dx, dy, x, w, rstd, n, H, w_offset);
   k::rmsnorm_backward_dw(stream_, dw, dy, x, rstd, n, H);
 }
 void CudaBackend::rope(float* x, const int32_t* pos, const float* inv_freq, int64_t n, int64_t heads,
@@ -244,10 +244,18 @@ void CudaBackend::swiglu_backward(float* dgate, float* dup, const float* dh, con
                                   int64_t n) {
   k::swiglu_backward(stream_, dgate, dup, dh, gate, up, n);
 }
-void CudaBackend::softmax_cross_entropy(float* logits, float* loss, uint8_t* greedy, const int32_t* targets,
-                                        int64_t rows, int64_t V, float grad_scale) {
-  k::softmax_cross_entropy(stream_, logits, loss, greedy, targets, rows, V, grad_scale);
+void CudaBackend::geglu_forward(float* h, const float* gate, const float* up, int64_t n) {
+  k::geglu_forward(stream_, h, gate, up, n);
 }
+void CudaBackend::geglu_backward(float* dgate, float* dup, const float* dh, const float* gate, const float* up,
+                                 int64_t n) {
+  k::geglu_backward(stream_, dgate, dup, dh, gate, up, n);
+}
+void CudaBackend::softmax_cross_entropy(float* logits, float* loss, uint8_t* greedy, const int32_t* targets,
+                                        int64_t rows, int64_t V, float grad_scale, float softcap) {
+  k::softmax_cross_entropy(stream_, logits, loss, greedy, targets, rows, V, grad_scale, softcap);
+}
+void CudaBackend::logit_softcap(float* x, int64_t n, float softcap) { k::logit_softcap(stream_, x, n, softcap); }
 
 // ---------------------------------------------------------------------------------------------------------------
 // GEMM (cuBLASLt). Row-major C[M,N] = op(A)[M,K] op(B)[K,N] is computed as the column-major product
@@ -396,19 +404,19 @@ class CudaAttnOps final : public AttnOps {
     k::unpack_heads(st_, dst, src, rows, T, heads, d);
   }
   void softmax_forward(float* S, float* lse, const int32_t* doc, int64_t rows, int64_t heads, int64_t Tq, int64_t T,
-                       float scale) override {
-    k::attn_softmax_forward(st_, S, lse, doc, rows, heads, Tq, T, scale);
+                       const AttnShape& s) override {
+    k::attn_softmax_forward(st_, S, lse, doc, rows, heads, Tq, T, s.scale, s.softcap, s.window);
   }
-  void probs_from_lse(float* S, const float* lse, const int32_t* doc, int64_t rows, int64_t heads, int64_t T,
-                      float scale) override {
-    k::attn_probs_from_lse(st_, S, lse, doc, rows, heads, T, scale);
+  void probs_from_lse(float* S, float* th, const float* lse, const int32_t* doc, int64_t rows, int64_t heads,
+                      int64_t T, const AttnShape& s) override {
+    k::attn_probs_from_lse(st_, S, th, lse, doc, rows, heads, T, s.scale, s.softcap, s.window);
   }
   void row_dot(float* Dd, const float* dout, const float* out, int64_t n, int64_t heads, int64_t d) override {
     k::attn_row_dot(st_, Dd, dout, out, n, heads, d);
   }
-  void dscores(float* dP, const float* P, const float* Dd, int64_t rows, int64_t heads, int64_t T,
+  void dscores(float* dP, const float* P, const float* th, const float* Dd, int64_t rows, int64_t heads, int64_t T,
                float scale) override {
-    k::attn_dscores(st_, dP, P, Dd, rows, heads, T, scale);
+    k::attn_dscores(st_, dP, P, th, Dd, rows, heads, T, scale);
   }
 
  private:
@@ -430,7 +438,8 @@ void CudaBackend::attention_backward(float* dq, float* dk, float* dv, const floa
                                      const float* k, const float* v, const float* out, const float* lse,
                                      const int32_t* doc, const AttnShape& s) {
   CudaAttnOps ops(*this, stream_, [this](int slot, size_t bytes) { return scratch(slot, bytes); });
-  attention_backward_impl(ops, dq, dk, dv, dout, q, k, v, out, lse, doc, s, attention_chunk_rows(s, 2, attn_scratch_limit_),
+  attention_backward_impl(ops, dq, dk, dv, dout, q, k, v, out, lse, doc, s,
+                          attention_chunk_rows(s, s.softcap > 0 ? 3 : 2, attn_scratch_limit_),
                           attn_tf32_ ? GemmCompute::TF32 : GemmCompute::F32);
 }
 

@@ -31,6 +31,7 @@ class CudaBackend final : public Backend {
   void free(void* p) override;
   void upload(void* dst, const void* host_src, size_t bytes) override;
   void download(void* host_dst, const void* src, size_t bytes) override;
+  const void* host_view(const void*) const override { return nullptr; }  // device memory: checkpoints download
   void zero(void* p, size_t bytes) override;
   void synchronize() override;
   void copy(void* dst, const void* src, size_t bytes) override;
@@ -42,6 +43,13 @@ class CudaBackend final : public Backend {
   void add(float* y, const float* x, int64_t n) override;
   void f32_to_bf16(uint16_t* dst, const float* src, int64_t n) override;
   void bf16_to_f32(float* dst, const uint16_t* src, int64_t n) override;
+  // Tensor cores multiply bf16 natively: the bf16 emulation (round_to_bf16) is never asked for.
+  bool fast_bf16_gemm() const override { return true; }
+  void round_to_bf16(float* dst, const float* src, int64_t n) override { Backend::round_to_bf16(dst, src, n); }
+  // LoRA dropout through the host (Backend::dropout): rare next to the gemms; a kernel is a later optimisation.
+  void dropout(float* y, const float* x, int64_t n, float p, uint64_t seed) override {
+    Backend::dropout(y, x, n, p, seed);
+  }
 
   void gemm(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, float alpha, const void* A, int64_t lda,
             const void* B, int64_t ldb, float beta, float* C, int64_t ldc, DType ab) override;
@@ -51,16 +59,20 @@ class CudaBackend final : public Backend {
   void embedding_forward(float* out, const float* table, const int32_t* ids, int64_t n, int64_t H) override;
   void embedding_backward(float* dtable, const float* dout, const int32_t* ids, int64_t n, int64_t H) override;
 
-  void rmsnorm_forward(float* y, float* rstd, const float* x, const float* w, int64_t n, int64_t H,
-                       float eps) override;
+  void rmsnorm_forward(float* y, float* rstd, const float* x, const float* w, int64_t n, int64_t H, float eps,
+                       float w_offset) override;
   void rmsnorm_backward(float* dx, float* dw, const float* dy, const float* x, const float* w, const float* rstd,
-                        int64_t n, int64_t H) override;
+                        int64_t n, int64_t H, float w_offset) override;
 
   void rope(float* x, const int32_t* pos, const float* inv_freq, int64_t n, int64_t heads, int64_t head_dim,
             bool inverse) override;
 
   void attention_forward(float* out, float* lse, const float* q, const float* k, const float* v, const int32_t* doc,
                          const AttnShape& s) override;
+  bool attention_shares_keys() const override { return false; }  // every branch row holds its own prefix copy
+  // Its attention kernel masks other documents' keys inside each row rather than skipping them, so padding-free rows
+  // would cost T^2: the trainer keeps the padded layout here.
+  bool attention_skips_other_documents() const override { return false; }
   void attention_backward(float* dq, float* dk, float* dv, const float* dout, const float* q, const float* k,
                           const float* v, const float* out, const float* lse, const int32_t* doc,
                           const AttnShape& s) override;
@@ -68,9 +80,13 @@ class CudaBackend final : public Backend {
   void swiglu_forward(float* h, const float* gate, const float* up, int64_t n) override;
   void swiglu_backward(float* dgate, float* dup, const float* dh, const float* gate, const float* up,
                        int64_t n) override;
+  void geglu_forward(float* h, const float* gate, const float* up, int64_t n) override;
+  void geglu_backward(float* dgate, float* dup, const float* dh, const float* gate, const float* up,
+                      int64_t n) override;
 
   void softmax_cross_entropy(float* logits, float* loss, uint8_t* greedy, const int32_t* targets, int64_t rows,
-                             int64_t V, float grad_scale) override;
+                             int64_t V, float grad_scale, float softcap) override;
+  void logit_softcap(float* x, int64_t n, float softcap) override;
 
   // ---- CUDA-specific (tests, benchmarks) ----
   void gemm_batched(const GemmArgs& g);  // the cuBLASLt path every GEMM takes

@@ -1,4 +1,5 @@
-// Elementwise kernels of the CUDA backend: optimizer, conversions, bias, SwiGLU, embedding, RoPE.
+// Elementwise kernels of the CUDA backend: optimizer, conversions, bias, SwiGLU, GeGLU, logit soft-cap, embedding,
+// RoPE.
 // Grid-stride loops over int64 indices; fp32 math; launch errors checked and named.
 #include <cstdint>
 
@@ -118,6 +119,34 @@ __global__ void swiglu_backward_kernel(float* dgate, float* dup, const float* dh
   }
 }
 
+constexpr float kGeluBeta = 0.7978845608028654f;  // sqrt(2 / pi), torch's gelu(approximate="tanh")
+constexpr float kGeluKappa = 0.044715f;
+
+__global__ void geglu_forward_kernel(float* __restrict__ h, const float* __restrict__ gate,
+                                     const float* __restrict__ up, int64_t n) {
+  GRID_STRIDE(i, n) {
+    const float g = gate[i];
+    const float t = tanhf(kGeluBeta * (g + kGeluKappa * (g * g * g)));
+    h[i] = 0.5f * g * (1.0f + t) * up[i];
+  }
+}
+
+// No __restrict__: called in place like swiglu_backward; each thread reads its element first.
+__global__ void geglu_backward_kernel(float* dgate, float* dup, const float* dh, const float* gate, const float* up,
+                                      int64_t n) {
+  GRID_STRIDE(i, n) {
+    const float g = gate[i], u = up[i], d = dh[i], g2 = g * g;
+    const float t = tanhf(kGeluBeta * (g + kGeluKappa * (g2 * g)));
+    const float dgelu = 0.5f * (1.0f + t) + 0.5f * g * (1.0f - t * t) * (kGeluBeta * (1.0f + 3.0f * kGeluKappa * g2));
+    dup[i] = d * (0.5f * g * (1.0f + t));
+    dgate[i] = d * u * dgelu;
+  }
+}
+
+__global__ void logit_softcap_kernel(float* x, int64_t n, float c) {
+  GRID_STRIDE(i, n) x[i] = c * tanhf(x[i] / c);
+}
+
 __global__ void embedding_forward_kernel(float* __restrict__ out, const float* __restrict__ table,
                                          const int32_t* __restrict__ ids, int64_t n, int64_t H) {
   const int64_t total = n * H;
@@ -223,6 +252,25 @@ void swiglu_backward(cudaStream_t st, float* dgate, float* dup, const float* dh,
   if (n <= 0) return;
   swiglu_backward_kernel<<<grid_for(n), kThreads, 0, st>>>(dgate, dup, dh, gate, up, n);
   SFT_CUDA_LAUNCH_CHECK("swiglu_backward_kernel");
+}
+
+void geglu_forward(cudaStream_t st, float* h, const float* gate, const float* up, int64_t n) {
+  if (n <= 0) return;
+  geglu_forward_kernel<<<grid_for(n), kThreads, 0, st>>>(h, gate, up, n);
+  SFT_CUDA_LAUNCH_CHECK("geglu_forward_kernel");
+}
+
+void geglu_backward(cudaStream_t st, float* dgate, float* dup, const float* dh, const float* gate, const float* up,
+                    int64_t n) {
+  if (n <= 0) return;
+  geglu_backward_kernel<<<grid_for(n), kThreads, 0, st>>>(dgate, dup, dh, gate, up, n);
+  SFT_CUDA_LAUNCH_CHECK("geglu_backward_kernel");
+}
+
+void logit_softcap(cudaStream_t st, float* x, int64_t n, float softcap) {
+  if (n <= 0) return;
+  logit_softcap_kernel<<<grid_for(n), kThreads, 0, st>>>(x, n, softcap);
+  SFT_CUDA_LAUNCH_CHECK("logit_softcap_kernel");
 }
 
 void embedding_forward(cudaStream_t st, float* out, const float* table, const int32_t* ids, int64_t n, int64_t H) {

@@ -24,7 +24,7 @@ __device__ float block_sum(float v, float* shared32) {
 constexpr int kNormThreads = 256;
 
 __global__ void rmsnorm_forward_kernel(float* __restrict__ y, float* __restrict__ rstd, const float* __restrict__ x,
-                                       const float* __restrict__ w, int64_t H, float eps) {
+                                       const float* __restrict__ w, int64_t H, float eps, float w_offset) {
   __shared__ float sh[32];
   const int64_t row = blockIdx.x;
   const float* xr = x + row * H;
@@ -34,23 +34,24 @@ __global__ void rmsnorm_forward_kernel(float* __restrict__ y, float* __restrict_
   ss = block_sum(ss, sh);
   const float r = 1.0f / sqrtf(ss / static_cast<float>(H) + eps);
   if (threadIdx.x == 0) rstd[row] = r;
-  for (int64_t c = threadIdx.x; c < H; c += blockDim.x) yr[c] = w[c] * (xr[c] * r);
+  for (int64_t c = threadIdx.x; c < H; c += blockDim.x) yr[c] = (w[c] + w_offset) * (xr[c] * r);
 }
 
 __global__ void rmsnorm_backward_dx_kernel(float* __restrict__ dx, const float* __restrict__ dy,
                                            const float* __restrict__ x, const float* __restrict__ w,
-                                           const float* __restrict__ rstd, int64_t H) {
+                                           const float* __restrict__ rstd, int64_t H, float w_offset) {
   __shared__ float sh[32];
   const int64_t row = blockIdx.x;
   const float* xr = x + row * H;
   const float* dyr = dy + row * H;
   float* dxr = dx + row * H;
   const float r = rstd[row];
-  float dot = 0.f;  // sum dy*w*xhat
-  for (int64_t c = threadIdx.x; c < H; c += blockDim.x) dot += dyr[c] * w[c] * (xr[c] * r);
+  float dot = 0.f;  // sum dy*g*xhat, g = w + w_offset
+  for (int64_t c = threadIdx.x; c < H; c += blockDim.x) dot += dyr[c] * (w[c] + w_offset) * (xr[c] * r);
   dot = block_sum(dot, sh);
   const float mean = dot / static_cast<float>(H);
-  for (int64_t c = threadIdx.x; c < H; c += blockDim.x) dxr[c] += r * (dyr[c] * w[c] - (xr[c] * r) * mean);
+  for (int64_t c = threadIdx.x; c < H; c += blockDim.x)
+    dxr[c] += r * (dyr[c] * (w[c] + w_offset) - (xr[c] * r) * mean);
 }
 
 constexpr int kColRows = 64;
@@ -95,7 +96,7 @@ __device__ __forceinline__ SoftmaxState merge(SoftmaxState a, SoftmaxState b) {
 constexpr int kCeThreads = 512;
 
 __global__ void softmax_ce_kernel(float* __restrict__ logits, float* __restrict__ loss, uint8_t* __restrict__ greedy,
-                                  const int32_t* __restrict__ targets, int64_t V, float grad_scale) {
+                                  const int32_t* __restrict__ targets, int64_t V, float grad_scale, float softcap) {
   const int64_t row = blockIdx.x;
   float* xr = logits + row * V;
   const int32_t t = targets[row];
@@ -107,6 +108,9 @@ __global__ void softmax_ce_kernel(float* __restrict__ logits, float* __restrict_
     if (grad_scale != 0.f)
       for (int64_t c = threadIdx.x; c < V; c += blockDim.x) xr[c] = 0.f;
     return;
+  }
+  if (softcap > 0.f) {  // the row becomes the capped logits z (each thread caps the elements it reads below)
+    for (int64_t c = threadIdx.x; c < V; c += blockDim.x) xr[c] = softcap * tanhf(xr[c] / softcap);
   }
   SoftmaxState st{-INFINITY, 0.f, INT64_MAX};
   for (int64_t c = threadIdx.x; c < V; c += blockDim.x) {
@@ -144,6 +148,7 @@ __global__ void softmax_ce_kernel(float* __restrict__ logits, float* __restrict_
   }
   __syncthreads();
   const float m = total.m, s = total.s;
+  __syncthreads();  // the capped xr[t] (written by another thread) is visible
   const float xt = xr[t];
   __syncthreads();  // everyone has read xr[t] before it is overwritten below
   if (threadIdx.x == 0) {
@@ -153,8 +158,9 @@ __global__ void softmax_ce_kernel(float* __restrict__ logits, float* __restrict_
   if (grad_scale != 0.f) {
     const float inv_s = 1.0f / s;
     for (int64_t c = threadIdx.x; c < V; c += blockDim.x) {
-      const float p = expf(xr[c] - m) * inv_s;
-      xr[c] = grad_scale * (c == t ? p - 1.0f : p);
+      const float z = xr[c], p = expf(z - m) * inv_s;
+      const float dz = softcap > 0.f ? 1.0f - (z / softcap) * (z / softcap) : 1.0f;  // d z / d logit
+      xr[c] = grad_scale * (c == t ? p - 1.0f : p) * dz;
     }
   }
 }
@@ -162,18 +168,18 @@ __global__ void softmax_ce_kernel(float* __restrict__ logits, float* __restrict_
 }  // namespace
 
 void rmsnorm_forward(cudaStream_t st, float* y, float* rstd, const float* x, const float* w, int64_t n, int64_t H,
-                     float eps) {
+                     float eps, float w_offset) {
   if (n <= 0 || H <= 0) return;
   SFT_CHECK(n <= INT32_MAX, "cuda rmsnorm_forward: too many rows (", n, ")");
-  rmsnorm_forward_kernel<<<static_cast<unsigned>(n), kNormThreads, 0, st>>>(y, rstd, x, w, H, eps);
+  rmsnorm_forward_kernel<<<static_cast<unsigned>(n), kNormThreads, 0, st>>>(y, rstd, x, w, H, eps, w_offset);
   SFT_CUDA_LAUNCH_CHECK("rmsnorm_forward_kernel");
 }
 
 void rmsnorm_backward_dx(cudaStream_t st, float* dx, const float* dy, const float* x, const float* w,
-                         const float* rstd, int64_t n, int64_t H) {
+                         const float* rstd, int64_t n, int64_t H, float w_offset) {
   if (n <= 0 || H <= 0) return;
   SFT_CHECK(n <= INT32_MAX, "cuda rmsnorm_backward: too many rows (", n, ")");
-  rmsnorm_backward_dx_kernel<<<static_cast<unsigned>(n), kNormThreads, 0, st>>>(dx, dy, x, w, rstd, H);
+  rmsnorm_backward_dx_kernel<<<static_cast<unsigned>(n), kNormThreads, 0, st>>>(dx, dy, x, w, rstd, H, w_offset);
   SFT_CUDA_LAUNCH_CHECK("rmsnorm_backward_dx_kernel");
 }
 
@@ -188,10 +194,11 @@ void rmsnorm_backward_dw(cudaStream_t st, float* dw, const float* dy, const floa
 }
 
 void softmax_cross_entropy(cudaStream_t st, float* logits, float* loss, uint8_t* greedy, const int32_t* targets,
-                           int64_t rows, int64_t V, float grad_scale) {
+                           int64_t rows, int64_t V, float grad_scale, float softcap) {
   if (rows <= 0) return;
   SFT_CHECK(rows <= INT32_MAX, "cuda softmax_cross_entropy: too many rows (", rows, ")");
-  softmax_ce_kernel<<<static_cast<unsigned>(rows), kCeThreads, 0, st>>>(logits, loss, greedy, targets, V, grad_scale);
+  softmax_ce_kernel<<<static_cast<unsigned>(rows), kCeThreads, 0, st>>>(logits, loss, greedy, targets, V, grad_scale,
+                                                                          softcap);
   SFT_CUDA_LAUNCH_CHECK("softmax_ce_kernel");
 }
 

@@ -73,12 +73,12 @@ TEST(CpuVariants, EveryVariantMatchesTheReference) {
     const int64_t rows = 67, H = 203;
     auto x = randn(rows * H, 8, 2.0f), w = randn(H, 9), dy = randn(rows * H, 10);
     std::vector<float> s1(rows), s2(rows), o1(rows * H), o2(rows * H);
-    fast->rmsnorm_forward(o1.data(), s1.data(), x.data(), w.data(), rows, H, 1e-6f);
-    ref->rmsnorm_forward(o2.data(), s2.data(), x.data(), w.data(), rows, H, 1e-6f);
+    fast->rmsnorm_forward(o1.data(), s1.data(), x.data(), w.data(), rows, H, 1e-6f, 0.0f);
+    ref->rmsnorm_forward(o2.data(), s2.data(), x.data(), w.data(), rows, H, 1e-6f, 0.0f);
     EXPECT_LT(rel_err(o1, o2), 2e-6);
     auto dx1 = randn(rows * H, 11), dx2 = dx1, dw1 = randn(H, 12), dw2 = dw1;
-    fast->rmsnorm_backward(dx1.data(), dw1.data(), dy.data(), x.data(), w.data(), s2.data(), rows, H);
-    ref->rmsnorm_backward(dx2.data(), dw2.data(), dy.data(), x.data(), w.data(), s2.data(), rows, H);
+    fast->rmsnorm_backward(dx1.data(), dw1.data(), dy.data(), x.data(), w.data(), s2.data(), rows, H, 0.0f);
+    ref->rmsnorm_backward(dx2.data(), dw2.data(), dy.data(), x.data(), w.data(), s2.data(), rows, H, 0.0f);
     EXPECT_LT(rel_err(dx1, dx2), 5e-6);
     EXPECT_LT(rel_err(dw1, dw2), 5e-6);
     // softmax cross-entropy with gradient
@@ -87,8 +87,8 @@ TEST(CpuVariants, EveryVariantMatchesTheReference) {
     std::vector<int32_t> t = {4, -100, 3000, 17, 0};
     auto lg1 = lg, lg2 = lg;
     std::vector<float> l1(cr), l2(cr);
-    fast->softmax_cross_entropy(lg1.data(), l1.data(), nullptr, t.data(), cr, V, 0.5f);
-    ref->softmax_cross_entropy(lg2.data(), l2.data(), nullptr, t.data(), cr, V, 0.5f);
+    fast->softmax_cross_entropy(lg1.data(), l1.data(), nullptr, t.data(), cr, V, 0.5f, 0.0f);
+    ref->softmax_cross_entropy(lg2.data(), l2.data(), nullptr, t.data(), cr, V, 0.5f, 0.0f);
     EXPECT_LT(rel_err(l1, l2), 1e-6);
     EXPECT_LT(rel_err(lg1, lg2), 1e-6);
     // a long vocabulary with a rising trend: the running max grows block after block (rescaled partial sums), and
@@ -101,8 +101,8 @@ TEST(CpuVariants, EveryVariantMatchesTheReference) {
       auto a1 = lr, a2 = lr;
       std::vector<float> q1(2), q2(2);
       std::vector<uint8_t> gr1(2), gr2(2);
-      fast->softmax_cross_entropy(a1.data(), q1.data(), with_greedy ? gr1.data() : nullptr, t2.data(), 2, V2, 0.125f);
-      ref->softmax_cross_entropy(a2.data(), q2.data(), with_greedy ? gr2.data() : nullptr, t2.data(), 2, V2, 0.125f);
+      fast->softmax_cross_entropy(a1.data(), q1.data(), with_greedy ? gr1.data() : nullptr, t2.data(), 2, V2, 0.125f, 0.0f);
+      ref->softmax_cross_entropy(a2.data(), q2.data(), with_greedy ? gr2.data() : nullptr, t2.data(), 2, V2, 0.125f, 0.0f);
       EXPECT_LT(rel_err(q1, q2), 1e-6) << "greedy " << with_greedy;
       EXPECT_LT(rel_err(a1, a2), 2e-6) << "greedy " << with_greedy;
       EXPECT_EQ(gr1, gr2);
@@ -118,6 +118,66 @@ TEST(CpuVariants, EveryVariantMatchesTheReference) {
     fast->attention_forward(ao1.data(), ls1.data(), q.data(), k.data(), vv.data(), doc.data(), s);
     ref->attention_forward(ao2.data(), ls2.data(), q.data(), k.data(), vv.data(), doc.data(), s);
     EXPECT_LT(rel_err(ao1, ao2), 2e-6);
+    std::vector<float> dq1(q.size()), dq2(q.size()), dk1(k.size()), dk2(k.size()), dv1(k.size()), dv2(k.size());
+    fast->attention_backward(dq1.data(), dk1.data(), dv1.data(), dout.data(), q.data(), k.data(), vv.data(),
+                             ao2.data(), ls2.data(), doc.data(), s);
+    ref->attention_backward(dq2.data(), dk2.data(), dv2.data(), dout.data(), q.data(), k.data(), vv.data(),
+                            ao2.data(), ls2.data(), doc.data(), s);
+    EXPECT_LT(rel_err(dq1, dq2), 1e-5);
+    EXPECT_LT(rel_err(dk1, dk2), 1e-5);
+    EXPECT_LT(rel_err(dv1, dv2), 1e-5);
+  }
+}
+
+// The Gemma 2 kernels and options on every variant: GeGLU (vector tanh), the (1 + w) norm gain, the soft-capped
+// cross-entropy and attention, the sliding window. Bounds as above (1e-6 elementwise, 2e-6 / 1e-5 attention).
+TEST(CpuVariants, GemmaKernelsMatchTheReference) {
+  auto ref = make_cpu_reference_backend();
+  for (const std::string& name : cpu::cpu_kernel_variants()) {
+    SCOPED_TRACE("variant " + name);
+    auto fast = cpu::make_cpu_backend_variant(name);
+    const int64_t n = 40013;
+    auto gate = randn(n, 30, 3.0f), up = randn(n, 31), dh = randn(n, 32);
+    std::vector<float> h1(n), h2(n), dg1(n), dg2(n), du1(n), du2(n);
+    fast->geglu_forward(h1.data(), gate.data(), up.data(), n);
+    ref->geglu_forward(h2.data(), gate.data(), up.data(), n);
+    EXPECT_LT(rel_err(h1, h2), 1e-6);
+    fast->geglu_backward(dg1.data(), du1.data(), dh.data(), gate.data(), up.data(), n);
+    ref->geglu_backward(dg2.data(), du2.data(), dh.data(), gate.data(), up.data(), n);
+    EXPECT_LT(rel_err(dg1, dg2), 1e-6);
+    EXPECT_LT(rel_err(du1, du2), 1e-6);
+    const int64_t rows = 37, H = 203;
+    auto x = randn(rows * H, 33, 2.0f), w = randn(H, 34, 0.3f), dy = randn(rows * H, 35);
+    std::vector<float> s1(rows), s2(rows), o1(rows * H), o2(rows * H), dx1(rows * H), dx2(rows * H), dw1(H), dw2(H);
+    fast->rmsnorm_forward(o1.data(), s1.data(), x.data(), w.data(), rows, H, 1e-6f, 1.0f);
+    ref->rmsnorm_forward(o2.data(), s2.data(), x.data(), w.data(), rows, H, 1e-6f, 1.0f);
+    EXPECT_LT(rel_err(o1, o2), 2e-6);
+    fast->rmsnorm_backward(dx1.data(), dw1.data(), dy.data(), x.data(), w.data(), s2.data(), rows, H, 1.0f);
+    ref->rmsnorm_backward(dx2.data(), dw2.data(), dy.data(), x.data(), w.data(), s2.data(), rows, H, 1.0f);
+    EXPECT_LT(rel_err(dx1, dx2), 5e-6);
+    EXPECT_LT(rel_err(dw1, dw2), 5e-6);
+    const int64_t cr = 4, V = 3001;
+    auto lg = randn(cr * V, 36, 20.0f);
+    std::vector<int32_t> t = {4, -100, 3000, 17};
+    auto lg1 = lg, lg2 = lg;
+    std::vector<float> l1(cr), l2(cr);
+    fast->softmax_cross_entropy(lg1.data(), l1.data(), nullptr, t.data(), cr, V, 0.5f, 30.0f);
+    ref->softmax_cross_entropy(lg2.data(), l2.data(), nullptr, t.data(), cr, V, 0.5f, 30.0f);
+    EXPECT_LT(rel_err(l1, l2), 1e-6);
+    EXPECT_LT(rel_err(lg1, lg2), 1e-6);
+    AttnShape s;
+    s.B = 2, s.T = 41, s.n_heads = 4, s.n_kv_heads = 2, s.head_dim = 16, s.scale = 0.25f, s.softcap = 2.0f;
+    s.window = 6;
+    const int64_t N = s.B * s.T;
+    std::vector<int32_t> doc(N);
+    for (int64_t i = 0; i < N; ++i) doc[i] = static_cast<int32_t>(i < 17 ? 0 : (i < s.T ? 1 : 2));
+    auto q = randn(N * 4 * 16, 37, 2.0f), k = randn(N * 2 * 16, 38, 2.0f), vv = randn(N * 2 * 16, 39);
+    auto dout = randn(q.size(), 40);
+    std::vector<float> ao1(q.size()), ao2(q.size()), ls1(N * 4), ls2(N * 4);
+    fast->attention_forward(ao1.data(), ls1.data(), q.data(), k.data(), vv.data(), doc.data(), s);
+    ref->attention_forward(ao2.data(), ls2.data(), q.data(), k.data(), vv.data(), doc.data(), s);
+    EXPECT_LT(rel_err(ao1, ao2), 2e-6);
+    EXPECT_LT(rel_err(ls1, ls2), 2e-6);
     std::vector<float> dq1(q.size()), dq2(q.size()), dk1(k.size()), dk2(k.size()), dv1(k.size()), dv2(k.size());
     fast->attention_backward(dq1.data(), dk1.data(), dv1.data(), dout.data(), q.data(), k.data(), vv.data(),
                              ao2.data(), ls2.data(), doc.data(), s);

@@ -37,7 +37,26 @@ BackendCase reference_cpu() {
   return {"reference_cpu", [] { return make_cpu_reference_backend(); }, t};
 }
 
-INSTANTIATE_TEST_SUITE_P(Cpu, KernelConformance, ::testing::Values(fast_cpu(), reference_cpu()), case_name);
+// The fast CPU backend behind a ForwardingBackend (which owns it): each forward must reach the inner backend's own
+// kernel with the same arguments, so the fast backend's tolerances hold (a forward that is missing does not compile:
+// backend.h's static_assert; one that calls the wrong kernel or drops an argument fails here).
+class OwningForwarder final : public ForwardingBackend {
+ public:
+  explicit OwningForwarder(std::unique_ptr<Backend> inner) : ForwardingBackend(*inner), owned_(std::move(inner)) {}
+
+ private:
+  std::unique_ptr<Backend> owned_;
+};
+
+BackendCase forwarding_fast_cpu() {
+  BackendCase c = fast_cpu();
+  c.name = "forwarding_fast_cpu";
+  c.make = [] { return std::unique_ptr<Backend>(std::make_unique<OwningForwarder>(make_cpu_backend())); };
+  return c;
+}
+
+INSTANTIATE_TEST_SUITE_P(Cpu, KernelConformance, ::testing::Values(fast_cpu(), reference_cpu(), forwarding_fast_cpu()),
+                         case_name);
 
 }  // namespace
 }  // namespace sft::backend::conformance
