@@ -110,6 +110,27 @@ Case training(const std::string& name, int64_t H, int64_t KV) {
   return c;
 }
 
+// Samples of these lengths as the trainer lays a micro-batch out: padded (one row each, right-padded to the longest),
+// padding-free (one row of all of them, a document each) or, as the yardstick of what a row of that many tokens would
+// cost if attention did not skip other documents, one document over the whole padding-free row. The printed GFLOP/s
+// count visible pairs only, so padding-free at the padded layout's GFLOP/s means its time follows sum(len^2).
+Case samples_layout(const std::string& name, int64_t H, int64_t KV, const std::vector<int64_t>& lengths, int layout) {
+  Case c;
+  c.name = name;
+  int64_t total = 0, longest = 0;
+  for (int64_t n : lengths) total += n, longest = std::max(longest, n);
+  const bool padded = layout == 0;
+  c.s.B = padded ? static_cast<int64_t>(lengths.size()) : 1, c.s.T = padded ? longest : total;
+  c.s.n_heads = H, c.s.n_kv_heads = KV, c.s.head_dim = 64, c.s.scale = 0.125f;
+  c.doc.assign(static_cast<size_t>(c.s.B * c.s.T), -1);
+  int64_t at = 0;
+  for (size_t r = 0; r < lengths.size(); ++r)
+    for (int64_t i = 0; i < lengths[r]; ++i, ++at)
+      c.doc[padded ? r * c.s.T + i : at] = layout == 2 ? 0 : static_cast<int32_t>(padded ? 0 : r);
+  c.backward = true;
+  return c;
+}
+
 // Gemma 2 (2B: 8 heads, 4 kv heads, head_dim 256, scale query_pre_attn_scalar^-0.5 = 1/16) in the training layout.
 Case gemma2(const std::string& name, float softcap, int64_t window) {
   Case c = training(name, 8, 4);
@@ -162,13 +183,19 @@ int main(int argc, char** argv) {
               "\"gemm_gflops\": %.1f}\n",
               be->name().c_str(), backend::cpu::cpu_kernel_variant().c_str(), omp_get_max_threads(), M, N, K,
               gemm_gflops);
+  const std::vector<int64_t> kSamples = {120, 340, 80, 470};
   const std::vector<Case> cases = {training("train smollm2-135m", 9, 3), training("train qwen2.5-0.5b", 14, 2),
                                    branches("eval 5-shot branches smollm2-135m", 8, 600, 90, 9, 3, false),
                                    branches("eval 5-shot branches, shared prefix, smollm2-135m", 8, 600, 90, 9, 3, true),
                                    branches("eval 0-shot branches smollm2-135m", 8, 16, 60, 9, 3, false),
                                    gemma2("train gemma-2-2b heads, no soft-cap", 0.0f, 0),
                                    gemma2("train gemma-2-2b heads, soft-cap 50", 50.0f, 0),
-                                   gemma2("train gemma-2-2b heads, soft-cap 50, window 128", 50.0f, 128)};
+                                   gemma2("train gemma-2-2b heads, soft-cap 50, window 128", 50.0f, 128),
+                                   // 4 alpaca-like samples (1010 tokens): padded 4 x 470 vs padding-free 1 x 1010
+                                   samples_layout("samples smollm2 padded 4 rows", 9, 3, kSamples, 0),
+                                   samples_layout("samples smollm2 padding-free 1 row", 9, 3, kSamples, 1),
+                                   samples_layout("samples smollm2 1 row as one document (T^2 yardstick)", 9, 3,
+                                                  kSamples, 2)};
   for (const Case& c : cases)
     if (c.name.find(only) != std::string::npos && (c.s.shared_keys == 0 || can_share)) run_case(*be, c, reps, gemm_gflops);
   return 0;

@@ -182,6 +182,10 @@ class Backend {
                                  const int32_t* doc, const AttnShape& s) = 0;
   // Whether attention_forward honours AttnShape::shared_keys (otherwise callers give every row its own copy).
   virtual bool attention_shares_keys() const = 0;
+  // Whether attention's work follows the documents of a row: a query visits only keys of its own document (other
+  // documents' keys are skipped, not masked), so a row of many short samples costs sum(len^2), not T^2. Padding-free
+  // training (train/trainer.cpp) lays each micro-batch out as one such row only where this is true.
+  virtual bool attention_skips_other_documents() const = 0;
   // dq [B*T,n_heads,d], dk, dv [B*T,n_kv_heads,d] are overwritten.
   virtual void attention_backward(float* dq, float* dk, float* dv, const float* dout, const float* q,
                                   const float* k, const float* v, const float* out, const float* lse,
@@ -313,6 +317,7 @@ class ForwardingBackend : public Backend {
     after_call("attention_forward");
   }
   bool attention_shares_keys() const override { return inner().attention_shares_keys(); }
+  bool attention_skips_other_documents() const override { return inner().attention_skips_other_documents(); }
   void attention_backward(float* dq, float* dk, float* dv, const float* dout, const float* q, const float* k,
                           const float* v, const float* out, const float* lse, const int32_t* doc,
                           const AttnShape& s) override {

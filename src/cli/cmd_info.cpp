@@ -262,6 +262,10 @@ void run_info(const InfoArgs& a) {
   std::printf("\nmemory for full fine-tuning, seq_len %lld x batch_size %lld = %lld tokens per micro-batch:\n",
               static_cast<long long>(a.seq_len), static_cast<long long>(a.batch_size),
               static_cast<long long>(a.seq_len * a.batch_size));
+  // Padding-free training computes a micro-batch's real tokens only, and batch_size samples hold at most
+  // seq_len x batch_size of them: the plan is its worst case too; sft train sizes for the run's actual largest.
+  std::printf("  (padding-free training, sft train's default on CPU, computes only the real tokens of a micro-batch:\n"
+              "   at most this many; sft train prints and reserves the largest micro-batch of its run)\n");
   std::printf("  fp32 master weights   %12s\n", gib(mem.f32.weights).c_str());
   std::printf("  fp32 gradients        %12s\n", gib(mem.f32.gradients).c_str());
   std::printf("  AdamW m + v (fp32)    %12s\n", gib(mem.f32.optimizer).c_str());

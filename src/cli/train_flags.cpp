@@ -51,10 +51,6 @@ void apply(ParsedTrainArgs& out, std::set<std::string_view>& noted, const std::s
   if (!note.empty() && noted.insert(s->name).second) out.notes.push_back(note);  // once per setting
 }
 
-bool is_bool_literal(const std::string& v) {
-  return v == "True" || v == "False" || v == "true" || v == "false" || v == "1" || v == "0";
-}
-
 // A --config value as the text a command-line flag would carry (lists: a JSON array of names, joined by ',').
 std::string json_value_text(const nlohmann::json& v, const std::string& key, const std::string& path) {
   if (v.is_string()) return v.get<std::string>();
@@ -133,8 +129,9 @@ ParsedTrainArgs parse_train_args(const std::vector<std::string>& args) {
     const Setting* s = train::find_setting(name);
     if (!has_value) {
       if (s && s->is_bool()) {
-        // Bare bool flag = True, unless the next argument is a bool literal.
-        value = i + 1 < args.size() && is_bool_literal(args[i + 1]) ? args[++i] : "true";
+        // Bare bool flag = True, unless a value follows: sft train takes no positional argument, so a word that is
+        // not a flag is this flag's value, and one that is not a bool is an error naming the flag.
+        value = i + 1 < args.size() && args[i + 1].rfind("--", 0) != 0 ? args[++i] : "true";
       } else {
         if (!s && name != "config") throw Error("unknown flag --" + name + suggestion(name));
         SFT_CHECK(i + 1 < args.size(), "--", name, " needs a value");

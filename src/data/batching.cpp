@@ -1,4 +1,5 @@
-// Truncation, ordering (explicit PRNG, HF length grouping, first-fit packing) and the resumable DataLoader.
+// Truncation, ordering (explicit PRNG, HF length grouping), the resumable DataLoader and padding-free batches.
+// Packing strategies: data/packing.cpp.
 #include "data/batching.h"
 
 #include <algorithm>
@@ -54,6 +55,10 @@ TruncationReport apply_truncation(std::vector<Sample>& samples, int64_t max_seq_
       continue;
     }
     ++r.over_length;
+    if (mode == Truncation::Split) {  // wrapped packing cuts it across rows; nothing is lost here
+      kept.push_back(std::move(s));
+      continue;
+    }
     if (mode == Truncation::Drop) {
       r.target_tokens_dropped += s.targets;
       ++r.samples_removed;
@@ -79,6 +84,45 @@ TruncationReport apply_truncation(std::vector<Sample>& samples, int64_t max_seq_
 // ---- batch --------------------------------------------------------------------------------------------------------
 
 int64_t Batch::count_targets() const { return count_labels(labels); }
+
+int64_t count_real_tokens(const Batch& b) {
+  return std::count_if(b.doc_ids.begin(), b.doc_ids.end(), [](int32_t d) { return d >= 0; });
+}
+
+Batch remove_padding(const Batch& padded) {
+  const size_t n = padded.doc_ids.size();
+  SFT_CHECK(n == static_cast<size_t>(padded.B * padded.T) && padded.input_ids.size() == n &&
+                padded.position_ids.size() == n && padded.labels.size() == n &&
+                (padded.origins.empty() || padded.origins.size() == n),
+            "remove_padding: a ", padded.B, " x ", padded.T, " batch needs that many ids, positions, docs and labels");
+  Batch b;
+  b.B = 1;
+  b.sample_indices = padded.sample_indices;
+  const size_t real = static_cast<size_t>(count_real_tokens(padded));
+  b.input_ids.reserve(real);
+  b.position_ids.reserve(real);
+  b.doc_ids.reserve(real);
+  b.labels.reserve(real);
+  if (!padded.origins.empty()) b.origins.reserve(real);
+  int32_t doc = -1;
+  for (int64_t r = 0; r < padded.B; ++r) {
+    int32_t prev = -1;  // a row's documents are runs of one doc id; each run becomes the next document of the row
+    for (int64_t t = 0; t < padded.T; ++t) {
+      const auto i = static_cast<size_t>(r * padded.T + t);
+      const int32_t d = padded.doc_ids[i];
+      if (d < 0) continue;
+      if (t == 0 || d != prev) ++doc;
+      prev = d;
+      b.input_ids.push_back(padded.input_ids[i]);
+      b.position_ids.push_back(padded.position_ids[i]);
+      b.doc_ids.push_back(doc);
+      b.labels.push_back(padded.labels[i]);
+      if (!padded.origins.empty()) b.origins.push_back(padded.origins[i]);
+    }
+  }
+  b.T = static_cast<int64_t>(b.input_ids.size());
+  return b;
+}
 
 // ---- ordering primitives --------------------------------------------------------------------------------------------
 
@@ -149,29 +193,6 @@ std::vector<int32_t> length_grouped_order(const std::vector<int64_t>& lengths, i
   return order;
 }
 
-std::vector<std::vector<int32_t>> pack_first_fit(const std::vector<int64_t>& lengths, const std::vector<int32_t>& order,
-                                                 int64_t capacity) {
-  // Segment tree of the free space of bins 0..size-1 (unopened bins are empty, i.e. have `capacity` free), so the
-  // first bin with room is found in O(log n) instead of scanning every open bin.
-  size_t size = 1;
-  while (size < std::max<size_t>(order.size(), 1)) size *= 2;
-  std::vector<int64_t> tree(2 * size, capacity);
-  std::vector<std::vector<int32_t>> bins;
-  for (int32_t item : order) {
-    const int64_t len = lengths[item];
-    SFT_CHECK(len >= 1 && len <= capacity, "packing: sample ", item, " has ", len,
-              " tokens, more than the row capacity ", capacity, " (truncate first)");
-    size_t node = 1;
-    while (node < size) node = tree[2 * node] >= len ? 2 * node : 2 * node + 1;
-    const size_t bin = node - size;
-    if (bin >= bins.size()) bins.resize(bin + 1);
-    bins[bin].push_back(item);
-    tree[node] -= len;
-    for (node /= 2; node >= 1; node /= 2) tree[node] = std::max(tree[2 * node], tree[2 * node + 1]);
-  }
-  return bins;
-}
-
 // ---- DataLoader -------------------------------------------------------------------------------------------------
 
 namespace {
@@ -181,27 +202,42 @@ uint64_t stream_seed(uint64_t seed, uint64_t stream) {
   return splitmix64(s);
 }
 constexpr uint64_t kPackStream = 0x7061636bull;  // "pack"
+
+std::vector<PackedRow> whole_samples(const std::vector<std::vector<int32_t>>& rows, const std::vector<int64_t>& len) {
+  std::vector<PackedRow> out(rows.size());
+  for (size_t r = 0; r < rows.size(); ++r)
+    for (int32_t s : rows[r]) out[r].push_back({s, 0, len[static_cast<size_t>(s)]});
+  return out;
+}
 }  // namespace
 
 DataLoader::DataLoader(std::shared_ptr<const std::vector<Sample>> samples, const LoaderOptions& opts)
     : samples_(std::move(samples)), opts_(opts) {
   SFT_CHECK(samples_ && !samples_->empty(), "data loader: the dataset has no samples");
   SFT_CHECK(opts_.batch_size >= 1, "data loader: batch size must be >= 1, got ", opts_.batch_size);
+  SFT_CHECK(samples_->size() < (size_t{1} << 31), "data loader: ", samples_->size(), " samples are too many");
   const auto n = static_cast<int64_t>(samples_->size());
+  const bool wrapped = opts_.packing && opts_.packing_strategy == PackingStrategy::Wrapped;
   std::vector<int64_t> lengths(n);
   for (int64_t i = 0; i < n; ++i) {
     const Sample& s = (*samples_)[i];
     lengths[i] = static_cast<int64_t>(s.ids.size());
     SFT_CHECK(lengths[i] >= 1 && s.labels.size() == s.ids.size(), "data loader: sample ", i, " is malformed");
-    SFT_CHECK(lengths[i] <= opts_.max_seq_length, "data loader: sample ", i, " has ", lengths[i],
+    SFT_CHECK(lengths[i] < (int64_t{1} << 32), "data loader: sample ", i, " has ", lengths[i], " tokens");
+    SFT_CHECK(wrapped || lengths[i] <= opts_.max_seq_length, "data loader: sample ", i, " has ", lengths[i],
               " tokens > max_seq_length ", opts_.max_seq_length, " (apply_truncation first)");
   }
-  if (opts_.packing) {
-    base_rows_ = pack_first_fit(lengths, random_permutation(n, stream_seed(opts_.seed, kPackStream)),
-                                opts_.max_seq_length);
-  } else {
+  if (!opts_.packing) {
     base_rows_.resize(n);
-    for (int64_t i = 0; i < n; ++i) base_rows_[i] = {static_cast<int32_t>(i)};
+    for (int64_t i = 0; i < n; ++i) base_rows_[i] = {{static_cast<int32_t>(i), 0, lengths[i]}};
+  } else if (opts_.packing_strategy == PackingStrategy::Bfd) {
+    base_rows_ = whole_samples(pack_best_fit_decreasing(lengths, opts_.max_seq_length), lengths);
+  } else if (wrapped) {
+    base_rows_ = pack_wrapped(lengths, opts_.max_seq_length);
+  } else {
+    base_rows_ = whole_samples(
+        pack_first_fit(lengths, random_permutation(n, stream_seed(opts_.seed, kPackStream)), opts_.max_seq_length),
+        lengths);
   }
   SFT_CHECK(batches_per_epoch() > 0, "data loader: ", rows_per_epoch(), " rows are fewer than one batch of ",
             opts_.batch_size, " and drop_last is set: no batch to train on");
@@ -214,15 +250,22 @@ int64_t DataLoader::batches_per_epoch() const {
   return opts_.drop_last ? rows / b : (rows + b - 1) / b;
 }
 
-const std::vector<std::vector<int32_t>>& DataLoader::rows_of_epoch(int64_t epoch) const {
+namespace {
+int64_t row_length(const PackedRow& row) {
+  int64_t len = 0;
+  for (const Piece& p : row) len += p.length();
+  return len;
+}
+}  // namespace
+
+const std::vector<PackedRow>& DataLoader::rows_of_epoch(int64_t epoch) const {
   if (!opts_.shuffle) return base_rows_;
   if (cached_epoch_ == epoch) return cached_rows_;
   const uint64_t seed = stream_seed(opts_.seed, static_cast<uint64_t>(epoch) + 1);
   std::vector<int32_t> order;
   if (opts_.group_by_length) {
     std::vector<int64_t> row_len(base_rows_.size());
-    for (size_t r = 0; r < base_rows_.size(); ++r)
-      for (int32_t s : base_rows_[r]) row_len[r] += static_cast<int64_t>((*samples_)[s].ids.size());
+    for (size_t r = 0; r < base_rows_.size(); ++r) row_len[r] = row_length(base_rows_[r]);
     order = length_grouped_order(row_len, opts_.batch_size, seed);
   } else {
     order = random_permutation(rows_per_epoch(), seed);
@@ -234,11 +277,34 @@ const std::vector<std::vector<int32_t>>& DataLoader::rows_of_epoch(int64_t epoch
   return cached_rows_;
 }
 
+std::vector<std::vector<int32_t>> DataLoader::epoch_rows(int64_t epoch) const {
+  std::vector<std::vector<int32_t>> out;
+  for (const PackedRow& row : rows_of_epoch(epoch)) {
+    out.emplace_back();
+    for (const Piece& p : row) out.back().push_back(p.sample);
+  }
+  return out;
+}
+
+std::vector<int64_t> DataLoader::epoch_row_lengths(int64_t epoch) const {
+  std::vector<int64_t> out;
+  for (const PackedRow& row : rows_of_epoch(epoch)) out.push_back(row_length(row));
+  return out;
+}
+
 void DataLoader::seek(const LoaderPosition& pos) {
   SFT_CHECK(pos.epoch >= 0 && pos.index >= 0 && pos.index < batches_per_epoch(), "data loader: cannot resume at epoch ",
             pos.epoch, " batch ", pos.index, ": an epoch has ", batches_per_epoch(),
             " batches (was the dataset or batch size changed since the checkpoint?)");
   pos_ = pos;
+}
+
+int64_t DataLoader::piece_targets(const Piece& p) const {
+  const Sample& smp = (*samples_)[static_cast<size_t>(p.sample)];
+  if (p.begin == 0 && p.end == static_cast<int64_t>(smp.ids.size()))
+    return smp.targets - (smp.labels[0] != kIgnoreIndex ? 1 : 0);  // build() masks each first token
+  return std::count_if(smp.labels.begin() + p.begin + 1, smp.labels.begin() + p.end,
+                       [](int32_t l) { return l != kIgnoreIndex; });
 }
 
 Batch DataLoader::build(int64_t epoch, int64_t index) const {
@@ -247,28 +313,26 @@ Batch DataLoader::build(int64_t epoch, int64_t index) const {
   const int64_t last = std::min<int64_t>(first + opts_.batch_size, static_cast<int64_t>(rows.size()));
   Batch b;
   b.B = last - first;
-  for (int64_t r = first; r < last; ++r) {
-    int64_t len = 0;
-    for (int32_t s : rows[r]) len += static_cast<int64_t>((*samples_)[s].ids.size());
-    b.T = std::max(b.T, len);  // dynamic padding: the longest row of this micro-batch
-  }
+  for (int64_t r = first; r < last; ++r) b.T = std::max(b.T, row_length(rows[r]));  // dynamic padding
   const size_t total = static_cast<size_t>(b.B * b.T);
   b.input_ids.assign(total, opts_.pad_id);
   b.labels.assign(total, kIgnoreIndex);
   b.doc_ids.assign(total, -1);
   b.position_ids.assign(total, 0);
+  b.origins.assign(total, -1);
   for (int64_t r = first; r < last; ++r) {
     size_t at = static_cast<size_t>((r - first) * b.T);
     int32_t doc = 0;
-    for (int32_t s : rows[r]) {
-      const Sample& smp = (*samples_)[s];
-      b.sample_indices.push_back(s);
-      for (size_t t = 0; t < smp.ids.size(); ++t, ++at) {
+    for (const Piece& p : rows[r]) {
+      const Sample& smp = (*samples_)[p.sample];
+      b.sample_indices.push_back(p.sample);
+      for (int64_t t = p.begin; t < p.end; ++t, ++at) {
         b.input_ids[at] = smp.ids[t];
         // The first token of a document is never a target: the shift must not predict it from the previous doc.
-        b.labels[at] = t == 0 ? kIgnoreIndex : smp.labels[t];
+        b.labels[at] = t == p.begin ? kIgnoreIndex : smp.labels[t];
         b.doc_ids[at] = doc;
-        b.position_ids[at] = static_cast<int32_t>(t);
+        b.position_ids[at] = static_cast<int32_t>(t - p.begin);  // positions restart per piece
+        b.origins[at] = (static_cast<int64_t>(p.sample) << 32) | t;
       }
       ++doc;
     }
@@ -304,10 +368,7 @@ std::vector<int64_t> DataLoader::targets_ahead(int64_t k) const {
     const int64_t last = std::min<int64_t>(first + opts_.batch_size, static_cast<int64_t>(rows.size()));
     int64_t sum = 0;
     for (int64_t r = first; r < last; ++r)
-      for (int32_t s : rows[r]) {
-        const Sample& smp = (*samples_)[s];
-        sum += smp.targets - (smp.labels[0] != kIgnoreIndex ? 1 : 0);  // build() masks each first token
-      }
+      for (const Piece& piece : rows[r]) sum += piece_targets(piece);
     out.push_back(sum);
   }
   return out;

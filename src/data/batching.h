@@ -6,6 +6,7 @@
 #include <string>
 #include <vector>
 
+#include "data/packing.h"
 #include "data/template.h"
 
 namespace sft::data {
@@ -14,6 +15,7 @@ namespace sft::data {
 enum class Truncation {
   Right,  // keep the first max_seq_length tokens (targets past the cut are lost)
   Drop,   // remove samples longer than max_seq_length
+  Split,  // keep them whole: --packing_strategy wrapped cuts them across rows (not a --truncation value)
 };
 Truncation parse_truncation(std::string_view name);  // "right" | "drop"
 
@@ -45,16 +47,28 @@ TruncationReport apply_truncation(std::vector<Sample>& samples, int64_t max_seq_
 struct Batch {
   int64_t B = 0, T = 0;
   std::vector<int32_t> input_ids, position_ids, doc_ids, labels;
+  // Where each position comes from: (sample index << 32) | the token's offset in that sample; -1 on padding. It
+  // names a token whatever row or micro-batch it lands in (LoRA dropout masks follow it: train/trainer.cpp).
+  std::vector<int64_t> origins;
   std::vector<int32_t> sample_indices;  // which samples are in the batch (row-major, packing order)
   int64_t count_targets() const;
 };
+
+// Padding-free form of a right-padded batch: its rows laid end to end in ONE row of all their real tokens (B = 1,
+// T = the real tokens), each document keeping its positions (restarting at 0) and its labels (its first token
+// masked), doc ids renumbered 0, 1, .. along the row so attention stays inside each document. The same samples and
+// targets as `padded`, no padding position. (TRL's padding_free collator, with sft's doc ids for attention.)
+Batch remove_padding(const Batch& padded);
+// Real (non-padding) positions of a batch: doc id >= 0.
+int64_t count_real_tokens(const Batch& b);
 
 struct LoaderOptions {
   int64_t batch_size = 1;        // rows per micro-batch
   int64_t max_seq_length = 1024;  // packing: row capacity; otherwise only checked (samples must be truncated first)
   bool shuffle = true;           // false: dataset order (evaluation)
   bool group_by_length = false;  // HF LengthGroupedSampler: megabatches of mult*batch sorted by length, longest first
-  bool packing = false;          // whole samples packed first-fit (in seeded shuffled order) into rows of max_seq_length
+  bool packing = false;          // samples packed into rows of max_seq_length (data/packing.h)
+  PackingStrategy packing_strategy = PackingStrategy::Bfd;  // with packing: TRL's bfd (default) | wrapped | first_fit
   bool drop_last = false;        // drop the last incomplete micro-batch of each epoch
   uint64_t seed = 42;
   int32_t pad_id = 0;
@@ -69,8 +83,8 @@ struct LoaderPosition {
 
 // Hands out micro-batches forever (epoch after epoch). An epoch's order is a pure function of (samples, options,
 // epoch), so saving position() in a checkpoint and calling seek() on a fresh loader resumes exactly.
-// With packing, samples are packed ONCE at construction (seeded), so every epoch has the same rows and the same
-// number of micro-batches; each epoch then shuffles the packed rows.
+// With packing, samples are packed ONCE at construction, so every epoch has the same rows and the same number of
+// micro-batches; each epoch then shuffles the packed rows.
 class DataLoader {
  public:
   DataLoader(std::shared_ptr<const std::vector<Sample>> samples, const LoaderOptions& opts);
@@ -79,6 +93,7 @@ class DataLoader {
   int64_t rows_per_epoch() const;  // samples (or packed rows) per epoch, before drop_last
   LoaderPosition position() const { return pos_; }
   int32_t pad_id() const { return opts_.pad_id; }  // input id of padding positions
+  int64_t batch_size() const { return opts_.batch_size; }  // rows per micro-batch
   void seek(const LoaderPosition& pos);  // throws when index >= batches_per_epoch()
 
   Batch next();  // the batch at position(), then advances (to the next epoch after the last batch)
@@ -86,19 +101,25 @@ class DataLoader {
   // Target tokens of the next k micro-batches (k entries, crossing epochs as next() would), without building them.
   std::vector<int64_t> targets_ahead(int64_t k) const;
 
-  // The rows of one epoch in order: each row is the list of sample indices it holds (one unless packing). A copy.
-  std::vector<std::vector<int32_t>> epoch_rows(int64_t epoch) const { return rows_of_epoch(epoch); }
+  // The rows of one epoch in order: each row is the list of sample indices it holds (one unless packing; with
+  // wrapped packing a sample cut at a row end is listed in both rows). A copy.
+  std::vector<std::vector<int32_t>> epoch_rows(int64_t epoch) const;
+  // The rows of one epoch in order as pieces of samples (data/packing.h). A copy.
+  std::vector<PackedRow> epoch_pieces(int64_t epoch) const { return rows_of_epoch(epoch); }
+  // Tokens of each row of one epoch, in order (what a micro-batch of those rows computes without padding).
+  std::vector<int64_t> epoch_row_lengths(int64_t epoch) const;
 
  private:
   // Cached (one epoch at a time); the reference is valid until another epoch is asked for. Not thread-safe.
-  const std::vector<std::vector<int32_t>>& rows_of_epoch(int64_t epoch) const;
+  const std::vector<PackedRow>& rows_of_epoch(int64_t epoch) const;
   Batch build(int64_t epoch, int64_t index) const;
+  int64_t piece_targets(const Piece& p) const;  // targets of a piece once build() masks its first token
   std::shared_ptr<const std::vector<Sample>> samples_;
   LoaderOptions opts_;
-  std::vector<std::vector<int32_t>> base_rows_;  // packed rows (or one row per sample), before epoch shuffling
+  std::vector<PackedRow> base_rows_;  // packed rows (or one row per sample), before epoch shuffling
   LoaderPosition pos_;
   mutable int64_t cached_epoch_ = -1;
-  mutable std::vector<std::vector<int32_t>> cached_rows_;
+  mutable std::vector<PackedRow> cached_rows_;
 };
 
 // ---- ordering primitives (exposed for tests) ----------------------------------------------------------------------
@@ -116,9 +137,6 @@ std::vector<int32_t> random_permutation(int64_t n, uint64_t seed);  // Fisher-Ya
 // HF get_length_grouped_indices: random permutation, megabatches of mult*batch_size (mult = min(n/(4*batch), 50),
 // at least 1) each sorted by length descending, then the longest sample overall swapped to position 0.
 std::vector<int32_t> length_grouped_order(const std::vector<int64_t>& lengths, int64_t batch_size, uint64_t seed);
-// First-fit bin packing of items (in the given order) into bins of `capacity`; returns bins of item indices.
-std::vector<std::vector<int32_t>> pack_first_fit(const std::vector<int64_t>& lengths, const std::vector<int32_t>& order,
-                                                 int64_t capacity);
 
 // ---- validation split -------------------------------------------------------------------------------------------
 // "0.1" -> fraction of the rows (rounded, at least 1), "500" -> that many rows; parsed by parse_validation_split.

@@ -111,7 +111,9 @@ std::string format_report(const TruncationReport& r, Truncation mode) {
                   "  mean " + mean + " (" + std::to_string(r.samples) + " samples, max_seq_length " +
                   std::to_string(r.max_seq_length) + ")\n";
   s += "over max_seq_length: " + std::to_string(r.over_length) + " samples (" + pct(r.over_length, r.samples) + "); ";
-  if (mode == Truncation::Drop) {
+  if (mode == Truncation::Split) {
+    s += "kept whole: --packing_strategy wrapped continues them in the next row\n";
+  } else if (mode == Truncation::Drop) {
     s += "truncation drop removes them with " + std::to_string(r.target_tokens_dropped) + " of " +
          std::to_string(r.target_tokens) + " target tokens (" + pct(r.target_tokens_dropped, r.target_tokens) + ")\n";
   } else {

@@ -252,7 +252,7 @@ int64_t Decoder::head_chunk_rows() const { return head_chunk_rows_for_vocab(dims
 Workspace Decoder::make_workspace(int64_t n, bool training, int64_t chunk) {
   const Dims& D = dims_;
   Workspace ws;
-  ws.n = n;
+  ws.n = ws.capacity = n;
   ws.training = training;
   ws.ids = DeviceBuffer<int32_t>(be_, n);
   ws.pos = DeviceBuffer<int32_t>(be_, n);
@@ -327,12 +327,22 @@ Workspace Decoder::make_workspace(int64_t n, bool training, int64_t chunk) {
 }
 
 Workspace& Decoder::workspace_for(int64_t n, bool training) {
-  // Reused across calls of the same size (a training run sees one shape); a mode change or new size reallocates.
-  if (!ws_ || ws_->n != n || ws_->training != training || ws_->checkpointed != (training && checkpoint_layers_)) {
+  // Reused by every batch it holds (a training run reserves its largest micro-batch up front); a mode change or a
+  // larger batch reallocates.
+  if (!ws_ || ws_->capacity < n || ws_->training != training || ws_->checkpointed != (training && checkpoint_layers_)) {
     ws_.reset();
-    ws_ = std::make_unique<Workspace>(make_workspace(n, training, head_chunk_rows()));
+    const int64_t capacity = training ? std::max(n, reserved_tokens_) : n;
+    ws_ = std::make_unique<Workspace>(make_workspace(capacity, training, head_chunk_rows()));
   }
+  ws_->n = n;
   return *ws_;
+}
+
+void Decoder::reserve_training_tokens(int64_t n_tokens) {
+  SFT_CHECK(n_tokens > 0, "reserve_training_tokens: ", n_tokens, " tokens");
+  reserved_tokens_ = n_tokens;
+  workspace_for(n_tokens, true);
+  if (lora_) lora_->reserve(n_tokens);
 }
 
 void Decoder::check_batch(const Batch& b) const {
@@ -352,9 +362,10 @@ void Decoder::check_batch(const Batch& b) const {
 }
 
 void Decoder::upload_batch(Workspace& ws, const Batch& b) {
-  be_.upload(ws.ids.get(), b.input_ids.data(), ws.ids.bytes());
-  be_.upload(ws.pos.get(), b.position_ids.data(), ws.pos.bytes());
-  be_.upload(ws.doc.get(), b.doc_ids.data(), ws.doc.bytes());
+  const size_t bytes = static_cast<size_t>(ws.n) * sizeof(int32_t);
+  be_.upload(ws.ids.get(), b.input_ids.data(), bytes);
+  be_.upload(ws.pos.get(), b.position_ids.data(), bytes);
+  be_.upload(ws.doc.get(), b.doc_ids.data(), bytes);
 }
 
 void Decoder::embed(Workspace& ws, float* x) {
@@ -412,7 +423,7 @@ LossSum Decoder::head_loss(Workspace& ws, const std::vector<int32_t>& targets, b
   for (size_t i = 0; i < targets.size(); ++i)
     if (targets[i] >= 0) rows.push_back(static_cast<int32_t>(i));
   LossSum total;
-  if (backward) be_.zero(ws.dxn.get(), ws.dxn.bytes());
+  if (backward) be_.zero(ws.dxn.get(), static_cast<size_t>(ws.n * D.H) * sizeof(float));
   const int64_t chunk = ws.loss.size();
   std::vector<int32_t> tg(chunk);
   std::vector<float> loss(chunk);
@@ -447,7 +458,7 @@ void Decoder::backward_all(Workspace& ws, const Batch& b) {
   const Dims& D = dims_;
   const int64_t n = ws.n;
   float* dR = ws.dR.get();  // gradient of the residual stream, walked from the top down
-  be_.zero(dR, ws.dR.bytes());
+  be_.zero(dR, static_cast<size_t>(n * D.H) * sizeof(float));  // the batch's rows (capacity may hold more)
   norm_backward(final_norm_, dR, ws.dxn.get(), ws.resid[D.L].get(), ws.rstdf.get(), n, D.H);
   for (int64_t l = D.L - 1; l >= 0; --l) {
     LayerActs& a = ws.acts(l);
@@ -473,6 +484,9 @@ static std::vector<int32_t> shifted_targets(const Batch& b) {
 
 LossSum Decoder::forward_backward(const Batch& batch, float loss_scale) {
   check_batch(batch);
+  SFT_CHECK(batch.dropout_keys.empty() || batch.dropout_keys.size() == batch.input_ids.size(),
+            "batch: dropout_keys must be empty or have B*T entries");
+  if (lora_) lora_->set_row_keys(batch.dropout_keys);
   Workspace& ws = workspace_for(batch.B * batch.T, true);
   upload_batch(ws, batch);
   forward_all(ws, batch);

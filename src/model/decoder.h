@@ -103,7 +103,8 @@ struct LayerActs {
 
 // Everything one forward (+ backward) over n = B*T token rows needs on the device.
 struct Workspace {
-  int64_t n = 0;
+  int64_t n = 0;         // token rows of the current batch
+  int64_t capacity = 0;  // token rows the buffers hold (>= n: reused by smaller batches)
   bool training = false;
   bool checkpointed = false;  // training with gradient checkpointing: `layers` holds one set, refilled per layer
   DeviceBuffer<int32_t> ids, pos, doc;
@@ -160,6 +161,7 @@ class Decoder final : public Model {
   void set_dropout_seed(uint64_t seed) override { dropout_seed_ = seed; }
   void set_gradient_checkpointing(bool on) override { checkpoint_layers_ = on; }
   void set_embedding_noise(const EmbeddingNoise& noise) override;
+  void reserve_training_tokens(int64_t n_tokens) override;
   int64_t num_all_parameters() const override;
 
   // ---- used by the KV session (kv_session.cpp) ----
@@ -284,6 +286,7 @@ class Decoder final : public Model {
   EmbeddingNoise noise_;            // NEFTune, training passes only (embed)
   std::vector<float> noise_host_;   // its values for the current batch, uploaded into ws.xn
   bool checkpoint_layers_ = false;  // gradient checkpointing (set_gradient_checkpointing)
+  int64_t reserved_tokens_ = 0;     // training workspace capacity asked for (reserve_training_tokens)
   bool lora_training_ = false;  // the current forward is a training pass (LoRA dropout active)
 };
 

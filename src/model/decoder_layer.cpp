@@ -85,7 +85,7 @@ void Decoder::residual_forward(const Linear& L, Operand in, const float* resid, 
 
 const float* Decoder::residual_backward(int64_t out_norm, const float* proj, const float* rstd, Workspace& ws) {
   if (out_norm < 0) return ws.dR.get();  // the residual passes dR through unchanged; the projection gets it too
-  be_.zero(ws.dxn.get(), ws.dxn.bytes());
+  be_.zero(ws.dxn.get(), static_cast<size_t>(ws.n * dims_.H) * sizeof(float));  // the batch's rows, not the capacity
   norm_backward(out_norm, ws.dxn.get(), ws.dR.get(), proj, rstd, ws.n, dims_.H);
   return ws.dxn.get();
 }
@@ -145,8 +145,8 @@ void Decoder::attention_block_backward(int64_t l, const float* x, LayerActs& a, 
   float* dq = ws.dq.get();
   float* dk = ws.dk.get();
   if (blocks_.qk_norm) {  // through the per-head norms: gradients of the projections before them
-    be_.zero(ws.dq_raw.get(), ws.dq_raw.bytes());
-    be_.zero(ws.dk_raw.get(), ws.dk_raw.bytes());
+    be_.zero(ws.dq_raw.get(), static_cast<size_t>(n * D.QD) * sizeof(float));
+    be_.zero(ws.dk_raw.get(), static_cast<size_t>(n * D.KD) * sizeof(float));
     norm_backward(w.q_norm, ws.dq_raw.get(), dq, a.q_raw.get(), a.rstd_q.get(), n * D.Hq, D.d);
     norm_backward(w.k_norm, ws.dk_raw.get(), dk, a.k_raw.get(), a.rstd_k.get(), n * D.Hkv, D.d);
     dq = ws.dq_raw.get();

@@ -201,12 +201,32 @@ void LoraAdapters::reserve(int64_t n) {
   du_ = DeviceBuffer<float>(be_, n * r_);
 }
 
+void LoraAdapters::dropout_rows(float* y, const float* x, int64_t n, int64_t in, float p, uint64_t seed) {
+  if (row_keys_.empty()) return be_.dropout(y, x, n * in, p, seed);
+  SFT_CHECK(static_cast<int64_t>(row_keys_.size()) >= n, "internal: ", row_keys_.size(), " dropout keys for ", n,
+            " rows");
+  std::vector<float> h(static_cast<size_t>(n * in));
+  be_.download(h.data(), x, h.size() * sizeof(float));
+  const float inv = 1.0f / (1.0f - p);
+  for (int64_t j = 0; j < n; ++j) {
+    // A full splitmix64 finaliser of (seed, key): rows' streams must not be shifted copies of one another.
+    uint64_t row_seed = seed ^ ((static_cast<uint64_t>(row_keys_[static_cast<size_t>(j)]) + 1) * 0xD1B54A32D192ED03ull);
+    row_seed = (row_seed ^ (row_seed >> 30)) * 0xBF58476D1CE4E5B9ull;
+    row_seed = (row_seed ^ (row_seed >> 27)) * 0x94D049BB133111EBull;
+    row_seed ^= row_seed >> 31;
+    float* row = h.data() + j * in;
+    for (int64_t c = 0; c < in; ++c)
+      row[c] = backend::dropout_keep(row_seed, static_cast<uint64_t>(c), p) ? row[c] * inv : 0.0f;
+  }
+  be_.upload(y, h.data(), h.size() * sizeof(float));
+}
+
 void LoraAdapters::forward(size_t t, const float* x, int64_t n, float* y, float p, uint64_t seed) {
   SFT_CHECK(n <= rows_, "internal: LoRA buffers hold ", rows_, " rows, forward of ", n);
   const LinearInfo& L = targets_[t];
   const float* xd = x;
   if (p > 0.0f) {
-    be_.dropout(xd_.get(), x, n * L.in, p, seed);
+    dropout_rows(xd_.get(), x, n, L.in, p, seed);
     xd = xd_.get();
   }
   float* u = u_.get() + static_cast<int64_t>(t) * rows_ * r_;
@@ -228,7 +248,7 @@ void LoraAdapters::backward_weights(size_t t, const float* x, const float* dy, i
   be_.gemm(false, false, n, r_, L.out, scaling_, dy, L.out, B, r_, 0.0f, du_.get(), r_, DType::F32);  // du = s dy B
   const float* xd = x;
   if (p > 0.0f) {
-    be_.dropout(xd_.get(), x, n * L.in, p, seed);  // the forward's mask, regenerated from its seed
+    dropout_rows(xd_.get(), x, n, L.in, p, seed);  // the forward's mask, regenerated from its seed
     xd = xd_.get();
   }
   be_.gemm(true, false, r_, L.in, n, 1.0f, du_.get(), r_, xd, L.in, 1.0f, dA, L.in, DType::F32);  // dA += du^T xd
@@ -240,7 +260,7 @@ void LoraAdapters::backward_input(size_t t, int64_t n, float* dx, float p, uint6
   using backend::DType;
   if (p > 0.0f) {  // dx += mask/(1-p) * (du A)
     be_.gemm(false, false, n, L.in, r_, 1.0f, du_.get(), r_, A, L.in, 0.0f, xd_.get(), L.in, DType::F32);
-    be_.dropout(xd_.get(), xd_.get(), n * L.in, p, seed);
+    dropout_rows(xd_.get(), xd_.get(), n, L.in, p, seed);
     be_.add(dx, xd_.get(), n * L.in);
   } else {
     be_.gemm(false, false, n, L.in, r_, 1.0f, du_.get(), r_, A, L.in, 1.0f, dx, L.in, DType::F32);

@@ -76,8 +76,14 @@ class LoraAdapters {
   // backward_input: dx (+=) the LoRA term's input gradient, dropout(du A), from the du kept by backward_weights.
   void backward_weights(size_t t, const float* x, const float* dy, int64_t n, float dropout_p, uint64_t seed);
   void backward_input(size_t t, int64_t n, float* dx, float dropout_p, uint64_t seed);
+  // The dropout masks' row keys of the next passes (model::Batch::dropout_keys: one per token row, so that a token
+  // gets the same mask wherever batching puts it); empty = a row's index in the batch.
+  void set_row_keys(std::vector<int64_t> keys) { row_keys_ = std::move(keys); }
 
  private:
+  // y = dropout(x) over n rows of `in` values (y may equal x): Backend::dropout, or with row keys row j's mask drawn
+  // from (seed, row_keys_[j]) on the host.
+  void dropout_rows(float* y, const float* x, int64_t n, int64_t in, float p, uint64_t seed);
   backend::Backend& be_;
   io::LoraAdapterConfig cfg_;
   std::vector<LinearInfo> targets_;
@@ -88,6 +94,7 @@ class LoraAdapters {
   DeviceBuffer<float> values_, grads_;
   int64_t rows_ = 0;                   // capacity of u_ / xd_ / du_ in token rows
   DeviceBuffer<float> u_, xd_, du_;    // u_: [targets, rows, r]; xd_: [rows, max_in] scratch; du_: [rows, r]
+  std::vector<int64_t> row_keys_;
 };
 
 // W [out, in] += scaling * B [out, r] @ A [r, in], in fp32 (products summed in double, rounded once) — peft's

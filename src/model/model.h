@@ -32,6 +32,10 @@ Precision parse_precision(const std::string& text, const std::string& flag = "--
 struct Batch {
   int64_t B = 0, T = 0;
   std::vector<int32_t> input_ids, position_ids, doc_ids, labels;
+  // Optional, one per position: the key of its row of the LoRA dropout mask (the trainer passes each token's sample
+  // and offset, so a token's mask is the same in a padded, padding-free or regrouped batch); empty = the position's
+  // index in the batch.
+  std::vector<int64_t> dropout_keys;
   // Convenience: one unpadded sequence per row, right-padded with pad_id, positions 0.., doc id = row index.
   static Batch from_sequences(const std::vector<std::vector<int32_t>>& seqs,
                               const std::vector<std::vector<int32_t>>& labels, int32_t pad_id);
@@ -95,6 +99,9 @@ class Model {
   // NEFTune (model/neftune.h): the next forward_backward calls add U(-m, m) noise to the input embeddings until it is
   // set again (alpha 0 = off). Never in forward_loss, scoring, logits or generation. The default refuses alpha > 0.
   virtual void set_embedding_noise(const EmbeddingNoise& noise);
+  // Sizes the training workspace for micro-batches of up to n_tokens positions (B x T) now, so that batches of
+  // varying size (dynamic padding, padding-free rows) reuse it instead of reallocating; a larger batch still grows it.
+  virtual void reserve_training_tokens(int64_t n_tokens) { (void)n_tokens; }
 
   // Scoring (eval): for every position t of every row, log p(input_ids[t+1] | prefix) and whether it was the argmax;
   // out vectors have B*T entries, the last position of each row and padding get 0 / false (so does the last token

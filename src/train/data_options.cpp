@@ -24,6 +24,8 @@ data::PrepareOptions prepare_options(const TrainConfig& cfg, const data::Resolve
   if (cfg.assistant_only_loss >= 0) po.templ.assistant_only_loss = cfg.assistant_only_loss == 1;
   po.max_seq_length = cfg.max_seq_length;
   po.truncation = data::parse_truncation(cfg.truncation);
+  // Wrapped packing (as TRL's) truncates nothing: a long sample continues in the next row.
+  if (cfg.packing && cfg.packing_strategy == "wrapped") po.truncation = data::Truncation::Split;
   po.seed = cfg.seed;
   return po;
 }
@@ -34,6 +36,7 @@ data::LoaderOptions train_loader_options(const TrainConfig& cfg, int32_t pad_id)
   lo.max_seq_length = cfg.max_seq_length;
   lo.group_by_length = cfg.group_by_length;
   lo.packing = cfg.packing;
+  lo.packing_strategy = data::parse_packing_strategy(cfg.packing_strategy);
   lo.drop_last = cfg.data_loader_drop_last;
   lo.seed = cfg.seed;
   lo.pad_id = pad_id;

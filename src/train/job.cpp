@@ -85,6 +85,8 @@ void Job::note_ignored_settings(TrainObserver& obs) const {
   if (!offline.empty())
     obs.on_note("note: --report_to " + offline + " ignored: no network here, nothing is sent (trainer_log.jsonl" +
                 (cfg_.reports_to("tensorboard") ? " and TensorBoard events are" : " is") + " written)");
+  if (!cfg_.packing && cfg_.packing_strategy != TrainConfig{}.packing_strategy)
+    obs.on_note("note: --packing_strategy ignored without --packing True");
   if (!cfg_.use_peft && lora_settings_changed(cfg_))
     obs.on_note("note: --lora_* flags ignored: full fine-tuning (add --use_peft for LoRA)");
 }

@@ -1,6 +1,7 @@
 #include "train/row_balance.h"
 
 #include <algorithm>
+#include <functional>
 #include <numeric>
 #include <tuple>
 
@@ -21,13 +22,25 @@ RowCost row_cost_from_config(const io::ModelConfig& c) {
 }
 
 int64_t micro_batch_cost(const std::vector<StepRow>& rows, const RowCost& cost) {
-  int64_t t = 0, targets = 0;
+  int64_t t = 0, targets = 0, tokens = 0, squares = 0;
   for (const StepRow& r : rows) {
     t = std::max(t, r.length);
     targets += r.targets;
+    tokens += r.length;
+    squares += r.length * r.length;
   }
+  if (cost.padding_free) return tokens * cost.per_token + squares * cost.per_token_sq + targets * cost.per_target;
   const auto b = static_cast<int64_t>(rows.size());
   return b * t * cost.per_token + b * t * t * cost.per_token_sq + targets * cost.per_target;
+}
+
+int64_t max_micro_batch_positions(std::vector<int64_t> row_lengths, int64_t per_device, bool padding_free) {
+  SFT_CHECK(per_device >= 1, "max_micro_batch_positions: per-device batch ", per_device);
+  const auto k = static_cast<std::ptrdiff_t>(std::min<size_t>(row_lengths.size(), static_cast<size_t>(per_device)));
+  std::partial_sort(row_lengths.begin(), row_lengths.begin() + k, row_lengths.end(), std::greater<>());
+  if (k == 0) return 0;
+  if (!padding_free) return k * row_lengths[0];
+  return std::accumulate(row_lengths.begin(), row_lengths.begin() + k, int64_t{0});
 }
 
 std::vector<StepRow> step_rows(const std::vector<data::Batch>& globals) {
@@ -227,6 +240,9 @@ data::Batch gather_rows(const std::vector<data::Batch>& globals, const std::vect
   b.position_ids.assign(n, 0);
   b.doc_ids.assign(n, -1);
   b.labels.assign(n, -100);
+  bool origins = true;
+  for (const StepRow& r : rows) origins = origins && !globals[static_cast<size_t>(r.micro)].origins.empty();
+  if (origins) b.origins.assign(n, -1);
   for (int64_t i = 0; i < b.B; ++i) {
     const StepRow& r = rows[static_cast<size_t>(i)];
     SFT_CHECK(r.micro >= 0 && static_cast<size_t>(r.micro) < globals.size(), "gather_rows: micro-batch ", r.micro,
@@ -240,6 +256,11 @@ data::Batch gather_rows(const std::vector<data::Batch>& globals, const std::vect
     std::copy_n(g.position_ids.begin() + src, r.length, b.position_ids.begin() + dst);
     std::copy_n(g.doc_ids.begin() + src, r.length, b.doc_ids.begin() + dst);
     std::copy_n(g.labels.begin() + src, r.length, b.labels.begin() + dst);
+    if (!origins) continue;
+    std::copy_n(g.origins.begin() + src, r.length, b.origins.begin() + dst);
+    for (int64_t t = 0; t < r.length; ++t)  // each document's sample, in row order
+      if (t == 0 || g.doc_ids[src + t] != g.doc_ids[src + t - 1])
+        b.sample_indices.push_back(static_cast<int32_t>(g.origins[src + t] >> 32));
   }
   return b;
 }

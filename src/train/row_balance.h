@@ -29,11 +29,14 @@ struct StepRow {
 };
 
 // Estimated compute of a micro-batch of B rows padded to T holding N targets: B*T*per_token + B*T*T*per_token_sq +
-// N*per_target. Integer weights (relative FLOPs), so every rank computes exactly the same plan.
+// N*per_target; padding-free (the rows laid end to end in one row, attention within each sample): the sum over its
+// rows of len*per_token + len*len*per_token_sq, + N*per_target. Integer weights (relative FLOPs), so every rank
+// computes exactly the same plan.
 struct RowCost {
-  int64_t per_token = 1;     // layers' linear maps on every (padded) position
-  int64_t per_token_sq = 0;  // causal attention: grows with the square of the padded length, per row
+  int64_t per_token = 1;     // layers' linear maps on every computed position
+  int64_t per_token_sq = 0;  // causal attention: grows with the square of each sample's (padded: the row's) length
   int64_t per_target = 0;    // LM head and cross-entropy: on target positions only (decoder.h gathers them)
+  bool padding_free = false; // micro-batches are computed without padding (train/trainer.cpp, --padding_free)
 };
 
 // Forward + backward FLOPs of the decoder (model/decoder.h): 6 x the layers' weights per position, 12 x heads x
@@ -51,8 +54,14 @@ std::vector<StepRow> step_rows(const std::vector<data::Batch>& globals);
 using RankPlan = std::vector<std::vector<StepRow>>;
 std::vector<RankPlan> balance_step_rows(std::vector<StepRow> rows, int world, int64_t per_device, const RowCost& cost);
 
+// The most positions a micro-batch computes in a step whose global rows have these token counts: a micro-batch holds
+// at most per_device of the step's rows, so at most the per_device longest (padding-free: their tokens; padded:
+// per_device x the longest). Exact for one process (its regrouped step starts with the longest rows); an upper bound
+// for a rank of several. The trainer sizes the model's workspace with it before the first step.
+int64_t max_micro_batch_positions(std::vector<int64_t> row_lengths, int64_t per_device, bool padding_free);
+
 // The rows of `rows` (in that order) copied out of `globals` into one right-padded batch (input id pad_id), T the
-// longest of them (a row may come from a global micro-batch padded to less).
+// longest of them (a row may come from a global micro-batch padded to less); origins and sample indices come along.
 data::Batch gather_rows(const std::vector<data::Batch>& globals, const std::vector<StepRow>& rows, int32_t pad_id);
 
 }  // namespace sft::train

@@ -23,6 +23,8 @@ struct TrainConfig {
   int64_t max_seq_length = 1024;  // covers ~99% of alpaca-cleaned rows with Qwen/Llama tokenizers; report shows cuts
   std::string truncation = "right";
   bool packing = false, group_by_length = false, skip_bad_rows = false, data_loader_drop_last = false;
+  std::string packing_strategy = "bfd";  // with packing: bfd | wrapped (TRL's) | first_fit (data/packing.h)
+  bool padding_free = true;  // each micro-batch as one row of its samples, no padding (where the backend supports it)
   bool keep_empty_responses = false;  // rows with an empty output: excluded and counted (default) or kept
   double validation_split = 0.0;
   int64_t per_device_train_batch_size = 8, per_device_eval_batch_size = 8;

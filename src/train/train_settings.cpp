@@ -235,6 +235,11 @@ std::vector<Setting> path_and_data_rows() {
       row("max_seq_length", &C::max_seq_length, "tokens per sample (the report shows what is cut)").in(2, 1 << 20),
       row("truncation", &C::truncation, "right: cut the end; drop: remove long samples").one_of({"right", "drop"}),
       row("packing", &C::packing, "pack samples into rows of max_seq_length (attention stays per sample)"),
+      row("packing_strategy", &C::packing_strategy, "with --packing: bfd = best-fit decreasing (TRL's default), "
+          "wrapped = samples concatenated and cut at row ends (TRL's), first_fit = seeded first fit")
+          .one_of({"bfd", "wrapped", "first_fit"}),
+      row("padding_free", &C::padding_free, "each micro-batch's samples end to end in one row, positions restarting "
+          "per sample: no padding computed (TRL's padding_free; where the backend's attention skips other samples)"),
       row("group_by_length", &C::group_by_length, "batch samples of similar length (HF LengthGroupedSampler)"),
       row("validation_split", &C::validation_split, "hold out a fraction (<1) or a number (>=1) of training rows")
           .in(0, 1e12).checked(fraction_or_row_count),

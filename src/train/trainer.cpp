@@ -34,6 +34,8 @@ using Clock = std::chrono::steady_clock;
 
 namespace {
 
+// The LoRA dropout masks follow each token's origin (sample, offset): the same masks whatever batch layout
+// (padded, padding-free, regrouped, dealt to another rank) the token is trained in.
 model::Batch to_model_batch(const data::Batch& b) {
   model::Batch m;
   m.B = b.B;
@@ -42,18 +44,16 @@ model::Batch to_model_batch(const data::Batch& b) {
   m.position_ids = b.position_ids;
   m.doc_ids = b.doc_ids;
   m.labels = b.labels;
+  m.dropout_keys = b.origins;
   return m;
 }
 
-int64_t count_real_tokens(const data::Batch& b) {
-  int64_t n = 0;
-  for (int32_t d : b.doc_ids) n += d >= 0;
-  return n;
-}
+using data::count_real_tokens;
 
-std::string batch_dump_json(int64_t step, int64_t micro, int64_t step_targets, const data::Batch& b) {
+std::string batch_dump_json(int64_t step, int64_t epoch, int64_t micro, int64_t step_targets, const data::Batch& b) {
   nlohmann::json j;
   j["step"] = step;
+  j["epoch"] = epoch;
   j["micro"] = micro;
   j["step_targets"] = step_targets;
   j["B"] = b.B;
@@ -62,12 +62,14 @@ std::string batch_dump_json(int64_t step, int64_t micro, int64_t step_targets, c
   j["position_ids"] = b.position_ids;
   j["doc_ids"] = b.doc_ids;
   j["labels"] = b.labels;
+  j["sample_indices"] = b.sample_indices;
   return j.dump();
 }
 
 // Mean token loss of the evaluation set: sum of target losses / number of targets (token-weighted).
-// Data parallel: rank r scores batches r, r + world, ...; the sums are all-reduced.
-double evaluate(model::Model& m, data::DataLoader& ev, parallel::Communicator& comm) {
+// Data parallel: rank r scores batches r, r + world, ...; the sums are all-reduced. Padding-free: each batch as one
+// row of its samples (the same sums).
+double evaluate(model::Model& m, data::DataLoader& ev, parallel::Communicator& comm, bool padding_free) {
   ev.seek({0, 0});
   double sum = 0;
   int64_t n = 0;
@@ -75,7 +77,7 @@ double evaluate(model::Model& m, data::DataLoader& ev, parallel::Communicator& c
   for (int64_t i = 0; i < nb; ++i) {
     const data::Batch b = ev.next();
     if (i % comm.world_size() != comm.rank()) continue;
-    auto ls = m.forward_loss(to_model_batch(b));
+    auto ls = m.forward_loss(to_model_batch(padding_free ? data::remove_padding(b) : b));
     sum += ls.sum;
     n += ls.n_targets;
   }
@@ -96,8 +98,8 @@ void save_trained_weights(model::Model& m, const TrainConfig& cfg, const fs::pat
   else m.save(dir, dtype);
 }
 
-// LoRA dropout masks of micro-batch `micro` of optimizer step `step` (1-based): a pure function of the seed and the
-// position, so a resumed run draws the same masks.
+// LoRA dropout masks of optimizer step `step` (1-based; micro = 0, the per-token keys tell tokens apart): a pure
+// function of the seed and the step, so a resumed run draws the same masks.
 uint64_t dropout_seed(uint64_t seed, int64_t step, int64_t micro) {
   uint64_t z = seed * 0x9E3779B97F4A7C15ull + static_cast<uint64_t>(step) * 0xBF58476D1CE4E5B9ull +
                static_cast<uint64_t>(micro) * 0x94D049BB133111EBull;
@@ -284,15 +286,56 @@ void Trainer::setup() {
     if (st_.early_stopping) early_->set_counter(st_.early_stopping->counter);  // resumed: the counter goes on
   }
   if (root_) open_tensorboard();
+  row_cost_ = row_cost_from_config(m_.config());  // data parallel: how the step's rows are dealt out
+  choose_batch_layout();
   obs_.on_begin(plan_);
   if (!cfg_.debug_dump_batches.empty() && root_) {
     dump_.open(cfg_.debug_dump_batches, std::ios::trunc);
     SFT_CHECK(dump_.good(), "--debug_dump_batches: cannot write ", cfg_.debug_dump_batches);
   }
-  row_cost_ = row_cost_from_config(m_.config());  // data parallel: how the step's rows are dealt out
   t_start_ = t_window_ = Clock::now();
   comm_at_start_ = comm_.comm_seconds();  // setup collectives (broadcasts, resume) are not counted
   last_step_loss_ = last_logged_ = NAN;
+}
+
+// Padding-free micro-batches where the backend's attention skips other samples' keys (else a row of many samples
+// would cost the square of the whole row); then the ranks' shares balance real tokens, not padded rows. Either way
+// the model's workspace is sized once for this rank's largest micro-batch of the run.
+void Trainer::choose_batch_layout() {
+  padding_free_ = cfg_.padding_free && m_.backend().attention_skips_other_documents();
+  if (cfg_.padding_free && !padding_free_)
+    obs_.on_note("note: --padding_free True: the " + m_.backend().name() + " backend's attention does not skip other "
+                 "samples' keys, so micro-batches are padded to their longest row (as --padding_free False)");
+  row_cost_.padding_free = padding_free_;
+  const int64_t most = largest_micro_batch();
+  m_.reserve_training_tokens(most);
+  obs_.on_note(std::string("batches: ") +
+               (padding_free_ ? "padding-free (each micro-batch one row of its samples)" : "padded to the longest row") +
+               "; the largest micro-batch of this run computes " + std::to_string(most) +
+               " positions (the training workspace is sized for it)");
+}
+
+// The most positions a micro-batch of this rank computes from here to the last step, from the loader's epoch orders
+// (row_balance.h: max_micro_batch_positions, exact for one process).
+int64_t Trainer::largest_micro_batch() const {
+  const int64_t nb = plan_.batches_per_epoch, gas = cfg_.gradient_accumulation_steps;
+  const int64_t rows_per_batch = loader_.batch_size();
+  data::LoaderPosition p = loader_.position();
+  std::vector<int64_t> lengths = loader_.epoch_row_lengths(p.epoch);
+  int64_t most = 1;
+  for (int64_t step = st_.global_step; step < plan_.total_steps; ++step) {
+    const int64_t k = std::min(gas, nb - p.index);
+    const auto first = std::min(p.index * rows_per_batch, static_cast<int64_t>(lengths.size()));
+    const auto last = std::min((p.index + k) * rows_per_batch, static_cast<int64_t>(lengths.size()));
+    most = std::max(most, max_micro_batch_positions({lengths.begin() + first, lengths.begin() + last},
+                                                    cfg_.per_device_train_batch_size, padding_free_));
+    p.index += k;
+    if (p.index == nb && step + 1 < plan_.total_steps) {
+      p = {p.epoch + 1, 0};
+      lengths = loader_.epoch_row_lengths(p.epoch);
+    }
+  }
+  return most;
 }
 
 void Trainer::resume() {
@@ -350,9 +393,10 @@ Trainer::Step Trainer::run_step() {
 std::vector<data::Batch> Trainer::this_ranks_batches(int64_t k, int64_t step_targets, bool regroup) {
   std::vector<data::Batch> mine(static_cast<size_t>(k));
   for (int64_t i = 0; i < k; ++i) {
+    const int64_t epoch = loader_.position().epoch;
     mine[static_cast<size_t>(i)] = loader_.next();
     if (dump_.is_open())
-      dump_ << batch_dump_json(st_.global_step + 1, i, step_targets, mine[static_cast<size_t>(i)]) << '\n';
+      dump_ << batch_dump_json(st_.global_step + 1, epoch, i, step_targets, mine[static_cast<size_t>(i)]) << '\n';
   }
   if (regroup) {
     const std::vector<RankPlan> plan =
@@ -361,6 +405,8 @@ std::vector<data::Batch> Trainer::this_ranks_batches(int64_t k, int64_t step_tar
     for (const auto& rows : plan[static_cast<size_t>(rank_)]) share.push_back(gather_rows(mine, rows, loader_.pad_id()));
     mine = std::move(share);
   }
+  if (padding_free_)  // the same micro-batches, each as one row of its samples: nothing computed on padding
+    for (data::Batch& b : mine) b = data::remove_padding(b);
   if (world_ > 1) {
     int64_t all = 0;
     for (const data::Batch& b : mine) all += b.count_targets();
@@ -380,11 +426,12 @@ void Trainer::forward_backward(const std::vector<data::Batch>& mine, const std::
   m_.zero_grad();
   for (int64_t i = 0; i < static_cast<int64_t>(mine.size()); ++i) {
     const data::Batch& b = mine[static_cast<size_t>(i)];
-    // LoRA dropout masks: one stream per (step, micro-batch, rank); one process reproduces the old seeds exactly.
-    m_.set_dropout_seed(dropout_seed(cfg_.seed, st_.global_step + 1, i * world_ + rank_));
+    // LoRA dropout masks: one stream per step, each token's row of it keyed by the token's origin (to_model_batch),
+    // so micro-batch composition, padding and the rank that trains a token do not change its mask.
+    m_.set_dropout_seed(dropout_seed(cfg_.seed, st_.global_step + 1, 0));
     if (cfg_.neftune_noise_alpha > 0)  // NEFTune: noise of this (step, micro-batch, rank), scaled by the batch's L
       m_.set_embedding_noise({cfg_.neftune_noise_alpha, neftune_seed(cfg_.seed, st_.global_step + 1, i * world_ + rank_),
-                              neftune_sequence_length(b, /*padding_free=*/false)});
+                              neftune_sequence_length(b, padding_free_)});
     const model::LossSum ls = m_.forward_backward(to_model_batch(b), loss_scale);
     const int64_t expected = regroup ? b.count_targets() : targets[static_cast<size_t>(i)];
     SFT_CHECK(ls.n_targets == expected, "micro-batch ", i, " of step ", st_.global_step + 1, ": the model counted ",
@@ -491,7 +538,7 @@ void Trainer::maybe_evaluate(const Step& s) {
   LogRow row;
   row.step = st_.global_step;
   row.epoch = st_.epoch;
-  row.eval_loss = evaluate(m_, *in_.eval, comm_);
+  row.eval_loss = evaluate(m_, *in_.eval, comm_, padding_free_);
   st_.log_history.push_back(row);
   write_log_row(row);
   obs_.on_eval(row);

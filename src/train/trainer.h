@@ -129,6 +129,8 @@ class Trainer {
   void setup();
   void plan_steps();
   void resume();
+  void choose_batch_layout();
+  int64_t largest_micro_batch() const;
   Step run_step();
   std::vector<data::Batch> this_ranks_batches(int64_t k, int64_t step_targets, bool regroup);
   void forward_backward(const std::vector<data::Batch>& mine, const std::vector<int64_t>& targets, bool regroup,
@@ -172,6 +174,7 @@ class Trainer {
   TrainerState st_;
   std::ofstream dump_;                                   // --debug_dump_batches
   RowCost row_cost_;
+  bool padding_free_ = false;  // --padding_free True on a backend that supports it (choose_batch_layout)
 
   std::chrono::steady_clock::time_point t_start_, t_window_;
   double comm_at_start_ = 0;

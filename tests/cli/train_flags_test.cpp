@@ -81,7 +81,14 @@ TEST(TrainFlags, BoolForms) {
   auto eq = parse_train_args({"--bf16=False", "--max-steps=-1"});
   EXPECT_FALSE(eq.cfg.bf16);
   EXPECT_EQ(eq.cfg.max_steps, -1);
-  EXPECT_THROW(parse_train_args({"--packing", "yes"}), Error);  // "yes" is then an unexpected argument
+  for (const char* flag : {"--packing", "--padding_free"}) {  // a bool flag's word that is no bool names the flag
+    try {
+      parse_train_args({flag, "yes"});
+      FAIL() << flag;
+    } catch (const Error& e) {
+      EXPECT_EQ(std::string(e.what()), std::string(flag) + ": expected True/False/true/false/1/0, got 'yes'");
+    }
+  }
 }
 
 TEST(TrainFlags, UnknownFlagSuggestsClosest) {

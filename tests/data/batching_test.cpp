@@ -126,6 +126,66 @@ TEST(Packing, SegmentTreeFirstFitEqualsNaiveReference) {
   }
 }
 
+// ---- best-fit decreasing and wrapped packing (TRL's; parity with trl itself: tests/data/test_packing.py) ----------
+
+// The plain reference of TRL's bfd: per chunk, items longest first (stable); each goes to the open bin with the least
+// space that still fits it, among equal spaces the bin that reached that space first; else a new bin.
+std::vector<std::vector<int32_t>> naive_bfd(const std::vector<int64_t>& lengths, int64_t cap, int64_t chunk) {
+  std::vector<std::vector<int32_t>> bins;
+  const auto n = static_cast<int64_t>(lengths.size());
+  for (int64_t c0 = 0; c0 < n; c0 += chunk) {
+    std::vector<int32_t> order;
+    for (int64_t i = c0; i < std::min(n, c0 + chunk); ++i) order.push_back(static_cast<int32_t>(i));
+    std::stable_sort(order.begin(), order.end(), [&](int32_t a, int32_t b) { return lengths[a] > lengths[b]; });
+    std::vector<size_t> open;
+    std::vector<int64_t> space, reached;  // per open bin: free space, when it got that space
+    int64_t clock = 0;
+    for (int32_t item : order) {
+      size_t best = open.size();
+      for (size_t b = 0; b < open.size(); ++b)
+        if (space[b] >= lengths[item] &&
+            (best == open.size() || space[b] < space[best] || (space[b] == space[best] && reached[b] < reached[best])))
+          best = b;
+      if (best == open.size()) {
+        open.push_back(bins.size());
+        bins.emplace_back();
+        space.push_back(cap);
+        reached.push_back(0);
+      }
+      bins[open[best]].push_back(item);
+      space[best] -= lengths[item];
+      reached[best] = ++clock;
+    }
+  }
+  return bins;
+}
+
+TEST(Packing, BestFitDecreasingEqualsNaiveReference) {
+  for (uint64_t seed = 1; seed <= 30; ++seed) {
+    Rng rng(seed);
+    const int n = 1 + static_cast<int>(rng.below(400));
+    const int64_t cap = 4 + static_cast<int64_t>(rng.below(60));
+    const int64_t chunk = 1 + static_cast<int64_t>(rng.below(150));
+    std::vector<int64_t> lengths(n);
+    for (auto& l : lengths) l = 1 + static_cast<int64_t>(rng.below(rng.below(2) ? cap : cap / 3 + 1));
+    ASSERT_EQ(pack_best_fit_decreasing(lengths, cap, chunk), naive_bfd(lengths, cap, chunk)) << "seed " << seed;
+  }
+  // TRL's docstring example (after truncation to 4): [[1,2,3,4]], [[8,9,10],[11]], [[6,7]].
+  EXPECT_EQ(pack_best_fit_decreasing({4, 2, 3, 1}, 4), (std::vector<std::vector<int32_t>>{{0}, {2, 3}, {1}}));
+  EXPECT_THROW(pack_best_fit_decreasing({5}, 4), Error);
+}
+
+TEST(Packing, WrappedCutsRowsAtTheCapacityPerChunk) {
+  using R = std::vector<PackedRow>;
+  EXPECT_EQ(pack_wrapped({3, 5, 2}, 4), (R{{{0, 0, 3}, {1, 0, 1}}, {{1, 1, 5}}, {{2, 0, 2}}}));
+  // Chunks are packed on their own: the first chunk's last row stays short.
+  EXPECT_EQ(pack_wrapped({3, 3, 3}, 4, 2), (R{{{0, 0, 3}, {1, 0, 1}}, {{1, 1, 3}}, {{2, 0, 3}}}));
+  EXPECT_EQ(pack_wrapped({9}, 4), (R{{{0, 0, 4}}, {{0, 4, 8}}, {{0, 8, 9}}}));
+  EXPECT_EQ(parse_packing_strategy("first_fit"), PackingStrategy::FirstFit);
+  EXPECT_STREQ(packing_strategy_name(parse_packing_strategy("wrapped")), "wrapped");
+  EXPECT_THROW(parse_packing_strategy("bfd_split"), Error);
+}
+
 // ---- truncation -----------------------------------------------------------------------------------------------------
 
 TEST(Truncation, PercentilesAndCounts) {
@@ -381,6 +441,85 @@ TEST(ValidationSplit, ParseAndSplit) {
   EXPECT_EQ(split_validation(train3, parse_validation_split("30"), 7).size(), 30u);
   auto train4 = rows;
   EXPECT_THROW(split_validation(train4, parse_validation_split("100"), 7), Error);
+}
+
+}  // namespace
+}  // namespace sft::data
+
+namespace sft::data {
+namespace {
+
+// Wrapped packing: samples longer than a row continue in the next one; each piece is its own document (positions
+// from 0, its first token not a target), every token is trained exactly once per epoch, targets_ahead agrees.
+TEST(DataLoader, WrappedPackingSplitsSamplesIntoPieces) {
+  auto samples = std::make_shared<std::vector<Sample>>();
+  Rng rng(5);
+  for (int32_t i = 0; i < 60; ++i) samples->push_back(make_sample(i, 1 + static_cast<int64_t>(rng.below(70)), 20));
+  LoaderOptions o;
+  o.batch_size = 3;
+  o.max_seq_length = 32;
+  o.packing = true;
+  o.packing_strategy = PackingStrategy::Wrapped;
+  DataLoader loader(samples, o);
+  const std::vector<int64_t> ahead = loader.targets_ahead(loader.batches_per_epoch());
+  std::map<std::pair<int32_t, int64_t>, int> seen;  // (sample, offset) -> times trained
+  for (int64_t i = 0; i < loader.batches_per_epoch(); ++i) {
+    const Batch b = loader.next();
+    EXPECT_LE(b.T, 32);
+    EXPECT_EQ(b.count_targets(), ahead[static_cast<size_t>(i)]);
+    for (int64_t at = 0; at < b.B * b.T; ++at) {
+      if (b.doc_ids[at] < 0) continue;
+      const auto sample = static_cast<int32_t>(b.origins[at] >> 32);
+      const int64_t offset = b.origins[at] & 0xffffffff;
+      const Sample& s = (*samples)[sample];
+      ++seen[{sample, offset}];
+      EXPECT_EQ(b.input_ids[at], s.ids[offset]);
+      const bool starts = at % b.T == 0 || b.doc_ids[at - 1] != b.doc_ids[at];
+      EXPECT_EQ(b.position_ids[at] == 0, starts);  // positions restart at every piece
+      EXPECT_EQ(b.labels[at], starts ? kIgnoreIndex : s.labels[offset]);
+    }
+  }
+  int64_t tokens = 0;
+  for (const Sample& s : *samples) tokens += static_cast<int64_t>(s.ids.size());
+  EXPECT_EQ(static_cast<int64_t>(seen.size()), tokens);
+  for (const auto& [key, times] : seen) EXPECT_EQ(times, 1);
+  o.packing_strategy = PackingStrategy::Bfd;  // bfd needs truncated samples
+  EXPECT_THROW(DataLoader(samples, o), Error);
+}
+
+// remove_padding: the same tokens (row after row), positions, labels and origins in one row with no padding; doc ids
+// count the documents along the row; the same targets.
+TEST(DataLoader, RemovePaddingLaysRowsEndToEnd) {
+  auto samples = random_samples(40, 30, 3);
+  for (bool packing : {false, true}) {
+    LoaderOptions o;
+    o.batch_size = 4;
+    o.max_seq_length = 60;
+    o.packing = packing;
+    DataLoader loader(samples, o);
+    const Batch padded = loader.next();
+    const Batch flat = remove_padding(padded);
+    EXPECT_EQ(flat.B, 1);
+    EXPECT_EQ(flat.T, count_real_tokens(padded));
+    if (!packing) EXPECT_LT(flat.T, padded.B * padded.T);  // bfd rows of these samples are full
+    EXPECT_EQ(flat.count_targets(), padded.count_targets());
+    EXPECT_EQ(flat.sample_indices, padded.sample_indices);
+    size_t at = 0;
+    int32_t docs = 0;
+    for (int64_t i = 0; i < padded.B * padded.T; ++i) {
+      if (padded.doc_ids[i] < 0) continue;
+      ASSERT_LT(at, flat.input_ids.size());
+      EXPECT_EQ(flat.input_ids[at], padded.input_ids[i]);
+      EXPECT_EQ(flat.position_ids[at], padded.position_ids[i]);
+      EXPECT_EQ(flat.labels[at], padded.labels[i]);
+      EXPECT_EQ(flat.origins[at], padded.origins[i]);
+      if (padded.position_ids[i] == 0) ++docs;
+      EXPECT_EQ(flat.doc_ids[at], docs - 1);
+      ++at;
+    }
+    EXPECT_EQ(static_cast<size_t>(docs), padded.sample_indices.size());
+    EXPECT_EQ(remove_padding(flat).input_ids, flat.input_ids);  // already padding-free: unchanged
+  }
 }
 
 }  // namespace

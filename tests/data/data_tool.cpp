@@ -8,6 +8,8 @@
 //   data_tool --csv-records <file>   prints parse_csv_records as one JSON array of {"fields", "line", "error"}
 //   data_tool --length-grouped <batch_size> <seed> <len,len,...>
 //             prints {"perm": random_permutation(n, seed), "order": length_grouped_order(lengths, batch, seed)}
+//   data_tool --pack <bfd|wrapped> <capacity> <len,len,...>
+//             prints the packed rows as [[[sample, begin, end], ...], ...] (data/packing.h, TRL's 1000-sample chunks)
 #include <nlohmann/json.hpp>
 
 #include <cstdio>
@@ -31,14 +33,39 @@ int main(int argc, char** argv) {
       std::cout << out.dump() << '\n';
       return 0;
     }
-    if (argc == 5 && std::string(argv[1]) == "--length-grouped") {
+    auto parse_lengths = [](std::string list) {
       std::vector<int64_t> lengths;
-      for (std::string item, list = argv[4]; !list.empty();) {
+      for (std::string item; !list.empty();) {
         const size_t comma = list.find(',');
         item = list.substr(0, comma);
         list = comma == std::string::npos ? "" : list.substr(comma + 1);
         lengths.push_back(std::stoll(item));
       }
+      return lengths;
+    };
+    if (argc == 5 && std::string(argv[1]) == "--pack") {
+      const std::vector<int64_t> lengths = parse_lengths(argv[4]);
+      const int64_t capacity = std::stoll(argv[3]);
+      std::vector<PackedRow> rows;
+      if (parse_packing_strategy(argv[2]) == PackingStrategy::Wrapped) {
+        rows = pack_wrapped(lengths, capacity);
+      } else {
+        for (const auto& bin : pack_best_fit_decreasing(lengths, capacity)) {
+          rows.emplace_back();
+          for (int32_t s : bin) rows.back().push_back({s, 0, lengths[static_cast<size_t>(s)]});
+        }
+      }
+      nlohmann::json out = nlohmann::json::array();
+      for (const PackedRow& row : rows) {
+        nlohmann::json r = nlohmann::json::array();
+        for (const Piece& p : row) r.push_back({p.sample, p.begin, p.end});
+        out.push_back(r);
+      }
+      std::cout << out.dump() << '\n';
+      return 0;
+    }
+    if (argc == 5 && std::string(argv[1]) == "--length-grouped") {
+      const std::vector<int64_t> lengths = parse_lengths(argv[4]);
       const int64_t batch = std::stoll(argv[2]);
       const uint64_t seed = std::stoull(argv[3]);
       nlohmann::json j;

@@ -116,5 +116,28 @@ TEST(Family, MemoryPlanEqualsCountedAllocations) {
   }
 }
 
+// A run reserves its largest micro-batch (Model::reserve_training_tokens): smaller batches of any shape then reuse that
+// workspace (no allocation after the reservation), and the peak is the plan of the reserved token count.
+TEST(Family, ReservedWorkspaceIsReusedBySmallerBatches) {
+  const io::ModelConfig c = cut(load_config(fixture_configs().front()));
+  CountingBackend be(backend::make_cpu_backend());
+  const Batch padded = Batch::from_sequences({{1, 2, 3, 4, 5, 6}, {7, 8, 9}}, {{1, 2, 3, 4, 5, 6}, {7, 8, 9}}, 0);
+  const Batch one_row = Batch::from_sequences({{1, 2, 3, 4, 5, 6, 7, 8, 9}}, {{1, 2, 3, 4, 5, 6, 7, 8, 9}}, 0);
+  const MemoryPlan plan = plan_training_memory(c, 16, Precision::F32, be.fast_bf16_gemm());
+  {
+    auto m = Model::random(c, 3, be, Precision::F32);
+    train::AdamW opt(be, m->parameters(), {});
+    m->reserve_training_tokens(16);
+    const int64_t reserved = be.live;
+    for (const Batch* b : {&padded, &one_row, &padded}) {
+      m->forward_backward(*b, 0.1f);
+      EXPECT_EQ(be.live, reserved) << "a batch of " << b->B * b->T << " tokens reallocated the workspace";
+    }
+    opt.step(1e-3);
+    EXPECT_EQ(be.peak, plan.total());
+  }
+  EXPECT_EQ(be.live, 0);
+}
+
 }  // namespace
 }  // namespace sft::model

@@ -195,4 +195,68 @@ TEST(RowBalance, FewerRowsThanRanksAndBadArguments) {
   EXPECT_THROW(sft::train::balance_step_rows(rows, 2, 0, RowCost{}), std::exception);
 }
 
+// Padding-free micro-batches (--padding_free): a micro-batch costs the sum over its rows (tokens, squares of each
+// sample's length), so the ranks are balanced by real tokens; every row is still dealt exactly once, in micro-batches
+// of at most per_device rows, and the slowest rank is never slower than with the contiguous split.
+TEST(RowBalance, PaddingFreeCostsBalanceRealTokens) {
+  RowCost pf{85000, 14, 443000, true};
+  const std::vector<StepRow> mb = {{0, 0, 5, 2}, {0, 1, 3, 1}};
+  EXPECT_EQ(sft::train::micro_batch_cost(mb, pf), 8 * pf.per_token + 34 * pf.per_token_sq + 3 * pf.per_target);
+  std::mt19937_64 rng(11);
+  double spread = 0;
+  for (int trial = 0; trial < 200; ++trial) {
+    const int world = 2 + static_cast<int>(rng() % 3);
+    const int64_t pd = 1 + static_cast<int64_t>(rng() % 4), gas = 1 + static_cast<int64_t>(rng() % 8);
+    std::vector<StepRow> rows;
+    for (int32_t m = 0; m < gas; ++m)
+      for (int32_t r = 0; r < world * pd; ++r) {
+        const int64_t len = 20 + static_cast<int64_t>(rng() % 600);
+        rows.push_back({m, r, len, len / 2});
+      }
+    const auto plan = sft::train::balance_step_rows(rows, world, pd, pf);
+    std::set<std::pair<int32_t, int32_t>> seen;
+    std::vector<int64_t> load;
+    for (const auto& rank : plan) {
+      int64_t l = 0;
+      for (const auto& m : rank) {
+        EXPECT_LE(static_cast<int64_t>(m.size()), pd);
+        for (const StepRow& r : m) EXPECT_TRUE(seen.insert({r.micro, r.row}).second);
+        l += sft::train::micro_batch_cost(m, pf);
+      }
+      load.push_back(l);
+    }
+    EXPECT_EQ(seen.size(), rows.size());
+    const auto contiguous = contiguous_loads(rows, world, pd, pf);
+    const int64_t hi = *std::max_element(load.begin(), load.end()), lo = *std::min_element(load.begin(), load.end());
+    EXPECT_LE(hi, *std::max_element(contiguous.begin(), contiguous.end()));
+    spread += static_cast<double>(hi - lo) / static_cast<double>(hi);
+  }
+  std::printf("padding-free: mean (max - min) / max rank load %.3f\n", spread / 200);
+}
+
+// The workspace bound: the per_device longest rows (padding-free: their tokens; padded: per_device x the longest).
+TEST(RowBalance, LargestMicroBatchPositions) {
+  using sft::train::max_micro_batch_positions;
+  EXPECT_EQ(max_micro_batch_positions({5, 9, 2, 7}, 2, true), 16);
+  EXPECT_EQ(max_micro_batch_positions({5, 9, 2, 7}, 2, false), 18);
+  EXPECT_EQ(max_micro_batch_positions({5, 9}, 4, true), 14);  // fewer rows than per_device
+  EXPECT_EQ(max_micro_batch_positions({5, 9}, 4, false), 18);
+  EXPECT_EQ(max_micro_batch_positions({}, 4, false), 0);
+}
+
+// gather_rows carries each token's origin (sample, offset) and the rows' samples along (LoRA dropout keys).
+TEST(RowBalance, GatherCarriesOrigins) {
+  std::vector<sft::data::Batch> globals = {global_batch(0, {3, 2}, 0), global_batch(1, {4}, 0)};
+  for (auto& g : globals)
+    for (size_t i = 0; i < g.doc_ids.size(); ++i)
+      g.origins.push_back(g.doc_ids[i] < 0 ? -1 : (int64_t{g.input_ids[i] / 100} << 32) | (g.input_ids[i] % 100));
+  const sft::data::Batch b = sft::train::gather_rows(globals, {{1, 0, 4, 3}, {0, 1, 2, 1}}, 0);
+  ASSERT_EQ(b.origins.size(), 8u);
+  EXPECT_EQ(b.origins[0], (int64_t{10} << 32) | 0);
+  EXPECT_EQ(b.origins[3], (int64_t{10} << 32) | 3);
+  EXPECT_EQ(b.origins[4], (int64_t{1} << 32) | 0);
+  EXPECT_EQ(b.origins[6], -1);
+  EXPECT_EQ(b.sample_indices, (std::vector<int32_t>{10, 1}));
+}
+
 }  // namespace

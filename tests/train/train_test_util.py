@@ -13,13 +13,16 @@ DATASET = os.path.join(FIX, "alpaca_tiny.json")
 
 def make_tiny_model(dirname, seed=0, vocab=320, tie=True, family="qwen2"):
     import torch
-    from transformers import Gemma2Config, Gemma2ForCausalLM, Qwen2Config, Qwen2ForCausalLM, Qwen3Config, Qwen3ForCausalLM
+    from transformers import (Gemma2Config, Gemma2ForCausalLM, LlamaConfig, LlamaForCausalLM, Qwen2Config,
+                              Qwen2ForCausalLM, Qwen3Config, Qwen3ForCausalLM)
     common = dict(vocab_size=vocab, hidden_size=64, intermediate_size=128, num_hidden_layers=2,
                   num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=512, rope_theta=10000.0,
                   rms_norm_eps=1e-6, tie_word_embeddings=tie, eos_token_id=0, pad_token_id=0, bos_token_id=None)
     torch.manual_seed(seed)
     if family == "qwen3":  # q/k norms, no bias, head_dim from the config (24, not 64 / 4)
         model = Qwen3ForCausalLM(Qwen3Config(head_dim=24, attention_bias=False, **common)).float()
+    elif family == "llama":  # no biases; its own RoPE / norm defaults (SmolLM2's family)
+        model = LlamaForCausalLM(LlamaConfig(**common)).float()
     elif family == "gemma2":  # every Gemma 2 block feature, with a window and caps small enough to matter here
         model = Gemma2ForCausalLM(Gemma2Config(head_dim=24, query_pre_attn_scalar=20, sliding_window=24,
                                                attn_logit_softcapping=2.0, final_logit_softcapping=8.0,

@@ -238,6 +238,7 @@ class CpuBackend final : public CpuMemoryBackend {
   }
 
   bool attention_shares_keys() const override { return true; }
+  bool attention_skips_other_documents() const override { return true; }  // key blocks of the query's documents only
   void attention_forward(float* out, float* lse, const float* q, const float* k, const float* v, const int32_t* doc,
                          const AttnShape& s) override {
     attention_forward_tiled(out, lse, q, k, v, doc, s);

@@ -167,6 +167,7 @@ class CpuReferenceBackend final : public CpuMemoryBackend {
   }
 
   bool attention_shares_keys() const override { return true; }
+  bool attention_skips_other_documents() const override { return true; }  // dot products of same-document pairs only
   // Key j visible from query position i of the same row (AttnShape: causal, same document, inside the window).
   static bool visible(const AttnShape& s, const int32_t* doc, int64_t ti, int64_t tj, int64_t i, int64_t j) {
     return j <= i && doc[tj] == doc[ti] && (s.window <= 0 || i - j < s.window);

@@ -76,6 +76,9 @@ class CudaBackend final : public Backend {
   void attention_forward(float* out, float* lse, const float* q, const float* k, const float* v, const int32_t* doc,
                          const AttnShape& s) override;
   bool attention_shares_keys() const override { return false; }  // every branch row holds its own prefix copy
+  // Its attention kernel masks other documents' keys inside each row rather than skipping them, so padding-free rows
+  // would cost T^2: the trainer keeps the padded layout here.
+  bool attention_skips_other_documents() const override { return false; }
   void attention_backward(float* dq, float* dk, float* dv, const float* dout, const float* q, const float* k,
                           const float* v, const float* out, const float* lse, const int32_t* doc,
                           const AttnShape& s) override;
