@@ -125,6 +125,53 @@ void special_ends(const json& pp, bool& leading, bool& trailing) {
   }
 }
 
+// tokenizer.ggml.add_sep_token as llama.cpp's converter (gguf-py SpecialVocab) derives it: RobertaProcessing adds a
+// separator; a TemplateProcessing whose pair template, without the single template's leading/trailing special tokens,
+// reads "A <x> [<y>] B" adds one when <x> (only without a trailing special) or <y> is the sep or eos token of
+// tokenizer_config.json (plain strings, as the converter compares them). nullopt: the converter writes no key.
+std::optional<bool> pair_separator(const json& pp, const json& cfg) {
+  if (!pp.is_object()) return std::nullopt;
+  const std::string type = pp.value("type", "");
+  if (type == "Sequence" && pp.contains("processors") && pp["processors"].is_array()) {
+    std::optional<bool> sep;
+    for (const auto& p : pp["processors"])
+      if (auto s = pair_separator(p, cfg)) sep = s;
+    return sep;
+  }
+  if (type == "RobertaProcessing") return true;
+  if (type != "TemplateProcessing") return std::nullopt;
+  auto raw = [&](const char* key) { return cfg.contains(key) && cfg[key].is_string() ? cfg[key].get<std::string>() : ""; };
+  auto special_id = [](const json& piece) -> std::string {
+    if (!piece.is_object() || !piece.contains("SpecialToken") || !piece["SpecialToken"].is_object()) return "";
+    const json& st = piece["SpecialToken"];
+    return st.contains("id") && st["id"].is_string() ? st["id"].get<std::string>() : "";
+  };
+  auto sequence_id = [](const json& piece) -> std::string {
+    if (!piece.is_object() || !piece.contains("Sequence") || !piece["Sequence"].is_object()) return "";
+    const json& sq = piece["Sequence"];
+    return sq.contains("id") && sq["id"].is_string() ? sq["id"].get<std::string>() : "";
+  };
+  const json single = pp.contains("single") && pp["single"].is_array() ? pp["single"] : json::array();
+  const json pair = pp.contains("pair") && pp["pair"].is_array() ? pp["pair"] : json::array();
+  std::string first, last, eos = raw("eos_token");
+  const std::string sep = raw("sep_token");
+  if (eos.empty()) eos = sep;
+  if (single.size() > 1) {
+    first = special_id(single.front());
+    last = special_id(single.back());
+    if (!last.empty()) eos = last;  // the converter makes a differing trailing special the eos
+  }
+  if (pair.empty()) return std::nullopt;
+  size_t begin = !first.empty() && special_id(pair.front()) == first ? 1 : 0;
+  size_t end = !last.empty() && special_id(pair.back()) == last ? pair.size() - 1 : pair.size();
+  if (begin >= end) return std::nullopt;
+  if (sequence_id(pair[begin]) != "A" || sequence_id(pair[end - 1]) != "B" || end - begin < 3) return std::nullopt;
+  const auto is_sep = [&](const std::string& id) { return !id.empty() && (id == sep || id == eos); };
+  bool add = is_sep(special_id(pair[begin + 1])) && last.empty();
+  if (end - begin - 2 == 2 && is_sep(special_id(pair[begin + 2]))) add = true;
+  return add;
+}
+
 }  // namespace
 
 std::string gguf_pre_tokenizer_name(const std::string& tokenizer_json, bool clean_up, const std::string& where) {
@@ -232,6 +279,8 @@ std::vector<std::pair<std::string, GgufValue>> gguf_tokenizer_metadata(const fs:
   special_ends(tj.value("post_processor", json()), leading, trailing);
   md.emplace_back("tokenizer.ggml.add_bos_token", GgufValue::boolean(leading));
   md.emplace_back("tokenizer.ggml.add_eos_token", GgufValue::boolean(trailing));
+  if (auto sep = pair_separator(tj.value("post_processor", json()), cfg))
+    md.emplace_back("tokenizer.ggml.add_sep_token", GgufValue::boolean(*sep));
 
   // chat template, in transformers' order: chat_template.jinja, else tokenizer_config.json (a string, or the
   // "default" entry of a list of named templates)
