@@ -466,7 +466,18 @@ void Decoder::backward_all(Workspace& ws, const Batch& b) {
   }
   if (float* ge = grad(embed_)) {
     if (blocks_.embed_scale != 0) be_.scale(dR, blocks_.embed_scale, n * D.H);  // through the embedding scaling
+    // transformers builds the embedding as nn.Embedding(V, H, padding_idx=pad_token_id): the lookup gives the pad
+    // token's row no gradient (a tied LM head still does, and its part is already in ge). When the batch holds that
+    // id as a real token (SmolLM2's pad is <|im_end|>), its row is kept as it was before the scatter.
+    const std::optional<int64_t>& pad = cfg_.pad_token_id;
+    const bool keep_pad_row = pad && *pad >= 0 && *pad < D.V &&
+                              std::find(b.input_ids.begin(), b.input_ids.end(), static_cast<int32_t>(*pad)) !=
+                                  b.input_ids.end();
+    if (keep_pad_row) pad_row_.resize(static_cast<size_t>(D.H));
+    const size_t row_bytes = static_cast<size_t>(D.H) * sizeof(float);
+    if (keep_pad_row) be_.download(pad_row_.data(), ge + *pad * D.H, row_bytes);
     be_.embedding_backward(ge, dR, ws.ids.get(), n, D.H);
+    if (keep_pad_row) be_.upload(ge + *pad * D.H, pad_row_.data(), row_bytes);
   }
 }
 

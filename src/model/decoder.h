@@ -285,6 +285,7 @@ class Decoder final : public Model {
   uint64_t dropout_seed_ = 0;
   EmbeddingNoise noise_;            // NEFTune, training passes only (embed)
   std::vector<float> noise_host_;   // its values for the current batch, uploaded into ws.xn
+  std::vector<float> pad_row_;      // the pad token's embedding gradient row across a backward (backward_all)
   bool checkpoint_layers_ = false;  // gradient checkpointing (set_gradient_checkpointing)
   int64_t reserved_tokens_ = 0;     // training workspace capacity asked for (reserve_training_tokens)
   bool lora_training_ = false;  // the current forward is a training pass (LoRA dropout active)

@@ -29,7 +29,12 @@ STEPS, BATCH, ACCUM, LR, WARMUP, WD = 30, 2, 2, 1e-3, 3, 0.01
 @pytest.fixture(scope="module", params=["qwen2", "qwen3", "gemma2"])
 def trained(tmp_path_factory, request):
     d = tmp_path_factory.mktemp("parity_" + request.param)
-    base = make_tiny_model(str(d / "base"), family=request.param)
+    # Qwen3 untied: the input embedding then has only the lookup's gradient, where transformers' padding_idx
+    # (pad_token_id 0 = eos, a real token at the end of every sample) gives the pad row none.
+    base = make_tiny_model(str(d / "base"), family=request.param, tie=request.param != "qwen3")
+    if request.param == "qwen3":  # ... and a pad id that is also a frequent token inside the samples (SmolLM2's
+        # pad is <|im_end|>, which ends every chat turn), so the lookup would give that row a gradient
+        set_pad_to_frequent_token(base, str(d / "probe"))
     out = str(d / "out")
     dump = str(d / "batches.jsonl")
     res = run_sft(["--model_name_or_path", base, "--dataset_path", DATASET, "--output_dir", out,
@@ -39,6 +44,22 @@ def trained(tmp_path_factory, request):
                    "--max_grad_norm", "1.0", "--logging_steps", "1", "--save_strategy", "no",
                    "--max_seq_length", "224", "--truncation", "drop", "--seed", "7", "--debug_dump_batches", dump, "--threads", "2"])
     return base, out, dump, res.stdout
+
+
+def set_pad_to_frequent_token(base, probe):
+    run_sft(["--model_name_or_path", base, "--dataset_path", DATASET, "--output_dir", probe, "--max_steps", "2",
+             "--per_device_train_batch_size", str(BATCH), "--save_strategy", "no", "--max_seq_length", "224",
+             "--truncation", "drop", "--seed", "7", "--debug_dump_batches", probe + ".jsonl", "--threads", "2"])
+    counts = {}
+    for b in map(json.loads, open(probe + ".jsonl")):
+        for i, (tok, doc) in enumerate(zip(b["input_ids"], b["doc_ids"])):
+            nxt = b["doc_ids"][i + 1] if i + 1 < len(b["doc_ids"]) else -1
+            if doc >= 0 and nxt == doc:  # not a sample's last token: later positions read it
+                counts[tok] = counts.get(tok, 0) + 1
+    cfg_path = os.path.join(base, "config.json")
+    cfg = json.load(open(cfg_path))
+    cfg["pad_token_id"] = max(counts, key=counts.get)
+    json.dump(cfg, open(cfg_path, "w"))
 
 
 def reference_run(base, dump):
@@ -102,7 +123,8 @@ def test_loss_and_weights_match_reference(trained):
     print(f"max per-step loss relative difference = {worst_rel:.3g}")
     assert ref_losses[-1] < ref_losses[0]  # it did learn something
     ours = load_file(os.path.join(out, "model.safetensors"))
-    ref_state = {k: v for k, v in model.state_dict().items() if k != "lm_head.weight"}  # tied: saved once
+    tied = model.config.tie_word_embeddings
+    ref_state = {k: v for k, v in model.state_dict().items() if not (tied and k == "lm_head.weight")}  # saved once
     assert set(ours) == set(ref_state)
     init = load_file(os.path.join(base, "model.safetensors"))
     worst = 0.0
@@ -111,6 +133,11 @@ def test_loss_and_weights_match_reference(trained):
         worst = max(worst, diff)
         assert diff <= 1e-4, (name, diff)
         assert (ref - init[name]).abs().max().item() > 1e-3, name  # every tensor was actually trained
+    if not tied:  # the pad row has no gradient on either side (nn.Embedding padding_idx): only weight decay moves
+        # it, identically (without padding_idx the lookup's gradient would move ours by ~lr per step, ~1e-3 here)
+        pad = model.config.pad_token_id
+        diff = (ours["model.embed_tokens.weight"][pad] - ref_state["model.embed_tokens.weight"][pad]).abs().max().item()
+        assert diff <= 1e-6, diff
     print(f"max |w_sft - w_torch| = {worst:.3g}")
 
 
