@@ -158,14 +158,28 @@ void Job::prepare_data(TrainObserver& obs) {
   if (have_eval) eval_ = std::make_unique<data::DataLoader>(prepared.eval, eval_loader_options(cfg_, pad));
 }
 
+// The gemms' dtype: --bf16 / --torch_dtype, or with --load_in_4bit --bnb_4bit_compute_dtype (bitsandbytes' rule).
+static model::Precision train_precision(const TrainConfig& c) {
+  if (c.load_in_4bit) return c.bnb_4bit_compute_dtype == "bfloat16" ? model::Precision::BF16 : model::Precision::F32;
+  return c.use_bf16() ? model::Precision::BF16 : model::Precision::F32;
+}
+
+static void set_base_storage(const TrainConfig& c, model::LoraOptions& lora) {
+  lora.store_dtype_bf16 = c.use_bf16() || (c.load_in_4bit && c.bnb_4bit_compute_dtype == "bfloat16");
+  lora.load_in_4bit = c.load_in_4bit;
+  lora.bnb_4bit_quant_type = c.bnb_4bit_quant_type;
+  lora.bnb_4bit_use_double_quant = c.bnb_4bit_use_double_quant;
+}
+
 // LoRA: the base stays the base folder; the adapter is new, continued (--adapter_name_or_path) or the checkpoint's.
 // Full fine-tuning: the base folder, or the checkpoint when resuming.
 void Job::load_model(TrainObserver& obs) {
-  const auto precision = cfg_.use_bf16() ? model::Precision::BF16 : model::Precision::F32;
+  const auto precision = train_precision(cfg_);
   if (cfg_.use_peft) {
     model::LoraOptions lora;
     lora.config = cfg_.lora_config();
     lora.seed = cfg_.seed;
+    set_base_storage(cfg_, lora);  // bf16-only or 4-bit frozen base
     lora.adapter_dir = !resume_dir_.empty() ? resume_dir_ : fs::path(cfg_.adapter_name_or_path);
     model_ = model::Model::load(base_, *be_, precision, &lora);
   } else {
