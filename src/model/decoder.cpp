@@ -216,6 +216,13 @@ int64_t Decoder::frozen_bytes() const {
   return b;
 }
 
+int64_t Decoder::planned_frozen_bytes() const {
+  int64_t b = 0;
+  for (const TensorSlot& t : tensors_)
+    if (t.frozen >= 0) b += FrozenTensor::bytes_for(t.format, t.shape.at(0), t.shape.at(1), storage_->double_quant);
+  return b;
+}
+
 const void* Decoder::weight(int64_t off) const {
   if (precision_ == Precision::F32) return params_.get() + off;
   if (emulate_bf16_) return lora_ && !grad(off) ? params_.get() + off : params_rounded_.get() + off;

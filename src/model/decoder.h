@@ -193,6 +193,8 @@ class Decoder final : public Model {
   int64_t buffer_floats() const { return total_; }  // floats of the flat parameter (and gradient) buffer
   // Bytes of the frozen matrices kept in their stored form (0 without a FrozenStorage).
   int64_t frozen_bytes() const;
+  // The same figure before loading (FrozenTensor::bytes_for of each frozen matrix), for the memory plan.
+  int64_t planned_frozen_bytes() const;
   // Tests: writes the frozen tensors' values (dequantised as the kernels see them) into the fp32 masters of `other`,
   // a decoder of the same config without a stored-form base.
   void copy_frozen_dequantised_into(Decoder& other) const;

@@ -3,6 +3,7 @@
 #include <cstdint>
 
 #include "model/decoder.h"
+#include "model/lora.h"
 #include "util/error.h"
 
 namespace sft::model {
@@ -57,6 +58,27 @@ MemoryPlan plan_training_memory(const io::ModelConfig& cfg, int64_t n_tokens, Pr
   { Workspace ws = dec.make_workspace(n_tokens, true, dec.head_chunk_rows()); }
   m.activations = be.bytes - before;
   return m;
+}
+
+LoraMemoryPlan plan_lora_memory(const io::ModelConfig& cfg, const io::LoraAdapterConfig& lora, int64_t n_tokens,
+                                Precision p, bool fast_bf16_gemm, bool gradient_checkpointing,
+                                const FrozenStorage* storage) {
+  SFT_CHECK(n_tokens > 0, "memory plan: tokens per micro-batch must be positive, got ", n_tokens);
+  SizingBackend be(fast_bf16_gemm);
+  Decoder dec(cfg, be, p, &lora, storage);
+  LoraMemoryPlan out;
+  MemoryPlan& m = out.plan;
+  out.frozen = dec.planned_frozen_bytes();
+  m.weights = be.bytes + out.frozen;
+  for (const ParamRef& r : dec.parameters()) {
+    m.parameters += r.numel;
+    m.optimizer += 8 * r.numel;
+  }
+  dec.set_gradient_checkpointing(gradient_checkpointing);
+  const int64_t before = be.bytes;
+  { Workspace ws = dec.make_workspace(n_tokens, true, dec.head_chunk_rows()); }
+  m.activations = be.bytes - before + plan_lora(cfg, lora, n_tokens).activation_bytes;
+  return out;
 }
 
 }  // namespace sft::model

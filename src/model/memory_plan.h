@@ -26,4 +26,18 @@ struct MemoryPlan {
 MemoryPlan plan_training_memory(const io::ModelConfig& cfg, int64_t n_tokens, Precision p, bool fast_bf16_gemm,
                                 bool gradient_checkpointing = false);
 
+// LoRA / QLoRA training, by the same method (the decoder with the adapters attached, on the sizing backend): the
+// frozen base as the run stores it -- storage nullptr: fp32 masters (fp32 compute); else in its stored form, bf16
+// or 4-bit (FrozenTensor::bytes_for of each frozen matrix) -- plus norms, adapters and modules_to_save with fp32
+// value, gradient and AdamW m, v, the training workspace and the adapters' saved rows (plan_lora). `weights` holds
+// everything the model allocates (base, adapters, their gradients, bf16 copies); `frozen` the stored-form part.
+struct LoraMemoryPlan {
+  MemoryPlan plan;
+  int64_t frozen = 0;
+};
+struct FrozenStorage;
+LoraMemoryPlan plan_lora_memory(const io::ModelConfig& cfg, const io::LoraAdapterConfig& lora, int64_t n_tokens,
+                                Precision p, bool fast_bf16_gemm, bool gradient_checkpointing,
+                                const FrozenStorage* storage);
+
 }  // namespace sft::model

@@ -9,12 +9,15 @@
 #include <gtest/gtest.h>
 
 #include <filesystem>
+#include <map>
 #include <random>
 
 #include "source_dir.h"
 #include "backend/backend.h"
 #include "model/decoder.h"
 #include "model/family.h"
+#include "model/memory_plan.h"
+#include "train/adamw.h"
 #include "model/model.h"
 #include "model_test_util.h"
 #include "util/file_util.h"
@@ -159,6 +162,65 @@ TEST(FrozenBase, FourBitEqualsTheDequantisedModelEveryFamily) {
         std::filesystem::remove_all(deq);
         std::filesystem::remove_all(dir);
       }
+    }
+  }
+}
+
+// Counts the bytes alive through alloc()/free() and their peak; everything else forwards.
+class CountingBackend final : public backend::ForwardingBackend {
+ public:
+  explicit CountingBackend(std::unique_ptr<backend::Backend> inner)
+      : ForwardingBackend(*inner), owned_(std::move(inner)) {}
+  int64_t live = 0, peak = 0;
+  std::string name() const override { return "counting(" + inner().name() + ")"; }
+  void* alloc(size_t n) override {
+    void* p = inner().alloc(n);
+    sizes_[p] = n;
+    live += static_cast<int64_t>(n);
+    peak = std::max(peak, live);
+    return p;
+  }
+  void free(void* p) override {
+    live -= static_cast<int64_t>(sizes_.at(p));
+    sizes_.erase(p);
+    inner().free(p);
+  }
+
+ private:
+  std::unique_ptr<backend::Backend> owned_;
+  std::map<void*, size_t> sizes_;
+};
+
+// sft info's LoRA plan for the three base forms (fp32 masters, bf16-only, NF4 + double quant) equals what a real
+// model allocates (weights exactly, AdamW exactly) and bounds one training step's peak.
+TEST(FrozenBase, LoraMemoryPlanEqualsCountedAllocations) {
+  for (const auto& path : fixture_configs()) {
+    for (int mode = 0; mode < 3; ++mode) {
+      SCOPED_TRACE(path.filename().string() + " mode " + std::to_string(mode));
+      const io::ModelConfig c = cut(load_config(path));
+      CountingBackend be(backend::make_cpu_backend());
+      LoraOptions o = all_linear();
+      FrozenStorage st;
+      st.dtype = backend::DType::BF16;
+      st.load_in_4bit = mode == 2, st.double_quant = mode == 2;
+      o.load_in_4bit = mode == 2, o.bnb_4bit_use_double_quant = mode == 2;
+      const Precision p = mode == 0 ? Precision::F32 : Precision::BF16;
+      const Batch b = Batch::from_sequences({{1, 2, 3, 4, 5, 6}, {7, 8, 9}}, {{1, 2, 3, 4, 5, 6}, {7, 8, 9}}, 0);
+      const LoraMemoryPlan plan = plan_lora_memory(c, o.config, b.B * b.T, p, be.fast_bf16_gemm(), false,
+                                                   mode == 0 ? nullptr : &st);
+      if (mode == 0) EXPECT_EQ(plan.frozen, 0);
+      {
+        auto m = Model::random(c, 3, be, p, &o);
+        EXPECT_EQ(be.live, plan.plan.weights);
+        const int64_t after_model = be.live;
+        train::AdamW opt(be, m->parameters(), {});
+        EXPECT_EQ(be.live - after_model, plan.plan.optimizer);
+        m->forward_backward(b, 1.0f / static_cast<float>(b.count_targets()));
+        opt.step(1e-3);
+        EXPECT_LE(be.peak, plan.plan.total());
+        EXPECT_GE(be.peak, plan.plan.total() * 9 / 10);
+      }
+      EXPECT_EQ(be.live, 0);
     }
   }
 }
