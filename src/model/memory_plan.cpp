@@ -60,6 +60,16 @@ MemoryPlan plan_training_memory(const io::ModelConfig& cfg, int64_t n_tokens, Pr
   return m;
 }
 
+std::unique_ptr<FrozenStorage> frozen_storage_for(Precision p, const LoraOptions& o) {
+  if (!((p == Precision::BF16 && !o.keep_fp32_base) || o.load_in_4bit)) return nullptr;
+  auto s = std::make_unique<FrozenStorage>();
+  s->dtype = o.store_dtype_bf16 ? backend::DType::BF16 : backend::DType::F32;
+  s->load_in_4bit = o.load_in_4bit;
+  s->quant_type = parse_quant_type(o.bnb_4bit_quant_type);
+  s->double_quant = o.bnb_4bit_use_double_quant;
+  return s;
+}
+
 LoraMemoryPlan plan_lora_memory(const io::ModelConfig& cfg, const io::LoraAdapterConfig& lora, int64_t n_tokens,
                                 Precision p, bool fast_bf16_gemm, bool gradient_checkpointing,
                                 const FrozenStorage* storage) {

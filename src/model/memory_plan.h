@@ -6,6 +6,9 @@
 #include <cstdint>
 
 #include "io/hf_config.h"
+#include <memory>
+
+#include "model/frozen_weights.h"
 #include "model/model.h"
 
 namespace sft::model {
@@ -35,9 +38,12 @@ struct LoraMemoryPlan {
   MemoryPlan plan;
   int64_t frozen = 0;
 };
-struct FrozenStorage;
 LoraMemoryPlan plan_lora_memory(const io::ModelConfig& cfg, const io::LoraAdapterConfig& lora, int64_t n_tokens,
                                 Precision p, bool fast_bf16_gemm, bool gradient_checkpointing,
                                 const FrozenStorage* storage);
+
+// How a LoRA run of compute precision p keeps its frozen base (Model::load's rule): nullptr = fp32 masters (fp32
+// compute without 4 bits, or keep_fp32_base); else bf16-only or 4-bit as the options say.
+std::unique_ptr<FrozenStorage> frozen_storage_for(Precision p, const LoraOptions& o);
 
 }  // namespace sft::model

@@ -9,6 +9,7 @@
 #include "io/safetensors.h"
 #include "model/decoder.h"
 #include "model/gguf_mapping.h"
+#include "model/memory_plan.h"
 #include "model/weight_check.h"
 #include "util/bf16.h"
 #include "util/error.h"
@@ -252,14 +253,7 @@ std::unique_ptr<Model> build(const io::ModelConfig& cfg, backend::Backend& be, P
   std::unique_ptr<io::SafetensorsFile> file;
   if (!lora->adapter_dir.empty()) acfg = check_adapter(lora->adapter_dir, cfg, file);
   // The frozen base in its stored form with bf16 compute or 4 bits (fp32 compute keeps today's fp32 masters).
-  std::unique_ptr<FrozenStorage> storage;
-  if ((p == Precision::BF16 && !lora->keep_fp32_base) || lora->load_in_4bit) {
-    storage = std::make_unique<FrozenStorage>();
-    storage->dtype = lora->store_dtype_bf16 ? DType::BF16 : DType::F32;
-    storage->load_in_4bit = lora->load_in_4bit;
-    storage->quant_type = parse_quant_type(lora->bnb_4bit_quant_type);
-    storage->double_quant = lora->bnb_4bit_use_double_quant;
-  }
+  const std::unique_ptr<FrozenStorage> storage = frozen_storage_for(p, *lora);
   auto m = std::make_unique<Decoder>(cfg, be, p, &acfg, storage.get());
   fill(*m);
   if (file) m->load_lora(*file);

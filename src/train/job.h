@@ -50,6 +50,9 @@ class Job {
   void set_threads() const;
   void resolve_resume();
   void check_lora() const;
+  // LoRA on the CPU: prints the memory plan of the run and refuses it, before anything is allocated or written,
+  // when the plan exceeds the memory the machine has left (MemAvailable / cgroup limit).
+  void check_memory(TrainObserver& obs) const;
   void check_save_gguf() const;
   void save_gguf(const std::filesystem::path& output_dir, TrainObserver& obs) const;
   void open_device(std::unique_ptr<parallel::Communicator>& comm);
