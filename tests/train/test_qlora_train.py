@@ -118,3 +118,23 @@ def test_qlora_refusals_name_the_flag_and_write_nothing(tmp_path, extra, flag):
     err = res.stderr.strip()
     assert flag in err and len(err.splitlines()) == 1, err
     assert not os.path.exists(out)
+
+
+def test_sft_merge_folds_a_qlora_adapter_into_the_bf16_base(trained, tmp_path):
+    """A QLoRA adapter is an adapter of the unquantised base: sft merge writes base + delta in bf16, equal to peft's
+    merge_and_unload on the unquantised fp32 base rounded to bf16 (within one bf16 rounding: 2^-8 relative)."""
+    import subprocess
+    from peft import PeftModel
+    from transformers import AutoModelForCausalLM
+    d, base, init, out, dump, stdout = trained
+    merged = str(tmp_path / "merged")
+    res = subprocess.run([SFT, "merge", "--model", base, "--adapter", out, "--output_dir", merged, "--torch_dtype",
+                          "bfloat16"], capture_output=True, text=True, timeout=300)
+    assert res.returncode == 0, res.stderr
+    ours = load_file(os.path.join(merged, "model.safetensors"))
+    ref = PeftModel.from_pretrained(AutoModelForCausalLM.from_pretrained(base, dtype=torch.float32), out)
+    ref = {k: v.detach() for k, v in ref.merge_and_unload().state_dict().items()}
+    for name, t in ours.items():
+        assert t.dtype == torch.bfloat16, name
+        r = ref[name]
+        assert (t.float() - r).abs().max().item() <= 2 ** -8 * r.abs().max().item() + 1e-6, name
