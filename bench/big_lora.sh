@@ -51,10 +51,11 @@ sft_side() {
     --per_device_train_batch_size 1 --max_seq_length "$seq" --packing True --gradient_checkpointing True \
     --max_steps "$((steps + 1))" --logging_steps 1 --save_strategy no --threads "$threads" $extra \
     > "$out.log" 2>&1 &
-  local pid=$! load_rss="" hwm=0 t0
+  local pid=$! load_rss="" hwm=0 v t0
   t0=$(date +%s.%N)
   while kill -0 "$pid" 2>/dev/null; do
-    hwm=$(awk '/VmHWM/ {print int($2 / 1024)}' "/proc/$pid/status" 2>/dev/null || echo "$hwm")
+    v=$(awk '/VmHWM/ {print int($2 / 1024)}' "/proc/$pid/status" 2>/dev/null || true)
+    [ -n "$v" ] && hwm=$v  # an exiting process (zombie) has no VmHWM line any more
     if [ -z "$load_rss" ] && grep -q "trainable params" "$out.log" 2>/dev/null; then
       load_rss=$hwm; echo "$(date +%s.%N) - $t0" | bc > "$out.load_s"
     fi
