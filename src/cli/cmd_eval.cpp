@@ -17,6 +17,7 @@
 #include "backend/device.h"
 #include "backend/gemm_probe.h"
 #include "cli/commands.h"
+#include "cli/quant_flags.h"
 #include "io/gguf.h"
 #include "eval/evaluator.h"
 #include "eval/gen_kwargs.h"
@@ -40,6 +41,7 @@ namespace fs = std::filesystem;
 
 struct EvalArgs {
   std::string adapter;  // peft adapter folder applied to --model (not to --compare)
+  QuantFlags quant;     // --load_in_4bit ... (QLoRA adapters; the --model side)
   std::string model, tasks = "mmlu,hellaswag,arc_easy,arc_challenge", data_dir, output_path, compare, seed = "1234";
   std::string batch_size = "auto", dtype = "auto", device = "cpu", arc_split = "test", use_cache, limit;
   std::optional<int> num_fewshot;  // unset: each task's default (its YAML num_fewshot, or its group's shots)
@@ -161,8 +163,12 @@ eval::EvalResults run_one(const EvalArgs& a, const std::string& model_dir, backe
   const eval::TaskPlan plan = eval::plan_tasks(a.tasks);
   std::vector<eval::Task> tasks = build_tasks(a, plan);
   auto tok = tok::Tokenizer::load(model_dir);
-  const model::Precision precision = parse_dtype(a.dtype, be);
-  auto model = model::load_model(model_dir, adapter, be, precision, a.allow_nonfinite_weights);
+  model::LoraOptions storage;
+  const model::Precision dtype = parse_dtype(a.dtype, be);
+  const model::LoraOptions* quant = base_storage(a.quant, !a.adapter.empty(), dtype == model::Precision::BF16, storage);
+  if (adapter.empty()) quant = nullptr;  // the --compare side is the unquantised base
+  const model::Precision precision = quant ? quant_precision(a.quant, dtype) : dtype;
+  auto model = model::load_model(model_dir, adapter, be, precision, a.allow_nonfinite_weights, quant);
   int64_t max_len = a.max_length > 0 ? a.max_length : eval::lm_eval_max_length(model->config());
   eval::Scorer scorer(*model, tok, max_len);
   if (!a.quiet) std::fprintf(stderr, "evaluating %s (%zu tasks, max_length %lld)\n", model_dir.c_str(), tasks.size(),
@@ -290,6 +296,7 @@ void register_eval(CLI::App& app) {
   sub->add_option("--output_path", a->output_path, "Folder for results.json (and samples_<task>.jsonl, report.md)");
   sub->add_flag("--log_samples", a->log_samples, "Also write per-document log-likelihoods (samples_<task>.jsonl)");
   sub->add_option("--adapter", a->adapter, "peft LoRA adapter folder applied to --model (no merge needed)");
+  add_quant_flags(sub, a->quant);
   sub->add_option("--compare", a->compare, "Base model folder: evaluate both and write a comparison report");
   sub->add_option("--dtype", a->dtype,
                   "Compute precision: auto (bfloat16 where the device has bf16 units, else float32), float32 "

@@ -13,6 +13,7 @@
 #include "backend/backend.h"
 #include "backend/device.h"
 #include "cli/commands.h"
+#include "cli/quant_flags.h"
 #include "io/gguf.h"
 #include "data/template.h"
 #include "data/template_choice.h"
@@ -36,6 +37,7 @@ struct GenArgs {
   int64_t top_k = 50;
   uint64_t seed = 0;
   bool do_sample = false, greedy = false, stats = false, json = false, allow_nonfinite_weights = false;
+  QuantFlags quant;  // --load_in_4bit ... (QLoRA adapters)
   CLI::Option *o_max_new = nullptr, *o_temp = nullptr, *o_top_p = nullptr, *o_top_k = nullptr, *o_rep = nullptr;
 };
 
@@ -55,7 +57,10 @@ Session open_session(const GenArgs& a) {
   Session s;
   s.be = backend::make_backend(a.device);
   s.tok = std::make_unique<tok::Tokenizer>(tok::Tokenizer::load(a.model));
-  s.model = model::load_model(a.model, a.adapter, *s.be, model::parse_precision(a.dtype), a.allow_nonfinite_weights);
+  const model::Precision p = model::parse_precision(a.dtype);
+  model::LoraOptions storage;
+  s.model = model::load_model(a.model, a.adapter, *s.be, quant_precision(a.quant, p), a.allow_nonfinite_weights,
+                              base_storage(a.quant, !a.adapter.empty(), p == model::Precision::BF16, storage));
   s.gen = std::make_unique<gen::Generator>(*s.model, *s.tok);
   s.gc = gen::load_generation_config(a.model);
   const gen::GenerationConfig& gc = s.gc;
@@ -190,6 +195,7 @@ void add_common(CLI::App* sub, const std::shared_ptr<GenArgs>& a) {
   sub->add_option("--dtype", a->dtype, "float32 or bfloat16")->capture_default_str();
   sub->add_option("--device", a->device, "cpu or cuda[:N]")->capture_default_str();
   sub->add_flag("--stats", a->stats, "Print token counts and speed to stderr");
+  add_quant_flags(sub, a->quant);
   sub->add_flag(model::kAllowNonfiniteFlag, a->allow_nonfinite_weights, "Load weights holding NaN/inf anyway (for debugging; by default such a model, adapter or merge is refused, naming the tensor)");
 }
 

@@ -113,23 +113,36 @@ void print_lora_plan(const InfoArgs& a, const io::ModelConfig& cfg, const Memory
               with_commas(p.all_parameters).c_str(),
               100.0 * static_cast<double>(p.trainable_parameters) / static_cast<double>(p.all_parameters));
   std::printf("memory for LoRA fine-tuning, same tokens per micro-batch:\n");
-  std::printf("  frozen base weights   %12s   (fp32 storage; bf16 compute rounds them in place on CPUs without\n"
-              "                                       native bf16, devices with it add bf16 copies: %s)\n",
-              gib(base).c_str(), gib(full.bf16.compute_copies).c_str());
   std::printf("  trainable + AdamW     %12s   (adapter %s + modules_to_save %s params, fp32 value/grad/m/v)\n",
               gib(p.trainable_state_bytes).c_str(), with_commas(p.adapter_parameters).c_str(),
               with_commas(p.saved_parameters).c_str());
   std::printf("  activations           %12s   (bf16 compute: %s; LoRA part %s)\n",
               gib(full.f32.activations + p.activation_bytes).c_str(),
               gib(full.bf16.activations + p.activation_bytes).c_str(), gib(p.activation_bytes).c_str());
-  std::printf("  total, fp32 compute   %12s   (full fine-tuning: %s)\n", gib(fp32).c_str(), gib(full.f32.total()).c_str());
-  std::printf("  total, bf16 compute   %12s   (full fine-tuning: %s)\n", gib(bf16).c_str(), gib(full.bf16.total()).c_str());
-  // the adapters' own saved rows (x A^T per target) are kept either way; only the base layers' activations shrink
-  std::printf("  --gradient_checkpointing True: activations %s (bf16 compute: %s), total %s (bf16 compute: %s)\n",
-              gib(full.f32_ckpt.activations + p.activation_bytes).c_str(),
-              gib(full.bf16_ckpt.activations + p.activation_bytes).c_str(),
-              gib(fp32 - full.f32.activations + full.f32_ckpt.activations).c_str(),
-              gib(bf16 - full.bf16.activations + full.bf16_ckpt.activations).c_str());
+  // The three forms of the frozen base, each planned by the decoder's own allocations (model/memory_plan.h).
+  const bool fast_bf16 = backend::make_backend(backend::DeviceSpec{})->fast_bf16_gemm();
+  struct Form {
+    const char* name;
+    model::Precision p;
+    bool four_bit;
+  };
+  for (const Form& f : {Form{"fp32 base, fp32 compute", model::Precision::F32, false},
+                        Form{"bf16-only base (--bf16)", model::Precision::BF16, false},
+                        Form{"4-bit nf4 + double quant (--load_in_4bit)", model::Precision::BF16, true}}) {
+    model::LoraOptions o;
+    o.config = lc;
+    o.load_in_4bit = f.four_bit, o.bnb_4bit_use_double_quant = f.four_bit;
+    const auto storage = model::frozen_storage_for(f.p, o);
+    const model::LoraMemoryPlan plan = model::plan_lora_memory(cfg, lc, n, f.p, fast_bf16, false, storage.get());
+    const model::LoraMemoryPlan ck = model::plan_lora_memory(cfg, lc, n, f.p, fast_bf16, true, storage.get());
+    const int64_t frozen = storage ? plan.frozen : base;
+    std::printf("  %-42s total %10s  (frozen base %s, activations %s; --gradient_checkpointing True: %s)\n", f.name,
+                gib(plan.plan.total()).c_str(), gib(frozen).c_str(), gib(plan.plan.activations).c_str(),
+                gib(ck.plan.total()).c_str());
+  }
+  std::printf("  (full fine-tuning: %s fp32 compute, %s bf16 compute)\n", gib(full.f32.total()).c_str(),
+              gib(full.bf16.total()).c_str());
+  (void)fp32, (void)bf16;
 }
 
 void run_info(const InfoArgs& a) {

@@ -14,7 +14,8 @@ namespace sft::model {
 using backend::AttnShape;
 using backend::DType;
 
-Decoder::Decoder(const io::ModelConfig& cfg, backend::Backend& be, Precision p, const io::LoraAdapterConfig* lora)
+Decoder::Decoder(const io::ModelConfig& cfg, backend::Backend& be, Precision p, const io::LoraAdapterConfig* lora,
+                 const FrozenStorage* frozen)
     : cfg_(cfg), be_(be), precision_(p), dt_(p == Precision::BF16 ? DType::BF16 : DType::F32) {
   const int64_t d = cfg.head_dim > 0 ? cfg.head_dim : cfg.hidden_size / std::max<int64_t>(1, cfg.num_attention_heads);
   dims_ = {cfg.hidden_size, cfg.intermediate_size, cfg.num_hidden_layers, cfg.num_attention_heads,
@@ -31,8 +32,19 @@ Decoder::Decoder(const io::ModelConfig& cfg, backend::Backend& be, Precision p, 
   auto linear = [&](const TensorSpec& t, int64_t off) {
     return Linear{t.role, t.layer, off, -1, t.shape.at(1), t.shape.at(0)};
   };
+  // With a stored-form base, the frozen matrices (2-D, not in modules_to_save) get keys instead of params_ room.
+  std::vector<std::string> trained;
+  if (lora && frozen) {
+    storage_ = std::make_unique<FrozenStorage>(*frozen);
+    std::vector<std::string> names;
+    for (const TensorSpec& t : tensor_table(cfg)) names.push_back(t.name);
+    trained = resolve_modules_to_save(*lora, names, "--lora_modules_to_save");
+  }
   for (const TensorSpec& t : tensor_table(cfg)) {
-    const int64_t off = add_tensor(t);
+    const bool stored_form = storage_ && t.shape.size() == 2 &&
+                             std::find(trained.begin(), trained.end(), t.name) == trained.end();
+    const int64_t off = add_tensor(t, stored_form);
+    if (stored_form) tensors_.back().format = frozen_format_for(t.role, *storage_);
     LayerWeights* lw = t.layer >= 0 ? &layer_.at(static_cast<size_t>(t.layer)) : nullptr;
     switch (t.role) {
       case TensorRole::Embedding: embed_ = off; break;
@@ -93,8 +105,15 @@ Decoder::Decoder(const io::ModelConfig& cfg, backend::Backend& be, Precision p, 
   be_.upload(inv_freq_.get(), inv.data(), inv.size() * sizeof(float));
 }
 
-int64_t Decoder::add_tensor(const TensorSpec& spec) {
+int64_t Decoder::add_tensor(const TensorSpec& spec, bool stored_form) {
   const int64_t numel = spec.numel();
+  if (stored_form) {
+    const int index = static_cast<int>(frozen_.size() + std::count_if(tensors_.begin(), tensors_.end(),
+                                                                       [](const TensorSlot& t) { return t.frozen >= 0; }));
+    tensors_.push_back(TensorSlot{spec.name, spec.shape, kFrozenKey + index, numel, spec.decay});
+    tensors_.back().frozen = index;
+    return tensors_.back().offset;
+  }
   tensors_.push_back(TensorSlot{spec.name, spec.shape, total_, numel, spec.decay});
   total_ += (numel + 15) / 16 * 16;  // 64-byte aligned starts
   return tensors_.back().offset;
@@ -174,10 +193,34 @@ void Decoder::refresh_all_bf16() {
     return;
   }
   for (const TensorSlot& t : tensors_) {
-    if (t.shape.size() != 2) continue;  // norms and biases stay fp32 (they are not gemm operands)
+    if (t.shape.size() != 2 || t.frozen >= 0) continue;  // norms and biases stay fp32 (they are not gemm operands)
     if (t.grad_offset < 0) be_.round_to_bf16(value(t.offset), value(t.offset), t.numel);  // frozen: bf16 in place
     else be_.round_to_bf16(params_rounded_.get() + t.offset, value(t.offset), t.numel);
   }
+}
+
+const FrozenTensor* Decoder::frozen_at(int64_t off) const {
+  if (off < kFrozenKey) return nullptr;
+  const size_t i = static_cast<size_t>(off - kFrozenKey);
+  SFT_CHECK(i < frozen_.size(), "internal: frozen tensor ", i, " used before the base was loaded");
+  return &frozen_[i];
+}
+
+DType Decoder::frozen_value_dtype() const {
+  return storage_ && storage_->dtype == DType::BF16 ? DType::BF16 : DType::F32;
+}
+
+int64_t Decoder::frozen_bytes() const {
+  int64_t b = 0;
+  for (const FrozenTensor& t : frozen_) b += t.device_bytes();
+  return b;
+}
+
+int64_t Decoder::planned_frozen_bytes() const {
+  int64_t b = 0;
+  for (const TensorSlot& t : tensors_)
+    if (t.frozen >= 0) b += FrozenTensor::bytes_for(t.format, t.shape.at(0), t.shape.at(1), storage_->double_quant);
+  return b;
 }
 
 const void* Decoder::weight(int64_t off) const {
@@ -214,7 +257,10 @@ Operand Decoder::operand(const float* x, int64_t n, Workspace& ws, int slot) {
 }
 
 void Decoder::linear_forward(const Linear& L, Operand x, int64_t n, float* y, bool accumulate) {
-  gemm(false, true, n, L.out, L.in, x.op, L.in, weight(L.w), L.in, accumulate ? 1.0f : 0.0f, y, L.out);
+  if (const FrozenTensor* f = frozen_at(L.w))  // the base in its stored form: tiles converted inside the gemm
+    be_.frozen_gemm(true, n, x.op, L.in, dt_, f->view(), frozen_value_dtype(), accumulate ? 1.0f : 0.0f, y, L.out);
+  else
+    gemm(false, true, n, L.out, L.in, x.op, L.in, weight(L.w), L.in, accumulate ? 1.0f : 0.0f, y, L.out);
   if (L.b >= 0) be_.add_bias(y, value(L.b), n, L.out);
   if (L.lora >= 0) {  // + scaling * dropout(x) A^T B^T (peft: after the base layer's bias)
     const float p = lora_training_ ? static_cast<float>(lora_->config().lora_dropout) : 0.0f;
@@ -229,7 +275,13 @@ void Decoder::linear_backward(const Linear& L, Operand dy, Operand x, int64_t n,
   const float p = L.lora >= 0 ? static_cast<float>(lora_->config().lora_dropout) : 0.0f;  // backward = training
   if (L.lora >= 0) lora_->backward_weights(static_cast<size_t>(L.lora), x.f32, dy.f32, n, p, lora_seed(L));
   // x is dead from here on (dx may overwrite it)
-  if (dx) gemm(false, false, n, L.in, L.out, dy.op, L.out, weight(L.w), L.in, accumulate_dx ? 1.0f : 0.0f, dx, L.in);
+  if (dx) {
+    if (const FrozenTensor* f = frozen_at(L.w))
+      be_.frozen_gemm(false, n, dy.op, L.out, dt_, f->view(), frozen_value_dtype(), accumulate_dx ? 1.0f : 0.0f, dx,
+                      L.in);
+    else
+      gemm(false, false, n, L.in, L.out, dy.op, L.out, weight(L.w), L.in, accumulate_dx ? 1.0f : 0.0f, dx, L.in);
+  }
   if (dx && L.lora >= 0) lora_->backward_input(static_cast<size_t>(L.lora), n, dx, p, lora_seed(L));
 }
 
@@ -369,7 +421,8 @@ void Decoder::upload_batch(Workspace& ws, const Batch& b) {
 }
 
 void Decoder::embed(Workspace& ws, float* x) {
-  be_.embedding_forward(x, value(embed_), ws.ids.get(), ws.n, dims_.H);
+  if (const FrozenTensor* f = frozen_at(embed_)) be_.frozen_embedding(x, f->view(), ws.ids.get(), ws.n, frozen_value_dtype());
+  else be_.embedding_forward(x, value(embed_), ws.ids.get(), ws.n, dims_.H);
   if (blocks_.embed_scale != 0) be_.scale(x, blocks_.embed_scale, ws.n * dims_.H);  // Gemma: embeddings * sqrt(H)
   if (ws.training && noise_.alpha > 0) {  // NEFTune: on the embedding module's output (ws.xn is free until layer 0)
     const int64_t count = ws.n * dims_.H;

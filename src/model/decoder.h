@@ -20,6 +20,7 @@
 #include "io/safetensors.h"
 #include "backend/device_buffer.h"
 #include "model/family.h"
+#include "model/frozen_weights.h"
 #include "model/lora.h"
 #include "model/model.h"
 #include "model/neftune.h"
@@ -134,7 +135,11 @@ int64_t head_chunk_rows_for_vocab(int64_t V);
 class Decoder final : public Model {
  public:
   // lora: freeze the base and attach adapters with this config (init_lora_random / load_lora fill them).
-  Decoder(const io::ModelConfig& cfg, backend::Backend& be, Precision p, const io::LoraAdapterConfig* lora = nullptr);
+  // frozen (with lora only): the frozen matrices -- every 2-D tensor outside modules_to_save -- are kept in their
+  // stored form (FrozenTensor: bf16 or 4-bit) instead of fp32 masters, and read through frozen_gemm /
+  // frozen_embedding. nullptr: fp32 masters (today's LoRA base).
+  Decoder(const io::ModelConfig& cfg, backend::Backend& be, Precision p, const io::LoraAdapterConfig* lora = nullptr,
+          const FrozenStorage* frozen = nullptr);
   ~Decoder() override = default;
 
   void init_random(uint64_t seed);
@@ -190,6 +195,13 @@ class Decoder final : public Model {
   void head_logits(Workspace& ws, const float* x, int64_t rows);
   int64_t head_chunk_rows() const;
   int64_t buffer_floats() const { return total_; }  // floats of the flat parameter (and gradient) buffer
+  // Bytes of the frozen matrices kept in their stored form (0 without a FrozenStorage).
+  int64_t frozen_bytes() const;
+  // The same figure before loading (FrozenTensor::bytes_for of each frozen matrix), for the memory plan.
+  int64_t planned_frozen_bytes() const;
+  // Tests: writes the frozen tensors' values (dequantised as the kernels see them) into the fp32 masters of `other`,
+  // a decoder of the same config without a stored-form base.
+  void copy_frozen_dequantised_into(Decoder& other) const;
 
  private:
   struct TensorSlot {
@@ -198,13 +210,24 @@ class Decoder final : public Model {
     int64_t offset = 0, numel = 0;
     bool decay = true;
     int64_t grad_offset = -1;  // into grads_; -1 = frozen (LoRA base weight)
+    // Stored form (FrozenStorage): index into frozen_, offset = kFrozenKey + frozen (a key, not in params_); else -1
+    int frozen = -1;
+    backend::WeightFormat format = backend::WeightFormat::F32;
   };
+  // Offsets at and above this are keys of frozen tensors in their stored form (no room in params_): they keep
+  // the offset-based bookkeeping (Linear::w, module names) unchanged.
+  static constexpr int64_t kFrozenKey = int64_t{1} << 60;
+  // The stored-form tensor at this offset, or nullptr when the offset is in params_.
+  const FrozenTensor* frozen_at(int64_t off) const;
+  backend::DType frozen_value_dtype() const;  // w_dt of the frozen kernels: the model dtype
+  // Fills frozen_ from the store (streamed, model/frozen_weights.h load_frozen) or from host values (init_random).
+  void load_frozen_tensors(const io::WeightStore& store);
   // LoRA: freezes every tensor but modules_to_save, creates the adapters and marks the adapted Linears.
   void setup_lora(const io::LoraAdapterConfig& lora);
   uint64_t lora_seed(const Linear& L) const;
   // bf16 copies of every weight (after a load; on_weights_updated refreshes only trainable tensors under LoRA).
   void refresh_all_bf16();
-  int64_t add_tensor(const TensorSpec& t);
+  int64_t add_tensor(const TensorSpec& t, bool stored_form);
   int64_t largest_tensor() const;  // elements of the largest weight tensor (host staging buffer size)
   void check_batch(const Batch& b) const;
   void upload_batch(Workspace& ws, const Batch& b);
@@ -268,6 +291,8 @@ class Decoder final : public Model {
   Dims dims_{};
   LayerBlocks blocks_;
   std::vector<TensorSlot> tensors_;
+  std::unique_ptr<FrozenStorage> storage_;  // frozen base in its stored form (nullptr: fp32 masters)
+  std::vector<FrozenTensor> frozen_;        // ... its tensors, in table order
   int64_t total_ = 0;
   int64_t embed_ = -1, final_norm_ = -1;
   Linear head_;  // head_.w == embed_ when tied

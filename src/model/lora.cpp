@@ -368,8 +368,9 @@ LoraPlan plan_lora(const io::ModelConfig& cfg, const io::LoraAdapterConfig& lora
 }
 
 std::unique_ptr<Model> load_model(const fs::path& dir, const fs::path& adapter_dir, backend::Backend& be, Precision p,
-                                  bool allow_nonfinite_weights) {
+                                  bool allow_nonfinite_weights, const LoraOptions* storage) {
   LoraOptions o;
+  if (storage) o = *storage;
   o.adapter_dir = adapter_dir;
   auto m = Model::load(dir, be, p, adapter_dir.empty() ? nullptr : &o);
   // After the load, so that a structural error (missing tensor, wrong shape, broken adapter) is reported first; the

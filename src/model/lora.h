@@ -142,8 +142,10 @@ LoraPlan plan_lora(const io::ModelConfig& cfg, const io::LoraAdapterConfig& lora
 // The model of `sft eval/generate/chat --model DIR [--adapter ADAPTER]`: the base alone, or with the peft adapter
 // attached (not merged; the adapter is checked against the base first). A NaN/inf in the base's or the adapter's
 // weights is an error naming the tensor unless allow_nonfinite_weights (model/weight_check.h).
+// storage (optional, with an adapter): how the frozen base is kept (LoraOptions' load_in_4bit / bnb_* fields).
 std::unique_ptr<Model> load_model(const std::filesystem::path& dir, const std::filesystem::path& adapter_dir,
-                                  backend::Backend& be, Precision p, bool allow_nonfinite_weights = false);
+                                  backend::Backend& be, Precision p, bool allow_nonfinite_weights = false,
+                                  const LoraOptions* storage = nullptr);
 
 // Reads an adapter folder, checks it against the model config (names, shapes, r) and returns its config; shared by
 // merge and Model::load_adapter. `file` receives the opened adapter_model.safetensors.

@@ -3,6 +3,7 @@
 #include <cstdint>
 
 #include "model/decoder.h"
+#include "model/lora.h"
 #include "util/error.h"
 
 namespace sft::model {
@@ -57,6 +58,37 @@ MemoryPlan plan_training_memory(const io::ModelConfig& cfg, int64_t n_tokens, Pr
   { Workspace ws = dec.make_workspace(n_tokens, true, dec.head_chunk_rows()); }
   m.activations = be.bytes - before;
   return m;
+}
+
+std::unique_ptr<FrozenStorage> frozen_storage_for(Precision p, const LoraOptions& o) {
+  if (!((p == Precision::BF16 && !o.keep_fp32_base) || o.load_in_4bit)) return nullptr;
+  auto s = std::make_unique<FrozenStorage>();
+  s->dtype = o.store_dtype_bf16 ? backend::DType::BF16 : backend::DType::F32;
+  s->load_in_4bit = o.load_in_4bit;
+  s->quant_type = parse_quant_type(o.bnb_4bit_quant_type);
+  s->double_quant = o.bnb_4bit_use_double_quant;
+  return s;
+}
+
+LoraMemoryPlan plan_lora_memory(const io::ModelConfig& cfg, const io::LoraAdapterConfig& lora, int64_t n_tokens,
+                                Precision p, bool fast_bf16_gemm, bool gradient_checkpointing,
+                                const FrozenStorage* storage) {
+  SFT_CHECK(n_tokens > 0, "memory plan: tokens per micro-batch must be positive, got ", n_tokens);
+  SizingBackend be(fast_bf16_gemm);
+  Decoder dec(cfg, be, p, &lora, storage);
+  LoraMemoryPlan out;
+  MemoryPlan& m = out.plan;
+  out.frozen = dec.planned_frozen_bytes();
+  m.weights = be.bytes + out.frozen;
+  for (const ParamRef& r : dec.parameters()) {
+    m.parameters += r.numel;
+    m.optimizer += 8 * r.numel;
+  }
+  dec.set_gradient_checkpointing(gradient_checkpointing);
+  const int64_t before = be.bytes;
+  { Workspace ws = dec.make_workspace(n_tokens, true, dec.head_chunk_rows()); }
+  m.activations = be.bytes - before + plan_lora(cfg, lora, n_tokens).activation_bytes;
+  return out;
 }
 
 }  // namespace sft::model

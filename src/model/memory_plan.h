@@ -6,6 +6,9 @@
 #include <cstdint>
 
 #include "io/hf_config.h"
+#include <memory>
+
+#include "model/frozen_weights.h"
 #include "model/model.h"
 
 namespace sft::model {
@@ -25,5 +28,22 @@ struct MemoryPlan {
 // the workspace of Model::set_gradient_checkpointing(true).
 MemoryPlan plan_training_memory(const io::ModelConfig& cfg, int64_t n_tokens, Precision p, bool fast_bf16_gemm,
                                 bool gradient_checkpointing = false);
+
+// LoRA / QLoRA training, by the same method (the decoder with the adapters attached, on the sizing backend): the
+// frozen base as the run stores it -- storage nullptr: fp32 masters (fp32 compute); else in its stored form, bf16
+// or 4-bit (FrozenTensor::bytes_for of each frozen matrix) -- plus norms, adapters and modules_to_save with fp32
+// value, gradient and AdamW m, v, the training workspace and the adapters' saved rows (plan_lora). `weights` holds
+// everything the model allocates (base, adapters, their gradients, bf16 copies); `frozen` the stored-form part.
+struct LoraMemoryPlan {
+  MemoryPlan plan;
+  int64_t frozen = 0;
+};
+LoraMemoryPlan plan_lora_memory(const io::ModelConfig& cfg, const io::LoraAdapterConfig& lora, int64_t n_tokens,
+                                Precision p, bool fast_bf16_gemm, bool gradient_checkpointing,
+                                const FrozenStorage* storage);
+
+// How a LoRA run of compute precision p keeps its frozen base (Model::load's rule): nullptr = fp32 masters (fp32
+// compute without 4 bits, or keep_fp32_base); else bf16-only or 4-bit as the options say.
+std::unique_ptr<FrozenStorage> frozen_storage_for(Precision p, const LoraOptions& o);
 
 }  // namespace sft::model

@@ -9,12 +9,15 @@
 #include "io/safetensors.h"
 #include "model/decoder.h"
 #include "model/gguf_mapping.h"
+#include "model/memory_plan.h"
 #include "model/weight_check.h"
 #include "util/bf16.h"
 #include "util/error.h"
 #include "util/file_util.h"
 
 namespace sft::model {
+
+using backend::DType;
 
 Precision parse_precision(const std::string& d, const std::string& flag) {
   if (d == "float32" || d == "fp32") return Precision::F32;
@@ -107,14 +110,44 @@ void Decoder::init_random(uint64_t seed) {
     // norms start at gain 1: w = 1, or w = 0 where the gain is (1 + w) (Gemma, as transformers initialises them)
     const float norm_init = cfg_.norm_unit_offset ? 0.0f : 1.0f;
     for (int64_t i = 0; i < t.numel; ++i) host[i] = is_norm ? norm_init : (is_bias ? 0.0f : normal(gen));
+    if (t.frozen >= 0) {  // stored form: in the model dtype first, as a checkpoint of that dtype would hold them
+      if (storage_->dtype == DType::BF16)
+        for (int64_t i = 0; i < t.numel; ++i) host[i] = bf16_to_float(float_to_bf16(host[i]));
+      frozen_.push_back(FrozenTensor::from_values(be_, t.name, t.shape, host.data(), t.format, storage_->double_quant));
+      continue;
+    }
     be_.upload(value(t.offset), host.data(), static_cast<size_t>(t.numel) * sizeof(float));
   }
   refresh_all_bf16();
 }
 
-void Decoder::load_weights(const io::WeightStore& store) {
-  std::vector<float> host(static_cast<size_t>(largest_tensor()));
+void Decoder::copy_frozen_dequantised_into(Decoder& other) const {
   for (const TensorSlot& t : tensors_) {
+    if (t.frozen < 0) continue;
+    auto it = std::find_if(other.tensors_.begin(), other.tensors_.end(),
+                           [&](const TensorSlot& o) { return o.name == t.name; });
+    SFT_CHECK(it != other.tensors_.end() && it->frozen < 0 && it->numel == t.numel,
+              "internal: copy_frozen_dequantised_into: no fp32 tensor ", t.name);
+    const std::vector<float> v = frozen_[static_cast<size_t>(t.frozen)].to_host(0, t.numel,
+                                                                              frozen_value_dtype() == DType::BF16);
+    other.be_.upload(other.value(it->offset), v.data(), v.size() * sizeof(float));
+  }
+  other.refresh_all_bf16();
+}
+
+void Decoder::load_frozen_tensors(const io::WeightStore& store) {
+  std::vector<FrozenSpec> specs;
+  for (const TensorSlot& t : tensors_)
+    if (t.frozen >= 0) specs.push_back({t.name, t.shape, t.format});
+  frozen_ = load_frozen(store, specs, be_, storage_->dtype, storage_->double_quant);
+}
+
+void Decoder::load_weights(const io::WeightStore& store) {
+  if (storage_) load_frozen_tensors(store);  // streamed into their stored form, no fp32 staging
+  std::vector<float> host(static_cast<size_t>(storage_ ? 0 : largest_tensor()));
+  for (const TensorSlot& t : tensors_) {
+    if (t.frozen >= 0) continue;
+    host.resize(std::max(host.size(), static_cast<size_t>(t.numel)));
     store.read_f32(t.name, host.data(), t.shape);
     store.release(t.name, 0, t.numel);  // the file's pages behind it are not kept resident (io WeightStore::release)
     be_.upload(value(t.offset), host.data(), static_cast<size_t>(t.numel) * sizeof(float));
@@ -139,7 +172,23 @@ void Decoder::save(const std::filesystem::path& dir, const std::string& dtype) {
     for (size_t i = 0; i < half.size(); ++i) half[i] = float_to_bf16(host[i]);
   }
   std::vector<io::TensorToWrite> out;
+  std::vector<std::vector<float>> stored;  // frozen tensors in their stored form, widened (bf16 / fp32 only)
+  std::vector<std::vector<uint16_t>> stored_half;
   for (const TensorSlot& t : tensors_) {
+    if (t.frozen >= 0) {
+      const FrozenTensor& f = frozen_[static_cast<size_t>(t.frozen)];
+      SFT_CHECK(!f.view().quantized(), "save: tensor ", t.name, " is stored in 4 bits (--load_in_4bit): a 4-bit base "
+                "is not saved as a full model (save the adapter, or merge it into the unquantised base: sft merge)");
+      stored.push_back(f.to_host(0, t.numel, false));
+      if (dtype == "bfloat16") {
+        stored_half.emplace_back(stored.back().size());
+        for (size_t i = 0; i < stored.back().size(); ++i) stored_half.back()[i] = float_to_bf16(stored.back()[i]);
+        out.push_back({t.name, io::DType::BF16, t.shape, stored_half.back().data()});
+      } else {
+        out.push_back({t.name, io::DType::F32, t.shape, stored.back().data()});
+      }
+      continue;
+    }
     if (dtype == "bfloat16") out.push_back({t.name, io::DType::BF16, t.shape, half.data() + t.offset});
     else out.push_back({t.name, io::DType::F32, t.shape, host + t.offset});
   }
@@ -203,7 +252,9 @@ std::unique_ptr<Model> build(const io::ModelConfig& cfg, backend::Backend& be, P
   io::LoraAdapterConfig acfg = lora->config;
   std::unique_ptr<io::SafetensorsFile> file;
   if (!lora->adapter_dir.empty()) acfg = check_adapter(lora->adapter_dir, cfg, file);
-  auto m = std::make_unique<Decoder>(cfg, be, p, &acfg);
+  // The frozen base in its stored form with bf16 compute or 4 bits (fp32 compute keeps today's fp32 masters).
+  const std::unique_ptr<FrozenStorage> storage = frozen_storage_for(p, *lora);
+  auto m = std::make_unique<Decoder>(cfg, be, p, &acfg, storage.get());
   fill(*m);
   if (file) m->load_lora(*file);
   else m->init_lora_random(lora->seed);

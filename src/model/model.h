@@ -65,6 +65,16 @@ struct LoraOptions {
   io::LoraAdapterConfig config;       // a new adapter (A kaiming-uniform from `seed`, B = 0) when adapter_dir is empty
   std::filesystem::path adapter_dir;  // non-empty: config and weights from this peft adapter folder
   uint64_t seed = 42;
+  // How the frozen base is stored (model/frozen_weights.h). With bf16 compute (Precision::BF16) or load_in_4bit the
+  // frozen matrices (projections, embedding, LM head) are kept once in their stored form -- bf16, or 4-bit as
+  // transformers' BitsAndBytesConfig quantises them -- and read by Backend::frozen_gemm / frozen_embedding; with fp32
+  // compute and no 4-bit they stay fp32 masters as before. store_dtype_bf16: the model dtype (--bf16 /
+  // --torch_dtype bfloat16): the form of unquantised frozen matrices and what 4-bit values dequantise into.
+  bool store_dtype_bf16 = true;
+  bool load_in_4bit = false;                // --load_in_4bit
+  std::string bnb_4bit_quant_type = "nf4";  // --bnb_4bit_quant_type: nf4 | fp4
+  bool bnb_4bit_use_double_quant = false;   // --bnb_4bit_use_double_quant
+  bool keep_fp32_base = false;  // fp32 masters (+ bf16 copy) even with bf16 compute: the former path, for comparisons
 };
 
 class Model {

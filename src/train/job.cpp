@@ -17,6 +17,7 @@
 #include "model/family.h"
 #include "model/gguf_mapping.h"
 #include "model/lora.h"
+#include "model/memory_plan.h"
 #include "model/model.h"
 #include "model/weight_check.h"
 #include "parallel/communicator.h"
@@ -29,7 +30,9 @@
 #include "train/tensorboard.h"
 #include "train/train_settings.h"
 #include "util/error.h"
+#include "util/checked_math.h"
 #include "util/file_util.h"
+#include "util/machine_memory.h"
 
 namespace sft::train {
 
@@ -53,6 +56,7 @@ std::unique_ptr<Job> Job::open(const TrainConfig& cfg, std::unique_ptr<parallel:
   job->resolve_resume(obs);
   job->check_lora(obs);  // bad LoRA settings fail before anything is written
   job->check_save_gguf();  // a family without a GGUF mapping fails before training, not after
+  job->check_memory(obs);
   if (comm->rank() == 0) {
     job->check_logging_dir();
     prepare_output_dir(cfg, !job->resume_dir_.empty());
@@ -229,14 +233,65 @@ void Job::prepare_data(TrainObserver& obs) {
   if (have_eval) eval_ = std::make_unique<data::DataLoader>(prepared.eval, eval_loader_options(cfg_, pad));
 }
 
+static std::string fmt_gib(int64_t bytes) {
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "%.2f GiB", static_cast<double>(bytes) / (1024.0 * 1024.0 * 1024.0));
+  return buf;
+}
+
+// The gemms' dtype: --bf16 / --torch_dtype, or with --load_in_4bit --bnb_4bit_compute_dtype (bitsandbytes' rule).
+static model::Precision train_precision(const TrainConfig& c) {
+  if (c.load_in_4bit) return c.bnb_4bit_compute_dtype == "bfloat16" ? model::Precision::BF16 : model::Precision::F32;
+  return c.use_bf16() ? model::Precision::BF16 : model::Precision::F32;
+}
+
+static void set_base_storage(const TrainConfig& c, model::LoraOptions& lora) {
+  lora.store_dtype_bf16 = c.use_bf16() || (c.load_in_4bit && c.bnb_4bit_compute_dtype == "bfloat16");
+  lora.load_in_4bit = c.load_in_4bit;
+  lora.bnb_4bit_quant_type = c.bnb_4bit_quant_type;
+  lora.bnb_4bit_use_double_quant = c.bnb_4bit_use_double_quant;
+}
+
+void Job::check_memory(TrainObserver& obs) const {
+  if (!cfg_.use_peft || cfg_.device != "cpu" || !fs::is_directory(base_)) return;
+  model::LoraOptions lora;
+  lora.config = cfg_.lora_config();
+  set_base_storage(cfg_, lora);
+  const model::Precision p = train_precision(cfg_);
+  const io::ModelConfig mc = model::load_config(base_ / "config.json");
+  const bool fast_bf16 = backend::make_backend(backend::DeviceSpec{})->fast_bf16_gemm();
+  const int64_t n = cfg_.per_device_train_batch_size * cfg_.max_seq_length;
+  // an upper bound of every byte count the plan adds, in checked arithmetic (as sft info): never a wrapped figure
+  const std::string what = "the memory plan of --per_device_train_batch_size x --max_seq_length";
+  const int64_t width = 8 + 4 * mc.hidden_size + 3 * mc.q_dim() + 3 * mc.kv_dim() + 3 * mc.intermediate_size +
+                        mc.num_attention_heads + 4 * std::max<int64_t>(lora.config.r, 0);
+  (void)checked_mul(checked_mul(checked_mul(mc.num_hidden_layers + 2, n, what), width, what), 64, what);
+  const auto storage = model::frozen_storage_for(p, lora);
+  const model::LoraMemoryPlan plan =
+      model::plan_lora_memory(mc, lora.config, n, p, fast_bf16, cfg_.gradient_checkpointing, storage.get());
+  auto gib = [](int64_t b) { return fmt_gib(b); };
+  const std::string form = !storage ? "fp32" : storage->load_in_4bit ? std::string(weight_format_name(storage->quant_type)) +
+                           (storage->double_quant ? " + double quant" : "") : "bf16";
+  const MachineMemory avail = available_memory();
+  obs.on_note("memory plan: " + gib(plan.plan.total()) + " (frozen base " + form + " " +
+              gib(storage ? plan.frozen : 4 * model::num_parameters(mc)) + ", activations " +
+              gib(plan.plan.activations) + ")" +
+              (avail.bytes ? "; available " + gib(*avail.bytes) + " (" + avail.source + ")" : ""));
+  SFT_CHECK(!avail.bytes || plan.plan.total() <= *avail.bytes, "not enough memory: the run's plan needs ",
+            gib(plan.plan.total()), " but the machine has ", gib(*avail.bytes), " left (", avail.source,
+            "); try --load_in_4bit, --bf16, --gradient_checkpointing True or a smaller --per_device_train_batch_size / "
+            "--max_seq_length");
+}
+
 // LoRA: the base stays the base folder; the adapter is new, continued (--adapter_name_or_path) or the checkpoint's.
 // Full fine-tuning: the base folder, or the checkpoint when resuming.
 void Job::load_model(TrainObserver& obs) {
-  const auto precision = cfg_.use_bf16() ? model::Precision::BF16 : model::Precision::F32;
+  const auto precision = train_precision(cfg_);
   if (cfg_.use_peft) {
     model::LoraOptions lora;
     lora.config = cfg_.lora_config();
     lora.seed = cfg_.seed;
+    set_base_storage(cfg_, lora);  // bf16-only or 4-bit frozen base
     lora.adapter_dir = !resume_dir_.empty() ? resume_dir_ : fs::path(cfg_.adapter_name_or_path);
     model_ = model::Model::load(base_, *be_, precision, &lora);
   } else {

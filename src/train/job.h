@@ -56,6 +56,9 @@ class Job {
   void check_lora(TrainObserver& obs) const;
   void check_logging_dir() const;
   void make_logging_dir_now();
+  // LoRA on the CPU: prints the memory plan of the run and refuses it, before anything is allocated or written,
+  // when the plan exceeds the memory the machine has left (MemAvailable / cgroup limit).
+  void check_memory(TrainObserver& obs) const;
   void check_save_gguf() const;
   void save_gguf(const std::filesystem::path& output_dir, TrainObserver& obs) const;
   void open_device(std::unique_ptr<parallel::Communicator>& comm);

@@ -82,6 +82,11 @@ struct TrainConfig {
   std::string lora_modules_to_save;  // comma-separated module names trained in full and saved with the adapter
   bool use_rslora = false;
   std::string adapter_name_or_path;  // continue training this peft adapter (its adapter_config.json sets r, alpha, ...)
+  // QLoRA (transformers' BitsAndBytesConfig names): the frozen base's projections quantised to 4 bits at load
+  bool load_in_4bit = false;
+  std::string bnb_4bit_quant_type = "nf4";         // nf4 | fp4
+  bool bnb_4bit_use_double_quant = false;          // quantise the absmax values too (blocks of 256, 8 bits)
+  std::string bnb_4bit_compute_dtype = "float32";  // float32 | bfloat16: the gemms' compute dtype (transformers' default fp32)
 
   // ---- runtime ----
   std::string device = "cpu";  // with several ranks, "cuda" = the GPU of the rank's local rank

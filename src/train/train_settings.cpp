@@ -199,6 +199,13 @@ void adapter_needs_peft(const C& c) {
   SFT_CHECK(c.use_peft || c.adapter_name_or_path.empty(), "--adapter_name_or_path needs --use_peft");
 }
 
+void four_bit_needs_peft(const C& c) {  // transformers refuses to fine-tune a 4-bit model in full
+  SFT_CHECK(!c.load_in_4bit || c.use_peft, "--load_in_4bit: a 4-bit base can only be trained through adapters "
+            "(QLoRA): add --use_peft (full fine-tuning of a quantised model is refused, as transformers does)");
+  SFT_CHECK(!c.load_in_4bit || c.save_gguf.empty(), "--save_gguf: a --load_in_4bit run saves its adapter only (the "
+            "base is quantised): merge it into the unquantised base with sft merge, then sft export");
+}
+
 // ---- ignored flags that still act ----
 std::string fp16_maps_to_bf16(const Setting& s, const std::string& v, C& c) {
   if (!parse_bool(std::string(s.name), v)) return "";
@@ -349,6 +356,15 @@ std::vector<Setting> runtime_lora_and_parallel_rows() {
       row("use_rslora", &C::use_rslora, "rank-stabilised LoRA: scale by alpha/sqrt(r)").lora(),
       row("adapter_name_or_path", &C::adapter_name_or_path, "with --use_peft: continue training this peft adapter folder")
           .checked(adapter_needs_peft),
+      // ---- QLoRA (transformers' BitsAndBytesConfig; docs/arch/lora.md) ----
+      row("load_in_4bit", &C::load_in_4bit, "with --use_peft: the frozen base's projections quantised to 4 bits at load "
+          "as bitsandbytes does (QLoRA); embedding and LM head stay in the model dtype").checked(four_bit_needs_peft),
+      row("bnb_4bit_quant_type", &C::bnb_4bit_quant_type, "4-bit code book of --load_in_4bit").one_of({"nf4", "fp4"}),
+      row("bnb_4bit_use_double_quant", &C::bnb_4bit_use_double_quant,
+          "--load_in_4bit: quantise the per-block scales too (8 bits, blocks of 256): ~0.4 bit/param less"),
+      row("bnb_4bit_compute_dtype", &C::bnb_4bit_compute_dtype,
+          "--load_in_4bit: dtype of the gemms (bfloat16: bf16 operands, fp32 accumulation)")
+          .one_of({"float32", "bfloat16"}, "float16 is not supported: use bfloat16"),
       // ---- data parallel (mpirun / srun; docs/arch/parallel.md) ----
       row("zero_stage", &C::zero_stage, "data parallel: 1 shards the AdamW state across ranks (ZeRO-1)").in(0, 1),
       row("ddp_timeout", &C::ddp_timeout, "data parallel: seconds to wait for the other ranks").in_open_lo(0, 1e9),

@@ -109,5 +109,37 @@ TEST(LoraFlags, AnEmptyTargetListIsRefusedLeavingItOutIsTheDefault) {
   std::filesystem::remove(path);
 }
 
+// QLoRA: transformers' BitsAndBytesConfig names, TRL's True/False spelling, and the refusals (one line, the flag).
+TEST(LoraFlags, QloraFlagsAndRefusals) {
+  auto p = parse_train_args(with({"--use_peft", "--load_in_4bit", "True", "--bnb_4bit_quant_type", "fp4",
+                                  "--bnb_4bit_use_double_quant", "True", "--bnb_4bit_compute_dtype", "bfloat16"}));
+  p.cfg.validate();
+  EXPECT_TRUE(p.cfg.load_in_4bit);
+  EXPECT_EQ(p.cfg.bnb_4bit_quant_type, "fp4");
+  EXPECT_TRUE(p.cfg.bnb_4bit_use_double_quant);
+  EXPECT_EQ(p.cfg.bnb_4bit_compute_dtype, "bfloat16");
+  p = parse_train_args(with({"--use_peft", "--load_in_4bit"}));
+  EXPECT_EQ(p.cfg.bnb_4bit_quant_type, "nf4");  // transformers' defaults
+  EXPECT_FALSE(p.cfg.bnb_4bit_use_double_quant);
+  EXPECT_EQ(p.cfg.bnb_4bit_compute_dtype, "float32");
+  auto msg = [](std::vector<std::string> extra) {
+    try {
+      parse_train_args(with(extra)).cfg.validate();
+    } catch (const Error& e) {
+      return std::string(e.what());
+    }
+    return std::string();
+  };
+  const std::string no_peft = msg({"--load_in_4bit", "True"});
+  EXPECT_NE(no_peft.find("--load_in_4bit"), std::string::npos) << no_peft;
+  EXPECT_NE(no_peft.find("--use_peft"), std::string::npos) << no_peft;
+  EXPECT_EQ(no_peft.find('\n'), std::string::npos);
+  EXPECT_NE(msg({"--use_peft", "--load_in_4bit", "--bnb_4bit_quant_type", "int4"}).find("--bnb_4bit_quant_type"),
+            std::string::npos);
+  EXPECT_NE(msg({"--use_peft", "--load_in_4bit", "--bnb_4bit_compute_dtype", "float16"}).find("--bnb_4bit_compute_dtype"),
+            std::string::npos);
+  EXPECT_NE(msg({"--use_peft", "--load_in_4bit", "--save_gguf", "q8_0"}).find("--save_gguf"), std::string::npos);
+}
+
 }  // namespace
 }  // namespace sft::cli

@@ -1,0 +1,17 @@
+// How much memory this process may still use: the smaller of /proc/meminfo's MemAvailable and the cgroup's room
+// (v2 memory.max - memory.current, or v1 limit_in_bytes - usage_in_bytes). sft train compares its memory plan with
+// it before allocating. Linux only; elsewhere (or if nothing is readable) "unknown".
+#pragma once
+#include <cstdint>
+#include <optional>
+#include <string>
+
+namespace sft {
+
+struct MachineMemory {
+  std::optional<int64_t> bytes;  // nullopt: unknown
+  std::string source;            // "MemAvailable", "cgroup limit", ...
+};
+MachineMemory available_memory();
+
+}  // namespace sft
