@@ -145,7 +145,18 @@ void print_lora_plan(const InfoArgs& a, const io::ModelConfig& cfg, const Memory
   (void)fp32, (void)bf16;
 }
 
-void run_info(const InfoArgs& a) {
+// What `sft info` reports of a model folder or GGUF file, gathered once for the JSON and the text output.
+struct InfoFacts {
+  io::ModelConfig cfg;
+  std::map<std::string, std::pair<int64_t, int64_t>> by_dtype;  // dtype on disk -> (elements, bytes)
+  std::vector<std::string> extra;      // tensors on disk the model does not use
+  std::vector<std::string> tok_files;  // tokenizer files found
+  size_t weight_files = 0;
+  int64_t P = 0, E = 0;  // parameters, embedding parameters
+  MemoryEstimate mem;
+};
+
+InfoFacts collect_info(const InfoArgs& a) {
   const fs::path dir = a.model;
   const bool gguf = io::is_gguf_file(dir);  // a GGUF file: config from its metadata, weights decoded from its blocks
   SFT_CHECK(gguf || fs::is_directory(dir), a.model, ": model folder (or .gguf file) not found");
@@ -154,13 +165,16 @@ void run_info(const InfoArgs& a) {
   SFT_CHECK(a.batch_size > 0, "--batch_size must be positive, got ", a.batch_size);
   model::GgufModel gm;
   if (gguf) gm = model::open_gguf_model(dir);
-  const io::ModelConfig cfg = gguf ? gm.config : model::load_config(dir / "config.json");
+  InfoFacts f;
+  f.cfg = gguf ? gm.config : model::load_config(dir / "config.json");
+  const io::ModelConfig& cfg = f.cfg;
   const io::WeightStore ws = gguf ? std::move(gm.weights) : io::WeightStore::open(dir);
+  f.weight_files = ws.files().size();
   model::check_weights_match_config(cfg, ws, gguf ? dir : dir / "config.json");  // before anything is sized
 
   // Every weight the config implies must be on disk with its shape; anything else is reported, not fatal
   // (e.g. an lm_head.weight copy in a tied checkpoint, which transformers ignores too).
-  std::map<std::string, std::pair<int64_t, int64_t>> by_dtype;  // dtype -> (elements, bytes)
+  auto& by_dtype = f.by_dtype;
   int64_t expected_numel = 0;
   std::map<std::string, bool> expected;
   for (const auto& w : model::tensor_table(cfg)) {
@@ -186,11 +200,11 @@ void run_info(const InfoArgs& a) {
     expected_numel += t.numel();
     expected[w.name] = true;
   }
-  std::vector<std::string> extra;
+  auto& extra = f.extra;
   for (const auto& name : ws.names())
     if (!expected.count(name)) extra.push_back(name);
 
-  std::vector<std::string> tok_files;
+  auto& tok_files = f.tok_files;
   if (gguf) tok_files.push_back("tokenizer.ggml.* (GGUF metadata)");
   else
     for (const auto& f : io::tokenizer_file_names())
@@ -198,47 +212,57 @@ void run_info(const InfoArgs& a) {
   // A folder train/generate/eval cannot use is not "fine": the tokenizer must be there and load.
   (void)tok::Tokenizer::load(dir);  // throws naming tokenizer.json / tokenizer_config.json
 
-  const int64_t P = model::num_parameters(cfg), E = model::num_embedding_parameters(cfg);
-  const MemoryEstimate mem = estimate_memory(cfg, a.seq_len, a.batch_size);
+  f.P = model::num_parameters(cfg);
+  f.E = model::num_embedding_parameters(cfg);
+  f.mem = estimate_memory(cfg, a.seq_len, a.batch_size);
+  return f;
 
-  if (a.json) {
-    nlohmann::json j;
-    j["model"] = a.model;
-    j["architecture"] = cfg.architecture;
-    j["model_type"] = cfg.model_type;
-    j["num_hidden_layers"] = cfg.num_hidden_layers;
-    j["hidden_size"] = cfg.hidden_size;
-    j["intermediate_size"] = cfg.intermediate_size;
-    j["num_attention_heads"] = cfg.num_attention_heads;
-    j["num_key_value_heads"] = cfg.num_key_value_heads;
-    j["head_dim"] = cfg.head_dim;
-    j["vocab_size"] = cfg.vocab_size;
-    j["tie_word_embeddings"] = cfg.tie_word_embeddings;
-    j["rope_theta"] = cfg.rope_theta;
-    j["rope_scaling"] = cfg.rope_scaling.type;
-    j["num_parameters"] = P;
-    j["embedding_parameters"] = E;
-    nlohmann::json d = nlohmann::json::object();
-    for (const auto& [k, v] : by_dtype) d[k] = {{"elements", v.first}, {"bytes", v.second}};
-    j["dtype_on_disk"] = d;
-    j["weight_files"] = ws.files().size();
-    j["extra_tensors"] = extra;
-    j["tokenizer_files"] = tok_files;
-    j["seq_len"] = a.seq_len;
-    j["batch_size"] = a.batch_size;
-    j["memory_bytes"] = {{"fp32_master_weights", mem.f32.weights},    {"fp32_gradients", mem.f32.gradients},
-                         {"adamw_m_v", mem.f32.optimizer},            {"bf16_weight_copies", mem.bf16.compute_copies},
-                         {"activations_fp32", mem.f32.activations},   {"activations_bf16", mem.bf16.activations},
-                         {"total_fp32", mem.f32.total()},             {"total_bf16", mem.bf16.total()},
-                         {"activations_fp32_gradient_checkpointing", mem.f32_ckpt.activations},
-                         {"activations_bf16_gradient_checkpointing", mem.bf16_ckpt.activations}};
-    j["devices"] = backend::describe_devices();
-    std::cout << j.dump(2) << "\n";
-    return;
-  }
+}
 
+void print_info_json(const InfoArgs& a, const InfoFacts& f) {
+  const io::ModelConfig& cfg = f.cfg;
+  const auto& by_dtype = f.by_dtype;
+  const MemoryEstimate& mem = f.mem;
+  const int64_t P = f.P, E = f.E;
+  nlohmann::json j;
+  j["model"] = a.model;
+  j["architecture"] = cfg.architecture;
+  j["model_type"] = cfg.model_type;
+  j["num_hidden_layers"] = cfg.num_hidden_layers;
+  j["hidden_size"] = cfg.hidden_size;
+  j["intermediate_size"] = cfg.intermediate_size;
+  j["num_attention_heads"] = cfg.num_attention_heads;
+  j["num_key_value_heads"] = cfg.num_key_value_heads;
+  j["head_dim"] = cfg.head_dim;
+  j["vocab_size"] = cfg.vocab_size;
+  j["tie_word_embeddings"] = cfg.tie_word_embeddings;
+  j["rope_theta"] = cfg.rope_theta;
+  j["rope_scaling"] = cfg.rope_scaling.type;
+  j["num_parameters"] = P;
+  j["embedding_parameters"] = E;
+  nlohmann::json d = nlohmann::json::object();
+  for (const auto& [k, v] : by_dtype) d[k] = {{"elements", v.first}, {"bytes", v.second}};
+  j["dtype_on_disk"] = d;
+  j["weight_files"] = f.weight_files;
+  j["extra_tensors"] = f.extra;
+  j["tokenizer_files"] = f.tok_files;
+  j["seq_len"] = a.seq_len;
+  j["batch_size"] = a.batch_size;
+  j["memory_bytes"] = {{"fp32_master_weights", mem.f32.weights},    {"fp32_gradients", mem.f32.gradients},
+                       {"adamw_m_v", mem.f32.optimizer},            {"bf16_weight_copies", mem.bf16.compute_copies},
+                       {"activations_fp32", mem.f32.activations},   {"activations_bf16", mem.bf16.activations},
+                       {"total_fp32", mem.f32.total()},             {"total_bf16", mem.bf16.total()},
+                       {"activations_fp32_gradient_checkpointing", mem.f32_ckpt.activations},
+                       {"activations_bf16_gradient_checkpointing", mem.bf16_ckpt.activations}};
+  j["devices"] = backend::describe_devices();
+  std::cout << j.dump(2) << "\n";
+}
+
+void print_model_facts(const InfoArgs& a, const InfoFacts& f) {
+  const io::ModelConfig& cfg = f.cfg;
+  const int64_t P = f.P, E = f.E;
   std::string dtypes;
-  for (const auto& [k, v] : by_dtype) {
+  for (const auto& [k, v] : f.by_dtype) {
     char buf[96];
     std::snprintf(buf, sizeof buf, "%s%s (%.1f MB)", dtypes.empty() ? "" : ", ", k.c_str(), v.second / 1e6);
     dtypes += buf;
@@ -266,12 +290,20 @@ void run_info(const InfoArgs& a) {
               static_cast<long long>(cfg.max_position_embeddings));
   std::printf("parameters     %s (embedding %s = %.1f%%)\n", with_commas(P).c_str(), with_commas(E).c_str(),
               100.0 * static_cast<double>(E) / static_cast<double>(P));
-  std::printf("weights        %zu file(s), dtype on disk %s\n", ws.files().size(), dtypes.c_str());
-  if (!extra.empty())
-    std::printf("note           %zu tensor(s) not used by the model, e.g. %s\n", extra.size(), extra.front().c_str());
+  std::printf("weights        %zu file(s), dtype on disk %s\n", f.weight_files, dtypes.c_str());
+  if (!f.extra.empty())
+    std::printf("note           %zu tensor(s) not used by the model, e.g. %s\n", f.extra.size(), f.extra.front().c_str());
   std::string toks;
-  for (const auto& f : tok_files) toks += (toks.empty() ? "" : ", ") + f;
+  for (const auto& t : f.tok_files) toks += (toks.empty() ? "" : ", ") + t;
   std::printf("tokenizer      %s\n", toks.empty() ? "(no tokenizer files)" : toks.c_str());
+}
+
+void run_info(const InfoArgs& a) {
+  const InfoFacts f = collect_info(a);
+  if (a.json) return print_info_json(a, f);
+  print_model_facts(a, f);
+  const io::ModelConfig& cfg = f.cfg;
+  const MemoryEstimate& mem = f.mem;
   std::printf("\nmemory for full fine-tuning, seq_len %lld x batch_size %lld = %lld tokens per micro-batch:\n",
               static_cast<long long>(a.seq_len), static_cast<long long>(a.batch_size),
               static_cast<long long>(a.seq_len * a.batch_size));
