@@ -16,35 +16,10 @@
 #include "model/model.h"
 #include "train/adamw.h"
 #include "util/file_util.h"
+#include "model_test_util.h"
 
 namespace sft::model {
 namespace {
-
-// A Backend decorator that counts the bytes alive through alloc()/free() (and their peak); everything else forwards.
-class CountingBackend final : public backend::ForwardingBackend {
- public:
-  explicit CountingBackend(std::unique_ptr<backend::Backend> inner)
-      : ForwardingBackend(*inner), owned_(std::move(inner)) {}
-  int64_t live = 0, peak = 0;
-
-  std::string name() const override { return "counting(" + inner().name() + ")"; }
-  void* alloc(size_t n) override {
-    void* p = inner().alloc(n);
-    sizes_[p] = n;
-    live += static_cast<int64_t>(n);
-    peak = std::max(peak, live);
-    return p;
-  }
-  void free(void* p) override {
-    live -= static_cast<int64_t>(sizes_.at(p));
-    sizes_.erase(p);
-    inner().free(p);
-  }
-
- private:
-  std::unique_ptr<backend::Backend> owned_;
-  std::map<void*, size_t> sizes_;
-};
 
 std::vector<std::filesystem::path> fixture_configs() {
   std::vector<std::filesystem::path> out;
@@ -91,7 +66,7 @@ TEST(Family, MemoryPlanEqualsCountedAllocations) {
         SCOPED_TRACE(path.filename().string() + (p == Precision::BF16 ? " bf16" : " f32") + (ckpt ? " checkpointed" : ""));
         io::ModelConfig c = cut(load_config(path));
         if (ckpt) c.num_hidden_layers = 2;  // checkpointing keeps one layer's activations instead of two
-        CountingBackend be(backend::make_cpu_backend());
+        test::CountingBackend be(backend::make_cpu_backend());
         const Batch b = Batch::from_sequences({{1, 2, 3, 4, 5, 6}, {7, 8, 9}}, {}, 0);  // n = 2 * 6 tokens
         const MemoryPlan plan = plan_training_memory(c, b.B * b.T, p, be.fast_bf16_gemm(), ckpt);
         if (ckpt) {
@@ -120,7 +95,7 @@ TEST(Family, MemoryPlanEqualsCountedAllocations) {
 // workspace (no allocation after the reservation), and the peak is the plan of the reserved token count.
 TEST(Family, ReservedWorkspaceIsReusedBySmallerBatches) {
   const io::ModelConfig c = cut(load_config(fixture_configs().front()));
-  CountingBackend be(backend::make_cpu_backend());
+  test::CountingBackend be(backend::make_cpu_backend());
   const Batch padded = Batch::from_sequences({{1, 2, 3, 4, 5, 6}, {7, 8, 9}}, {{1, 2, 3, 4, 5, 6}, {7, 8, 9}}, 0);
   const Batch one_row = Batch::from_sequences({{1, 2, 3, 4, 5, 6, 7, 8, 9}}, {{1, 2, 3, 4, 5, 6, 7, 8, 9}}, 0);
   const MemoryPlan plan = plan_training_memory(c, 16, Precision::F32, be.fast_bf16_gemm());

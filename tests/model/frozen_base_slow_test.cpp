@@ -166,31 +166,6 @@ TEST(FrozenBase, FourBitEqualsTheDequantisedModelEveryFamily) {
   }
 }
 
-// Counts the bytes alive through alloc()/free() and their peak; everything else forwards.
-class CountingBackend final : public backend::ForwardingBackend {
- public:
-  explicit CountingBackend(std::unique_ptr<backend::Backend> inner)
-      : ForwardingBackend(*inner), owned_(std::move(inner)) {}
-  int64_t live = 0, peak = 0;
-  std::string name() const override { return "counting(" + inner().name() + ")"; }
-  void* alloc(size_t n) override {
-    void* p = inner().alloc(n);
-    sizes_[p] = n;
-    live += static_cast<int64_t>(n);
-    peak = std::max(peak, live);
-    return p;
-  }
-  void free(void* p) override {
-    live -= static_cast<int64_t>(sizes_.at(p));
-    sizes_.erase(p);
-    inner().free(p);
-  }
-
- private:
-  std::unique_ptr<backend::Backend> owned_;
-  std::map<void*, size_t> sizes_;
-};
-
 // sft info's LoRA plan for the three base forms (fp32 masters, bf16-only, NF4 + double quant) equals what a real
 // model allocates (weights exactly, AdamW exactly) and bounds one training step's peak.
 TEST(FrozenBase, LoraMemoryPlanEqualsCountedAllocations) {
@@ -198,7 +173,7 @@ TEST(FrozenBase, LoraMemoryPlanEqualsCountedAllocations) {
     for (int mode = 0; mode < 3; ++mode) {
       SCOPED_TRACE(path.filename().string() + " mode " + std::to_string(mode));
       const io::ModelConfig c = cut(load_config(path));
-      CountingBackend be(backend::make_cpu_backend());
+      test::CountingBackend be(backend::make_cpu_backend());
       LoraOptions o = all_linear();
       FrozenStorage st;
       st.dtype = backend::DType::BF16;
