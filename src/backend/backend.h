@@ -223,7 +223,7 @@ class Backend {
 
 // A Backend that forwards every call to another one (the inner backend). Decorators derive from it and override only
 // what they measure: backend/timing_backend (times every kernel through the call hooks), the allocation counter of
-// tests/model/family_test.cpp (alloc/free), the sizing backend of model/memory_plan.cpp (alloc and no inner backend).
+// tests/model/model_test_util.h (alloc/free), the sizing backend of model/memory_plan.cpp (alloc and no inner backend).
 // A kernel added to Backend above gets its one forward here; forgetting it leaves this class abstract, and the
 // static_assert below stops the build.
 class ForwardingBackend : public Backend {
