@@ -11,7 +11,8 @@
 # VmHWM when the model is loaded, and in training = the process's VmHWM at its end), sft's memory plan line, the
 # ratios against the peers, the ISA and the kernels sft used.
 # usage: bench/big_lora.sh [BUILD_DIR] [--shape qwen2.5-7b|qwen2.5-14b|qwen2.5-0.5b] [--layers N] [--steps 2]
-#                          [--seq 512] [--sides bf16,nf4]
+#                          [--seq 512] [--sides bf16,nf4] [--peers yes|no]
+# --peers no runs sft's sides only (the full-size RSS figures, when the peers' hour-long steps do not fit the run).
 # The 7B/14B runs need most of a 24 GB machine and ~15 / ~30 GB of disk for the folder (`df -h`): run them alone.
 # Smoke: bench/big_lora.sh build --shape qwen2.5-0.5b --layers 2 --steps 1
 set -euo pipefail
@@ -19,10 +20,10 @@ export OMP_WAIT_POLICY=${OMP_WAIT_POLICY:-passive}
 root=$(cd "$(dirname "$0")/.." && pwd)
 build=$root/build
 if [ $# -gt 0 ] && [ "${1#--}" = "$1" ]; then build=$1; shift; fi
-shape=qwen2.5-7b layers="" steps=2 seq=512 sides=bf16,nf4
+shape=qwen2.5-7b layers="" steps=2 seq=512 sides=bf16,nf4 peers=yes
 while [ $# -gt 0 ]; do
   case $1 in
-    --shape) shape=$2 ;; --layers) layers=$2 ;; --steps) steps=$2 ;; --seq) seq=$2 ;; --sides) sides=$2 ;;
+    --shape) shape=$2 ;; --layers) layers=$2 ;; --steps) steps=$2 ;; --seq) seq=$2 ;; --sides) sides=$2 ;; --peers) peers=$2 ;;
     *) echo "big_lora.sh: unknown flag $1" >&2; exit 2 ;;
   esac
   shift 2
@@ -90,7 +91,8 @@ if "step_s_median" in p and "step_s_median" in s:
 }
 for side in ${sides//,/ }; do
   quant=none; [ "$side" = nf4 ] && quant=nf4
-  if out=$(OMP_NUM_THREADS=$threads "$venv/bin/python" "$root/bench/peers/torch_big_lora.py" --model "$model" \
+  if [ "$peers" = no ]; then :
+  elif out=$(OMP_NUM_THREADS=$threads "$venv/bin/python" "$root/bench/peers/torch_big_lora.py" --model "$model" \
            --quant "$quant" --seq "$seq" --steps "$steps" --threads "$threads" 2>/tmp/big_lora_$$.err | tail -1); then
     line[peer_$side]=$out
     echo "$out"

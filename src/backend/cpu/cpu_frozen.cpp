@@ -196,7 +196,10 @@ void frozen_gemm_panels(bool trans_w, int64_t M, const void* X, int64_t ldx, DTy
   const DType pdt = bf16_panels ? DType::BF16 : DType::F32;
   const bool round = w_dt == DType::BF16 && W.quantized();
   const int64_t elem = bf16_panels ? 2 : 4;
-  const int64_t step = std::max<int64_t>(16, std::min(N, kPanelBytes / (K * elem)) / 16 * 16);
+  // Panels whole blocks of 64 wide, so that the input gradient's column panels start on a 4-bit block boundary and
+  // every row of the panel decodes through the vector block path, not the per-element tail (7B shape: the misaligned
+  // panels made the QLoRA step 1.5x the bf16 step).
+  const int64_t step = std::max<int64_t>(kQuantBlock, std::min(N, kPanelBytes / (K * elem)) / kQuantBlock * kQuantBlock);
   for (int64_t n0 = 0; n0 < N; n0 += step) {
     const int64_t n1 = std::min(N, n0 + step), w = n1 - n0;
     void* panel = bf16_panels ? static_cast<void*>(scratch(tl_panel_bf16, w * K))
