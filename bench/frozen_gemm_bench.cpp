@@ -13,6 +13,7 @@
 // usage: frozen_gemm_bench [--shape qwen2.5-0.5b|qwen2.5-7b|qwen2.5-14b] [--tokens 512] [--reps 3]
 //        [--only bf16|nf4]   SFT_CPU_KERNELS=avx2 runs the AVX2 variant (no native bf16); SFT_FROZEN_BF16=native
 //        forces oneDNN's native bf16 matmul where it has one but no AMX (cpu_frozen.h)
+//        SFT_FROZEN_PANEL_KIB=N converts panels of N KiB instead of 4096 (cpu_frozen.cpp)
 #include <sys/resource.h>
 
 #include <algorithm>

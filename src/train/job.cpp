@@ -273,9 +273,12 @@ void Job::check_memory(TrainObserver& obs) const {
   const std::string form = !storage ? "fp32" : storage->load_in_4bit ? std::string(weight_format_name(storage->quant_type)) +
                            (storage->double_quant ? " + double quant" : "") : "bf16";
   const MachineMemory avail = available_memory();
+  // The peak the run will reach: what the process holds now (libraries, tokenizer, tokenized data) plus the plan.
+  const int64_t held = resident_bytes().value_or(0);
   obs.on_note("memory plan: " + gib(plan.plan.total()) + " (frozen base " + form + " " +
               gib(storage ? plan.frozen : 4 * model::num_parameters(mc)) + ", activations " +
-              gib(plan.plan.activations) + ")" +
+              gib(plan.plan.activations) + ")" + (held ? "; peak with this process's " + gib(held) + " so far: " +
+              gib(held + plan.plan.total()) : "") +
               (avail.bytes ? "; available " + gib(*avail.bytes) + " (" + avail.source + ")" : ""));
   SFT_CHECK(!avail.bytes || plan.plan.total() <= *avail.bytes, "not enough memory: the run's plan needs ",
             gib(plan.plan.total()), " but the machine has ", gib(*avail.bytes), " left (", avail.source,

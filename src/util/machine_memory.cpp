@@ -54,4 +54,16 @@ MachineMemory available_memory() {
   return m;
 }
 
+std::optional<int64_t> resident_bytes() {
+  std::ifstream f("/proc/self/status");
+  std::string line;
+  while (std::getline(f, line)) {
+    if (line.rfind("VmRSS:", 0) != 0) continue;
+    std::istringstream in(line.substr(6));
+    long long kib = -1;
+    if (in >> kib && kib >= 0) return static_cast<int64_t>(kib) * 1024;
+  }
+  return std::nullopt;
+}
+
 }  // namespace sft

@@ -1,6 +1,6 @@
 // Gemms and the embedding gather on frozen weights in their stored form (bf16, NF4/FP4): the LoRA / QLoRA base.
 // The weight is never converted as a whole: frozen_gemm walks it in panels of output columns (rows of W for the
-// forward Y = X W^T, columns of W for the input gradient Y = X W) of about kPanelBytes, converts one panel into a
+// forward Y = X W^T, columns of W for the input gradient Y = X W) of about panel_bytes(), converts one panel into a
 // per-thread scratch buffer (bf16 widened to fp32, or 4-bit dequantised into fp32 or bf16 with vector code-book
 // lookups) and multiplies it with oneDNN's matmul into that panel's columns of Y. The conversion is O(panel) against
 // the panel gemm's O(M x panel), so it costs ~1/M of the gemm; bench/frozen_gemm_bench measures the difference.
@@ -32,8 +32,20 @@ namespace {
 typedef uint32_t vuint __attribute__((vector_size(kVec * 4), aligned(4), may_alias));
 
 // Target size of one converted panel: small enough to stay in the outer caches while oneDNN packs it, large enough
-// that each panel's gemm runs on its plateau (bench/frozen_gemm_bench --panel_kib measures other sizes).
-constexpr int64_t kPanelBytes = int64_t{4} << 20;
+// that each panel's gemm runs on its plateau (SFT_FROZEN_PANEL_KIB=N with bench/frozen_gemm_bench measures other sizes).
+// SFT_FROZEN_PANEL_KIB overrides it for measurements (bench/frozen_gemm_bench); read once.
+int64_t panel_bytes() {
+  static const int64_t bytes = [] {
+    const char* env = std::getenv("SFT_FROZEN_PANEL_KIB");
+    if (!env || !*env) return int64_t{4} << 20;
+    char* end = nullptr;
+    const long long kib = std::strtoll(env, &end, 10);
+    SFT_CHECK(*end == 0 && kib >= 64 && kib <= (int64_t{1} << 21), "SFT_FROZEN_PANEL_KIB=", env,
+              ": expected a size in KiB from 64 to 2097152");
+    return static_cast<int64_t>(kib) << 10;
+  }();
+  return bytes;
+}
 
 // Round-to-nearest-even to bf16, kept as fp32 bits (finite values only: weights are checked at quantisation).
 static inline vfloat vround_bf16(vfloat v) {
@@ -199,7 +211,7 @@ void frozen_gemm_panels(bool trans_w, int64_t M, const void* X, int64_t ldx, DTy
   // Panels whole blocks of 64 wide, so that the input gradient's column panels start on a 4-bit block boundary and
   // every row of the panel decodes through the vector block path, not the per-element tail (7B shape: the misaligned
   // panels made the QLoRA step 1.5x the bf16 step).
-  const int64_t step = std::max<int64_t>(kQuantBlock, std::min(N, kPanelBytes / (K * elem)) / kQuantBlock * kQuantBlock);
+  const int64_t step = std::max<int64_t>(kQuantBlock, std::min(N, panel_bytes() / (K * elem)) / kQuantBlock * kQuantBlock);
   for (int64_t n0 = 0; n0 < N; n0 += step) {
     const int64_t n1 = std::min(N, n0 + step), w = n1 - n0;
     void* panel = bf16_panels ? static_cast<void*>(scratch(tl_panel_bf16, w * K))
