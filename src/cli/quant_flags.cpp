@@ -5,10 +5,13 @@
 namespace sft::cli {
 
 void add_quant_flags(CLI::App* sub, QuantFlags& q) {
-  sub->add_flag("--load_in_4bit", q.load_in_4bit,
-                "With --adapter: quantise the base's projections to 4 bits at load, as bitsandbytes (QLoRA)");
+  // Bare (--load_in_4bit) or with a value (--load_in_4bit True|False), as sft train and transformers' scripts take it.
+  sub->add_flag("--load_in_4bit{true}", q.load_in_4bit,
+                "With --adapter: quantise the base's projections to 4 bits at load, as bitsandbytes (QLoRA)")
+      ->expected(0, 1);
   sub->add_option("--bnb_4bit_quant_type", q.quant_type, "nf4 or fp4")->capture_default_str();
-  sub->add_flag("--bnb_4bit_use_double_quant", q.double_quant, "Quantise the 4-bit block scales too (8 bits)");
+  sub->add_flag("--bnb_4bit_use_double_quant{true}", q.double_quant, "Quantise the 4-bit block scales too (8 bits)")
+      ->expected(0, 1);
   sub->add_option("--bnb_4bit_compute_dtype", q.compute_dtype, "float32 or bfloat16")->capture_default_str();
 }
 

@@ -642,6 +642,8 @@ CASES = [
      ["not enough memory", "the machine has"]),
     ("flags/generate_load_in_4bit_without_adapter", A_FLAG, generate(model_ident, "--load_in_4bit"), 1,
      ["--load_in_4bit", "--adapter"]),
+    ("flags/generate_load_in_4bit_true_without_adapter", A_FLAG, generate(model_ident, "--load_in_4bit", "True"), 1,
+     ["--load_in_4bit", "--adapter"]),
     ("flags/generate_top_p_2", A_FLAG, generate(model_ident, "--top_p", "2"), 1, ["--top_p"]),
     ("flags/generate_top_p_negative", A_FLAG, generate(model_ident, "--top_p", "-1"), 1, ["--top_p"]),
     ("flags/generate_temperature_negative", A_FLAG, generate(model_ident, "--temperature", "-1"), 1,
