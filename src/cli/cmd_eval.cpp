@@ -290,8 +290,9 @@ void register_eval(CLI::App& app) {
   sub->add_option("--seed", a->seed, "Few-shot sampling seed (or lm-eval's 'a,b,c,fewshot' list)")->capture_default_str();
   sub->add_option("--data_dir", a->data_dir,
                   "Folder with mmlu/{dev,test}/*.csv, arc/ARC-*-{Test,Dev,Train}.jsonl, hellaswag/hellaswag_{val,train}"
-                  ".jsonl and <task>/<split>.jsonl (the HF datasets' rows) for the others (default $SFT_DATA_DIR or "
-                  "./data; layout in docs/arch/eval.md)");
+                  ".jsonl and <task>/<split>.jsonl (the HF datasets' rows) for the others; where such a file is absent, "
+                  "the HF dataset's Parquet split (<split>.parquet or <split>-00000-of-0000N.parquet) (default "
+                  "$SFT_DATA_DIR or ./data; layout in docs/arch/eval.md)");
   sub->add_option("--arc_split", a->arc_split, "ARC split to evaluate: test (lm-eval) or dev")->capture_default_str();
   sub->add_option("--output_path", a->output_path, "Folder for results.json (and samples_<task>.jsonl, report.md)");
   sub->add_flag("--log_samples", a->log_samples, "Also write per-document log-likelihoods (samples_<task>.jsonl)");
