@@ -52,6 +52,7 @@ struct EvalArgs {
   std::optional<int> num_fewshot;  // unset: each task's default (its YAML num_fewshot, or its group's shots)
   std::vector<std::string> gen_kwargs;
   int64_t max_length = 0;  // 0: the model's (lm-eval's resolve_max_length)
+  std::string compute_dtype;  // --dtype resolved ("float32" | "bfloat16"), recorded in results.json
   bool log_samples = false, quiet = false, allow_nonfinite_weights = false;
 };
 
@@ -146,11 +147,13 @@ std::string format_seconds(double s) {
   return buf;
 }
 
-model::Precision parse_dtype(const std::string& d, const backend::Backend& be) {
-  // auto: bf16 gemm operands where the device has bf16 units (AMX / AVX512-BF16 / tensor cores), fp32 elsewhere
-  // (on AVX2 bf16 is only emulated: same numbers as bf16, fp32 speed). float32 is the lm-eval parity mode.
-  if (d == "auto") return be.fast_bf16_gemm() ? model::Precision::BF16 : model::Precision::F32;
-  return model::parse_precision(d, "--dtype (auto, float32 or bfloat16)");
+// --dtype: float32 (the lm-eval parity mode), bfloat16, or auto = the device's rule (backend::inference_auto_dtype:
+// bf16 on CUDA and on AMX CPUs, fp32 elsewhere), said in one line unless --quiet.
+model::Precision resolve_dtype(const EvalArgs& a, const backend::Backend& be) {
+  if (a.dtype != "auto") return model::parse_precision(a.dtype, "--dtype (auto, float32 or bfloat16)");
+  const backend::AutoDtype chosen = backend::inference_auto_dtype(backend::parse_device(a.device), be);
+  if (!a.quiet) std::fprintf(stderr, "--dtype auto: %s\n", chosen.reason.c_str());
+  return chosen.bf16 ? model::Precision::BF16 : model::Precision::F32;
 }
 
 // Per leaf task: the flag wins, else the shots of the group that brought the task in, else the task's own default.
@@ -204,14 +207,13 @@ void print_compute(const eval::EvalResults& r, backend::Backend& be, model::Prec
 }
 
 eval::EvalResults run_one(const EvalArgs& a, const std::string& model_dir, backend::Backend& be,
-                          const std::string& adapter = "") {
+                          model::Precision dtype, const std::string& adapter = "") {
   SFT_CHECK(fs::is_directory(model_dir) || io::is_gguf_file(model_dir), "--model: ", model_dir,
             " is not a model folder or .gguf file");
   const eval::TaskPlan plan = eval::plan_tasks(a.tasks);
   std::vector<eval::Task> tasks = build_tasks(a, plan);
   auto tok = tok::Tokenizer::load(model_dir);
   model::LoraOptions storage;
-  const model::Precision dtype = parse_dtype(a.dtype, be);
   const model::LoraOptions* quant = base_storage(a.quant, !a.adapter.empty(), dtype == model::Precision::BF16, storage);
   if (adapter.empty()) quant = nullptr;  // the --compare side is the unquantised base
   const model::Precision precision = quant ? quant_precision(a.quant, dtype) : dtype;
@@ -250,7 +252,7 @@ nlohmann::json run_config(const EvalArgs& a, const std::string& model_dir) {
           {"num_fewshot", a.num_fewshot ? nlohmann::json(*a.num_fewshot) : nlohmann::json()},
           {"limit", parse_limit(a.limit)},  {"fewshot_seed", parse_fewshot_seed(a.seed)},
           {"gen_kwargs", a.gen_kwargs},
-          {"data_dir", a.data_dir},     {"dtype", a.dtype},       {"device", a.device},
+          {"data_dir", a.data_dir},     {"dtype", a.dtype},       {"compute_dtype", a.compute_dtype}, {"device", a.device},
           {"arc_split", a.arc_split},   {"batch_size", a.batch_size}, {"use_cache", a.use_cache}};
 }
 
@@ -269,11 +271,12 @@ void run_eval(const EvalArgs& a_in) {
   eval::parse_gen_kwargs(a.gen_kwargs);
   eval::plan_tasks(a.tasks);
   auto be = backend::make_backend(a.device);
-  parse_dtype(a.dtype, *be);
+  const model::Precision dtype = resolve_dtype(a, *be);
+  a.compute_dtype = dtype == model::Precision::BF16 ? "bfloat16" : "float32";
   if (a.compare.empty()) {
-    auto r = run_one(a, a.model, *be, a.adapter);
+    auto r = run_one(a, a.model, *be, dtype, a.adapter);
     std::cout << eval::results_table(r);
-    print_compute(r, *be, parse_dtype(a.dtype, *be));
+    print_compute(r, *be, dtype);
     std::fprintf(stdout, "\n%s: %.1f s, %lld docs\n", a.model.c_str(), r.seconds, [&] {
       long long n = 0;
       for (const auto& t : r.tasks) n += static_cast<long long>(t.docs.size());
@@ -282,13 +285,13 @@ void run_eval(const EvalArgs& a_in) {
     if (!a.output_path.empty()) write_outputs(a, a.output_path, a.model, r);
     return;
   }
-  auto base = run_one(a, a.compare, *be);
-  auto tuned = run_one(a, a.model, *be, a.adapter);
+  auto base = run_one(a, a.compare, *be, dtype);
+  auto tuned = run_one(a, a.model, *be, dtype, a.adapter);
   auto rows = eval::compare_rows(base, tuned);
   std::string base_table = eval::results_table(base), tuned_table = eval::results_table(tuned);
   std::cout << "## Base: " << a.compare << "\n\n" << base_table << "\n## Tuned: " << a.model << "\n\n" << tuned_table
             << "\n## Comparison\n\n" << eval::compare_table(rows);
-  print_compute(tuned, *be, parse_dtype(a.dtype, *be));
+  print_compute(tuned, *be, dtype);
   fs::path out = a.output_path.empty() ? fs::path("eval_compare") : fs::path(a.output_path);
   write_outputs(a, out / "base", a.compare, base);
   write_outputs(a, out / "tuned", a.model, tuned);
@@ -346,8 +349,8 @@ void register_eval(CLI::App& app) {
   add_quant_flags(sub, a->quant);
   sub->add_option("--compare", a->compare, "Base model folder: evaluate both and write a comparison report");
   sub->add_option("--dtype", a->dtype,
-                  "Compute precision: auto (bfloat16 where the device has bf16 units, else float32), float32 "
-                  "(lm-eval fp32 parity) or bfloat16")
+                  "Compute precision: auto (bfloat16 on CUDA and on CPUs whose bf16 matmul runs on AMX, else float32; "
+                  "the choice and why are printed), float32 (lm-eval fp32 parity) or bfloat16")
       ->capture_default_str();
   sub->add_option("--device", a->device, "cpu or cuda[:N]")->capture_default_str();
   sub->add_option("--max_length", a->max_length_flag,
