@@ -2,6 +2,7 @@
 // (eval/task_table.cpp: MMLU, ARC, HellaSwag, TruthfulQA, Winogrande, GSM8K, PIQA, BoolQ, OpenBookQA) and its groups
 // (leaderboard_v1).
 #include <algorithm>
+#include <cctype>
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
@@ -10,6 +11,8 @@
 #include <optional>
 #include <iostream>
 #include <sstream>
+#include <string>
+#include <vector>
 
 #include <nlohmann/json.hpp>
 
@@ -17,6 +20,7 @@
 #include "backend/device.h"
 #include "backend/gemm_probe.h"
 #include "cli/commands.h"
+#include "cli/numeric_flags.h"
 #include "cli/quant_flags.h"
 #include "io/gguf.h"
 #include "eval/evaluator.h"
@@ -44,50 +48,94 @@ struct EvalArgs {
   QuantFlags quant;     // --load_in_4bit ... (QLoRA adapters; the --model side)
   std::string model, tasks = "mmlu,hellaswag,arc_easy,arc_challenge", data_dir, output_path, compare, seed = "1234";
   std::string batch_size = "auto", dtype = "auto", device = "cpu", arc_split = "test", use_cache, limit;
+  std::string num_fewshot_flag, max_length_flag;  // as given; parsed into the two below by parse_numeric_flags
   std::optional<int> num_fewshot;  // unset: each task's default (its YAML num_fewshot, or its group's shots)
   std::vector<std::string> gen_kwargs;
-  int64_t max_length = 0;
+  int64_t max_length = 0;  // 0: the model's (lm-eval's resolve_max_length)
+  std::string compute_dtype;  // --dtype resolved ("float32" | "bfloat16"), recorded in results.json
   bool log_samples = false, quiet = false, allow_nonfinite_weights = false;
 };
 
-// --limit N (N >= 1; lm-eval's fraction form is not supported): one-line errors (exit 1), never the parser's 105.
+// Bounds of the numeric flags (numeric_flags.h: one-line errors, exit 1, before any model is loaded).
+constexpr int64_t kMaxShots = 1000000;        // far above any few-shot pool; the pool check names the file
+constexpr int64_t kMaxBatchDocs = 65536;      // documents per forward
+constexpr int64_t kMaxContext = int64_t{1} << 24;
+
+// --limit N (N >= 1; lm-eval's fraction form is not supported).
 int64_t parse_limit(const std::string& s) {
   if (s.empty()) return -1;
-  try {
-    size_t used = 0;
-    const long long n = std::stoll(s, &used);
-    if (used == s.size() && n >= 1) return n;
-  } catch (...) {
-  }
-  throw Error("--limit: expected a positive number of documents per task, got '" + s + "'");
+  return parse_int_flag("--limit", s, 1, INT64_MAX, "a positive number of documents per task");
 }
 
+// lm-eval's --seed: one integer for all four seeds, or "python,numpy,torch,fewshot" (3 values: the few-shot seed keeps
+// its default 1234), each an integer or None (lm-eval's _int_or_none_list_arg_type). Only the few-shot seed matters
+// here; random.Random(n) seeds with abs(n), so a negative seed draws what its absolute value draws.
 uint64_t parse_fewshot_seed(const std::string& s) {
-  // lm-eval's --seed is "random,numpy,torch,fewshot" (or one value for all); the few-shot seed is what matters here.
-  std::string last = s;
-  if (auto pos = s.rfind(','); pos != std::string::npos) last = s.substr(pos + 1);
-  try {
-    return std::stoull(last);
-  } catch (...) {
-    throw Error("--seed: expected an integer or lm-eval's 'a,b,c,d' list, got '" + s + "'");
+  const std::string expected =
+      "an integer (|n| < 2^64), or lm-eval's python,numpy,torch,fewshot list (3 or 4 such integers or None)";
+  auto bad = [&]() { return Error("--seed: expected " + expected + ", got '" + s.substr(0, 80) + "'"); };
+  std::vector<std::string> items;
+  for (size_t b = 0;;) {
+    const size_t e = s.find(',', b);
+    std::string item = s.substr(b, e == std::string::npos ? std::string::npos : e - b);
+    const size_t first = item.find_first_not_of(" \t"), last = item.find_last_not_of(" \t");  // int() strips
+    items.push_back(first == std::string::npos ? std::string() : item.substr(first, last - first + 1));
+    if (e == std::string::npos) break;
+    b = e + 1;
   }
+  if (items.size() != 1 && items.size() != 3 && items.size() != 4) throw bad();
+  std::optional<uint64_t> fewshot;  // None
+  for (const std::string& item : items) {
+    std::string lower = item;
+    for (char& c : lower) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+    fewshot.reset();
+    if (lower == "none") continue;
+    try {
+      fewshot = parse_uint64_flag("--seed", item.size() > 1 && item[0] == '-' ? item.substr(1) : item, expected);
+    } catch (const Error&) {
+      throw bad();
+    }
+  }
+  if (items.size() == 3) return 1234;  // lm-eval fills the missing few-shot seed with its default
+  if (!fewshot)
+    throw Error("--seed: expected an integer few-shot seed (with None lm-eval draws the few-shot examples from an "
+                "unseeded generator, which no run can reproduce), got '" + s.substr(0, 80) + "'");
+  return *fewshot;
 }
 
 eval::BatchLimits parse_batch_size(const std::string& s) {
-  // lm-eval spells it N, "auto" or "auto:N"; here auto = the default limits (documents and padded tokens per forward).
+  // lm-eval spells it N, "auto" or "auto:N" (N = how often lm-eval re-measures the batch size; here auto = the default
+  // limits, documents and padded tokens per forward).
   eval::BatchLimits b;
-  if (s == "auto" || s.rfind("auto:", 0) == 0) return b;
-  try {
-    size_t used = 0;
-    const long long n = std::stoll(s, &used);
-    if (used == s.size() && n >= 1) {
-      b.max_docs = b.max_group_docs = n;
-      b.max_tokens = std::max<int64_t>(b.max_tokens, n * 512);
-      return b;
+  const std::string expected = "auto, auto:N or a number of documents per forward from 1 to " +
+                               std::to_string(kMaxBatchDocs);
+  if (s == "auto") return b;
+  if (s.rfind("auto:", 0) == 0) {
+    try {
+      parse_int_flag("--batch_size", s.substr(5), 1, INT64_MAX, expected);
+    } catch (const Error&) {  // name the whole value
+      parse_int_flag("--batch_size", s, 1, 0, expected);
     }
-  } catch (...) {
+    return b;
   }
-  throw Error("--batch_size: expected a positive integer or auto, got '" + s + "'");
+  const int64_t n = parse_int_flag("--batch_size", s, 1, kMaxBatchDocs, expected);
+  b.max_docs = b.max_group_docs = n;
+  b.max_tokens = std::max<int64_t>(b.max_tokens, n * 512);
+  return b;
+}
+
+// Every numeric flag, parsed and range-checked before anything is loaded (--gen_kwargs by its own parser).
+void parse_numeric_flags(EvalArgs& a) {
+  parse_batch_size(a.batch_size);
+  parse_limit(a.limit);
+  parse_fewshot_seed(a.seed);
+  if (!a.num_fewshot_flag.empty())
+    a.num_fewshot = static_cast<int>(parse_int_flag("--num_fewshot", a.num_fewshot_flag, 0, kMaxShots,
+                                                    "a number of few-shot examples from 0 to " +
+                                                        std::to_string(kMaxShots)));
+  if (!a.max_length_flag.empty())
+    a.max_length = parse_int_flag("--max_length", a.max_length_flag, 2, kMaxContext,
+                                  "a context length in tokens from 2 to " + std::to_string(kMaxContext));
 }
 
 std::string format_seconds(double s) {
@@ -99,11 +147,13 @@ std::string format_seconds(double s) {
   return buf;
 }
 
-model::Precision parse_dtype(const std::string& d, const backend::Backend& be) {
-  // auto: bf16 gemm operands where the device has bf16 units (AMX / AVX512-BF16 / tensor cores), fp32 elsewhere
-  // (on AVX2 bf16 is only emulated: same numbers as bf16, fp32 speed). float32 is the lm-eval parity mode.
-  if (d == "auto") return be.fast_bf16_gemm() ? model::Precision::BF16 : model::Precision::F32;
-  return model::parse_precision(d, "--dtype (auto, float32 or bfloat16)");
+// --dtype: float32 (the lm-eval parity mode), bfloat16, or auto = the device's rule (backend::inference_auto_dtype:
+// bf16 on CUDA and on AMX CPUs, fp32 elsewhere), said in one line unless --quiet.
+model::Precision resolve_dtype(const EvalArgs& a, const backend::Backend& be) {
+  if (a.dtype != "auto") return model::parse_precision(a.dtype, "--dtype (auto, float32 or bfloat16)");
+  const backend::AutoDtype chosen = backend::inference_auto_dtype(backend::parse_device(a.device), be);
+  if (!a.quiet) std::fprintf(stderr, "--dtype auto: %s\n", chosen.reason.c_str());
+  return chosen.bf16 ? model::Precision::BF16 : model::Precision::F32;
 }
 
 // Per leaf task: the flag wins, else the shots of the group that brought the task in, else the task's own default.
@@ -157,14 +207,13 @@ void print_compute(const eval::EvalResults& r, backend::Backend& be, model::Prec
 }
 
 eval::EvalResults run_one(const EvalArgs& a, const std::string& model_dir, backend::Backend& be,
-                          const std::string& adapter = "") {
+                          model::Precision dtype, const std::string& adapter = "") {
   SFT_CHECK(fs::is_directory(model_dir) || io::is_gguf_file(model_dir), "--model: ", model_dir,
             " is not a model folder or .gguf file");
   const eval::TaskPlan plan = eval::plan_tasks(a.tasks);
   std::vector<eval::Task> tasks = build_tasks(a, plan);
   auto tok = tok::Tokenizer::load(model_dir);
   model::LoraOptions storage;
-  const model::Precision dtype = parse_dtype(a.dtype, be);
   const model::LoraOptions* quant = base_storage(a.quant, !a.adapter.empty(), dtype == model::Precision::BF16, storage);
   if (adapter.empty()) quant = nullptr;  // the --compare side is the unquantised base
   const model::Precision precision = quant ? quant_precision(a.quant, dtype) : dtype;
@@ -203,7 +252,7 @@ nlohmann::json run_config(const EvalArgs& a, const std::string& model_dir) {
           {"num_fewshot", a.num_fewshot ? nlohmann::json(*a.num_fewshot) : nlohmann::json()},
           {"limit", parse_limit(a.limit)},  {"fewshot_seed", parse_fewshot_seed(a.seed)},
           {"gen_kwargs", a.gen_kwargs},
-          {"data_dir", a.data_dir},     {"dtype", a.dtype},       {"device", a.device},
+          {"data_dir", a.data_dir},     {"dtype", a.dtype},       {"compute_dtype", a.compute_dtype}, {"device", a.device},
           {"arc_split", a.arc_split},   {"batch_size", a.batch_size}, {"use_cache", a.use_cache}};
 }
 
@@ -218,16 +267,16 @@ void run_eval(const EvalArgs& a_in) {
   EvalArgs a = a_in;
   if (a.data_dir.empty()) a.data_dir = std::getenv("SFT_DATA_DIR") ? std::getenv("SFT_DATA_DIR") : "data";
   // Bad flag values and task names fail before any model is loaded.
-  parse_batch_size(a.batch_size);
-  parse_limit(a.limit);
+  parse_numeric_flags(a);
   eval::parse_gen_kwargs(a.gen_kwargs);
   eval::plan_tasks(a.tasks);
   auto be = backend::make_backend(a.device);
-  parse_dtype(a.dtype, *be);
+  const model::Precision dtype = resolve_dtype(a, *be);
+  a.compute_dtype = dtype == model::Precision::BF16 ? "bfloat16" : "float32";
   if (a.compare.empty()) {
-    auto r = run_one(a, a.model, *be, a.adapter);
+    auto r = run_one(a, a.model, *be, dtype, a.adapter);
     std::cout << eval::results_table(r);
-    print_compute(r, *be, parse_dtype(a.dtype, *be));
+    print_compute(r, *be, dtype);
     std::fprintf(stdout, "\n%s: %.1f s, %lld docs\n", a.model.c_str(), r.seconds, [&] {
       long long n = 0;
       for (const auto& t : r.tasks) n += static_cast<long long>(t.docs.size());
@@ -236,13 +285,13 @@ void run_eval(const EvalArgs& a_in) {
     if (!a.output_path.empty()) write_outputs(a, a.output_path, a.model, r);
     return;
   }
-  auto base = run_one(a, a.compare, *be);
-  auto tuned = run_one(a, a.model, *be, a.adapter);
+  auto base = run_one(a, a.compare, *be, dtype);
+  auto tuned = run_one(a, a.model, *be, dtype, a.adapter);
   auto rows = eval::compare_rows(base, tuned);
   std::string base_table = eval::results_table(base), tuned_table = eval::results_table(tuned);
   std::cout << "## Base: " << a.compare << "\n\n" << base_table << "\n## Tuned: " << a.model << "\n\n" << tuned_table
             << "\n## Comparison\n\n" << eval::compare_table(rows);
-  print_compute(tuned, *be, parse_dtype(a.dtype, *be));
+  print_compute(tuned, *be, dtype);
   fs::path out = a.output_path.empty() ? fs::path("eval_compare") : fs::path(a.output_path);
   write_outputs(a, out / "base", a.compare, base);
   write_outputs(a, out / "tuned", a.model, tuned);
@@ -271,8 +320,8 @@ void register_eval(CLI::App& app) {
   sub->add_option("--model,--model_name_or_path", a->model, "HF model folder")->required();
   sub->add_option("--tasks", a->tasks, "Comma list of tasks and groups: " + eval::task_names_help())
       ->capture_default_str();
-  sub->add_option_function<int>(
-      "--num_fewshot", [a](const int& n) { a->num_fewshot = n; },
+  sub->add_option(
+      "--num_fewshot", a->num_fewshot_flag,
       "Few-shot examples per question (default: each task's own, 0 for most, 5 for gsm8k; a group such as "
       "leaderboard_v1 sets its tasks' shots; tasks whose YAML pins 0, as truthfulqa, keep 0)");
   sub->add_option("--limit", a->limit, "Evaluate only the first N documents of each task (N >= 1)");
@@ -290,8 +339,9 @@ void register_eval(CLI::App& app) {
   sub->add_option("--seed", a->seed, "Few-shot sampling seed (or lm-eval's 'a,b,c,fewshot' list)")->capture_default_str();
   sub->add_option("--data_dir", a->data_dir,
                   "Folder with mmlu/{dev,test}/*.csv, arc/ARC-*-{Test,Dev,Train}.jsonl, hellaswag/hellaswag_{val,train}"
-                  ".jsonl and <task>/<split>.jsonl (the HF datasets' rows) for the others (default $SFT_DATA_DIR or "
-                  "./data; layout in docs/arch/eval.md)");
+                  ".jsonl and <task>/<split>.jsonl (the HF datasets' rows) for the others; where such a file is absent, "
+                  "the HF dataset's Parquet split (<split>.parquet or <split>-00000-of-0000N.parquet) (default "
+                  "$SFT_DATA_DIR or ./data; layout in docs/arch/eval.md)");
   sub->add_option("--arc_split", a->arc_split, "ARC split to evaluate: test (lm-eval) or dev")->capture_default_str();
   sub->add_option("--output_path", a->output_path, "Folder for results.json (and samples_<task>.jsonl, report.md)");
   sub->add_flag("--log_samples", a->log_samples, "Also write per-document log-likelihoods (samples_<task>.jsonl)");
@@ -299,12 +349,12 @@ void register_eval(CLI::App& app) {
   add_quant_flags(sub, a->quant);
   sub->add_option("--compare", a->compare, "Base model folder: evaluate both and write a comparison report");
   sub->add_option("--dtype", a->dtype,
-                  "Compute precision: auto (bfloat16 where the device has bf16 units, else float32), float32 "
-                  "(lm-eval fp32 parity) or bfloat16")
+                  "Compute precision: auto (bfloat16 on CUDA and on CPUs whose bf16 matmul runs on AMX, else float32; "
+                  "the choice and why are printed), float32 (lm-eval fp32 parity) or bfloat16")
       ->capture_default_str();
   sub->add_option("--device", a->device, "cpu or cuda[:N]")->capture_default_str();
-  sub->add_option("--max_length", a->max_length, "Override the context length (default: max_position_embeddings)")
-      ->check(CLI::Range(int64_t{1}, int64_t{1} << 24));
+  sub->add_option("--max_length", a->max_length_flag,
+                  "Override the context length in tokens, 2 to 16777216 (default: max_position_embeddings)");
   sub->add_flag("--quiet", a->quiet, "No progress on stderr");
   sub->add_flag(model::kAllowNonfiniteFlag, a->allow_nonfinite_weights, "Load weights holding NaN/inf anyway (for debugging; by default such a model, adapter or merge is refused, naming the tensor)");
   sub->callback([a] { run_eval(*a); });

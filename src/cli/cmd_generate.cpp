@@ -4,6 +4,7 @@
 #include <filesystem>
 #include <functional>
 #include <iostream>
+#include <limits>
 #include <memory>
 #include <string>
 #include <vector>
@@ -13,6 +14,7 @@
 #include "backend/backend.h"
 #include "backend/device.h"
 #include "cli/commands.h"
+#include "cli/numeric_flags.h"
 #include "cli/quant_flags.h"
 #include "io/gguf.h"
 #include "data/template.h"
@@ -32,6 +34,8 @@ struct GenArgs {
   std::string adapter;  // peft adapter folder applied to --model
   std::string model, prompt, input, tmpl, system, dtype = "float32", device = "cpu";
   std::vector<std::string> stop;
+  // Numeric flags as given (parsed by parse_numeric_flags into the values below: numeric_flags.h).
+  std::string max_new_tokens_flag, temperature_flag, top_p_flag, top_k_flag, repetition_penalty_flag, seed_flag = "0";
   int64_t max_new_tokens = 0;
   float temperature = 1.0f, top_p = 1.0f, repetition_penalty = 1.0f;
   int64_t top_k = 50;
@@ -40,6 +44,29 @@ struct GenArgs {
   QuantFlags quant;  // --load_in_4bit ... (QLoRA adapters)
   CLI::Option *o_max_new = nullptr, *o_temp = nullptr, *o_top_p = nullptr, *o_top_k = nullptr, *o_rep = nullptr;
 };
+
+// Every numeric flag, parsed and range-checked before the model is loaded: one-line errors naming the flag (exit 1).
+// The ranges are transformers' (GenerationConfig.validate and the logits processors): max_new_tokens > 0,
+// temperature >= 0 (0 = greedy here), top_k >= 0 (0 disables), top_p in [0, 1], repetition_penalty > 0.
+void parse_numeric_flags(GenArgs& a) {
+  constexpr double kFloatMax = std::numeric_limits<float>::max();  // the values are kept as float
+  if (a.o_max_new->count())
+    a.max_new_tokens = parse_int_flag("--max_new_tokens", a.max_new_tokens_flag, 1, int64_t{1} << 30,
+                                      "a number of new tokens from 1 to 1073741824");
+  if (a.o_temp->count())
+    a.temperature = static_cast<float>(parse_real_flag("--temperature", a.temperature_flag, 0, false, kFloatMax, false,
+                                                       "a finite number >= 0 (0 = greedy)"));
+  if (a.o_top_p->count())
+    a.top_p = static_cast<float>(parse_real_flag("--top_p", a.top_p_flag, 0, false, 1, false,
+                                                 "a number in [0, 1] (1 disables)"));
+  if (a.o_top_k->count())
+    a.top_k = parse_int_flag("--top_k", a.top_k_flag, 0, std::numeric_limits<int32_t>::max(),
+                             "an integer from 0 to 2147483647 (0 disables)");
+  if (a.o_rep->count())
+    a.repetition_penalty = static_cast<float>(parse_real_flag("--repetition_penalty", a.repetition_penalty_flag, 0,
+                                                              true, kFloatMax, false, "a finite number > 0 (1 disables)"));
+  a.seed = parse_uint64_flag("--seed", a.seed_flag, "an integer from 0 to 18446744073709551615");
+}
 
 // Everything a session needs: model, tokenizer, generator and resolved options.
 struct Session {
@@ -80,9 +107,7 @@ Session open_session(const GenArgs& a) {
     if (a.o_top_p->count()) given.top_p = a.top_p;
     if (a.o_top_k->count()) given.top_k = a.top_k;
     if (a.o_rep->count()) given.repetition_penalty = a.repetition_penalty;
-    gen::validate_sampling(given, "--");
-    SFT_CHECK(!a.o_max_new->count() || (a.max_new_tokens >= 0 && a.max_new_tokens <= (int64_t{1} << 30)),
-              "--max_new_tokens: expected an integer in [0, 2^30], got ", a.max_new_tokens);
+    gen::validate_sampling(given, "--");  // parse_numeric_flags checked the ranges already; this is the same rule
   }
   if (a.do_sample) s.opts.sampling.do_sample = true;
   if (a.greedy || (a.o_temp->count() && a.temperature == 0)) s.opts.sampling.do_sample = false;
@@ -114,7 +139,8 @@ void print_reply(const GenArgs& a, const std::function<gen::GenerateResult(Strea
   if (a.stats) print_stats(r);
 }
 
-void run_generate(const GenArgs& a) {
+void run_generate(GenArgs& a) {
+  parse_numeric_flags(a);
   // --template auto without a chat template in the folder: none, the prompt as is.
   const data::ResolvedTemplate chosen = data::resolve_template(a.tmpl.empty() ? "none" : a.tmpl, a.model, "none");
   const std::string& tmpl = chosen.name;
@@ -150,7 +176,8 @@ void run_generate(const GenArgs& a) {
 
 // sft chat: the transcript, its template (chatml / alpaca / the folder's own) and the stop rules are the ChatSession's
 // (generate/chat_session.h); this loop reads lines and prints replies.
-void run_chat(const GenArgs& a) {
+void run_chat(GenArgs& a) {
+  parse_numeric_flags(a);
   // --template auto without a chat template in the folder: "" = the default for the vocabulary.
   const data::ResolvedTemplate chosen = data::resolve_template(a.tmpl, a.model, "");
   SFT_CHECK(chosen.name.empty() || chosen.name == "chatml" || chosen.name == "alpaca" || chosen.name == "model",
@@ -182,15 +209,15 @@ void add_common(CLI::App* sub, const std::shared_ptr<GenArgs>& a) {
   sub->add_option("--model,--model_name_or_path", a->model, "HF model folder")->required();
   sub->add_option("--adapter", a->adapter, "peft LoRA adapter folder applied to --model (no merge needed)");
   sub->add_option("--system", a->system, "System prompt (chatml)");
-  a->o_max_new = sub->add_option("--max_new_tokens", a->max_new_tokens,
-                                 "Tokens to generate at most (default: generation_config.json, else 256)");
-  a->o_temp = sub->add_option("--temperature", a->temperature, "Sampling temperature (0 = greedy)");
-  a->o_top_k = sub->add_option("--top_k", a->top_k, "Top-k filter (0 disables)");
-  a->o_top_p = sub->add_option("--top_p", a->top_p, "Nucleus (top-p) filter (1 disables)");
-  a->o_rep = sub->add_option("--repetition_penalty", a->repetition_penalty, "HF repetition penalty (1 disables)");
+  a->o_max_new = sub->add_option("--max_new_tokens", a->max_new_tokens_flag,
+                                 "Tokens to generate at most, >= 1 (default: generation_config.json, else 256)");
+  a->o_temp = sub->add_option("--temperature", a->temperature_flag, "Sampling temperature, >= 0 (0 = greedy)");
+  a->o_top_k = sub->add_option("--top_k", a->top_k_flag, "Top-k filter, >= 0 (0 disables)");
+  a->o_top_p = sub->add_option("--top_p", a->top_p_flag, "Nucleus (top-p) filter in [0, 1] (1 disables)");
+  a->o_rep = sub->add_option("--repetition_penalty", a->repetition_penalty_flag, "HF repetition penalty, > 0 (1 disables)");
   sub->add_flag("--do_sample", a->do_sample, "Sample instead of greedy decoding");
   sub->add_flag("--greedy", a->greedy, "Greedy decoding (overrides generation_config.json's do_sample)");
-  sub->add_option("--seed", a->seed, "Sampling seed")->capture_default_str();
+  sub->add_option("--seed", a->seed_flag, "Sampling seed")->capture_default_str();
   sub->add_option("--stop", a->stop, "Stop string (repeatable); the output is cut before it");
   sub->add_option("--dtype", a->dtype, "float32 or bfloat16")->capture_default_str();
   sub->add_option("--device", a->device, "cpu or cuda[:N]")->capture_default_str();

@@ -17,6 +17,7 @@
 #include <functional>
 #include <memory>
 
+#include "data/arrow_detail.h"
 #include "data/row_parser.h"
 #include "util/utf8.h"
 #endif
@@ -30,12 +31,9 @@ namespace {
 
 using json = nlohmann::json;
 
-// One line, whatever Arrow's message holds (some span lines).
-std::string one_line(std::string s) {
-  std::replace(s.begin(), s.end(), '\n', ' ');
-  std::replace(s.begin(), s.end(), '\r', ' ');
-  return s;
-}
+using detail::guarded;
+using detail::one_line;
+using detail::value_or_throw;
 
 bool is_string_like(const arrow::DataType& t) {
   switch (t.id()) {
@@ -184,24 +182,6 @@ void add_rows(const std::vector<std::shared_ptr<arrow::Array>>& arrays,
     }
     sink.add(std::move(ex));
   }
-}
-
-// Runs fn, turning Arrow's and Parquet's exceptions and failed Status into one-line sft::Errors naming `what`.
-template <class F>
-void guarded(const std::string& what, F&& fn) {
-  try {
-    fn();
-  } catch (const Error&) {
-    throw;
-  } catch (const std::exception& e) {
-    throw Error(what + ": " + one_line(e.what()));
-  }
-}
-
-template <class T>
-T value_or_throw(arrow::Result<T> r, const std::string& what) {
-  if (!r.ok()) throw Error(what + ": " + one_line(r.status().ToString()));
-  return std::move(r).ValueOrDie();
 }
 
 // The leaf column indices (Parquet's numbering) under the top-level fields `cols`; of a message struct only "role"

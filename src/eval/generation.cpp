@@ -33,7 +33,8 @@ std::vector<std::vector<int32_t>> TokenGenerator::generate(
     const std::function<bool(size_t, const std::vector<int32_t>&)>& done, const GenerateLimits& limits,
     const std::function<void(int64_t)>& on_batch) {
   SFT_CHECK(max_new >= 1 && max_new < max_length_, "max_gen_toks ", max_new, " must be at least 1 and below the ",
-            "model's max length ", max_length_, " (lm-eval: max_length - max_gen_toks is the room for the context)");
+            "max length ", max_length_, " (lm-eval: max_length - max_gen_toks is the room for the context; set them "
+            "with --gen_kwargs max_gen_toks=N and --max_length)");
   SFT_CHECK(limits.max_seqs >= 1 && limits.max_prefill_tokens >= 1, "generation batch limits must be positive");
   const int64_t max_ctx = max_length_ - max_new;
   std::vector<std::vector<int32_t>> ctx(contexts.size());

@@ -94,7 +94,7 @@ const std::vector<float>& TokenScorer::set_prefix(const std::vector<int32_t>& pr
 LoglikelihoodResult TokenScorer::score_tokens(const std::vector<int32_t>& context_enc, const std::vector<int32_t>& cont) {
   SFT_CHECK(!cont.empty(), "continuation encodes to zero tokens (lm-eval requires at least one)");
   SFT_CHECK(static_cast<int64_t>(cont.size()) <= max_length_, "continuation of ", cont.size(),
-            " tokens exceeds max length ", max_length_);
+            " tokens exceeds max length ", max_length_, " (--max_length; default max_position_embeddings)");
   LoglikelihoodResult r;
   r.n_context_tokens = static_cast<int64_t>(context_enc.size());
   r.n_continuation_tokens = static_cast<int64_t>(cont.size());
@@ -154,7 +154,8 @@ std::vector<std::vector<LoglikelihoodResult>> TokenScorer::score_docs(
       const auto& req = docs[d][c];
       SFT_CHECK(!req.continuation.empty(), "continuation encodes to zero tokens (lm-eval requires at least one)");
       SFT_CHECK(static_cast<int64_t>(req.continuation.size()) <= max_length_, "continuation of ",
-                req.continuation.size(), " tokens exceeds max length ", max_length_);
+                req.continuation.size(), " tokens exceeds max length ", max_length_,
+                " (--max_length; default max_position_embeddings)");
       LoglikelihoodResult& r = out[d][c];
       r.n_context_tokens = static_cast<int64_t>(req.context.size());
       r.n_continuation_tokens = static_cast<int64_t>(req.continuation.size());

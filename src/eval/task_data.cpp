@@ -2,12 +2,19 @@
 
 #include <sstream>
 
+#include <algorithm>
+#include <cstdio>
+#include <map>
+#include <system_error>
+
+#include "data/parquet_rows.h"
 #include "eval/py_literal.h"
 #include "eval/py_text.h"
 #include "template/jinja.h"
 #include "util/csv.h"
 #include "util/error.h"
 #include "util/file_util.h"
+#include "util/input_file.h"
 #include "util/utf8.h"
 
 namespace sft::eval {
@@ -228,9 +235,94 @@ void check_field(const json& row, const FieldSpec& f, const std::string& file, i
   }
 }
 
+// A Hugging Face dataset's Parquet split: its rows as they are (already the schema the row's templates read). A
+// column the row reads whose type has no JSON form is an error naming the file and column; others are ignored.
+std::vector<SourceRow> read_parquet_rows(const TaskSpec& spec, const std::filesystem::path& p) {
+  SFT_CHECK(input_present(p), spec.name, ": data file ", p.string(),
+            " not found (sft eval reads local files only; see docs/arch/eval.md for the --data_dir layout)");
+  data::JsonRows parsed = data::parquet_rows_as_json(read_input_file(p, input::dataset), p.string(), kMaxJsonDepth);
+  for (const auto& skipped : parsed.skipped_columns)
+    for (const auto& f : spec.fields)
+      SFT_CHECK(f.path.substr(0, f.path.find('.')) != skipped.column, p.string(), ": column \"", skipped.column,
+                "\" (field '", f.path, "') cannot be read: ", skipped.reason);
+  std::vector<SourceRow> rows;
+  rows.reserve(parsed.rows.size());
+  for (size_t k = 0; k < parsed.rows.size(); ++k) rows.push_back({std::move(parsed.rows[k]), static_cast<int64_t>(k) + 1});
+  return rows;
+}
+
+// "<name>-NNNNN-of-MMMMM.parquet" (the hub's shard names, `datasets`' {split}-{index:05d}-of-{count:05d}): index, count.
+bool parse_shard_name(const std::string& file, const std::string& name, int& index, int& count) {
+  static const std::string kOf = "-of-", kExt = ".parquet";
+  if (file.size() != name.size() + 1 + 5 + kOf.size() + 5 + kExt.size() || file.compare(0, name.size(), name) != 0 ||
+      file[name.size()] != '-')
+    return false;
+  const std::string i = file.substr(name.size() + 1, 5), of = file.substr(name.size() + 6, kOf.size()),
+                    c = file.substr(name.size() + 6 + kOf.size(), 5), ext = file.substr(file.size() - kExt.size());
+  auto digits = [](const std::string& t) { return t.find_first_not_of("0123456789") == std::string::npos; };
+  if (of != kOf || ext != kExt || !digits(i) || !digits(c)) return false;
+  index = std::stoi(i), count = std::stoi(c);
+  return true;
+}
+
 }  // namespace
 
+std::vector<std::filesystem::path> locate_split_files(const std::filesystem::path& primary,
+                                                      const std::filesystem::path& parquet_stem) {
+  namespace fs = std::filesystem;
+  if (input_present(primary)) return {primary};
+  if (parquet_stem.empty()) return {};
+  fs::path single = parquet_stem;
+  single += ".parquet";
+  if (input_present(single)) return {single};
+  const fs::path dir = parquet_stem.parent_path();
+  const std::string name = parquet_stem.filename().string();
+  std::error_code ec;
+  if (!fs::is_directory(dir, ec)) return {};
+  std::map<int, fs::path> shards;
+  int count = -1;
+  for (fs::directory_iterator it(dir, ec), end; !ec && it != end; it.increment(ec)) {
+    int i = 0, n = 0;
+    if (!parse_shard_name(it->path().filename().string(), name, i, n)) continue;
+    SFT_CHECK(count < 0 || n == count, dir.string(), ": the shards of ", name, " disagree on their count (", name,
+              "-*-of-", n, " and -of-", count, ")");
+    count = n;
+    SFT_CHECK(i < n, it->path().string(), ": shard index ", i, " is not below the shard count ", n);
+    shards[i] = it->path();
+  }
+  SFT_CHECK(!ec, dir.string(), ": cannot list the folder (", ec.message(), ")");
+  if (shards.empty()) return {};
+  std::vector<fs::path> files;
+  for (int i = 0; i < count; ++i) {
+    char want[64];
+    std::snprintf(want, sizeof want, "-%05d-of-%05d.parquet", i, count);
+    SFT_CHECK(shards.count(i), (dir / (name + want)).string(), " is missing (the split has ", count,
+              " shards; all of them are read)");
+    files.push_back(shards[i]);
+  }
+  return files;
+}
+
+std::string split_files_name(const std::vector<std::filesystem::path>& files) {
+  if (files.size() != 1) {  // shards: "<stem>-NNNNN-of-MMMMM.parquet" (checked by locate_split_files)
+    const std::string f = files.empty() ? std::string() : files.front().string();
+    constexpr size_t kSuffix = 23;  // "-00000-of-00002.parquet"
+    if (f.size() > kSuffix) return f.substr(0, f.size() - kSuffix) + "-*-of-" + f.substr(f.size() - 13, 5) + ".parquet";
+    return f;
+  }
+  return files.front().string();
+}
+
+void throw_missing_split(const std::string& task, const std::filesystem::path& primary,
+                         const std::filesystem::path& parquet_stem) {
+  throw Error(task + ": data file " + primary.string() + " not found, nor the Parquet split " + parquet_stem.string() +
+              ".parquet or its shards " + parquet_stem.filename().string() +
+              "-00000-of-0000N.parquet (sft eval reads local files only; see docs/arch/eval.md for the --data_dir "
+              "layout)");
+}
+
 std::vector<SourceRow> read_task_file(const TaskSpec& spec, const std::filesystem::path& file) {
+  if (file.extension() == ".parquet") return read_parquet_rows(spec, file);
   switch (spec.reader) {
     case Reader::MmluCsv: return read_mmlu_csv(file);
     case Reader::ArcAllenAi: return read_arc_jsonl(file);

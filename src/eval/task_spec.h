@@ -5,9 +5,13 @@
 // Column by column (lm-eval's YAML key in brackets):
 //   name [task], alias [task_alias], version [metadata.version]
 //   files       eval / few-shot file under --data_dir, e.g. "piqa/validation.jsonl" (the HF dataset's rows, field
-//               names unchanged); {subject} / {Split} are filled per MMLU subject / --arc_split
+//               names unchanged); {subject} / {Split} / {split} are filled per MMLU subject / --arc_split
 //   reader      how a file becomes rows: HF JSONL, or the original MMLU CSV / AllenAI ARC / rowanz HellaSwag files
 //               converted to the HF schema the YAML expects
+//   parquet     where the HF dataset's own Parquet split may stand in when the reader's file is absent: a path
+//               without extension ("piqa/validation" -> piqa/validation.parquet or the hub's
+//               validation-00000-of-00001.parquet shards); empty = the reader's file without its extension. Parquet
+//               rows are already in the HF schema, whatever the reader
 //   fields      the fields the templates read, with their types (and a required substring or value set): a row
 //               without them is an error naming file, row and field — never a silently different prompt
 //   process_docs  a named document transform lm-eval runs in Python (hellaswag's utils.process_docs), or none
@@ -78,6 +82,7 @@ struct TaskSpec {
   std::vector<std::string> subjects;
   double version = 1.0;
   std::string eval_file, fewshot_file;
+  std::string eval_parquet, fewshot_parquet;  // HF Parquet stems ({subject}, {split} = test/validation); "" = derived
   bool fewshot_falls_back_to_eval = false;  // no few-shot file here: the evaluated split is the pool
   Reader reader = Reader::Jsonl;
   std::vector<FieldSpec> fields;

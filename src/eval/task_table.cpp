@@ -1,6 +1,7 @@
 // THE TASK TABLE. Each row is the lm-eval 0.4.13 task YAML named above it (tasks/<family>/...), field for field, with
-// the dataset swapped for local files (<data_dir>/<task>/<split>.jsonl in the Hugging Face dataset's own schema; MMLU,
-// ARC and HellaSwag keep their original files, converted by their reader to the schema the YAML expects).
+// the dataset swapped for local files (<data_dir>/<task>/<split>.jsonl in the Hugging Face dataset's own schema, or the
+// dataset's Parquet split; MMLU, ARC and HellaSwag keep their original files, converted by their reader to the schema
+// the YAML expects, or take the HF dataset's Parquet files).
 // Templates are the YAML's Jinja strings; where the YAML calls Python (winogrande's preprocess_winogrande.py) the row
 // spells the same function in Jinja. Column meanings: task_spec.h. Adding a multiple-choice task = adding a row.
 #include <sstream>
@@ -46,6 +47,8 @@ TaskSpec arc(const std::string& name, const std::string& dataset) {
   return {.name = name,
           .eval_file = "arc/" + dataset + "-{Split}.jsonl",
           .fewshot_file = "arc/" + dataset + "-Train.jsonl",
+          .eval_parquet = "arc/" + dataset + "/{split}",  // allenai/ai2_arc: ARC-Easy/test-00000-of-00001.parquet
+          .fewshot_parquet = "arc/" + dataset + "/train",
           .fewshot_falls_back_to_eval = true,
           .reader = Reader::ArcAllenAi,
           .fields = {{"question", FT::String}, {"choices.text", FT::StringList}, {"choices.label", FT::StringList},
@@ -89,6 +92,8 @@ std::vector<TaskSpec> make_table() {
                   .subjects = mmlu_subject_names(),
                   .eval_file = "mmlu/test/{subject}_test.csv",
                   .fewshot_file = "mmlu/dev/{subject}_dev.csv",
+                  .eval_parquet = "mmlu/{subject}/test",  // cais/mmlu: <subject>/test-00000-of-00001.parquet
+                  .fewshot_parquet = "mmlu/{subject}/dev",
                   .reader = Reader::MmluCsv,
                   .fields = {{"question", FT::String}, {"choices", FT::StringList}, {"answer", FT::Int}},
                   .doc_to_text = "{{question.strip()}}\nA. {{choices[0]}}\nB. {{choices[1]}}\nC. {{choices[2]}}\n"
@@ -106,6 +111,8 @@ std::vector<TaskSpec> make_table() {
   rows.push_back({.name = "hellaswag",
                   .eval_file = "hellaswag/hellaswag_val.jsonl",
                   .fewshot_file = "hellaswag/hellaswag_train.jsonl",
+                  .eval_parquet = "hellaswag/validation",  // Rowan/hellaswag: data/validation-00000-of-00001.parquet
+                  .fewshot_parquet = "hellaswag/train",
                   .fewshot_falls_back_to_eval = true,
                   .reader = Reader::HellaswagRowanz,
                   .fields = {{"activity_label", FT::String}, {"ctx_a", FT::String}, {"ctx_b", FT::String},

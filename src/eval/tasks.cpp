@@ -67,13 +67,40 @@ void add_name(TaskPlan& plan, const std::string& name, std::optional<int> shots,
 
 std::string expand_path(std::string pattern, const std::string& subject, const TaskOptions& opts) {
   pattern = replace_all(pattern, "{subject}", subject);
+  pattern = replace_all(pattern, "{split}", opts.arc_split == "dev" ? "validation" : "test");  // the HF split names
   return replace_all(pattern, "{Split}", opts.arc_split == "dev" ? "Dev" : "Test");
+}
+
+// A split's files under --data_dir (task_data.h locate_split_files): the reader's file, else the HF Parquet split
+// (the row's parquet stem, or the reader's file without its extension).
+struct SplitFiles {
+  std::filesystem::path primary, parquet_stem;
+  std::vector<std::filesystem::path> files;  // empty: none present
+};
+SplitFiles split_files(const std::filesystem::path& dir, const std::string& file, const std::string& parquet,
+                       const std::string& subject, const TaskOptions& opts) {
+  SplitFiles s;
+  s.primary = dir / expand_path(file, subject, opts);
+  s.parquet_stem = parquet.empty() ? std::filesystem::path(s.primary).replace_extension()
+                                   : dir / expand_path(parquet, subject, opts);
+  s.files = locate_split_files(s.primary, s.parquet_stem);
+  return s;
 }
 
 std::vector<Doc> load_docs(const TaskSpec& spec, const std::string& task, const std::filesystem::path& file) {
   DocBuilder builder(spec, task);
   std::vector<Doc> docs;
   for (const auto& row : read_task_file(spec, file)) docs.push_back(builder.build(row, file.string()));
+  return docs;
+}
+
+std::vector<Doc> load_split(const TaskSpec& spec, const std::string& task, const SplitFiles& split) {
+  if (split.files.empty()) throw_missing_split(task, split.primary, split.parquet_stem);
+  std::vector<Doc> docs;
+  for (const auto& f : split.files) {
+    std::vector<Doc> part = load_docs(spec, task, f);
+    docs.insert(docs.end(), std::make_move_iterator(part.begin()), std::make_move_iterator(part.end()));
+  }
   return docs;
 }
 
@@ -171,17 +198,18 @@ Task build_task(const std::string& name, const TaskOptions& opts) {
     t.group = replace_all(spec->group, "{category}", s->category);
   }
   const auto& dir = opts.data_dir;
-  t.eval_file = (dir / expand_path(spec->eval_file, subject, opts)).string();
-  t.docs = load_docs(*spec, name, t.eval_file);
+  const SplitFiles eval_split = split_files(dir, spec->eval_file, spec->eval_parquet, subject, opts);
+  t.docs = load_split(*spec, name, eval_split);
+  t.eval_file = split_files_name(eval_split.files);
   SFT_CHECK(!t.docs.empty(), name, ": no documents in ", t.eval_file);
   std::vector<Doc> pool;
   bool pool_is_eval = false;
   if (t.num_fewshot > 0) {
-    const auto fewshot = dir / expand_path(spec->fewshot_file, subject, opts);
-    pool_is_eval = fewshot == std::filesystem::path(t.eval_file) ||
-                   (spec->fewshot_falls_back_to_eval && !std::filesystem::exists(fewshot));
-    t.fewshot_file = pool_is_eval ? t.eval_file : fewshot.string();
-    pool = pool_is_eval ? t.docs : load_docs(*spec, name, fewshot);
+    const SplitFiles fewshot = split_files(dir, spec->fewshot_file, spec->fewshot_parquet, subject, opts);
+    pool_is_eval = fewshot.primary == eval_split.primary ||
+                   (spec->fewshot_falls_back_to_eval && fewshot.files.empty());
+    t.fewshot_file = pool_is_eval ? t.eval_file : split_files_name(fewshot.files);
+    pool = pool_is_eval ? t.docs : load_split(*spec, name, fewshot);
   }
   const bool exclude = spec->exclude_eval_doc == ExcludeEvalDoc::Always ||
                        (spec->exclude_eval_doc == ExcludeEvalDoc::WhenPoolIsEvalSplit && pool_is_eval);

@@ -9,6 +9,9 @@
 //   <task>/<split>.jsonl for the others, the Hugging Face dataset's rows with its field names:
 //   truthfulqa/validation.jsonl, winogrande/{validation,train}.jsonl, gsm8k/{test,train}.jsonl,
 //   piqa/{validation,train}.jsonl, boolq/{validation,train}.jsonl, openbookqa/{test,train}.jsonl
+// Where one of these files is absent, the HF dataset's own Parquet split stands in (<task>/<split>.parquet or the
+// hub's <split>-00000-of-0000N.parquet shards; mmlu/<subject>/{test,dev}, arc/ARC-*/{test,validation,train},
+// hellaswag/{validation,train}): task_data.h locate_split_files.
 //
 // Splits and few-shot pools follow each YAML (see the table). ARC/HellaSwag few-shot examples come from the Train file
 // as in lm-eval; when it is absent the evaluated split itself is the pool and the document being evaluated is removed

@@ -2,12 +2,14 @@
 // library version the reader links): every row format read from Parquet and Arrow equals the same rows read from
 // JSON lines; origins name the row group (or record batch) and row; a wrong column type, a corrupt footer, a truncated
 // file, nulls and invalid UTF-8 are one-line errors naming the file (and row). In a build without Arrow: the error
-// that says so. `datasets`-written files and TRL parity: test_trl_formats.py.
+// that says so. `datasets`-written files and TRL parity: test_trl_formats.py. parquet_rows_as_json (every column as
+// JSON, for the eval task files): each Arrow type against the JSON a dataset's to_json writes for it.
 #include <gtest/gtest.h>
 
 #include <functional>
 
 #include "data/dataset.h"
+#include "data/parquet_rows.h"
 #include "temp_dir.h"
 #include "util/error.h"
 
@@ -244,6 +246,92 @@ TEST(Parquet, ReadDatasetByExtension) {
   EXPECT_TRUE(parquet_supported());
 }
 
+
+// parquet_rows.h: every column of every row as the JSON the same row has in a dataset's JSON lines.
+TEST(ParquetRows, EveryColumnAsJsonInFileOrder) {
+  auto targets = arrow::struct_({arrow::field("choices", arrow::list(arrow::utf8())),
+                                 arrow::field("labels", arrow::list(arrow::int32()))});
+  auto t = table({{"question", arrow::utf8(), R"(["q1", "", "é\nq3"])"},
+                  {"mc1_targets", targets,
+                   R"([{"choices": ["a", "b"], "labels": [1, 0]}, {"choices": [], "labels": []}, null])"},
+                  {"answer", arrow::int64(), "[3, -9007199254740993, null]"},
+                  {"small", arrow::int8(), "[-1, 0, 127]"},
+                  {"big", arrow::uint64(), "[18446744073709551615, 0, 1]"},
+                  {"score", arrow::float64(), "[0.5, -2.25, 1e300]"},
+                  {"half", arrow::float32(), "[0.5, 1.5, -4]"},
+                  {"flag", arrow::boolean(), "[true, false, null]"},
+                  {"nothing", arrow::null(), "[null, null, null]"},
+                  {"nested", arrow::list(arrow::list(arrow::int16())), "[[[1], [2, 3]], [], null]"},
+                  {"pair", arrow::fixed_size_list(arrow::large_utf8(), 2), R"([["x", "y"], ["", "z"], ["u", "v"]])"},
+                  {"endings", arrow::large_list(arrow::utf8()), R"([["e1", "e2"], ["e3"], []])"}});
+  const char* want[] = {
+      R"({"question": "q1", "mc1_targets": {"choices": ["a", "b"], "labels": [1, 0]}, "answer": 3, "small": -1,
+          "big": 18446744073709551615, "score": 0.5, "half": 0.5, "flag": true, "nothing": null,
+          "nested": [[1], [2, 3]], "pair": ["x", "y"], "endings": ["e1", "e2"]})",
+      R"({"question": "", "mc1_targets": {"choices": [], "labels": []}, "answer": -9007199254740993, "small": 0,
+          "big": 0, "score": -2.25, "half": 1.5, "flag": false, "nothing": null, "nested": [], "pair": ["", "z"],
+          "endings": ["e3"]})",
+      R"({"question": "é\nq3", "mc1_targets": null, "answer": null, "small": 127, "big": 1, "score": 1e300,
+          "half": -4.0, "flag": null, "nothing": null, "nested": null, "pair": ["u", "v"], "endings": []})"};
+  for (int64_t group : {1, 2, 10}) {  // row groups split the rows anywhere
+    const JsonRows r = parquet_rows_as_json(parquet_bytes(*t, group), "t.parquet");
+    ASSERT_EQ(r.rows.size(), 3u);
+    EXPECT_TRUE(r.skipped_columns.empty());
+    for (size_t k = 0; k < 3; ++k) EXPECT_EQ(r.rows[k], nlohmann::json::parse(want[k])) << k << " " << r.rows[k].dump();
+    EXPECT_TRUE(r.rows[0]["big"].is_number_unsigned());
+  }
+  // Dictionary-encoded strings (written by Arrow as dictionary columns, read back as such) read as strings.
+  auto dict = arrow::DictionaryArray::FromArrays(
+                  arrow::dictionary(arrow::int32(), arrow::utf8()),
+                  arrow::json::ArrayFromJSONString(arrow::int32(), "[1, 0, 1]").ValueOrDie(),
+                  arrow::json::ArrayFromJSONString(arrow::utf8(), R"(["x", "y"])").ValueOrDie())
+                  .ValueOrDie();
+  auto d = arrow::Table::Make(arrow::schema({arrow::field("answer", dict->type())}), {dict});
+  const JsonRows r = parquet_rows_as_json(parquet_bytes(*d, 2), "d.parquet");
+  ASSERT_EQ(r.rows.size(), 3u);
+  EXPECT_EQ(r.rows[0], nlohmann::json::parse(R"({"answer": "y"})"));
+  EXPECT_EQ(r.rows[1], nlohmann::json::parse(R"({"answer": "x"})"));
+}
+
+TEST(ParquetRows, ColumnsWithoutAJsonFormAreSkippedAndNamed) {
+  auto t = table({{"question", arrow::utf8(), R"(["q"])"},
+                  {"image", arrow::binary(), R"(["\u0001"])"},
+                  {"when", arrow::timestamp(arrow::TimeUnit::MILLI), "[0]"},
+                  {"deep", arrow::list(arrow::list(arrow::list(arrow::int64()))), "[[[[1]]]]"},
+                  {"inner", arrow::struct_({arrow::field("bytes", arrow::binary())}), R"([{"bytes": "x"}])"}});
+  const JsonRows r = parquet_rows_as_json(parquet_bytes(*t, 10), "t.parquet", 3);  // a column may nest 2 levels
+  ASSERT_EQ(r.rows.size(), 1u);
+  EXPECT_EQ(r.rows[0], nlohmann::json::parse(R"({"question": "q"})"));
+  ASSERT_EQ(r.skipped_columns.size(), 4u);
+  EXPECT_EQ(r.skipped_columns[0].column, "image");
+  EXPECT_EQ(r.skipped_columns[0].reason, "Arrow type binary has no JSON form here");
+  EXPECT_EQ(r.skipped_columns[1].column, "when");
+  EXPECT_EQ(r.skipped_columns[2].column, "deep");
+  EXPECT_EQ(r.skipped_columns[2].reason, "nested too deeply");
+  EXPECT_EQ(r.skipped_columns[3].column, "inner");
+  // Nothing readable: an error that lists why (no row count without data behind it).
+  auto only_binary = table({{"image", arrow::binary(), R"(["a"])"}});
+  EXPECT_EQ(error_of([&] { parquet_rows_as_json(parquet_bytes(*only_binary, 10), "b.parquet"); }),
+            "b.parquet: no column can be read (image: Arrow type binary has no JSON form here)");
+}
+
+TEST(ParquetRows, DamageIsAOneLineErrorNamingTheFile) {
+  auto t = table({{"question", arrow::utf8(), R"(["a", "b", "c"])"}});
+  const std::string good = parquet_bytes(*t, 2);
+  for (const std::string& bad : {good.substr(0, good.size() / 2), std::string(), std::string("PAR1")}) {
+    const std::string msg = error_of([&] { parquet_rows_as_json(bad, "d.parquet"); });
+    EXPECT_EQ(msg.rfind("d.parquet: not a readable Parquet file: ", 0), 0u) << msg;
+    EXPECT_EQ(msg.find('\n'), std::string::npos) << msg;
+  }
+  arrow::StringBuilder sb;
+  ASSERT_TRUE(sb.Append("fine").ok());
+  ASSERT_TRUE(sb.Append(std::string("bad \xC3\x28 bytes")).ok());
+  auto bad_utf8 = arrow::Table::Make(arrow::schema({arrow::field("question", arrow::utf8())}), {sb.Finish().ValueOrDie()});
+  const std::string msg = error_of([&] { parquet_rows_as_json(parquet_bytes(*bad_utf8, 10), "u.parquet"); });
+  EXPECT_EQ(msg.rfind("u.parquet row group 1: damaged data (", 0), 0u) << msg;
+  EXPECT_NE(msg.find("UTF8"), std::string::npos) << msg;
+}
+
 #else  // a build without Arrow
 
 TEST(Parquet, ABuildWithoutArrowSaysSo) {
@@ -253,6 +341,8 @@ TEST(Parquet, ABuildWithoutArrowSaysSo) {
   const std::string msg = error_of([&] { read_dataset(p, keep_all()); });
   EXPECT_EQ(msg.rfind(p.string() + ": this sft was built without Apache Arrow", 0), 0u) << msg;
   EXPECT_NE(error_of([] { parse_arrow_ipc("", "d.arrow", keep_all()); }).find("d.arrow: this sft was built without"),
+            std::string::npos);
+  EXPECT_NE(error_of([] { parquet_rows_as_json("", "t.parquet"); }).find("t.parquet: this sft was built without"),
             std::string::npos);
 }
 

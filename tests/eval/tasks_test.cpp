@@ -6,8 +6,10 @@
 #include <cmath>
 #include <random>
 
+#include "data/temp_dir.h"
 #include "source_dir.h"
 #include "eval/evaluator.h"
+#include "eval/task_data.h"
 #include "eval/tasks.h"
 #include "util/error.h"
 
@@ -78,6 +80,37 @@ TEST(Tasks, MissingDataNamesTheFile) {
   EXPECT_THROW(expand_task_names("mmlu,nonsense"), sft::Error);
   EXPECT_EQ(expand_task_names("mmlu").size(), 57u);
   EXPECT_EQ(expand_task_names("mmlu_stem,arc_easy").back(), "arc_easy");
+}
+
+// The --data_dir layout's file choice: the reader's file, else <split>.parquet, else every hub shard in order.
+TEST(Tasks, LocateSplitFilesPrefersTheReaderFileThenParquetThenAllShards) {
+  sft::data::testing::TempDir tmp;
+  const auto dir = tmp.path();
+  const auto primary = dir / "validation.jsonl", stem = dir / "validation";
+  EXPECT_TRUE(locate_split_files(primary, stem).empty());
+  // Names that are not this split's shards are ignored.
+  for (const char* other : {"validation-0-of-2.parquet", "validation_x-00000-of-00001.parquet",
+                            "train-00000-of-00001.parquet", "validation-00000-of-00001.parquet.tmp"})
+    tmp.write(other, "x");
+  EXPECT_TRUE(locate_split_files(primary, stem).empty());
+  const auto s1 = tmp.write("validation-00001-of-00002.parquet", "x");
+  try {
+    locate_split_files(primary, stem);
+    FAIL();
+  } catch (const sft::Error& e) {
+    EXPECT_EQ(std::string(e.what()), (dir / "validation-00000-of-00002.parquet").string() +
+                                         " is missing (the split has 2 shards; all of them are read)");
+  }
+  const auto s0 = tmp.write("validation-00000-of-00002.parquet", "x");
+  EXPECT_EQ(locate_split_files(primary, stem), (std::vector<std::filesystem::path>{s0, s1}));
+  EXPECT_EQ(split_files_name({s0, s1}), (dir / "validation-*-of-00002.parquet").string());
+  tmp.write("validation-00002-of-00003.parquet", "x");
+  EXPECT_THROW(locate_split_files(primary, stem), sft::Error);  // shards of two different counts
+  const auto single = tmp.write("validation.parquet", "x");
+  EXPECT_EQ(locate_split_files(primary, stem), std::vector<std::filesystem::path>{single});
+  tmp.write("validation.jsonl", "{}");
+  EXPECT_EQ(locate_split_files(primary, stem), std::vector<std::filesystem::path>{primary});
+  EXPECT_EQ(split_files_name({primary}), primary.string());
 }
 
 TEST(Metrics, AccNormUsesCodePointLengthAndFirstMax) {

@@ -106,3 +106,24 @@ def test_bad_batch_size_is_a_one_line_error(model_dir):
     r = subprocess.run([sft(), "eval", "--model", model_dir, "--tasks", "arc_easy", "--batch_size", "lots",
                         "--data_dir", str(DATA)], capture_output=True, text=True, env=ENV)
     assert r.returncode == 1 and "--batch_size" in r.stderr, r.stderr
+
+
+def test_dtype_auto_says_what_it_chose_and_results_record_it(model_dir, tmp_path):
+    # --dtype auto is a rule on the device (backend/device.h inference_auto_dtype: bf16 on CUDA and on AMX CPUs only);
+    # the choice and its reason are one line on stderr, and results.json records the dtype the run computed in.
+    r = subprocess.run([sft(), "eval", "--model", model_dir, "--tasks", "piqa", "--limit", "1", "--data_dir", str(DATA),
+                        "--output_path", str(tmp_path)], capture_output=True, text=True, env=ENV)
+    assert r.returncode == 0, r.stderr
+    lines = [l for l in r.stderr.splitlines() if l.startswith("--dtype auto: ")]
+    assert len(lines) == 1, r.stderr
+    chosen = lines[0].split()[2]
+    assert chosen in ("float32", "bfloat16"), lines[0]
+    config = json.loads((tmp_path / "results.json").read_text())["config"]
+    assert config["dtype"] == "auto" and config["compute_dtype"] == chosen
+    flags = Path("/proc/cpuinfo").read_text() if Path("/proc/cpuinfo").exists() else ""
+    if "amx_bf16" not in flags:  # no AMX: bf16 would be slower than fp32 (or emulated), so auto stays fp32
+        assert chosen == "float32", lines[0]
+    # An explicit dtype prints nothing about auto.
+    r = subprocess.run([sft(), "eval", "--model", model_dir, "--tasks", "piqa", "--limit", "1", "--data_dir", str(DATA),
+                        "--dtype", "float32"], capture_output=True, text=True, env=ENV)
+    assert r.returncode == 0 and "--dtype auto" not in r.stderr, r.stderr

@@ -1,6 +1,6 @@
 // lm-eval task readers: MMLU CSV (and the Python-csv tokenizer), ARC JSONL, HellaSwag JSONL and every HF-JSONL row of
-// the task table (fields, process_docs, templates read back with literal_eval), plus the parsers of rendered values
-// and flags (ast.literal_eval, --gen_kwargs), from the same bytes.
+// the task table (fields, process_docs, templates read back with literal_eval), the same rows from a Parquet split,
+// plus the parsers of rendered values and flags (ast.literal_eval, --gen_kwargs), from the same bytes.
 #include "eval/gen_kwargs.h"
 #include "eval/py_literal.h"
 #include "eval/tasks.h"
@@ -26,6 +26,11 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   for (const char* task : {"truthfulqa_mc1", "truthfulqa_mc2", "winogrande", "piqa", "boolq", "openbookqa"})
     sft::fuzz::expect_clean([&] { check_docs(sft::eval::load_task_docs(task, dir / "task.jsonl")); });
   sft::fuzz::expect_clean([&] { (void)sft::eval::load_task_docs("gsm8k", dir / "task.jsonl"); });
+  // The same bytes as a Hugging Face Parquet split (data/parquet_rows.h), for a row of each kind of reader.
+  sft::fuzz::write_bytes(dir / "task.parquet", bytes);
+  for (const char* task : {"mmlu_abstract_algebra", "arc_easy", "hellaswag", "truthfulqa_mc1", "truthfulqa_mc2",
+                           "winogrande", "piqa"})
+    sft::fuzz::expect_clean([&] { check_docs(sft::eval::load_task_docs(task, dir / "task.parquet")); });
   sft::fuzz::expect_clean([&] { (void)sft::eval::py_literal_eval(bytes, "fuzz"); });
   sft::fuzz::expect_clean([&] { (void)sft::eval::parse_gen_kwargs({std::string(bytes)}); });
   return 0;

@@ -1,6 +1,8 @@
 """Writes the seed corpus of fuzz_parquet (tests/fuzz/seeds/parquet): small Parquet and Arrow IPC files of every row
 format, with several codecs, row groups / record batches, dictionary encoding, nulls, a wrong column type and a
-truncated file. Deterministic; rerun with the oracle venv's python (pyarrow pinned in tests/requirements.txt)."""
+truncated file; and eval task splits in the hub's schemas (struct / list / int columns, a binary column) for
+parquet_rows_as_json, also copied to fuzz_eval_tasks' corpus (tests/fuzz/seeds/eval_tasks). Deterministic; rerun with
+the oracle venv's python (pyarrow pinned in tests/requirements.txt)."""
 import os
 
 import pyarrow as pa
@@ -34,4 +36,23 @@ with ipc.new_stream(os.path.join(out, "text.dict.stream.arrow"), dict_table.sche
     w.write_table(dict_table)
 whole = open(os.path.join(out, "prompt_completion.parquet"), "rb").read()
 open(os.path.join(out, "truncated.parquet"), "wb").write(whole[: len(whole) // 2] + whole[-8:])
+# Eval task splits as the hub has them (data/parquet_rows.h reads every column; eval/task_data.cpp checks the fields).
+targets = pa.struct([("choices", pa.list_(pa.string())), ("labels", pa.list_(pa.int32()))])
+eval_tables = {
+    "task_truthfulqa": pa.table({"question": ["q1", "q2"],
+                                 "mc1_targets": pa.array([{"choices": ["a", "b"], "labels": [1, 0]}, None], targets),
+                                 "mc2_targets": pa.array([{"choices": ["a"], "labels": [1]},
+                                                          {"choices": [], "labels": []}], targets)}),
+    "task_mmlu": pa.table({"question": ["q"], "subject": ["s"], "choices": [["1", "2", "3", "4"]], "answer": [2]}),
+    "task_arc": pa.table({"id": ["x"], "question": ["q"], "choices": [{"text": ["a", "b"], "label": ["A", "B"]}],
+                          "answerKey": ["B"]}),
+    "task_piqa_binary": pa.table({"goal": ["g"], "sol1": ["a"], "sol2": ["b"], "label": pa.array([1], pa.int8()),
+                                  "image": pa.array([b"\x00\xff"], pa.binary())}),
+    "task_winogrande_dict": pa.table({"sentence": ["A _ b."], "option1": ["x"], "option2": ["y"],
+                                      "answer": pa.array(["1"]).dictionary_encode()}),
+}
+eval_out = os.path.join(os.path.dirname(out), "eval_tasks")
+for name, t in eval_tables.items():
+    for folder in (out, eval_out):
+        pq.write_table(t, os.path.join(folder, name + ".parquet"), row_group_size=1, compression="none")
 print(len(os.listdir(out)), "seeds in", out)

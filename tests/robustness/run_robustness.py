@@ -272,6 +272,41 @@ def eval_flags(*flags):
     return lambda env, d: ["eval", "--model", env.model, "--quiet", "--data_dir", os.path.join(d, "none"), *flags]
 
 
+def gen_flags(command, *flags):
+    """sft generate / chat with only the given flags (numeric flags are checked before the model is loaded)."""
+    prompt = ["--prompt", "hi"] if command == "generate" else []
+    return lambda env, d: [command, "--model", env.model, *prompt, *flags]
+
+
+# Numeric flags of eval / generate / chat: (flag, bad value, substring of what the message says was expected).
+NUMERIC_FLAG_CASES = [
+    ("eval", "--max_length", "0", "from 2 to 16777216"), ("eval", "--max_length", "1", "from 2"),
+    ("eval", "--max_length", "-4", "from 2"), ("eval", "--max_length", "1e3", "from 2"),
+    ("eval", "--max_length", "99999999999999999999", "from 2"), ("eval", "--max_length", "16777217", "16777216"),
+    ("eval", "--batch_size", "0", "from 1 to 65536"), ("eval", "--batch_size", "-2", "from 1 to 65536"),
+    ("eval", "--batch_size", "1000000", "from 1 to 65536"), ("eval", "--batch_size", "auto:0", "auto:N"),
+    ("eval", "--batch_size", "auto:x", "auto:N"), ("eval", "--batch_size", "8.5", "from 1 to 65536"),
+    ("eval", "--num_fewshot", "-1", "from 0 to 1000000"), ("eval", "--num_fewshot", "five", "from 0"),
+    ("eval", "--num_fewshot", "2147483648", "from 0 to 1000000"), ("eval", "--num_fewshot", "1.5", "from 0"),
+    ("eval", "--limit", "1.5", "positive number"), ("eval", "--limit", "99999999999999999999", "positive number"),
+    ("eval", "--seed", "x", "an integer"), ("eval", "--seed", "1,2", "3 or 4"), ("eval", "--seed", "1,2,3,4,5", "3 or 4"),
+    ("eval", "--seed", "99999999999999999999", "2^64"), ("eval", "--seed", "1,2,3,None", "None"),
+    ("generate", "--max_new_tokens", "0", "from 1 to 1073741824"), ("generate", "--max_new_tokens", "-1", "from 1"),
+    ("generate", "--max_new_tokens", "many", "from 1"), ("generate", "--max_new_tokens", "2147483648", "1073741824"),
+    ("generate", "--temperature", "nan", "finite number >= 0"), ("generate", "--temperature", "warm", ">= 0"),
+    ("generate", "--temperature", "1e39", "finite"), ("generate", "--top_k", "-3", "from 0 to 2147483647"),
+    ("generate", "--top_k", "1e3", "from 0"), ("generate", "--top_p", "1.5", "[0, 1]"),
+    ("generate", "--repetition_penalty", "inf", "> 0"), ("generate", "--repetition_penalty", "-1", "> 0"),
+    ("generate", "--seed", "-1", "from 0 to 18446744073709551615"), ("generate", "--seed", "1.5", "from 0"),
+    ("chat", "--max_new_tokens", "0", "from 1"), ("chat", "--top_k", "-1", "from 0"), ("chat", "--seed", "x", "from 0"),
+]
+
+
+def numeric_flag_case(command, flag, value, expected):
+    setup = eval_flags("--tasks", "piqa", flag, value) if command == "eval" else gen_flags(command, flag, value)
+    return (f"flags/{command}_{flag[2:]}_{value}", A_FLAG, setup, 1, [f"{flag}: expected", expected, f"'{value}'"])
+
+
 def truncated_weights(env, d):
     m = env.model_copy(os.path.join(d, "m"))
     p = os.path.join(m, "model.safetensors")
@@ -650,9 +685,19 @@ CASES = [
      ["--temperature"]),
     ("flags/generate_repetition_penalty_0", A_FLAG, generate(model_ident, "--repetition_penalty", "0"), 1,
      ["--repetition_penalty"]),
-    ("flags/eval_max_length_0", A_FLAG,
-     lambda env, d: ["eval", "--model", env.model, "--tasks", "hellaswag", "--max_length", "0"], "cli",
-     ["--max_length"]),
+    # Numeric flags of eval / generate / chat: one line naming the flag and what it expects, exit 1, before any load
+    # (these were CLI11's exit 104/105 before).
+    *[numeric_flag_case(*c) for c in NUMERIC_FLAG_CASES],
+    ("flags/eval_gen_kwargs_max_gen_toks_0", A_FLAG, eval_flags("--tasks", "gsm8k", "--gen_kwargs", "max_gen_toks=0"),
+     1, ["--gen_kwargs", "max_gen_toks", "positive integer"]),
+    ("flags/eval_gen_kwargs_max_gen_toks_minus_1", A_FLAG,
+     eval_flags("--tasks", "gsm8k", "--gen_kwargs", "max_gen_toks=-1"), 1, ["--gen_kwargs", "max_gen_toks"]),
+    ("flags/eval_gen_kwargs_max_gen_toks_above_max_length", A_FLAG,
+     task_rows("gsm8k", "test", [{"question": "q", "answer": "a #### 1"}], "--num_fewshot", "0", "--gen_kwargs",
+               "max_gen_toks=100000"), 1, ["max_gen_toks 100000", "max length 256", "--gen_kwargs", "--max_length"]),
+    ("flags/eval_max_length_below_a_continuation", A_FLAG,
+     task_rows("piqa", "validation", [dict(PIQA_ROW, sol1="a b c d e f g h i j k l m n o p")], "--max_length", "3"),
+     1, ["exceeds max length 3", "--max_length"]),
     ("flags/eval_limit_negative", A_FLAG,
      lambda env, d: ["eval", "--model", env.model, "--tasks", "hellaswag", "--limit", "-1"], 1, ["--limit"]),
     ("flags/eval_limit_0", A_FLAG, eval_flags("--tasks", "hellaswag", "--limit", "0"), 1, ["--limit", "'0'"]),

@@ -98,7 +98,7 @@ std::vector<float> widen(const void* p, int64_t rows, int64_t cols, bool trans, 
 
 // oneDNN's implementation of a bf16 matmul on this CPU ("" when it has none): "ref..." is its reference loop,
 // "brg:avx512_core_bf16" uses AVX512-BF16 dot products, "brg:avx512_core_amx" the AMX tiles.
-static const std::string& bf16_matmul_impl() {
+const std::string& dnnl_bf16_matmul_impl() {
   static const std::string impl = [] {
     try {
       auto a = md(64, 64, false, 64, dnnl::memory::data_type::bf16);
@@ -117,11 +117,11 @@ static const std::string& bf16_matmul_impl() {
 }
 
 bool dnnl_has_fast_bf16() {
-  const std::string& impl = bf16_matmul_impl();
+  const std::string& impl = dnnl_bf16_matmul_impl();
   return !impl.empty() && impl.find("ref") == std::string::npos;
 }
 
-bool dnnl_bf16_uses_amx() { return bf16_matmul_impl().find("amx") != std::string::npos; }
+bool dnnl_bf16_uses_amx() { return dnnl_bf16_matmul_impl().find("amx") != std::string::npos; }
 
 std::string dnnl_gemm_report() {
   const dnnl_version_t* v = dnnl_version();

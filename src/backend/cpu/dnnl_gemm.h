@@ -19,6 +19,9 @@ bool dnnl_has_fast_bf16();
 // matmul measured 0.59x its own fp32 matmul on a Xeon with avx512_bf16 (bench/gemm_peak 2048^3: 18.4 vs 31.3
 // GFLOP/s; PyTorch's oneDNN the same, 18.9 vs 26.5), so frozen_gemm converts bf16 weights to fp32 panels there.
 bool dnnl_bf16_uses_amx();
+// oneDNN's implementation name for a bf16 matmul on this CPU ("" when it has none): "ref:any" (its reference loop),
+// "brg:avx512_core_bf16" (AVX512-BF16 dot products), "brg:avx512_core_amx" (AMX tiles). For messages.
+const std::string& dnnl_bf16_matmul_impl();
 
 // "onednn 2.6.3 isa avx2; matmul impls: gemm:jit x1234": the library version, the ISA oneDNN dispatches to on this
 // CPU and the implementation of every matmul run so far with its call count (bench/train_step prints it).

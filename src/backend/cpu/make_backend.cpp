@@ -4,6 +4,7 @@
 #include <omp.h>
 
 #include "backend/cpu/cpu_dispatch.h"
+#include "backend/cpu/dnnl_gemm.h"
 #include "backend/device.h"
 #include "util/error.h"
 
@@ -31,6 +32,16 @@ std::unique_ptr<Backend> make_backend(const DeviceSpec& d) {
 
 std::unique_ptr<Backend> make_backend(const std::string& device, const std::string& flag) {
   return make_backend(parse_device(device, flag));
+}
+
+AutoDtype inference_auto_dtype(const DeviceSpec& device, const Backend& be) {
+  if (device.kind == DeviceSpec::Kind::Cuda) return {true, "bfloat16 (CUDA: tensor cores)"};
+  const std::string impl = cpu::dnnl_bf16_matmul_impl();
+  if (!be.fast_bf16_gemm())  // no native bf16 matmul on this CPU, or a kernel variant (SFT_CPU_KERNELS) that uses none
+    return {false, "float32 (these CPU kernels have no native bf16 matmul: bf16 would be emulated at fp32 speed)"};
+  if (cpu::dnnl_bf16_uses_amx()) return {true, "bfloat16 (oneDNN's bf16 matmul runs on AMX tiles here: " + impl + ")"};
+  return {false, "float32 (oneDNN's bf16 matmul here, " + impl + ", uses AVX512-BF16 dot products without AMX, "
+                 "slower than its fp32 matmul; --dtype bfloat16 forces it)"};
 }
 
 std::vector<std::string> describe_devices() {
