@@ -324,9 +324,8 @@ json pre_tokenizer_json(PreKind kind) {
   return json();
 }
 
-}  // namespace
-
-HfTokenizerFiles hf_tokenizer_files(const GgufFile& f) {
+// tokenizer.ggml.model and .pre: a byte-level BPE vocabulary whose pre-tokenization this file can rebuild.
+const PreName& gguf_pre(const GgufFile& f) {
   const std::string& file = f.name();
   const std::string model = f.get_string("tokenizer.ggml.model");
   SFT_CHECK(model == "gpt2", file, ": tokenizer.ggml.model is \"", model,
@@ -337,15 +336,19 @@ HfTokenizerFiles hf_tokenizer_files(const GgufFile& f) {
   const PreName* pre = find_pre(pre_name);
   SFT_CHECK(pre, file, ": tokenizer.ggml.pre \"", pre_name, "\" is not supported (supported: ", supported_pre_names(),
             ")");
-  const GgufValue& tokens = f.get_array("tokenizer.ggml.tokens", GgufType::STRING);
-  const GgufValue& types = f.get_array("tokenizer.ggml.token_type", GgufType::INT32);
-  const GgufValue& merges = f.get_array("tokenizer.ggml.merges", GgufType::STRING);
-  const size_t n = tokens.strs.size();
-  SFT_CHECK(n > 0 && types.count == n, file, ": tokenizer.ggml.token_type has ", types.count, " entries for ", n,
-            " tokens");
+  return *pre;
+}
 
+// tokenizer.json's model.vocab (the tokens spelled in the byte-level alphabet) and added_tokens (control,
+// user-defined and unknown tokens; the control and user-defined ones may be spelled in any UTF-8, since the
+// tokenizer matches them before BPE). Unused entries (the converter's padding to vocab_size) appear in neither.
+struct HfVocab {
   json vocab = json::object(), added = json::array();
-  for (size_t id = 0; id < n; ++id) {
+};
+
+HfVocab hf_vocab(const std::string& file, const GgufValue& tokens, const GgufValue& types) {
+  HfVocab v;
+  for (size_t id = 0; id < tokens.strs.size(); ++id) {
     const std::string& t = tokens.strs[id];
     const int64_t type = types.int_at(id);
     SFT_CHECK(type >= kNormal && type <= kByte, file, ": tokenizer.ggml.token_type[", id, "] is ", type,
@@ -354,27 +357,40 @@ HfTokenizerFiles hf_tokenizer_files(const GgufFile& f) {
     SFT_CHECK(!t.empty() && utf8::is_valid(t), file, ": tokenizer.ggml.tokens[", id,
               "] is empty or not valid UTF-8");
     if (is_byte_level_spelling(t)) {
-      SFT_CHECK(!vocab.contains(t), file, ": tokenizer.ggml.tokens holds \"", t, "\" twice (ids ",
-                vocab.contains(t) ? vocab[t].get<int64_t>() : 0, " and ", id, ")");
-      vocab[t] = id;
+      SFT_CHECK(!v.vocab.contains(t), file, ": tokenizer.ggml.tokens holds \"", t, "\" twice (ids ",
+                v.vocab.contains(t) ? v.vocab[t].get<int64_t>() : 0, " and ", id, ")");
+      v.vocab[t] = id;
     } else {
       SFT_CHECK(type == kControl || type == kUserDefined, file, ": tokenizer.ggml.tokens[", id, "] \"", t,
                 "\" is not spelled in the byte-level alphabet of a gpt2 vocabulary");
     }
     if (type == kControl || type == kUserDefined || type == kUnknown)
-      added.push_back({{"id", id}, {"content", t}, {"single_word", false}, {"lstrip", false}, {"rstrip", false},
-                       {"normalized", false}, {"special", type != kUserDefined}});
+      v.added.push_back({{"id", id}, {"content", t}, {"single_word", false}, {"lstrip", false}, {"rstrip", false},
+                         {"normalized", false}, {"special", type != kUserDefined}});
   }
-  json merge_pairs = json::array();
+  return v;
+}
+
+// tokenizer.ggml.merges ("a b": two tokens, one space) as tokenizer.json's [a, b] pairs.
+json hf_merge_pairs(const std::string& file, const GgufValue& merges) {
+  json pairs = json::array();
   for (size_t k = 0; k < merges.strs.size(); ++k) {
     const std::string& m = merges.strs[k];
     const size_t sp = m.find(' ');
     SFT_CHECK(sp != std::string::npos && sp > 0 && sp + 1 < m.size() && m.find(' ', sp + 1) == std::string::npos &&
                   utf8::is_valid(m),
               file, ": tokenizer.ggml.merges[", k, "] is not \"a b\" (two tokens and one space)");
-    merge_pairs.push_back(json::array({m.substr(0, sp), m.substr(sp + 1)}));
+    pairs.push_back(json::array({m.substr(0, sp), m.substr(sp + 1)}));
   }
+  return pairs;
+}
 
+// tokenizer_config.json's bos/eos/unk/pad tokens: the text of the token each tokenizer.ggml.*_token_id names (null
+// without the key). The ones present are also listed in `specials`. An id must name a used token.
+json special_token_config(const GgufFile& f, const GgufValue& tokens, const GgufValue& types,
+                          std::vector<std::pair<std::string, std::string>>& specials) {
+  const std::string& file = f.name();
+  const size_t n = tokens.strs.size();
   auto token_of = [&](const char* key) -> std::optional<std::string> {
     const GgufValue* v = f.find(key);
     if (!v) return std::nullopt;
@@ -384,7 +400,6 @@ HfTokenizerFiles hf_tokenizer_files(const GgufFile& f) {
     SFT_CHECK(types.int_at(static_cast<size_t>(id)) != kUnused, file, ": ", key, " ", id, " names an unused token");
     return tokens.strs[static_cast<size_t>(id)];
   };
-  HfTokenizerFiles out;
   json cfg = json::object();
   const std::pair<const char*, const char*> special_keys[] = {{"bos_token", "tokenizer.ggml.bos_token_id"},
                                                               {"eos_token", "tokenizer.ggml.eos_token_id"},
@@ -393,48 +408,81 @@ HfTokenizerFiles hf_tokenizer_files(const GgufFile& f) {
   for (const auto& [name, key] : special_keys) {
     auto t = token_of(key);
     cfg[name] = t ? json(*t) : json(nullptr);
-    if (t) out.special_tokens.emplace_back(name, *t);
+    if (t) specials.emplace_back(name, *t);
   }
-  const bool add_bos = f.get_bool("tokenizer.ggml.add_bos_token", pre->kind == PreKind::Llama3);
+  return cfg;
+}
+
+// The post-processor transformers' GGUF loader sets up: a TemplateProcessing that puts BOS before / EOS after each
+// sequence ("A", and "A" "B" for pairs) when add_bos_token / add_eos_token ask for it and the config has that token,
+// else a plain ByteLevel (which adds nothing).
+json post_processor_json(bool add_bos, bool add_eos, const json& cfg, const HfVocab& v) {
+  const json& bos = cfg.at("bos_token");
+  const json& eos = cfg.at("eos_token");
+  if (!(add_bos && bos.is_string()) && !(add_eos && eos.is_string()))
+    return {{"type", "ByteLevel"}, {"add_prefix_space", false}, {"trim_offsets", false}, {"use_regex", false}};
+  json single = json::array(), pair = json::array(), specials = json::object();
+  auto add_special = [&](const std::string& tok, json& seq, int type_id) {
+    seq.push_back({{"SpecialToken", {{"id", tok}, {"type_id", type_id}}}});
+    specials[tok] = {{"id", tok}, {"ids", {v.vocab.contains(tok) ? v.vocab.at(tok) : json(nullptr)}}, {"tokens", {tok}}};
+  };
+  for (int s = 0; s < 2; ++s) {
+    json& seq = s == 0 ? single : pair;
+    for (int part = 0; part < (s == 0 ? 1 : 2); ++part) {
+      if (add_bos && bos.is_string()) add_special(bos.get<std::string>(), seq, part);
+      seq.push_back({{"Sequence", {{"id", part == 0 ? "A" : "B"}, {"type_id", part}}}});
+      if (add_eos && eos.is_string()) add_special(eos.get<std::string>(), seq, part);
+    }
+  }
+  for (auto& [tok, spec] : specials.items()) {  // ids of added tokens outside the byte-level vocab
+    if (!spec["ids"][0].is_null()) continue;
+    for (const auto& a : v.added)
+      if (a["content"] == tok) spec["ids"][0] = a["id"];
+  }
+  return {{"type", "TemplateProcessing"}, {"single", single}, {"pair", pair}, {"special_tokens", specials}};
+}
+
+// The whole tokenizer.json: NFC normalization for the Qwen2 pre-tokenizer names, byte-level decoding, and
+// ignore_merges for the Llama 3 names (llama-bpe, llama3, llama-v3: Llama 3's own tokenizer.json sets it; the
+// smaug-bpe / dbrx split keeps merges, see gguf_pre_tokenizer_name).
+json hf_tokenizer_json(const PreName& pre, const HfVocab& v, const json& merge_pairs, const json& post) {
+  return {{"version", "1.0"},
+          {"truncation", nullptr},
+          {"padding", nullptr},
+          {"added_tokens", v.added},
+          {"normalizer", pre.kind == PreKind::Qwen2 ? json{{"type", "NFC"}} : json(nullptr)},
+          {"pre_tokenizer", pre_tokenizer_json(pre.kind)},
+          {"post_processor", post},
+          {"decoder", {{"type", "ByteLevel"}, {"add_prefix_space", true}, {"trim_offsets", true}, {"use_regex", true}}},
+          {"model",
+           {{"type", "BPE"}, {"dropout", nullptr}, {"unk_token", nullptr}, {"continuing_subword_prefix", nullptr},
+            {"end_of_word_suffix", nullptr}, {"fuse_unk", false}, {"byte_fallback", false},
+            {"ignore_merges", pre.kind == PreKind::Llama3}, {"vocab", v.vocab}, {"merges", merge_pairs}}}};
+}
+
+}  // namespace
+
+HfTokenizerFiles hf_tokenizer_files(const GgufFile& f) {
+  const std::string& file = f.name();
+  const PreName& pre = gguf_pre(f);
+  const GgufValue& tokens = f.get_array("tokenizer.ggml.tokens", GgufType::STRING);
+  const GgufValue& types = f.get_array("tokenizer.ggml.token_type", GgufType::INT32);
+  const GgufValue& merges = f.get_array("tokenizer.ggml.merges", GgufType::STRING);
+  const size_t n = tokens.strs.size();
+  SFT_CHECK(n > 0 && types.count == n, file, ": tokenizer.ggml.token_type has ", types.count, " entries for ", n,
+            " tokens");
+  const HfVocab vocab = hf_vocab(file, tokens, types);
+  const json merge_pairs = hf_merge_pairs(file, merges);
+
+  HfTokenizerFiles out;
+  json cfg = special_token_config(f, tokens, types, out.special_tokens);
+  const bool add_bos = f.get_bool("tokenizer.ggml.add_bos_token", pre.kind == PreKind::Llama3);
   const bool add_eos = f.get_bool("tokenizer.ggml.add_eos_token", false);
-  json post = {{"type", "ByteLevel"}, {"add_prefix_space", false}, {"trim_offsets", false}, {"use_regex", false}};
-  if ((add_bos && cfg["bos_token"].is_string()) || (add_eos && cfg["eos_token"].is_string())) {
-    json single = json::array(), pair = json::array(), specials = json::object();
-    auto add_special = [&](const std::string& tok, json& seq, int type_id) {
-      seq.push_back({{"SpecialToken", {{"id", tok}, {"type_id", type_id}}}});
-      specials[tok] = {{"id", tok}, {"ids", {vocab.contains(tok) ? vocab[tok] : json(nullptr)}}, {"tokens", {tok}}};
-    };
-    for (int s = 0; s < 2; ++s) {
-      json& seq = s == 0 ? single : pair;
-      for (int part = 0; part < (s == 0 ? 1 : 2); ++part) {
-        if (add_bos && cfg["bos_token"].is_string()) add_special(cfg["bos_token"].get<std::string>(), seq, part);
-        seq.push_back({{"Sequence", {{"id", part == 0 ? "A" : "B"}, {"type_id", part}}}});
-        if (add_eos && cfg["eos_token"].is_string()) add_special(cfg["eos_token"].get<std::string>(), seq, part);
-      }
-    }
-    for (auto& [tok, spec] : specials.items()) {  // ids of added tokens outside the byte-level vocab
-      if (!spec["ids"][0].is_null()) continue;
-      for (const auto& a : added)
-        if (a["content"] == tok) spec["ids"][0] = a["id"];
-    }
-    post = {{"type", "TemplateProcessing"}, {"single", single}, {"pair", pair}, {"special_tokens", specials}};
-  }
-  json tj = {{"version", "1.0"},
-             {"truncation", nullptr},
-             {"padding", nullptr},
-             {"added_tokens", added},
-             {"normalizer", pre->kind == PreKind::Qwen2 ? json{{"type", "NFC"}} : json(nullptr)},
-             {"pre_tokenizer", pre_tokenizer_json(pre->kind)},
-             {"post_processor", post},
-             {"decoder", {{"type", "ByteLevel"}, {"add_prefix_space", true}, {"trim_offsets", true}, {"use_regex", true}}},
-             {"model",
-              {{"type", "BPE"}, {"dropout", nullptr}, {"unk_token", nullptr}, {"continuing_subword_prefix", nullptr},
-               {"end_of_word_suffix", nullptr}, {"fuse_unk", false}, {"byte_fallback", false},
-               {"ignore_merges", pre->kind == PreKind::Llama3}, {"vocab", vocab}, {"merges", merge_pairs}}}};
-  out.tokenizer_json = tj.dump();
+  const json post = post_processor_json(add_bos, add_eos, cfg, vocab);
+  out.tokenizer_json = hf_tokenizer_json(pre, vocab, merge_pairs, post).dump();
   cfg["add_bos_token"] = add_bos;
   cfg["add_eos_token"] = add_eos;
-  cfg["clean_up_tokenization_spaces"] = pre->clean_spaces;
+  cfg["clean_up_tokenization_spaces"] = pre.clean_spaces;
   cfg["tokenizer_class"] = "PreTrainedTokenizerFast";
   if (const GgufValue* t = f.find("tokenizer.chat_template")) {
     SFT_CHECK(t->type == GgufType::STRING && utf8::is_valid(t->s), file,

@@ -107,6 +107,23 @@ class Session final : public Model::KVSession {
   bool sliding_fallback_ = false;  // the branches live in the base class (a sliding-window model)
   std::vector<std::vector<float>> branch_logits(Workspace& ws, const std::vector<int32_t>& rows, size_t nb,
                                                 const std::vector<int64_t>& branch_of_row);
+
+  // append_groups' row geometry (see the comment above append_groups).
+  struct GroupLayout {
+    int64_t G = 0, Pmax = 0, Tb = 0, nbr = 0;  // groups, longest prefix, longest branch, branches in all
+    int64_t C = 0, Tp = 0, Tbr = 0;  // cached length; keys per prefix row (C + Pmax) and per branch row (Tp + Tb)
+    int64_t n_pre = 0, n = 0;        // prefix rows (G * Pmax); all query rows (n_pre + nbr * Tb)
+  };
+  // The host-side inputs of the pass: per query row its token id and position, the doc ids of the prefix and branch
+  // key rows, each branch's group, and the query rows whose logits are returned (in group, branch, out_rows order).
+  struct GroupRows {
+    std::vector<int32_t> ids, pos, gdoc, bdoc, rows;
+    std::vector<int64_t> group_of;
+  };
+  GroupLayout group_layout(const std::vector<Group>& groups) const;
+  GroupRows pack_groups(const std::vector<Group>& groups, const GroupLayout& L) const;
+  void attend_groups(const GroupLayout& L, int64_t layer, LayerActs& a, const std::vector<int64_t>& group_of,
+                     const backend::AttnShape& shape);
 };
 
 Workspace& Session::branch_workspace(int64_t n) {
@@ -224,131 +241,162 @@ std::vector<std::vector<float>> Session::append_branches(const std::vector<std::
 // The left padding keeps every group's prefix ending at C + Pmax, so each branch's queries sit after all of its keys
 // in index order (the kernel's causal j <= i); padding has doc id -1 and is never attended.
 std::vector<std::vector<std::vector<float>>> Session::append_groups(const std::vector<Group>& groups) {
-  const auto& D = m_.dims();
-  const int64_t G = static_cast<int64_t>(groups.size());
-  if (G == 0) return {};
-  int64_t Pmax = 0, Tb = 0, nbr = 0;
-  for (size_t g = 0; g < groups.size(); ++g) {
-    const Group& gr = groups[g];
-    SFT_CHECK(gr.out_rows.size() == gr.branches.size(), "append_groups: group ", g, " has ", gr.out_rows.size(),
-              " out_rows lists for ", gr.branches.size(), " branches");
-    SFT_CHECK(!gr.branches.empty(), "append_groups: group ", g, " has no branch");
-    Pmax = std::max<int64_t>(Pmax, static_cast<int64_t>(gr.prefix.size()));
-    for (int32_t t : gr.prefix)
-      SFT_CHECK(t >= 0 && t < D.V, "KV session: token id ", t, " is outside the vocabulary [0, ", D.V, ")");
-    for (size_t b = 0; b < gr.branches.size(); ++b) {
-      SFT_CHECK(!gr.branches[b].empty(), "append_groups: group ", g, " branch ", b, " is empty");
-      Tb = std::max<int64_t>(Tb, static_cast<int64_t>(gr.branches[b].size()));
-      for (int32_t t : gr.branches[b])
-        SFT_CHECK(t >= 0 && t < D.V, "KV session: token id ", t, " is outside the vocabulary [0, ", D.V, ")");
-      for (int64_t r : gr.out_rows[b])
-        SFT_CHECK(r >= 0 && r < static_cast<int64_t>(gr.branches[b].size()), "append_groups: output row ", r,
-                  " outside branch ", b, " of group ", g);
-      ++nbr;
-    }
-  }
-  const int64_t C = len_, Tp = C + Pmax, Tbr = C + Pmax + Tb;
-  for (const Group& gr : groups)
-    for (const auto& br : gr.branches)
-      SFT_CHECK(C + static_cast<int64_t>(gr.prefix.size() + br.size()) <= max_len_, "KV session: a group of ",
-                gr.prefix.size(), " + ", br.size(), " tokens after ", C, " cached exceeds max_len ", max_len_);
+  if (groups.empty()) return {};
+  const GroupLayout L = group_layout(groups);
   // A sliding window counts key distance in row indices; the left padding between the cache and a prefix would
   // stretch it. Such models score group by group (append + the batched append_branches, whose rows keep positions
   // and indices aligned).
   if (m_.has_sliding_window()) return Model::KVSession::append_groups(groups);
-  const int64_t n_pre = G * Pmax, n = n_pre + nbr * Tb;
+  const auto& D = m_.dims();
   backend::Backend& be = m_.backend();
-  Workspace& ws = branch_workspace(n);
-  reserve(gk_, G * Tp * D.KD);
-  reserve(gv_, G * Tp * D.KD);
-  reserve(gdoc_, G * Tp);
-  reserve(bk_, nbr * Tbr * D.KD);
-  reserve(bv_, nbr * Tbr * D.KD);
-  reserve(bdoc_, nbr * Tbr);
-  std::vector<int32_t> ids(n, 0), pos(n, static_cast<int32_t>(C)), gdoc(G * Tp, -1), bdoc(nbr * Tbr, -1);
-  std::vector<int64_t> group_of(nbr);  // branch -> group
-  std::vector<int32_t> rows;
-  int64_t b = 0;
-  for (int64_t g = 0; g < G; ++g) {
-    const Group& gr = groups[g];
-    const int64_t Pg = static_cast<int64_t>(gr.prefix.size()), pad = Pmax - Pg;
-    for (int64_t j = 0; j < Pg; ++j) {
-      ids[g * Pmax + pad + j] = gr.prefix[j];
-      pos[g * Pmax + pad + j] = static_cast<int32_t>(C + j);
-    }
-    std::fill(gdoc.begin() + g * Tp, gdoc.begin() + g * Tp + C, 0);
-    std::fill(gdoc.begin() + g * Tp + C + pad, gdoc.begin() + (g + 1) * Tp, 0);
-    for (size_t k = 0; k < gr.branches.size(); ++k, ++b) {
-      group_of[b] = g;
-      const auto& br = gr.branches[k];
-      const int64_t r0 = n_pre + b * Tb;
-      for (int64_t j = 0; j < static_cast<int64_t>(br.size()); ++j) {
-        ids[r0 + j] = br[j];
-        pos[r0 + j] = static_cast<int32_t>(C + Pg + j);
-      }
-      int32_t* d = bdoc.data() + b * Tbr;
-      std::fill(d, d + C, 0);
-      std::fill(d + C + pad, d + Tp + static_cast<int64_t>(br.size()), 0);
-      for (int64_t r : gr.out_rows[k]) rows.push_back(static_cast<int32_t>(r0 + r));
-    }
-  }
-  be.upload(ws.ids.get(), ids.data(), n * sizeof(int32_t));
-  be.upload(ws.pos.get(), pos.data(), n * sizeof(int32_t));
-  be.upload(gdoc_.get(), gdoc.data(), G * Tp * sizeof(int32_t));
-  be.upload(bdoc_.get(), bdoc.data(), nbr * Tbr * sizeof(int32_t));
+  Workspace& ws = branch_workspace(L.n);
+  reserve(gk_, L.G * L.Tp * D.KD);
+  reserve(gv_, L.G * L.Tp * D.KD);
+  reserve(gdoc_, L.G * L.Tp);
+  reserve(bk_, L.nbr * L.Tbr * D.KD);
+  reserve(bv_, L.nbr * L.Tbr * D.KD);
+  reserve(bdoc_, L.nbr * L.Tbr);
+  const GroupRows r = pack_groups(groups, L);
+  be.upload(ws.ids.get(), r.ids.data(), L.n * sizeof(int32_t));
+  be.upload(ws.pos.get(), r.pos.data(), L.n * sizeof(int32_t));
+  be.upload(gdoc_.get(), r.gdoc.data(), L.G * L.Tp * sizeof(int32_t));
+  be.upload(bdoc_.get(), r.bdoc.data(), L.nbr * L.Tbr * sizeof(int32_t));
   float* x = ws.resid[0].get();
   LayerActs& a = ws.layers[0];
   m_.embed(ws, x);
-  const size_t row_bytes = static_cast<size_t>(D.KD) * sizeof(float);
   for (int64_t l = 0; l < D.L; ++l) {
-    const float* kc = k_[l].get();
-    const float* vc = v_[l].get();
-    AttentionPlan plan;  // the new K/V rows stay in the layer's buffers; attend lays them out per row and attends
-    plan.shape.B = nbr, plan.shape.T = Tbr, plan.shape.Tq = Tb;
+    AttentionPlan plan;  // the new K/V rows stay in the layer's buffers; attend_groups lays them out per row
+    plan.shape.B = L.nbr, plan.shape.T = L.Tbr, plan.shape.Tq = L.Tb;
     plan.k_new = a.k.get(), plan.v_new = a.v.get();
     plan.pos = ws.pos.get();
-    plan.attend = [&](const backend::AttnShape& layer) {
-      backend::AttnShape sp = layer, sb = layer;  // the layer's scale and soft-cap, two geometries
-      sp.B = G, sp.T = Tp, sp.Tq = Pmax;
-      sb.B = nbr, sb.T = Tbr, sb.Tq = Tb;
-      // keys of each group: [cache | its left-padded prefix rows as computed]; of each branch: the same, then its own
-      for (int64_t g = 0; g < G; ++g) {
-        float* gk = gk_.get() + g * Tp * D.KD;
-        float* gv = gv_.get() + g * Tp * D.KD;
-        if (C > 0) be.copy(gk, kc, C * row_bytes), be.copy(gv, vc, C * row_bytes);
-        if (Pmax > 0) {
-          be.copy(gk + C * D.KD, a.k.get() + g * Pmax * D.KD, Pmax * row_bytes);
-          be.copy(gv + C * D.KD, a.v.get() + g * Pmax * D.KD, Pmax * row_bytes);
-        }
-      }
-      for (int64_t i = 0; i < nbr; ++i) {
-        float* bk = bk_.get() + i * Tbr * D.KD;
-        float* bv = bv_.get() + i * Tbr * D.KD;
-        if (Tp > 0) {
-          be.copy(bk, gk_.get() + group_of[i] * Tp * D.KD, Tp * row_bytes);
-          be.copy(bv, gv_.get() + group_of[i] * Tp * D.KD, Tp * row_bytes);
-        }
-        be.copy(bk + Tp * D.KD, a.k.get() + (n_pre + i * Tb) * D.KD, Tb * row_bytes);
-        be.copy(bv + Tp * D.KD, a.v.get() + (n_pre + i * Tb) * D.KD, Tb * row_bytes);
-      }
-      if (Pmax > 0) be.attention_forward(a.att.get(), a.lse.get(), a.q.get(), gk_.get(), gv_.get(), gdoc_.get(), sp);
-      be.attention_forward(a.att.get() + n_pre * D.QD, a.lse.get() + n_pre * D.Hq, a.q.get() + n_pre * D.QD,
-                           bk_.get(), bv_.get(), bdoc_.get(), sb);
-    };
+    plan.attend = [&, l](const backend::AttnShape& layer) { attend_groups(L, l, a, r.group_of, layer); };
     m_.layer_forward(l, x, x, a, ws, plan);
   }
-  m_.final_norm(ws, x, n);
-  const std::vector<float> all = row_logits(ws, rows);
-  std::vector<std::vector<std::vector<float>>> out(static_cast<size_t>(G));
+  m_.final_norm(ws, x, L.n);
+  // The logits come back in group, branch, out_rows order: cut them into each branch's rows.
+  const std::vector<float> all = row_logits(ws, r.rows);
+  std::vector<std::vector<std::vector<float>>> out(groups.size());
   size_t off = 0;
-  for (int64_t g = 0; g < G; ++g)
-    for (const auto& r : groups[g].out_rows) {
-      const size_t cnt = r.size() * static_cast<size_t>(D.V);
+  for (size_t g = 0; g < groups.size(); ++g)
+    for (const auto& rows : groups[g].out_rows) {
+      const size_t cnt = rows.size() * static_cast<size_t>(D.V);
       out[g].emplace_back(all.begin() + static_cast<std::ptrdiff_t>(off),
                           all.begin() + static_cast<std::ptrdiff_t>(off + cnt));
       off += cnt;
     }
   return out;
+}
+
+// Checks every group (branches present and non-empty, token ids in the vocabulary, output rows inside their branch,
+// cache + prefix + branch within max_len) and measures the rows.
+Session::GroupLayout Session::group_layout(const std::vector<Group>& groups) const {
+  const auto& D = m_.dims();
+  GroupLayout L;
+  L.G = static_cast<int64_t>(groups.size());
+  for (size_t g = 0; g < groups.size(); ++g) {
+    const Group& gr = groups[g];
+    SFT_CHECK(gr.out_rows.size() == gr.branches.size(), "append_groups: group ", g, " has ", gr.out_rows.size(),
+              " out_rows lists for ", gr.branches.size(), " branches");
+    SFT_CHECK(!gr.branches.empty(), "append_groups: group ", g, " has no branch");
+    L.Pmax = std::max<int64_t>(L.Pmax, static_cast<int64_t>(gr.prefix.size()));
+    for (int32_t t : gr.prefix)
+      SFT_CHECK(t >= 0 && t < D.V, "KV session: token id ", t, " is outside the vocabulary [0, ", D.V, ")");
+    for (size_t b = 0; b < gr.branches.size(); ++b) {
+      SFT_CHECK(!gr.branches[b].empty(), "append_groups: group ", g, " branch ", b, " is empty");
+      L.Tb = std::max<int64_t>(L.Tb, static_cast<int64_t>(gr.branches[b].size()));
+      for (int32_t t : gr.branches[b])
+        SFT_CHECK(t >= 0 && t < D.V, "KV session: token id ", t, " is outside the vocabulary [0, ", D.V, ")");
+      for (int64_t r : gr.out_rows[b])
+        SFT_CHECK(r >= 0 && r < static_cast<int64_t>(gr.branches[b].size()), "append_groups: output row ", r,
+                  " outside branch ", b, " of group ", g);
+      ++L.nbr;
+    }
+  }
+  L.C = len_, L.Tp = L.C + L.Pmax, L.Tbr = L.C + L.Pmax + L.Tb;
+  for (const Group& gr : groups)
+    for (const auto& br : gr.branches)
+      SFT_CHECK(L.C + static_cast<int64_t>(gr.prefix.size() + br.size()) <= max_len_, "KV session: a group of ",
+                gr.prefix.size(), " + ", br.size(), " tokens after ", L.C, " cached exceeds max_len ", max_len_);
+  L.n_pre = L.G * L.Pmax, L.n = L.n_pre + L.nbr * L.Tb;
+  return L;
+}
+
+// Query rows: group g's prefix right-aligned in rows [g*Pmax, (g+1)*Pmax), then branch i in [n_pre + i*Tb, ...),
+// positions continuing after the cache (and, for a branch, after its prefix). Key rows: the cache and the real
+// prefix (and branch) tokens get doc 0; the left padding before a short prefix and the room after a short branch
+// get doc -1 (never attended).
+Session::GroupRows Session::pack_groups(const std::vector<Group>& groups, const GroupLayout& L) const {
+  const int64_t C = L.C, Pmax = L.Pmax, Tp = L.Tp, Tb = L.Tb, Tbr = L.Tbr;
+  GroupRows r;
+  r.ids.assign(static_cast<size_t>(L.n), 0);
+  r.pos.assign(static_cast<size_t>(L.n), static_cast<int32_t>(C));
+  r.gdoc.assign(static_cast<size_t>(L.G * Tp), -1);
+  r.bdoc.assign(static_cast<size_t>(L.nbr * Tbr), -1);
+  r.group_of.resize(static_cast<size_t>(L.nbr));
+  int64_t b = 0;
+  for (int64_t g = 0; g < L.G; ++g) {
+    const Group& gr = groups[g];
+    const int64_t Pg = static_cast<int64_t>(gr.prefix.size()), pad = Pmax - Pg;
+    for (int64_t j = 0; j < Pg; ++j) {
+      r.ids[g * Pmax + pad + j] = gr.prefix[j];
+      r.pos[g * Pmax + pad + j] = static_cast<int32_t>(C + j);
+    }
+    std::fill(r.gdoc.begin() + g * Tp, r.gdoc.begin() + g * Tp + C, 0);
+    std::fill(r.gdoc.begin() + g * Tp + C + pad, r.gdoc.begin() + (g + 1) * Tp, 0);
+    for (size_t k = 0; k < gr.branches.size(); ++k, ++b) {
+      r.group_of[b] = g;
+      const auto& br = gr.branches[k];
+      const int64_t r0 = L.n_pre + b * Tb;
+      for (int64_t j = 0; j < static_cast<int64_t>(br.size()); ++j) {
+        r.ids[r0 + j] = br[j];
+        r.pos[r0 + j] = static_cast<int32_t>(C + Pg + j);
+      }
+      int32_t* d = r.bdoc.data() + b * Tbr;
+      std::fill(d, d + C, 0);
+      std::fill(d + C + pad, d + Tp + static_cast<int64_t>(br.size()), 0);
+      for (int64_t row : gr.out_rows[k]) r.rows.push_back(static_cast<int32_t>(r0 + row));
+    }
+  }
+  return r;
+}
+
+// One layer's attention for append_groups, in place of the single call: lays out the keys of each group [cache |
+// its left-padded prefix rows as computed] and of each branch [the same | its own rows], then attends twice (the
+// prefix rows over their group's keys, the branch rows over their own). `shape` carries the layer's scale and
+// soft-cap into both geometries.
+void Session::attend_groups(const GroupLayout& L, int64_t layer, LayerActs& a, const std::vector<int64_t>& group_of,
+                            const backend::AttnShape& shape) {
+  const auto& D = m_.dims();
+  backend::Backend& be = m_.backend();
+  const int64_t C = L.C, Pmax = L.Pmax, Tp = L.Tp, Tb = L.Tb, Tbr = L.Tbr, n_pre = L.n_pre;
+  const float* kc = k_[layer].get();
+  const float* vc = v_[layer].get();
+  const size_t row_bytes = static_cast<size_t>(D.KD) * sizeof(float);
+  backend::AttnShape sp = shape, sb = shape;
+  sp.B = L.G, sp.T = Tp, sp.Tq = Pmax;
+  sb.B = L.nbr, sb.T = Tbr, sb.Tq = Tb;
+  for (int64_t g = 0; g < L.G; ++g) {
+    float* gk = gk_.get() + g * Tp * D.KD;
+    float* gv = gv_.get() + g * Tp * D.KD;
+    if (C > 0) be.copy(gk, kc, C * row_bytes), be.copy(gv, vc, C * row_bytes);
+    if (Pmax > 0) {
+      be.copy(gk + C * D.KD, a.k.get() + g * Pmax * D.KD, Pmax * row_bytes);
+      be.copy(gv + C * D.KD, a.v.get() + g * Pmax * D.KD, Pmax * row_bytes);
+    }
+  }
+  for (int64_t i = 0; i < L.nbr; ++i) {
+    float* bk = bk_.get() + i * Tbr * D.KD;
+    float* bv = bv_.get() + i * Tbr * D.KD;
+    if (Tp > 0) {
+      be.copy(bk, gk_.get() + group_of[i] * Tp * D.KD, Tp * row_bytes);
+      be.copy(bv, gv_.get() + group_of[i] * Tp * D.KD, Tp * row_bytes);
+    }
+    be.copy(bk + Tp * D.KD, a.k.get() + (n_pre + i * Tb) * D.KD, Tb * row_bytes);
+    be.copy(bv + Tp * D.KD, a.v.get() + (n_pre + i * Tb) * D.KD, Tb * row_bytes);
+  }
+  if (Pmax > 0) be.attention_forward(a.att.get(), a.lse.get(), a.q.get(), gk_.get(), gv_.get(), gdoc_.get(), sp);
+  be.attention_forward(a.att.get() + n_pre * D.QD, a.lse.get() + n_pre * D.Hq, a.q.get() + n_pre * D.QD, bk_.get(),
+                       bv_.get(), bdoc_.get(), sb);
 }
 
 std::vector<std::vector<float>> Session::branch_logits(Workspace& ws, const std::vector<int32_t>& rows, size_t nb,

@@ -5,12 +5,14 @@
 #include <cstdio>
 #include <optional>
 #include <ctime>
+#include <string_view>
 #include <unordered_map>
 
 #include "template/jinja.h"
 #include "template/jinja_arith.h"
 #include "template/jinja_ast.h"
 #include "template/jinja_builtins.h"
+#include "template/jinja_filters.h"
 #include "template/py_string.h"
 #include "util/error.h"
 
@@ -491,7 +493,33 @@ class Renderer {
     return jinja::string_method(obj, name);
   }
 
+  // ---- filters: `default` reads its own arguments; every other filter gets its input and evaluated arguments and is
+  // looked up by name in find_filter's table (the pure ones live in jinja_filters.cpp).
+  struct FilterCall {
+    const Expr& e;  // the filter expression: its name and line
+    const Value& v;
+    const List& a;
+    const KwArgs& kw;
+  };
+  using FilterFn = Value (Renderer::*)(const FilterCall&);
+  static FilterFn find_filter(std::string_view name);
+  template <Value (*F)(const Value&, const List&, const KwArgs&)>
+  Value pure(const FilterCall& c) {
+    return F(c.v, c.a, c.kw);
+  }
   Value filter(const Expr& e);
+  Value filter_default(const Expr& e);
+  Value filter_join(const FilterCall& c);
+  Value filter_first(const FilterCall& c);
+  Value filter_last(const FilterCall& c);
+  Value filter_list(const FilterCall& c);
+  Value filter_reverse(const FilterCall& c);
+  Value filter_selectattr(const FilterCall& c) { return select_by_attr(c, true); }
+  Value filter_rejectattr(const FilterCall& c) { return select_by_attr(c, false); }
+  Value select_by_attr(const FilterCall& c, bool select);
+  Value filter_map(const FilterCall& c);
+  List eval_args(const Expr& e);  // positional arguments after the input, evaluated in order
+  KwArgs eval_kwargs(const Expr& e);
   bool test(const Expr& e);
 
   const Template::Impl& t_;
@@ -505,173 +533,174 @@ class Renderer {
   std::chrono::steady_clock::time_point deadline_;
 };
 
-Value Renderer::filter(const Expr& e) {
-  const std::string& f = e.name;
-  if ((f == "default" || f == "d")) {
-    const Value v = eval(*e.args[0]);
-    const Value def = e.args.size() > 1 ? eval(*e.args[1]) : Value(std::string());
-    const Value* boolean = nullptr;
-    Value bval;
-    if (e.args.size() > 2) {
-      bval = eval(*e.args[2]);
-      boolean = &bval;
-    }
-    for (const auto& [k, x] : e.kwargs)
-      if (k == "boolean") {
-        bval = eval(*x);
-        boolean = &bval;
-      }
-    const bool use_default = v.is_undefined() || (boolean && boolean->truthy() && !v.truthy());
-    return use_default ? def : v;
-  }
-  const Value v = eval(*e.args[0]);
+List Renderer::eval_args(const Expr& e) {
   List a;
   for (size_t i = 1; i < e.args.size(); ++i) a.push_back(eval(*e.args[i]));
+  return a;
+}
+
+KwArgs Renderer::eval_kwargs(const Expr& e) {
   KwArgs kw;
   for (const auto& [k, x] : e.kwargs) kw.emplace_back(k, eval(*x));
+  return kw;
+}
+
+// Every filter but `default`, by name. A linear scan: the table is short and a template calls few filters.
+Renderer::FilterFn Renderer::find_filter(std::string_view name) {
+  static constexpr std::pair<std::string_view, FilterFn> kFilters[] = {
+      {"trim", &Renderer::pure<filter_trim>},
+      {"tojson", &Renderer::pure<filter_tojson>},
+      {"length", &Renderer::pure<filter_length>},
+      {"count", &Renderer::pure<filter_length>},
+      {"string", &Renderer::pure<filter_string>},
+      {"safe", &Renderer::pure<filter_safe>},
+      {"int", &Renderer::pure<filter_int>},
+      {"float", &Renderer::pure<filter_float>},
+      {"lower", &Renderer::pure<filter_lower>},
+      {"upper", &Renderer::pure<filter_upper>},
+      {"title", &Renderer::pure<filter_title>},
+      {"capitalize", &Renderer::pure<filter_capitalize>},
+      {"replace", &Renderer::pure<filter_replace>},
+      {"join", &Renderer::filter_join},
+      {"first", &Renderer::filter_first},
+      {"last", &Renderer::filter_last},
+      {"list", &Renderer::filter_list},
+      {"items", &Renderer::pure<filter_items>},
+      {"reverse", &Renderer::filter_reverse},
+      {"abs", &Renderer::pure<filter_abs>},
+      {"selectattr", &Renderer::filter_selectattr},
+      {"rejectattr", &Renderer::filter_rejectattr},
+      {"map", &Renderer::filter_map},
+  };
+  for (const auto& [n, fn] : kFilters)
+    if (n == name) return fn;
+  return nullptr;
+}
+
+// The input and all arguments are evaluated before the filter is looked up (an unknown filter's arguments still
+// report their own errors first). A filter's sft::Error gets the filter's line.
+Value Renderer::filter(const Expr& e) {
+  if (e.name == "default" || e.name == "d") return filter_default(e);
+  const Value v = eval(*e.args[0]);
+  const List a = eval_args(e);
+  const KwArgs kw = eval_kwargs(e);
+  const FilterFn fn = find_filter(e.name);
+  if (!fn) fail(e.line, "unsupported filter '" + e.name + "'");
   try {
-    if (f == "trim") {
-      const Value* c = arg(a, kw, 0, "chars");
-      std::string chars;
-      if (c && !c->is_none()) chars = need_str(*c, "trim");
-      return Value(py::strip(v.str(), c && !c->is_none() ? &chars : nullptr, py::Side::Both));
-    }
-    if (f == "tojson") {
-      const Value* ensure_ascii = arg(a, kw, 0, "ensure_ascii");
-      SFT_CHECK(!ensure_ascii || !ensure_ascii->truthy(), "tojson(ensure_ascii=True) is not supported");
-      const Value* indent = arg(a, kw, 1, "indent");
-      const Value* separators = arg(a, kw, 2, "separators");
-      SFT_CHECK(!separators || separators->is_none(), "tojson(separators=...) is not supported");
-      const Value* sort_keys = arg(a, kw, 3, "sort_keys");
-      if (v.is_undefined()) throw Error("tojson of an undefined value");
-      // json.dumps: indent=None is compact; an integer indents by that many spaces (' ' * n: none for n <= 0).
-      int64_t spaces = -1;
-      if (indent && indent->is_int()) spaces = std::max<int64_t>(0, indent->as_int());
-      else if (indent && indent->is_bool()) spaces = indent->as_bool() ? 1 : 0;
-      else SFT_CHECK(!indent || indent->is_none(), "tojson(indent=...) needs an integer or none");
-      return Value(v.to_json(spaces, sort_keys && sort_keys->truthy()));
-    }
-    if (f == "length" || f == "count") {
-      if (v.is_string()) return Value(static_cast<int64_t>(py::length(v.as_string())));
-      if (v.is_list()) return Value(static_cast<int64_t>(v.as_list().size()));
-      if (v.is_dict()) return Value(static_cast<int64_t>(v.as_dict().items.size()));
-      if (v.is_undefined()) return Value(int64_t{0});
-      throw Error(std::string("object of type '") + v.type_name() + "' has no len()");
-    }
-    if (f == "string") return Value(v.str());
-    if (f == "safe") return v;
-    if (f == "int") {  // jinja2's do_int: int(x), else int(float(x)), else the default
-      if (v.is_int()) return v;
-      if (v.is_bool()) return Value(int64_t{v.as_bool()});
-      std::optional<int64_t> x;
-      if (v.is_float()) x = arith::float_to_int(v.as_float());
-      if (v.is_string() && !(x = arith::parse_int(v.as_string()))) {
-        if (const auto d = arith::parse_float(v.as_string())) x = arith::float_to_int(*d);
-      }
-      if (x) return Value(*x);
-      return a.empty() ? Value(int64_t{0}) : a[0];
-    }
-    if (f == "float") {
-      if (v.is_number() || v.is_bool()) return Value(v.as_number());
-      if (v.is_string())
-        if (const auto d = arith::parse_float(v.as_string())) return Value(*d);
-      return a.empty() ? Value(0.0) : a[0];
-    }
-    if (f == "lower") return Value(py::lower(v.str()));
-    if (f == "upper") return Value(py::upper(v.str()));
-    if (f == "title") return Value(py::title(v.str()));
-    if (f == "capitalize") return Value(py::capitalize(v.str()));
-    if (f == "replace") {
-      SFT_CHECK(a.size() >= 2, "replace filter needs two arguments");
-      const int64_t count = a.size() > 2 && a[2].is_int() ? a[2].as_int() : -1;
-      return Value(checked_replace(v.str(), a[0].str(), a[1].str(), count));
-    }
-    if (f == "join") {
-      const Value* sep = arg(a, kw, 0, "d");
-      const Value* attribute = arg(a, kw, 1, "attribute");
-      std::string out;
-      const List items = iterate(v, e.line);
-      for (size_t i = 0; i < items.size(); ++i) {
-        if (i && sep) out += sep->str();
-        out += attribute ? get_item(items[i], *attribute, e.line).str() : items[i].str();
-        check_value_room(out.size());
-      }
-      return Value(std::move(out));
-    }
-    if (f == "first" || f == "last") {
-      const List items = iterate(v, e.line);
-      if (items.empty()) return Value();
-      return f == "first" ? items.front() : items.back();
-    }
-    if (f == "list") return Value(iterate(v, e.line));
-    if (f == "items") {
-      if (v.is_undefined()) return Value(List{});
-      SFT_CHECK(v.is_dict(), "items filter needs a dict");
-      List out;
-      for (const auto& [k, x] : v.as_dict().items) out.emplace_back(List{Value(k), x});
-      return Value(std::move(out));
-    }
-    if (f == "reverse") {
-      if (v.is_string()) {
-        auto cps = py::code_points(v.as_string());
-        std::reverse(cps.begin(), cps.end());
-        return Value(py::from_code_points(cps, 0, cps.size()));
-      }
-      List items = iterate(v, e.line);
-      std::reverse(items.begin(), items.end());
-      return Value(std::move(items));
-    }
-    if (f == "abs") return arith::absolute(v);
-    if (f == "selectattr" || f == "rejectattr") {
-      SFT_CHECK(!a.empty() && a[0].is_string(), f, " needs an attribute name");
-      List out;
-      for (const auto& item : iterate(v, e.line)) {
-        const Value attr = get_item(item, a[0], e.line);
-        bool r = attr.truthy();
-        if (a.size() > 1) {
-          const std::string tname = need_str(a[1], f.c_str());
-          Expr te;
-          te.kind = Expr::Kind::Test;
-          te.name = tname;
-          te.line = e.line;
-          auto lit = std::make_unique<Expr>();
-          lit->literal = attr;
-          te.args.push_back(std::move(lit));
-          for (size_t k = 2; k < a.size(); ++k) {
-            auto x = std::make_unique<Expr>();
-            x->literal = a[k];
-            te.args.push_back(std::move(x));
-          }
-          r = test(te);
-        }
-        if (r == (f == "selectattr")) out.push_back(item);
-      }
-      return Value(std::move(out));
-    }
-    if (f == "map") {
-      const Value* attribute = kwarg(kw, "attribute");
-      SFT_CHECK(attribute && a.empty(), "only map(attribute=...) is supported");
-      List out;
-      for (const auto& item : iterate(v, e.line)) {
-        Value x = get_item(item, *attribute, e.line);
-        if (x.is_undefined()) {
-          if (const Value* d = kwarg(kw, "default")) x = *d;
-        }
-        out.push_back(std::move(x));
-      }
-      return Value(std::move(out));
-    }
+    return (this->*fn)(FilterCall{e, v, a, kw});
   } catch (const Error& err) {
     fail(e.line, std::string(err.what()));
   }
-  fail(e.line, "unsupported filter '" + f + "'");
+}
+
+// default(value, default_value='', boolean=False): the fallback replaces an undefined input, or with boolean any
+// falsy one. Only its own arguments are evaluated (other keywords are ignored unevaluated), and errors in them are
+// the argument's own (not re-prefixed as the filter's).
+Value Renderer::filter_default(const Expr& e) {
+  const Value v = eval(*e.args[0]);
+  const Value def = e.args.size() > 1 ? eval(*e.args[1]) : Value(std::string());
+  const Value* boolean = nullptr;
+  Value bval;
+  if (e.args.size() > 2) {
+    bval = eval(*e.args[2]);
+    boolean = &bval;
+  }
+  for (const auto& [k, x] : e.kwargs)
+    if (k == "boolean") {
+      bval = eval(*x);
+      boolean = &bval;
+    }
+  const bool use_default = v.is_undefined() || (boolean && boolean->truthy() && !v.truthy());
+  return use_default ? def : v;
+}
+
+// join(d='', attribute=None): the items' (or their attribute's) text, separated by d.
+Value Renderer::filter_join(const FilterCall& c) {
+  const Value* sep = arg(c.a, c.kw, 0, "d");
+  const Value* attribute = arg(c.a, c.kw, 1, "attribute");
+  std::string out;
+  const List items = iterate(c.v, c.e.line);
+  for (size_t i = 0; i < items.size(); ++i) {
+    if (i && sep) out += sep->str();
+    out += attribute ? get_item(items[i], *attribute, c.e.line).str() : items[i].str();
+    check_value_room(out.size());
+  }
+  return Value(std::move(out));
+}
+
+Value Renderer::filter_first(const FilterCall& c) {
+  const List items = iterate(c.v, c.e.line);
+  return items.empty() ? Value() : items.front();
+}
+
+Value Renderer::filter_last(const FilterCall& c) {
+  const List items = iterate(c.v, c.e.line);
+  return items.empty() ? Value() : items.back();
+}
+
+Value Renderer::filter_list(const FilterCall& c) { return Value(iterate(c.v, c.e.line)); }
+
+// A string reversed by code points, anything else iterated and reversed into a list.
+Value Renderer::filter_reverse(const FilterCall& c) {
+  if (c.v.is_string()) {
+    auto cps = py::code_points(c.v.as_string());
+    std::reverse(cps.begin(), cps.end());
+    return Value(py::from_code_points(cps, 0, cps.size()));
+  }
+  List items = iterate(c.v, c.e.line);
+  std::reverse(items.begin(), items.end());
+  return Value(std::move(items));
+}
+
+// selectattr / rejectattr(attr[, test, test args...]): the items whose attribute is truthy, or passes the named test
+// (run through test() as if written `attr is test(args)`), kept (select) or dropped (reject).
+Value Renderer::select_by_attr(const FilterCall& c, bool select) {
+  const std::string& f = c.e.name;
+  SFT_CHECK(!c.a.empty() && c.a[0].is_string(), f, " needs an attribute name");
+  List out;
+  for (const auto& item : iterate(c.v, c.e.line)) {
+    const Value attr = get_item(item, c.a[0], c.e.line);
+    bool r = attr.truthy();
+    if (c.a.size() > 1) {
+      const std::string tname = need_str(c.a[1], f.c_str());
+      Expr te;
+      te.kind = Expr::Kind::Test;
+      te.name = tname;
+      te.line = c.e.line;
+      auto lit = std::make_unique<Expr>();
+      lit->literal = attr;
+      te.args.push_back(std::move(lit));
+      for (size_t k = 2; k < c.a.size(); ++k) {
+        auto x = std::make_unique<Expr>();
+        x->literal = c.a[k];
+        te.args.push_back(std::move(x));
+      }
+      r = test(te);
+    }
+    if (r == select) out.push_back(item);
+  }
+  return Value(std::move(out));
+}
+
+// map(attribute=name[, default=x]) only: each item's attribute (the default where it is undefined).
+Value Renderer::filter_map(const FilterCall& c) {
+  const Value* attribute = kwarg(c.kw, "attribute");
+  SFT_CHECK(attribute && c.a.empty(), "only map(attribute=...) is supported");
+  List out;
+  for (const auto& item : iterate(c.v, c.e.line)) {
+    Value x = get_item(item, *attribute, c.e.line);
+    if (x.is_undefined()) {
+      if (const Value* d = kwarg(c.kw, "default")) x = *d;
+    }
+    out.push_back(std::move(x));
+  }
+  return Value(std::move(out));
 }
 
 bool Renderer::test(const Expr& e) {
   const std::string& t = e.name;
   const Value v = eval(*e.args[0]);
-  List a;
-  for (size_t i = 1; i < e.args.size(); ++i) a.push_back(eval(*e.args[i]));
+  const List a = eval_args(e);
   auto need1 = [&]() -> const Value& {
     if (a.size() != 1) fail(e.line, "test '" + t + "' takes one argument");
     return a[0];

@@ -193,105 +193,139 @@ std::vector<Tok> lex_expr(const std::string& src, int line, const std::string& n
 // Template-level scanning into chunks
 
 
+namespace {
+
+int count_lines(const std::string& s, size_t b, size_t e) {
+  int n = 0;
+  for (size_t k = b; k < e; ++k) n += s[k] == '\n';
+  return n;
+}
+
+// The first tag opening at or after pos: "{{", "{%" or "{#" at `start`, `kind` its second character (0: no tag).
+struct TagOpen {
+  size_t start = 0;
+  char kind = 0;
+};
+
+TagOpen find_tag_open(const std::string& src, size_t pos) {
+  for (size_t k = pos; k + 1 < src.size(); ++k)
+    if (src[k] == '{' && (src[k + 1] == '{' || src[k + 1] == '%' || src[k + 1] == '#')) return {k, src[k + 1]};
+  return {};
+}
+
+// Whitespace control on the text before a tag. "{{-", "{%-", "{#-" strip all trailing whitespace. Otherwise
+// lstrip_blocks: before a block or comment tag (not "{%+"), whitespace between the start of its line and the tag is
+// dropped; "the start of its line" needs a newline in the text or the text to start a line itself.
+void strip_before_tag(std::string& text, char sign, char kind, bool line_starting) {
+  if (sign == '-') {
+    size_t e = text.size();
+    while (e > 0 && is_ws(text[e - 1])) --e;
+    text.resize(e);
+  } else if (sign != '+' && kind != '{') {
+    const size_t nl = text.rfind('\n');
+    const size_t l_pos = nl == std::string::npos ? 0 : nl + 1;
+    if (l_pos > 0 || line_starting) {
+      bool all_ws = l_pos < text.size();
+      for (size_t k = l_pos; k < text.size() && all_ws; ++k) all_ws = is_ws(text[k]);
+      if (all_ws) text.resize(l_pos);
+    }
+  }
+}
+
+// Where a tag's inside ends (`inner_end`), where the text after it starts (`after`) and the whitespace-control sign
+// before its closer ('-', '+' or 0).
+struct TagEnd {
+  size_t inner_end = std::string::npos, after = 0;
+  char end_sign = 0;
+};
+
+// A comment ends at the first "#}". A variable or block tag ends at its "}}" / "%}" outside string literals and
+// brackets, so "{{ '}}' }}" and "{{ {'a': 1} }}" are one tag each.
+TagEnd find_tag_end(const std::string& src, char kind, size_t inner_begin, const std::string& name, int line) {
+  TagEnd end;
+  if (kind == '#') {
+    const size_t e = src.find("#}", inner_begin);
+    if (e == std::string::npos) fail(name, line, "unterminated comment");
+    end.inner_end = e;
+    end.end_sign = (e > inner_begin && src[e - 1] == '-') ? '-' : (e > inner_begin && src[e - 1] == '+') ? '+' : 0;
+    end.after = e + 2;
+    return end;
+  }
+  const char end_char = kind == '{' ? '}' : '%';
+  int depth = 0;
+  for (size_t k = inner_begin; k < src.size();) {
+    const char c = src[k];
+    if (c == '\'' || c == '"') {
+      size_t j = k + 1;
+      while (j < src.size() && src[j] != c) {
+        if (src[j] == '\\') ++j;
+        ++j;
+      }
+      k = j + 1;
+      continue;
+    }
+    if (c == '(' || c == '[' || c == '{') ++depth;
+    if ((c == ')' || c == ']' || (c == '}' && depth > 0)) && depth > 0) {
+      --depth;
+      ++k;
+      continue;
+    }
+    if (depth == 0 && c == end_char && k + 1 < src.size() && src[k + 1] == '}') {
+      end.inner_end = k;
+      if (k > inner_begin && (src[k - 1] == '-' || src[k - 1] == '+')) {
+        end.end_sign = src[k - 1];
+        end.inner_end = k - 1;
+      }
+      end.after = k + 2;
+      return end;
+    }
+    ++k;
+  }
+  fail(name, line, kind == '{' ? "unterminated {{ ... }}" : "unterminated {% ... %}");
+}
+
+// Whitespace control after a tag ending at `pos`: "-}}", "-%}", "-#}" skip all following whitespace; otherwise
+// trim_blocks drops the one newline right after a block or comment tag (not "+%}"). Returns the new position and
+// counts the newlines it passes into `line`.
+size_t skip_after_tag(const std::string& src, size_t pos, char end_sign, char kind, int& line) {
+  if (end_sign == '-') {
+    while (pos < src.size() && is_ws(src[pos])) {
+      line += src[pos] == '\n';
+      ++pos;
+    }
+  } else if (end_sign != '+' && kind != '{' && pos < src.size() && src[pos] == '\n') {
+    ++pos;
+    ++line;
+  }
+  return pos;
+}
+
+}  // namespace
+
 std::vector<Chunk> scan(const std::string& src, const std::string& name) {
   std::vector<Chunk> chunks;
   size_t pos = 0;
   int line = 1;
   bool line_starting = true;  // the text about to be scanned starts a line (template start or after "\n")
-  auto count_lines = [](const std::string& s, size_t b, size_t e) {
-    int n = 0;
-    for (size_t k = b; k < e; ++k) n += s[k] == '\n';
-    return n;
-  };
   while (pos <= src.size()) {
-    size_t start = pos;
-    char kind = 0;
-    for (size_t k = pos; k + 1 < src.size(); ++k) {
-      if (src[k] == '{' && (src[k + 1] == '{' || src[k + 1] == '%' || src[k + 1] == '#')) {
-        start = k;
-        kind = src[k + 1];
-        break;
-      }
-    }
-    if (!kind) {
+    const TagOpen open = find_tag_open(src, pos);
+    if (!open.kind) {
       if (pos < src.size()) chunks.push_back({Chunk::Text, src.substr(pos), line});
       break;
     }
-    std::string text = src.substr(pos, start - pos);
+    std::string text = src.substr(pos, open.start - pos);
     const int text_line = line;
-    line += count_lines(src, pos, start);
-    const char sign = start + 2 < src.size() ? src[start + 2] : 0;
-    if (sign == '-') {
-      size_t e = text.size();
-      while (e > 0 && is_ws(text[e - 1])) --e;
-      text.resize(e);
-    } else if (sign != '+' && kind != '{') {
-      const size_t nl = text.rfind('\n');
-      const size_t l_pos = nl == std::string::npos ? 0 : nl + 1;
-      if (l_pos > 0 || line_starting) {
-        bool all_ws = l_pos < text.size();
-        for (size_t k = l_pos; k < text.size() && all_ws; ++k) all_ws = is_ws(text[k]);
-        if (all_ws) text.resize(l_pos);
-      }
-    }
+    line += count_lines(src, pos, open.start);
+    const char sign = open.start + 2 < src.size() ? src[open.start + 2] : 0;
+    strip_before_tag(text, sign, open.kind, line_starting);
     if (!text.empty()) chunks.push_back({Chunk::Text, text, text_line});
-    size_t inner_begin = start + 2 + ((sign == '-' || sign == '+') ? 1 : 0);
-    // Find the end of the tag outside string literals and brackets.
-    const char end_char = kind == '{' ? '}' : kind == '%' ? '%' : '#';
-    size_t k = inner_begin;
-    size_t inner_end = std::string::npos, after = 0;
-    char end_sign = 0;
-    if (kind == '#') {
-      const size_t e = src.find("#}", inner_begin);
-      if (e == std::string::npos) fail(name, line, "unterminated comment");
-      inner_end = e;
-      end_sign = (e > inner_begin && src[e - 1] == '-') ? '-' : (e > inner_begin && src[e - 1] == '+') ? '+' : 0;
-      after = e + 2;
-    } else {
-      int depth = 0;
-      while (k < src.size()) {
-        const char c = src[k];
-        if (c == '\'' || c == '"') {
-          size_t j = k + 1;
-          while (j < src.size() && src[j] != c) {
-            if (src[j] == '\\') ++j;
-            ++j;
-          }
-          k = j + 1;
-          continue;
-        }
-        if (c == '(' || c == '[' || c == '{') ++depth;
-        if ((c == ')' || c == ']' || (c == '}' && depth > 0)) && depth > 0) {
-          --depth;
-          ++k;
-          continue;
-        }
-        if (depth == 0 && c == end_char && k + 1 < src.size() && src[k + 1] == '}') {
-          inner_end = k;
-          if (k > inner_begin && (src[k - 1] == '-' || src[k - 1] == '+')) {
-            end_sign = src[k - 1];
-            inner_end = k - 1;
-          }
-          after = k + 2;
-          break;
-        }
-        ++k;
-      }
-      if (inner_end == std::string::npos) fail(name, line, kind == '{' ? "unterminated {{ ... }}" : "unterminated {% ... %}");
-    }
-    if (kind == '{') chunks.push_back({Chunk::Var, src.substr(inner_begin, inner_end - inner_begin), line});
-    if (kind == '%') chunks.push_back({Chunk::Block, src.substr(inner_begin, inner_end - inner_begin), line});
-    line += count_lines(src, start, after);
-    pos = after;
-    if (end_sign == '-') {
-      while (pos < src.size() && is_ws(src[pos])) {
-        line += src[pos] == '\n';
-        ++pos;
-      }
-    } else if (end_sign != '+' && kind != '{' && pos < src.size() && src[pos] == '\n') {
-      ++pos;  // trim_blocks
-      ++line;
-    }
+    const size_t inner_begin = open.start + 2 + ((sign == '-' || sign == '+') ? 1 : 0);
+    const TagEnd end = find_tag_end(src, open.kind, inner_begin, name, line);
+    if (open.kind != '#')  // comments are dropped
+      chunks.push_back({open.kind == '{' ? Chunk::Var : Chunk::Block,
+                        src.substr(inner_begin, end.inner_end - inner_begin), line});
+    line += count_lines(src, open.start, end.after);
+    pos = skip_after_tag(src, end.after, end.end_sign, open.kind, line);
     line_starting = pos > 0 && src[pos - 1] == '\n';
     if (pos >= src.size()) break;
   }
