@@ -166,6 +166,35 @@ TEST(FrozenBase, FourBitEqualsTheDequantisedModelEveryFamily) {
   }
 }
 
+// Gradient checkpointing with a base in its stored form: the backward recomputes each layer's forward through the
+// same frozen kernels (bf16 panels, 4-bit dequantisation) on the same inputs, so the loss and the adapter gradients
+// equal the run that kept every layer's activations. Same kernels, same operands, same thread split: any difference
+// beyond fp32 rounding of a changed summation order (1e-6 relative) means the recompute read other weights.
+TEST(FrozenBase, GradientCheckpointingRecomputesTheSameGradients) {
+  for (const auto& path : fixture_configs()) {
+    SCOPED_TRACE(path.filename().string());
+    const io::ModelConfig c = cut(load_config(path));
+    const auto dir = write_bf16_base(c, path.stem().string() + "_ckpt");
+    auto be = backend::make_cpu_backend();
+    LoraOptions bf16_only = all_linear(), nf4 = all_linear();
+    nf4.load_in_4bit = true, nf4.bnb_4bit_quant_type = "nf4", nf4.bnb_4bit_use_double_quant = true;
+    for (const auto& [opts, p] : {std::pair{bf16_only, Precision::BF16}, std::pair{nf4, Precision::F32}}) {
+      SCOPED_TRACE(opts.load_in_4bit ? "nf4 dq" : "bf16-only");
+      auto kept = Model::load(dir, *be, p, &opts);
+      auto recomputed = Model::load(dir, *be, p, &opts);
+      recomputed->set_gradient_checkpointing(true);
+      const Outputs a = run(*kept), b = run(*recomputed);
+      EXPECT_NEAR(b.loss, a.loss, 1e-6 * std::abs(a.loss));
+      ASSERT_EQ(a.grads.size(), b.grads.size());
+      EXPECT_LT(rel(b.grads, a.grads), 1e-6);
+      double norm2 = 0;  // the adapters do get gradients (a comparison of zeros could not fail)
+      for (float g : a.grads) norm2 += double(g) * g;
+      EXPECT_GT(norm2, 0.0);
+    }
+    std::filesystem::remove_all(dir);
+  }
+}
+
 // sft info's LoRA plan for the three base forms (fp32 masters, bf16-only, NF4 + double quant) equals what a real
 // model allocates (weights exactly, AdamW exactly) and bounds one training step's peak.
 TEST(FrozenBase, LoraMemoryPlanEqualsCountedAllocations) {
