@@ -36,79 +36,6 @@ void cap_block(float* x, int64_t n, float c) {
   for (; i < n; ++i) x[i] = c * fast_tanh(x[i] / c);
 }
 
-// The gated MLP activations h = act(gate) * up and their gradients, written once for a vector and a scalar (the
-// same operations in the same order, so a vector lane and the scalar tail agree as vexp / fast_exp do).
-inline vfloat exp_of(vfloat x) { return vexp(x); }
-inline float exp_of(float x) { return fast_exp(x); }
-inline vfloat tanh_of(vfloat x) { return vtanh(x); }
-inline float tanh_of(float x) { return fast_tanh(x); }
-
-// SwiGLU: silu(g) = g * sigmoid(g); d silu / dg = sg * (1 + g * (1 - sg)).
-struct Swiglu {
-  template <class V>
-  static V forward(V g, V u) {
-    return g / (1.0f + exp_of(-g)) * u;
-  }
-  template <class V>
-  static void backward(V g, V u, V d, V& dgate, V& dup) {
-    const V sg = 1.0f / (1.0f + exp_of(-g));
-    dup = d * g * sg;
-    dgate = d * u * sg * (1.0f + g * (1.0f - sg));
-  }
-};
-
-// GeGLU with torch's gelu(approximate="tanh"): 0.5 g (1 + tanh(beta (g + kappa g^3))).
-struct Geglu {
-  template <class V>
-  static V forward(V g, V u) {
-    const V t = tanh_of(kGeluBeta * (g + kGeluKappa * (g * g * g)));
-    return 0.5f * g * (1.0f + t) * u;
-  }
-  template <class V>
-  static void backward(V g, V u, V d, V& dgate, V& dup) {
-    const V g2 = g * g;
-    const V t = tanh_of(kGeluBeta * (g + kGeluKappa * (g2 * g)));
-    const V dgelu = 0.5f * (1.0f + t) + 0.5f * g * (1.0f - t * t) * (kGeluBeta * (1.0f + 3.0f * kGeluKappa * g2));
-    dup = d * (0.5f * g * (1.0f + t));
-    dgate = d * u * dgelu;
-  }
-};
-
-// One loop for every activation: blocks of 4096 per OpenMP task, each in explicit vectors (cpu_vec.h; GCC leaves the
-// plain loop with an inlined exp scalar) and a scalar tail.
-template <class Act>
-void glu_forward(float* h, const float* gate, const float* up, int64_t n) {
-#pragma omp parallel for if (n > kGrain) schedule(static)
-  for (int64_t b = 0; b < n; b += 4096) {
-    const int64_t e = std::min(n, b + 4096);
-    int64_t i = b;
-    for (; i + kVec <= e; i += kVec) vstore(h + i, Act::forward(vload(gate + i), vload(up + i)));
-    for (; i < e; ++i) h[i] = Act::forward(gate[i], up[i]);
-  }
-}
-
-// dgate / dup may be gate / up (in place): every element is loaded before either gradient is stored.
-template <class Act>
-void glu_backward(float* dgate, float* dup, const float* dh, const float* gate, const float* up, int64_t n) {
-#pragma omp parallel for if (n > kGrain) schedule(static)
-  for (int64_t b = 0; b < n; b += 4096) {
-    const int64_t e = std::min(n, b + 4096);
-    int64_t i = b;
-    for (; i + kVec <= e; i += kVec) {
-      vfloat dg, du;
-      Act::backward(vload(gate + i), vload(up + i), vload(dh + i), dg, du);
-      vstore(dup + i, du);
-      vstore(dgate + i, dg);
-    }
-    for (; i < e; ++i) {
-      float dg, du;
-      Act::backward(gate[i], up[i], dh[i], dg, du);
-      dup[i] = du;
-      dgate[i] = dg;
-    }
-  }
-}
-
 class CpuBackend final : public CpuMemoryBackend {
  public:
   std::string name() const override { return "cpu"; }
@@ -322,19 +249,79 @@ class CpuBackend final : public CpuMemoryBackend {
     attention_backward_tiled(dq, dk, dv, dout, q, k, v, out, lse, doc, s);
   }
 
+  // SwiGLU loops in explicit vectors (cpu_vec.h) + a scalar tail with the same math; blocks of 4096 per OpenMP task.
   void swiglu_forward(float* h, const float* gate, const float* up, int64_t n) override {
-    glu_forward<Swiglu>(h, gate, up, n);
+#pragma omp parallel for if (n > kGrain) schedule(static)
+    for (int64_t b = 0; b < n; b += 4096) {
+      const int64_t e = std::min(n, b + 4096);
+      int64_t i = b;
+      for (; i + kVec <= e; i += kVec) {
+        const vfloat g = vload(gate + i);
+        vstore(h + i, g / (1.0f + vexp(-g)) * vload(up + i));
+      }
+      for (; i < e; ++i) {
+        const float g = gate[i];
+        h[i] = g / (1.0f + fast_exp(-g)) * up[i];
+      }
+    }
   }
   void swiglu_backward(float* dgate, float* dup, const float* dh, const float* gate, const float* up,
                        int64_t n) override {
-    glu_backward<Swiglu>(dgate, dup, dh, gate, up, n);
+#pragma omp parallel for if (n > kGrain) schedule(static)
+    for (int64_t b = 0; b < n; b += 4096) {
+      const int64_t e = std::min(n, b + 4096);
+      int64_t i = b;
+      for (; i + kVec <= e; i += kVec) {
+        const vfloat g = vload(gate + i), u = vload(up + i), d = vload(dh + i), sg = 1.0f / (1.0f + vexp(-g));
+        vstore(dup + i, d * g * sg);  // every load above comes first: dup/dgate may be up/gate (in place)
+        vstore(dgate + i, d * u * sg * (1.0f + g * (1.0f - sg)));
+      }
+      for (; i < e; ++i) {
+        const float g = gate[i], u = up[i], d = dh[i], sg = 1.0f / (1.0f + fast_exp(-g));
+        dup[i] = d * g * sg;
+        dgate[i] = d * u * sg * (1.0f + g * (1.0f - sg));
+      }
+    }
   }
+
+  // GeGLU loops as SwiGLU's (vectors + scalar tail with the same math), torch's gelu(approximate="tanh") formula.
   void geglu_forward(float* h, const float* gate, const float* up, int64_t n) override {
-    glu_forward<Geglu>(h, gate, up, n);
+#pragma omp parallel for if (n > kGrain) schedule(static)
+    for (int64_t b = 0; b < n; b += 4096) {
+      const int64_t e = std::min(n, b + 4096);
+      int64_t i = b;
+      for (; i + kVec <= e; i += kVec) {
+        const vfloat g = vload(gate + i);
+        const vfloat t = vtanh(kGeluBeta * (g + kGeluKappa * (g * g * g)));
+        vstore(h + i, 0.5f * g * (1.0f + t) * vload(up + i));
+      }
+      for (; i < e; ++i) {
+        const float g = gate[i], t = fast_tanh(kGeluBeta * (g + kGeluKappa * (g * g * g)));
+        h[i] = 0.5f * g * (1.0f + t) * up[i];
+      }
+    }
   }
   void geglu_backward(float* dgate, float* dup, const float* dh, const float* gate, const float* up,
                       int64_t n) override {
-    glu_backward<Geglu>(dgate, dup, dh, gate, up, n);
+#pragma omp parallel for if (n > kGrain) schedule(static)
+    for (int64_t b = 0; b < n; b += 4096) {
+      const int64_t e = std::min(n, b + 4096);
+      int64_t i = b;
+      for (; i + kVec <= e; i += kVec) {
+        const vfloat g = vload(gate + i), u = vload(up + i), d = vload(dh + i), g2 = g * g;
+        const vfloat t = vtanh(kGeluBeta * (g + kGeluKappa * (g2 * g)));
+        const vfloat dgelu = 0.5f * (1.0f + t) + 0.5f * g * (1.0f - t * t) * (kGeluBeta * (1.0f + 3.0f * kGeluKappa * g2));
+        vstore(dup + i, d * (0.5f * g * (1.0f + t)));  // every load above comes first (in place allowed)
+        vstore(dgate + i, d * u * dgelu);
+      }
+      for (; i < e; ++i) {
+        const float g = gate[i], u = up[i], d = dh[i], g2 = g * g;
+        const float t = fast_tanh(kGeluBeta * (g + kGeluKappa * (g2 * g)));
+        const float dgelu = 0.5f * (1.0f + t) + 0.5f * g * (1.0f - t * t) * (kGeluBeta * (1.0f + 3.0f * kGeluKappa * g2));
+        dup[i] = d * (0.5f * g * (1.0f + t));
+        dgate[i] = d * u * dgelu;
+      }
+    }
   }
 
   void logit_softcap(float* x, int64_t n, float c) override {
