@@ -85,10 +85,9 @@ TaskSpec truthfulqa(const std::string& name, double version, const std::string& 
   return t;
 }
 
-std::vector<TaskSpec> make_table() {
-  std::vector<TaskSpec> rows;
-  // tasks/mmlu/default/_default_template_yaml + mmlu_<subject>.yaml: test split, dev as the first_n few-shot pool.
-  rows.push_back({.name = "mmlu_{subject}",
+// tasks/mmlu/default/_default_template_yaml + mmlu_<subject>.yaml: test split, dev as the first_n few-shot pool.
+TaskSpec mmlu_row() {
+  return TaskSpec{.name = "mmlu_{subject}",
                   .subjects = mmlu_subject_names(),
                   .eval_file = "mmlu/test/{subject}_test.csv",
                   .fewshot_file = "mmlu/dev/{subject}_dev.csv",
@@ -103,12 +102,13 @@ std::vector<TaskSpec> make_table() {
                   .metrics = {acc()},
                   .sampler = Sampler::FirstN,
                   .description = "The following are multiple choice questions (with answers) about {subject_words}.\n\n",
-                  .group = "mmlu_{category}"});
-  rows.push_back(arc("arc_easy", "ARC-Easy"));
-  rows.push_back(arc("arc_challenge", "ARC-Challenge"));
-  // tasks/hellaswag/hellaswag.yaml + utils.process_docs: train / validation, test_split null (so the evaluated doc is
-  // always passed to the sampler, even with a train pool).
-  rows.push_back({.name = "hellaswag",
+                  .group = "mmlu_{category}"};
+}
+
+// tasks/hellaswag/hellaswag.yaml + utils.process_docs: train / validation, test_split null (so the evaluated doc is
+// always passed to the sampler, even with a train pool).
+TaskSpec hellaswag_row() {
+  return TaskSpec{.name = "hellaswag",
                   .eval_file = "hellaswag/hellaswag_val.jsonl",
                   .fewshot_file = "hellaswag/hellaswag_train.jsonl",
                   .eval_parquet = "hellaswag/validation",  // Rowan/hellaswag: data/validation-00000-of-00001.parquet
@@ -122,12 +122,13 @@ std::vector<TaskSpec> make_table() {
                   .doc_to_choice = "choices",
                   .doc_to_target = "{{label}}",
                   .metrics = {acc(), acc_norm()},
-                  .exclude_eval_doc = ExcludeEvalDoc::Always});
-  rows.push_back(truthfulqa("truthfulqa_mc1", 2.0, "mc1_targets", OutputType::MultipleChoice));
-  rows.push_back(truthfulqa("truthfulqa_mc2", 3.0, "mc2_targets", OutputType::LoglikelihoodMc2));
-  // tasks/winogrande/default.yaml + preprocess_winogrande.py (doc_to_text = the gold option's index, doc_to_choice =
-  // the sentence up to the blank with each option, doc_to_target = the rest after the blank): train / validation.
-  rows.push_back({.name = "winogrande",
+                  .exclude_eval_doc = ExcludeEvalDoc::Always};
+}
+
+// tasks/winogrande/default.yaml + preprocess_winogrande.py (doc_to_text = the gold option's index, doc_to_choice =
+// the sentence up to the blank with each option, doc_to_target = the rest after the blank): train / validation.
+TaskSpec winogrande_row() {
+  return TaskSpec{.name = "winogrande",
                   .eval_file = "winogrande/validation.jsonl",
                   .fewshot_file = "winogrande/train.jsonl",
                   .fields = {{"sentence", FT::String, "_"}, {"option1", FT::String}, {"option2", FT::String},
@@ -137,9 +138,12 @@ std::vector<TaskSpec> make_table() {
                   .doc_to_target = "{{ sentence[sentence.find('_') + 1:].strip() }}",
                   .output = OutputType::MultipleChoicePartial,
                   .metrics = {acc()},
-                  .exclude_eval_doc = ExcludeEvalDoc::Always});
-  // tasks/gsm8k/gsm8k.yaml: generate_until, 5-shot from train (fewshot_split train, test_split test).
-  rows.push_back({.name = "gsm8k",
+                  .exclude_eval_doc = ExcludeEvalDoc::Always};
+}
+
+// tasks/gsm8k/gsm8k.yaml: generate_until, 5-shot from train (fewshot_split train, test_split test).
+TaskSpec gsm8k_row() {
+  return TaskSpec{.name = "gsm8k",
                   .version = 3.0,
                   .eval_file = "gsm8k/test.jsonl",
                   .fewshot_file = "gsm8k/train.jsonl",
@@ -155,9 +159,12 @@ std::vector<TaskSpec> make_table() {
                   .filters = {{"strict-match", {{FilterStep::Kind::Regex, "#### (\\-?[0-9\\.\\,]+)"}, {}}},
                               {"flexible-extract", {{FilterStep::Kind::Regex, "(-?[$0-9.,]{2,})|(-?[0-9]+)", -1}, {}}}},
                   .generation = {.until = {"Question:", "</s>", "<|im_end|>"}},
-                  .num_fewshot = 5});
-  // tasks/piqa/piqa.yaml: train / validation, test_split null.
-  rows.push_back({.name = "piqa",
+                  .num_fewshot = 5};
+}
+
+// tasks/piqa/piqa.yaml: train / validation, test_split null.
+TaskSpec piqa_row() {
+  return TaskSpec{.name = "piqa",
                   .eval_file = "piqa/validation.jsonl",
                   .fewshot_file = "piqa/train.jsonl",
                   .fields = {{"goal", FT::String}, {"sol1", FT::String}, {"sol2", FT::String}, {"label", FT::Int}},
@@ -165,9 +172,12 @@ std::vector<TaskSpec> make_table() {
                   .doc_to_choice = "{{[sol1, sol2]}}",
                   .doc_to_target = "label",
                   .metrics = {acc(), acc_norm()},
-                  .exclude_eval_doc = ExcludeEvalDoc::Always});
-  // tasks/super_glue/boolq/default.yaml: train / validation, no test_split.
-  rows.push_back({.name = "boolq",
+                  .exclude_eval_doc = ExcludeEvalDoc::Always};
+}
+
+// tasks/super_glue/boolq/default.yaml: train / validation, no test_split.
+TaskSpec boolq_row() {
+  return TaskSpec{.name = "boolq",
                   .version = 2.0,
                   .eval_file = "boolq/validation.jsonl",
                   .fewshot_file = "boolq/train.jsonl",
@@ -176,9 +186,12 @@ std::vector<TaskSpec> make_table() {
                   .doc_to_choice = "['no', 'yes']",
                   .doc_to_target = "label",
                   .metrics = {acc()},
-                  .exclude_eval_doc = ExcludeEvalDoc::Always});
-  // tasks/openbookqa/openbookqa.yaml: train / validation / test.
-  rows.push_back({.name = "openbookqa",
+                  .exclude_eval_doc = ExcludeEvalDoc::Always};
+}
+
+// tasks/openbookqa/openbookqa.yaml: train / validation / test.
+TaskSpec openbookqa_row() {
+  return TaskSpec{.name = "openbookqa",
                   .eval_file = "openbookqa/test.jsonl",
                   .fewshot_file = "openbookqa/train.jsonl",
                   .fields = {{"question_stem", FT::String}, {"choices.text", FT::StringList},
@@ -186,7 +199,22 @@ std::vector<TaskSpec> make_table() {
                   .doc_to_text = "question_stem",
                   .doc_to_choice = "{{choices.text}}",
                   .doc_to_target = "{{choices.label.index(answerKey.lstrip())}}",
-                  .metrics = {acc(), acc_norm()}});
+                  .metrics = {acc(), acc_norm()}};
+}
+
+std::vector<TaskSpec> make_table() {
+  std::vector<TaskSpec> rows;
+  rows.push_back(mmlu_row());
+  rows.push_back(arc("arc_easy", "ARC-Easy"));
+  rows.push_back(arc("arc_challenge", "ARC-Challenge"));
+  rows.push_back(hellaswag_row());
+  rows.push_back(truthfulqa("truthfulqa_mc1", 2.0, "mc1_targets", OutputType::MultipleChoice));
+  rows.push_back(truthfulqa("truthfulqa_mc2", 3.0, "mc2_targets", OutputType::LoglikelihoodMc2));
+  rows.push_back(winogrande_row());
+  rows.push_back(gsm8k_row());
+  rows.push_back(piqa_row());
+  rows.push_back(boolq_row());
+  rows.push_back(openbookqa_row());
   return rows;
 }
 
