@@ -8,6 +8,9 @@
 #include <exception>
 #include <string>
 #include <utility>
+#include <vector>
+
+#include <nlohmann/json.hpp>
 
 #include "util/error.h"
 
@@ -37,5 +40,13 @@ T value_or_throw(arrow::Result<T> r, const std::string& what) {
   if (!r.ok()) throw Error(what + ": " + one_line(r.status().ToString()));
   return std::move(r).ValueOrDie();
 }
+
+// Value i of an array as JSON, as `datasets`' to_json writes it (parquet_rows.cpp): null, bool, numbers, strings
+// (checked for UTF-8: Arrow does not validate what a file holds), dictionaries decoded, lists as arrays, structs as
+// objects -- with every field, or only struct_keys when given (the training reader's messages: role, content).
+// The array's type must have passed the caller's type check (which also bounds the recursion); `err` is set (and
+// null returned) on invalid UTF-8 or a bad dictionary index.
+nlohmann::json arrow_value_to_json(const arrow::Array& a, int64_t i, std::string& err,
+                                   const std::vector<std::string>* struct_keys = nullptr);
 
 }  // namespace sft::data::detail

@@ -78,60 +78,8 @@ std::string column_type_error(const std::string& column, const arrow::DataType& 
   return "column \"" + column + "\" has Arrow type " + t.ToString() + "; expected " + expected;
 }
 
-// Converts value i of an array whose type passed the column check. Strings are checked for UTF-8 (Arrow does not
-// validate what a file holds); `err` is set (and null returned) on the first invalid string.
-json to_json(const arrow::Array& a, int64_t i, std::string& err) {
-  if (a.IsNull(i)) return nullptr;
-  auto text = [&](std::string_view v) -> json {
-    const int64_t bad = utf8::find_invalid(v);
-    if (bad >= 0) {
-      err = "invalid UTF-8 at byte " + std::to_string(bad) + " of a string";
-      return nullptr;
-    }
-    return std::string(v);
-  };
-  switch (a.type_id()) {
-    case arrow::Type::STRING: return text(static_cast<const arrow::StringArray&>(a).GetView(i));
-    case arrow::Type::LARGE_STRING: return text(static_cast<const arrow::LargeStringArray&>(a).GetView(i));
-    case arrow::Type::STRING_VIEW: return text(static_cast<const arrow::StringViewArray&>(a).GetView(i));
-    case arrow::Type::DICTIONARY: {
-      const auto& d = static_cast<const arrow::DictionaryArray&>(a);
-      const int64_t k = d.GetValueIndex(i);
-      if (k < 0 || k >= d.dictionary()->length()) {
-        err = "dictionary index out of range";
-        return nullptr;
-      }
-      return to_json(*d.dictionary(), k, err);
-    }
-    case arrow::Type::LIST:
-    case arrow::Type::LARGE_LIST:
-    case arrow::Type::FIXED_SIZE_LIST: {
-      std::shared_ptr<arrow::Array> values;
-      int64_t begin = 0, length = 0;
-      if (a.type_id() == arrow::Type::LIST) {
-        const auto& l = static_cast<const arrow::ListArray&>(a);
-        values = l.values(), begin = l.value_offset(i), length = l.value_length(i);
-      } else if (a.type_id() == arrow::Type::LARGE_LIST) {
-        const auto& l = static_cast<const arrow::LargeListArray&>(a);
-        values = l.values(), begin = l.value_offset(i), length = l.value_length(i);
-      } else {
-        const auto& l = static_cast<const arrow::FixedSizeListArray&>(a);
-        values = l.values(), begin = l.value_offset(i), length = l.value_length(i);
-      }
-      json out = json::array();
-      for (int64_t k = 0; k < length && err.empty(); ++k) out.push_back(to_json(*values, begin + k, err));
-      return out;
-    }
-    case arrow::Type::STRUCT: {  // a message: only the keys a row format reads
-      const auto& s = static_cast<const arrow::StructArray&>(a);
-      json out = json::object();
-      for (const char* key : {"role", "content"})
-        if (auto field = s.GetFieldByName(key)) out[key] = to_json(*field, i, err);
-      return out;
-    }
-    default: return nullptr;  // NA (a column of nulls); other types never pass column_type_error
-  }
-}
+// A message struct converts with only the keys a row format reads.
+const std::vector<std::string> kMessageKeys = {"role", "content"};
 
 // The columns of `schema` that some row format reads, checked; (index in schema, name).
 std::vector<std::pair<int, std::string>> read_columns(const arrow::Schema& schema, const std::string& name,
@@ -170,7 +118,7 @@ void add_rows(const std::vector<std::shared_ptr<arrow::Array>>& arrays,
     json row = json::object();
     std::string err;
     for (size_t c = 0; c < cols.size() && err.empty(); ++c) {
-      row[cols[c].second] = to_json(*arrays[c], r, err);
+      row[cols[c].second] = detail::arrow_value_to_json(*arrays[c], r, err, &kMessageKeys);
       if (!err.empty()) err = "column \"" + cols[c].second + "\": " + err;
     }
     Example ex;

@@ -21,7 +21,99 @@
 namespace sft::data {
 
 #if SFT_HAVE_ARROW
+namespace detail {
 namespace {
+
+using json = nlohmann::json;
+
+template <class ArrayType>
+json number(const arrow::Array& a, int64_t i) {
+  return static_cast<const ArrayType&>(a).Value(i);
+}
+
+std::string_view string_view_at(const arrow::Array& a, int64_t i) {
+  switch (a.type_id()) {
+    case arrow::Type::STRING: return static_cast<const arrow::StringArray&>(a).GetView(i);
+    case arrow::Type::LARGE_STRING: return static_cast<const arrow::LargeStringArray&>(a).GetView(i);
+    default: return static_cast<const arrow::StringViewArray&>(a).GetView(i);
+  }
+}
+
+}  // namespace
+
+json arrow_value_to_json(const arrow::Array& a, int64_t i, std::string& err, const std::vector<std::string>* struct_keys) {
+  if (a.IsNull(i)) return nullptr;
+  switch (a.type_id()) {
+    case arrow::Type::BOOL: return static_cast<const arrow::BooleanArray&>(a).Value(i);
+    case arrow::Type::INT8: return number<arrow::Int8Array>(a, i);
+    case arrow::Type::INT16: return number<arrow::Int16Array>(a, i);
+    case arrow::Type::INT32: return number<arrow::Int32Array>(a, i);
+    case arrow::Type::INT64: return number<arrow::Int64Array>(a, i);
+    case arrow::Type::UINT8: return number<arrow::UInt8Array>(a, i);
+    case arrow::Type::UINT16: return number<arrow::UInt16Array>(a, i);
+    case arrow::Type::UINT32: return number<arrow::UInt32Array>(a, i);
+    case arrow::Type::UINT64: return number<arrow::UInt64Array>(a, i);
+    case arrow::Type::FLOAT: return static_cast<double>(static_cast<const arrow::FloatArray&>(a).Value(i));
+    case arrow::Type::DOUBLE: return number<arrow::DoubleArray>(a, i);
+    case arrow::Type::STRING:
+    case arrow::Type::LARGE_STRING:
+    case arrow::Type::STRING_VIEW: {
+      const std::string_view v = string_view_at(a, i);
+      if (const int64_t bad = utf8::find_invalid(v); bad >= 0) {
+        err = "invalid UTF-8 at byte " + std::to_string(bad) + " of a string";
+        return nullptr;
+      }
+      return std::string(v);
+    }
+    case arrow::Type::DICTIONARY: {
+      const auto& d = static_cast<const arrow::DictionaryArray&>(a);
+      const int64_t k = d.GetValueIndex(i);
+      if (k < 0 || k >= d.dictionary()->length()) {
+        err = "dictionary index out of range";
+        return nullptr;
+      }
+      return arrow_value_to_json(*d.dictionary(), k, err, struct_keys);
+    }
+    case arrow::Type::LIST:
+    case arrow::Type::LARGE_LIST:
+    case arrow::Type::FIXED_SIZE_LIST: {
+      std::shared_ptr<arrow::Array> values;
+      int64_t begin = 0, length = 0;
+      if (a.type_id() == arrow::Type::LIST) {
+        const auto& l = static_cast<const arrow::ListArray&>(a);
+        values = l.values(), begin = l.value_offset(i), length = l.value_length(i);
+      } else if (a.type_id() == arrow::Type::LARGE_LIST) {
+        const auto& l = static_cast<const arrow::LargeListArray&>(a);
+        values = l.values(), begin = l.value_offset(i), length = l.value_length(i);
+      } else {
+        const auto& l = static_cast<const arrow::FixedSizeListArray&>(a);
+        values = l.values(), begin = l.value_offset(i), length = l.value_length(i);
+      }
+      json out = json::array();
+      for (int64_t k = 0; k < length && err.empty(); ++k) out.push_back(arrow_value_to_json(*values, begin + k, err, struct_keys));
+      return out;
+    }
+    case arrow::Type::STRUCT: {
+      const auto& s = static_cast<const arrow::StructArray&>(a);
+      json out = json::object();
+      if (struct_keys) {  // only the keys the caller reads (absent ones stay absent)
+        for (const std::string& key : *struct_keys)
+          if (auto field = s.GetFieldByName(key)) out[key] = arrow_value_to_json(*field, i, err, struct_keys);
+        return out;
+      }
+      for (int k = 0; k < s.num_fields() && err.empty(); ++k)  // field(k) carries the struct's offset
+        out[s.type()->field(k)->name()] = arrow_value_to_json(*s.field(k), i, err, struct_keys);
+      return out;
+    }
+    default: return nullptr;  // NA; other types never pass the callers' type checks
+  }
+}
+
+
+}  // namespace detail
+
+namespace {
+
 
 using json = nlohmann::json;
 using detail::guarded;
@@ -62,84 +154,6 @@ std::string unsupported(const arrow::DataType& t, int depth_left) {
       return "";
     }
     default: return "Arrow type " + t.ToString() + " has no JSON form here";
-  }
-}
-
-template <class ArrayType>
-json number(const arrow::Array& a, int64_t i) {
-  return static_cast<const ArrayType&>(a).Value(i);
-}
-
-std::string_view string_view_at(const arrow::Array& a, int64_t i) {
-  switch (a.type_id()) {
-    case arrow::Type::STRING: return static_cast<const arrow::StringArray&>(a).GetView(i);
-    case arrow::Type::LARGE_STRING: return static_cast<const arrow::LargeStringArray&>(a).GetView(i);
-    default: return static_cast<const arrow::StringViewArray&>(a).GetView(i);
-  }
-}
-
-// Value i of an array whose type passed unsupported(); `err` is set (and null returned) on invalid UTF-8 or a bad
-// dictionary index. Recursion depth is bounded by the type check.
-json to_json(const arrow::Array& a, int64_t i, std::string& err) {
-  if (a.IsNull(i)) return nullptr;
-  switch (a.type_id()) {
-    case arrow::Type::BOOL: return static_cast<const arrow::BooleanArray&>(a).Value(i);
-    case arrow::Type::INT8: return number<arrow::Int8Array>(a, i);
-    case arrow::Type::INT16: return number<arrow::Int16Array>(a, i);
-    case arrow::Type::INT32: return number<arrow::Int32Array>(a, i);
-    case arrow::Type::INT64: return number<arrow::Int64Array>(a, i);
-    case arrow::Type::UINT8: return number<arrow::UInt8Array>(a, i);
-    case arrow::Type::UINT16: return number<arrow::UInt16Array>(a, i);
-    case arrow::Type::UINT32: return number<arrow::UInt32Array>(a, i);
-    case arrow::Type::UINT64: return number<arrow::UInt64Array>(a, i);
-    case arrow::Type::FLOAT: return static_cast<double>(static_cast<const arrow::FloatArray&>(a).Value(i));
-    case arrow::Type::DOUBLE: return number<arrow::DoubleArray>(a, i);
-    case arrow::Type::STRING:
-    case arrow::Type::LARGE_STRING:
-    case arrow::Type::STRING_VIEW: {
-      const std::string_view v = string_view_at(a, i);
-      if (const int64_t bad = utf8::find_invalid(v); bad >= 0) {
-        err = "invalid UTF-8 at byte " + std::to_string(bad) + " of a string";
-        return nullptr;
-      }
-      return std::string(v);
-    }
-    case arrow::Type::DICTIONARY: {
-      const auto& d = static_cast<const arrow::DictionaryArray&>(a);
-      const int64_t k = d.GetValueIndex(i);
-      if (k < 0 || k >= d.dictionary()->length()) {
-        err = "dictionary index out of range";
-        return nullptr;
-      }
-      return to_json(*d.dictionary(), k, err);
-    }
-    case arrow::Type::LIST:
-    case arrow::Type::LARGE_LIST:
-    case arrow::Type::FIXED_SIZE_LIST: {
-      std::shared_ptr<arrow::Array> values;
-      int64_t begin = 0, length = 0;
-      if (a.type_id() == arrow::Type::LIST) {
-        const auto& l = static_cast<const arrow::ListArray&>(a);
-        values = l.values(), begin = l.value_offset(i), length = l.value_length(i);
-      } else if (a.type_id() == arrow::Type::LARGE_LIST) {
-        const auto& l = static_cast<const arrow::LargeListArray&>(a);
-        values = l.values(), begin = l.value_offset(i), length = l.value_length(i);
-      } else {
-        const auto& l = static_cast<const arrow::FixedSizeListArray&>(a);
-        values = l.values(), begin = l.value_offset(i), length = l.value_length(i);
-      }
-      json out = json::array();
-      for (int64_t k = 0; k < length && err.empty(); ++k) out.push_back(to_json(*values, begin + k, err));
-      return out;
-    }
-    case arrow::Type::STRUCT: {
-      const auto& s = static_cast<const arrow::StructArray&>(a);
-      json out = json::object();
-      for (int k = 0; k < s.num_fields() && err.empty(); ++k)
-        out[s.type()->field(k)->name()] = to_json(*s.field(k), i, err);  // field(k) carries the struct's offset
-      return out;
-    }
-    default: return nullptr;  // NA; other types never pass unsupported()
   }
 }
 
@@ -207,7 +221,7 @@ JsonRows parquet_rows_as_json(const std::string& bytes, const std::string& name,
         json obj = json::object();
         for (int c = 0; c < batch->num_columns(); ++c) {
           std::string err;
-          json v = to_json(*batch->column(c), r, err);
+          json v = detail::arrow_value_to_json(*batch->column(c), r, err);
           if (!err.empty())
             throw Error(name + " row " + std::to_string(row) + ": column \"" + batch->schema()->field(c)->name() +
                         "\": " + err);
