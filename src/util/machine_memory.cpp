@@ -20,12 +20,13 @@ std::optional<int64_t> read_number(const std::string& path) {
   }
 }
 
-std::optional<int64_t> mem_available() {
-  std::ifstream f("/proc/meminfo");
+// The "Key:   N kB" line of a /proc file, in bytes.
+std::optional<int64_t> proc_kib_line(const char* path, const std::string& key) {
+  std::ifstream f(path);
   std::string line;
   while (std::getline(f, line)) {
-    if (line.rfind("MemAvailable:", 0) != 0) continue;
-    std::istringstream in(line.substr(13));
+    if (line.rfind(key, 0) != 0) continue;
+    std::istringstream in(line.substr(key.size()));
     long long kib = -1;
     if (in >> kib && kib >= 0) return static_cast<int64_t>(kib) * 1024;
   }
@@ -49,21 +50,11 @@ std::optional<int64_t> cgroup_room() {
 
 MachineMemory available_memory() {
   MachineMemory m;
-  if (auto a = mem_available()) m.bytes = *a, m.source = "MemAvailable";
+  if (auto a = proc_kib_line("/proc/meminfo", "MemAvailable:")) m.bytes = *a, m.source = "MemAvailable";
   if (auto c = cgroup_room(); c && (!m.bytes || *c < *m.bytes)) m.bytes = *c, m.source = "cgroup limit";
   return m;
 }
 
-std::optional<int64_t> resident_bytes() {
-  std::ifstream f("/proc/self/status");
-  std::string line;
-  while (std::getline(f, line)) {
-    if (line.rfind("VmRSS:", 0) != 0) continue;
-    std::istringstream in(line.substr(6));
-    long long kib = -1;
-    if (in >> kib && kib >= 0) return static_cast<int64_t>(kib) * 1024;
-  }
-  return std::nullopt;
-}
+std::optional<int64_t> resident_bytes() { return proc_kib_line("/proc/self/status", "VmRSS:"); }
 
 }  // namespace sft
